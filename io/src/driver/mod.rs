@@ -1,0 +1,163 @@
+//! The driver: one ring per thread, its slot table and its doorbell.
+//!
+//! Everything here is thread-local. [`Driver::submit`] records an operation in
+//! the slot table and pushes its SQE; [`Driver::dispatch`] reaps completions
+//! into the slots and wakes their futures. Wakers and orphan release hooks run
+//! after the table's borrow ends, never inside it and never recursively.
+
+pub(crate) mod doorbell;
+pub(crate) mod ring;
+pub(crate) mod slots;
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::time::Duration;
+
+use io_uring::{opcode, squeue, types};
+
+use self::doorbell::DoorbellReader;
+use self::ring::Ring;
+use self::slots::{Action, Cqe, Key, Slots};
+
+/// `user_data` of SQEs whose completion nobody waits for: async cancels,
+/// fire-and-forget closes, the sender side of a MSG_RING doorbell.
+pub(crate) const IGNORED: u64 = u64::MAX;
+/// `user_data` of the armed eventfd read and of MSG_RING doorbell posts.
+pub(crate) const DOORBELL: u64 = u64::MAX - 1;
+
+pub(crate) struct Driver {
+    pub(crate) ring: RefCell<Ring>,
+    pub(crate) slots: RefCell<Slots>,
+    pub(crate) doorbell: DoorbellReader,
+    scratch: RefCell<Vec<(u64, Cqe)>>,
+    pub(crate) doorbell_cqes: Cell<u64>,
+    pub(crate) cancels: Cell<u64>,
+}
+
+impl Driver {
+    pub(crate) fn new(ring: Ring, doorbell: DoorbellReader) -> Driver {
+        Driver {
+            ring: RefCell::new(ring),
+            slots: RefCell::new(Slots::new()),
+            doorbell,
+            scratch: RefCell::new(Vec::with_capacity(256)),
+            doorbell_cqes: Cell::new(0),
+            cancels: Cell::new(0),
+        }
+    }
+
+    /// Records a single-shot operation and queues its SQE.
+    ///
+    /// # Safety
+    /// Every pointer in `entry` must point into memory that the caller moves
+    /// into the operation's future and, if that future is dropped early, into
+    /// the slot as an orphan, so that it lives until the completion is reaped.
+    pub(crate) unsafe fn submit(&self, entry: squeue::Entry, multishot: bool) -> Key {
+        let key = {
+            let mut slots = self.slots.borrow_mut();
+            if multishot {
+                slots.insert_multi()
+            } else {
+                slots.insert_single()
+            }
+        };
+        let entry = entry.user_data(key.user_data());
+        // SAFETY: forwarded from this function's contract.
+        if let Err(err) = unsafe { self.ring.borrow_mut().push(&entry) } {
+            // The SQE never reached the kernel: complete it here with the
+            // error so the future sees it on its first poll.
+            let errno = err.raw_os_error().unwrap_or(libc::EBUSY);
+            self.complete_locally(key, -errno);
+        }
+        key
+    }
+
+    /// Completes `key` without the kernel (fault injection, failed push).
+    pub(crate) fn complete_locally(&self, key: Key, result: i32) {
+        let action = self.slots.borrow_mut().complete(key, Cqe { result, flags: 0 });
+        self.act(key, action, Cqe { result, flags: 0 });
+    }
+
+    /// Queues an SQE whose completion is ignored. Only for entries that
+    /// point at no memory (close, cancel, shutdown-less ops).
+    pub(crate) fn submit_ignored(&self, entry: squeue::Entry) -> io::Result<()> {
+        let entry = entry.user_data(IGNORED);
+        // SAFETY: callers pass only entries with no memory pointers (close,
+        // async cancel, MSG_RING data), so nothing must outlive the call.
+        unsafe { self.ring.borrow_mut().push(&entry) }
+    }
+
+    /// Asks the kernel to cancel the operation of `key`. Its completion (with
+    /// `-ECANCELED`, or its real result if it won the race) still arrives and
+    /// is handled by the slot's orphan.
+    pub(crate) fn cancel(&self, key: Key) {
+        self.cancels.set(self.cancels.get() + 1);
+        let entry = opcode::AsyncCancel::new(key.user_data()).build();
+        if self.submit_ignored(entry).is_err() {
+            // The SQ stayed full: the op completes on its own in time and its
+            // orphan releases what it holds then; nothing is lost.
+        }
+    }
+
+    /// Cancels every operation on the ring (used at shutdown).
+    pub(crate) fn cancel_all(&self) {
+        let entry = opcode::AsyncCancel2::new(types::CancelBuilder::any()).build();
+        let _ = self.submit_ignored(entry);
+    }
+
+    /// Reaps up to `max` completions and acts on each. Returns how many.
+    pub(crate) fn dispatch(&self, max: usize) -> usize {
+        let mut batch = std::mem::take(&mut *self.scratch.borrow_mut());
+        let n = self.ring.borrow_mut().reap(&mut batch, max);
+        for (user_data, cqe) in batch.drain(..) {
+            match user_data {
+                IGNORED => {}
+                DOORBELL => {
+                    self.doorbell_cqes.set(self.doorbell_cqes.get() + 1);
+                    self.doorbell.on_completion(cqe);
+                }
+                doorbell::DOORBELL_MSG => self.doorbell_cqes.set(self.doorbell_cqes.get() + 1),
+                _ => {
+                    let key = Key::from_user_data(user_data);
+                    let action = self.slots.borrow_mut().complete(key, cqe);
+                    self.act(key, action, cqe);
+                }
+            }
+        }
+        *self.scratch.borrow_mut() = batch;
+        n
+    }
+
+    fn act(&self, key: Key, action: Action, cqe: Cqe) {
+        match action {
+            Action::Nothing => {}
+            Action::Wake(waker) => waker.wake(),
+            Action::Release { mut orphan, reinsert } => {
+                orphan.release(cqe);
+                if reinsert {
+                    self.slots.borrow_mut().restore_orphan(key, orphan);
+                }
+            }
+        }
+    }
+
+    /// Submits and waits up to `timeout` for at least one completion.
+    pub(crate) fn wait(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.doorbell.arm(self)?;
+        self.ring.borrow_mut().enter(1, timeout)
+    }
+
+    /// Submits queued SQEs and runs completion work without waiting.
+    pub(crate) fn submit_pending(&self) -> io::Result<()> {
+        let mut ring = self.ring.borrow_mut();
+        if ring.sq_pending() > 0 || self.slots.borrow().in_use() > 0 || ring.cq_overflowed() {
+            ring.enter(0, None)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.slots.borrow().in_use()
+    }
+}

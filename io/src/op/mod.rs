@@ -1,0 +1,199 @@
+//! Operations: futures over single-shot and multishot io_uring requests.
+//!
+//! An [`Op`] owns its resources (`T`, holding the buffers and any memory its
+//! SQE points at) until its completion is polled. If the future is dropped
+//! first, the resources move into the slot table as an orphan and an async
+//! cancel is submitted; the slot frees them only after the kernel's final
+//! completion, and releases anything the kernel handed over meanwhile (an fd
+//! from accept or open, a provided buffer from a multishot recv).
+
+pub(crate) mod fs;
+pub(crate) mod net;
+pub(crate) mod splice;
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use io_uring::squeue;
+
+use crate::context;
+use crate::driver::slots::{Cqe, Key, Orphan, Poll1};
+use crate::fault::{self, OpKind};
+
+/// What an operation does with its completion.
+pub(crate) trait Completable: Unpin + 'static {
+    type Output;
+    /// Turns the completion into the future's output, giving back buffers.
+    fn complete(self, cqe: Cqe) -> Self::Output;
+    /// Releases what the kernel handed over for a completion that nobody
+    /// awaits any more (the future was dropped).
+    fn release(&mut self, _cqe: Cqe) {}
+}
+
+struct Orphaned<T: Completable>(T);
+
+impl<T: Completable> Orphan for Orphaned<T> {
+    fn release(&mut self, cqe: Cqe) {
+        self.0.release(cqe);
+    }
+}
+
+/// A single-shot operation in flight.
+pub(crate) struct Op<T: Completable> {
+    key: Option<Key>,
+    data: Option<T>,
+    runtime: u64,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<T: Completable> Op<T> {
+    /// Submits the SQE that `build` makes from `data`.
+    ///
+    /// `build` gets `shorten = true` when fault injection asks for a short
+    /// transfer; ops that move bytes then halve their length.
+    ///
+    /// # Safety
+    /// Every pointer in the built SQE must point into heap memory owned by
+    /// `data` (which this op keeps alive, moving it into the slot table if it
+    /// is dropped early), or into memory that outlives the ring.
+    pub(crate) unsafe fn submit(kind: OpKind, mut data: T, build: impl FnOnce(&mut T, bool) -> squeue::Entry) -> Op<T> {
+        context::with(|cx| {
+            let runtime = cx.executor.shared.id;
+            let injected = fault::take(kind);
+            let key = match injected {
+                Some(fault::Fault::Errno(errno)) => {
+                    let key = cx.driver.slots.borrow_mut().insert_single();
+                    cx.driver.complete_locally(key, -errno);
+                    key
+                }
+                _ => {
+                    let entry = build(&mut data, injected == Some(fault::Fault::Short));
+                    // SAFETY: forwarded from this function's contract: the
+                    // entry points into `data`, which `Op` keeps alive.
+                    unsafe { cx.driver.submit(entry, false) }
+                }
+            };
+            Op { key: Some(key), data: Some(data), runtime, _not_send: PhantomData }
+        })
+    }
+}
+
+impl<T: Completable> Future for Op<T> {
+    type Output = T::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
+        let this = self.get_mut();
+        let key = this.key.expect("Op polled after it completed");
+        let polled = context::with(|ctx| ctx.driver.slots.borrow_mut().poll_single(key, cx.waker()));
+        match polled {
+            Poll1::Pending => Poll::Pending,
+            Poll1::Ready(cqe) => {
+                this.key = None;
+                let data = this.data.take().expect("Op data present until completion");
+                Poll::Ready(data.complete(cqe))
+            }
+        }
+    }
+}
+
+impl<T: Completable> Drop for Op<T> {
+    fn drop(&mut self) {
+        let (Some(key), Some(data)) = (self.key.take(), self.data.take()) else { return };
+        hand_over(self.runtime, key, Box::new(Orphaned(data)));
+    }
+}
+
+/// Gives an abandoned operation's resources to the slot table (or releases
+/// them at once if the operation has already ended).
+fn hand_over(runtime: u64, key: Key, orphan: Box<dyn Orphan>) {
+    let mut orphan = Some(orphan);
+    context::try_with(|cx| {
+        if cx.executor.shared.id != runtime {
+            return;
+        }
+        let mut owned = orphan.take().expect("orphan taken once");
+        let (queued, in_flight) = cx.driver.slots.borrow_mut().abandon(key);
+        for cqe in queued {
+            owned.release(cqe);
+        }
+        if in_flight {
+            cx.driver.slots.borrow_mut().restore_orphan(key, owned);
+            cx.driver.cancel(key);
+        }
+    });
+    if let Some(orphan) = orphan {
+        // The runtime that ran this op is gone and may have leaked its slot
+        // while the kernel still owned the memory: never free it.
+        std::mem::forget(orphan);
+    }
+}
+
+/// A multishot request (accept, recv) that is re-armed when the kernel ends
+/// it. The owner turns each completion into an item.
+pub(crate) struct Multishot {
+    key: Option<Key>,
+    runtime: u64,
+    kind: OpKind,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Multishot {
+    pub(crate) fn new(kind: OpKind) -> Multishot {
+        let runtime = context::with(|cx| cx.executor.shared.id);
+        Multishot { key: None, runtime, kind, _not_send: PhantomData }
+    }
+
+    pub(crate) fn is_armed(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// Submits the multishot SQE.
+    ///
+    /// # Safety
+    /// The entry may point only at memory that outlives the request (such as
+    /// a registered buffer ring held by the orphan given to `abandon`).
+    pub(crate) unsafe fn arm(&mut self, entry: squeue::Entry) {
+        debug_assert!(self.key.is_none());
+        let key = context::with(|cx| match fault::take(self.kind) {
+            Some(fault::Fault::Errno(errno)) => {
+                let key = cx.driver.slots.borrow_mut().insert_multi();
+                cx.driver.complete_locally(key, -errno);
+                key
+            }
+            // SAFETY: forwarded from this function's contract.
+            _ => unsafe { cx.driver.submit(entry, true) },
+        });
+        self.key = Some(key);
+    }
+
+    /// The next completion; `Ready(None)` when the request has ended and
+    /// every completion was taken (it must be re-armed to go on).
+    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Cqe>> {
+        let Some(key) = self.key else { return Poll::Ready(None) };
+        let polled = context::with(|ctx| ctx.driver.slots.borrow_mut().poll_multi(key, cx.waker()));
+        match polled {
+            Ok(Some(cqe)) => Poll::Ready(Some(cqe)),
+            Ok(None) => Poll::Pending,
+            Err(()) => {
+                self.key = None;
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    /// Gives the request up: completions already queued and those still to
+    /// come go to `orphan`, and the request is cancelled if in flight.
+    pub(crate) fn abandon(&mut self, orphan: Box<dyn Orphan>) {
+        if let Some(key) = self.key.take() {
+            hand_over(self.runtime, key, orphan);
+        }
+    }
+}
+
+impl Drop for Multishot {
+    fn drop(&mut self) {
+        debug_assert!(self.key.is_none() || std::thread::panicking(), "Multishot dropped without abandon");
+    }
+}

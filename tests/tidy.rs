@@ -1,0 +1,81 @@
+//! Tidy: mechanical rules of the code base, checked on every test run.
+//!
+//! - every `.rs` file starts with a `//!` comment saying what lives there;
+//! - no `#[ignore]`d test and no `todo!()` remains;
+//! - no source file passes 1,000 lines;
+//! - `io` depends on neither `cores` nor the daemon, `cores` not on the
+//!   daemon (not even as dev-dependencies): `src → cores → io`, never back.
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if path.is_dir() {
+            if name == "target" || name.starts_with('.') || name == "corpus" || name == "artifacts" {
+                continue;
+            }
+            rust_files(&path, out);
+        } else if name.ends_with(".rs") {
+            out.push(path);
+        }
+    }
+}
+
+fn all_sources() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for dir in ["src", "io", "cores", "tests", "benches", "fuzz"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    assert!(files.len() > 10, "tidy found too few files: {files:?}");
+    files
+}
+
+#[test]
+fn every_file_starts_with_a_module_comment() {
+    let missing: Vec<_> = all_sources()
+        .into_iter()
+        .filter(|p| !std::fs::read_to_string(p).unwrap().trim_start().starts_with("//!"))
+        .collect();
+    assert!(missing.is_empty(), "files without a leading //! comment: {missing:?}");
+}
+
+#[test]
+fn no_ignored_tests_or_todos() {
+    // Built from pieces so that this file does not match itself.
+    let banned = [format!("#[{}", "ignore"), format!("{}!(", "todo")];
+    for path in all_sources() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for pattern in &banned {
+            assert!(!text.contains(pattern.as_str()), "{} contains {pattern}", path.display());
+        }
+    }
+}
+
+#[test]
+fn no_file_is_too_long() {
+    for path in all_sources() {
+        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+        assert!(lines <= 1000, "{} has {lines} lines (limit 1000): split it", path.display());
+    }
+}
+
+#[test]
+fn dependencies_point_one_way() {
+    let manifest = |p: &str| std::fs::read_to_string(root().join(p)).unwrap();
+    let io = manifest("io/Cargo.toml");
+    for name in ["percore-cores", "\npercore ", "\npercore=", "path = \"..\"", "path = \"../cores\""] {
+        assert!(!io.contains(name), "io/Cargo.toml must not name {name:?}");
+    }
+    let cores = manifest("cores/Cargo.toml");
+    for name in ["\npercore ", "\npercore=", "path = \"..\""] {
+        assert!(!cores.contains(name), "cores/Cargo.toml must not name {name:?}");
+    }
+}
