@@ -55,7 +55,10 @@ pub(crate) fn explain_setup(err: io::Error) -> io::Error {
         Some(libc::EMFILE | libc::ENFILE) => "out of file descriptors: raise `ulimit -n`".to_string(),
         _ => "unexpected error from io_uring_setup".to_string(),
     };
-    io::Error::new(err.kind(), format!("cannot create an io_uring instance: {err}; {hint}"))
+    io::Error::new(
+        err.kind(),
+        format!("cannot create an io_uring instance: {err}; {hint}"),
+    )
 }
 
 /// Explains a failure to register a provided-buffer ring.
@@ -66,11 +69,16 @@ pub(crate) fn explain_buf_ring(err: io::Error, bytes: usize) -> io::Error {
              (RLIMIT_MEMLOCK, `ulimit -l`) on this kernel: raise the limit or configure fewer or \
              smaller receive buffers"
         ),
-        Some(libc::EINVAL) => "the kernel has no provided-buffer rings (needs Linux >= 5.19)".to_string(),
+        Some(libc::EINVAL) => {
+            "the kernel has no provided-buffer rings (needs Linux >= 5.19)".to_string()
+        }
         Some(libc::EEXIST) => "that buffer group id is already registered on this ring".to_string(),
         _ => "unexpected error".to_string(),
     };
-    io::Error::new(err.kind(), format!("cannot register a provided-buffer ring: {err}; {hint}"))
+    io::Error::new(
+        err.kind(),
+        format!("cannot register a provided-buffer ring: {err}; {hint}"),
+    )
 }
 
 #[cfg(test)]

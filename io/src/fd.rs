@@ -35,7 +35,9 @@ impl Drop for Fd {
     fn drop(&mut self) {
         let fd = self.0;
         let queued = crate::context::try_with(|cx| {
-            cx.driver.submit_ignored(opcode::Close::new(types::Fd(fd)).build()).is_ok()
+            cx.driver
+                .submit_ignored(opcode::Close::new(types::Fd(fd)).build())
+                .is_ok()
         });
         if queued != Some(true) {
             close_now(fd);

@@ -3,11 +3,11 @@
 //! Two ways, both always armed on the receiving side:
 //! - **eventfd**: the ring keeps an 8-byte read of an eventfd in flight; any
 //!   thread `write(2)`s to the eventfd and the read completes.
-//! - **MSG_RING** (`IORING_OP_MSG_RING`, Linux 5.18; `CQE_SKIP` 6.0): a
+//! - **MSG_RING** (`IORING_OP_MSG_RING`, Linux 5.18): a
 //!   sender that runs its own ring queues an SQE that posts a CQE straight
 //!   into the target's CQ. It costs no syscall of its own: it goes to the
 //!   kernel with the sender's next enter. A sender without a ring falls back
-//!   to the eventfd.
+//!   to the eventfd; a message the kernel refuses is retried by eventfd.
 //!
 //! **Invariant:** the eventfd read's 8-byte buffer lives as long as the ring
 //! or, if the read is still in flight at shutdown, is leaked, never freed.
@@ -20,14 +20,12 @@ use std::sync::Arc;
 
 use io_uring::opcode;
 
-use super::slots::Cqe;
+use super::slots::{Cqe, Orphan};
 use super::{Driver, DOORBELL};
 use crate::error::syscall;
 
 /// `user_data` of the CQE that a MSG_RING doorbell posts.
 pub(crate) const DOORBELL_MSG: u64 = u64::MAX - 2;
-/// `IORING_MSG_RING_CQE_SKIP`: post nothing to the sender's own CQ.
-const MSG_RING_CQE_SKIP: u32 = 1;
 
 /// How a [`Doorbell`] reaches its ring.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,12 +58,17 @@ pub struct Doorbell {
 
 impl std::fmt::Debug for Doorbell {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Doorbell").field("kind", &self.shared.kind).finish()
+        f.debug_struct("Doorbell")
+            .field("kind", &self.shared.kind)
+            .finish()
     }
 }
 
 impl Doorbell {
-    pub(crate) fn new(ring_fd: RawFd, kind: DoorbellKind) -> io::Result<(Doorbell, DoorbellReader)> {
+    pub(crate) fn new(
+        ring_fd: RawFd,
+        kind: DoorbellKind,
+    ) -> io::Result<(Doorbell, DoorbellReader)> {
         // SAFETY: eventfd(2) takes no pointers; the result is checked below.
         let efd = syscall(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
         // SAFETY: `efd` was just returned by eventfd(2) and is owned by no one else.
@@ -80,7 +83,12 @@ impl Doorbell {
             armed: Cell::new(false),
             rings: Cell::new(0),
         };
-        let shared = Arc::new(Shared { eventfd, ring_fd, kind, rung: AtomicU64::new(0) });
+        let shared = Arc::new(Shared {
+            eventfd,
+            ring_fd,
+            kind,
+            rung: AtomicU64::new(0),
+        });
         Ok((Doorbell { shared }, reader))
     }
 
@@ -98,15 +106,28 @@ impl Doorbell {
         // SAFETY: writes 8 bytes from a live local to an eventfd we own. A
         // failure can only be EAGAIN (the counter is saturated, so the target
         // is being woken anyway).
-        unsafe { libc::write(self.shared.eventfd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        unsafe {
+            libc::write(
+                self.shared.eventfd.as_raw_fd(),
+                (&one as *const u64).cast(),
+                8,
+            )
+        };
     }
 
     /// Queues a MSG_RING on this thread's ring, if it has one.
     fn ring_by_msg(&self) -> bool {
-        let entry = opcode::MsgRingData::new(types_fd(self.shared.ring_fd.as_raw_fd()), 0, DOORBELL_MSG, None)
-            .opcode_flags(MSG_RING_CQE_SKIP)
-            .build();
-        crate::context::try_with(|cx| cx.driver.submit_ignored(entry).is_ok()).unwrap_or(false)
+        let entry = opcode::MsgRingData::new(
+            types_fd(self.shared.ring_fd.as_raw_fd()),
+            0,
+            DOORBELL_MSG,
+            None,
+        )
+        .build();
+        let fallback = Box::new(MsgFallback(self.clone()));
+        // SAFETY: a MSG_RING data SQE points at no memory.
+        crate::context::try_with(|cx| unsafe { cx.driver.submit_detached(entry, fallback) }.is_ok())
+            .unwrap_or(false)
     }
 
     /// How many times this doorbell was rung (by anyone).
@@ -117,6 +138,19 @@ impl Doorbell {
     /// Which mechanism this doorbell uses.
     pub fn kind(&self) -> DoorbellKind {
         self.shared.kind
+    }
+}
+
+/// Rings by eventfd if the kernel refused a MSG_RING (its target ring is
+/// disabled or short of memory), so no wake-up is lost. (`IOSQE_CQE_SKIP_SUCCESS`
+/// cannot be used to spare the sender's CQE: the slot must see the result.)
+struct MsgFallback(Doorbell);
+
+impl Orphan for MsgFallback {
+    fn release(&mut self, cqe: Cqe) {
+        if cqe.result < 0 {
+            self.0.ring_by_eventfd();
+        }
     }
 }
 
@@ -139,7 +173,9 @@ impl DoorbellReader {
         if self.armed.get() {
             return Ok(());
         }
-        let entry = opcode::Read::new(types_fd(self.eventfd), self.buf.cast(), 8).build().user_data(DOORBELL);
+        let entry = opcode::Read::new(types_fd(self.eventfd), self.buf.cast(), 8)
+            .build()
+            .user_data(DOORBELL);
         // SAFETY: `buf` is a live heap allocation that this reader frees only
         // when the read is not armed (see `Drop`), so it outlives the read.
         unsafe { driver.ring.borrow_mut().push(&entry)? };

@@ -72,9 +72,32 @@ impl Driver {
         key
     }
 
+    /// Submits an operation that no future awaits; its completion goes to
+    /// `orphan` (no cancel is ever submitted for it).
+    ///
+    /// # Safety
+    /// As [`Driver::submit`], with `orphan` owning the memory.
+    pub(crate) unsafe fn submit_detached(
+        &self,
+        entry: squeue::Entry,
+        orphan: Box<dyn slots::Orphan>,
+    ) -> io::Result<()> {
+        let key = self.slots.borrow_mut().insert_orphan(orphan);
+        let entry = entry.user_data(key.user_data());
+        // SAFETY: forwarded from this function's contract.
+        if let Err(err) = unsafe { self.ring.borrow_mut().push(&entry) } {
+            self.complete_locally(key, -err.raw_os_error().unwrap_or(libc::EBUSY));
+            return Err(err);
+        }
+        Ok(())
+    }
+
     /// Completes `key` without the kernel (fault injection, failed push).
     pub(crate) fn complete_locally(&self, key: Key, result: i32) {
-        let action = self.slots.borrow_mut().complete(key, Cqe { result, flags: 0 });
+        let action = self
+            .slots
+            .borrow_mut()
+            .complete(key, Cqe { result, flags: 0 });
         self.act(key, action, Cqe { result, flags: 0 });
     }
 
@@ -132,7 +155,10 @@ impl Driver {
         match action {
             Action::Nothing => {}
             Action::Wake(waker) => waker.wake(),
-            Action::Release { mut orphan, reinsert } => {
+            Action::Release {
+                mut orphan,
+                reinsert,
+            } => {
                 orphan.release(cqe);
                 if reinsert {
                     self.slots.borrow_mut().restore_orphan(key, orphan);

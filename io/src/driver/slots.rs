@@ -61,13 +61,21 @@ pub(crate) trait Orphan {
 }
 
 enum State {
-    Free { next: usize },
+    Free {
+        next: usize,
+    },
     /// In flight; the waker of the future that waits on it, if it polled.
-    Pending { waker: Option<Waker> },
+    Pending {
+        waker: Option<Waker>,
+    },
     /// Completed; the result waits for the future's next poll.
     Done(Cqe),
     /// A multishot operation: completions queue up until the stream takes them.
-    Multi { waker: Option<Waker>, cqes: VecDeque<Cqe>, ended: bool },
+    Multi {
+        waker: Option<Waker>,
+        cqes: VecDeque<Cqe>,
+        ended: bool,
+    },
     /// The future is gone; the kernel still owns what the orphan holds.
     Orphaned(Box<dyn Orphan>),
 }
@@ -85,7 +93,10 @@ pub(crate) enum Action {
     Wake(Waker),
     /// Give the completion to the orphan; if `reinsert`, more completions
     /// follow and the orphan must go back with [`Slots::restore_orphan`].
-    Release { orphan: Box<dyn Orphan>, reinsert: bool },
+    Release {
+        orphan: Box<dyn Orphan>,
+        reinsert: bool,
+    },
 }
 
 /// Outcome of polling a single-shot slot.
@@ -104,7 +115,11 @@ const NONE: usize = usize::MAX;
 
 impl Slots {
     pub(crate) fn new() -> Slots {
-        Slots { entries: Vec::new(), free_head: NONE, in_use: 0 }
+        Slots {
+            entries: Vec::new(),
+            free_head: NONE,
+            in_use: 0,
+        }
     }
 
     /// Number of slots whose operation has not been fully reaped.
@@ -117,14 +132,21 @@ impl Slots {
         if self.free_head != NONE {
             let index = self.free_head;
             let entry = &mut self.entries[index];
-            let State::Free { next } = entry.state else { unreachable!("free list points at a used slot") };
+            let State::Free { next } = entry.state else {
+                unreachable!("free list points at a used slot")
+            };
             self.free_head = next;
             entry.generation = entry.generation.wrapping_add(1);
             entry.state = state;
             return Key::new(index, entry.generation);
         }
-        assert!(self.entries.len() < u32::MAX as usize, "slot table full");
-        self.entries.push(Entry { generation: 0, state });
+        // Indexes stay below 2^31 so that they never meet the reserved
+        // `user_data` values (u64::MAX - k) of the driver.
+        assert!(self.entries.len() < (1 << 31), "slot table full");
+        self.entries.push(Entry {
+            generation: 0,
+            state,
+        });
         Key::new(self.entries.len() - 1, 0)
     }
 
@@ -133,7 +155,11 @@ impl Slots {
     }
 
     pub(crate) fn insert_multi(&mut self) -> Key {
-        self.insert(State::Multi { waker: None, cqes: VecDeque::new(), ended: false })
+        self.insert(State::Multi {
+            waker: None,
+            cqes: VecDeque::new(),
+            ended: false,
+        })
     }
 
     fn entry(&mut self, key: Key) -> Option<&mut Entry> {
@@ -151,6 +177,12 @@ impl Slots {
         entry.state = State::Free { next: head };
         self.free_head = key.index();
         self.in_use -= 1;
+    }
+
+    /// A slot for an operation nobody awaits: its completion goes straight
+    /// to `orphan`.
+    pub(crate) fn insert_orphan(&mut self, orphan: Box<dyn Orphan>) -> Key {
+        self.insert(State::Orphaned(orphan))
     }
 
     /// Records a completion reaped from the CQ for `key`.
@@ -175,7 +207,9 @@ impl Slots {
             }
             State::Orphaned(_) => {
                 let reinsert = cqe.more();
-                let State::Orphaned(orphan) = std::mem::replace(&mut entry.state, State::Pending { waker: None }) else {
+                let State::Orphaned(orphan) =
+                    std::mem::replace(&mut entry.state, State::Pending { waker: None })
+                else {
                     unreachable!()
                 };
                 if !reinsert {
@@ -221,7 +255,12 @@ impl Slots {
     /// has ended and every completion was taken: the slot is freed.
     pub(crate) fn poll_multi(&mut self, key: Key, waker: &Waker) -> Result<Option<Cqe>, ()> {
         let entry = self.entry(key).expect("poll of a dead slot");
-        let State::Multi { waker: stored, cqes, ended } = &mut entry.state else {
+        let State::Multi {
+            waker: stored,
+            cqes,
+            ended,
+        } = &mut entry.state
+        else {
             unreachable!("poll_multi on a non-multi slot")
         };
         if let Some(cqe) = cqes.pop_front() {
@@ -245,12 +284,13 @@ impl Slots {
     /// reap; if not, the slot is freed.
     pub(crate) fn abandon(&mut self, key: Key) -> (Vec<Cqe>, bool) {
         let entry = self.entry(key).expect("abandon of a dead slot");
-        let (queued, in_flight) = match std::mem::replace(&mut entry.state, State::Pending { waker: None }) {
-            State::Pending { .. } => (Vec::new(), true),
-            State::Done(cqe) => (vec![cqe], false),
-            State::Multi { cqes, ended, .. } => (cqes.into(), !ended),
-            State::Orphaned(_) | State::Free { .. } => unreachable!("abandon of an orphan"),
-        };
+        let (queued, in_flight) =
+            match std::mem::replace(&mut entry.state, State::Pending { waker: None }) {
+                State::Pending { .. } => (Vec::new(), true),
+                State::Done(cqe) => (vec![cqe], false),
+                State::Multi { cqes, ended, .. } => (cqes.into(), !ended),
+                State::Orphaned(_) | State::Free { .. } => unreachable!("abandon of an orphan"),
+            };
         if !in_flight {
             self.free(key);
         }
@@ -262,7 +302,9 @@ impl Slots {
         let mut wakers = Vec::new();
         for entry in &mut self.entries {
             match &mut entry.state {
-                State::Pending { waker } | State::Multi { waker, .. } => wakers.extend(waker.take()),
+                State::Pending { waker } | State::Multi { waker, .. } => {
+                    wakers.extend(waker.take())
+                }
                 _ => {}
             }
         }
@@ -309,10 +351,15 @@ mod tests {
         let waker = Waker::from(counter.clone());
         let key = slots.insert_single();
         assert!(matches!(slots.poll_single(key, &waker), Poll1::Pending));
-        let Action::Wake(w) = slots.complete(key, cqe(7, 0)) else { panic!("expected wake") };
+        let Action::Wake(w) = slots.complete(key, cqe(7, 0)) else {
+            panic!("expected wake")
+        };
         w.wake();
         assert_eq!(counter.0.load(Ordering::SeqCst), 1);
-        assert!(matches!(slots.poll_single(key, &waker), Poll1::Ready(Cqe { result: 7, .. })));
+        assert!(matches!(
+            slots.poll_single(key, &waker),
+            Poll1::Ready(Cqe { result: 7, .. })
+        ));
         assert_eq!(slots.in_use(), 0);
     }
 
@@ -339,7 +386,13 @@ mod tests {
         assert!(in_flight, "in flight: the slot keeps the orphan");
         slots.restore_orphan(key, Box::new(Recorder(seen.clone())));
         assert_eq!(slots.in_use(), 1);
-        let Action::Release { mut orphan, reinsert } = slots.complete(key, cqe(5, 0)) else { panic!() };
+        let Action::Release {
+            mut orphan,
+            reinsert,
+        } = slots.complete(key, cqe(5, 0))
+        else {
+            panic!()
+        };
         assert!(!reinsert);
         orphan.release(cqe(5, 0));
         assert_eq!(slots.in_use(), 0);
@@ -353,13 +406,21 @@ mod tests {
         let key = slots.insert_multi();
         slots.complete(key, cqe(1, MORE));
         let (queued, in_flight) = slots.abandon(key);
-        assert_eq!(queued, vec![cqe(1, MORE)], "untaken completions are handed back");
+        assert_eq!(
+            queued,
+            vec![cqe(1, MORE)],
+            "untaken completions are handed back"
+        );
         assert!(in_flight);
         slots.restore_orphan(key, Box::new(Recorder(seen.clone())));
-        let Action::Release { orphan, reinsert } = slots.complete(key, cqe(2, MORE)) else { panic!() };
+        let Action::Release { orphan, reinsert } = slots.complete(key, cqe(2, MORE)) else {
+            panic!()
+        };
         assert!(reinsert);
         slots.restore_orphan(key, orphan);
-        let Action::Release { reinsert, .. } = slots.complete(key, cqe(-125, 0)) else { panic!() };
+        let Action::Release { reinsert, .. } = slots.complete(key, cqe(-125, 0)) else {
+            panic!()
+        };
         assert!(!reinsert);
         assert_eq!(slots.in_use(), 0);
     }

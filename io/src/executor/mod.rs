@@ -49,7 +49,8 @@ impl Executor {
             task
         };
         self.tasks_spawned.set(self.tasks_spawned.get() + 1);
-        task.scheduled.store(true, std::sync::atomic::Ordering::Release);
+        task.scheduled
+            .store(true, std::sync::atomic::Ordering::Release);
         self.local.borrow_mut().push_back(task);
     }
 
@@ -71,7 +72,9 @@ impl Executor {
         }
         let n = self.local.borrow().len().min(budget);
         for _ in 0..n {
-            let Some(task) = self.local.borrow_mut().pop_front() else { break };
+            let Some(task) = self.local.borrow_mut().pop_front() else {
+                break;
+            };
             self.run_one(task);
         }
         self.tasks_polled.set(self.tasks_polled.get() + n as u64);
@@ -160,7 +163,11 @@ pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
     F: Future + 'static,
 {
-    let state = Rc::new(RefCell::new(JoinState { output: None, waker: None, finished: false }));
+    let state = Rc::new(RefCell::new(JoinState {
+        output: None,
+        waker: None,
+        finished: false,
+    }));
     let task_state = state.clone();
     let wrapped = async move {
         let output = future.await;
@@ -204,7 +211,10 @@ impl<T> Future for JoinHandle<T> {
         if let Some(output) = state.output.take() {
             return Poll::Ready(output);
         }
-        assert!(!state.finished, "JoinHandle polled after it returned the output");
+        assert!(
+            !state.finished,
+            "JoinHandle polled after it returned the output"
+        );
         state.waker = Some(cx.waker().clone());
         Poll::Pending
     }

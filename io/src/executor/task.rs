@@ -39,7 +39,12 @@ unsafe impl Sync for Task {}
 
 impl Task {
     pub(crate) fn new(home: Arc<Shared>, key: usize, future: BoxFuture) -> Task {
-        Task { scheduled: AtomicBool::new(false), home, key, future: UnsafeCell::new(Some(future)) }
+        Task {
+            scheduled: AtomicBool::new(false),
+            home,
+            key,
+            future: UnsafeCell::new(Some(future)),
+        }
     }
 
     /// Polls the future; returns true when it has completed (and was dropped).
@@ -53,7 +58,9 @@ impl Task {
         // SAFETY: home thread only and not re-entrant (caller's contract), so
         // this is the only reference to the future.
         let slot = unsafe { &mut *self.future.get() };
-        let Some(future) = slot.as_mut() else { return true };
+        let Some(future) = slot.as_mut() else {
+            return true;
+        };
         let waker = std::task::Waker::from(self.clone());
         let mut cx = std::task::Context::from_waker(&waker);
         if future.as_mut().poll(&mut cx).is_ready() {

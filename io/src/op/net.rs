@@ -31,7 +31,9 @@ fn to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
             let sin = libc::sockaddr_in {
                 sin_family: libc::AF_INET as libc::sa_family_t,
                 sin_port: v4.port().to_be(),
-                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(v4.ip().octets()) },
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(v4.ip().octets()),
+                },
                 sin_zero: [0; 8],
             };
             // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
@@ -43,7 +45,9 @@ fn to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
                 sin6_family: libc::AF_INET6 as libc::sa_family_t,
                 sin6_port: v6.port().to_be(),
                 sin6_flowinfo: v6.flowinfo(),
-                sin6_addr: libc::in6_addr { s6_addr: v6.ip().octets() },
+                sin6_addr: libc::in6_addr {
+                    s6_addr: v6.ip().octets(),
+                },
                 sin6_scope_id: v6.scope_id(),
             };
             // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
@@ -58,17 +62,31 @@ fn from_sockaddr(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
     match i32::from(storage.ss_family) {
         libc::AF_INET => {
             // SAFETY: the family says the storage holds a sockaddr_in.
-            let sin = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let sin =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
             let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
-            Ok(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
+            Ok(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(sin.sin_port),
+            )))
         }
         libc::AF_INET6 => {
             // SAFETY: the family says the storage holds a sockaddr_in6.
-            let sin6 = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let sin6 = unsafe {
+                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
             let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-            Ok(SocketAddr::V6(SocketAddrV6::new(ip, u16::from_be(sin6.sin6_port), sin6.sin6_flowinfo, sin6.sin6_scope_id)))
+            Ok(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
         }
-        family => Err(io::Error::new(io::ErrorKind::InvalidData, format!("unexpected address family {family}"))),
+        family => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unexpected address family {family}"),
+        )),
     }
 }
 
@@ -78,12 +96,22 @@ fn socket_name(fd: RawFd, peer: bool) -> io::Result<SocketAddr> {
     let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     let ptr = (&mut storage as *mut libc::sockaddr_storage).cast();
     // SAFETY: `storage` and `len` are valid for writes of the given size.
-    syscall(unsafe { if peer { libc::getpeername(fd, ptr, &mut len) } else { libc::getsockname(fd, ptr, &mut len) } })?;
+    syscall(unsafe {
+        if peer {
+            libc::getpeername(fd, ptr, &mut len)
+        } else {
+            libc::getsockname(fd, ptr, &mut len)
+        }
+    })?;
     from_sockaddr(&storage)
 }
 
 fn new_socket(addr: &SocketAddr) -> io::Result<Fd> {
-    let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
     // SAFETY: socket(2) takes no pointers; checked below.
     let fd = syscall(unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
     Ok(Fd::from_raw(fd))
@@ -92,7 +120,13 @@ fn new_socket(addr: &SocketAddr) -> io::Result<Fd> {
 fn set_int_option(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
     // SAFETY: passes a pointer to a live i32 and its size.
     syscall(unsafe {
-        libc::setsockopt(fd, level, name, (&value as *const i32).cast(), mem::size_of::<i32>() as libc::socklen_t)
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const i32).cast(),
+            mem::size_of::<i32>() as libc::socklen_t,
+        )
     })
     .map(drop)
 }
@@ -109,7 +143,10 @@ pub struct ListenOptions {
 
 impl Default for ListenOptions {
     fn default() -> Self {
-        ListenOptions { reuse_port: false, backlog: 4096 }
+        ListenOptions {
+            reuse_port: false,
+            backlog: 4096,
+        }
     }
 }
 
@@ -141,7 +178,8 @@ impl TcpListener {
     /// As socket(2), setsockopt(2), bind(2), listen(2); the error names the
     /// address.
     pub fn bind_with(addr: SocketAddr, options: &ListenOptions) -> io::Result<TcpListener> {
-        let context = |e: io::Error| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"));
+        let context =
+            |e: io::Error| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"));
         let fd = new_socket(&addr).map_err(context)?;
         let raw = fd.as_raw_fd();
         set_int_option(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1).map_err(context)?;
@@ -150,7 +188,10 @@ impl TcpListener {
         }
         let (storage, len) = to_sockaddr(&addr);
         // SAFETY: `storage` holds a valid sockaddr of `len` bytes.
-        syscall(unsafe { libc::bind(raw, (&storage as *const libc::sockaddr_storage).cast(), len) }).map_err(context)?;
+        syscall(unsafe {
+            libc::bind(raw, (&storage as *const libc::sockaddr_storage).cast(), len)
+        })
+        .map_err(context)?;
         // SAFETY: listen(2) takes no pointers.
         syscall(unsafe { libc::listen(raw, options.backlog) }).map_err(context)?;
         let local_addr = socket_name(raw, false)?;
@@ -168,16 +209,22 @@ impl TcpListener {
     /// As accept4(2), e.g. `EMFILE` when out of file descriptors.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         // SAFETY: plain data; all-zero is valid.
-        let storage: Box<(libc::sockaddr_storage, libc::socklen_t)> =
-            Box::new((unsafe { mem::zeroed() }, mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t));
+        let storage: Box<(libc::sockaddr_storage, libc::socklen_t)> = Box::new((
+            unsafe { mem::zeroed() },
+            mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+        ));
         let fd = self.fd.as_raw_fd();
         // SAFETY: the SQE points into `addr`, heap memory owned by the op.
         let op = unsafe {
             Op::submit(OpKind::Accept, Accept { addr: storage }, |d, _| {
                 let (storage, len) = &mut *d.addr;
-                opcode::Accept::new(types::Fd(fd), (storage as *mut libc::sockaddr_storage).cast(), len)
-                    .flags(libc::SOCK_CLOEXEC)
-                    .build()
+                opcode::Accept::new(
+                    types::Fd(fd),
+                    (storage as *mut libc::sockaddr_storage).cast(),
+                    len,
+                )
+                .flags(libc::SOCK_CLOEXEC)
+                .build()
             })
         };
         op.await
@@ -188,7 +235,10 @@ impl TcpListener {
     /// multishot) is yielded once; the next call to `next` re-arms, so the
     /// caller decides how long to back off.
     pub fn incoming(&self) -> Incoming<'_> {
-        Incoming { listener: self, op: Multishot::new(OpKind::Accept) }
+        Incoming {
+            listener: self,
+            op: Multishot::new(OpKind::Accept),
+        }
     }
 }
 
@@ -238,7 +288,9 @@ impl<'a> Incoming<'a> {
         loop {
             if !self.op.is_armed() {
                 let fd = self.listener.fd.as_raw_fd();
-                let entry = opcode::AcceptMulti::new(types::Fd(fd)).flags(libc::SOCK_CLOEXEC).build();
+                let entry = opcode::AcceptMulti::new(types::Fd(fd))
+                    .flags(libc::SOCK_CLOEXEC)
+                    .build();
                 // SAFETY: a multishot accept SQE points at no memory.
                 unsafe { self.op.arm(entry) };
             }
@@ -248,7 +300,9 @@ impl<'a> Incoming<'a> {
                 // on CQ overflow): re-arm.
                 Poll::Ready(None) => continue,
                 Poll::Ready(Some(cqe)) => {
-                    return Poll::Ready(cqe_result(cqe.result).map(|fd| TcpStream { fd: Fd::from_raw(fd as RawFd) }));
+                    return Poll::Ready(cqe_result(cqe.result).map(|fd| TcpStream {
+                        fd: Fd::from_raw(fd as RawFd),
+                    }));
                 }
             }
         }
@@ -324,12 +378,19 @@ impl TcpStream {
     pub async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
         let fd = new_socket(&addr)?;
         let raw = fd.as_raw_fd();
-        let data = Connect { addr: Box::new(to_sockaddr(&addr)) };
+        let data = Connect {
+            addr: Box::new(to_sockaddr(&addr)),
+        };
         // SAFETY: the SQE points into `addr`, heap memory owned by the op.
         let op = unsafe {
             Op::submit(OpKind::Connect, data, |d, _| {
                 let (storage, len) = &*d.addr;
-                opcode::Connect::new(types::Fd(raw), (storage as *const libc::sockaddr_storage).cast(), *len).build()
+                opcode::Connect::new(
+                    types::Fd(raw),
+                    (storage as *const libc::sockaddr_storage).cast(),
+                    *len,
+                )
+                .build()
             })
         };
         op.await?;
@@ -341,7 +402,12 @@ impl TcpStream {
     /// # Errors
     /// As setsockopt(2).
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        set_int_option(self.fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, i32::from(nodelay))
+        set_int_option(
+            self.fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            i32::from(nodelay),
+        )
     }
 
     /// The local address.
@@ -381,7 +447,9 @@ impl TcpStream {
         let op = unsafe {
             Op::submit(OpKind::Send, Outgoing { buf }, |d, shorten| {
                 let len = maybe_short(d.buf.bytes_init(), shorten);
-                opcode::Send::new(types::Fd(fd), d.buf.stable_ptr(), len).flags(libc::MSG_NOSIGNAL).build()
+                opcode::Send::new(types::Fd(fd), d.buf.stable_ptr(), len)
+                    .flags(libc::MSG_NOSIGNAL)
+                    .build()
             })
         };
         op.await
@@ -415,7 +483,11 @@ impl TcpStream {
         self.writev_from(bufs, 0).await
     }
 
-    async fn writev_from<B: IoBuf>(&self, bufs: Vec<B>, skip: usize) -> (io::Result<usize>, Vec<B>) {
+    async fn writev_from<B: IoBuf>(
+        &self,
+        bufs: Vec<B>,
+        skip: usize,
+    ) -> (io::Result<usize>, Vec<B>) {
         let mut skip = skip;
         let mut iovecs = Vec::with_capacity(bufs.len());
         for buf in &bufs {
@@ -480,7 +552,11 @@ impl TcpStream {
         };
         let fd = self.fd.as_raw_fd();
         // SAFETY: the shutdown SQE points at no memory.
-        let op = unsafe { Op::submit(OpKind::Shutdown, NoData, |_, _| opcode::Shutdown::new(types::Fd(fd), how).build()) };
+        let op = unsafe {
+            Op::submit(OpKind::Shutdown, NoData, |_, _| {
+                opcode::Shutdown::new(types::Fd(fd), how).build()
+            })
+        };
         op.await.map(drop)
     }
 
@@ -495,7 +571,13 @@ impl TcpStream {
     /// A stream of received data over one multishot recv that picks buffers
     /// from `ring` only when data arrives.
     pub fn recv_multi(&self, ring: &BufRing) -> RecvStream<'_> {
-        RecvStream { stream: self, ring: ring.inner.clone(), op: Multishot::new(OpKind::Recv), eof: false, starved: false }
+        RecvStream {
+            stream: self,
+            ring: ring.inner.clone(),
+            op: Multishot::new(OpKind::Recv),
+            eof: false,
+            starved: false,
+        }
     }
 }
 
@@ -543,7 +625,9 @@ impl<'a> RecvStream<'a> {
                     }
                     self.starved = false;
                 }
-                let entry = opcode::RecvMulti::new(types::Fd(self.stream.fd.as_raw_fd()), self.ring.bgid()).build();
+                let entry =
+                    opcode::RecvMulti::new(types::Fd(self.stream.fd.as_raw_fd()), self.ring.bgid())
+                        .build();
                 // SAFETY: the SQE points into the buffer ring, which the op's
                 // orphan (`RecvOrphan`) keeps registered and mapped until the
                 // request's final completion.
@@ -553,7 +637,8 @@ impl<'a> RecvStream<'a> {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => continue,
                 Poll::Ready(Some(cqe)) => {
-                    let buf = io_uring::cqueue::buffer_select(cqe.flags).map(|bid| self.ring.take(bid, cqe.result.max(0) as usize));
+                    let buf = io_uring::cqueue::buffer_select(cqe.flags)
+                        .map(|bid| self.ring.take(bid, cqe.result.max(0) as usize));
                     match cqe.result {
                         0 => {
                             self.eof = true;
@@ -578,6 +663,8 @@ impl<'a> RecvStream<'a> {
 
 impl Drop for RecvStream<'_> {
     fn drop(&mut self) {
-        self.op.abandon(Box::new(RecvOrphan { ring: self.ring.clone() }));
+        self.op.abandon(Box::new(RecvOrphan {
+            ring: self.ring.clone(),
+        }));
     }
 }

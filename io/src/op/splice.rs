@@ -38,13 +38,25 @@ impl Pipe {
         syscall(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
         let (read, write) = (Fd::from_raw(fds[0]), Fd::from_raw(fds[1]));
         // SAFETY: fcntl(F_SETPIPE_SZ) takes no pointers.
-        let capacity = match syscall(unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, capacity as libc::c_int) }) {
+        let capacity = match syscall(unsafe {
+            libc::fcntl(
+                write.as_raw_fd(),
+                libc::F_SETPIPE_SZ,
+                capacity as libc::c_int,
+            )
+        }) {
             Ok(n) => n as usize,
             // EPERM above pipe-max-size: keep the default size.
             // SAFETY: fcntl(F_GETPIPE_SZ) takes no pointers.
-            Err(_) => syscall(unsafe { libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ) })? as usize,
+            Err(_) => {
+                syscall(unsafe { libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ) })? as usize
+            }
         };
-        Ok(Pipe { read, write, capacity })
+        Ok(Pipe {
+            read,
+            write,
+            capacity,
+        })
     }
 
     /// The pipe's capacity in bytes.
@@ -67,14 +79,26 @@ impl Completable for Splice {
 ///
 /// # Errors
 /// As splice(2).
-pub async fn splice(fd_in: RawFd, off_in: Option<u64>, fd_out: RawFd, off_out: Option<u64>, len: u32) -> io::Result<u32> {
+pub async fn splice(
+    fd_in: RawFd,
+    off_in: Option<u64>,
+    fd_out: RawFd,
+    off_out: Option<u64>,
+    len: u32,
+) -> io::Result<u32> {
     let off = |o: Option<u64>| o.map_or(-1, |o| o as i64);
     // SAFETY: the splice SQE points at no memory.
     let op = unsafe {
         Op::submit(OpKind::Splice, Splice, |_, shorten| {
-            opcode::Splice::new(types::Fd(fd_in), off(off_in), types::Fd(fd_out), off(off_out), maybe_short(len as usize, shorten))
-                .flags(libc::SPLICE_F_MOVE)
-                .build()
+            opcode::Splice::new(
+                types::Fd(fd_in),
+                off(off_in),
+                types::Fd(fd_out),
+                off(off_out),
+                maybe_short(len as usize, shorten),
+            )
+            .flags(libc::SPLICE_F_MOVE)
+            .build()
         })
     };
     op.await
@@ -86,17 +110,37 @@ pub async fn splice(fd_in: RawFd, off_in: Option<u64>, fd_out: RawFd, off_out: O
 ///
 /// # Errors
 /// As splice(2); `WriteZero` if the socket accepts nothing.
-pub async fn send_file(socket: &TcpStream, file: &File, offset: u64, len: u64, pipe: &Pipe) -> io::Result<u64> {
+pub async fn send_file(
+    socket: &TcpStream,
+    file: &File,
+    offset: u64,
+    len: u64,
+    pipe: &Pipe,
+) -> io::Result<u64> {
     let mut sent = 0u64;
     while sent < len {
         let chunk = (len - sent).min(pipe.capacity as u64) as u32;
-        let filled = splice(file.as_raw_fd(), Some(offset + sent), pipe.write.as_raw_fd(), None, chunk).await?;
+        let filled = splice(
+            file.as_raw_fd(),
+            Some(offset + sent),
+            pipe.write.as_raw_fd(),
+            None,
+            chunk,
+        )
+        .await?;
         if filled == 0 {
             break; // end of file
         }
         let mut drained = 0;
         while drained < filled {
-            let n = splice(pipe.read.as_raw_fd(), None, socket.as_raw_fd(), None, filled - drained).await?;
+            let n = splice(
+                pipe.read.as_raw_fd(),
+                None,
+                socket.as_raw_fd(),
+                None,
+                filled - drained,
+            )
+            .await?;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
