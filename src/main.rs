@@ -13,10 +13,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("serve" | "bench") => {
-            eprintln!(
-                "percore: `{}` is not built yet in this version (see README.md, Status)",
-                args[0]
-            );
+            eprintln!("percore: `{}` is not built yet in this version (see README.md, Status)", args[0]);
             ExitCode::FAILURE
         }
         _ => {

@@ -1,7 +1,7 @@
 //! Tidy: mechanical rules of the code base, checked on every test run.
 //!
 //! - every `.rs` file starts with a `//!` comment saying what lives there;
-//! - no `#[ignore]`d test and no `todo!()` remains;
+//! - no ignored test and no todo macro remains;
 //! - no source file passes 1,000 lines;
 //! - `io` depends on neither `cores` nor the daemon, `cores` not on the
 //!   daemon (not even as dev-dependencies): `src → cores → io`, never back.
@@ -21,8 +21,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
         let name = entry.file_name();
         let name = name.to_string_lossy();
         if path.is_dir() {
-            if name == "target" || name.starts_with('.') || name == "corpus" || name == "artifacts"
-            {
+            if name == "target" || name.starts_with('.') || name == "corpus" || name == "artifacts" {
                 continue;
             }
             rust_files(&path, out);
@@ -45,17 +44,9 @@ fn all_sources() -> Vec<PathBuf> {
 fn every_file_starts_with_a_module_comment() {
     let missing: Vec<_> = all_sources()
         .into_iter()
-        .filter(|p| {
-            !std::fs::read_to_string(p)
-                .unwrap()
-                .trim_start()
-                .starts_with("//!")
-        })
+        .filter(|p| !std::fs::read_to_string(p).unwrap().trim_start().starts_with("//!"))
         .collect();
-    assert!(
-        missing.is_empty(),
-        "files without a leading //! comment: {missing:?}"
-    );
+    assert!(missing.is_empty(), "files without a leading //! comment: {missing:?}");
 }
 
 #[test]
@@ -65,11 +56,7 @@ fn no_ignored_tests_or_todos() {
     for path in all_sources() {
         let text = std::fs::read_to_string(&path).unwrap();
         for pattern in &banned {
-            assert!(
-                !text.contains(pattern.as_str()),
-                "{} contains {pattern}",
-                path.display()
-            );
+            assert!(!text.contains(pattern.as_str()), "{} contains {pattern}", path.display());
         }
     }
 }
@@ -78,11 +65,7 @@ fn no_ignored_tests_or_todos() {
 fn no_file_is_too_long() {
     for path in all_sources() {
         let lines = std::fs::read_to_string(&path).unwrap().lines().count();
-        assert!(
-            lines <= 1000,
-            "{} has {lines} lines (limit 1000): split it",
-            path.display()
-        );
+        assert!(lines <= 1000, "{} has {lines} lines (limit 1000): split it", path.display());
     }
 }
 
@@ -90,20 +73,11 @@ fn no_file_is_too_long() {
 fn dependencies_point_one_way() {
     let manifest = |p: &str| std::fs::read_to_string(root().join(p)).unwrap();
     let io = manifest("io/Cargo.toml");
-    for name in [
-        "percore-cores",
-        "\npercore ",
-        "\npercore=",
-        "path = \"..\"",
-        "path = \"../cores\"",
-    ] {
+    for name in ["percore-cores", "\npercore ", "\npercore=", "path = \"..\"", "path = \"../cores\""] {
         assert!(!io.contains(name), "io/Cargo.toml must not name {name:?}");
     }
     let cores = manifest("cores/Cargo.toml");
     for name in ["\npercore ", "\npercore=", "path = \"..\""] {
-        assert!(
-            !cores.contains(name),
-            "cores/Cargo.toml must not name {name:?}"
-        );
+        assert!(!cores.contains(name), "cores/Cargo.toml must not name {name:?}");
     }
 }

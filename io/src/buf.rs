@@ -44,15 +44,8 @@ pub unsafe trait IoBuf: Unpin + 'static {
             Bound::Excluded(&n) => n,
             Bound::Unbounded => self.bytes_total(),
         };
-        assert!(
-            begin <= end && end <= self.bytes_total(),
-            "slice {begin}..{end} out of bounds"
-        );
-        Slice {
-            buf: self,
-            begin,
-            end,
-        }
+        assert!(begin <= end && end <= self.bytes_total(), "slice {begin}..{end} out of bounds");
+        Slice { buf: self, begin, end }
     }
 }
 
@@ -247,16 +240,11 @@ impl AlignedBuf {
     /// If `align` is not a power of two or `capacity` is 0.
     pub fn new(capacity: usize, align: usize) -> AlignedBuf {
         assert!(capacity > 0, "AlignedBuf needs a capacity");
-        let layout =
-            Layout::from_size_align(capacity, align).expect("alignment must be a power of two");
+        let layout = Layout::from_size_align(capacity, align).expect("alignment must be a power of two");
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { alloc::alloc_zeroed(layout) };
         let ptr = std::ptr::NonNull::new(ptr).unwrap_or_else(|| alloc::handle_alloc_error(layout));
-        AlignedBuf {
-            ptr,
-            layout,
-            len: 0,
-        }
+        AlignedBuf { ptr, layout, len: 0 }
     }
 
     /// The initialized bytes.
@@ -298,10 +286,7 @@ impl Drop for AlignedBuf {
 
 impl std::fmt::Debug for AlignedBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AlignedBuf")
-            .field("len", &self.len)
-            .field("capacity", &self.layout.size())
-            .finish()
+        f.debug_struct("AlignedBuf").field("len", &self.len).field("capacity", &self.layout.size()).finish()
     }
 }
 

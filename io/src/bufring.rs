@@ -57,10 +57,7 @@ impl Mapping {
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(Mapping {
-            ptr: ptr.cast(),
-            len,
-        })
+        Ok(Mapping { ptr: ptr.cast(), len })
     }
 }
 
@@ -100,11 +97,7 @@ impl Inner {
         // `tail & mask` is in range. The kernel reads entries only up to the
         // tail it has seen, and this one is beyond it until the store below.
         unsafe {
-            let entry = &mut *self
-                .ring
-                .ptr
-                .cast::<BufRingEntry>()
-                .add((tail & mask) as usize);
+            let entry = &mut *self.ring.ptr.cast::<BufRingEntry>().add((tail & mask) as usize);
             entry.set_addr(self.buf_ptr(bid) as u64);
             entry.set_len(self.buf_size);
             entry.set_bid(bid);
@@ -122,16 +115,9 @@ impl Inner {
 
     /// Called when the kernel reports it filled `bid`.
     pub(crate) fn take(self: &Rc<Self>, bid: u16, len: usize) -> RingBuf {
-        assert!(
-            bid < self.entries,
-            "kernel reported buffer id {bid} out of range"
-        );
+        assert!(bid < self.entries, "kernel reported buffer id {bid} out of range");
         self.out.set(self.out.get() + 1);
-        RingBuf {
-            ring: self.clone(),
-            bid,
-            len: len.min(self.buf_size as usize),
-        }
+        RingBuf { ring: self.clone(), bid, len: len.min(self.buf_size as usize) }
     }
 
     /// Gives back a buffer the kernel handed out.
@@ -160,30 +146,13 @@ impl Drop for Inner {
     fn drop(&mut self) {
         let leak = context::try_with(|cx| {
             if cx.executor.shared.id == self.runtime {
-                let _ = cx
-                    .driver
-                    .ring
-                    .borrow()
-                    .submitter()
-                    .unregister_buf_ring(self.bgid);
+                let _ = cx.driver.ring.borrow().submitter().unregister_buf_ring(self.bgid);
             }
             cx.buf_rings.leak.get()
         });
         if leak == Some(true) {
-            std::mem::forget(std::mem::replace(
-                &mut self.ring,
-                Mapping {
-                    ptr: std::ptr::null_mut(),
-                    len: 0,
-                },
-            ));
-            std::mem::forget(std::mem::replace(
-                &mut self.bufs,
-                Mapping {
-                    ptr: std::ptr::null_mut(),
-                    len: 0,
-                },
-            ));
+            std::mem::forget(std::mem::replace(&mut self.ring, Mapping { ptr: std::ptr::null_mut(), len: 0 }));
+            std::mem::forget(std::mem::replace(&mut self.bufs, Mapping { ptr: std::ptr::null_mut(), len: 0 }));
         }
         // Otherwise (our runtime is gone) the ring was unregistered with the
         // ring itself, after every operation completed: freeing is safe.
@@ -227,8 +196,7 @@ impl BufRing {
                 format!("a buffer ring needs a power-of-two entry count up to 32768 and a non-zero size (got {entries} x {buf_size})"),
             ));
         }
-        let ring_bytes =
-            (usize::from(entries) * std::mem::size_of::<BufRingEntry>()).next_multiple_of(4096);
+        let ring_bytes = (usize::from(entries) * std::mem::size_of::<BufRingEntry>()).next_multiple_of(4096);
         let ring = Mapping::new(ring_bytes)?;
         let bufs = Mapping::new(usize::from(entries) * buf_size as usize)?;
         context::with(|cx| {
@@ -297,10 +265,7 @@ impl Deref for RingBuf {
 
 impl std::fmt::Debug for RingBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RingBuf")
-            .field("bid", &self.bid)
-            .field("len", &self.len)
-            .finish()
+        f.debug_struct("RingBuf").field("bid", &self.bid).field("len", &self.len).finish()
     }
 }
 

@@ -24,8 +24,7 @@ thread_local! {
     static CONTEXT: RefCell<Option<Rc<Context>>> = const { RefCell::new(None) };
 }
 
-const NO_RUNTIME: &str =
-    "percore-io: no runtime on this thread (call from inside Runtime::block_on)";
+const NO_RUNTIME: &str = "percore-io: no runtime on this thread (call from inside Runtime::block_on)";
 
 /// Runs `f` with this thread's context.
 ///
@@ -40,10 +39,7 @@ pub(crate) fn with<R>(f: impl FnOnce(&Context) -> R) -> R {
 
 /// Runs `f` with this thread's context, if it has one.
 pub(crate) fn try_with<R>(f: impl FnOnce(&Context) -> R) -> Option<R> {
-    CONTEXT
-        .try_with(|cell| cell.try_borrow().ok().and_then(|c| c.as_deref().map(f)))
-        .ok()
-        .flatten()
+    CONTEXT.try_with(|cell| cell.try_borrow().ok().and_then(|c| c.as_deref().map(f))).ok().flatten()
 }
 
 pub(crate) fn install(cx: Rc<Context>) -> Result<(), Rc<Context>> {

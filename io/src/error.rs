@@ -26,9 +26,8 @@ pub(crate) fn syscall(ret: libc::c_int) -> io::Result<libc::c_int> {
 
 /// Explains an `io_uring_setup` failure in plain words.
 pub(crate) fn explain_setup(err: io::Error) -> io::Error {
-    let disabled_sysctl = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok());
+    let disabled_sysctl =
+        std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled").ok().and_then(|s| s.trim().parse::<u32>().ok());
     let hint = match err.raw_os_error() {
         Some(libc::ENOSYS) => "this kernel has no io_uring (it needs Linux >= 6.1 built with CONFIG_IO_URING), \
              or a seccomp filter answers ENOSYS for io_uring_setup (Docker's default profile does): \
@@ -55,10 +54,7 @@ pub(crate) fn explain_setup(err: io::Error) -> io::Error {
         Some(libc::EMFILE | libc::ENFILE) => "out of file descriptors: raise `ulimit -n`".to_string(),
         _ => "unexpected error from io_uring_setup".to_string(),
     };
-    io::Error::new(
-        err.kind(),
-        format!("cannot create an io_uring instance: {err}; {hint}"),
-    )
+    io::Error::new(err.kind(), format!("cannot create an io_uring instance: {err}; {hint}"))
 }
 
 /// Explains a failure to register a provided-buffer ring.
@@ -69,16 +65,11 @@ pub(crate) fn explain_buf_ring(err: io::Error, bytes: usize) -> io::Error {
              (RLIMIT_MEMLOCK, `ulimit -l`) on this kernel: raise the limit or configure fewer or \
              smaller receive buffers"
         ),
-        Some(libc::EINVAL) => {
-            "the kernel has no provided-buffer rings (needs Linux >= 5.19)".to_string()
-        }
+        Some(libc::EINVAL) => "the kernel has no provided-buffer rings (needs Linux >= 5.19)".to_string(),
         Some(libc::EEXIST) => "that buffer group id is already registered on this ring".to_string(),
         _ => "unexpected error".to_string(),
     };
-    io::Error::new(
-        err.kind(),
-        format!("cannot register a provided-buffer ring: {err}; {hint}"),
-    )
+    io::Error::new(err.kind(), format!("cannot register a provided-buffer ring: {err}; {hint}"))
 }
 
 #[cfg(test)]

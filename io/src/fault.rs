@@ -106,12 +106,7 @@ mod imp {
 
     pub(crate) fn inject(kind: OpKind, fault: Fault, skip: u64, count: Option<u64>) {
         let mut rules = RULES.lock().unwrap_or_else(|e| e.into_inner());
-        rules.push(Rule {
-            kind,
-            fault,
-            skip,
-            remaining: count,
-        });
+        rules.push(Rule { kind, fault, skip, remaining: count });
         ACTIVE.store(true, Ordering::Release);
     }
 
@@ -136,9 +131,7 @@ mod imp {
             return None;
         }
         let mut rules = RULES.lock().unwrap_or_else(|e| e.into_inner());
-        let rule = rules
-            .iter_mut()
-            .find(|r| r.kind == kind && r.remaining != Some(0))?;
+        let rule = rules.iter_mut().find(|r| r.kind == kind && r.remaining != Some(0))?;
         if rule.skip > 0 {
             rule.skip -= 1;
             return None;
@@ -183,34 +176,19 @@ type ParsedRule = (OpKind, Fault, u64, Option<u64>);
 pub fn parse(spec: &str) -> Result<Vec<ParsedRule>, String> {
     let mut rules = Vec::new();
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (op, rest) = part
-            .split_once('=')
-            .ok_or_else(|| format!("`{part}`: expected op=what"))?;
-        let kind =
-            OpKind::from_name(op).ok_or_else(|| format!("`{part}`: unknown operation `{op}`"))?;
+        let (op, rest) = part.split_once('=').ok_or_else(|| format!("`{part}`: expected op=what"))?;
+        let kind = OpKind::from_name(op).ok_or_else(|| format!("`{part}`: unknown operation `{op}`"))?;
         let (rest, skip) = match rest.split_once('@') {
-            Some((r, s)) => (
-                r,
-                s.parse::<u64>()
-                    .map_err(|_| format!("`{part}`: bad skip `{s}`"))?,
-            ),
+            Some((r, s)) => (r, s.parse::<u64>().map_err(|_| format!("`{part}`: bad skip `{s}`"))?),
             None => (rest, 0),
         };
         let (what, count) = match rest.split_once(':') {
-            Some((w, c)) => (
-                w,
-                Some(
-                    c.parse::<u64>()
-                        .map_err(|_| format!("`{part}`: bad count `{c}`"))?,
-                ),
-            ),
+            Some((w, c)) => (w, Some(c.parse::<u64>().map_err(|_| format!("`{part}`: bad count `{c}`"))?)),
             None => (rest, None),
         };
         let fault = match what {
             "short" => Fault::Short,
-            name => Fault::Errno(
-                errno_from_name(name).ok_or_else(|| format!("`{part}`: unknown errno `{name}`"))?,
-            ),
+            name => Fault::Errno(errno_from_name(name).ok_or_else(|| format!("`{part}`: unknown errno `{name}`"))?),
         };
         rules.push((kind, fault, skip, count));
     }
@@ -242,14 +220,8 @@ mod tests {
     #[test]
     fn parses_specs() {
         let rules = parse("fdatasync=EIO, write=ENOSPC:3@5,send=short").unwrap();
-        assert_eq!(
-            rules[0],
-            (OpKind::Fdatasync, Fault::Errno(libc::EIO), 0, None)
-        );
-        assert_eq!(
-            rules[1],
-            (OpKind::Write, Fault::Errno(libc::ENOSPC), 5, Some(3))
-        );
+        assert_eq!(rules[0], (OpKind::Fdatasync, Fault::Errno(libc::EIO), 0, None));
+        assert_eq!(rules[1], (OpKind::Write, Fault::Errno(libc::ENOSPC), 5, Some(3)));
         assert_eq!(rules[2], (OpKind::Send, Fault::Short, 0, None));
         assert!(parse("nope=EIO").is_err());
         assert!(parse("write=EWHAT").is_err());

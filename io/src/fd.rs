@@ -34,11 +34,8 @@ impl AsRawFd for Fd {
 impl Drop for Fd {
     fn drop(&mut self) {
         let fd = self.0;
-        let queued = crate::context::try_with(|cx| {
-            cx.driver
-                .submit_ignored(opcode::Close::new(types::Fd(fd)).build())
-                .is_ok()
-        });
+        let queued =
+            crate::context::try_with(|cx| cx.driver.submit_ignored(opcode::Close::new(types::Fd(fd)).build()).is_ok());
         if queued != Some(true) {
             close_now(fd);
         }

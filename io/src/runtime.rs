@@ -93,10 +93,7 @@ impl Builder {
     pub fn build(self) -> io::Result<Runtime> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         if context::try_with(|_| ()).is_some() {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                "this thread already runs a percore-io runtime",
-            ));
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "this thread already runs a percore-io runtime"));
         }
         let ring = Ring::new(&self.ring)?;
         let (doorbell, reader) = Doorbell::new(ring.fd(), self.doorbell)?;
@@ -107,23 +104,13 @@ impl Builder {
             executor: Executor::new(shared),
             timers: Default::default(),
             buf_rings: BufRingRegistry::default(),
-            config: Tuning {
-                task_budget: self.task_budget,
-                cqe_budget: self.cqe_budget,
-            },
+            config: Tuning { task_budget: self.task_budget, cqe_budget: self.cqe_budget },
         });
         if context::install(cx.clone()).is_err() {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                "this thread already runs a percore-io runtime",
-            ));
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "this thread already runs a percore-io runtime"));
         }
         CURRENT_ID.with(|c| c.set(id));
-        Ok(Runtime {
-            cx,
-            shutdown_grace: self.shutdown_grace,
-            _not_send: PhantomData,
-        })
+        Ok(Runtime { cx, shutdown_grace: self.shutdown_grace, _not_send: PhantomData })
     }
 }
 
@@ -138,9 +125,7 @@ pub struct Runtime {
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime")
-            .field("features", &self.features())
-            .finish()
+        f.debug_struct("Runtime").field("features", &self.features()).finish()
     }
 }
 
@@ -179,9 +164,7 @@ impl Runtime {
 
     /// A handle that wakes this runtime from other threads.
     pub fn remote(&self) -> Remote {
-        Remote {
-            shared: self.cx.executor.shared.clone(),
-        }
+        Remote { shared: self.cx.executor.shared.clone() }
     }
 
     /// Runs `future` to completion on this thread, driving spawned tasks and
@@ -266,20 +249,13 @@ impl Drop for Runtime {
                 cx.driver.cancel_all();
                 last_cancel = now;
             }
-            let _ = cx
-                .driver
-                .ring
-                .borrow_mut()
-                .enter(1, Some(Duration::from_millis(10)));
+            let _ = cx.driver.ring.borrow_mut().enter(1, Some(Duration::from_millis(10)));
             cx.driver.dispatch(usize::MAX);
         }
         if cx.driver.in_flight() > 0 {
             // The kernel may still write into what these slots hold: leak
             // them (and the provided-buffer rings) rather than free them.
-            let slots = std::mem::replace(
-                &mut *cx.driver.slots.borrow_mut(),
-                crate::driver::slots::Slots::new(),
-            );
+            let slots = std::mem::replace(&mut *cx.driver.slots.borrow_mut(), crate::driver::slots::Slots::new());
             std::mem::forget(slots);
             cx.buf_rings.leak_all();
         }
@@ -346,7 +322,5 @@ pub fn stats() -> Stats {
 /// # Panics
 /// If the thread has no runtime.
 pub fn remote() -> Remote {
-    context::with(|cx| Remote {
-        shared: cx.executor.shared.clone(),
-    })
+    context::with(|cx| Remote { shared: cx.executor.shared.clone() })
 }

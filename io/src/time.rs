@@ -45,9 +45,7 @@ impl Timers {
 
     /// Time until the nearest deadline, if any.
     pub(crate) fn next_timeout(&self, now: Instant) -> Option<Duration> {
-        self.entries
-            .first_key_value()
-            .map(|((deadline, _), _)| deadline.saturating_duration_since(now))
+        self.entries.first_key_value().map(|((deadline, _), _)| deadline.saturating_duration_since(now))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -70,10 +68,7 @@ pub fn sleep(duration: Duration) -> Sleep {
 
 /// Completes at `deadline`.
 pub fn sleep_until(deadline: Instant) -> Sleep {
-    Sleep {
-        deadline,
-        key: None,
-    }
+    Sleep { deadline, key: None }
 }
 
 impl Sleep {
@@ -154,10 +149,7 @@ impl From<Elapsed> for std::io::Error {
 /// operation that drop submits an async cancel; the operation's buffer stays
 /// with the driver until the kernel's completion arrives.
 pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
-    Timeout {
-        future,
-        sleep: sleep(duration),
-    }
+    Timeout { future, sleep: sleep(duration) }
 }
 
 /// Future returned by [`timeout`].

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use percore_io::{
-    spawn, time, yield_now, AlignedBuf, BufRing, Dir, DoorbellKind, File, IoBuf, Notify,
-    OpenOptions, RingConfig, Runtime, TcpListener, TcpStream,
+    spawn, time, yield_now, AlignedBuf, BufRing, Dir, DoorbellKind, File, IoBuf, Notify, OpenOptions, RingConfig,
+    Runtime, TcpListener, TcpStream,
 };
 
 fn tempdir() -> tempfile::TempDir {
@@ -33,9 +33,7 @@ fn rw_create() -> OpenOptions {
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
 }
 
 #[test]
@@ -63,21 +61,12 @@ fn file_round_trip_with_metadata_and_sync() {
         let (result, _) = file.read_at(Vec::with_capacity(10), 4096 + (1 << 20)).await;
         assert_eq!(result.unwrap(), 0);
         // read_exact_at past the end reports UnexpectedEof.
-        let (result, _) = file
-            .read_exact_at(
-                vec![0u8; 0].into_iter().chain([0; 8]).collect::<Vec<u8>>(),
-                meta.size - 4,
-            )
-            .await;
+        let (result, _) =
+            file.read_exact_at(vec![0u8; 0].into_iter().chain([0; 8]).collect::<Vec<u8>>(), meta.size - 4).await;
         assert_eq!(result.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
         file.close().await.unwrap();
     });
-    assert_eq!(
-        std::fs::metadata(tmp.path().join("data.bin"))
-            .unwrap()
-            .len(),
-        4096 + (1 << 20)
-    );
+    assert_eq!(std::fs::metadata(tmp.path().join("data.bin")).unwrap().len(), 4096 + (1 << 20));
 }
 
 #[test]
@@ -86,9 +75,7 @@ fn buffers_of_every_kind_round_trip() {
     Runtime::new().unwrap().block_on(async {
         let dir = Dir::open(tmp.path()).await.unwrap();
         let file = dir.open_file("kinds", &rw_create()).await.unwrap();
-        let (r, _) = file
-            .write_all_at(bytes::Bytes::from_static(b"bytes!"), 0)
-            .await;
+        let (r, _) = file.write_all_at(bytes::Bytes::from_static(b"bytes!"), 0).await;
         r.unwrap();
         let mut bm = bytes::BytesMut::with_capacity(8);
         bm.extend_from_slice(b"bytesmut");
@@ -148,14 +135,7 @@ fn openat2_confines_paths_beneath_the_directory() {
     Runtime::new().unwrap().block_on(async {
         let dir = Dir::open(&root).await.unwrap();
         let read = OpenOptions::new();
-        for path in [
-            "../secret",
-            "sub/../../secret",
-            "/etc/passwd",
-            "escape",
-            "absolute",
-            "/proc/self/fd/0",
-        ] {
+        for path in ["../secret", "sub/../../secret", "/etc/passwd", "escape", "absolute", "/proc/self/fd/0"] {
             let err = dir.open_file(path, &read).await.unwrap_err();
             assert_eq!(err.raw_os_error(), Some(libc::EXDEV), "{path}: {err}");
         }
@@ -169,27 +149,12 @@ fn openat2_confines_paths_beneath_the_directory() {
         // no_symlinks refuses even the harmless one.
         let mut strict = OpenOptions::new();
         strict.no_symlinks(true);
-        assert_eq!(
-            dir.open_file("fine", &strict)
-                .await
-                .unwrap_err()
-                .raw_os_error(),
-            Some(libc::ELOOP)
-        );
+        assert_eq!(dir.open_file("fine", &strict).await.unwrap_err().raw_os_error(), Some(libc::ELOOP));
         // A subdirectory handle confines again.
         let sub = dir.open_dir("sub").await.unwrap();
-        assert_eq!(
-            sub.open_file("../sub/inside", &read)
-                .await
-                .unwrap_err()
-                .raw_os_error(),
-            Some(libc::EXDEV)
-        );
+        assert_eq!(sub.open_file("../sub/inside", &read).await.unwrap_err().raw_os_error(), Some(libc::EXDEV));
         // NUL bytes never reach the kernel.
-        assert_eq!(
-            dir.open_file("a\0b", &read).await.unwrap_err().kind(),
-            io::ErrorKind::InvalidInput
-        );
+        assert_eq!(dir.open_file("a\0b", &read).await.unwrap_err().kind(), io::ErrorKind::InvalidInput);
     });
 }
 
@@ -199,10 +164,7 @@ fn directory_operations_take_single_components() {
     Runtime::new().unwrap().block_on(async {
         let dir = Dir::open(tmp.path()).await.unwrap();
         dir.mkdir("d", 0o755).await.unwrap();
-        assert_eq!(
-            dir.mkdir("d", 0o755).await.unwrap_err().raw_os_error(),
-            Some(libc::EEXIST)
-        );
+        assert_eq!(dir.mkdir("d", 0o755).await.unwrap_err().raw_os_error(), Some(libc::EEXIST));
         let sub = dir.open_dir("d").await.unwrap();
         let f = sub.open_file("a.tmp", &rw_create()).await.unwrap();
         let (r, _) = f.write_all_at(b"v1".to_vec(), 0).await;
@@ -212,52 +174,23 @@ fn directory_operations_take_single_components() {
         sub.sync_all().await.unwrap();
         assert!(dir.stat("d").await.unwrap().is_dir());
         assert_eq!(sub.stat("a").await.unwrap().size, 2);
-        assert_eq!(
-            sub.stat("a.tmp").await.unwrap_err().raw_os_error(),
-            Some(libc::ENOENT)
-        );
+        assert_eq!(sub.stat("a.tmp").await.unwrap_err().raw_os_error(), Some(libc::ENOENT));
         // rename_noreplace refuses to clobber.
         let g = sub.open_file("b", &rw_create()).await.unwrap();
         drop(g);
-        assert_eq!(
-            sub.rename_noreplace("b", &sub, "a")
-                .await
-                .unwrap_err()
-                .raw_os_error(),
-            Some(libc::EEXIST)
-        );
-        let mut names: Vec<_> = sub
-            .read_dir()
-            .unwrap()
-            .into_iter()
-            .map(|e| e.name.into_string().unwrap())
-            .collect();
+        assert_eq!(sub.rename_noreplace("b", &sub, "a").await.unwrap_err().raw_os_error(), Some(libc::EEXIST));
+        let mut names: Vec<_> = sub.read_dir().unwrap().into_iter().map(|e| e.name.into_string().unwrap()).collect();
         names.sort();
         assert_eq!(names, ["a", "b"]);
         for bad in ["../x", "a/b", "..", ".", ""] {
-            assert_eq!(
-                sub.unlink(bad).await.unwrap_err().kind(),
-                io::ErrorKind::InvalidInput,
-                "{bad:?}"
-            );
-            assert_eq!(
-                sub.mkdir(bad, 0o755).await.unwrap_err().kind(),
-                io::ErrorKind::InvalidInput,
-                "{bad:?}"
-            );
-            assert_eq!(
-                sub.rename("a", &sub, bad).await.unwrap_err().kind(),
-                io::ErrorKind::InvalidInput,
-                "{bad:?}"
-            );
+            assert_eq!(sub.unlink(bad).await.unwrap_err().kind(), io::ErrorKind::InvalidInput, "{bad:?}");
+            assert_eq!(sub.mkdir(bad, 0o755).await.unwrap_err().kind(), io::ErrorKind::InvalidInput, "{bad:?}");
+            assert_eq!(sub.rename("a", &sub, bad).await.unwrap_err().kind(), io::ErrorKind::InvalidInput, "{bad:?}");
         }
         sub.unlink("a").await.unwrap();
         sub.unlink("b").await.unwrap();
         assert_eq!(dir.rmdir("d").await.map_err(|e| e.raw_os_error()), Ok(()));
-        assert_eq!(
-            dir.stat("d").await.unwrap_err().raw_os_error(),
-            Some(libc::ENOENT)
-        );
+        assert_eq!(dir.stat("d").await.unwrap_err().raw_os_error(), Some(libc::ENOENT));
     });
 }
 
@@ -330,10 +263,7 @@ fn ipv6_loopback_and_single_accept_report_peer_addresses() {
         let (server_side, peer) = listener.accept().await.unwrap();
         let client = client.await;
         assert_eq!(peer, client.local_addr().unwrap());
-        assert_eq!(
-            server_side.peer_addr().unwrap(),
-            client.local_addr().unwrap()
-        );
+        assert_eq!(server_side.peer_addr().unwrap(), client.local_addr().unwrap());
         assert!(peer.is_ipv6());
     });
 }
@@ -361,17 +291,11 @@ fn multishot_accept_and_recv_from_a_buffer_ring() {
         // Idle connections hold no receive buffer.
         let mut streams: Vec<_> = accepted.iter().map(|s| s.recv_multi(&ring)).collect();
         for s in &mut streams {
-            let poll =
-                std::future::poll_fn(|cx| std::task::Poll::Ready(s.poll_next(cx).is_pending()))
-                    .await;
+            let poll = std::future::poll_fn(|cx| std::task::Poll::Ready(s.poll_next(cx).is_pending())).await;
             assert!(poll, "no data yet");
         }
         time::sleep(Duration::from_millis(10)).await;
-        assert_eq!(
-            ring.available(),
-            64,
-            "idle multishot receives hold no buffer"
-        );
+        assert_eq!(ring.available(), 64, "idle multishot receives hold no buffer");
         // 20 KB per connection: several buffers each, reassembled in order.
         for (i, c) in &clients {
             let (r, _) = c.send_all(pattern(20_000, *i)).await;
@@ -485,14 +409,10 @@ fn send_file_splices_a_large_file_to_a_socket() {
             }
         });
         let pipe = percore_io::Pipe::new(256 * 1024).unwrap();
-        let sent = percore_io::send_file(&server, &file, 1000, data.len() as u64, &pipe)
-            .await
-            .unwrap();
+        let sent = percore_io::send_file(&server, &file, 1000, data.len() as u64, &pipe).await.unwrap();
         assert_eq!(sent, data.len() as u64 - 1000, "stops at end of file");
         // The pipe is empty and reusable.
-        let sent = percore_io::send_file(&server, &file, 0, 1000, &pipe)
-            .await
-            .unwrap();
+        let sent = percore_io::send_file(&server, &file, 0, 1000, &pipe).await.unwrap();
         assert_eq!(sent, 1000);
         drop(server);
         let got = reader.await;
@@ -526,25 +446,16 @@ fn sleep_and_timeout() {
         let client = TcpStream::connect(listener.local_addr()).await.unwrap();
         let (server, _) = listener.accept().await.unwrap();
         let start = Instant::now();
-        let r = time::timeout(
-            Duration::from_millis(50),
-            server.recv(Vec::with_capacity(64)),
-        )
-        .await;
+        let r = time::timeout(Duration::from_millis(50), server.recv(Vec::with_capacity(64))).await;
         assert!(r.is_err(), "nothing was sent");
         assert!(start.elapsed() >= Duration::from_millis(50));
         let (r, _) = client.send_all(b"late".to_vec()).await;
         r.unwrap();
-        let (r, buf) = time::timeout(Duration::from_secs(5), server.recv(Vec::with_capacity(64)))
-            .await
-            .unwrap();
+        let (r, buf) = time::timeout(Duration::from_secs(5), server.recv(Vec::with_capacity(64))).await.unwrap();
         assert_eq!(r.unwrap(), 4);
         assert_eq!(buf, b"late");
         let stats = percore_io::stats();
-        assert!(
-            stats.cancels >= 1,
-            "the timed-out recv was cancelled: {stats:?}"
-        );
+        assert!(stats.cancels >= 1, "the timed-out recv was cancelled: {stats:?}");
         assert_eq!(stats.timers, 0, "dropped sleeps unregister");
     });
 }
@@ -579,10 +490,7 @@ fn a_task_woken_from_another_thread_runs_on_its_home_thread() {
         assert_eq!(hits.get(), 100);
         let stats = percore_io::stats();
         assert!(stats.remote_wakes > 0, "{stats:?}");
-        assert!(
-            stats.doorbell_wakeups > 0,
-            "a parked runtime was rung: {stats:?}"
-        );
+        assert!(stats.doorbell_wakeups > 0, "a parked runtime was rung: {stats:?}");
     });
 }
 
@@ -596,8 +504,7 @@ fn concurrent_remote_wakes_lose_nothing() {
         let rt = Runtime::builder().doorbell(doorbell).build().unwrap();
         rt.block_on(async {
             let notifies: Vec<Arc<Notify>> = (0..TASKS).map(|_| Arc::new(Notify::new())).collect();
-            let acks: Vec<Arc<AtomicUsize>> =
-                (0..TASKS).map(|_| Arc::new(AtomicUsize::new(0))).collect();
+            let acks: Vec<Arc<AtomicUsize>> = (0..TASKS).map(|_| Arc::new(AtomicUsize::new(0))).collect();
             let mut handles = Vec::new();
             for (n, ack) in notifies.iter().zip(&acks) {
                 let (n, ack) = (n.clone(), ack.clone());
@@ -612,10 +519,7 @@ fn concurrent_remote_wakes_lose_nothing() {
             // every notification must be seen: a lost wake-up hangs the test.
             let senders: Vec<_> = (0..4)
                 .map(|t| {
-                    let pairs: Vec<_> = (t..TASKS)
-                        .step_by(4)
-                        .map(|i| (notifies[i].clone(), acks[i].clone()))
-                        .collect();
+                    let pairs: Vec<_> = (t..TASKS).step_by(4).map(|i| (notifies[i].clone(), acks[i].clone())).collect();
                     std::thread::spawn(move || {
                         // Each sender has its own runtime, so MsgRing doorbells
                         // travel ring to ring.
@@ -664,80 +568,64 @@ fn block_on_is_woken_from_another_thread() {
 
 #[test]
 fn a_busy_task_does_not_starve_io_or_timers() {
-    Runtime::builder()
-        .task_budget(8)
-        .build()
-        .unwrap()
-        .block_on(async {
-            let stop = Rc::new(Cell::new(false));
-            let spins = Rc::new(Cell::new(0u64));
-            for _ in 0..4 {
-                let (stop, spins) = (stop.clone(), spins.clone());
-                spawn(async move {
-                    while !stop.get() {
-                        spins.set(spins.get() + 1);
-                        yield_now().await;
-                    }
-                });
-            }
-            let listener = TcpListener::bind(loopback()).unwrap();
-            let addr = listener.local_addr();
-            spawn(echo_server(listener));
-            let start = Instant::now();
-            time::sleep(Duration::from_millis(20)).await;
-            let stream = TcpStream::connect(addr).await.unwrap();
-            for _ in 0..100 {
-                let (r, _) = stream.send_all(b"x".to_vec()).await;
-                r.unwrap();
-                let (r, _) = stream.recv(Vec::with_capacity(8)).await;
-                assert_eq!(r.unwrap(), 1);
-            }
-            assert!(start.elapsed() < Duration::from_secs(10));
-            stop.set(true);
-            assert!(spins.get() > 100, "the spinners ran too");
-        });
+    Runtime::builder().task_budget(8).build().unwrap().block_on(async {
+        let stop = Rc::new(Cell::new(false));
+        let spins = Rc::new(Cell::new(0u64));
+        for _ in 0..4 {
+            let (stop, spins) = (stop.clone(), spins.clone());
+            spawn(async move {
+                while !stop.get() {
+                    spins.set(spins.get() + 1);
+                    yield_now().await;
+                }
+            });
+        }
+        let listener = TcpListener::bind(loopback()).unwrap();
+        let addr = listener.local_addr();
+        spawn(echo_server(listener));
+        let start = Instant::now();
+        time::sleep(Duration::from_millis(20)).await;
+        let stream = TcpStream::connect(addr).await.unwrap();
+        for _ in 0..100 {
+            let (r, _) = stream.send_all(b"x".to_vec()).await;
+            r.unwrap();
+            let (r, _) = stream.recv(Vec::with_capacity(8)).await;
+            assert_eq!(r.unwrap(), 1);
+        }
+        assert!(start.elapsed() < Duration::from_secs(10));
+        stop.set(true);
+        assert!(spins.get() > 100, "the spinners ran too");
+    });
 }
 
 #[test]
 fn completions_beyond_the_cq_are_not_lost() {
     // A tiny ring: 4 SQ and 8 CQ entries, 2,000 operations in flight at once.
-    let config = RingConfig {
-        sq_entries: 4,
-        cq_entries: 8,
-        defer_taskrun: true,
-    };
+    let config = RingConfig { sq_entries: 4, cq_entries: 8, defer_taskrun: true };
     let tmp = tempdir();
     std::fs::write(tmp.path().join("f"), pattern(4096, 1)).unwrap();
-    Runtime::builder()
-        .ring(config)
-        .cqe_budget(3)
-        .build()
-        .unwrap()
-        .block_on(async {
-            let dir = Dir::open(tmp.path()).await.unwrap();
-            let file = Rc::new(dir.open_file("f", &OpenOptions::new()).await.unwrap());
-            let mut handles = Vec::new();
-            for i in 0..2000u64 {
-                let file = file.clone();
-                handles.push(spawn(async move {
-                    let (r, buf) = file.read_at(Vec::with_capacity(16), i % 4000).await;
-                    assert_eq!(r.unwrap(), 16);
-                    assert_eq!(buf, pattern(4096, 1)[(i % 4000) as usize..][..16]);
-                }));
-            }
-            for h in handles {
-                h.await;
-            }
-            assert_eq!(percore_io::stats().ops_in_flight, 0);
-        });
+    Runtime::builder().ring(config).cqe_budget(3).build().unwrap().block_on(async {
+        let dir = Dir::open(tmp.path()).await.unwrap();
+        let file = Rc::new(dir.open_file("f", &OpenOptions::new()).await.unwrap());
+        let mut handles = Vec::new();
+        for i in 0..2000u64 {
+            let file = file.clone();
+            handles.push(spawn(async move {
+                let (r, buf) = file.read_at(Vec::with_capacity(16), i % 4000).await;
+                assert_eq!(r.unwrap(), 16);
+                assert_eq!(buf, pattern(4096, 1)[(i % 4000) as usize..][..16]);
+            }));
+        }
+        for h in handles {
+            h.await;
+        }
+        assert_eq!(percore_io::stats().ops_in_flight, 0);
+    });
 }
 
 #[test]
 fn rings_fall_back_without_defer_taskrun() {
-    let config = RingConfig {
-        defer_taskrun: false,
-        ..RingConfig::default()
-    };
+    let config = RingConfig { defer_taskrun: false, ..RingConfig::default() };
     let rt = Runtime::builder().ring(config).build().unwrap();
     assert!(!rt.features().defer_taskrun);
     let tmp = tempdir();
@@ -752,13 +640,7 @@ fn rings_fall_back_without_defer_taskrun() {
 
 #[test]
 fn bad_ring_sizes_are_refused_with_a_message() {
-    let err = Runtime::builder()
-        .ring(RingConfig {
-            sq_entries: 3,
-            ..RingConfig::default()
-        })
-        .build()
-        .unwrap_err();
+    let err = Runtime::builder().ring(RingConfig { sq_entries: 3, ..RingConfig::default() }).build().unwrap_err();
     assert!(err.to_string().contains("powers of two"), "{err}");
 }
 
@@ -785,15 +667,10 @@ fn a_panicking_task_propagates_out_of_block_on_and_the_runtime_drops_cleanly() {
         })
     }));
     let payload = result.unwrap_err();
-    assert_eq!(
-        payload.downcast_ref::<&str>(),
-        Some(&"task failed on purpose")
-    );
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"task failed on purpose"));
     drop(rt);
     // The thread can build a new runtime afterwards.
-    Runtime::new()
-        .unwrap()
-        .block_on(async { spawn(async {}).await });
+    Runtime::new().unwrap().block_on(async { spawn(async {}).await });
 }
 
 #[test]
@@ -804,57 +681,24 @@ fn io_uring_blocked_by_seccomp_is_explained() {
         const IO_URING_SETUP: u32 = 425;
         let filter = [
             // A = seccomp_data.nr
-            libc::sock_filter {
-                code: 0x20,
-                jt: 0,
-                jf: 0,
-                k: 0,
-            },
+            libc::sock_filter { code: 0x20, jt: 0, jf: 0, k: 0 },
             // if A == io_uring_setup goto deny else allow
-            libc::sock_filter {
-                code: 0x15,
-                jt: 0,
-                jf: 1,
-                k: IO_URING_SETUP,
-            },
-            libc::sock_filter {
-                code: 0x06,
-                jt: 0,
-                jf: 0,
-                k: 0x0005_0000 | libc::EPERM as u32,
-            },
-            libc::sock_filter {
-                code: 0x06,
-                jt: 0,
-                jf: 0,
-                k: 0x7fff_0000,
-            },
+            libc::sock_filter { code: 0x15, jt: 0, jf: 1, k: IO_URING_SETUP },
+            libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0x0005_0000 | libc::EPERM as u32 },
+            libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0x7fff_0000 },
         ];
-        let program = libc::sock_fprog {
-            len: filter.len() as u16,
-            filter: filter.as_ptr() as *mut _,
-        };
+        let program = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr() as *mut _ };
         // SAFETY: prctl with valid arguments; `program` outlives the call.
         unsafe {
             assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-            assert_eq!(
-                libc::prctl(
-                    libc::PR_SET_SECCOMP,
-                    libc::SECCOMP_MODE_FILTER,
-                    &program as *const _
-                ),
-                0
-            );
+            assert_eq!(libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &program as *const _), 0);
         }
         Runtime::new().map(drop)
     })
     .join()
     .unwrap();
     let message = result.unwrap_err().to_string();
-    assert!(
-        message.contains("cannot create an io_uring instance"),
-        "{message}"
-    );
+    assert!(message.contains("cannot create an io_uring instance"), "{message}");
     assert!(message.contains("seccomp"), "{message}");
     assert!(message.contains("io_uring_setup"), "{message}");
 }
@@ -862,13 +706,9 @@ fn io_uring_blocked_by_seccomp_is_explained() {
 #[test]
 fn file_open_outside_a_dir_and_errors_carry_errno() {
     Runtime::new().unwrap().block_on(async {
-        let err = File::open_with("/definitely/not/here", &OpenOptions::new())
-            .await
-            .unwrap_err();
+        let err = File::open_with("/definitely/not/here", &OpenOptions::new()).await.unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
-        let err = TcpStream::connect("127.0.0.1:1".parse().unwrap())
-            .await
-            .unwrap_err();
+        let err = TcpStream::connect("127.0.0.1:1".parse().unwrap()).await.unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ECONNREFUSED));
     });
 }

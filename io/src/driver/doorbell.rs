@@ -58,17 +58,12 @@ pub struct Doorbell {
 
 impl std::fmt::Debug for Doorbell {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Doorbell")
-            .field("kind", &self.shared.kind)
-            .finish()
+        f.debug_struct("Doorbell").field("kind", &self.shared.kind).finish()
     }
 }
 
 impl Doorbell {
-    pub(crate) fn new(
-        ring_fd: RawFd,
-        kind: DoorbellKind,
-    ) -> io::Result<(Doorbell, DoorbellReader)> {
+    pub(crate) fn new(ring_fd: RawFd, kind: DoorbellKind) -> io::Result<(Doorbell, DoorbellReader)> {
         // SAFETY: eventfd(2) takes no pointers; the result is checked below.
         let efd = syscall(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
         // SAFETY: `efd` was just returned by eventfd(2) and is owned by no one else.
@@ -83,12 +78,7 @@ impl Doorbell {
             armed: Cell::new(false),
             rings: Cell::new(0),
         };
-        let shared = Arc::new(Shared {
-            eventfd,
-            ring_fd,
-            kind,
-            rung: AtomicU64::new(0),
-        });
+        let shared = Arc::new(Shared { eventfd, ring_fd, kind, rung: AtomicU64::new(0) });
         Ok((Doorbell { shared }, reader))
     }
 
@@ -106,28 +96,15 @@ impl Doorbell {
         // SAFETY: writes 8 bytes from a live local to an eventfd we own. A
         // failure can only be EAGAIN (the counter is saturated, so the target
         // is being woken anyway).
-        unsafe {
-            libc::write(
-                self.shared.eventfd.as_raw_fd(),
-                (&one as *const u64).cast(),
-                8,
-            )
-        };
+        unsafe { libc::write(self.shared.eventfd.as_raw_fd(), (&one as *const u64).cast(), 8) };
     }
 
     /// Queues a MSG_RING on this thread's ring, if it has one.
     fn ring_by_msg(&self) -> bool {
-        let entry = opcode::MsgRingData::new(
-            types_fd(self.shared.ring_fd.as_raw_fd()),
-            0,
-            DOORBELL_MSG,
-            None,
-        )
-        .build();
+        let entry = opcode::MsgRingData::new(types_fd(self.shared.ring_fd.as_raw_fd()), 0, DOORBELL_MSG, None).build();
         let fallback = Box::new(MsgFallback(self.clone()));
         // SAFETY: a MSG_RING data SQE points at no memory.
-        crate::context::try_with(|cx| unsafe { cx.driver.submit_detached(entry, fallback) }.is_ok())
-            .unwrap_or(false)
+        crate::context::try_with(|cx| unsafe { cx.driver.submit_detached(entry, fallback) }.is_ok()).unwrap_or(false)
     }
 
     /// How many times this doorbell was rung (by anyone).
@@ -173,9 +150,7 @@ impl DoorbellReader {
         if self.armed.get() {
             return Ok(());
         }
-        let entry = opcode::Read::new(types_fd(self.eventfd), self.buf.cast(), 8)
-            .build()
-            .user_data(DOORBELL);
+        let entry = opcode::Read::new(types_fd(self.eventfd), self.buf.cast(), 8).build().user_data(DOORBELL);
         // SAFETY: `buf` is a live heap allocation that this reader frees only
         // when the read is not armed (see `Drop`), so it outlives the read.
         unsafe { driver.ring.borrow_mut().push(&entry)? };

@@ -94,10 +94,7 @@ impl Driver {
 
     /// Completes `key` without the kernel (fault injection, failed push).
     pub(crate) fn complete_locally(&self, key: Key, result: i32) {
-        let action = self
-            .slots
-            .borrow_mut()
-            .complete(key, Cqe { result, flags: 0 });
+        let action = self.slots.borrow_mut().complete(key, Cqe { result, flags: 0 });
         self.act(key, action, Cqe { result, flags: 0 });
     }
 
@@ -155,10 +152,7 @@ impl Driver {
         match action {
             Action::Nothing => {}
             Action::Wake(waker) => waker.wake(),
-            Action::Release {
-                mut orphan,
-                reinsert,
-            } => {
+            Action::Release { mut orphan, reinsert } => {
                 orphan.release(cqe);
                 if reinsert {
                     self.slots.borrow_mut().restore_orphan(key, orphan);

@@ -35,11 +35,7 @@ pub struct RingConfig {
 
 impl Default for RingConfig {
     fn default() -> Self {
-        RingConfig {
-            sq_entries: 512,
-            cq_entries: 4096,
-            defer_taskrun: true,
-        }
+        RingConfig { sq_entries: 512, cq_entries: 4096, defer_taskrun: true }
     }
 }
 
@@ -82,38 +78,16 @@ impl Ring {
             ));
         }
         if config.cq_entries < config.sq_entries {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "cq_entries must be at least sq_entries",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "cq_entries must be at least sq_entries"));
         }
         let attempts = [
-            Attempt {
-                single_issuer: true,
-                defer_taskrun: true,
-                coop_taskrun: true,
-            },
-            Attempt {
-                single_issuer: true,
-                defer_taskrun: false,
-                coop_taskrun: true,
-            },
-            Attempt {
-                single_issuer: false,
-                defer_taskrun: false,
-                coop_taskrun: true,
-            },
-            Attempt {
-                single_issuer: false,
-                defer_taskrun: false,
-                coop_taskrun: false,
-            },
+            Attempt { single_issuer: true, defer_taskrun: true, coop_taskrun: true },
+            Attempt { single_issuer: true, defer_taskrun: false, coop_taskrun: true },
+            Attempt { single_issuer: false, defer_taskrun: false, coop_taskrun: true },
+            Attempt { single_issuer: false, defer_taskrun: false, coop_taskrun: false },
         ];
         let mut last = None;
-        for attempt in attempts
-            .iter()
-            .filter(|a| config.defer_taskrun || !a.defer_taskrun)
-        {
+        for attempt in attempts.iter().filter(|a| config.defer_taskrun || !a.defer_taskrun) {
             let mut builder = IoUring::builder();
             builder.setup_cqsize(config.cq_entries).setup_submit_all();
             if attempt.single_issuer {
@@ -140,22 +114,14 @@ impl Ring {
                         defer_taskrun: attempt.defer_taskrun,
                         coop_taskrun: attempt.coop_taskrun,
                     };
-                    return Ok(Ring {
-                        uring,
-                        features,
-                        sqes_pushed: 0,
-                        enters: 0,
-                        cqes_reaped: 0,
-                    });
+                    return Ok(Ring { uring, features, sqes_pushed: 0, enters: 0, cqes_reaped: 0 });
                 }
                 // EINVAL: the kernel does not know one of the flags; try fewer.
                 Err(err) if err.raw_os_error() == Some(libc::EINVAL) => last = Some(err),
                 Err(err) => return Err(error::explain_setup(err)),
             }
         }
-        Err(error::explain_setup(last.unwrap_or_else(|| {
-            io::Error::from_raw_os_error(libc::EINVAL)
-        })))
+        Err(error::explain_setup(last.unwrap_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))))
     }
 
     pub(crate) fn features(&self) -> RingFeatures {
@@ -188,10 +154,7 @@ impl Ring {
             // The SQ is full: hand its contents to the kernel and retry.
             self.enter(0, None)?;
         }
-        Err(io::Error::new(
-            io::ErrorKind::WouldBlock,
-            "io_uring submission queue stays full",
-        ))
+        Err(io::Error::new(io::ErrorKind::WouldBlock, "io_uring submission queue stays full"))
     }
 
     /// Number of SQEs queued but not yet handed to the kernel.
@@ -222,9 +185,7 @@ impl Ring {
             Some(timeout) => {
                 let ts = types::Timespec::from(timeout);
                 let args = types::SubmitArgs::new().timespec(&ts);
-                self.uring
-                    .submitter()
-                    .submit_with_args(min_complete as usize, &args)
+                self.uring.submitter().submit_with_args(min_complete as usize, &args)
             }
             None => {
                 let to_submit = self.uring.submission().len() as u32;
@@ -245,10 +206,7 @@ impl Ring {
             Ok(_) => Ok(()),
             Err(err) => match err.raw_os_error() {
                 Some(libc::EINTR | libc::ETIME | libc::EBUSY | libc::EAGAIN) => Ok(()),
-                _ => Err(io::Error::new(
-                    err.kind(),
-                    format!("io_uring_enter failed: {err}"),
-                )),
+                _ => Err(io::Error::new(err.kind(), format!("io_uring_enter failed: {err}"))),
             },
         }
     }
@@ -258,13 +216,7 @@ impl Ring {
         let mut cq = self.uring.completion();
         let mut n = 0;
         for entry in cq.by_ref().take(max) {
-            out.push((
-                entry.user_data(),
-                Cqe {
-                    result: entry.result(),
-                    flags: entry.flags(),
-                },
-            ));
+            out.push((entry.user_data(), Cqe { result: entry.result(), flags: entry.flags() }));
             n += 1;
         }
         drop(cq);

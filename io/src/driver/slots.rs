@@ -115,11 +115,7 @@ const NONE: usize = usize::MAX;
 
 impl Slots {
     pub(crate) fn new() -> Slots {
-        Slots {
-            entries: Vec::new(),
-            free_head: NONE,
-            in_use: 0,
-        }
+        Slots { entries: Vec::new(), free_head: NONE, in_use: 0 }
     }
 
     /// Number of slots whose operation has not been fully reaped.
@@ -132,9 +128,7 @@ impl Slots {
         if self.free_head != NONE {
             let index = self.free_head;
             let entry = &mut self.entries[index];
-            let State::Free { next } = entry.state else {
-                unreachable!("free list points at a used slot")
-            };
+            let State::Free { next } = entry.state else { unreachable!("free list points at a used slot") };
             self.free_head = next;
             entry.generation = entry.generation.wrapping_add(1);
             entry.state = state;
@@ -143,10 +137,7 @@ impl Slots {
         // Indexes stay below 2^31 so that they never meet the reserved
         // `user_data` values (u64::MAX - k) of the driver.
         assert!(self.entries.len() < (1 << 31), "slot table full");
-        self.entries.push(Entry {
-            generation: 0,
-            state,
-        });
+        self.entries.push(Entry { generation: 0, state });
         Key::new(self.entries.len() - 1, 0)
     }
 
@@ -155,11 +146,7 @@ impl Slots {
     }
 
     pub(crate) fn insert_multi(&mut self) -> Key {
-        self.insert(State::Multi {
-            waker: None,
-            cqes: VecDeque::new(),
-            ended: false,
-        })
+        self.insert(State::Multi { waker: None, cqes: VecDeque::new(), ended: false })
     }
 
     fn entry(&mut self, key: Key) -> Option<&mut Entry> {
@@ -207,8 +194,7 @@ impl Slots {
             }
             State::Orphaned(_) => {
                 let reinsert = cqe.more();
-                let State::Orphaned(orphan) =
-                    std::mem::replace(&mut entry.state, State::Pending { waker: None })
+                let State::Orphaned(orphan) = std::mem::replace(&mut entry.state, State::Pending { waker: None })
                 else {
                     unreachable!()
                 };
@@ -255,12 +241,7 @@ impl Slots {
     /// has ended and every completion was taken: the slot is freed.
     pub(crate) fn poll_multi(&mut self, key: Key, waker: &Waker) -> Result<Option<Cqe>, ()> {
         let entry = self.entry(key).expect("poll of a dead slot");
-        let State::Multi {
-            waker: stored,
-            cqes,
-            ended,
-        } = &mut entry.state
-        else {
+        let State::Multi { waker: stored, cqes, ended } = &mut entry.state else {
             unreachable!("poll_multi on a non-multi slot")
         };
         if let Some(cqe) = cqes.pop_front() {
@@ -284,13 +265,12 @@ impl Slots {
     /// reap; if not, the slot is freed.
     pub(crate) fn abandon(&mut self, key: Key) -> (Vec<Cqe>, bool) {
         let entry = self.entry(key).expect("abandon of a dead slot");
-        let (queued, in_flight) =
-            match std::mem::replace(&mut entry.state, State::Pending { waker: None }) {
-                State::Pending { .. } => (Vec::new(), true),
-                State::Done(cqe) => (vec![cqe], false),
-                State::Multi { cqes, ended, .. } => (cqes.into(), !ended),
-                State::Orphaned(_) | State::Free { .. } => unreachable!("abandon of an orphan"),
-            };
+        let (queued, in_flight) = match std::mem::replace(&mut entry.state, State::Pending { waker: None }) {
+            State::Pending { .. } => (Vec::new(), true),
+            State::Done(cqe) => (vec![cqe], false),
+            State::Multi { cqes, ended, .. } => (cqes.into(), !ended),
+            State::Orphaned(_) | State::Free { .. } => unreachable!("abandon of an orphan"),
+        };
         if !in_flight {
             self.free(key);
         }
@@ -302,9 +282,7 @@ impl Slots {
         let mut wakers = Vec::new();
         for entry in &mut self.entries {
             match &mut entry.state {
-                State::Pending { waker } | State::Multi { waker, .. } => {
-                    wakers.extend(waker.take())
-                }
+                State::Pending { waker } | State::Multi { waker, .. } => wakers.extend(waker.take()),
                 _ => {}
             }
         }
@@ -351,15 +329,10 @@ mod tests {
         let waker = Waker::from(counter.clone());
         let key = slots.insert_single();
         assert!(matches!(slots.poll_single(key, &waker), Poll1::Pending));
-        let Action::Wake(w) = slots.complete(key, cqe(7, 0)) else {
-            panic!("expected wake")
-        };
+        let Action::Wake(w) = slots.complete(key, cqe(7, 0)) else { panic!("expected wake") };
         w.wake();
         assert_eq!(counter.0.load(Ordering::SeqCst), 1);
-        assert!(matches!(
-            slots.poll_single(key, &waker),
-            Poll1::Ready(Cqe { result: 7, .. })
-        ));
+        assert!(matches!(slots.poll_single(key, &waker), Poll1::Ready(Cqe { result: 7, .. })));
         assert_eq!(slots.in_use(), 0);
     }
 
@@ -386,13 +359,7 @@ mod tests {
         assert!(in_flight, "in flight: the slot keeps the orphan");
         slots.restore_orphan(key, Box::new(Recorder(seen.clone())));
         assert_eq!(slots.in_use(), 1);
-        let Action::Release {
-            mut orphan,
-            reinsert,
-        } = slots.complete(key, cqe(5, 0))
-        else {
-            panic!()
-        };
+        let Action::Release { mut orphan, reinsert } = slots.complete(key, cqe(5, 0)) else { panic!() };
         assert!(!reinsert);
         orphan.release(cqe(5, 0));
         assert_eq!(slots.in_use(), 0);
@@ -406,21 +373,13 @@ mod tests {
         let key = slots.insert_multi();
         slots.complete(key, cqe(1, MORE));
         let (queued, in_flight) = slots.abandon(key);
-        assert_eq!(
-            queued,
-            vec![cqe(1, MORE)],
-            "untaken completions are handed back"
-        );
+        assert_eq!(queued, vec![cqe(1, MORE)], "untaken completions are handed back");
         assert!(in_flight);
         slots.restore_orphan(key, Box::new(Recorder(seen.clone())));
-        let Action::Release { orphan, reinsert } = slots.complete(key, cqe(2, MORE)) else {
-            panic!()
-        };
+        let Action::Release { orphan, reinsert } = slots.complete(key, cqe(2, MORE)) else { panic!() };
         assert!(reinsert);
         slots.restore_orphan(key, orphan);
-        let Action::Release { reinsert, .. } = slots.complete(key, cqe(-125, 0)) else {
-            panic!()
-        };
+        let Action::Release { reinsert, .. } = slots.complete(key, cqe(-125, 0)) else { panic!() };
         assert!(!reinsert);
         assert_eq!(slots.in_use(), 0);
     }

@@ -49,8 +49,7 @@ impl Executor {
             task
         };
         self.tasks_spawned.set(self.tasks_spawned.get() + 1);
-        task.scheduled
-            .store(true, std::sync::atomic::Ordering::Release);
+        task.scheduled.store(true, std::sync::atomic::Ordering::Release);
         self.local.borrow_mut().push_back(task);
     }
 
@@ -163,11 +162,7 @@ pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
     F: Future + 'static,
 {
-    let state = Rc::new(RefCell::new(JoinState {
-        output: None,
-        waker: None,
-        finished: false,
-    }));
+    let state = Rc::new(RefCell::new(JoinState { output: None, waker: None, finished: false }));
     let task_state = state.clone();
     let wrapped = async move {
         let output = future.await;
@@ -211,10 +206,7 @@ impl<T> Future for JoinHandle<T> {
         if let Some(output) = state.output.take() {
             return Poll::Ready(output);
         }
-        assert!(
-            !state.finished,
-            "JoinHandle polled after it returned the output"
-        );
+        assert!(!state.finished, "JoinHandle polled after it returned the output");
         state.waker = Some(cx.waker().clone());
         Poll::Pending
     }

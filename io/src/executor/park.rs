@@ -107,9 +107,7 @@ pub struct Remote {
 
 impl std::fmt::Debug for Remote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Remote")
-            .field("runtime", &self.shared.id)
-            .finish()
+        f.debug_struct("Remote").field("runtime", &self.shared.id).finish()
     }
 }
 

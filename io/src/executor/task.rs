@@ -39,12 +39,7 @@ unsafe impl Sync for Task {}
 
 impl Task {
     pub(crate) fn new(home: Arc<Shared>, key: usize, future: BoxFuture) -> Task {
-        Task {
-            scheduled: AtomicBool::new(false),
-            home,
-            key,
-            future: UnsafeCell::new(Some(future)),
-        }
+        Task { scheduled: AtomicBool::new(false), home, key, future: UnsafeCell::new(Some(future)) }
     }
 
     /// Polls the future; returns true when it has completed (and was dropped).

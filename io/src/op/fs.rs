@@ -142,15 +142,8 @@ impl OpenOptions {
                 resolve |= flag;
             }
         }
-        let mode = if flags & libc::O_CREAT != 0 {
-            u64::from(self.mode)
-        } else {
-            0
-        };
-        types::OpenHow::new()
-            .flags(flags as u64)
-            .mode(mode)
-            .resolve(resolve)
+        let mode = if flags & libc::O_CREAT != 0 { u64::from(self.mode) } else { 0 };
+        types::OpenHow::new().flags(flags as u64).mode(mode).resolve(resolve)
     }
 }
 
@@ -163,13 +156,9 @@ fn path_cstring(path: &Path) -> io::Result<CString> {
 fn component(name: &OsStr) -> io::Result<CString> {
     let bytes = name.as_bytes();
     if bytes.is_empty() || bytes == b"." || bytes == b".." || bytes.contains(&b'/') {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{name:?} is not a single path component"),
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{name:?} is not a single path component")));
     }
-    CString::new(bytes)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))
+    CString::new(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))
 }
 
 struct OpenAt2 {
@@ -190,16 +179,11 @@ impl Completable for OpenAt2 {
 }
 
 async fn openat2(dirfd: RawFd, path: &Path, options: &OpenOptions) -> io::Result<Fd> {
-    let data = OpenAt2 {
-        path: path_cstring(path)?,
-        how: Box::new(options.how()),
-    };
+    let data = OpenAt2 { path: path_cstring(path)?, how: Box::new(options.how()) };
     // SAFETY: the SQE points at `path` and `how`, both heap memory owned by
     // the op's data.
     let op = unsafe {
-        Op::submit(OpKind::Open, data, |d, _| {
-            opcode::OpenAt2::new(types::Fd(dirfd), d.path.as_ptr(), &*d.how).build()
-        })
+        Op::submit(OpKind::Open, data, |d, _| opcode::OpenAt2::new(types::Fd(dirfd), d.path.as_ptr(), &*d.how).build())
     };
     op.await
 }
@@ -225,9 +209,7 @@ impl Dir {
     pub async fn open(path: impl AsRef<Path>) -> io::Result<Dir> {
         let mut options = OpenOptions::new();
         options.directory(true).beneath(false).no_magiclinks(false);
-        Ok(Dir {
-            fd: openat2(libc::AT_FDCWD, path.as_ref(), &options).await?,
-        })
+        Ok(Dir { fd: openat2(libc::AT_FDCWD, path.as_ref(), &options).await? })
     }
 
     /// Opens a file at `path` relative to this directory with `options`
@@ -235,14 +217,8 @@ impl Dir {
     ///
     /// # Errors
     /// As openat2(2); a path that leaves the directory fails with `EXDEV`.
-    pub async fn open_file(
-        &self,
-        path: impl AsRef<Path>,
-        options: &OpenOptions,
-    ) -> io::Result<File> {
-        Ok(File {
-            fd: openat2(self.fd.as_raw_fd(), path.as_ref(), options).await?,
-        })
+    pub async fn open_file(&self, path: impl AsRef<Path>, options: &OpenOptions) -> io::Result<File> {
+        Ok(File { fd: openat2(self.fd.as_raw_fd(), path.as_ref(), options).await? })
     }
 
     /// Opens a subdirectory beneath this one.
@@ -252,9 +228,7 @@ impl Dir {
     pub async fn open_dir(&self, path: impl AsRef<Path>) -> io::Result<Dir> {
         let mut options = OpenOptions::new();
         options.directory(true);
-        Ok(Dir {
-            fd: openat2(self.fd.as_raw_fd(), path.as_ref(), &options).await?,
-        })
+        Ok(Dir { fd: openat2(self.fd.as_raw_fd(), path.as_ref(), &options).await? })
     }
 
     /// Metadata of the entry `name` in this directory (symlinks not followed).
@@ -262,12 +236,7 @@ impl Dir {
     /// # Errors
     /// `InvalidInput` unless `name` is a single component; else as statx(2).
     pub async fn stat(&self, name: impl AsRef<OsStr>) -> io::Result<Metadata> {
-        statx(
-            self.fd.as_raw_fd(),
-            component(name.as_ref())?,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-        .await
+        statx(self.fd.as_raw_fd(), component(name.as_ref())?, libc::AT_SYMLINK_NOFOLLOW).await
     }
 
     /// Metadata of the directory itself.
@@ -283,17 +252,12 @@ impl Dir {
     /// # Errors
     /// `InvalidInput` unless `name` is a single component; else as mkdirat(2).
     pub async fn mkdir(&self, name: impl AsRef<OsStr>, mode: u32) -> io::Result<()> {
-        let data = PathOp {
-            path: component(name.as_ref())?,
-            path2: None,
-        };
+        let data = PathOp { path: component(name.as_ref())?, path2: None };
         let dirfd = self.fd.as_raw_fd();
         // SAFETY: the SQE points at `data.path`, heap memory owned by the op.
         let op = unsafe {
             Op::submit(OpKind::Mkdir, data, |d, _| {
-                opcode::MkDirAt::new(types::Fd(dirfd), d.path.as_ptr())
-                    .mode(mode)
-                    .build()
+                opcode::MkDirAt::new(types::Fd(dirfd), d.path.as_ptr()).mode(mode).build()
             })
         };
         op.await
@@ -316,17 +280,12 @@ impl Dir {
     }
 
     async fn unlinkat(&self, name: &OsStr, flags: i32) -> io::Result<()> {
-        let data = PathOp {
-            path: component(name)?,
-            path2: None,
-        };
+        let data = PathOp { path: component(name)?, path2: None };
         let dirfd = self.fd.as_raw_fd();
         // SAFETY: the SQE points at `data.path`, heap memory owned by the op.
         let op = unsafe {
             Op::submit(OpKind::Unlink, data, |d, _| {
-                opcode::UnlinkAt::new(types::Fd(dirfd), d.path.as_ptr())
-                    .flags(flags)
-                    .build()
+                opcode::UnlinkAt::new(types::Fd(dirfd), d.path.as_ptr()).flags(flags).build()
             })
         };
         op.await
@@ -338,12 +297,7 @@ impl Dir {
     /// # Errors
     /// `InvalidInput` unless both names are single components; else as
     /// renameat2(2).
-    pub async fn rename(
-        &self,
-        from: impl AsRef<OsStr>,
-        to_dir: &Dir,
-        to: impl AsRef<OsStr>,
-    ) -> io::Result<()> {
+    pub async fn rename(&self, from: impl AsRef<OsStr>, to_dir: &Dir, to: impl AsRef<OsStr>) -> io::Result<()> {
         self.renameat(from.as_ref(), to_dir, to.as_ref(), 0).await
     }
 
@@ -358,28 +312,19 @@ impl Dir {
         to_dir: &Dir,
         to: impl AsRef<OsStr>,
     ) -> io::Result<()> {
-        self.renameat(from.as_ref(), to_dir, to.as_ref(), libc::RENAME_NOREPLACE)
-            .await
+        self.renameat(from.as_ref(), to_dir, to.as_ref(), libc::RENAME_NOREPLACE).await
     }
 
     async fn renameat(&self, from: &OsStr, to_dir: &Dir, to: &OsStr, flags: u32) -> io::Result<()> {
-        let data = PathOp {
-            path: component(from)?,
-            path2: Some(component(to)?),
-        };
+        let data = PathOp { path: component(from)?, path2: Some(component(to)?) };
         let (old_dir, new_dir) = (self.fd.as_raw_fd(), to_dir.fd.as_raw_fd());
         // SAFETY: the SQE points at `path` and `path2`, heap memory owned by the op.
         let op = unsafe {
             Op::submit(OpKind::Rename, data, |d, _| {
                 let new = d.path2.as_ref().expect("rename has two paths");
-                opcode::RenameAt::new(
-                    types::Fd(old_dir),
-                    d.path.as_ptr(),
-                    types::Fd(new_dir),
-                    new.as_ptr(),
-                )
-                .flags(flags)
-                .build()
+                opcode::RenameAt::new(types::Fd(old_dir), d.path.as_ptr(), types::Fd(new_dir), new.as_ptr())
+                    .flags(flags)
+                    .build()
             })
         };
         op.await
@@ -391,12 +336,7 @@ impl Dir {
     /// # Errors
     /// As fsync(2).
     pub async fn sync_all(&self) -> io::Result<()> {
-        fsync(
-            self.fd.as_raw_fd(),
-            OpKind::Fsync,
-            types::FsyncFlags::empty(),
-        )
-        .await
+        fsync(self.fd.as_raw_fd(), OpKind::Fsync, types::FsyncFlags::empty()).await
     }
 
     /// Lists the directory's entries (without `.` and `..`).
@@ -410,9 +350,7 @@ impl Dir {
     /// As fdopendir(3) and readdir(3).
     pub fn read_dir(&self) -> io::Result<Vec<DirEntry>> {
         // SAFETY: fcntl(F_DUPFD_CLOEXEC) takes no pointers; checked below.
-        let dup = crate::error::syscall(unsafe {
-            libc::fcntl(self.fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0)
-        })?;
+        let dup = crate::error::syscall(unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) })?;
         // SAFETY: `dup` is an fd we own; on success fdopendir owns it.
         let dir = unsafe { libc::fdopendir(dup) };
         if dir.is_null() {
@@ -431,19 +369,10 @@ impl Dir {
             let entry = unsafe { libc::readdir64(dir) };
             if entry.is_null() {
                 let errno = io::Error::last_os_error();
-                break if errno.raw_os_error() == Some(0) {
-                    Ok(())
-                } else {
-                    Err(errno)
-                };
+                break if errno.raw_os_error() == Some(0) { Ok(()) } else { Err(errno) };
             }
             // SAFETY: readdir64 returned a valid entry whose d_name is a NUL-terminated string.
-            let (name, d_type) = unsafe {
-                (
-                    std::ffi::CStr::from_ptr((*entry).d_name.as_ptr()),
-                    (*entry).d_type,
-                )
-            };
+            let (name, d_type) = unsafe { (std::ffi::CStr::from_ptr((*entry).d_name.as_ptr()), (*entry).d_type) };
             let name = name.to_bytes();
             if name == b"." || name == b".." {
                 continue;
@@ -455,10 +384,7 @@ impl Dir {
                 libc::DT_UNKNOWN => None,
                 _ => Some(FileKind::Other),
             };
-            entries.push(DirEntry {
-                name: OsStr::from_bytes(name).to_os_string(),
-                kind,
-            });
+            entries.push(DirEntry { name: OsStr::from_bytes(name).to_os_string(), kind });
         };
         // SAFETY: `dir` is valid and closed exactly once (this also closes `dup`).
         unsafe { libc::closedir(dir) };
@@ -538,8 +464,7 @@ impl Metadata {
         if secs >= 0 {
             SystemTime::UNIX_EPOCH + Duration::new(secs as u64, nanos)
         } else {
-            SystemTime::UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
-                + Duration::from_nanos(u64::from(nanos))
+            SystemTime::UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()) + Duration::from_nanos(u64::from(nanos))
         }
     }
 }
@@ -594,11 +519,7 @@ impl Completable for NoData {
 
 async fn fsync(fd: RawFd, kind: OpKind, flags: types::FsyncFlags) -> io::Result<()> {
     // SAFETY: the fsync SQE points at no memory.
-    let op = unsafe {
-        Op::submit(kind, NoData, |_, _| {
-            opcode::Fsync::new(types::Fd(fd)).flags(flags).build()
-        })
-    };
+    let op = unsafe { Op::submit(kind, NoData, |_, _| opcode::Fsync::new(types::Fd(fd)).flags(flags).build()) };
     op.await.map(drop)
 }
 
@@ -659,9 +580,7 @@ impl File {
     pub async fn open_with(path: impl AsRef<Path>, options: &OpenOptions) -> io::Result<File> {
         let mut options = options.clone();
         options.beneath(false);
-        Ok(File {
-            fd: openat2(libc::AT_FDCWD, path.as_ref(), &options).await?,
-        })
+        Ok(File { fd: openat2(libc::AT_FDCWD, path.as_ref(), &options).await? })
     }
 
     /// Reads into `buf` (from its start, up to its capacity) at `pos`.
@@ -673,9 +592,7 @@ impl File {
         let op = unsafe {
             Op::submit(OpKind::Read, Transfer { buf }, |d, shorten| {
                 let len = maybe_short(d.buf.bytes_total(), shorten);
-                opcode::Read::new(types::Fd(fd), d.buf.stable_mut_ptr(), len)
-                    .offset(pos)
-                    .build()
+                opcode::Read::new(types::Fd(fd), d.buf.stable_mut_ptr(), len).offset(pos).build()
             })
         };
         op.await
@@ -712,9 +629,7 @@ impl File {
         let op = unsafe {
             Op::submit(OpKind::Write, Outgoing { buf }, |d, shorten| {
                 let len = maybe_short(d.buf.bytes_init(), shorten);
-                opcode::Write::new(types::Fd(fd), d.buf.stable_ptr(), len)
-                    .offset(pos)
-                    .build()
+                opcode::Write::new(types::Fd(fd), d.buf.stable_ptr(), len).offset(pos).build()
             })
         };
         op.await
@@ -749,12 +664,7 @@ impl File {
     /// As fsync(2). After an `EIO` the kernel may have dropped the dirty
     /// pages: do not retry and treat the data as lost.
     pub async fn sync_all(&self) -> io::Result<()> {
-        fsync(
-            self.fd.as_raw_fd(),
-            OpKind::Fsync,
-            types::FsyncFlags::empty(),
-        )
-        .await
+        fsync(self.fd.as_raw_fd(), OpKind::Fsync, types::FsyncFlags::empty()).await
     }
 
     /// Flushes data (and the metadata needed to read it) to stable storage
@@ -763,12 +673,7 @@ impl File {
     /// # Errors
     /// As [`File::sync_all`].
     pub async fn sync_data(&self) -> io::Result<()> {
-        fsync(
-            self.fd.as_raw_fd(),
-            OpKind::Fdatasync,
-            types::FsyncFlags::DATASYNC,
-        )
-        .await
+        fsync(self.fd.as_raw_fd(), OpKind::Fdatasync, types::FsyncFlags::DATASYNC).await
     }
 
     /// The file's metadata.
@@ -792,10 +697,6 @@ impl File {
 pub(crate) async fn close_fd(fd: Fd) -> io::Result<()> {
     let raw = fd.into_raw();
     // SAFETY: the close SQE points at no memory.
-    let op = unsafe {
-        Op::submit(OpKind::Close, NoData, |_, _| {
-            opcode::Close::new(types::Fd(raw)).build()
-        })
-    };
+    let op = unsafe { Op::submit(OpKind::Close, NoData, |_, _| opcode::Close::new(types::Fd(raw)).build()) };
     op.await.map(drop)
 }

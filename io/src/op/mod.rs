@@ -58,11 +58,7 @@ impl<T: Completable> Op<T> {
     /// Every pointer in the built SQE must point into heap memory owned by
     /// `data` (which this op keeps alive, moving it into the slot table if it
     /// is dropped early), or into memory that outlives the ring.
-    pub(crate) unsafe fn submit(
-        kind: OpKind,
-        mut data: T,
-        build: impl FnOnce(&mut T, bool) -> squeue::Entry,
-    ) -> Op<T> {
+    pub(crate) unsafe fn submit(kind: OpKind, mut data: T, build: impl FnOnce(&mut T, bool) -> squeue::Entry) -> Op<T> {
         context::with(|cx| {
             let runtime = cx.executor.shared.id;
             let injected = fault::take(kind);
@@ -79,12 +75,7 @@ impl<T: Completable> Op<T> {
                     unsafe { cx.driver.submit(entry, false) }
                 }
             };
-            Op {
-                key: Some(key),
-                data: Some(data),
-                runtime,
-                _not_send: PhantomData,
-            }
+            Op { key: Some(key), data: Some(data), runtime, _not_send: PhantomData }
         })
     }
 }
@@ -95,8 +86,7 @@ impl<T: Completable> Future for Op<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
         let this = self.get_mut();
         let key = this.key.expect("Op polled after it completed");
-        let polled =
-            context::with(|ctx| ctx.driver.slots.borrow_mut().poll_single(key, cx.waker()));
+        let polled = context::with(|ctx| ctx.driver.slots.borrow_mut().poll_single(key, cx.waker()));
         match polled {
             Poll1::Pending => Poll::Pending,
             Poll1::Ready(cqe) => {
@@ -154,12 +144,7 @@ pub(crate) struct Multishot {
 impl Multishot {
     pub(crate) fn new(kind: OpKind) -> Multishot {
         let runtime = context::with(|cx| cx.executor.shared.id);
-        Multishot {
-            key: None,
-            runtime,
-            kind,
-            _not_send: PhantomData,
-        }
+        Multishot { key: None, runtime, kind, _not_send: PhantomData }
     }
 
     pub(crate) fn is_armed(&self) -> bool {
@@ -213,9 +198,6 @@ impl Multishot {
 
 impl Drop for Multishot {
     fn drop(&mut self) {
-        debug_assert!(
-            self.key.is_none() || std::thread::panicking(),
-            "Multishot dropped without abandon"
-        );
+        debug_assert!(self.key.is_none() || std::thread::panicking(), "Multishot dropped without abandon");
     }
 }

@@ -31,9 +31,7 @@ fn to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
             let sin = libc::sockaddr_in {
                 sin_family: libc::AF_INET as libc::sa_family_t,
                 sin_port: v4.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(v4.ip().octets()),
-                },
+                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(v4.ip().octets()) },
                 sin_zero: [0; 8],
             };
             // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
@@ -45,9 +43,7 @@ fn to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
                 sin6_family: libc::AF_INET6 as libc::sa_family_t,
                 sin6_port: v6.port().to_be(),
                 sin6_flowinfo: v6.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: v6.ip().octets(),
-                },
+                sin6_addr: libc::in6_addr { s6_addr: v6.ip().octets() },
                 sin6_scope_id: v6.scope_id(),
             };
             // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
@@ -62,19 +58,13 @@ fn from_sockaddr(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
     match i32::from(storage.ss_family) {
         libc::AF_INET => {
             // SAFETY: the family says the storage holds a sockaddr_in.
-            let sin =
-                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let sin = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
             let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
-            Ok(SocketAddr::V4(SocketAddrV4::new(
-                ip,
-                u16::from_be(sin.sin_port),
-            )))
+            Ok(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
         }
         libc::AF_INET6 => {
             // SAFETY: the family says the storage holds a sockaddr_in6.
-            let sin6 = unsafe {
-                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
-            };
+            let sin6 = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
             let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
             Ok(SocketAddr::V6(SocketAddrV6::new(
                 ip,
@@ -83,10 +73,7 @@ fn from_sockaddr(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
                 sin6.sin6_scope_id,
             )))
         }
-        family => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("unexpected address family {family}"),
-        )),
+        family => Err(io::Error::new(io::ErrorKind::InvalidData, format!("unexpected address family {family}"))),
     }
 }
 
@@ -107,11 +94,7 @@ fn socket_name(fd: RawFd, peer: bool) -> io::Result<SocketAddr> {
 }
 
 fn new_socket(addr: &SocketAddr) -> io::Result<Fd> {
-    let family = if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
+    let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
     // SAFETY: socket(2) takes no pointers; checked below.
     let fd = syscall(unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
     Ok(Fd::from_raw(fd))
@@ -120,13 +103,7 @@ fn new_socket(addr: &SocketAddr) -> io::Result<Fd> {
 fn set_int_option(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
     // SAFETY: passes a pointer to a live i32 and its size.
     syscall(unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const i32).cast(),
-            mem::size_of::<i32>() as libc::socklen_t,
-        )
+        libc::setsockopt(fd, level, name, (&value as *const i32).cast(), mem::size_of::<i32>() as libc::socklen_t)
     })
     .map(drop)
 }
@@ -143,10 +120,7 @@ pub struct ListenOptions {
 
 impl Default for ListenOptions {
     fn default() -> Self {
-        ListenOptions {
-            reuse_port: false,
-            backlog: 4096,
-        }
+        ListenOptions { reuse_port: false, backlog: 4096 }
     }
 }
 
@@ -178,8 +152,7 @@ impl TcpListener {
     /// As socket(2), setsockopt(2), bind(2), listen(2); the error names the
     /// address.
     pub fn bind_with(addr: SocketAddr, options: &ListenOptions) -> io::Result<TcpListener> {
-        let context =
-            |e: io::Error| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"));
+        let context = |e: io::Error| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"));
         let fd = new_socket(&addr).map_err(context)?;
         let raw = fd.as_raw_fd();
         set_int_option(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1).map_err(context)?;
@@ -188,10 +161,8 @@ impl TcpListener {
         }
         let (storage, len) = to_sockaddr(&addr);
         // SAFETY: `storage` holds a valid sockaddr of `len` bytes.
-        syscall(unsafe {
-            libc::bind(raw, (&storage as *const libc::sockaddr_storage).cast(), len)
-        })
-        .map_err(context)?;
+        syscall(unsafe { libc::bind(raw, (&storage as *const libc::sockaddr_storage).cast(), len) })
+            .map_err(context)?;
         // SAFETY: listen(2) takes no pointers.
         syscall(unsafe { libc::listen(raw, options.backlog) }).map_err(context)?;
         let local_addr = socket_name(raw, false)?;
@@ -209,22 +180,16 @@ impl TcpListener {
     /// As accept4(2), e.g. `EMFILE` when out of file descriptors.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         // SAFETY: plain data; all-zero is valid.
-        let storage: Box<(libc::sockaddr_storage, libc::socklen_t)> = Box::new((
-            unsafe { mem::zeroed() },
-            mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
-        ));
+        let storage: Box<(libc::sockaddr_storage, libc::socklen_t)> =
+            Box::new((unsafe { mem::zeroed() }, mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t));
         let fd = self.fd.as_raw_fd();
         // SAFETY: the SQE points into `addr`, heap memory owned by the op.
         let op = unsafe {
             Op::submit(OpKind::Accept, Accept { addr: storage }, |d, _| {
                 let (storage, len) = &mut *d.addr;
-                opcode::Accept::new(
-                    types::Fd(fd),
-                    (storage as *mut libc::sockaddr_storage).cast(),
-                    len,
-                )
-                .flags(libc::SOCK_CLOEXEC)
-                .build()
+                opcode::Accept::new(types::Fd(fd), (storage as *mut libc::sockaddr_storage).cast(), len)
+                    .flags(libc::SOCK_CLOEXEC)
+                    .build()
             })
         };
         op.await
@@ -235,10 +200,7 @@ impl TcpListener {
     /// multishot) is yielded once; the next call to `next` re-arms, so the
     /// caller decides how long to back off.
     pub fn incoming(&self) -> Incoming<'_> {
-        Incoming {
-            listener: self,
-            op: Multishot::new(OpKind::Accept),
-        }
+        Incoming { listener: self, op: Multishot::new(OpKind::Accept) }
     }
 }
 
@@ -279,6 +241,7 @@ pub struct Incoming<'a> {
 
 impl<'a> Incoming<'a> {
     /// The next connection, or the error that ended the multishot accept.
+    #[allow(clippy::should_implement_trait, reason = "an async stream's next, not Iterator::next")]
     pub fn next(&mut self) -> impl Future<Output = io::Result<TcpStream>> + use<'_, 'a> {
         std::future::poll_fn(move |cx| self.poll_next(cx))
     }
@@ -288,9 +251,7 @@ impl<'a> Incoming<'a> {
         loop {
             if !self.op.is_armed() {
                 let fd = self.listener.fd.as_raw_fd();
-                let entry = opcode::AcceptMulti::new(types::Fd(fd))
-                    .flags(libc::SOCK_CLOEXEC)
-                    .build();
+                let entry = opcode::AcceptMulti::new(types::Fd(fd)).flags(libc::SOCK_CLOEXEC).build();
                 // SAFETY: a multishot accept SQE points at no memory.
                 unsafe { self.op.arm(entry) };
             }
@@ -300,9 +261,7 @@ impl<'a> Incoming<'a> {
                 // on CQ overflow): re-arm.
                 Poll::Ready(None) => continue,
                 Poll::Ready(Some(cqe)) => {
-                    return Poll::Ready(cqe_result(cqe.result).map(|fd| TcpStream {
-                        fd: Fd::from_raw(fd as RawFd),
-                    }));
+                    return Poll::Ready(cqe_result(cqe.result).map(|fd| TcpStream { fd: Fd::from_raw(fd as RawFd) }));
                 }
             }
         }
@@ -378,19 +337,12 @@ impl TcpStream {
     pub async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
         let fd = new_socket(&addr)?;
         let raw = fd.as_raw_fd();
-        let data = Connect {
-            addr: Box::new(to_sockaddr(&addr)),
-        };
+        let data = Connect { addr: Box::new(to_sockaddr(&addr)) };
         // SAFETY: the SQE points into `addr`, heap memory owned by the op.
         let op = unsafe {
             Op::submit(OpKind::Connect, data, |d, _| {
                 let (storage, len) = &*d.addr;
-                opcode::Connect::new(
-                    types::Fd(raw),
-                    (storage as *const libc::sockaddr_storage).cast(),
-                    *len,
-                )
-                .build()
+                opcode::Connect::new(types::Fd(raw), (storage as *const libc::sockaddr_storage).cast(), *len).build()
             })
         };
         op.await?;
@@ -402,12 +354,7 @@ impl TcpStream {
     /// # Errors
     /// As setsockopt(2).
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        set_int_option(
-            self.fd.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            i32::from(nodelay),
-        )
+        set_int_option(self.fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, i32::from(nodelay))
     }
 
     /// The local address.
@@ -447,9 +394,7 @@ impl TcpStream {
         let op = unsafe {
             Op::submit(OpKind::Send, Outgoing { buf }, |d, shorten| {
                 let len = maybe_short(d.buf.bytes_init(), shorten);
-                opcode::Send::new(types::Fd(fd), d.buf.stable_ptr(), len)
-                    .flags(libc::MSG_NOSIGNAL)
-                    .build()
+                opcode::Send::new(types::Fd(fd), d.buf.stable_ptr(), len).flags(libc::MSG_NOSIGNAL).build()
             })
         };
         op.await
@@ -483,11 +428,7 @@ impl TcpStream {
         self.writev_from(bufs, 0).await
     }
 
-    async fn writev_from<B: IoBuf>(
-        &self,
-        bufs: Vec<B>,
-        skip: usize,
-    ) -> (io::Result<usize>, Vec<B>) {
+    async fn writev_from<B: IoBuf>(&self, bufs: Vec<B>, skip: usize) -> (io::Result<usize>, Vec<B>) {
         let mut skip = skip;
         let mut iovecs = Vec::with_capacity(bufs.len());
         for buf in &bufs {
@@ -552,11 +493,8 @@ impl TcpStream {
         };
         let fd = self.fd.as_raw_fd();
         // SAFETY: the shutdown SQE points at no memory.
-        let op = unsafe {
-            Op::submit(OpKind::Shutdown, NoData, |_, _| {
-                opcode::Shutdown::new(types::Fd(fd), how).build()
-            })
-        };
+        let op =
+            unsafe { Op::submit(OpKind::Shutdown, NoData, |_, _| opcode::Shutdown::new(types::Fd(fd), how).build()) };
         op.await.map(drop)
     }
 
@@ -607,6 +545,7 @@ pub struct RecvStream<'a> {
 
 impl<'a> RecvStream<'a> {
     /// The next filled buffer; `None` once the peer has closed its side.
+    #[allow(clippy::should_implement_trait, reason = "an async stream's next, not Iterator::next")]
     pub fn next(&mut self) -> impl Future<Output = Option<io::Result<RingBuf>>> + use<'_, 'a> {
         std::future::poll_fn(move |cx| self.poll_next(cx))
     }
@@ -625,9 +564,7 @@ impl<'a> RecvStream<'a> {
                     }
                     self.starved = false;
                 }
-                let entry =
-                    opcode::RecvMulti::new(types::Fd(self.stream.fd.as_raw_fd()), self.ring.bgid())
-                        .build();
+                let entry = opcode::RecvMulti::new(types::Fd(self.stream.fd.as_raw_fd()), self.ring.bgid()).build();
                 // SAFETY: the SQE points into the buffer ring, which the op's
                 // orphan (`RecvOrphan`) keeps registered and mapped until the
                 // request's final completion.
@@ -663,8 +600,6 @@ impl<'a> RecvStream<'a> {
 
 impl Drop for RecvStream<'_> {
     fn drop(&mut self) {
-        self.op.abandon(Box::new(RecvOrphan {
-            ring: self.ring.clone(),
-        }));
+        self.op.abandon(Box::new(RecvOrphan { ring: self.ring.clone() }));
     }
 }

@@ -37,26 +37,18 @@ impl Pipe {
         // SAFETY: `fds` is a valid array of two ints.
         syscall(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
         let (read, write) = (Fd::from_raw(fds[0]), Fd::from_raw(fds[1]));
+        let fd = write.as_raw_fd();
         // SAFETY: fcntl(F_SETPIPE_SZ) takes no pointers.
-        let capacity = match syscall(unsafe {
-            libc::fcntl(
-                write.as_raw_fd(),
-                libc::F_SETPIPE_SZ,
-                capacity as libc::c_int,
-            )
-        }) {
+        let resized = syscall(unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, capacity as libc::c_int) });
+        let capacity = match resized {
             Ok(n) => n as usize,
-            // EPERM above pipe-max-size: keep the default size.
-            // SAFETY: fcntl(F_GETPIPE_SZ) takes no pointers.
+            // EPERM above /proc/sys/fs/pipe-max-size: keep the default size.
             Err(_) => {
-                syscall(unsafe { libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ) })? as usize
+                // SAFETY: fcntl(F_GETPIPE_SZ) takes no pointers.
+                syscall(unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) })? as usize
             }
         };
-        Ok(Pipe {
-            read,
-            write,
-            capacity,
-        })
+        Ok(Pipe { read, write, capacity })
     }
 
     /// The pipe's capacity in bytes.
@@ -110,37 +102,17 @@ pub async fn splice(
 ///
 /// # Errors
 /// As splice(2); `WriteZero` if the socket accepts nothing.
-pub async fn send_file(
-    socket: &TcpStream,
-    file: &File,
-    offset: u64,
-    len: u64,
-    pipe: &Pipe,
-) -> io::Result<u64> {
+pub async fn send_file(socket: &TcpStream, file: &File, offset: u64, len: u64, pipe: &Pipe) -> io::Result<u64> {
     let mut sent = 0u64;
     while sent < len {
         let chunk = (len - sent).min(pipe.capacity as u64) as u32;
-        let filled = splice(
-            file.as_raw_fd(),
-            Some(offset + sent),
-            pipe.write.as_raw_fd(),
-            None,
-            chunk,
-        )
-        .await?;
+        let filled = splice(file.as_raw_fd(), Some(offset + sent), pipe.write.as_raw_fd(), None, chunk).await?;
         if filled == 0 {
             break; // end of file
         }
         let mut drained = 0;
         while drained < filled {
-            let n = splice(
-                pipe.read.as_raw_fd(),
-                None,
-                socket.as_raw_fd(),
-                None,
-                filled - drained,
-            )
-            .await?;
+            let n = splice(pipe.read.as_raw_fd(), None, socket.as_raw_fd(), None, filled - drained).await?;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
