@@ -32,10 +32,12 @@ pub(crate) struct Driver {
     scratch: RefCell<Vec<(u64, Cqe)>>,
     pub(crate) doorbell_cqes: Cell<u64>,
     pub(crate) cancels: Cell<u64>,
+    /// Flush the SQ to the kernel once this many SQEs wait in it.
+    submit_batch: usize,
 }
 
 impl Driver {
-    pub(crate) fn new(ring: Ring, doorbell: DoorbellReader) -> Driver {
+    pub(crate) fn new(ring: Ring, doorbell: DoorbellReader, submit_batch: u32) -> Driver {
         Driver {
             ring: RefCell::new(ring),
             slots: RefCell::new(Slots::new()),
@@ -43,6 +45,7 @@ impl Driver {
             scratch: RefCell::new(Vec::with_capacity(256)),
             doorbell_cqes: Cell::new(0),
             cancels: Cell::new(0),
+            submit_batch: submit_batch as usize,
         }
     }
 
@@ -62,8 +65,17 @@ impl Driver {
             }
         };
         let entry = entry.user_data(key.user_data());
+        let mut ring = self.ring.borrow_mut();
         // SAFETY: forwarded from this function's contract.
-        if let Err(err) = unsafe { self.ring.borrow_mut().push(&entry) } {
+        let pushed = unsafe { ring.push(&entry) };
+        let pushed = pushed.and_then(|()| {
+            if ring.sq_pending() >= self.submit_batch {
+                ring.enter(0, None)?;
+            }
+            Ok(())
+        });
+        drop(ring);
+        if let Err(err) = pushed {
             // The SQE never reached the kernel: complete it here with the
             // error so the future sees it on its first poll.
             let errno = err.raw_os_error().unwrap_or(libc::EBUSY);
