@@ -55,7 +55,10 @@ impl Driver {
     /// Every pointer in `entry` must point into memory that the caller moves
     /// into the operation's future and, if that future is dropped early, into
     /// the slot as an orphan, so that it lives until the completion is reaped.
-    pub(crate) unsafe fn submit(&self, entry: squeue::Entry, multishot: bool) -> Key {
+    ///
+    /// With `eager`, the SQ goes to the kernel at once instead of at the end
+    /// of the tick (or when `submit_batch` SQEs wait).
+    pub(crate) unsafe fn submit(&self, entry: squeue::Entry, multishot: bool, eager: bool) -> Key {
         let key = {
             let mut slots = self.slots.borrow_mut();
             if multishot {
@@ -69,7 +72,7 @@ impl Driver {
         // SAFETY: forwarded from this function's contract.
         let pushed = unsafe { ring.push(&entry) };
         let pushed = pushed.and_then(|()| {
-            if ring.sq_pending() >= self.submit_batch {
+            if eager || ring.sq_pending() >= self.submit_batch {
                 ring.enter(0, None)?;
             }
             Ok(())

@@ -58,7 +58,23 @@ impl<T: Completable> Op<T> {
     /// Every pointer in the built SQE must point into heap memory owned by
     /// `data` (which this op keeps alive, moving it into the slot table if it
     /// is dropped early), or into memory that outlives the ring.
-    pub(crate) unsafe fn submit(kind: OpKind, mut data: T, build: impl FnOnce(&mut T, bool) -> squeue::Entry) -> Op<T> {
+    pub(crate) unsafe fn submit(kind: OpKind, data: T, build: impl FnOnce(&mut T, bool) -> squeue::Entry) -> Op<T> {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { Op::submit_with(kind, data, false, build) }
+    }
+
+    /// As [`Op::submit`]; with `eager`, the SQE goes to the kernel at once
+    /// (used for O_DIRECT file I/O, which a device at queue depth serves
+    /// better as a steady trickle than in bursts: see BENCHMARKS.md).
+    ///
+    /// # Safety
+    /// As [`Op::submit`].
+    pub(crate) unsafe fn submit_with(
+        kind: OpKind,
+        mut data: T,
+        eager: bool,
+        build: impl FnOnce(&mut T, bool) -> squeue::Entry,
+    ) -> Op<T> {
         context::with(|cx| {
             let runtime = cx.executor.shared.id;
             let injected = fault::take(kind);
@@ -72,7 +88,7 @@ impl<T: Completable> Op<T> {
                     let entry = build(&mut data, injected == Some(fault::Fault::Short));
                     // SAFETY: forwarded from this function's contract: the
                     // entry points into `data`, which `Op` keeps alive.
-                    unsafe { cx.driver.submit(entry, false) }
+                    unsafe { cx.driver.submit(entry, false, eager) }
                 }
             };
             Op { key: Some(key), data: Some(data), runtime, _not_send: PhantomData }
@@ -165,7 +181,7 @@ impl Multishot {
                 key
             }
             // SAFETY: forwarded from this function's contract.
-            _ => unsafe { cx.driver.submit(entry, true) },
+            _ => unsafe { cx.driver.submit(entry, true, false) },
         });
         self.key = Some(key);
     }
