@@ -1,5 +1,6 @@
-//! Echo benchmark: percore-io against monoio (default ring and with
-//! DEFER_TASKRUN) and tokio-uring, each an echo server pinned to CPU 0, all
+//! Echo benchmark: percore-io (the peers' loop, and its multishot variant)
+//! against monoio (default ring and with DEFER_TASKRUN) and tokio-uring,
+//! each an echo server pinned to CPU 0, all
 //! driven by the same client pinned to CPU 1 (64 connections, 64-byte
 //! messages, closed loop). Runs are interleaved (A B C D A B C D ...) so
 //! drift hits all alike; the table shows medians and ratios to percore.
@@ -8,7 +9,7 @@
 
 use percore_benches::{cpu_time, field, median, start_ready};
 
-const SERVERS: [&str; 4] = ["percore", "monoio", "monoio-defer", "tokio-uring"];
+const SERVERS: [&str; 5] = ["percore", "percore-multishot", "monoio", "monoio-defer", "tokio-uring"];
 
 struct Run {
     rps: f64,
@@ -63,17 +64,21 @@ fn main() {
         }
     }
     let med = |runs: &[Run], f: fn(&Run) -> f64| median(&mut runs.iter().map(f).collect::<Vec<_>>());
+    // Noise on a shared host only slows runs down, so the best run is the
+    // better estimate of what a server can do; both are shown.
+    let best = |runs: &[Run]| runs.iter().map(|r| r.rps).fold(0.0, f64::max);
     let base_rps = med(&results[0], |r| r.rps);
-    let base_cpu = med(&results[0], |r| r.server_us_per_req);
-    println!("\n| server | req/s (median) | p99 us | server CPU us/req | percore ÷ peer, req/s | peer ÷ percore, CPU per req | client load |");
-    println!("|---|---|---|---|---|---|---|");
+    let base_best = best(&results[0]);
+    println!("\n| server | req/s (median) | req/s (best) | p99 us (median) | server CPU us/req (median) | percore ÷ peer, median req/s | percore ÷ peer, best req/s | client load |");
+    println!("|---|---|---|---|---|---|---|---|");
     for (server, runs) in SERVERS.iter().zip(&results) {
         let (rps, cpu) = (med(runs, |r| r.rps), med(runs, |r| r.server_us_per_req));
         println!(
-            "| {server} | {rps:.0} | {:.0} | {cpu:.2} | {:.2}x | {:.2}x | {:.2} |",
+            "| {server} | {rps:.0} | {:.0} | {:.0} | {cpu:.2} | {:.2}x | {:.2}x | {:.2} |",
+            best(runs),
             med(runs, |r| r.p99_us),
             base_rps / rps,
-            cpu / base_cpu,
+            base_best / best(runs),
             med(runs, |r| r.client_load),
         );
     }

@@ -1,8 +1,10 @@
 //! A TCP echo server on one pinned core, on percore-io or a peer runtime.
 //!
-//! `echo-server <percore|monoio|monoio-defer|tokio-uring> <port> <cpu>`.
+//! `echo-server <percore|percore-multishot|monoio|monoio-defer|tokio-uring> <port> <cpu>`.
 //! Every runtime runs the same loop: accept, then per connection read into a
-//! 4 KiB owned buffer and write it all back.
+//! 4 KiB owned buffer and write it all back. `percore-multishot` shows what
+//! percore-io's own features add: one multishot receive per connection from a
+//! shared buffer ring, each buffer sent straight back with no copy.
 
 use std::net::SocketAddr;
 
@@ -15,6 +17,7 @@ fn main() {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     match runtime.as_str() {
         "percore" => percore(addr),
+        "percore-multishot" => percore_multishot(addr),
         "monoio" => monoio(addr, false),
         "monoio-defer" => monoio(addr, true),
         "tokio-uring" => tokio_uring(addr),
@@ -50,6 +53,29 @@ fn percore(addr: SocketAddr) {
                     }
                     b.clear();
                     buf = b;
+                }
+            });
+        }
+    });
+}
+
+fn percore_multishot(addr: SocketAddr) {
+    use percore_io::{spawn, BufRing, Runtime, TcpListener};
+    Runtime::new().unwrap().block_on(async move {
+        let listener = TcpListener::bind(addr).unwrap();
+        let ring = BufRing::new(1024, 4096).unwrap();
+        ready();
+        let mut incoming = listener.incoming();
+        loop {
+            let Ok(stream) = incoming.next().await else { continue };
+            stream.set_nodelay(true).unwrap();
+            let ring = ring.clone();
+            spawn(async move {
+                let mut received = stream.recv_multi(&ring);
+                while let Some(Ok(buf)) = received.next().await {
+                    if stream.send_all(buf).await.0.is_err() {
+                        return;
+                    }
                 }
             });
         }

@@ -269,6 +269,22 @@ impl std::fmt::Debug for RingBuf {
     }
 }
 
+// SAFETY: the buffer is ring memory that stays mapped while this `RingBuf`
+// (which holds the ring's `Rc`) lives, and it is given back to the kernel only
+// when the `RingBuf` drops, which for an in-flight send happens after its
+// completion (the op, or its orphan, owns the `RingBuf` until then).
+unsafe impl crate::buf::IoBuf for RingBuf {
+    fn stable_ptr(&self) -> *const u8 {
+        self.ring.buf_ptr(self.bid)
+    }
+    fn bytes_init(&self) -> usize {
+        self.len
+    }
+    fn bytes_total(&self) -> usize {
+        self.len
+    }
+}
+
 impl Drop for RingBuf {
     fn drop(&mut self) {
         self.ring.give_back(self.bid);

@@ -127,7 +127,7 @@ impl Builder {
             return Err(io::Error::new(io::ErrorKind::AlreadyExists, "this thread already runs a percore-io runtime"));
         }
         CURRENT_ID.with(|c| c.set(id));
-        Ok(Runtime { cx, shutdown_grace: self.shutdown_grace, _not_send: PhantomData })
+        Ok(Runtime { cx, shutdown_grace: self.shutdown_grace, running: Default::default(), _not_send: PhantomData })
     }
 }
 
@@ -137,6 +137,8 @@ impl Builder {
 pub struct Runtime {
     cx: Rc<Context>,
     shutdown_grace: Duration,
+    /// Set while `block_on` runs: it is not re-entrant.
+    running: std::cell::Cell<bool>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -188,10 +190,19 @@ impl Runtime {
     /// I/O meanwhile.
     ///
     /// # Panics
-    /// If a spawned task panics (the panic propagates), or if the ring fails
+    /// If called from inside `block_on` (it is not re-entrant), if a spawned
+    /// task panics (the panic propagates), or if the ring fails
     /// in a way the runtime cannot recover from (`io_uring_enter` returning
     /// anything but an interrupt, a timeout or a full CQ).
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        struct Running<'a>(&'a std::cell::Cell<bool>);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
+        }
+        assert!(!self.running.replace(true), "percore-io: Runtime::block_on called from inside block_on");
+        let _running = Running(&self.running);
         let cx = &*self.cx;
         let shared = &cx.executor.shared;
         let waker = Waker::from(Arc::new(MainWaker(shared.clone())));

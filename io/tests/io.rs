@@ -706,6 +706,39 @@ fn bad_ring_sizes_are_refused_with_a_message() {
 }
 
 #[test]
+fn nested_block_on_is_refused() {
+    let rt = Runtime::new().unwrap();
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(async { rt.block_on(async {}) })));
+    let payload = result.unwrap_err();
+    assert!(payload.downcast_ref::<&str>().is_some_and(|m| m.contains("inside block_on")));
+    // The runtime is still usable afterwards.
+    assert_eq!(rt.block_on(async { spawn(async { 5 }).await }), 5);
+}
+
+#[test]
+fn received_ring_buffers_are_sent_without_a_copy() {
+    Runtime::new().unwrap().block_on(async {
+        let ring = BufRing::new(8, 1024).unwrap();
+        let listener = TcpListener::bind(loopback()).unwrap();
+        let client = TcpStream::connect(listener.local_addr()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (r, _) = client.send_all(b"bounce".to_vec()).await;
+        r.unwrap();
+        let mut stream = server.recv_multi(&ring);
+        let buf = stream.next().await.unwrap().unwrap();
+        assert_eq!(ring.available(), 7);
+        let (r, buf) = server.send_all(buf).await;
+        r.unwrap();
+        drop(buf);
+        assert_eq!(ring.available(), 8, "sent buffer returned to the ring");
+        let (r, got) = client.recv(Vec::with_capacity(16)).await;
+        assert_eq!(r.unwrap(), 6);
+        assert_eq!(got, b"bounce");
+    });
+}
+
+#[test]
 fn one_runtime_per_thread() {
     let _rt = Runtime::new().unwrap();
     let err = Runtime::new().unwrap_err();
