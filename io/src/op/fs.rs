@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use io_uring::{opcode, types};
 
-use super::{Completable, Op};
+use super::{maybe_short, transfer_all, Completable, NoData, Op, Outgoing, Transfer};
 use crate::buf::{IoBuf, IoBufMut};
 use crate::driver::slots::Cqe;
 use crate::error::cqe_result;
@@ -510,15 +510,6 @@ async fn statx(dirfd: RawFd, path: CString, flags: i32) -> io::Result<Metadata> 
     op.await
 }
 
-struct NoData;
-
-impl Completable for NoData {
-    type Output = io::Result<u32>;
-    fn complete(self, cqe: Cqe) -> io::Result<u32> {
-        cqe_result(cqe.result)
-    }
-}
-
 async fn fsync(fd: RawFd, kind: OpKind, flags: types::FsyncFlags) -> io::Result<()> {
     // SAFETY: the fsync SQE points at no memory.
     let op = unsafe { Op::submit(kind, NoData, |_, _| opcode::Fsync::new(types::Fd(fd)).flags(flags).build()) };
@@ -536,43 +527,6 @@ pub struct File {
 impl AsRawFd for File {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
-    }
-}
-
-pub(crate) struct Transfer<B> {
-    pub(crate) buf: B,
-}
-
-impl<B: IoBufMut> Completable for Transfer<B> {
-    type Output = (io::Result<usize>, B);
-    fn complete(mut self, cqe: Cqe) -> (io::Result<usize>, B) {
-        let result = cqe_result(cqe.result).map(|n| n as usize);
-        if let Ok(n) = result {
-            // SAFETY: the kernel wrote `n` bytes from the buffer's start.
-            unsafe { self.buf.set_init(n) };
-        }
-        (result, self.buf)
-    }
-}
-
-pub(crate) struct Outgoing<B> {
-    pub(crate) buf: B,
-}
-
-impl<B: IoBuf> Completable for Outgoing<B> {
-    type Output = (io::Result<usize>, B);
-    fn complete(self, cqe: Cqe) -> (io::Result<usize>, B) {
-        (cqe_result(cqe.result).map(|n| n as usize), self.buf)
-    }
-}
-
-/// Halves a transfer length for an injected short transfer.
-pub(crate) fn maybe_short(len: usize, shorten: bool) -> u32 {
-    let len = len.min(u32::MAX as usize) as u32;
-    if shorten && len > 1 {
-        len / 2
-    } else {
-        len
     }
 }
 
@@ -609,20 +563,7 @@ impl File {
     /// read); else as read(2).
     pub async fn read_exact_at<B: IoBufMut>(&self, buf: B, pos: u64) -> (io::Result<()>, B) {
         let total = buf.bytes_total();
-        let mut buf = buf.slice(0..total);
-        let mut done = 0;
-        while done < total {
-            let (result, slice) = self.read_at(buf, pos + done as u64).await;
-            let inner = slice.into_inner();
-            match result {
-                Ok(0) => return (Err(io::ErrorKind::UnexpectedEof.into()), inner),
-                Ok(n) => done += n,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return (Err(err), inner),
-            }
-            buf = inner.slice(done..total);
-        }
-        (Ok(()), buf.into_inner())
+        transfer_all(buf, total, io::ErrorKind::UnexpectedEof, |rest, done| self.read_at(rest, pos + done as u64)).await
     }
 
     /// Writes `buf`'s initialized bytes at `pos`; returns how many were
@@ -646,20 +587,7 @@ impl File {
     /// As write(2); `WriteZero` if the kernel accepts no bytes.
     pub async fn write_all_at<B: IoBuf>(&self, buf: B, pos: u64) -> (io::Result<()>, B) {
         let total = buf.bytes_init();
-        let mut done = 0;
-        let mut slice = buf.slice(0..total);
-        while done < total {
-            let (result, s) = self.write_at(slice, pos + done as u64).await;
-            let inner = s.into_inner();
-            match result {
-                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), inner),
-                Ok(n) => done += n,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return (Err(err), inner),
-            }
-            slice = inner.slice(done..total);
-        }
-        (Ok(()), slice.into_inner())
+        transfer_all(buf, total, io::ErrorKind::WriteZero, |rest, done| self.write_at(rest, pos + done as u64)).await
     }
 
     /// Flushes data and metadata to stable storage (fsync).

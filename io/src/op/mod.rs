@@ -148,6 +148,87 @@ fn hand_over(runtime: u64, key: Key, orphan: Box<dyn Orphan>) {
     }
 }
 
+/// An operation that only returns its result (fsync, close, shutdown...).
+pub(crate) struct NoData;
+
+impl Completable for NoData {
+    type Output = std::io::Result<u32>;
+    fn complete(self, cqe: Cqe) -> std::io::Result<u32> {
+        crate::error::cqe_result(cqe.result)
+    }
+}
+
+/// A read or receive into an owned buffer.
+pub(crate) struct Transfer<B> {
+    pub(crate) buf: B,
+}
+
+impl<B: crate::buf::IoBufMut> Completable for Transfer<B> {
+    type Output = (std::io::Result<usize>, B);
+    fn complete(mut self, cqe: Cqe) -> (std::io::Result<usize>, B) {
+        let result = crate::error::cqe_result(cqe.result).map(|n| n as usize);
+        if let Ok(n) = result {
+            // SAFETY: the kernel wrote `n` bytes from the buffer's start.
+            unsafe { self.buf.set_init(n) };
+        }
+        (result, self.buf)
+    }
+}
+
+/// A write or send from an owned buffer.
+pub(crate) struct Outgoing<B> {
+    pub(crate) buf: B,
+}
+
+impl<B: crate::buf::IoBuf> Completable for Outgoing<B> {
+    type Output = (std::io::Result<usize>, B);
+    fn complete(self, cqe: Cqe) -> (std::io::Result<usize>, B) {
+        (crate::error::cqe_result(cqe.result).map(|n| n as usize), self.buf)
+    }
+}
+
+/// Halves a transfer length for an injected short transfer.
+pub(crate) fn maybe_short(len: usize, shorten: bool) -> u32 {
+    let len = len.min(u32::MAX as usize) as u32;
+    if shorten && len > 1 {
+        len / 2
+    } else {
+        len
+    }
+}
+
+/// Repeats `step` on the rest of `buf` until `total` bytes have moved: the
+/// loop behind `read_exact_at`, `write_all_at` and `send_all`. `step` gets
+/// the remaining range and how many bytes are done; a step that moves nothing
+/// ends the loop with `on_zero` (`UnexpectedEof` for reads, `WriteZero` for
+/// writes). Interrupted steps are retried; the buffer comes back either way.
+pub(crate) async fn transfer_all<B, F, Fut>(
+    buf: B,
+    total: usize,
+    on_zero: std::io::ErrorKind,
+    mut step: F,
+) -> (std::io::Result<()>, B)
+where
+    B: crate::buf::IoBuf,
+    F: FnMut(crate::buf::Slice<B>, usize) -> Fut,
+    Fut: Future<Output = (std::io::Result<usize>, crate::buf::Slice<B>)>,
+{
+    let mut done = 0;
+    let mut rest = buf.slice(0..total);
+    while done < total {
+        let (result, slice) = step(rest, done).await;
+        let inner = slice.into_inner();
+        match result {
+            Ok(0) => return (Err(on_zero.into()), inner),
+            Ok(n) => done += n,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return (Err(err), inner),
+        }
+        rest = inner.slice(done..total);
+    }
+    (Ok(()), rest.into_inner())
+}
+
 /// A multishot request (accept, recv) that is re-armed when the kernel ends
 /// it. The owner turns each completion into an item.
 pub(crate) struct Multishot {

@@ -14,8 +14,8 @@ use std::task::{Context, Poll};
 
 use io_uring::{opcode, types};
 
-use super::fs::{close_fd, maybe_short, Outgoing, Transfer};
-use super::{Completable, Multishot, Op};
+use super::fs::close_fd;
+use super::{maybe_short, transfer_all, Completable, Multishot, NoData, Op, Outgoing, Transfer};
 use crate::buf::{IoBuf, IoBufMut};
 use crate::bufring::{self, BufRing, RingBuf};
 use crate::driver::slots::{Cqe, Orphan};
@@ -297,15 +297,6 @@ impl Completable for Connect {
     }
 }
 
-struct NoData;
-
-impl Completable for NoData {
-    type Output = io::Result<u32>;
-    fn complete(self, cqe: Cqe) -> io::Result<u32> {
-        cqe_result(cqe.result)
-    }
-}
-
 struct Writev<B> {
     bufs: Vec<B>,
     iovecs: Vec<libc::iovec>,
@@ -406,20 +397,7 @@ impl TcpStream {
     /// As send(2); `WriteZero` if the kernel accepts no bytes.
     pub async fn send_all<B: IoBuf>(&self, buf: B) -> (io::Result<()>, B) {
         let total = buf.bytes_init();
-        let mut done = 0;
-        let mut slice = buf.slice(0..total);
-        while done < total {
-            let (result, s) = self.send(slice).await;
-            let inner = s.into_inner();
-            match result {
-                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), inner),
-                Ok(n) => done += n,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return (Err(err), inner),
-            }
-            slice = inner.slice(done..total);
-        }
-        (Ok(()), slice.into_inner())
+        transfer_all(buf, total, io::ErrorKind::WriteZero, |rest, _| self.send(rest)).await
     }
 
     /// Sends several buffers in one operation (a header and a body, say);

@@ -9,7 +9,8 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use io_uring::{opcode, types};
 
-use super::fs::{maybe_short, File};
+use super::fs::File;
+use super::maybe_short;
 use super::net::TcpStream;
 use super::{Completable, Op};
 use crate::driver::slots::Cqe;
