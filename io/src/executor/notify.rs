@@ -19,7 +19,9 @@ use atomic_waker::AtomicWaker;
 /// rt.block_on(async {
 ///     let notify = Arc::new(percore_io::Notify::new());
 ///     let sender = notify.clone();
-///     std::thread::spawn(move || sender.notify());
+///     std::thread::spawn(move || {
+///         sender.notify();
+///     });
 ///     notify.notified().await;
 /// });
 /// ```
@@ -36,9 +38,19 @@ impl Notify {
     }
 
     /// Sets the permit and wakes the waiting task, if any. From any thread.
-    pub fn notify(&self) {
-        if !self.permit.swap(true, Ordering::AcqRel) {
-            self.waker.wake();
+    ///
+    /// Returns true when this call woke a task (false when the permit was
+    /// already set, so the notification coalesced, or nobody waited yet).
+    pub fn notify(&self) -> bool {
+        if self.permit.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        match self.waker.take() {
+            Some(waker) => {
+                waker.wake();
+                true
+            }
+            None => false,
         }
     }
 

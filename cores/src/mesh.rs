@@ -1,0 +1,474 @@
+//! The mesh: every shard has an inbox (a crossbeam channel) and every shard
+//! holds a sender to every inbox. Requests and their replies both travel
+//! through inboxes; nothing else is shared between shards.
+//!
+//! A request carries a [`ReplyTo`]: running the request sends the result back
+//! to the requester's inbox, where it completes a shard-local pending slot.
+//! If the request is dropped unrun (its target stopped), the `ReplyTo`'s
+//! `Drop` sends an error reply instead, so no requester waits forever.
+//!
+//! Wake-ups: a sender pushes into the channel, then `notify`s the target's
+//! [`Notify`]. Notifications coalesce while the target has not drained, and
+//! the target's runtime is rung (doorbell) only if it is parked: see
+//! `percore_io`'s park protocol. The target drains in batches of
+//! [`DRAIN_BATCH`], yielding to its other tasks in between.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use crossbeam_channel::{Receiver, Sender};
+use percore_io::Notify;
+
+use crate::stats::Counters;
+
+/// Messages drained per batch before the inbox task yields.
+pub const DRAIN_BATCH: usize = 64;
+
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
+
+/// A pending slot's index plus a generation, so a late reply for a slot that
+/// was freed and reused (a requester that gave up, or an error reply from a
+/// job that could not be sent) misses instead of completing the wrong request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ReplyId {
+    index: usize,
+    generation: u64,
+}
+type Value = Box<dyn Any + Send>;
+
+pub(crate) enum Message {
+    /// Run a closure on the receiving shard.
+    Run(Job),
+    /// A reply to request `id` of the receiving shard.
+    Reply { id: ReplyId, value: Result<Value, MeshError> },
+    /// Phase 1 of shutdown: stop taking work, finish what is in flight.
+    Stop,
+    /// Phase 2: every shard is quiet (or the grace period is over): exit.
+    Exit,
+}
+
+/// Why a cross-shard request failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MeshError {
+    /// The target shard has stopped (or stopped before running the request).
+    Stopped {
+        /// The target shard.
+        shard: usize,
+    },
+    /// There is no such shard.
+    NoSuchShard {
+        /// The shard asked for.
+        shard: usize,
+        /// How many shards there are.
+        count: usize,
+    },
+}
+
+impl fmt::Display for MeshError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MeshError::Stopped { shard } => write!(f, "shard {shard} has stopped"),
+            MeshError::NoSuchShard { shard, count } => write!(f, "no shard {shard} (there are {count})"),
+        }
+    }
+}
+
+impl std::error::Error for MeshError {}
+
+/// The sending side of one shard's inbox.
+#[derive(Clone)]
+pub(crate) struct Peer {
+    pub(crate) tx: Sender<Message>,
+    pub(crate) notify: Arc<Notify>,
+}
+
+impl Peer {
+    /// Sends and notifies; returns whether the notification woke the target
+    /// (false when it coalesced with an earlier one).
+    pub(crate) fn send(&self, message: Message) -> Result<bool, Message> {
+        self.tx.send(message).map_err(|e| e.0)?;
+        Ok(self.notify.notify())
+    }
+}
+
+/// Routes a result back to the shard that asked for it.
+pub(crate) struct ReplyTo {
+    peer: Peer,
+    id: ReplyId,
+    target: usize,
+    sent: bool,
+}
+
+impl ReplyTo {
+    pub(crate) fn send(mut self, value: Value) {
+        self.sent = true;
+        with_local(|local| local.counters.messages_out.set(local.counters.messages_out.get() + 1));
+        let _ = self.peer.send(Message::Reply { id: self.id, value: Ok(value) });
+    }
+}
+
+impl Drop for ReplyTo {
+    fn drop(&mut self) {
+        if !self.sent {
+            // Dropped unrun (the target stopped): tell the requester. If the
+            // requester is gone too, there is nobody to tell.
+            let _ =
+                self.peer.send(Message::Reply { id: self.id, value: Err(MeshError::Stopped { shard: self.target }) });
+        }
+    }
+}
+
+struct Pending {
+    generation: u64,
+    value: Option<Result<Value, MeshError>>,
+    waker: Option<Waker>,
+}
+
+/// This shard's view of the mesh (thread-local; see [`current`]).
+pub(crate) struct Local {
+    pub(crate) id: usize,
+    pub(crate) peers: Vec<Peer>,
+    pending: RefCell<slab::Slab<Pending>>,
+    next_generation: Cell<u64>,
+    pub(crate) counters: Counters,
+    pub(crate) stopping: Cell<bool>,
+    pub(crate) exiting: Cell<bool>,
+    stop_waiters: RefCell<Vec<Waker>>,
+}
+
+thread_local! {
+    static LOCAL: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
+}
+
+pub(crate) fn install(id: usize, peers: Vec<Peer>) -> Rc<Local> {
+    let local = Rc::new(Local {
+        id,
+        peers,
+        pending: RefCell::new(slab::Slab::new()),
+        next_generation: Cell::new(0),
+        counters: Counters::default(),
+        stopping: Cell::new(false),
+        exiting: Cell::new(false),
+        stop_waiters: RefCell::new(Vec::new()),
+    });
+    LOCAL.with(|l| *l.borrow_mut() = Some(local.clone()));
+    local
+}
+
+pub(crate) fn uninstall() {
+    LOCAL.with(|l| l.borrow_mut().take());
+}
+
+const NOT_A_SHARD: &str = "percore-cores: this thread is not a shard (call from inside a launched shard)";
+
+pub(crate) fn with_local<R>(f: impl FnOnce(&Local) -> R) -> R {
+    LOCAL.with(|l| f(l.borrow().as_deref().expect(NOT_A_SHARD)))
+}
+
+/// Who the current shard is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard's id, dense in `0..count`.
+    pub id: usize,
+    /// How many shards there are.
+    pub count: usize,
+}
+
+/// The current shard.
+///
+/// # Panics
+/// If called outside a shard.
+pub fn current() -> Shard {
+    with_local(|l| Shard { id: l.id, count: l.peers.len() })
+}
+
+/// A stable hash of `key` onto `0..count`: the shard that owns `key`.
+///
+/// FNV-1a over the key's `Hash` output: the same key maps to the same shard
+/// in every shard, every run, and every build (unlike `DefaultHasher`).
+pub fn shard_for<K: Hash + ?Sized>(key: &K, count: usize) -> usize {
+    assert!(count > 0, "shard_for needs at least one shard");
+    let mut hasher = Fnv1a(0xcbf2_9ce4_8422_2325);
+    key.hash(&mut hasher);
+    (hasher.finish() % count as u64) as usize
+}
+
+struct Fnv1a(u64);
+
+impl Hasher for Fnv1a {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+fn peer(local: &Local, shard: usize) -> Result<Peer, MeshError> {
+    local.peers.get(shard).cloned().ok_or(MeshError::NoSuchShard { shard, count: local.peers.len() })
+}
+
+/// Sends a job to `shard` and returns the future of its reply.
+fn request(shard: usize, make_job: impl FnOnce(ReplyTo) -> Job) -> Reply {
+    with_local(|local| {
+        let target = match peer(local, shard) {
+            Ok(p) => p,
+            Err(e) => return Reply::failed(e),
+        };
+        let generation = local.next_generation.get();
+        local.next_generation.set(generation + 1);
+        let index = local.pending.borrow_mut().insert(Pending { generation, value: None, waker: None });
+        let id = ReplyId { index, generation };
+        let reply_to = ReplyTo { peer: local.peers[local.id].clone(), id, target: shard, sent: false };
+        let job = make_job(reply_to);
+        match target.send(Message::Run(job)) {
+            Ok(woke) => {
+                let c = &local.counters;
+                c.messages_out.set(c.messages_out.get() + 1);
+                c.wakeups_sent.set(c.wakeups_sent.get() + u64::from(woke));
+                Reply { id: Some(id), failed: None }
+            }
+            Err(message) => {
+                // The inbox is closed. Dropping the unsent job sends an error
+                // reply to our own inbox, which will miss: the slot is freed
+                // here and a reuse gets a new generation.
+                local.pending.borrow_mut().remove(index);
+                drop(message);
+                Reply::failed(MeshError::Stopped { shard })
+            }
+        }
+    })
+}
+
+/// The future of a reply: resolves when the target's result comes back.
+struct Reply {
+    id: Option<ReplyId>,
+    failed: Option<MeshError>,
+}
+
+impl Reply {
+    fn failed(err: MeshError) -> Reply {
+        Reply { id: None, failed: Some(err) }
+    }
+}
+
+impl Future for Reply {
+    type Output = Result<Value, MeshError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(err) = self.failed.take() {
+            return Poll::Ready(Err(err));
+        }
+        let id = self.id.expect("Reply polled after completion");
+        with_local(|local| {
+            let mut pending = local.pending.borrow_mut();
+            let slot = pending.get_mut(id.index).expect("pending reply slot");
+            debug_assert_eq!(slot.generation, id.generation);
+            match slot.value.take() {
+                Some(value) => {
+                    pending.remove(id.index);
+                    self.id = None;
+                    Poll::Ready(value)
+                }
+                None => {
+                    slot.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            // The requester gave up: a reply that still comes is dropped.
+            LOCAL.with(|l| {
+                if let Some(local) = l.borrow().as_ref() {
+                    local.pending.borrow_mut().try_remove(id.index);
+                }
+            });
+        }
+    }
+}
+
+fn downcast<R: 'static>(value: Value) -> R {
+    *value.downcast::<R>().expect("reply of the requested type")
+}
+
+/// Runs `f` on shard `shard` and returns its result (Seastar's `submit_to`).
+/// On the current shard, `f` runs at once.
+///
+/// # Errors
+/// [`MeshError::Stopped`] if the target has stopped (or stops before it runs
+/// `f`); [`MeshError::NoSuchShard`] for a bad id.
+///
+/// # Panics
+/// Outside a shard.
+pub async fn submit_to<R, F>(shard: usize, f: F) -> Result<R, MeshError>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    if shard == current().id {
+        return Ok(f());
+    }
+    let reply = request(shard, move |reply_to| Box::new(move || reply_to.send(Box::new(f()))));
+    reply.await.map(downcast)
+}
+
+/// Spawns the future that `f` makes as a task on shard `shard` and returns its
+/// output. `f` is `Send`; the future it makes need not be.
+///
+/// # Errors
+/// As [`submit_to`]; also `Stopped` if the target drops the task unfinished
+/// (shutdown past its grace period).
+///
+/// # Panics
+/// Outside a shard.
+pub async fn spawn_on<R, Fut, F>(shard: usize, f: F) -> Result<R, MeshError>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = R> + 'static,
+    R: Send + 'static,
+{
+    if shard == current().id {
+        return Ok(percore_io::spawn(f()).await);
+    }
+    let reply = request(shard, move |reply_to| {
+        Box::new(move || {
+            percore_io::spawn(async move {
+                let output = f().await;
+                reply_to.send(Box::new(output));
+            });
+        })
+    });
+    reply.await.map(downcast)
+}
+
+/// Runs `f` on every shard (this one included) and gathers the results in
+/// shard order.
+///
+/// # Errors
+/// The first shard's error, if any shard has stopped.
+///
+/// # Panics
+/// Outside a shard.
+pub async fn broadcast<R, F>(f: F) -> Result<Vec<R>, MeshError>
+where
+    F: Fn() -> R + Send + Sync + Clone + 'static,
+    R: Send + 'static,
+{
+    let Shard { id, count } = current();
+    let replies: Vec<Option<Reply>> = (0..count)
+        .map(|shard| {
+            (shard != id).then(|| {
+                let f = f.clone();
+                request(shard, move |reply_to| Box::new(move || reply_to.send(Box::new(f()))))
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(count);
+    for (shard, reply) in replies.into_iter().enumerate() {
+        match reply {
+            None => results.push(f()),
+            Some(reply) => results.push(downcast(reply.await.map_err(|_| MeshError::Stopped { shard })?)),
+        }
+    }
+    Ok(results)
+}
+
+/// Resolves once a stop has been requested (by [`crate::stop`], a
+/// [`crate::StopHandle`], or a shard's panic). Shards' main futures await it to
+/// know when to wind down.
+///
+/// # Panics
+/// Outside a shard.
+pub fn stopping() -> impl Future<Output = ()> {
+    std::future::poll_fn(|cx| {
+        with_local(|local| {
+            if local.stopping.get() {
+                Poll::Ready(())
+            } else {
+                local.stop_waiters.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+    })
+}
+
+/// True once a stop has been requested.
+///
+/// # Panics
+/// Outside a shard.
+pub fn is_stopping() -> bool {
+    with_local(|local| local.stopping.get())
+}
+
+impl Local {
+    fn complete(&self, id: ReplyId, value: Result<Value, MeshError>) {
+        let waker = {
+            let mut pending = self.pending.borrow_mut();
+            // A slot that is gone, or reused, belongs to a requester that
+            // gave up (or to a request that was never sent).
+            let Some(slot) = pending.get_mut(id.index).filter(|s| s.generation == id.generation) else { return };
+            slot.value = Some(value);
+            slot.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn handle(&self, message: Message) {
+        let c = &self.counters;
+        match message {
+            Message::Run(job) => {
+                c.messages_in.set(c.messages_in.get() + 1);
+                job();
+            }
+            Message::Reply { id, value } => {
+                c.messages_in.set(c.messages_in.get() + 1);
+                self.complete(id, value);
+            }
+            Message::Stop => {
+                self.stopping.set(true);
+                for waker in self.stop_waiters.borrow_mut().drain(..) {
+                    waker.wake();
+                }
+            }
+            Message::Exit => self.exiting.set(true),
+        }
+    }
+}
+
+/// The inbox task: drains in batches until an `Exit` arrives.
+pub(crate) async fn serve_inbox(local: Rc<Local>, inbox: Receiver<Message>) {
+    let notify = local.peers[local.id].notify.clone();
+    loop {
+        let mut drained = 0;
+        while let Ok(message) = inbox.try_recv() {
+            local.handle(message);
+            drained += 1;
+            if drained % DRAIN_BATCH == 0 {
+                percore_io::yield_now().await;
+            }
+        }
+        local.counters.drains.set(local.counters.drains.get() + 1);
+        if local.exiting.get() {
+            return;
+        }
+        // A message that arrives after the drain above sets the permit, so
+        // this returns at once: no message waits for the next notification.
+        notify.notified().await;
+    }
+}
