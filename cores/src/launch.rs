@@ -24,7 +24,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
-use percore_io::{time, Notify};
+use percore_io::{time, Remote};
 
 use crate::mesh::{self, Message, Peer, Shard};
 use crate::topology::{allowed_cpus, format_list, CoreSet, Placement, TopologyError};
@@ -234,24 +234,21 @@ where
         );
     }
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..count).map(|_| crossbeam_channel::unbounded()).unzip();
-    let peers: Vec<Peer> = senders.into_iter().map(|tx| Peer { tx, notify: Arc::new(Notify::new()) }).collect();
-    let control = Arc::new(Control { peers: peers.clone(), quiet: AtomicUsize::new(0) });
     let main = Arc::new(main);
-    let (ready_tx, ready_rx) = crossbeam_channel::unbounded::<(usize, Result<(), String>)>();
+    // Start-up handshake: each shard pins itself, builds its ring and reports
+    // its runtime's `Remote` (or the error); the go carries the peer table.
+    let (ready_tx, ready_rx) = crossbeam_channel::unbounded::<(usize, Result<Remote, String>)>();
     let mut gates = Vec::with_capacity(count);
     let mut threads = Vec::with_capacity(count);
     for (id, inbox) in receivers.into_iter().enumerate() {
-        let (go_tx, go_rx) = crossbeam_channel::bounded::<bool>(1);
+        let (go_tx, go_rx) = crossbeam_channel::bounded::<Option<Arc<Control>>>(1);
         gates.push(go_tx);
-        let cpu = placement.cpus[id];
         let shard = ShardStart {
             id,
             count,
-            cpu,
+            cpu: placement.cpus[id],
             builder: config.runtime.clone(),
             grace: config.grace,
-            peers: peers.clone(),
-            control: control.clone(),
             inbox,
         };
         let (main, shard_ready) = (main.clone(), ready_tx.clone());
@@ -266,27 +263,36 @@ where
         }
     }
     drop(ready_tx);
+    let mut remotes: Vec<Option<Remote>> = vec![None; count];
     let mut failure: Option<(usize, String)> = None;
     for _ in 0..count {
         match ready_rx.recv() {
+            Ok((id, Ok(remote))) => remotes[id] = Some(remote),
             Ok((id, Err(cause))) => {
                 if failure.as_ref().is_none_or(|(f, _)| id < *f) {
                     failure = Some((id, cause));
                 }
             }
-            Ok((_, Ok(()))) => {}
             Err(_) => break,
         }
     }
-    let go = failure.is_none();
-    for gate in &gates {
-        let _ = gate.send(go);
-    }
     if let Some((shard, cause)) = failure {
+        for gate in &gates {
+            let _ = gate.send(None);
+        }
         for thread in threads {
             let _ = thread.join();
         }
         return Err(LaunchError::ShardStart { shard, cpu: placement.cpus[shard], cause });
+    }
+    let peers: Vec<Peer> = senders
+        .into_iter()
+        .zip(remotes)
+        .map(|(tx, remote)| Peer { tx, remote: remote.expect("every shard reported") })
+        .collect();
+    let control = Arc::new(Control { peers: peers.clone(), quiet: AtomicUsize::new(0) });
+    for gate in &gates {
+        let _ = gate.send(Some(control.clone()));
     }
     Ok(Running { threads, stop: StopHandle { peers: Arc::new(peers) }, placement })
 }
@@ -297,8 +303,6 @@ struct ShardStart {
     cpu: Option<usize>,
     builder: percore_io::Builder,
     grace: Duration,
-    peers: Vec<Peer>,
-    control: Arc<Control>,
     inbox: Receiver<Message>,
 }
 
@@ -306,8 +310,8 @@ impl ShardStart {
     fn run<T, F, Fut>(
         self,
         main: &F,
-        ready: crossbeam_channel::Sender<(usize, Result<(), String>)>,
-        go: Receiver<bool>,
+        ready: crossbeam_channel::Sender<(usize, Result<Remote, String>)>,
+        go: Receiver<Option<Arc<Control>>>,
     ) -> Outcome<T>
     where
         F: Fn(Shard) -> Fut,
@@ -326,13 +330,11 @@ impl ShardStart {
                 return Outcome::NotStarted;
             }
         };
-        let _ = ready.send((self.id, Ok(())));
-        if go.recv() != Ok(true) {
-            return Outcome::NotStarted;
-        }
-        let local = mesh::install(self.id, self.peers);
+        let _ = ready.send((self.id, Ok(runtime.remote())));
+        let Ok(Some(control)) = go.recv() else { return Outcome::NotStarted };
+        let local = mesh::install(self.id, control.peers.clone());
         let shard = Shard { id: self.id, count: self.count };
-        let (control, grace, inbox) = (self.control, self.grace, self.inbox);
+        let (grace, inbox) = (self.grace, self.inbox);
         let result =
             catch_unwind(AssertUnwindSafe(|| runtime.block_on(run_shard(main(shard), local, inbox, &control, grace))));
         let outcome = match result {
@@ -346,7 +348,7 @@ impl ShardStart {
             }
         };
         // Dropping the runtime drops unfinished tasks (their requesters get
-        // errors) and the inbox (queued requests get error replies).
+        // errors) and the inbox poller (queued requests get error replies).
         drop(runtime);
         mesh::uninstall();
         outcome
@@ -362,7 +364,7 @@ async fn run_shard<T>(
     control: &Control,
     grace: Duration,
 ) -> Option<T> {
-    let inbox_task = percore_io::spawn(mesh::serve_inbox(local.clone(), inbox));
+    percore_io::add_poller(mesh::Inbox { local, rx: inbox });
     // Phase 1: main runs until it returns, or until the grace period after a
     // stop has passed.
     // Fused: once passed, it stays passed for the later phases.
@@ -371,18 +373,16 @@ async fn run_shard<T>(
         time::sleep(grace).await;
     })));
     let output = race(main, &mut deadline).await;
-    // Its tasks (all but the inbox task) finish, within the same deadline.
+    // Its tasks finish, within the same deadline.
     let tasks_done = async {
-        while percore_io::stats().tasks_live > 1 {
+        while percore_io::stats().tasks_live > 0 {
             time::sleep(Duration::from_millis(1)).await;
         }
     };
     let _ = race(tasks_done, &mut deadline).await;
     control.vote_quiet();
-    // Phase 2: wait for every shard to be quiet (the inbox task ends at
-    // `Exit`), or for the deadline.
-    let _ = race(inbox_task, &mut deadline).await;
-    local.exiting.set(true);
+    // Phase 2: wait for every shard to be quiet (`Exit`), or the deadline.
+    let _ = race(mesh::wait_for(|local| &local.exiting), &mut deadline).await;
     output
 }
 

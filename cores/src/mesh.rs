@@ -7,11 +7,12 @@
 //! If the request is dropped unrun (its target stopped), the `ReplyTo`'s
 //! `Drop` sends an error reply instead, so no requester waits forever.
 //!
-//! Wake-ups: a sender pushes into the channel, then `notify`s the target's
-//! [`Notify`]. Notifications coalesce while the target has not drained, and
-//! the target's runtime is rung (doorbell) only if it is parked: see
-//! `percore_io`'s park protocol. The target drains in batches of
-//! [`DRAIN_BATCH`], yielding to its other tasks in between.
+//! Wake-ups: a sender pushes into the channel, then calls the target
+//! runtime's [`Remote::unpark`], which rings its doorbell only if it is parked
+//! (`percore_io`'s park protocol; a busy target costs the sender a fence and a
+//! load, no syscall). The target drains its inbox in a [`Poller`] at the start
+//! of every tick, at most [`DRAIN_BATCH`] messages at a time, and checks it
+//! before it parks.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -20,11 +21,10 @@ use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use crossbeam_channel::{Receiver, Sender};
-use percore_io::Notify;
+use percore_io::{Poller, Remote};
 
 use crate::stats::Counters;
 
@@ -82,19 +82,19 @@ impl fmt::Display for MeshError {
 
 impl std::error::Error for MeshError {}
 
-/// The sending side of one shard's inbox.
+/// The sending side of one shard's inbox, and its runtime's wake-up handle.
 #[derive(Clone)]
 pub(crate) struct Peer {
     pub(crate) tx: Sender<Message>,
-    pub(crate) notify: Arc<Notify>,
+    pub(crate) remote: Remote,
 }
 
 impl Peer {
-    /// Sends and notifies; returns whether the notification woke the target
-    /// (false when it coalesced with an earlier one).
+    /// Sends and wakes the target if it is parked; returns whether it had to
+    /// ring the target's doorbell.
     pub(crate) fn send(&self, message: Message) -> Result<bool, Message> {
         self.tx.send(message).map_err(|e| e.0)?;
-        Ok(self.notify.notify())
+        Ok(self.remote.unpark())
     }
 }
 
@@ -138,9 +138,41 @@ pub(crate) struct Local {
     pending: RefCell<slab::Slab<Pending>>,
     next_generation: Cell<u64>,
     pub(crate) counters: Counters,
-    pub(crate) stopping: Cell<bool>,
-    pub(crate) exiting: Cell<bool>,
-    stop_waiters: RefCell<Vec<Waker>>,
+    pub(crate) stopping: Flag,
+    pub(crate) exiting: Flag,
+}
+
+/// A shard-local flag that tasks can wait for.
+#[derive(Default)]
+pub(crate) struct Flag {
+    set: Cell<bool>,
+    waiters: RefCell<Vec<Waker>>,
+}
+
+impl Flag {
+    pub(crate) fn is_set(&self) -> bool {
+        self.set.get()
+    }
+
+    pub(crate) fn set(&self) {
+        self.set.set(true);
+        for waker in self.waiters.borrow_mut().drain(..) {
+            waker.wake();
+        }
+    }
+
+    fn poll_set(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.set.get() {
+            return Poll::Ready(());
+        }
+        self.waiters.borrow_mut().push(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// Resolves once `flag` of the current shard is set.
+pub(crate) fn wait_for(flag: fn(&Local) -> &Flag) -> impl Future<Output = ()> {
+    std::future::poll_fn(move |cx| with_local(|local| flag(local).poll_set(cx)))
 }
 
 thread_local! {
@@ -154,9 +186,8 @@ pub(crate) fn install(id: usize, peers: Vec<Peer>) -> Rc<Local> {
         pending: RefCell::new(slab::Slab::new()),
         next_generation: Cell::new(0),
         counters: Counters::default(),
-        stopping: Cell::new(false),
-        exiting: Cell::new(false),
-        stop_waiters: RefCell::new(Vec::new()),
+        stopping: Flag::default(),
+        exiting: Flag::default(),
     });
     LOCAL.with(|l| *l.borrow_mut() = Some(local.clone()));
     local
@@ -394,16 +425,7 @@ where
 /// # Panics
 /// Outside a shard.
 pub fn stopping() -> impl Future<Output = ()> {
-    std::future::poll_fn(|cx| {
-        with_local(|local| {
-            if local.stopping.get() {
-                Poll::Ready(())
-            } else {
-                local.stop_waiters.borrow_mut().push(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-    })
+    wait_for(|local| &local.stopping)
 }
 
 /// True once a stop has been requested.
@@ -411,7 +433,7 @@ pub fn stopping() -> impl Future<Output = ()> {
 /// # Panics
 /// Outside a shard.
 pub fn is_stopping() -> bool {
-    with_local(|local| local.stopping.get())
+    with_local(|local| local.stopping.is_set())
 }
 
 impl Local {
@@ -440,35 +462,33 @@ impl Local {
                 c.messages_in.set(c.messages_in.get() + 1);
                 self.complete(id, value);
             }
-            Message::Stop => {
-                self.stopping.set(true);
-                for waker in self.stop_waiters.borrow_mut().drain(..) {
-                    waker.wake();
-                }
-            }
-            Message::Exit => self.exiting.set(true),
+            Message::Stop => self.stopping.set(),
+            Message::Exit => self.exiting.set(),
         }
     }
 }
 
-/// The inbox task: drains in batches until an `Exit` arrives.
-pub(crate) async fn serve_inbox(local: Rc<Local>, inbox: Receiver<Message>) {
-    let notify = local.peers[local.id].notify.clone();
-    loop {
+/// Drains the shard's inbox at the start of every tick of its runtime.
+pub(crate) struct Inbox {
+    pub(crate) local: Rc<Local>,
+    pub(crate) rx: Receiver<Message>,
+}
+
+impl Poller for Inbox {
+    fn poll(&mut self) -> usize {
         let mut drained = 0;
-        while let Ok(message) = inbox.try_recv() {
-            local.handle(message);
+        while drained < DRAIN_BATCH {
+            let Ok(message) = self.rx.try_recv() else { break };
+            self.local.handle(message);
             drained += 1;
-            if drained % DRAIN_BATCH == 0 {
-                percore_io::yield_now().await;
-            }
         }
-        local.counters.drains.set(local.counters.drains.get() + 1);
-        if local.exiting.get() {
-            return;
+        if drained > 0 {
+            self.local.counters.drains.set(self.local.counters.drains.get() + 1);
         }
-        // A message that arrives after the drain above sets the permit, so
-        // this returns at once: no message waits for the next notification.
-        notify.notified().await;
+        drained
+    }
+
+    fn has_work(&self) -> bool {
+        !self.rx.is_empty()
     }
 }

@@ -36,7 +36,7 @@ pub use driver::doorbell::{Doorbell, DoorbellKind};
 pub use driver::ring::{RingConfig, RingFeatures};
 pub use executor::notify::{Notified, Notify};
 pub use executor::park::Remote;
-pub use executor::{spawn, yield_now, JoinHandle};
+pub use executor::{add_poller, spawn, yield_now, JoinHandle, Poller};
 pub use op::fs::{Dir, DirEntry, File, FileKind, Metadata, OpenOptions};
 pub use op::net::{Incoming, ListenOptions, RecvStream, Shutdown, TcpListener, TcpStream};
 pub use op::splice::{send_file, splice, Pipe};

@@ -215,14 +215,16 @@ impl Runtime {
                     return output;
                 }
             }
+            let polled = cx.executor.run_pollers();
             cx.executor.run_tasks(cx.config.task_budget);
             let next_timer = fire_timers(cx);
-            let busy = cx.executor.has_local_work()
+            let busy = polled > 0
+                || cx.executor.has_local_work()
                 || shared.main_woken.load(Ordering::SeqCst)
                 || !shared.remote_rx.is_empty();
             let result = if busy || cx.driver.ring.borrow_mut().cq_ready() {
                 cx.driver.submit_pending()
-            } else if shared.try_park() {
+            } else if shared.try_park(|| cx.executor.pollers_have_work()) {
                 let result = cx.driver.wait(next_timer);
                 shared.unparked();
                 result

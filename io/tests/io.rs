@@ -586,6 +586,66 @@ fn concurrent_remote_wakes_lose_nothing() {
     }
 }
 
+/// A poller drains a channel that another thread fills, pushing then calling
+/// `Remote::unpark`: nothing is missed when the runtime is about to park.
+/// The producer sends one message at a time and waits for the runtime's
+/// acknowledgement, so one lost wake-up stalls it (the runtime has no timer
+/// or task that could wake it otherwise) and fails the test.
+#[test]
+fn pollers_see_work_pushed_before_an_unpark() {
+    use std::sync::atomic::AtomicU64;
+    const MESSAGES: u64 = 5_000;
+    struct Drain {
+        rx: crossbeam_channel::Receiver<u64>,
+        acked: Arc<AtomicU64>,
+        done: Arc<Notify>,
+    }
+    impl percore_io::Poller for Drain {
+        fn poll(&mut self) -> usize {
+            let mut n = 0;
+            while let Ok(v) = self.rx.try_recv() {
+                self.acked.store(v, Ordering::SeqCst);
+                n += 1;
+                if v == MESSAGES {
+                    self.done.notify();
+                }
+            }
+            n
+        }
+        fn has_work(&self) -> bool {
+            !self.rx.is_empty()
+        }
+    }
+    let rt = Runtime::new().unwrap();
+    let remote = rt.remote();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let acked = Arc::new(AtomicU64::new(0));
+    let seen = acked.clone();
+    let producer = std::thread::spawn(move || {
+        let mut rang = 0u64;
+        for i in 1..=MESSAGES {
+            tx.send(i).unwrap();
+            rang += u64::from(remote.unpark());
+            let start = Instant::now();
+            while seen.load(Ordering::SeqCst) < i {
+                if start.elapsed() > Duration::from_secs(5) {
+                    return Err(format!("message {i} was never seen: a wake-up was lost"));
+                }
+                std::hint::spin_loop();
+            }
+        }
+        Ok(rang)
+    });
+    let done = Arc::new(Notify::new());
+    rt.block_on(async {
+        percore_io::add_poller(Drain { rx, acked: acked.clone(), done: done.clone() });
+        let _ = time::timeout(Duration::from_secs(60), done.notified()).await;
+    });
+    let rang = producer.join().unwrap().unwrap();
+    assert_eq!(acked.load(Ordering::SeqCst), MESSAGES);
+    assert!(rang > 0, "the runtime parked and was rung at least once");
+}
+
 #[test]
 fn block_on_is_woken_from_another_thread() {
     let rt = Runtime::new().unwrap();

@@ -3,11 +3,13 @@
 //! Two ways, both always armed on the receiving side:
 //! - **eventfd**: the ring keeps an 8-byte read of an eventfd in flight; any
 //!   thread `write(2)`s to the eventfd and the read completes.
-//! - **MSG_RING** (`IORING_OP_MSG_RING`, Linux 5.18): a
-//!   sender that runs its own ring queues an SQE that posts a CQE straight
-//!   into the target's CQ. It costs no syscall of its own: it goes to the
-//!   kernel with the sender's next enter. A sender without a ring falls back
-//!   to the eventfd; a message the kernel refuses is retried by eventfd.
+//! - **MSG_RING** (`IORING_OP_MSG_RING`, Linux 5.18), the default: a sender
+//!   that runs its own ring submits an SQE that posts a CQE straight into the
+//!   target's CQ. It is submitted at once (that enter also carries whatever
+//!   else the sender had queued): left for the sender's end of tick, it
+//!   halved cross-core throughput (BENCHMARKS.md). A sender without a ring
+//!   falls back to the eventfd; a message the kernel refuses is retried by
+//!   eventfd.
 //!
 //! **Invariant:** the eventfd read's 8-byte buffer lives as long as the ring
 //! or, if the read is still in flight at shutdown, is leaked, never freed.
@@ -31,10 +33,11 @@ pub(crate) const DOORBELL_MSG: u64 = u64::MAX - 2;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DoorbellKind {
     /// `write(2)` to an eventfd whose read the target keeps armed.
-    #[default]
     EventFd,
     /// `IORING_OP_MSG_RING` from the caller's own ring (eventfd if the
-    /// calling thread runs no ring).
+    /// calling thread runs no ring). The default: faster parked round trips
+    /// and higher throughput than the eventfd (BENCHMARKS.md, cores).
+    #[default]
     MsgRing,
 }
 
@@ -99,12 +102,18 @@ impl Doorbell {
         unsafe { libc::write(self.shared.eventfd.as_raw_fd(), (&one as *const u64).cast(), 8) };
     }
 
-    /// Queues a MSG_RING on this thread's ring, if it has one.
+    /// Submits a MSG_RING from this thread's ring, if it has one.
     fn ring_by_msg(&self) -> bool {
         let entry = opcode::MsgRingData::new(types_fd(self.shared.ring_fd.as_raw_fd()), 0, DOORBELL_MSG, None).build();
         let fallback = Box::new(MsgFallback(self.clone()));
-        // SAFETY: a MSG_RING data SQE points at no memory.
-        crate::context::try_with(|cx| unsafe { cx.driver.submit_detached(entry, fallback) }.is_ok()).unwrap_or(false)
+        crate::context::try_with(|cx| {
+            // SAFETY: a MSG_RING data SQE points at no memory.
+            let queued = unsafe { cx.driver.submit_detached(entry, fallback) }.is_ok();
+            // Submitted at once rather than at the end of the sender's tick:
+            // the target starts while the sender goes on (see module docs).
+            queued && cx.driver.ring.borrow_mut().enter(0, None).is_ok()
+        })
+        .unwrap_or(false)
     }
 
     /// How many times this doorbell was rung (by anyone).

@@ -21,8 +21,29 @@ use std::task::{Context, Poll, Waker};
 use self::park::Shared;
 use self::task::Task;
 
+/// Work that a runtime polls at the start of every tick, outside any task:
+/// a cross-thread inbox, say. Producers on other threads push their work
+/// and then call [`Remote::unpark`](crate::Remote::unpark).
+pub trait Poller: 'static {
+    /// Does a bounded amount of work; returns how much (0: none waiting).
+    fn poll(&mut self) -> usize;
+    /// True if work is waiting. The runtime asks after announcing that it
+    /// will park (and fencing), so work pushed before an `unpark` is never
+    /// missed.
+    fn has_work(&self) -> bool;
+}
+
+/// Adds a poller to the current thread's runtime, for the runtime's life.
+///
+/// # Panics
+/// If the thread has no runtime.
+pub fn add_poller(poller: impl Poller) {
+    crate::context::with(|cx| cx.executor.pollers.borrow_mut().push(Box::new(poller)));
+}
+
 pub(crate) struct Executor {
     pub(crate) shared: Arc<Shared>,
+    pollers: RefCell<Vec<Box<dyn Poller>>>,
     local: RefCell<VecDeque<Arc<Task>>>,
     tasks: RefCell<slab::Slab<Arc<Task>>>,
     pub(crate) tasks_polled: Cell<u64>,
@@ -33,6 +54,7 @@ impl Executor {
     pub(crate) fn new(shared: Arc<Shared>) -> Executor {
         Executor {
             shared,
+            pollers: RefCell::new(Vec::new()),
             local: RefCell::new(VecDeque::with_capacity(256)),
             tasks: RefCell::new(slab::Slab::new()),
             tasks_polled: Cell::new(0),
@@ -59,6 +81,24 @@ impl Executor {
 
     pub(crate) fn has_local_work(&self) -> bool {
         !self.local.borrow().is_empty()
+    }
+
+    /// Runs every poller once; returns the work they did.
+    pub(crate) fn run_pollers(&self) -> usize {
+        if self.pollers.borrow().is_empty() {
+            return 0;
+        }
+        // Taken out while they run, so a poller may add another.
+        let mut pollers = std::mem::take(&mut *self.pollers.borrow_mut());
+        let work = pollers.iter_mut().map(|p| p.poll()).sum();
+        let mut slot = self.pollers.borrow_mut();
+        pollers.append(&mut slot);
+        *slot = pollers;
+        work
+    }
+
+    pub(crate) fn pollers_have_work(&self) -> bool {
+        self.pollers.borrow().iter().any(|p| p.has_work())
     }
 
     /// Runs at most `budget` queued tasks (no more than were queued when the
@@ -117,8 +157,9 @@ impl Executor {
         self.tasks.borrow().len()
     }
 
-    /// Drops every task's future on this (the home) thread.
+    /// Drops every task's future (and every poller) on this (the home) thread.
     pub(crate) fn shutdown(&self) {
+        drop(std::mem::take(&mut *self.pollers.borrow_mut()));
         loop {
             let tasks: Vec<Arc<Task>> = self.tasks.borrow_mut().drain().collect();
             if tasks.is_empty() {

@@ -4,7 +4,10 @@
 //!
 //! ```text
 //!   runtime: parked.store(true); fence(SeqCst); if has_remote_work() { don't sleep } else { wait in ring }
-//!   waker:   push work (channel / flag); fence(SeqCst); if parked.swap(false) { doorbell.ring() }
+//!   waker:   push work (channel / flag); fence(SeqCst); if parked.load() && parked.swap(false) { doorbell.ring() }
+//!
+//! "Remote work" is the remote run queue, the `block_on` future's wake flag,
+//! and every [`Poller`](crate::Poller)'s `has_work`.
 //! ```
 //!
 //! Each side fences between its write and its read, so at least one of them
@@ -68,20 +71,27 @@ impl Shared {
 
     /// Wakes the runtime if it is parked (or about to park). See the module
     /// docs for the ordering argument.
-    pub(crate) fn unpark(&self) {
+    ///
+    /// The plain load before the swap keeps a busy runtime's flag in a shared
+    /// cache-line state: a waker writes it only when the runtime is parked.
+    /// Returns true when it rang the doorbell.
+    pub(crate) fn unpark(&self) -> bool {
         fence(Ordering::SeqCst);
-        if self.parked.swap(false, Ordering::SeqCst) {
+        if self.parked.load(Ordering::SeqCst) && self.parked.swap(false, Ordering::SeqCst) {
             self.unparks.fetch_add(1, Ordering::Relaxed);
             self.doorbell.ring();
+            return true;
         }
+        false
     }
 
     /// Announces the intent to sleep. Returns false if work arrived in the
-    /// meantime (the caller must not sleep then).
-    pub(crate) fn try_park(&self) -> bool {
+    /// meantime (the caller must not sleep then); `more_work` is checked
+    /// after the fence, like the remote queue.
+    pub(crate) fn try_park(&self, more_work: impl FnOnce() -> bool) -> bool {
         self.parked.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        if !self.remote_rx.is_empty() || self.main_woken.load(Ordering::SeqCst) {
+        if !self.remote_rx.is_empty() || self.main_woken.load(Ordering::SeqCst) || more_work() {
             self.parked.store(false, Ordering::SeqCst);
             return false;
         }
@@ -97,9 +107,9 @@ impl Shared {
 /// A handle on a runtime that any thread may hold: it wakes the runtime out of
 /// its ring wait (through its [`Doorbell`]) only when the runtime is parked.
 ///
-/// `cores` pairs it with its message channels: push a message, then
-/// [`Remote::unpark`]; under load the runtime is not parked and `unpark`
-/// costs one fence and one atomic swap, no syscall.
+/// `cores` pairs it with its message channels and a [`Poller`](crate::Poller):
+/// push a message, then [`Remote::unpark`]; under load the runtime is not
+/// parked and `unpark` costs one fence and one atomic load, no syscall.
 #[derive(Clone)]
 pub struct Remote {
     pub(crate) shared: Arc<Shared>,
@@ -112,9 +122,10 @@ impl std::fmt::Debug for Remote {
 }
 
 impl Remote {
-    /// Wakes the runtime if it is parked; otherwise does nothing.
-    pub fn unpark(&self) {
-        self.shared.unpark();
+    /// Wakes the runtime if it is parked; otherwise does nothing. Returns
+    /// true when it rang the runtime's doorbell.
+    pub fn unpark(&self) -> bool {
+        self.shared.unpark()
     }
 
     /// The runtime's doorbell (rings unconditionally).
