@@ -148,6 +148,14 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let rounds: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(5);
     assert!(percore_cores::allowed_cpus().len() >= 2, "needs CPUs 0 and 1");
+    if std::env::var("CORES_BENCH_ONLY").as_deref() == Ok("busy") {
+        // For profiling: only the busy round trip, repeated.
+        for _ in 0..rounds {
+            let (p50, p99) = round_trip(DoorbellKind::MsgRing, true);
+            println!("busy p50 {p50:.0} ns p99 {p99:.0} ns");
+        }
+        return;
+    }
     println!("cores: shards on CPUs 0 and 1, {rounds} rounds, medians");
     let kinds = [("eventfd", DoorbellKind::EventFd), ("msg_ring", DoorbellKind::MsgRing)];
     let mut floor = Vec::new();
