@@ -1,24 +1,44 @@
 //! The `percore` command: parse, validate, launch, print the error chain.
 //!
-//! The daemon (`percore serve`) and the load generator (`percore bench`) are
-//! built on `percore-cores` and `percore-io`; this file stays thin.
+//! Everything else lives in the library modules: `config` (flags, TOML file,
+//! environment), `serve` (the daemon), `http` (the HTTP/1.1 service).
 
 use std::process::ExitCode;
 
+use clap::Parser;
+
+mod config;
+mod files;
+mod http;
+mod serve;
+
+/// percore: a thread-per-core io_uring file and object server.
+#[derive(Parser, Debug)]
+#[command(name = "percore", version, about)]
+enum Command {
+    /// Serve files over HTTP/1.1 on every core.
+    Serve(config::RawConfig),
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("--version" | "-V") => {
-            println!("percore {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
+    let Command::Serve(raw) = Command::parse();
+    let config = match config::Config::try_from(raw) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("percore: {err}");
+            return ExitCode::from(2);
         }
-        Some("serve" | "bench") => {
-            eprintln!("percore: `{}` is not built yet in this version (see README.md, Status)", args[0]);
+    };
+    match serve::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("percore: {err}");
+            let mut source = std::error::Error::source(&*err);
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
             ExitCode::FAILURE
-        }
-        _ => {
-            eprintln!("usage: percore <serve|bench|--version>");
-            ExitCode::from(2)
         }
     }
 }

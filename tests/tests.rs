@@ -2,3 +2,7 @@
 
 // Mechanical rules of the code base (headers, file length, dependency direction).
 mod tidy;
+// The daemon end to end over real sockets.
+mod serve;
+// Shared helpers: start the daemon, speak HTTP.
+mod util;

@@ -1,0 +1,211 @@
+//! Configuration in two stages: [`RawConfig`] (flags, environment, an
+//! optional TOML file; every field optional) and [`Config`] (validated once,
+//! immutable, units in the names).
+//!
+//! Precedence: flags, then environment variables (`PERCORE_*`), then the
+//! TOML file (`--config`), then the built-in defaults, which need no file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use percore_cores::CoreSet;
+use serde::Deserialize;
+
+/// `percore serve` settings as given (flags and environment via clap, or the
+/// TOML file via serde). Field names are the TOML keys.
+#[derive(clap::Args, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawConfig {
+    /// A TOML file with any of these settings (kebab-case keys).
+    #[arg(long, env = "PERCORE_CONFIG")]
+    #[serde(skip)]
+    pub(crate) config: Option<PathBuf>,
+    /// Address and port to listen on [default: 0.0.0.0:8080].
+    #[arg(long, env = "PERCORE_LISTEN")]
+    pub(crate) listen: Option<SocketAddr>,
+    /// Directory the files live in; created if missing [default: ./data].
+    #[arg(long, env = "PERCORE_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// CPUs to run on: `all`, a count (`4`) or a list (`0,2-5`) [default: all].
+    #[arg(long, env = "PERCORE_CORES")]
+    pub(crate) cores: Option<String>,
+    /// Largest request head (request line and headers) in bytes [default: 16384].
+    #[arg(long, env = "PERCORE_HEADER_BYTES_MAX")]
+    pub(crate) header_bytes_max: Option<usize>,
+    /// Largest request target (URL) in bytes [default: 4096].
+    #[arg(long, env = "PERCORE_TARGET_BYTES_MAX")]
+    pub(crate) target_bytes_max: Option<usize>,
+    /// Open connections per shard; more are refused with 503 [default: 10000].
+    #[arg(long, env = "PERCORE_CONNECTIONS_MAX_PER_SHARD")]
+    pub(crate) connections_max_per_shard: Option<usize>,
+    /// Time to receive a request head once it has started, in ms [default: 10000].
+    #[arg(long, env = "PERCORE_HEADER_TIMEOUT_MS")]
+    pub(crate) header_timeout_ms: Option<u64>,
+    /// Time an idle keep-alive connection stays open, in ms [default: 60000].
+    #[arg(long, env = "PERCORE_IDLE_TIMEOUT_MS")]
+    pub(crate) idle_timeout_ms: Option<u64>,
+    /// Time to send a response before the connection is dropped, in ms [default: 30000].
+    #[arg(long, env = "PERCORE_SEND_TIMEOUT_MS")]
+    pub(crate) send_timeout_ms: Option<u64>,
+    /// Grace period for in-flight requests at shutdown, in ms [default: 10000].
+    #[arg(long, env = "PERCORE_SHUTDOWN_GRACE_MS")]
+    pub(crate) shutdown_grace_ms: Option<u64>,
+    /// Log filter (`error`, `warn`, `info`, `debug`, or a tracing directive) [default: info].
+    #[arg(long, env = "PERCORE_LOG_LEVEL")]
+    pub(crate) log_level: Option<String>,
+    /// Log format: `human` or `json` [default: human].
+    #[arg(long, env = "PERCORE_LOG_FORMAT")]
+    pub(crate) log_format: Option<String>,
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Validated settings.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) listen: SocketAddr,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) cores: CoreSet,
+    pub(crate) header_bytes_max: usize,
+    pub(crate) target_bytes_max: usize,
+    pub(crate) connections_max_per_shard: usize,
+    pub(crate) header_timeout_ms: u64,
+    pub(crate) idle_timeout_ms: u64,
+    pub(crate) send_timeout_ms: u64,
+    pub(crate) shutdown_grace_ms: u64,
+    pub(crate) log_level: String,
+    pub(crate) log_format: LogFormat,
+}
+
+impl Config {
+    pub(crate) fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+    pub(crate) fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+    pub(crate) fn send_timeout(&self) -> Duration {
+        Duration::from_millis(self.send_timeout_ms)
+    }
+}
+
+impl RawConfig {
+    /// Fills every field still unset from `file`.
+    fn or(self, file: RawConfig) -> RawConfig {
+        RawConfig {
+            config: self.config,
+            listen: self.listen.or(file.listen),
+            data_dir: self.data_dir.or(file.data_dir),
+            cores: self.cores.or(file.cores),
+            header_bytes_max: self.header_bytes_max.or(file.header_bytes_max),
+            target_bytes_max: self.target_bytes_max.or(file.target_bytes_max),
+            connections_max_per_shard: self.connections_max_per_shard.or(file.connections_max_per_shard),
+            header_timeout_ms: self.header_timeout_ms.or(file.header_timeout_ms),
+            idle_timeout_ms: self.idle_timeout_ms.or(file.idle_timeout_ms),
+            send_timeout_ms: self.send_timeout_ms.or(file.send_timeout_ms),
+            shutdown_grace_ms: self.shutdown_grace_ms.or(file.shutdown_grace_ms),
+            log_level: self.log_level.or(file.log_level),
+            log_format: self.log_format.or(file.log_format),
+        }
+    }
+}
+
+impl TryFrom<RawConfig> for Config {
+    type Error = String;
+
+    fn try_from(raw: RawConfig) -> Result<Config, String> {
+        let raw = match &raw.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read the config file {}: {e}", path.display()))?;
+                let file: RawConfig =
+                    toml::from_str(&text).map_err(|e| format!("invalid config file {}: {e}", path.display()))?;
+                raw.or(file)
+            }
+            None => raw,
+        };
+        let positive = |name: &str, value: Option<u64>, default: u64| -> Result<u64, String> {
+            match value.unwrap_or(default) {
+                0 => Err(format!("{name} must be greater than 0")),
+                v => Ok(v),
+            }
+        };
+        let cores: CoreSet = match raw.cores.as_deref() {
+            Some(text) => text.parse().map_err(|e| format!("--cores: {e}"))?,
+            None => CoreSet::All,
+        };
+        let log_format = match raw.log_format.as_deref().unwrap_or("human") {
+            "human" => LogFormat::Human,
+            "json" => LogFormat::Json,
+            other => return Err(format!("--log-format must be `human` or `json`, not `{other}`")),
+        };
+        let header_bytes_max = positive("header-bytes-max", raw.header_bytes_max.map(|v| v as u64), 16 * 1024)?;
+        if header_bytes_max < 1024 {
+            return Err("header-bytes-max must be at least 1024".to_string());
+        }
+        Ok(Config {
+            listen: raw.listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080))),
+            data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from("data")),
+            cores,
+            header_bytes_max: header_bytes_max as usize,
+            target_bytes_max: positive("target-bytes-max", raw.target_bytes_max.map(|v| v as u64), 4096)? as usize,
+            connections_max_per_shard: positive(
+                "connections-max-per-shard",
+                raw.connections_max_per_shard.map(|v| v as u64),
+                10_000,
+            )? as usize,
+            header_timeout_ms: positive("header-timeout-ms", raw.header_timeout_ms, 10_000)?,
+            idle_timeout_ms: positive("idle-timeout-ms", raw.idle_timeout_ms, 60_000)?,
+            send_timeout_ms: positive("send-timeout-ms", raw.send_timeout_ms, 30_000)?,
+            shutdown_grace_ms: positive("shutdown-grace-ms", raw.shutdown_grace_ms, 10_000)?,
+            log_level: raw.log_level.unwrap_or_else(|| "info".to_string()),
+            log_format,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_file() {
+        let config = Config::try_from(RawConfig::default()).unwrap();
+        assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(config.data_dir, PathBuf::from("data"));
+        assert_eq!(config.cores, CoreSet::All);
+        assert_eq!(config.header_bytes_max, 16384);
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("percore.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\ndata-dir = \"/srv/files\"\ncores = \"1\"\n").unwrap();
+        let raw =
+            RawConfig { config: Some(path), listen: Some("127.0.0.1:9100".parse().unwrap()), ..Default::default() };
+        let config = Config::try_from(raw).unwrap();
+        assert_eq!(config.listen.port(), 9100, "the flag wins");
+        assert_eq!(config.data_dir, PathBuf::from("/srv/files"), "the file fills the rest");
+        assert_eq!(config.cores, CoreSet::Count(1));
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_a_message() {
+        let err = Config::try_from(RawConfig { cores: Some("x".into()), ..Default::default() }).unwrap_err();
+        assert!(err.contains("--cores"), "{err}");
+        let err = Config::try_from(RawConfig { idle_timeout_ms: Some(0), ..Default::default() }).unwrap_err();
+        assert!(err.contains("idle-timeout-ms"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "listne = \"x\"\n").unwrap();
+        let err = Config::try_from(RawConfig { config: Some(path), ..Default::default() }).unwrap_err();
+        assert!(err.contains("unknown field"), "{err}");
+    }
+}

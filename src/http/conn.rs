@@ -1,0 +1,265 @@
+//! One connection: read request heads, answer them in order (pipelined
+//! requests included), keep the connection while the client wants it.
+//!
+//! The loop owns the control flow; parsing (`request`), heads (`response`)
+//! and path checks (`files`) are pure leaves.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use percore_io::{time, Dir, Pipe, TcpStream};
+
+use super::request::{self, Body, Limits, Method, Parsed, Reject};
+use super::response::Head;
+use crate::config::Config;
+use crate::files;
+
+/// What a shard's connections share (shard-local, no locks).
+pub(crate) struct Shard {
+    pub(crate) config: Config,
+    pub(crate) root: Dir,
+    pub(crate) connections: Cell<usize>,
+    /// Pipes for zero-copy file sends, reused between responses.
+    pub(crate) pipes: RefCell<Vec<Pipe>>,
+}
+
+/// Files up to this size are read and sent with their head in one writev;
+/// larger ones go out through splice.
+const INLINE_BODY_BYTES_MAX: u64 = 64 * 1024;
+const RECV_BYTES: usize = 16 * 1024;
+
+enum Next {
+    KeepAlive,
+    Close,
+}
+
+pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
+    shard.connections.set(shard.connections.get() + 1);
+    let _count = Counted(shard.clone());
+    if shard.connections.get() > shard.config.connections_max_per_shard {
+        let head = Head::new(503).header("Retry-After", 1).finish(0, true);
+        let _ = send(&stream, &shard, vec![Bytes::from(head)]).await;
+        return;
+    }
+    let limits =
+        Limits { head_bytes_max: shard.config.header_bytes_max, target_bytes_max: shard.config.target_bytes_max };
+    let mut buf: Vec<u8> = Vec::with_capacity(RECV_BYTES);
+    let mut chunk: Vec<u8> = Vec::with_capacity(RECV_BYTES);
+    loop {
+        match request::parse(&buf, &limits) {
+            Ok(Parsed::Complete(request, head_len)) => {
+                buf.drain(..head_len);
+                let mut close = !request.keep_alive || percore_cores::is_stopping();
+                match request.body {
+                    Body::None => {}
+                    // Bodies are not used by these routes yet: skip them to
+                    // keep the framing, or close when they cannot be skipped.
+                    Body::Length(n) => {
+                        if !skip_body(&stream, &shard, &mut buf, &mut chunk, n).await {
+                            return;
+                        }
+                    }
+                    Body::Chunked => close = true,
+                }
+                if let Next::Close = respond(&stream, &shard, &request, close).await {
+                    return;
+                }
+            }
+            Ok(Parsed::Partial) => {
+                // An idle connection waits for the idle timeout; one with a
+                // head under way for the header timeout.
+                let timeout = if buf.is_empty() { shard.config.idle_timeout() } else { shard.config.header_timeout() };
+                let received = time::timeout(timeout, stopping_or(stream.recv(chunk))).await;
+                match received {
+                    Ok(Some((Ok(n), back))) if n > 0 => {
+                        buf.extend_from_slice(&back);
+                        chunk = back;
+                        chunk.clear();
+                    }
+                    Err(_) if !buf.is_empty() => {
+                        let _ = reply_error(&stream, &shard, Reject { status: 408, reason: "request head timed out" })
+                            .await;
+                        return;
+                    }
+                    // Closed, failed, idle too long, or shutting down while idle.
+                    _ => return,
+                }
+            }
+            Err(reject) => {
+                let _ = reply_error(&stream, &shard, reject).await;
+                return;
+            }
+        }
+    }
+}
+
+struct Counted(Rc<Shard>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.connections.set(self.0.connections.get() - 1);
+    }
+}
+
+/// Awaits `future`, unless the shard starts stopping first and the
+/// connection is idle (`None`).
+async fn stopping_or<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut stopping = std::pin::pin!(percore_cores::stopping());
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(cx) {
+            return std::task::Poll::Ready(Some(output));
+        }
+        stopping.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
+async fn skip_body(stream: &TcpStream, shard: &Shard, buf: &mut Vec<u8>, chunk: &mut Vec<u8>, len: u64) -> bool {
+    let mut left = len;
+    let take = (buf.len() as u64).min(left) as usize;
+    buf.drain(..take);
+    left -= take as u64;
+    while left > 0 {
+        let recv = time::timeout(shard.config.header_timeout(), stream.recv(std::mem::take(chunk))).await;
+        let Ok((Ok(n), back)) = recv else { return false };
+        if n == 0 {
+            return false;
+        }
+        let used = (n as u64).min(left) as usize;
+        buf.extend_from_slice(&back[used..]);
+        left -= used as u64;
+        *chunk = back;
+        chunk.clear();
+    }
+    true
+}
+
+async fn respond(stream: &TcpStream, shard: &Shard, request: &request::Request, close: bool) -> Next {
+    let head_only = request.method == Method::Head;
+    let path = request.path.as_str();
+    let ok = match path {
+        "/ping" | "/health" => match request.method {
+            Method::Get | Method::Head => {
+                let (status, body): (u16, &'static [u8]) = match (path, percore_cores::is_stopping()) {
+                    ("/ping", _) => (200, b"pong\n"),
+                    (_, false) => (200, b"ready\n"),
+                    (_, true) => (503, b"draining\n"),
+                };
+                let head = Head::new(status).header("Content-Type", "text/plain").finish(body.len() as u64, close);
+                let mut parts = vec![Bytes::from(head)];
+                if !head_only {
+                    parts.push(Bytes::from_static(body));
+                }
+                send(stream, shard, parts).await
+            }
+            _ => method_not_allowed(stream, shard, "GET, HEAD", close).await,
+        },
+        _ => match path.strip_prefix("/files/") {
+            Some(rest) => match request.method {
+                Method::Get | Method::Head => get_file(stream, shard, rest, head_only, close).await,
+                _ => method_not_allowed(stream, shard, "GET, HEAD", close).await,
+            },
+            None => simple(stream, shard, 404, "no such route\n", close).await,
+        },
+    };
+    if ok && !close {
+        Next::KeepAlive
+    } else {
+        Next::Close
+    }
+}
+
+async fn get_file(stream: &TcpStream, shard: &Shard, encoded: &str, head_only: bool, close: bool) -> bool {
+    let path = match files::object_path(encoded) {
+        Ok(path) => path,
+        Err(files::PathError::Invalid(why)) => {
+            return simple(stream, shard, 400, &format!("invalid path: {why}\n"), close).await
+        }
+    };
+    let (file, meta) = match files::open(&shard.root, &path).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return simple(stream, shard, 404, "no such file\n", close).await,
+        Err(err) if matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+            let head = Head::new(503).header("Retry-After", 1).header("Content-Type", "text/plain");
+            let body = "out of file descriptors, retry\n";
+            return send(stream, shard, vec![Bytes::from(head.finish(body.len() as u64, close)), Bytes::from(body)])
+                .await;
+        }
+        Err(err) if err.raw_os_error() == Some(libc::EACCES) => {
+            return simple(stream, shard, 403, "permission denied\n", close).await
+        }
+        Err(err) => {
+            tracing::warn!("reading {}: {err}", String::from_utf8_lossy(&path));
+            return simple(stream, shard, 500, "cannot read the file\n", close).await;
+        }
+    };
+    let head = Head::new(200)
+        .header("Content-Type", files::content_type(&path))
+        .header("ETag", files::etag(&meta))
+        .header("Last-Modified", httpdate::fmt_http_date(meta.modified()))
+        .finish(meta.size, close);
+    if head_only {
+        return send(stream, shard, vec![Bytes::from(head)]).await;
+    }
+    if meta.size <= INLINE_BODY_BYTES_MAX {
+        let (result, body) = file.read_exact_at(Vec::with_capacity(meta.size as usize), 0).await;
+        if result.is_err() {
+            // The file changed under us (shrank): the head is not sent yet.
+            return simple(stream, shard, 500, "the file changed while being read\n", true).await;
+        }
+        return send(stream, shard, vec![Bytes::from(head), Bytes::from(body)]).await;
+    }
+    if !send(stream, shard, vec![Bytes::from(head)]).await {
+        return false;
+    }
+    let pipe = match shard.pipes.borrow_mut().pop() {
+        Some(pipe) => pipe,
+        None => match Pipe::new(1 << 20) {
+            Ok(pipe) => pipe,
+            Err(_) => return false,
+        },
+    };
+    let sent =
+        time::timeout(shard.config.send_timeout(), percore_io::send_file(stream, &file, 0, meta.size, &pipe)).await;
+    match sent {
+        // The whole body went out and the pipe is empty: reuse it.
+        Ok(Ok(n)) if n == meta.size => {
+            shard.pipes.borrow_mut().push(pipe);
+            true
+        }
+        // Short (the file shrank), failed or timed out: the framing is
+        // broken, so the connection closes (and the pipe, which may hold
+        // bytes, is dropped).
+        _ => false,
+    }
+}
+
+async fn method_not_allowed(stream: &TcpStream, shard: &Shard, allow: &str, close: bool) -> bool {
+    let body = "method not allowed\n";
+    let head = Head::new(405).header("Allow", allow).header("Content-Type", "text/plain");
+    send(stream, shard, vec![Bytes::from(head.finish(body.len() as u64, close)), Bytes::from(body)]).await
+}
+
+async fn simple(stream: &TcpStream, shard: &Shard, status: u16, body: &str, close: bool) -> bool {
+    let head = Head::new(status).header("Content-Type", "text/plain");
+    debug_assert_eq!(head.status(), status);
+    send(
+        stream,
+        shard,
+        vec![Bytes::from(head.finish(body.len() as u64, close)), Bytes::copy_from_slice(body.as_bytes())],
+    )
+    .await
+}
+
+async fn reply_error(stream: &TcpStream, shard: &Shard, reject: Reject) -> bool {
+    simple(stream, shard, reject.status, &format!("{}\n", reject.reason), true).await
+}
+
+/// Sends every part, within the send timeout. False if the connection is
+/// unusable afterwards.
+async fn send(stream: &TcpStream, shard: &Shard, parts: Vec<Bytes>) -> bool {
+    matches!(time::timeout(shard.config.send_timeout(), stream.writev_all(parts)).await, Ok((Ok(()), _)))
+}

@@ -1,0 +1,255 @@
+//! Request heads: parsed with `httparse`, then checked where RFC 9112 asks a
+//! server to be strict. Pure: no I/O.
+//!
+//! A request that cannot be framed safely (both Content-Length and
+//! Transfer-Encoding, differing Content-Lengths, a bad length, a malformed
+//! head) is rejected and its connection closed: guessing where the next
+//! request starts is how request smuggling works.
+
+/// Methods the service knows; anything else is `Other` (answered 405).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Method {
+    Get,
+    Head,
+    Put,
+    Delete,
+    Other(String),
+}
+
+/// How the request's body is framed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Body {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Request {
+    pub(crate) method: Method,
+    /// The path part of the target (origin-form), still percent-encoded.
+    pub(crate) path: String,
+    pub(crate) query: Option<String>,
+    pub(crate) body: Body,
+    /// The client wants the connection kept open after the response.
+    pub(crate) keep_alive: bool,
+}
+
+/// A request refused before it is served; the connection is then closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Reject {
+    pub(crate) status: u16,
+    pub(crate) reason: &'static str,
+}
+
+const fn reject(status: u16, reason: &'static str) -> Reject {
+    Reject { status, reason }
+}
+
+pub(crate) struct Limits {
+    pub(crate) head_bytes_max: usize,
+    pub(crate) target_bytes_max: usize,
+}
+
+pub(crate) enum Parsed {
+    /// A whole head: the request and the head's length in bytes.
+    Complete(Request, usize),
+    /// More bytes are needed.
+    Partial,
+}
+
+const HEADERS_MAX: usize = 64;
+
+/// Parses one request head from the start of `buf`.
+pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Reject> {
+    let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
+    let mut request = httparse::Request::new(&mut headers);
+    let head_len = match request.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            if buf.len() > limits.head_bytes_max {
+                // The request line alone is over the limit: the target is.
+                let line_end = buf.iter().position(|&b| b == b'\n');
+                return Err(match line_end {
+                    None => reject(414, "request target too long"),
+                    Some(_) => reject(431, "request head too large"),
+                });
+            }
+            return Ok(Parsed::Partial);
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(reject(431, "too many header fields")),
+        Err(httparse::Error::Version) => return Err(reject(505, "HTTP version not supported")),
+        Err(_) => return Err(reject(400, "malformed request head")),
+    };
+    if head_len > limits.head_bytes_max {
+        return Err(reject(431, "request head too large"));
+    }
+    let target = request.path.ok_or(reject(400, "no request target"))?;
+    if target.len() > limits.target_bytes_max {
+        return Err(reject(414, "request target too long"));
+    }
+    let version = request.version.ok_or(reject(400, "no HTTP version"))?;
+    let method = match request.method.ok_or(reject(400, "no method"))? {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
+        other => Method::Other(other.to_string()),
+    };
+    let (path, query) = split_target(target)?;
+    let mut content_length: Option<u64> = None;
+    let mut chunked = false;
+    let mut transfer_encoding = false;
+    let mut hosts = 0;
+    let mut connection_close = false;
+    let mut connection_keep_alive = false;
+    for header in request.headers.iter() {
+        let name = header.name;
+        if name.eq_ignore_ascii_case("content-length") {
+            let value = parse_length(header.value).ok_or(reject(400, "invalid Content-Length"))?;
+            if content_length.is_some_and(|v| v != value) {
+                return Err(reject(400, "differing Content-Length values"));
+            }
+            content_length = Some(value);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            transfer_encoding = true;
+            let value = std::str::from_utf8(header.value).map_err(|_| reject(400, "invalid Transfer-Encoding"))?;
+            // Only `chunked` alone: other codings are not implemented (501),
+            // and chunked must be the final one anyway (RFC 9112 §6.3).
+            let mut codings = value.split(',').map(str::trim).filter(|c| !c.is_empty());
+            match (codings.next(), codings.next()) {
+                (Some(c), None) if c.eq_ignore_ascii_case("chunked") => chunked = true,
+                _ => return Err(reject(501, "unsupported Transfer-Encoding")),
+            }
+        } else if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in String::from_utf8_lossy(header.value).split(',').map(str::trim) {
+                connection_close |= token.eq_ignore_ascii_case("close");
+                connection_keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+            }
+        }
+    }
+    if transfer_encoding && content_length.is_some() {
+        return Err(reject(400, "both Content-Length and Transfer-Encoding"));
+    }
+    if version == 1 && hosts != 1 {
+        return Err(reject(400, "HTTP/1.1 needs exactly one Host header"));
+    }
+    let body = match (chunked, content_length) {
+        (true, _) => Body::Chunked,
+        (false, Some(0) | None) => Body::None,
+        (false, Some(n)) => Body::Length(n),
+    };
+    let keep_alive = if version == 1 { !connection_close } else { connection_keep_alive && !connection_close };
+    Ok(Parsed::Complete(Request { method, path, query, body, keep_alive }, head_len))
+}
+
+/// Content-Length is one or more digits, nothing else (no sign, no spaces).
+fn parse_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+/// Splits an origin-form (or absolute-form) target into path and query.
+fn split_target(target: &str) -> Result<(String, Option<String>), Reject> {
+    let origin = if let Some(rest) = target.strip_prefix("http://").or_else(|| target.strip_prefix("https://")) {
+        // Absolute form: servers must accept it (RFC 9112 §3.2.2); the
+        // authority is ignored, the path kept.
+        match rest.find('/') {
+            Some(i) => &rest[i..],
+            None => "/",
+        }
+    } else {
+        target
+    };
+    if !origin.starts_with('/') {
+        return Err(reject(400, "request target must be a path"));
+    }
+    Ok(match origin.split_once('?') {
+        Some((path, query)) => (path.to_string(), Some(query.to_string())),
+        None => (origin.to_string(), None),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits { head_bytes_max: 1024, target_bytes_max: 256 };
+
+    fn complete(raw: &str) -> Request {
+        match parse(raw.as_bytes(), &LIMITS) {
+            Ok(Parsed::Complete(request, n)) => {
+                assert_eq!(n, raw.len());
+                request
+            }
+            other => panic!("{raw:?}: {:?}", other.map(|_| ()).err()),
+        }
+    }
+
+    #[track_caller]
+    fn rejected(raw: &str, status: u16) {
+        match parse(raw.as_bytes(), &LIMITS) {
+            Err(r) => assert_eq!(r.status, status, "{raw:?}: {}", r.reason),
+            Ok(_) => panic!("{raw:?} was accepted"),
+        }
+    }
+
+    #[test]
+    fn plain_requests() {
+        let r = complete("GET /files/a.txt?x=1 HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(r.method, Method::Get);
+        assert_eq!(r.path, "/files/a.txt");
+        assert_eq!(r.query.as_deref(), Some("x=1"));
+        assert_eq!(r.body, Body::None);
+        assert!(r.keep_alive);
+        assert!(!complete("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").keep_alive);
+        assert!(!complete("GET / HTTP/1.0\r\n\r\n").keep_alive);
+        assert!(complete("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").keep_alive);
+        assert_eq!(complete("PUT /f HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n").body, Body::Length(5));
+        assert_eq!(complete("PUT /f HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n").body, Body::Chunked);
+        assert_eq!(complete("GET http://example.com/files/x HTTP/1.1\r\nHost: h\r\n\r\n").path, "/files/x");
+        assert_eq!(complete("BREW /pot HTTP/1.1\r\nHost: h\r\n\r\n").method, Method::Other("BREW".into()));
+        // Identical duplicate lengths are allowed.
+        let dup = "PUT /f HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n";
+        assert_eq!(complete(dup).body, Body::Length(3));
+    }
+
+    #[test]
+    fn partial_heads_wait_for_more() {
+        assert!(matches!(parse(b"GET / HTTP/1.1\r\nHost:", &LIMITS), Ok(Parsed::Partial)));
+    }
+
+    #[test]
+    fn unframeable_or_malformed_requests_are_rejected() {
+        rejected("PUT /f HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400);
+        rejected("PUT /f HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400);
+        rejected("PUT /f HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n", 400);
+        rejected("PUT /f HTTP/1.1\r\nHost: h\r\nContent-Length: 1 2\r\n\r\n", 400);
+        rejected("PUT /f HTTP/1.1\r\nHost: h\r\nContent-Length: +5\r\n\r\n", 400);
+        rejected("PUT /f HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 501);
+        rejected("PUT /f HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 501);
+        rejected("GET / HTTP/1.1\r\nBad Name: x\r\nHost: h\r\n\r\n", 400);
+        rejected("GET / HTTP/1.1\r\nHost: h\r\nFolded: a\r\n b\r\n\r\n", 400);
+        rejected("GET / HTTP/1.1\r\n\r\n", 400);
+        rejected("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400);
+        rejected("GET files HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+        rejected("GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505);
+        rejected("GET /\0 HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+    }
+
+    #[test]
+    fn limits_give_414_and_431() {
+        let long_target = format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "a".repeat(300));
+        rejected(&long_target, 414);
+        let huge_line = format!("GET /{}", "a".repeat(2000));
+        rejected(&huge_line, 414);
+        let big_head = format!("GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n", "b".repeat(2000));
+        rejected(&big_head, 431);
+        let many = format!("GET / HTTP/1.1\r\nHost: h\r\n{}\r\n", "A: b\r\n".repeat(70));
+        rejected(&many, 431);
+    }
+}

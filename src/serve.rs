@@ -1,0 +1,151 @@
+//! `percore serve`: binds one `SO_REUSEPORT` listener per shard, launches the
+//! shards, and stops them on SIGTERM or SIGINT.
+//!
+//! The listeners are bound here, before the shards start, so that port 0
+//! works (the first bind picks the port, the others join it) and so that a
+//! bind error stops start-up with a clear message.
+
+use std::error::Error;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::Duration;
+
+use percore_cores::{launch, stopping};
+use percore_io::{Dir, ListenOptions, TcpListener};
+
+use crate::config::{Config, LogFormat};
+use crate::http::conn::{self, Shard};
+
+pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
+    init_logging(&config)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("cannot create the data directory {}: {e}", config.data_dir.display()))?;
+    let data_dir = std::fs::canonicalize(&config.data_dir)?;
+    let placement = config.cores.place(&percore_cores::allowed_cpus())?;
+    let shards = placement.shards();
+    let (listeners, addr) = bind_all(config.listen, shards)?;
+    let signals = block_signals()?;
+    let listeners = Arc::new(Mutex::new(listeners.into_iter().map(Some).collect::<Vec<_>>()));
+    let cores_config = percore_cores::Config {
+        cores: config.cores.clone(),
+        grace: Duration::from_millis(config.shutdown_grace_ms),
+        ..percore_cores::Config::default()
+    };
+    let shard_config = config.clone();
+    let running = launch(cores_config, move |shard| {
+        // Start-up only: each shard takes its own listener once.
+        let listener = listeners.lock().unwrap_or_else(|e| e.into_inner())[shard.id].take();
+        let config = shard_config.clone();
+        async move {
+            let listener = listener.expect("one listener per shard");
+            shard_main(listener, config).await
+        }
+    })?;
+    println!("percore listening on http://{addr} serving {} with {shards} shards", data_dir.display());
+    tracing::info!(%addr, data_dir = %data_dir.display(), shards, "listening");
+    let stop = running.stop_handle();
+    std::thread::Builder::new().name("percore-signals".into()).spawn(move || {
+        let signal = wait_for_signal(&signals);
+        tracing::info!("signal {signal}: stopping (no new connections, in-flight requests finish)");
+        stop.stop();
+    })?;
+    let outcomes = running.join()?;
+    for (shard, outcome) in outcomes.into_iter().enumerate() {
+        if let Some(Err(err)) = outcome {
+            return Err(format!("shard {shard}: {err}").into());
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn init_logging(config: &Config) -> Result<(), Box<dyn Error>> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .map_err(|e| format!("--log-level `{}`: {e}", config.log_level))?;
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let installed = match config.log_format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    installed.map_err(|e| format!("cannot set up logging: {e}").into())
+}
+
+/// Binds `count` listeners on `addr` with `SO_REUSEPORT` (the first one picks
+/// the port if `addr` has port 0).
+fn bind_all(addr: SocketAddr, count: usize) -> Result<(Vec<TcpListener>, SocketAddr), Box<dyn Error>> {
+    let options = ListenOptions { reuse_port: true, ..ListenOptions::default() };
+    let first = TcpListener::bind_with(addr, &options)?;
+    let bound = first.local_addr();
+    let mut listeners = vec![first];
+    for _ in 1..count {
+        listeners.push(TcpListener::bind_with(bound, &options)?);
+    }
+    Ok((listeners, bound))
+}
+
+async fn shard_main(listener: TcpListener, config: Config) -> Result<(), String> {
+    let root = Dir::open(&config.data_dir)
+        .await
+        .map_err(|e| format!("cannot open the data directory {}: {e}", config.data_dir.display()))?;
+    let shard = Rc::new(Shard { config, root, connections: Default::default(), pipes: Default::default() });
+    let mut incoming = listener.incoming();
+    let mut stop = pin!(stopping());
+    loop {
+        let next = std::future::poll_fn(|cx| {
+            if stop.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            incoming.poll_next(cx).map(Some)
+        })
+        .await;
+        match next {
+            // Stopping: no new connections; the ones open finish their
+            // request in flight (the launcher waits for them, within the grace).
+            None => return Ok(()),
+            Some(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                percore_io::spawn(conn::serve(stream, shard.clone()));
+            }
+            Some(Err(err)) => {
+                // Out of file descriptors ends the multishot accept: back off,
+                // then the next poll re-arms it (no busy loop).
+                tracing::warn!("accept failed: {err}; retrying in 10 ms");
+                percore_io::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Blocks SIGINT and SIGTERM in this thread (and so in every thread started
+/// after it, the shards included); `wait_for_signal` then takes them.
+fn block_signals() -> Result<libc::sigset_t, Box<dyn Error>> {
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t for these calls, and pthread_sigmask
+    // only reads it.
+    let ret = unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut())
+    };
+    if ret != 0 {
+        return Err(format!("cannot block signals: {}", std::io::Error::from_raw_os_error(ret)).into());
+    }
+    Ok(set)
+}
+
+fn wait_for_signal(set: &libc::sigset_t) -> i32 {
+    let mut signal = 0;
+    // SAFETY: `set` is initialised and `signal` is a valid out-pointer.
+    unsafe { libc::sigwait(set, &mut signal) };
+    signal
+}

@@ -1,0 +1,174 @@
+//! `percore serve` end to end: the real daemon on an ephemeral loopback port,
+//! spoken to over real sockets.
+
+use std::io::Write;
+use std::time::Duration;
+
+use crate::util::{closed, exchange, get, read_response, write_file, Daemon};
+
+#[test]
+fn ping_and_health() {
+    let daemon = Daemon::start(&["--cores", "2"]);
+    let r = get(&daemon, "/ping");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"pong\n");
+    let r = get(&daemon, "/health");
+    assert_eq!((r.status, r.body.as_slice()), (200, b"ready\n".as_slice()));
+    let r = exchange(&daemon, b"HEAD /ping HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!((r.status, r.header("Content-Length")), (200, Some("5")));
+    let r = exchange(&daemon, b"POST /ping HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!((r.status, r.header("Allow")), (405, Some("GET, HEAD")));
+    assert_eq!(get(&daemon, "/nowhere").status, 404);
+}
+
+#[test]
+fn files_are_served_with_their_metadata() {
+    let daemon = Daemon::start(&[]);
+    write_file(daemon.data.path(), "docs/readme.txt", b"hello world\n");
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 256) as u8).collect();
+    write_file(daemon.data.path(), "big.bin", &big);
+    let r = get(&daemon, "/files/docs/readme.txt");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"hello world\n");
+    assert_eq!(r.header("Content-Type"), Some("text/plain"));
+    let etag = r.header("ETag").unwrap().to_string();
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "strong ETag: {etag}");
+    assert!(r.header("Last-Modified").unwrap().ends_with("GMT"));
+    // HEAD: the same head, no body.
+    let h = exchange(&daemon, b"HEAD /files/docs/readme.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!((h.status, h.header("Content-Length"), h.header("ETag")), (200, Some("12"), Some(etag.as_str())));
+    // A large file goes out through splice, byte for byte.
+    let r = get(&daemon, "/files/big.bin");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Type"), Some("application/octet-stream"));
+    assert!(r.body == big, "large body differs");
+    // Percent-encoded names.
+    write_file(daemon.data.path(), "with space.txt", b"s");
+    assert_eq!(get(&daemon, "/files/with%20space.txt").body, b"s");
+    assert_eq!(get(&daemon, "/files/missing").status, 404);
+    assert_eq!(get(&daemon, "/files/docs").status, 404, "a directory is not a file");
+}
+
+#[test]
+fn paths_never_leave_the_data_directory() {
+    let daemon = Daemon::start(&[]);
+    let outside = daemon.data.path().parent().unwrap().join(format!("outside-{}", std::process::id()));
+    std::fs::write(&outside, b"secret").unwrap();
+    std::os::unix::fs::symlink(&outside, daemon.path("abs-link")).unwrap();
+    std::os::unix::fs::symlink("../x", daemon.path("rel-link")).unwrap();
+    std::os::unix::fs::symlink("/proc/self/environ", daemon.path("proc-link")).unwrap();
+    for (target, status) in [
+        ("/files/../x", 400),
+        ("/files/a/../../x", 400),
+        ("/files/%2e%2e/x", 400),
+        ("/files/%2E%2E%2Fx", 400),
+        ("/files/a%2f..%2f..%2fx", 400),
+        ("/files/..%5cx", 400),
+        ("/files/a%00b", 400),
+        ("/files//etc/passwd", 400),
+        ("/files/abs-link", 404),
+        ("/files/rel-link", 404),
+        ("/files/proc-link", 404),
+        ("/files/.percore-upload", 400),
+    ] {
+        let r = exchange(&daemon, format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        assert_eq!(r.status, status, "{target}");
+        assert!(!String::from_utf8_lossy(&r.body).contains("secret"), "{target} leaked");
+    }
+    std::fs::remove_file(outside).unwrap();
+}
+
+#[test]
+fn keep_alive_and_pipelining_answer_in_order() {
+    let daemon = Daemon::start(&[]);
+    write_file(daemon.data.path(), "a", b"AAAA");
+    write_file(daemon.data.path(), "b", b"BB");
+    let mut stream = daemon.connect();
+    for _ in 0..3 {
+        stream.write_all(b"GET /files/a HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        assert_eq!(read_response(&mut stream, false).unwrap().body, b"AAAA");
+    }
+    // Three requests in one write: three responses, in order.
+    stream
+        .write_all(b"GET /files/b HTTP/1.1\r\nHost: t\r\n\r\nHEAD /files/a HTTP/1.1\r\nHost: t\r\n\r\nGET /ping HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut stream, false).unwrap().body, b"BB");
+    let head = read_response(&mut stream, true).unwrap();
+    assert_eq!(head.header("Content-Length"), Some("4"));
+    assert_eq!(read_response(&mut stream, false).unwrap().body, b"pong\n");
+    // A body on a GET is skipped, keeping the framing.
+    stream.write_all(b"GET /files/b HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nxxxxxGET /files/a HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut stream, false).unwrap().body, b"BB");
+    assert_eq!(read_response(&mut stream, false).unwrap().body, b"AAAA");
+    // Connection: close is honoured.
+    stream.write_all(b"GET /ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    let r = read_response(&mut stream, false).unwrap();
+    assert_eq!(r.header("Connection"), Some("close"));
+    assert!(closed(&mut stream));
+}
+
+#[test]
+fn malformed_requests_get_their_status_and_a_closed_connection() {
+    let daemon = Daemon::start(&["--header-bytes-max", "2048", "--target-bytes-max", "512"]);
+    let cases: Vec<(Vec<u8>, u16)> = vec![
+        (b"GET /ping HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(), 400),
+        (b"GET /ping HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n".to_vec(), 400),
+        (b"GET /ping HTTP/1.1\r\n\r\n".to_vec(), 400),
+        (b"GET /ping HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n".to_vec(), 400),
+        (b"GET /ping HTTP/2.0\r\nHost: t\r\n\r\n".to_vec(), 505),
+        (format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(600)).into_bytes(), 414),
+        (format!("GET /ping HTTP/1.1\r\nHost: t\r\nX: {}\r\n\r\n", "b".repeat(3000)).into_bytes(), 431),
+        (b"GET /ping HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(), 501),
+    ];
+    for (raw, status) in cases {
+        let mut stream = daemon.connect();
+        stream.write_all(&raw).unwrap();
+        let r = read_response(&mut stream, false).expect("a response");
+        assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&raw[..raw.len().min(80)]));
+        assert!(closed(&mut stream), "closed after {status}");
+    }
+    // Other clients are unaffected.
+    assert_eq!(get(&daemon, "/ping").status, 200);
+}
+
+#[test]
+fn a_slow_head_times_out_with_408() {
+    let daemon = Daemon::start(&["--header-timeout-ms", "300"]);
+    let mut stream = daemon.connect();
+    stream.write_all(b"GET /ping HTTP/1.1\r\nHo").unwrap();
+    let r = read_response(&mut stream, false).expect("a 408");
+    assert_eq!(r.status, 408);
+    assert!(closed(&mut stream));
+}
+
+#[test]
+fn sigterm_stops_cleanly_with_idle_connections_open() {
+    let mut daemon = Daemon::start(&["--cores", "2"]);
+    let mut idle = daemon.connect();
+    idle.write_all(b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut idle, false).unwrap().status, 200);
+    let status = daemon.terminate(Duration::from_secs(5)).expect("stopped within 5 s");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(closed(&mut idle));
+}
+
+#[test]
+fn configuration_from_a_file_and_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("percore.toml");
+    std::fs::write(&file, "cores = \"1\"\nidle-timeout-ms = 5000\n").unwrap();
+    let daemon = Daemon::start(&["--config", file.to_str().unwrap()]);
+    assert_eq!(get(&daemon, "/ping").status, 200);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_percore"))
+        .args(["serve", "--cores", "0,4096"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("CPU 4096 is not in this process's affinity mask"), "{stderr}");
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_percore")).args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in ["--listen", "--data-dir", "--cores", "--header-bytes-max", "--idle-timeout-ms", "--log-format"] {
+        assert!(help.contains(flag), "--help documents {flag}");
+    }
+}

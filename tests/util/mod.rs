@@ -1,0 +1,147 @@
+//! Shared helpers: start the real daemon on an ephemeral loopback port with a
+//! temporary data directory, and speak raw HTTP/1.1 to it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `percore serve`; stopped (SIGTERM, then SIGKILL) when dropped.
+pub(crate) struct Daemon {
+    child: Option<Child>,
+    pub(crate) addr: SocketAddr,
+    pub(crate) data: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts the daemon on 127.0.0.1:0 with a fresh data directory and
+    /// `args`; waits until it prints its address.
+    pub(crate) fn start(args: &[&str]) -> Daemon {
+        let data = tempfile::tempdir().unwrap();
+        Daemon::start_in(data, args)
+    }
+
+    pub(crate) fn start_in(data: tempfile::TempDir, args: &[&str]) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_percore"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
+            .args(["--log-level", "warn"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start percore");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http://"))
+            .unwrap_or_else(|| panic!("no address in start-up line {line:?}"))
+            .parse()
+            .unwrap();
+        Daemon { child: Some(child), addr, data }
+    }
+
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
+        self.data.path().join(rel)
+    }
+
+    pub(crate) fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+    }
+
+    /// Sends SIGTERM and waits for the exit status (at most `limit`).
+    pub(crate) fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        // SAFETY: kill(2) with a child pid we own and a valid signal.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.terminate(Duration::from_secs(5));
+    }
+}
+
+/// A parsed response.
+#[derive(Debug)]
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Response {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one response from `stream` (`head_only`: the request was HEAD).
+pub(crate) fn read_response(stream: &mut impl Read, head_only: bool) -> Option<Response> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    let text = String::from_utf8(head).unwrap();
+    let mut lines = text.split("\r\n");
+    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (n, v) = l.split_once(':').unwrap();
+            (n.to_string(), v.trim().to_string())
+        })
+        .collect();
+    let length: usize =
+        headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-length")).map_or(0, |(_, v)| v.parse().unwrap());
+    let mut body = vec![0; if head_only { 0 } else { length }];
+    stream.read_exact(&mut body).ok()?;
+    Some(Response { status, headers, body })
+}
+
+/// Sends `raw` on a new connection and reads one response.
+pub(crate) fn exchange(daemon: &Daemon, raw: &[u8]) -> Response {
+    let mut stream = daemon.connect();
+    stream.write_all(raw).unwrap();
+    let head_only = raw.starts_with(b"HEAD ");
+    read_response(&mut stream, head_only).expect("a response")
+}
+
+/// `GET path` with the usual headers.
+pub(crate) fn get(daemon: &Daemon, path: &str) -> Response {
+    exchange(daemon, format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+}
+
+/// True when the server has closed `stream` (reads end of file).
+pub(crate) fn closed(stream: &mut TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(stream.read(&mut byte), Ok(0))
+}
+
+pub(crate) fn write_file(root: &Path, rel: &str, data: &[u8]) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, data).unwrap();
+}
