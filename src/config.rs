@@ -33,6 +33,9 @@ pub(crate) struct RawConfig {
     /// Largest request head (request line and headers) in bytes [default: 16384].
     #[arg(long, env = "PERCORE_HEADER_BYTES_MAX")]
     pub(crate) header_bytes_max: Option<usize>,
+    /// Largest request body (upload) in bytes [default: 1073741824].
+    #[arg(long, env = "PERCORE_BODY_BYTES_MAX")]
+    pub(crate) body_bytes_max: Option<u64>,
     /// Largest request target (URL) in bytes [default: 4096].
     #[arg(long, env = "PERCORE_TARGET_BYTES_MAX")]
     pub(crate) target_bytes_max: Option<usize>,
@@ -74,6 +77,7 @@ pub(crate) struct Config {
     pub(crate) cores: CoreSet,
     pub(crate) header_bytes_max: usize,
     pub(crate) target_bytes_max: usize,
+    pub(crate) body_bytes_max: u64,
     pub(crate) connections_max_per_shard: usize,
     pub(crate) header_timeout_ms: u64,
     pub(crate) idle_timeout_ms: u64,
@@ -105,6 +109,7 @@ impl RawConfig {
             cores: self.cores.or(file.cores),
             header_bytes_max: self.header_bytes_max.or(file.header_bytes_max),
             target_bytes_max: self.target_bytes_max.or(file.target_bytes_max),
+            body_bytes_max: self.body_bytes_max.or(file.body_bytes_max),
             connections_max_per_shard: self.connections_max_per_shard.or(file.connections_max_per_shard),
             header_timeout_ms: self.header_timeout_ms.or(file.header_timeout_ms),
             idle_timeout_ms: self.idle_timeout_ms.or(file.idle_timeout_ms),
@@ -155,6 +160,7 @@ impl TryFrom<RawConfig> for Config {
             cores,
             header_bytes_max: header_bytes_max as usize,
             target_bytes_max: positive("target-bytes-max", raw.target_bytes_max.map(|v| v as u64), 4096)? as usize,
+            body_bytes_max: raw.body_bytes_max.unwrap_or(1 << 30),
             connections_max_per_shard: positive(
                 "connections-max-per-shard",
                 raw.connections_max_per_shard.map(|v| v as u64),

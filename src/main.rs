@@ -11,6 +11,7 @@ mod config;
 mod files;
 mod http;
 mod serve;
+mod store;
 
 /// percore: a thread-per-core io_uring file and object server.
 #[derive(Parser, Debug)]

@@ -19,12 +19,18 @@ use percore_io::{Dir, ListenOptions, TcpListener};
 
 use crate::config::{Config, LogFormat};
 use crate::http::conn::{self, Shard};
+use crate::store;
 
 pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
     init_logging(&config)?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("cannot create the data directory {}: {e}", config.data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&config.data_dir)?;
+    let stale = store::remove_stale_temps(&data_dir)
+        .map_err(|e| format!("cannot clean temporary files in {}: {e}", data_dir.display()))?;
+    if stale > 0 {
+        tracing::info!("removed {stale} temporary file(s) left by an earlier run");
+    }
     let placement = config.cores.place(&percore_cores::allowed_cpus())?;
     let shards = placement.shards();
     let (listeners, addr) = bind_all(config.listen, shards)?;
@@ -96,6 +102,7 @@ async fn shard_main(listener: TcpListener, config: Config) -> Result<(), String>
         .await
         .map_err(|e| format!("cannot open the data directory {}: {e}", config.data_dir.display()))?;
     let shard = Rc::new(Shard { config, root, connections: Default::default(), pipes: Default::default() });
+    store::install(shard.clone());
     let mut incoming = listener.incoming();
     let mut stop = pin!(stopping());
     loop {

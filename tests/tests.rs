@@ -4,5 +4,7 @@
 mod tidy;
 // The daemon end to end over real sockets.
 mod serve;
+// PUT and DELETE: durability, preconditions, races, cut uploads, restarts.
+mod store;
 // Shared helpers: start the daemon, speak HTTP.
 mod util;

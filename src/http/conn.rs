@@ -6,15 +6,18 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
+use std::os::unix::ffi::OsStrExt;
 use std::rc::Rc;
 
 use bytes::Bytes;
 use percore_io::{time, Dir, Pipe, TcpStream};
 
+use super::body::{BodyError, BodyReader};
 use super::request::{self, Body, Limits, Method, Parsed, Reject};
 use super::response::Head;
 use crate::config::Config;
 use crate::files;
+use crate::store::{self, Conditions, Outcome};
 
 /// What a shard's connections share (shard-local, no locks).
 pub(crate) struct Shard {
@@ -52,6 +55,13 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
             Ok(Parsed::Complete(request, head_len)) => {
                 buf.drain(..head_len);
                 let mut close = !request.keep_alive || percore_cores::is_stopping();
+                if request.method == Method::Put {
+                    // PUT reads its own body.
+                    if let Next::Close = put(&stream, &shard, &request, &mut buf, close).await {
+                        return;
+                    }
+                    continue;
+                }
                 match request.body {
                     Body::None => {}
                     // Bodies are not used by these routes yet: skip them to
@@ -160,7 +170,8 @@ async fn respond(stream: &TcpStream, shard: &Shard, request: &request::Request, 
         _ => match path.strip_prefix("/files/") {
             Some(rest) => match request.method {
                 Method::Get | Method::Head => get_file(stream, shard, rest, head_only, close).await,
-                _ => method_not_allowed(stream, shard, "GET, HEAD", close).await,
+                Method::Delete => delete(stream, shard, request, rest, close).await,
+                _ => method_not_allowed(stream, shard, "GET, HEAD, PUT, DELETE", close).await,
             },
             None => simple(stream, shard, 404, "no such route\n", close).await,
         },
@@ -235,6 +246,150 @@ async fn get_file(stream: &TcpStream, shard: &Shard, encoded: &str, head_only: b
         // bytes, is dropped).
         _ => false,
     }
+}
+
+fn conditions(request: &request::Request) -> Conditions {
+    Conditions { if_match: request.if_match.clone(), if_none_match: request.if_none_match.clone() }
+}
+
+/// Answers a commit's outcome.
+async fn outcome(stream: &TcpStream, shard: &Shard, outcome: Outcome, close: bool) -> bool {
+    let (status, etag, body): (u16, Option<String>, String) = match outcome {
+        Outcome::Created(etag) => (201, Some(etag), String::new()),
+        Outcome::Replaced(etag) => (200, Some(etag), String::new()),
+        Outcome::Deleted => (204, None, String::new()),
+        Outcome::NotFound => (404, None, "no such file\n".into()),
+        Outcome::PreconditionFailed => (412, None, "precondition failed\n".into()),
+        Outcome::Failed(kind, message) => {
+            tracing::warn!("commit failed: {message}");
+            let status = match kind {
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => 507,
+                std::io::ErrorKind::IsADirectory | std::io::ErrorKind::NotADirectory => 409,
+                _ => 500,
+            };
+            (status, None, format!("{message}\n"))
+        }
+    };
+    let mut head = Head::new(status);
+    if let Some(etag) = etag {
+        head = head.header("ETag", etag);
+    }
+    if !body.is_empty() {
+        head = head.header("Content-Type", "text/plain");
+    }
+    let mut parts = vec![Bytes::from(head.finish(body.len() as u64, close))];
+    if !body.is_empty() {
+        parts.push(Bytes::from(body));
+    }
+    send(stream, shard, parts).await
+}
+
+/// Maps an I/O error before the commit to a status.
+fn io_status(err: &std::io::Error) -> u16 {
+    match err.raw_os_error() {
+        Some(libc::ENOSPC | libc::EDQUOT) => 507,
+        Some(libc::EMFILE | libc::ENFILE) => 503,
+        Some(libc::ENOTDIR | libc::EISDIR | libc::EEXIST) => 409,
+        Some(libc::EXDEV | libc::ELOOP) => 400,
+        Some(libc::EACCES | libc::EPERM | libc::EROFS) => 403,
+        _ => 500,
+    }
+}
+
+async fn put(stream: &TcpStream, shard: &Shard, request: &request::Request, buf: &mut Vec<u8>, close: bool) -> Next {
+    let Some(rest) = request.path.strip_prefix("/files/") else {
+        // PUT elsewhere: the body is never read, so the connection closes.
+        let allow = if request.path == "/ping" || request.path == "/health" { "GET, HEAD" } else { "" };
+        if allow.is_empty() {
+            simple(stream, shard, 404, "no such route\n", true).await;
+        } else {
+            method_not_allowed(stream, shard, allow, true).await;
+        }
+        return Next::Close;
+    };
+    let path = match files::object_path(rest) {
+        Ok(path) => path,
+        Err(files::PathError::Invalid(why)) => {
+            simple(stream, shard, 400, &format!("invalid path: {why}\n"), true).await;
+            return Next::Close;
+        }
+    };
+    if let Body::Length(n) = request.body {
+        if n > shard.config.body_bytes_max {
+            // Refused before any of it is read.
+            simple(stream, shard, 413, "body too large\n", true).await;
+            return Next::Close;
+        }
+    }
+    let (dir, _leaf) = match store::parent_dir(&shard.root, &path, true).await {
+        Ok(found) => found,
+        Err(err) => {
+            simple(stream, shard, io_status(&err), &format!("cannot create the directory: {err}\n"), true).await;
+            return Next::Close;
+        }
+    };
+    let temp = store::temp_name();
+    let file = match dir.open_file(std::ffi::OsStr::from_bytes(&temp), &store::temp_options()).await {
+        Ok(file) => file,
+        Err(err) => {
+            simple(stream, shard, io_status(&err), &format!("cannot store the file: {err}\n"), true).await;
+            return Next::Close;
+        }
+    };
+    if request.expect_continue && !send(stream, shard, vec![Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n")]).await
+    {
+        let _ = dir.unlink(std::ffi::OsStr::from_bytes(&temp)).await;
+        return Next::Close;
+    }
+    let mut body =
+        BodyReader::new(stream, buf, request.body, shard.config.body_bytes_max, shard.config.header_timeout());
+    let written: Result<(), (u16, String)> = async {
+        loop {
+            let piece = match body.next().await {
+                Ok(Some(piece)) => piece,
+                Ok(None) => break,
+                Err(BodyError::Io(err)) => return Err((0, err.to_string())),
+                Err(BodyError::Framing(why)) => return Err((400, format!("{why}\n"))),
+                Err(BodyError::TooLarge) => return Err((413, "body too large\n".into())),
+            };
+            let offset = body.total() - piece.len() as u64;
+            let (result, _) = file.write_all_at(piece, offset).await;
+            result.map_err(|e| (io_status(&e), format!("cannot store the file: {e}\n")))?;
+        }
+        file.sync_data().await.map_err(|e| (io_status(&e), format!("cannot flush the file: {e}\n")))
+    }
+    .await;
+    drop(file);
+    if let Err((status, message)) = written {
+        // Nothing of a failed upload stays behind.
+        let _ = dir.unlink(std::ffi::OsStr::from_bytes(&temp)).await;
+        if status != 0 {
+            simple(stream, shard, status, &message, true).await;
+        }
+        return Next::Close;
+    }
+    drop(dir);
+    let cond = conditions(request);
+    let owner_path = path.clone();
+    let result = store::on_owner(&path, move || store::commit_put(owner_path, temp, cond)).await;
+    if outcome(stream, shard, result, close).await && !close {
+        Next::KeepAlive
+    } else {
+        Next::Close
+    }
+}
+
+async fn delete(stream: &TcpStream, shard: &Shard, request: &request::Request, rest: &str, close: bool) -> bool {
+    let path = match files::object_path(rest) {
+        Ok(path) => path,
+        Err(files::PathError::Invalid(why)) => {
+            return simple(stream, shard, 400, &format!("invalid path: {why}\n"), close).await
+        }
+    };
+    let cond = conditions(request);
+    let owner_path = path.clone();
+    let result = store::on_owner(&path, move || store::commit_delete(owner_path, cond)).await;
+    outcome(stream, shard, result, close).await
 }
 
 async fn method_not_allowed(stream: &TcpStream, shard: &Shard, allow: &str, close: bool) -> bool {

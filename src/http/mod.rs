@@ -3,6 +3,7 @@
 //! building are pure and tested without a ring; the connection loop owns the
 //! control flow.
 
+pub(crate) mod body;
 pub(crate) mod conn;
 pub(crate) mod request;
 pub(crate) mod response;

@@ -33,6 +33,11 @@ pub(crate) struct Request {
     pub(crate) body: Body,
     /// The client wants the connection kept open after the response.
     pub(crate) keep_alive: bool,
+    /// `Expect: 100-continue`.
+    pub(crate) expect_continue: bool,
+    /// `If-Match` and `If-None-Match`, as sent.
+    pub(crate) if_match: Option<String>,
+    pub(crate) if_none_match: Option<String>,
 }
 
 /// A request refused before it is served; the connection is then closed.
@@ -103,6 +108,9 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Reject> {
     let mut hosts = 0;
     let mut connection_close = false;
     let mut connection_keep_alive = false;
+    let mut expect_continue = false;
+    let mut if_match: Option<String> = None;
+    let mut if_none_match: Option<String> = None;
     for header in request.headers.iter() {
         let name = header.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -123,6 +131,15 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Reject> {
             }
         } else if name.eq_ignore_ascii_case("host") {
             hosts += 1;
+        } else if name.eq_ignore_ascii_case("expect") {
+            if !header.value.eq_ignore_ascii_case(b"100-continue") {
+                return Err(reject(417, "only Expect: 100-continue is supported"));
+            }
+            expect_continue = true;
+        } else if name.eq_ignore_ascii_case("if-match") {
+            append_list(&mut if_match, header.value)?;
+        } else if name.eq_ignore_ascii_case("if-none-match") {
+            append_list(&mut if_none_match, header.value)?;
         } else if name.eq_ignore_ascii_case("connection") {
             for token in String::from_utf8_lossy(header.value).split(',').map(str::trim) {
                 connection_close |= token.eq_ignore_ascii_case("close");
@@ -142,7 +159,21 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Reject> {
         (false, Some(n)) => Body::Length(n),
     };
     let keep_alive = if version == 1 { !connection_close } else { connection_keep_alive && !connection_close };
-    Ok(Parsed::Complete(Request { method, path, query, body, keep_alive }, head_len))
+    let request = Request { method, path, query, body, keep_alive, expect_continue, if_match, if_none_match };
+    Ok(Parsed::Complete(request, head_len))
+}
+
+/// Joins repeated list headers with commas (RFC 9110 §5.3).
+fn append_list(slot: &mut Option<String>, value: &[u8]) -> Result<(), Reject> {
+    let value = std::str::from_utf8(value).map_err(|_| reject(400, "non-ASCII precondition"))?;
+    match slot {
+        Some(existing) => {
+            existing.push_str(", ");
+            existing.push_str(value);
+        }
+        None => *slot = Some(value.to_string()),
+    }
+    Ok(())
 }
 
 /// Content-Length is one or more digits, nothing else (no sign, no spaces).

@@ -1,0 +1,148 @@
+//! Request bodies: Content-Length or chunked framing, read in pieces from
+//! what the head's read left over plus the socket.
+//!
+//! Chunk sizes are parsed with `httparse::parse_chunk_size`; an invalid size
+//! or a missing CRLF after a chunk is a framing error (the connection
+//! closes). Chunk extensions are ignored, trailers skipped.
+
+use std::io;
+use std::time::Duration;
+
+use percore_io::{time, TcpStream};
+
+use super::request::Body;
+
+enum State {
+    /// Bytes of the body (or of the current chunk) still to come.
+    Data {
+        left: u64,
+        chunked: bool,
+    },
+    /// Expecting a chunk-size line.
+    ChunkSize,
+    /// Expecting the CRLF after a chunk's data.
+    ChunkEnd,
+    /// Expecting trailer lines up to an empty line.
+    Trailers,
+    Done,
+}
+
+/// Why a body could not be read.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    /// The client closed, the read failed or timed out.
+    Io(io::Error),
+    /// The framing is invalid (bad chunk size, missing CRLF): 400.
+    Framing(&'static str),
+    /// The body is larger than allowed: 413.
+    TooLarge,
+}
+
+pub(crate) struct BodyReader<'a> {
+    stream: &'a TcpStream,
+    /// Bytes received but not consumed (starts with what followed the head).
+    buf: &'a mut Vec<u8>,
+    state: State,
+    total: u64,
+    max: u64,
+    timeout: Duration,
+}
+
+const PIECE: usize = 64 * 1024;
+
+impl<'a> BodyReader<'a> {
+    pub(crate) fn new(stream: &'a TcpStream, buf: &'a mut Vec<u8>, body: Body, max: u64, timeout: Duration) -> Self {
+        let state = match body {
+            Body::None => State::Done,
+            Body::Length(n) => State::Data { left: n, chunked: false },
+            Body::Chunked => State::ChunkSize,
+        };
+        BodyReader { stream, buf, state, total: 0, max, timeout }
+    }
+
+    /// Total body bytes returned so far.
+    pub(crate) fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Receives more bytes into `buf`.
+    async fn fill(&mut self) -> Result<(), BodyError> {
+        let chunk = Vec::with_capacity(PIECE);
+        match time::timeout(self.timeout, self.stream.recv(chunk)).await {
+            Ok((Ok(n), chunk)) if n > 0 => {
+                self.buf.extend_from_slice(&chunk);
+                Ok(())
+            }
+            Ok((Ok(_), _)) => Err(BodyError::Io(io::ErrorKind::UnexpectedEof.into())),
+            Ok((Err(e), _)) => Err(BodyError::Io(e)),
+            Err(_) => Err(BodyError::Io(io::ErrorKind::TimedOut.into())),
+        }
+    }
+
+    /// The next piece of the body, or `None` at its end.
+    pub(crate) async fn next(&mut self) -> Result<Option<Vec<u8>>, BodyError> {
+        loop {
+            match self.state {
+                State::Done => return Ok(None),
+                State::Data { left, chunked } => {
+                    if left == 0 {
+                        self.state = if chunked { State::ChunkEnd } else { State::Done };
+                        continue;
+                    }
+                    if self.buf.is_empty() {
+                        self.fill().await?;
+                    }
+                    let take = (self.buf.len() as u64).min(left).min(PIECE as u64) as usize;
+                    let piece: Vec<u8> = self.buf.drain(..take).collect();
+                    self.total += take as u64;
+                    if self.total > self.max {
+                        return Err(BodyError::TooLarge);
+                    }
+                    self.state = State::Data { left: left - take as u64, chunked };
+                    return Ok(Some(piece));
+                }
+                State::ChunkSize => match httparse::parse_chunk_size(self.buf) {
+                    Ok(httparse::Status::Complete((used, size))) => {
+                        self.buf.drain(..used);
+                        self.state =
+                            if size == 0 { State::Trailers } else { State::Data { left: size, chunked: true } };
+                    }
+                    Ok(httparse::Status::Partial) => {
+                        if self.buf.len() > 4096 {
+                            return Err(BodyError::Framing("chunk size line too long"));
+                        }
+                        self.fill().await?;
+                    }
+                    Err(_) => return Err(BodyError::Framing("invalid chunk size")),
+                },
+                State::ChunkEnd => {
+                    if self.buf.len() < 2 {
+                        self.fill().await?;
+                        continue;
+                    }
+                    if &self.buf[..2] != b"\r\n" {
+                        return Err(BodyError::Framing("missing CRLF after chunk data"));
+                    }
+                    self.buf.drain(..2);
+                    self.state = State::ChunkSize;
+                }
+                State::Trailers => match self.buf.windows(2).position(|w| w == b"\r\n") {
+                    Some(0) => {
+                        self.buf.drain(..2);
+                        self.state = State::Done;
+                    }
+                    // A trailer field: skipped.
+                    Some(end) => {
+                        self.buf.drain(..end + 2);
+                    }
+                    None => {
+                        if self.buf.len() > 8192 {
+                            return Err(BodyError::Framing("trailers too large"));
+                        }
+                        self.fill().await?;
+                    }
+                },
+            }
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! The file store's write side: `PUT` and `DELETE /files/<path>`.
+//!
+//! Durability protocol of a PUT: the shard that received the request streams
+//! the body into a temporary file (`.percore-…`) in the target's directory,
+//! fdatasyncs it and closes it; then the path's owner shard
+//! (`shard_for(path)`) commits: under a per-path lock it checks the
+//! preconditions, renames the temporary file over the target and fsyncs the
+//! directory. Only then is 201/200 sent. Directories created on the way are
+//! made durable too (their parent is fsynced). A DELETE commits the same
+//! way: check, unlink, fsync the directory, 204.
+//!
+//! Concurrent writers to one path are serialised by the owner's lock, so a
+//! precondition is checked and acted on atomically. A temporary file is
+//! removed if the upload fails or is refused, and stale ones are removed at
+//! start; they are never served.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::future::Future;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use percore_io::{Dir, OpenOptions};
+
+use crate::files::{self, TEMP_PREFIX};
+use crate::http::conn::Shard;
+
+thread_local! {
+    /// This shard's state, for commits that other shards send here.
+    static SHARD: RefCell<Option<Rc<Shard>>> = const { RefCell::new(None) };
+    static LOCKS: RefCell<HashMap<Vec<u8>, Vec<Waker>>> = RefCell::new(HashMap::new());
+    static TEMP_COUNTER: Cell<u64> = const { Cell::new(0) };
+}
+
+pub(crate) fn install(shard: Rc<Shard>) {
+    SHARD.with(|s| *s.borrow_mut() = Some(shard));
+}
+
+fn shard() -> Rc<Shard> {
+    SHARD.with(|s| s.borrow().clone().expect("store state installed on every shard"))
+}
+
+/// A shard-local lock on one path, held across the awaits of a commit.
+struct PathLock(Vec<u8>);
+
+async fn lock(path: &[u8]) -> PathLock {
+    std::future::poll_fn(|cx| {
+        LOCKS.with(|locks| {
+            let mut locks = locks.borrow_mut();
+            match locks.get_mut(path) {
+                Some(waiters) => {
+                    waiters.push(cx.waker().clone());
+                    Poll::Pending
+                }
+                None => {
+                    locks.insert(path.to_vec(), Vec::new());
+                    Poll::Ready(PathLock(path.to_vec()))
+                }
+            }
+        })
+    })
+    .await
+}
+
+impl Drop for PathLock {
+    fn drop(&mut self) {
+        let waiters = LOCKS.with(|locks| locks.borrow_mut().remove(&self.0)).unwrap_or_default();
+        // Everyone retries; one wins, the others queue again.
+        for waker in waiters {
+            waker.wake();
+        }
+    }
+}
+
+/// Splits `a/b/c` into (`["a", "b"]`, `"c"`).
+fn split(path: &[u8]) -> (Vec<&[u8]>, &[u8]) {
+    let mut parts: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
+    let leaf = parts.pop().expect("a checked path has a leaf");
+    (parts, leaf)
+}
+
+/// Opens the directory that holds `path`, creating missing directories (and
+/// fsyncing their parents) if `create`.
+pub(crate) async fn parent_dir(root: &Dir, path: &[u8], create: bool) -> io::Result<(Dir, Vec<u8>)> {
+    let (dirs, leaf) = split(path);
+    let mut dir = root.open_dir(".").await?;
+    for component in dirs {
+        let name = OsStr::from_bytes(component);
+        dir = match dir.open_dir(name).await {
+            Ok(next) => next,
+            Err(err) if create && err.raw_os_error() == Some(libc::ENOENT) => {
+                match dir.mkdir(name, 0o755).await {
+                    Ok(()) => dir.sync_all().await?,
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                    Err(e) => return Err(e),
+                }
+                dir.open_dir(name).await?
+            }
+            Err(err) => return Err(err),
+        };
+    }
+    Ok((dir, leaf.to_vec()))
+}
+
+/// The outcome of a commit, sent back to the shard that asked.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Created(String),
+    Replaced(String),
+    Deleted,
+    NotFound,
+    PreconditionFailed,
+    Failed(io::ErrorKind, String),
+}
+
+/// `If-Match` / `If-None-Match` as sent.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Conditions {
+    pub(crate) if_match: Option<String>,
+    pub(crate) if_none_match: Option<String>,
+}
+
+/// Strong comparison of `current` against an entity-tag list (or `*`).
+fn list_matches(list: &str, current: Option<&str>) -> bool {
+    let list = list.trim();
+    if list == "*" {
+        return current.is_some();
+    }
+    let Some(current) = current else { return false };
+    list.split(',').map(str::trim).any(|tag| !tag.starts_with("W/") && tag == current)
+}
+
+impl Conditions {
+    /// RFC 9110 §13.2.2 for state-changing methods: If-Match first, then
+    /// If-None-Match; either failing is 412.
+    fn allow(&self, current: Option<&str>) -> bool {
+        if let Some(list) = &self.if_match {
+            if !list_matches(list, current) {
+                return false;
+            }
+        }
+        if let Some(list) = &self.if_none_match {
+            if list_matches(list, current) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+async fn current_etag(dir: &Dir, leaf: &[u8]) -> io::Result<Option<String>> {
+    match dir.stat(OsStr::from_bytes(leaf)).await {
+        Ok(meta) if meta.is_file() => Ok(Some(files::etag(&meta))),
+        Ok(_) => Err(io::Error::new(io::ErrorKind::IsADirectory, "the path names a directory")),
+        Err(err) if err.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+fn failed(err: io::Error) -> Outcome {
+    Outcome::Failed(err.kind(), err.to_string())
+}
+
+/// On the owner shard: renames `temp` over `path` if the conditions hold.
+pub(crate) async fn commit_put(path: Vec<u8>, temp: Vec<u8>, conditions: Conditions) -> Outcome {
+    let _lock = lock(&path).await;
+    let shard = shard();
+    let (dir, leaf) = match parent_dir(&shard.root, &path, false).await {
+        Ok(found) => found,
+        Err(err) => return failed(err),
+    };
+    let outcome = async {
+        let before = current_etag(&dir, &leaf).await?;
+        if !conditions.allow(before.as_deref()) {
+            return Ok(Outcome::PreconditionFailed);
+        }
+        dir.rename(OsStr::from_bytes(&temp), &dir, OsStr::from_bytes(&leaf)).await?;
+        dir.sync_all().await?;
+        let etag = files::etag(&dir.stat(OsStr::from_bytes(&leaf)).await?);
+        Ok::<_, io::Error>(if before.is_some() { Outcome::Replaced(etag) } else { Outcome::Created(etag) })
+    }
+    .await
+    .unwrap_or_else(failed);
+    if !matches!(outcome, Outcome::Created(_) | Outcome::Replaced(_)) {
+        let _ = dir.unlink(OsStr::from_bytes(&temp)).await;
+    }
+    outcome
+}
+
+/// On the owner shard: removes `path` if it exists and the conditions hold.
+pub(crate) async fn commit_delete(path: Vec<u8>, conditions: Conditions) -> Outcome {
+    let _lock = lock(&path).await;
+    let shard = shard();
+    let (dir, leaf) = match parent_dir(&shard.root, &path, false).await {
+        Ok(found) => found,
+        Err(err) if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::EXDEV | libc::ELOOP)) => {
+            return Outcome::NotFound
+        }
+        Err(err) => return failed(err),
+    };
+    async {
+        let Some(current) = current_etag(&dir, &leaf).await? else { return Ok(Outcome::NotFound) };
+        if !conditions.allow(Some(&current)) {
+            return Ok(Outcome::PreconditionFailed);
+        }
+        dir.unlink(OsStr::from_bytes(&leaf)).await?;
+        dir.sync_all().await?;
+        Ok::<_, io::Error>(Outcome::Deleted)
+    }
+    .await
+    .unwrap_or_else(failed)
+}
+
+/// A new temporary file name, unique in this process.
+pub(crate) fn temp_name() -> Vec<u8> {
+    let n = TEMP_COUNTER.with(|c| {
+        c.set(c.get() + 1);
+        c.get()
+    });
+    let shard = percore_cores::current().id;
+    let mut name = TEMP_PREFIX.to_vec();
+    name.extend_from_slice(format!("{}-{shard}-{n}", std::process::id()).as_bytes());
+    name
+}
+
+/// Options for a new temporary file.
+pub(crate) fn temp_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true).mode(0o644);
+    options
+}
+
+/// Runs `commit` on `path`'s owner shard.
+pub(crate) async fn on_owner<F, Fut>(path: &[u8], commit: F) -> Outcome
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = Outcome> + 'static,
+{
+    let owner = percore_cores::shard_for(path, percore_cores::current().count);
+    match percore_cores::spawn_on(owner, commit).await {
+        Ok(outcome) => outcome,
+        Err(err) => Outcome::Failed(io::ErrorKind::Interrupted, err.to_string()),
+    }
+}
+
+/// Removes temporary files left by an earlier run (a crash mid-upload).
+/// Blocking; called once before the shards start. Symlinks are not followed.
+pub(crate) fn remove_stale_temps(dir: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            removed += remove_stale_temps(&entry.path())?;
+        } else if entry.file_name().as_bytes().starts_with(TEMP_PREFIX) {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preconditions() {
+        let c = |m: Option<&str>, n: Option<&str>| Conditions {
+            if_match: m.map(Into::into),
+            if_none_match: n.map(Into::into),
+        };
+        assert!(c(None, None).allow(None));
+        assert!(c(None, Some("*")).allow(None), "create only if absent");
+        assert!(!c(None, Some("*")).allow(Some("\"a\"")));
+        assert!(c(Some("\"a\""), None).allow(Some("\"a\"")));
+        assert!(c(Some("\"x\", \"a\""), None).allow(Some("\"a\"")));
+        assert!(!c(Some("\"a\""), None).allow(Some("\"b\"")));
+        assert!(!c(Some("\"a\""), None).allow(None));
+        assert!(!c(Some("W/\"a\""), None).allow(Some("\"a\"")), "If-Match compares strongly");
+        assert!(c(Some("*"), None).allow(Some("\"a\"")));
+        assert!(!c(Some("*"), None).allow(None));
+    }
+
+    #[test]
+    fn stale_temps_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("a/b/.percore-1-0-1"), b"x").unwrap();
+        std::fs::write(dir.path().join(".percore-2-0-1"), b"x").unwrap();
+        std::fs::write(dir.path().join("a/keep"), b"x").unwrap();
+        assert_eq!(remove_stale_temps(dir.path()).unwrap(), 2);
+        assert!(dir.path().join("a/keep").exists());
+        assert!(!dir.path().join(".percore-2-0-1").exists());
+    }
+}

@@ -1,0 +1,190 @@
+//! The write side end to end: PUT and DELETE through the real daemon, with
+//! preconditions, chunked bodies, `Expect: 100-continue`, races between
+//! writers, uploads cut short, and restarts.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::util::{exchange, get, read_response, Daemon, Response};
+
+fn put(daemon: &Daemon, path: &str, body: &[u8], extra: &str) -> Response {
+    let mut raw =
+        format!("PUT {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n{extra}\r\n", body.len()).into_bytes();
+    raw.extend_from_slice(body);
+    exchange(daemon, &raw)
+}
+
+fn delete(daemon: &Daemon, path: &str, extra: &str) -> Response {
+    exchange(daemon, format!("DELETE {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n").as_bytes())
+}
+
+/// Every file under `dir` whose name marks it temporary.
+fn temp_files(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        if entry.file_type().unwrap().is_dir() {
+            found.extend(temp_files(&entry.path()));
+        } else if entry.file_name().to_string_lossy().starts_with(".percore-") {
+            found.push(entry.path().display().to_string());
+        }
+    }
+    found
+}
+
+#[test]
+fn put_creates_replaces_and_delete_removes() {
+    let daemon = Daemon::start(&["--cores", "2"]);
+    let r = put(&daemon, "/files/a/b/c.txt", b"version one", "");
+    assert_eq!(r.status, 201, "new object");
+    let first = r.header("ETag").unwrap().to_string();
+    let r = get(&daemon, "/files/a/b/c.txt");
+    assert_eq!((r.status, r.body.as_slice()), (200, b"version one".as_slice()));
+    assert_eq!(r.header("ETag"), Some(first.as_str()), "GET and PUT agree on the ETag");
+    let r = put(&daemon, "/files/a/b/c.txt", b"version two!", "");
+    assert_eq!(r.status, 200, "replaced");
+    assert_ne!(r.header("ETag").unwrap(), first);
+    assert_eq!(get(&daemon, "/files/a/b/c.txt").body, b"version two!");
+    assert_eq!(put(&daemon, "/files/empty", b"", "").status, 201);
+    assert_eq!(get(&daemon, "/files/empty").body, b"");
+    assert_eq!(delete(&daemon, "/files/a/b/c.txt", "").status, 204);
+    assert_eq!(get(&daemon, "/files/a/b/c.txt").status, 404);
+    assert_eq!(delete(&daemon, "/files/a/b/c.txt", "").status, 404);
+    assert_eq!(delete(&daemon, "/files/no/such/dir/x", "").status, 404);
+    // A file in the way of a directory, and bad paths.
+    assert_eq!(put(&daemon, "/files/empty/inner", b"x", "").status, 409);
+    assert_eq!(put(&daemon, "/files/../escape", b"x", "").status, 400);
+    assert!(!daemon.data.path().parent().unwrap().join("escape").exists());
+    assert!(temp_files(daemon.data.path()).is_empty());
+}
+
+#[test]
+fn chunked_bodies_and_expect_continue() {
+    let daemon = Daemon::start(&[]);
+    let raw = b"PUT /files/chunked HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n";
+    assert_eq!(exchange(&daemon, raw).status, 201);
+    assert_eq!(get(&daemon, "/files/chunked").body, b"hello world");
+    // Expect: 100-continue: the interim response comes before the body is sent.
+    let mut stream = daemon.connect();
+    stream
+        .write_all(b"PUT /files/expect HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+        .unwrap();
+    let mut interim = [0u8; 25];
+    stream.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    stream.write_all(b"body").unwrap();
+    assert_eq!(read_response(&mut stream, false).unwrap().status, 201);
+    // Keep-alive after a PUT: the next request on the same connection.
+    stream.write_all(b"GET /files/expect HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut stream, false).unwrap().body, b"body");
+    // Bad chunk framing: 400, nothing stored.
+    let bad = b"PUT /files/bad HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n";
+    assert_eq!(exchange(&daemon, bad).status, 400);
+    let bad = b"PUT /files/bad HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n";
+    assert_eq!(exchange(&daemon, bad).status, 400);
+    assert_eq!(get(&daemon, "/files/bad").status, 404);
+    assert!(temp_files(daemon.data.path()).is_empty());
+}
+
+#[test]
+fn conditional_writes() {
+    let daemon = Daemon::start(&[]);
+    assert_eq!(put(&daemon, "/files/doc", b"v1", "If-None-Match: *\r\n").status, 201);
+    assert_eq!(put(&daemon, "/files/doc", b"v2", "If-None-Match: *\r\n").status, 412, "exists already");
+    let etag = get(&daemon, "/files/doc").header("ETag").unwrap().to_string();
+    assert_eq!(put(&daemon, "/files/doc", b"v2", "If-Match: \"stale\"\r\n").status, 412);
+    assert_eq!(get(&daemon, "/files/doc").body, b"v1", "a refused write changes nothing");
+    let r = put(&daemon, "/files/doc", b"v2", &format!("If-Match: {etag}\r\n"));
+    assert_eq!(r.status, 200);
+    assert_eq!(get(&daemon, "/files/doc").body, b"v2");
+    assert_eq!(put(&daemon, "/files/missing", b"x", "If-Match: *\r\n").status, 412);
+    assert_eq!(delete(&daemon, "/files/doc", &format!("If-Match: {etag}\r\n")).status, 412, "old version");
+    let etag = r.header("ETag").unwrap();
+    assert_eq!(delete(&daemon, "/files/doc", &format!("If-Match: {etag}\r\n")).status, 204);
+    assert!(temp_files(daemon.data.path()).is_empty());
+}
+
+#[test]
+fn exactly_one_concurrent_create_wins() {
+    let daemon = std::sync::Arc::new(Daemon::start(&["--cores", "2"]));
+    for round in 0..5 {
+        let path = format!("/files/race-{round}");
+        let threads: Vec<_> = (0..16)
+            .map(|i| {
+                let (daemon, path) = (daemon.clone(), path.clone());
+                std::thread::spawn(move || {
+                    let body = format!("writer {i:02}");
+                    (put(&daemon, &path, body.as_bytes(), "If-None-Match: *\r\n").status, body)
+                })
+            })
+            .collect();
+        let results: Vec<(u16, String)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let winners: Vec<&String> = results.iter().filter(|(s, _)| *s == 201).map(|(_, b)| b).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {results:?}");
+        assert!(results.iter().all(|(s, _)| *s == 201 || *s == 412), "{results:?}");
+        assert_eq!(get(&daemon, &path).body, winners[0].as_bytes(), "the winner's body is stored");
+    }
+    assert!(temp_files(daemon.data.path()).is_empty());
+}
+
+#[test]
+fn an_upload_cut_short_leaves_nothing() {
+    let daemon = Daemon::start(&[]);
+    assert_eq!(put(&daemon, "/files/kept", b"old", "").status, 201);
+    for path in ["/files/kept", "/files/new"] {
+        let mut stream = daemon.connect();
+        stream
+            .write_all(format!("PUT {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n").as_bytes())
+            .unwrap();
+        stream.write_all(&[7u8; 50_000]).unwrap();
+        drop(stream);
+    }
+    // Give the server a moment to see the disconnects.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !temp_files(daemon.data.path()).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(temp_files(daemon.data.path()).is_empty(), "{:?}", temp_files(daemon.data.path()));
+    assert_eq!(get(&daemon, "/files/kept").body, b"old", "the old version is intact");
+    assert_eq!(get(&daemon, "/files/new").status, 404, "no partial object");
+}
+
+#[test]
+fn oversized_bodies_are_refused_before_they_are_read() {
+    let daemon = Daemon::start(&["--body-bytes-max", "1000"]);
+    let mut stream = daemon.connect();
+    stream.write_all(b"PUT /files/big HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n").unwrap();
+    let r = read_response(&mut stream, false).unwrap();
+    assert_eq!(r.status, 413);
+    // Chunked bodies are counted as they come.
+    let mut raw = b"PUT /files/big HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..3 {
+        raw.extend_from_slice(b"1f4\r\n");
+        raw.extend_from_slice(&[b'x'; 500]);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    assert_eq!(exchange(&daemon, &raw).status, 413);
+    assert_eq!(get(&daemon, "/files/big").status, 404);
+    assert!(temp_files(daemon.data.path()).is_empty());
+}
+
+#[test]
+fn acknowledged_objects_survive_a_restart_and_stale_temps_do_not() {
+    let mut daemon = Daemon::start(&[]);
+    for i in 0..20 {
+        assert_eq!(
+            put(&daemon, &format!("/files/dir{}/obj{i}", i % 3), format!("data {i}").as_bytes(), "").status,
+            201
+        );
+    }
+    assert!(daemon.terminate(Duration::from_secs(5)).unwrap().success());
+    let data = std::mem::replace(&mut daemon.data, tempfile::tempdir().unwrap());
+    std::fs::write(data.path().join("dir1/.percore-999-0-1"), b"half an upload").unwrap();
+    let daemon = Daemon::start_in(data, &[]);
+    for i in 0..20 {
+        let r = get(&daemon, &format!("/files/dir{}/obj{i}", i % 3));
+        assert_eq!((r.status, r.body), (200, format!("data {i}").into_bytes()));
+    }
+    assert!(temp_files(daemon.data.path()).is_empty(), "stale temporary files are removed at start");
+}
