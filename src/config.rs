@@ -54,6 +54,12 @@ pub(crate) struct RawConfig {
     /// Grace period for in-flight requests at shutdown, in ms [default: 10000].
     #[arg(long, env = "PERCORE_SHUTDOWN_GRACE_MS")]
     pub(crate) shutdown_grace_ms: Option<u64>,
+    /// Bearer token required for reads (GET, HEAD) of files; the write token also reads [default: none].
+    #[arg(long, env = "PERCORE_READ_TOKEN", hide_env_values = true)]
+    pub(crate) read_token: Option<String>,
+    /// Bearer token required for writes (PUT, DELETE) [default: none].
+    #[arg(long, env = "PERCORE_WRITE_TOKEN", hide_env_values = true)]
+    pub(crate) write_token: Option<String>,
     /// Log filter (`error`, `warn`, `info`, `debug`, or a tracing directive) [default: info].
     #[arg(long, env = "PERCORE_LOG_LEVEL")]
     pub(crate) log_level: Option<String>,
@@ -83,6 +89,8 @@ pub(crate) struct Config {
     pub(crate) idle_timeout_ms: u64,
     pub(crate) send_timeout_ms: u64,
     pub(crate) shutdown_grace_ms: u64,
+    pub(crate) read_token: Option<String>,
+    pub(crate) write_token: Option<String>,
     pub(crate) log_level: String,
     pub(crate) log_format: LogFormat,
 }
@@ -115,6 +123,8 @@ impl RawConfig {
             idle_timeout_ms: self.idle_timeout_ms.or(file.idle_timeout_ms),
             send_timeout_ms: self.send_timeout_ms.or(file.send_timeout_ms),
             shutdown_grace_ms: self.shutdown_grace_ms.or(file.shutdown_grace_ms),
+            read_token: self.read_token.or(file.read_token),
+            write_token: self.write_token.or(file.write_token),
             log_level: self.log_level.or(file.log_level),
             log_format: self.log_format.or(file.log_format),
         }
@@ -170,6 +180,8 @@ impl TryFrom<RawConfig> for Config {
             idle_timeout_ms: positive("idle-timeout-ms", raw.idle_timeout_ms, 60_000)?,
             send_timeout_ms: positive("send-timeout-ms", raw.send_timeout_ms, 30_000)?,
             shutdown_grace_ms: positive("shutdown-grace-ms", raw.shutdown_grace_ms, 10_000)?,
+            read_token: raw.read_token.filter(|t| !t.is_empty()),
+            write_token: raw.write_token.filter(|t| !t.is_empty()),
             log_level: raw.log_level.unwrap_or_else(|| "info".to_string()),
             log_format,
         })

@@ -188,3 +188,23 @@ fn acknowledged_objects_survive_a_restart_and_stale_temps_do_not() {
     }
     assert!(temp_files(daemon.data.path()).is_empty(), "stale temporary files are removed at start");
 }
+
+#[test]
+fn bearer_tokens_guard_reads_and_writes() {
+    let daemon = Daemon::start(&["--read-token", "reader-secret", "--write-token", "writer-secret"]);
+    let auth = |t: &str| format!("Authorization: Bearer {t}\r\n");
+    let r = put(&daemon, "/files/t", b"x", "");
+    assert_eq!((r.status, r.header("WWW-Authenticate")), (401, Some("Bearer")));
+    assert_eq!(put(&daemon, "/files/t", b"x", &auth("reader-secret")).status, 401, "the read token cannot write");
+    assert_eq!(put(&daemon, "/files/t", b"x", &auth("writer-secreT")).status, 401);
+    assert_eq!(put(&daemon, "/files/t", b"x", &auth("writer-secret")).status, 201);
+    assert_eq!(get(&daemon, "/files/t").status, 401);
+    let read = |t: &str| exchange(&daemon, format!("GET /files/t HTTP/1.1\r\nHost: h\r\n{}\r\n", auth(t)).as_bytes());
+    assert_eq!(read("reader-secret").body, b"x");
+    assert_eq!(read("writer-secret").status, 200, "writers may read");
+    assert_eq!(read("nope").status, 401);
+    assert_eq!(delete(&daemon, "/files/t", "").status, 401);
+    assert_eq!(delete(&daemon, "/files/t", &auth("reader-secret")).status, 401);
+    assert_eq!(delete(&daemon, "/files/t", &auth("writer-secret")).status, 204);
+    assert_eq!(get(&daemon, "/ping").status, 200, "ping stays open");
+}

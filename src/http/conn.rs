@@ -168,6 +168,9 @@ async fn respond(stream: &TcpStream, shard: &Shard, request: &request::Request, 
             _ => method_not_allowed(stream, shard, "GET, HEAD", close).await,
         },
         _ => match path.strip_prefix("/files/") {
+            Some(_) if !authorized(shard, request, request.method == Method::Delete) => {
+                unauthorized(stream, shard, close).await
+            }
             Some(rest) => match request.method {
                 Method::Get | Method::Head => get_file(stream, shard, rest, head_only, close).await,
                 Method::Delete => delete(stream, shard, request, rest, close).await,
@@ -248,6 +251,35 @@ async fn get_file(stream: &TcpStream, shard: &Shard, encoded: &str, head_only: b
     }
 }
 
+/// Compares tokens in time independent of where they differ.
+fn same_token(given: &str, expected: &str) -> bool {
+    let (a, b) = (given.as_bytes(), expected.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether the request may read (`write == false`) or write files.
+fn authorized(shard: &Shard, request: &request::Request, write: bool) -> bool {
+    let given = request.bearer.as_deref();
+    let matches = |token: &Option<String>| match (token, given) {
+        (Some(expected), Some(given)) => same_token(given, expected),
+        _ => false,
+    };
+    let write_ok = shard.config.write_token.is_none() || matches(&shard.config.write_token);
+    if write {
+        return write_ok;
+    }
+    // A reader needs the read token, or the write token (writers read too).
+    shard.config.read_token.is_none()
+        || matches(&shard.config.read_token)
+        || (shard.config.write_token.is_some() && matches(&shard.config.write_token))
+}
+
+async fn unauthorized(stream: &TcpStream, shard: &Shard, close: bool) -> bool {
+    let body = "a valid bearer token is required\n";
+    let head = Head::new(401).header("WWW-Authenticate", "Bearer").header("Content-Type", "text/plain");
+    send(stream, shard, vec![Bytes::from(head.finish(body.len() as u64, close)), Bytes::from(body)]).await
+}
+
 fn conditions(request: &request::Request) -> Conditions {
     Conditions { if_match: request.if_match.clone(), if_none_match: request.if_none_match.clone() }
 }
@@ -307,6 +339,11 @@ async fn put(stream: &TcpStream, shard: &Shard, request: &request::Request, buf:
         }
         return Next::Close;
     };
+    if !authorized(shard, request, true) {
+        // The body is never read: the connection closes.
+        unauthorized(stream, shard, true).await;
+        return Next::Close;
+    }
     let path = match files::object_path(rest) {
         Ok(path) => path,
         Err(files::PathError::Invalid(why)) => {

@@ -38,6 +38,8 @@ pub(crate) struct Request {
     /// `If-Match` and `If-None-Match`, as sent.
     pub(crate) if_match: Option<String>,
     pub(crate) if_none_match: Option<String>,
+    /// The token of `Authorization: Bearer <token>`.
+    pub(crate) bearer: Option<String>,
 }
 
 /// A request refused before it is served; the connection is then closed.
@@ -111,6 +113,7 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Reject> {
     let mut expect_continue = false;
     let mut if_match: Option<String> = None;
     let mut if_none_match: Option<String> = None;
+    let mut bearer: Option<String> = None;
     for header in request.headers.iter() {
         let name = header.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -140,6 +143,13 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Reject> {
             append_list(&mut if_match, header.value)?;
         } else if name.eq_ignore_ascii_case("if-none-match") {
             append_list(&mut if_none_match, header.value)?;
+        } else if name.eq_ignore_ascii_case("authorization") {
+            let value = String::from_utf8_lossy(header.value);
+            if let Some((scheme, token)) = value.trim().split_once(' ') {
+                if scheme.eq_ignore_ascii_case("bearer") {
+                    bearer = Some(token.trim().to_string());
+                }
+            }
         } else if name.eq_ignore_ascii_case("connection") {
             for token in String::from_utf8_lossy(header.value).split(',').map(str::trim) {
                 connection_close |= token.eq_ignore_ascii_case("close");
@@ -159,7 +169,7 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Reject> {
         (false, Some(n)) => Body::Length(n),
     };
     let keep_alive = if version == 1 { !connection_close } else { connection_keep_alive && !connection_close };
-    let request = Request { method, path, query, body, keep_alive, expect_continue, if_match, if_none_match };
+    let request = Request { method, path, query, body, keep_alive, expect_continue, if_match, if_none_match, bearer };
     Ok(Parsed::Complete(request, head_len))
 }
 
