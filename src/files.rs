@@ -79,6 +79,140 @@ pub(crate) fn content_type(path: &[u8]) -> String {
     mime_guess::from_path(name).first_or_octet_stream().essence_str().to_string()
 }
 
+/// What the preconditions of a GET or HEAD decide (RFC 9110 §13.2.2).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Decision {
+    Proceed,
+    NotModified,
+    PreconditionFailed,
+}
+
+/// The conditional headers of a read.
+pub(crate) struct ReadConditions<'a> {
+    pub(crate) if_match: Option<&'a str>,
+    pub(crate) if_none_match: Option<&'a str>,
+    pub(crate) if_modified_since: Option<&'a str>,
+    pub(crate) if_unmodified_since: Option<&'a str>,
+}
+
+fn tags(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').map(str::trim).filter(|t| !t.is_empty())
+}
+
+fn opaque(tag: &str) -> &str {
+    tag.strip_prefix("W/").unwrap_or(tag)
+}
+
+/// Seconds since the epoch of an HTTP date; `None` if it does not parse
+/// (an invalid date makes its condition be ignored, RFC 9110 §13.1.3).
+fn http_seconds(text: &str) -> Option<u64> {
+    let time = httpdate::parse_http_date(text.trim()).ok()?;
+    time.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs())
+}
+
+/// Evaluates the preconditions in RFC 9110's order: If-Match (else
+/// If-Unmodified-Since) can fail with 412; then If-None-Match (else
+/// If-Modified-Since) can answer 304.
+pub(crate) fn evaluate(conditions: &ReadConditions<'_>, etag: &str, modified_secs: u64) -> Decision {
+    if let Some(list) = conditions.if_match {
+        // Strong comparison: a weak tag never matches.
+        let ok = list.trim() == "*" || tags(list).any(|t| !t.starts_with("W/") && t == etag);
+        if !ok {
+            return Decision::PreconditionFailed;
+        }
+    } else if let Some(since) = conditions.if_unmodified_since.and_then(http_seconds) {
+        if modified_secs > since {
+            return Decision::PreconditionFailed;
+        }
+    }
+    if let Some(list) = conditions.if_none_match {
+        // Weak comparison for If-None-Match.
+        if list.trim() == "*" || tags(list).any(|t| opaque(t) == etag) {
+            return Decision::NotModified;
+        }
+    } else if let Some(since) = conditions.if_modified_since.and_then(http_seconds) {
+        if modified_secs <= since {
+            return Decision::NotModified;
+        }
+    }
+    Decision::Proceed
+}
+
+/// Ranges are served only while there are at most this many (after merging).
+pub(crate) const RANGES_MAX: usize = 16;
+
+/// What a Range header asks of a representation of `size` bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Ranges {
+    /// Serve the whole thing (no Range, an invalid one, or too many parts).
+    Full,
+    /// Inclusive byte ranges, sorted and merged.
+    Parts(Vec<(u64, u64)>),
+    /// None of the ranges overlaps the representation: 416.
+    Unsatisfiable,
+}
+
+/// Parses `bytes=a-b, c-, -n` against `size`.
+pub(crate) fn parse_ranges(header: &str, size: u64) -> Ranges {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else { return Ranges::Full };
+    let mut parts = Vec::new();
+    for item in spec.split(',').map(str::trim) {
+        if item.is_empty() {
+            continue;
+        }
+        let Some((first, last)) = item.split_once('-') else { return Ranges::Full };
+        let number = |s: &str| -> Option<u64> {
+            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+        };
+        let range = match (first.trim(), last.trim()) {
+            ("", suffix) => match number(suffix) {
+                Some(0) => None,
+                Some(n) => (size > 0).then(|| (size - n.min(size), size - 1)),
+                None => return Ranges::Full,
+            },
+            (start, "") => match number(start) {
+                Some(a) => (a < size).then(|| (a, size - 1)),
+                None => return Ranges::Full,
+            },
+            (start, end) => match (number(start), number(end)) {
+                (Some(a), Some(b)) if a <= b => (a < size).then(|| (a, b.min(size - 1))),
+                _ => return Ranges::Full,
+            },
+        };
+        parts.extend(range);
+        if parts.len() > 4 * RANGES_MAX {
+            // Pathological: far too many parts to be worth merging.
+            return Ranges::Full;
+        }
+    }
+    if parts.is_empty() {
+        return Ranges::Unsatisfiable;
+    }
+    parts.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(parts.len());
+    for (a, b) in parts {
+        match merged.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    if merged.len() > RANGES_MAX {
+        return Ranges::Full;
+    }
+    Ranges::Parts(merged)
+}
+
+/// Whether If-Range lets the Range apply: an entity-tag must match strongly,
+/// a date must equal the Last-Modified second.
+pub(crate) fn if_range_holds(if_range: Option<&str>, etag: &str, modified_secs: u64) -> bool {
+    match if_range.map(str::trim) {
+        None => true,
+        Some(v) if v.starts_with('"') => v == etag,
+        Some(v) if v.starts_with("W/") => false,
+        Some(v) => http_seconds(v) == Some(modified_secs),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +228,70 @@ mod tests {
         }
         // An encoded slash is a slash: `a%2f..` is refused like `a/..`.
         assert!(object_path("a%2f..").is_err());
+    }
+
+    #[test]
+    fn preconditions_follow_rfc_9110_order() {
+        let none =
+            ReadConditions { if_match: None, if_none_match: None, if_modified_since: None, if_unmodified_since: None };
+        let (etag, t) = ("\"v1\"", 1_700_000_000u64);
+        let date = |secs: u64| httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+        assert_eq!(evaluate(&none, etag, t), Decision::Proceed);
+        let c = ReadConditions { if_none_match: Some("\"v1\""), ..none };
+        assert_eq!(evaluate(&c, etag, t), Decision::NotModified);
+        let c = ReadConditions { if_none_match: Some("W/\"v1\""), ..none };
+        assert_eq!(evaluate(&c, etag, t), Decision::NotModified, "weak comparison");
+        let c = ReadConditions { if_match: Some("\"v0\""), ..none };
+        assert_eq!(evaluate(&c, etag, t), Decision::PreconditionFailed);
+        let later = date(t + 10);
+        let c = ReadConditions { if_modified_since: Some(&later), ..none };
+        assert_eq!(evaluate(&c, etag, t), Decision::NotModified);
+        let earlier = date(t - 10);
+        let c = ReadConditions { if_modified_since: Some(&earlier), ..none };
+        assert_eq!(evaluate(&c, etag, t), Decision::Proceed);
+        // If-None-Match wins over If-Modified-Since.
+        let c = ReadConditions { if_none_match: Some("\"other\""), if_modified_since: Some(&later), ..none };
+        assert_eq!(evaluate(&c, etag, t), Decision::Proceed);
+        let c = ReadConditions { if_unmodified_since: Some(&earlier), ..none };
+        assert_eq!(evaluate(&c, etag, t), Decision::PreconditionFailed);
+        // If-Unmodified-Since is ignored when If-Match is present.
+        let c = ReadConditions { if_match: Some("\"v1\""), if_unmodified_since: Some(&earlier), ..none };
+        assert_eq!(evaluate(&c, etag, t), Decision::Proceed);
+        let c = ReadConditions { if_modified_since: Some("not a date"), ..none };
+        assert_eq!(evaluate(&c, etag, t), Decision::Proceed, "invalid dates are ignored");
+    }
+
+    #[test]
+    fn ranges_are_parsed_clamped_and_merged() {
+        assert_eq!(parse_ranges("bytes=0-9", 100), Ranges::Parts(vec![(0, 9)]));
+        assert_eq!(parse_ranges("bytes=90-200", 100), Ranges::Parts(vec![(90, 99)]));
+        assert_eq!(parse_ranges("bytes=-10", 100), Ranges::Parts(vec![(90, 99)]));
+        assert_eq!(parse_ranges("bytes=-1000", 100), Ranges::Parts(vec![(0, 99)]));
+        assert_eq!(parse_ranges("bytes=50-", 100), Ranges::Parts(vec![(50, 99)]));
+        assert_eq!(parse_ranges("bytes=0-1, 5-6", 100), Ranges::Parts(vec![(0, 1), (5, 6)]));
+        assert_eq!(parse_ranges("bytes=5-9, 0-5", 100), Ranges::Parts(vec![(0, 9)]), "overlaps merge");
+        assert_eq!(parse_ranges("bytes=0-4,5-9", 100), Ranges::Parts(vec![(0, 9)]), "adjacent ranges merge");
+        assert_eq!(parse_ranges("bytes=100-", 100), Ranges::Unsatisfiable);
+        assert_eq!(parse_ranges("bytes=-0", 100), Ranges::Unsatisfiable);
+        assert_eq!(parse_ranges("bytes=0-0", 0), Ranges::Unsatisfiable);
+        for invalid in ["items=0-1", "bytes=a-b", "bytes=5-1", "bytes=1", "bytes=-1-2", "bytes=+1-2"] {
+            assert_eq!(parse_ranges(invalid, 100), Ranges::Full, "{invalid}");
+        }
+        let many: Vec<String> = (0..40).map(|i| format!("{}-{}", i * 2, i * 2)).collect();
+        assert_eq!(parse_ranges(&format!("bytes={}", many.join(",")), 1000), Ranges::Full, "too many parts");
+        let huge: Vec<String> = (0..1000).map(|_| "0-0".to_string()).collect();
+        assert_eq!(parse_ranges(&format!("bytes={}", huge.join(",")), 1000), Ranges::Full);
+    }
+
+    #[test]
+    fn if_range() {
+        assert!(if_range_holds(None, "\"a\"", 5));
+        assert!(if_range_holds(Some("\"a\""), "\"a\"", 5));
+        assert!(!if_range_holds(Some("\"b\""), "\"a\"", 5));
+        assert!(!if_range_holds(Some("W/\"a\""), "\"a\"", 5));
+        let date = httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(5));
+        assert!(if_range_holds(Some(&date), "\"a\"", 5));
+        assert!(!if_range_holds(Some(&date), "\"a\"", 6));
     }
 
     #[test]

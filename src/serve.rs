@@ -42,13 +42,16 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
         ..percore_cores::Config::default()
     };
     let shard_config = config.clone();
+    // No shard accepts before every shard can take commits for the paths it
+    // owns (start-up only; every shard passes it, even one whose set-up failed).
+    let ready = Arc::new(std::sync::Barrier::new(shards));
     let running = launch(cores_config, move |shard| {
         // Start-up only: each shard takes its own listener once.
         let listener = listeners.lock().unwrap_or_else(|e| e.into_inner())[shard.id].take();
-        let config = shard_config.clone();
+        let (config, ready) = (shard_config.clone(), ready.clone());
         async move {
             let listener = listener.expect("one listener per shard");
-            shard_main(listener, config).await
+            shard_main(listener, config, &ready).await
         }
     })?;
     println!("percore listening on http://{addr} serving {} with {shards} shards", data_dir.display());
@@ -97,12 +100,22 @@ fn bind_all(addr: SocketAddr, count: usize) -> Result<(Vec<TcpListener>, SocketA
     Ok((listeners, bound))
 }
 
-async fn shard_main(listener: TcpListener, config: Config) -> Result<(), String> {
+async fn shard_main(listener: TcpListener, config: Config, ready: &std::sync::Barrier) -> Result<(), String> {
     let root = Dir::open(&config.data_dir)
         .await
-        .map_err(|e| format!("cannot open the data directory {}: {e}", config.data_dir.display()))?;
+        .map_err(|e| format!("cannot open the data directory {}: {e}", config.data_dir.display()));
+    let root = match root {
+        Ok(root) => root,
+        Err(err) => {
+            ready.wait();
+            percore_cores::stop();
+            return Err(err);
+        }
+    };
     let shard = Rc::new(Shard { config, root, connections: Default::default(), pipes: Default::default() });
     store::install(shard.clone());
+    // Blocks this thread briefly at start-up, before it serves anything.
+    ready.wait();
     let mut incoming = listener.incoming();
     let mut stop = pin!(stopping());
     loop {

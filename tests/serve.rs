@@ -172,3 +172,93 @@ fn configuration_from_a_file_and_clear_errors() {
         assert!(help.contains(flag), "--help documents {flag}");
     }
 }
+
+fn request(daemon: &Daemon, method: &str, path: &str, headers: &str) -> crate::util::Response {
+    exchange(daemon, format!("{method} {path} HTTP/1.1\r\nHost: t\r\n{headers}\r\n").as_bytes())
+}
+
+#[test]
+fn conditional_reads_answer_304_and_412() {
+    let daemon = Daemon::start(&[]);
+    write_file(daemon.data.path(), "doc.txt", b"content");
+    let first = get(&daemon, "/files/doc.txt");
+    let (etag, modified) = (first.header("ETag").unwrap(), first.header("Last-Modified").unwrap());
+    let r = request(&daemon, "GET", "/files/doc.txt", &format!("If-None-Match: {etag}\r\n"));
+    assert_eq!((r.status, r.header("ETag"), r.body.len()), (304, Some(etag), 0));
+    assert!(r.header("Content-Length").is_none(), "no length on 304");
+    assert_eq!(request(&daemon, "GET", "/files/doc.txt", "If-None-Match: \"other\"\r\n").status, 200);
+    assert_eq!(request(&daemon, "HEAD", "/files/doc.txt", &format!("If-None-Match: W/{etag}\r\n")).status, 304);
+    assert_eq!(request(&daemon, "GET", "/files/doc.txt", &format!("If-Modified-Since: {modified}\r\n")).status, 304);
+    let old = "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n";
+    assert_eq!(request(&daemon, "GET", "/files/doc.txt", old).status, 200);
+    assert_eq!(request(&daemon, "GET", "/files/doc.txt", "If-Match: \"other\"\r\n").status, 412);
+    assert_eq!(request(&daemon, "GET", "/files/doc.txt", &format!("If-Match: {etag}\r\n")).status, 200);
+    let unmodified_old = "If-Unmodified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n";
+    assert_eq!(request(&daemon, "GET", "/files/doc.txt", unmodified_old).status, 412);
+    let both = format!("If-Match: {etag}\r\n{unmodified_old}");
+    assert_eq!(
+        request(&daemon, "GET", "/files/doc.txt", &both).status,
+        200,
+        "If-Unmodified-Since ignored with If-Match"
+    );
+}
+
+#[test]
+fn ranges_single_multiple_and_unsatisfiable() {
+    let daemon = Daemon::start(&[]);
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    write_file(daemon.data.path(), "big.bin", &data);
+    let r = request(&daemon, "GET", "/files/big.bin", "Range: bytes=10-19\r\n");
+    assert_eq!((r.status, r.header("Content-Range")), (206, Some("bytes 10-19/3000000")));
+    assert_eq!(r.body, &data[10..20]);
+    let r = request(&daemon, "GET", "/files/big.bin", "Range: bytes=-5\r\n");
+    assert_eq!(r.body, &data[data.len() - 5..]);
+    // A large range goes through splice.
+    let r = request(&daemon, "GET", "/files/big.bin", "Range: bytes=1000000-2999999\r\n");
+    assert_eq!(r.status, 206);
+    assert!(r.body == data[1_000_000..], "large range differs");
+    // Several ranges: multipart/byteranges with exact framing.
+    let r = request(&daemon, "GET", "/files/big.bin", "Range: bytes=0-3, 100-199, 5-6\r\n");
+    assert_eq!(r.status, 206);
+    let content_type = r.header("Content-Type").unwrap();
+    let boundary = content_type.strip_prefix("multipart/byteranges; boundary=").unwrap();
+    // Split the body on the delimiter, as bytes.
+    let delimiter = format!("\r\n--{boundary}").into_bytes();
+    let body = &r.body;
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while let Some(at) = body[i..].windows(delimiter.len()).position(|w| w == delimiter.as_slice()) {
+        starts.push(i + at);
+        i += at + delimiter.len();
+    }
+    let mut parts = Vec::new();
+    for pair in starts.windows(2) {
+        let section = &body[pair[0] + delimiter.len()..pair[1]];
+        let split = section.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&section[..split]);
+        let payload = &section[split + 4..];
+        let range = head.lines().find_map(|l| l.strip_prefix("Content-Range: bytes ")).unwrap().to_string();
+        let (first, _) = range.split_once('-').unwrap();
+        let first: usize = first.parse().unwrap();
+        assert_eq!(payload, &data[first..first + payload.len()], "part {range}");
+        parts.push((range, payload.len()));
+    }
+    assert!(body.ends_with(format!("\r\n--{boundary}--\r\n").as_bytes()));
+    assert_eq!(
+        parts,
+        vec![("0-3/3000000".to_string(), 4), ("5-6/3000000".to_string(), 2), ("100-199/3000000".to_string(), 100)]
+    );
+    let r = request(&daemon, "GET", "/files/big.bin", "Range: bytes=5000000-\r\n");
+    assert_eq!((r.status, r.header("Content-Range")), (416, Some("bytes */3000000")));
+    // If-Range with another version: the whole file.
+    let r = request(&daemon, "GET", "/files/big.bin", "Range: bytes=0-9\r\nIf-Range: \"old\"\r\n");
+    assert_eq!((r.status, r.body.len()), (200, data.len()));
+    let etag = r.header("ETag").unwrap().to_string();
+    let r = request(&daemon, "GET", "/files/big.bin", &format!("Range: bytes=0-9\r\nIf-Range: {etag}\r\n"));
+    assert_eq!((r.status, r.body.as_slice()), (206, &data[..10]));
+    // Range is ignored on HEAD, and invalid Range headers are ignored.
+    let r = request(&daemon, "HEAD", "/files/big.bin", "Range: bytes=0-9\r\n");
+    assert_eq!((r.status, r.header("Content-Length")), (200, Some("3000000")));
+    assert_eq!(request(&daemon, "GET", "/files/big.bin", "Range: bytes=9-1\r\n").status, 200);
+    assert_eq!(request(&daemon, "GET", "/files/big.bin", "Range: lines=1-2\r\n").status, 200);
+}

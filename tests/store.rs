@@ -131,20 +131,25 @@ fn exactly_one_concurrent_create_wins() {
 fn an_upload_cut_short_leaves_nothing() {
     let daemon = Daemon::start(&[]);
     assert_eq!(put(&daemon, "/files/kept", b"old", "").status, 201);
+    let wait_for = |want_temp: bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while temp_files(daemon.data.path()).is_empty() == want_temp {
+            assert!(std::time::Instant::now() < deadline, "temp files: {:?}", temp_files(daemon.data.path()));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
     for path in ["/files/kept", "/files/new"] {
         let mut stream = daemon.connect();
         stream
             .write_all(format!("PUT {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n").as_bytes())
             .unwrap();
         stream.write_all(&[7u8; 50_000]).unwrap();
+        // The upload is under way once its temporary file exists...
+        wait_for(true);
+        // ...and the client goes away in the middle of it.
         drop(stream);
+        wait_for(false);
     }
-    // Give the server a moment to see the disconnects.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !temp_files(daemon.data.path()).is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(temp_files(daemon.data.path()).is_empty(), "{:?}", temp_files(daemon.data.path()));
     assert_eq!(get(&daemon, "/files/kept").body, b"old", "the old version is intact");
     assert_eq!(get(&daemon, "/files/new").status, 404, "no partial object");
 }

@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use percore_io::{time, Dir, Pipe, TcpStream};
+use percore_io::{time, Dir, File, Pipe, TcpStream};
 
 use super::body::{BodyError, BodyReader};
 use super::request::{self, Body, Limits, Method, Parsed, Reject};
@@ -172,7 +172,7 @@ async fn respond(stream: &TcpStream, shard: &Shard, request: &request::Request, 
                 unauthorized(stream, shard, close).await
             }
             Some(rest) => match request.method {
-                Method::Get | Method::Head => get_file(stream, shard, rest, head_only, close).await,
+                Method::Get | Method::Head => get_file(stream, shard, request, rest, close).await,
                 Method::Delete => delete(stream, shard, request, rest, close).await,
                 _ => method_not_allowed(stream, shard, "GET, HEAD, PUT, DELETE", close).await,
             },
@@ -186,7 +186,8 @@ async fn respond(stream: &TcpStream, shard: &Shard, request: &request::Request, 
     }
 }
 
-async fn get_file(stream: &TcpStream, shard: &Shard, encoded: &str, head_only: bool, close: bool) -> bool {
+async fn get_file(stream: &TcpStream, shard: &Shard, request: &request::Request, encoded: &str, close: bool) -> bool {
+    let head_only = request.method == Method::Head;
     let path = match files::object_path(encoded) {
         Ok(path) => path,
         Err(files::PathError::Invalid(why)) => {
@@ -210,24 +211,117 @@ async fn get_file(stream: &TcpStream, shard: &Shard, encoded: &str, head_only: b
             return simple(stream, shard, 500, "cannot read the file\n", close).await;
         }
     };
-    let head = Head::new(200)
-        .header("Content-Type", files::content_type(&path))
-        .header("ETag", files::etag(&meta))
-        .header("Last-Modified", httpdate::fmt_http_date(meta.modified()))
-        .finish(meta.size, close);
-    if head_only {
-        return send(stream, shard, vec![Bytes::from(head)]).await;
-    }
-    if meta.size <= INLINE_BODY_BYTES_MAX {
-        let (result, body) = file.read_exact_at(Vec::with_capacity(meta.size as usize), 0).await;
-        if result.is_err() {
-            // The file changed under us (shrank): the head is not sent yet.
-            return simple(stream, shard, 500, "the file changed while being read\n", true).await;
+    let etag = files::etag(&meta);
+    let last_modified = httpdate::fmt_http_date(meta.modified());
+    let modified_secs = meta.mtime.0.max(0) as u64;
+    let conditions = files::ReadConditions {
+        if_match: request.if_match.as_deref(),
+        if_none_match: request.if_none_match.as_deref(),
+        if_modified_since: request.if_modified_since.as_deref(),
+        if_unmodified_since: request.if_unmodified_since.as_deref(),
+    };
+    match files::evaluate(&conditions, &etag, modified_secs) {
+        files::Decision::Proceed => {}
+        files::Decision::PreconditionFailed => return simple(stream, shard, 412, "precondition failed\n", close).await,
+        files::Decision::NotModified => {
+            let head = Head::new(304).header("ETag", &etag).header("Last-Modified", &last_modified);
+            return send(stream, shard, vec![Bytes::from(head.finish(0, close))]).await;
         }
-        return send(stream, shard, vec![Bytes::from(head), Bytes::from(body)]).await;
     }
-    if !send(stream, shard, vec![Bytes::from(head)]).await {
-        return false;
+    let content_type = files::content_type(&path);
+    let size = meta.size;
+    // Range applies to GET only, and only if If-Range (when sent) holds.
+    let ranges = match request.range.as_deref() {
+        Some(range) if !head_only && files::if_range_holds(request.if_range.as_deref(), &etag, modified_secs) => {
+            files::parse_ranges(range, size)
+        }
+        _ => files::Ranges::Full,
+    };
+    let base = |status: u16| {
+        Head::new(status).header("ETag", &etag).header("Last-Modified", &last_modified).header("Accept-Ranges", "bytes")
+    };
+    match ranges {
+        files::Ranges::Full => {
+            let head = base(200).header("Content-Type", &content_type).finish(size, close);
+            if head_only {
+                return send(stream, shard, vec![Bytes::from(head)]).await;
+            }
+            send_body(stream, shard, &file, Some(head), 0, size).await
+        }
+        files::Ranges::Unsatisfiable => {
+            let body = "range not satisfiable\n";
+            let head =
+                base(416).header("Content-Range", format!("bytes */{size}")).header("Content-Type", "text/plain");
+            send(stream, shard, vec![Bytes::from(head.finish(body.len() as u64, close)), Bytes::from(body)]).await
+        }
+        files::Ranges::Parts(parts) if parts.len() == 1 => {
+            let (a, b) = parts[0];
+            let head = base(206)
+                .header("Content-Type", &content_type)
+                .header("Content-Range", format!("bytes {a}-{b}/{size}"))
+                .finish(b - a + 1, close);
+            send_body(stream, shard, &file, Some(head), a, b - a + 1).await
+        }
+        files::Ranges::Parts(parts) => {
+            // multipart/byteranges: each part with its own head, lengths
+            // computed up front so Content-Length is exact.
+            let boundary = format!("percore-{:x}", meta.ino ^ size ^ u64::from(meta.mtime.1));
+            let part_heads: Vec<Vec<u8>> = parts
+                .iter()
+                .map(|(a, b)| {
+                    format!("\r\n--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: bytes {a}-{b}/{size}\r\n\r\n")
+                        .into_bytes()
+                })
+                .collect();
+            let closing = format!("\r\n--{boundary}--\r\n").into_bytes();
+            let total: u64 = part_heads.iter().map(|h| h.len() as u64).sum::<u64>()
+                + parts.iter().map(|(a, b)| b - a + 1).sum::<u64>()
+                + closing.len() as u64;
+            let head = base(206)
+                .header("Content-Type", format!("multipart/byteranges; boundary={boundary}"))
+                .finish(total, close);
+            if !send(stream, shard, vec![Bytes::from(head)]).await {
+                return false;
+            }
+            for (part_head, (a, b)) in part_heads.into_iter().zip(parts) {
+                if !send_body(stream, shard, &file, Some(part_head), a, b - a + 1).await {
+                    return false;
+                }
+            }
+            send(stream, shard, vec![Bytes::from(closing)]).await
+        }
+    }
+}
+
+/// Sends `head` (if any) and `len` bytes of `file` from `offset`: small spans
+/// read and sent with the head in one writev, large ones spliced
+/// (file → pipe → socket, no copy through user memory, bounded per step).
+async fn send_body(
+    stream: &TcpStream,
+    shard: &Shard,
+    file: &File,
+    head: Option<Vec<u8>>,
+    offset: u64,
+    len: u64,
+) -> bool {
+    if len <= INLINE_BODY_BYTES_MAX {
+        let (result, body) = file.read_exact_at(Vec::with_capacity(len as usize), offset).await;
+        if result.is_err() {
+            // The file shrank under us. If the head is still unsent we can
+            // say so; otherwise the framing is broken and the connection ends.
+            if head.is_some() {
+                simple(stream, shard, 500, "the file changed while being read\n", true).await;
+            }
+            return false;
+        }
+        let mut parts: Vec<Bytes> = head.into_iter().map(Bytes::from).collect();
+        parts.push(Bytes::from(body));
+        return send(stream, shard, parts).await;
+    }
+    if let Some(head) = head {
+        if !send(stream, shard, vec![Bytes::from(head)]).await {
+            return false;
+        }
     }
     let pipe = match shard.pipes.borrow_mut().pop() {
         Some(pipe) => pipe,
@@ -237,10 +331,10 @@ async fn get_file(stream: &TcpStream, shard: &Shard, encoded: &str, head_only: b
         },
     };
     let sent =
-        time::timeout(shard.config.send_timeout(), percore_io::send_file(stream, &file, 0, meta.size, &pipe)).await;
+        time::timeout(shard.config.send_timeout(), percore_io::send_file(stream, file, offset, len, &pipe)).await;
     match sent {
-        // The whole body went out and the pipe is empty: reuse it.
-        Ok(Ok(n)) if n == meta.size => {
+        // The whole span went out and the pipe is empty: reuse it.
+        Ok(Ok(n)) if n == len => {
             shard.pipes.borrow_mut().push(pipe);
             true
         }

@@ -40,6 +40,10 @@ pub(crate) struct Request {
     pub(crate) if_none_match: Option<String>,
     /// The token of `Authorization: Bearer <token>`.
     pub(crate) bearer: Option<String>,
+    pub(crate) if_modified_since: Option<String>,
+    pub(crate) if_unmodified_since: Option<String>,
+    pub(crate) if_range: Option<String>,
+    pub(crate) range: Option<String>,
 }
 
 /// A request refused before it is served; the connection is then closed.
@@ -114,6 +118,7 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Reject> {
     let mut if_match: Option<String> = None;
     let mut if_none_match: Option<String> = None;
     let mut bearer: Option<String> = None;
+    let (mut if_modified_since, mut if_unmodified_since, mut if_range, mut range) = (None, None, None, None);
     for header in request.headers.iter() {
         let name = header.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -143,6 +148,17 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Reject> {
             append_list(&mut if_match, header.value)?;
         } else if name.eq_ignore_ascii_case("if-none-match") {
             append_list(&mut if_none_match, header.value)?;
+        } else if name.eq_ignore_ascii_case("if-modified-since") {
+            if_modified_since = Some(String::from_utf8_lossy(header.value).into_owned());
+        } else if name.eq_ignore_ascii_case("if-unmodified-since") {
+            if_unmodified_since = Some(String::from_utf8_lossy(header.value).into_owned());
+        } else if name.eq_ignore_ascii_case("if-range") {
+            if_range = Some(String::from_utf8_lossy(header.value).into_owned());
+        } else if name.eq_ignore_ascii_case("range") {
+            if range.is_some() {
+                return Err(reject(400, "more than one Range header"));
+            }
+            range = Some(String::from_utf8_lossy(header.value).into_owned());
         } else if name.eq_ignore_ascii_case("authorization") {
             let value = String::from_utf8_lossy(header.value);
             if let Some((scheme, token)) = value.trim().split_once(' ') {
@@ -169,7 +185,21 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Reject> {
         (false, Some(n)) => Body::Length(n),
     };
     let keep_alive = if version == 1 { !connection_close } else { connection_keep_alive && !connection_close };
-    let request = Request { method, path, query, body, keep_alive, expect_continue, if_match, if_none_match, bearer };
+    let request = Request {
+        method,
+        path,
+        query,
+        body,
+        keep_alive,
+        expect_continue,
+        if_match,
+        if_none_match,
+        bearer,
+        if_modified_since,
+        if_unmodified_since,
+        if_range,
+        range,
+    };
     Ok(Parsed::Complete(request, head_len))
 }
 

@@ -72,10 +72,13 @@ impl Head {
         self.status
     }
 
-    /// Finishes the head: `Content-Length`, and `Connection: close` when the
-    /// connection will close after this response.
+    /// Finishes the head: `Content-Length` (except on 204 and 304, where RFC
+    /// 9110 §8.6 forbids a length that is not the 200's), and
+    /// `Connection: close` when the connection will close after this response.
     pub(crate) fn finish(mut self, content_length: u64, close: bool) -> Vec<u8> {
-        let _ = write!(self.text, "Content-Length: {content_length}\r\n");
+        if self.status != 204 && self.status != 304 {
+            let _ = write!(self.text, "Content-Length: {content_length}\r\n");
+        }
         if close {
             self.text.push_str("Connection: close\r\n");
         }
@@ -97,5 +100,9 @@ mod tests {
         assert!(head.contains("\r\nConnection: close\r\n"));
         assert!(head.contains("\r\nDate: "));
         assert!(head.ends_with("\r\n\r\n"));
+        for status in [204, 304] {
+            let head = String::from_utf8(Head::new(status).finish(0, false)).unwrap();
+            assert!(!head.contains("Content-Length"), "{status}: {head}");
+        }
     }
 }
