@@ -62,6 +62,10 @@ pub(crate) struct Limits {
     pub(crate) target_bytes_max: usize,
 }
 
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned by value once per request and matched at once; boxing would cost an allocation per request"
+)]
 pub(crate) enum Parsed {
     /// A whole head: the request and the head's length in bytes.
     Complete(Request, usize),
