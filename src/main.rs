@@ -10,6 +10,7 @@ use clap::Parser;
 mod config;
 mod files;
 mod http;
+mod listing;
 mod serve;
 mod store;
 

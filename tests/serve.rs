@@ -262,3 +262,51 @@ fn ranges_single_multiple_and_unsatisfiable() {
     assert_eq!(request(&daemon, "GET", "/files/big.bin", "Range: bytes=9-1\r\n").status, 200);
     assert_eq!(request(&daemon, "GET", "/files/big.bin", "Range: lines=1-2\r\n").status, 200);
 }
+
+#[test]
+fn directory_listings_are_sorted_paged_and_hide_temporary_files() {
+    let daemon = Daemon::start(&[]);
+    for name in ["b.txt", "a.txt", "c.log", "sub/inner"] {
+        write_file(daemon.data.path(), &format!("docs/{name}"), name.as_bytes());
+    }
+    write_file(daemon.data.path(), "docs/.percore-123-0-1", b"upload in progress");
+    let r = get(&daemon, "/files/docs/");
+    assert_eq!((r.status, r.header("Content-Type")), (200, Some("application/json")));
+    let page: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let names: Vec<&str> = page["entries"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["a.txt", "b.txt", "c.log", "sub"]);
+    assert_eq!(page["entries"][0]["size"], 5);
+    assert_eq!(page["entries"][0]["is_dir"], false);
+    assert_eq!(page["entries"][3]["is_dir"], true);
+    assert!(page["next"].is_null());
+    // The listing's ETag is the one GET serves.
+    let etag = get(&daemon, "/files/docs/a.txt").header("ETag").unwrap().to_string();
+    assert_eq!(page["entries"][0]["etag"], etag.as_str());
+    let page: serde_json::Value = serde_json::from_slice(&get(&daemon, "/files/docs/?prefix=c").body).unwrap();
+    assert_eq!(page["entries"].as_array().unwrap().len(), 1);
+    // Paging: two at a time, following `next`.
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let query = match &after {
+            Some(a) => format!("?limit=2&after={a}"),
+            None => "?limit=2".to_string(),
+        };
+        let page: serde_json::Value =
+            serde_json::from_slice(&get(&daemon, &format!("/files/docs/{query}")).body).unwrap();
+        for e in page["entries"].as_array().unwrap() {
+            seen.push(e["name"].as_str().unwrap().to_string());
+        }
+        match page["next"].as_str() {
+            Some(next) => after = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["a.txt", "b.txt", "c.log", "sub"]);
+    let root: serde_json::Value = serde_json::from_slice(&get(&daemon, "/files/").body).unwrap();
+    assert_eq!(root["entries"][0]["name"], "docs");
+    assert_eq!(get(&daemon, "/files/nothing/").status, 404);
+    assert_eq!(get(&daemon, "/files/docs/a.txt/").status, 404);
+    assert_eq!(get(&daemon, "/files/docs/?limit=0").status, 400);
+    assert_eq!(get(&daemon, "/files/../").status, 400);
+}

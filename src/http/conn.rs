@@ -171,6 +171,10 @@ async fn respond(stream: &TcpStream, shard: &Shard, request: &request::Request, 
             Some(_) if !authorized(shard, request, request.method == Method::Delete) => {
                 unauthorized(stream, shard, close).await
             }
+            Some(rest) if rest.is_empty() || rest.ends_with('/') => match request.method {
+                Method::Get | Method::Head => list_dir(stream, shard, request, rest, close).await,
+                _ => method_not_allowed(stream, shard, "GET, HEAD", close).await,
+            },
             Some(rest) => match request.method {
                 Method::Get | Method::Head => get_file(stream, shard, request, rest, close).await,
                 Method::Delete => delete(stream, shard, request, rest, close).await,
@@ -290,6 +294,40 @@ async fn get_file(stream: &TcpStream, shard: &Shard, request: &request::Request,
             }
             send(stream, shard, vec![Bytes::from(closing)]).await
         }
+    }
+}
+
+async fn list_dir(stream: &TcpStream, shard: &Shard, request: &request::Request, encoded: &str, close: bool) -> bool {
+    let query = match crate::listing::parse_query(request.query.as_deref()) {
+        Ok(query) => query,
+        Err(why) => return simple(stream, shard, 400, &format!("{why}\n"), close).await,
+    };
+    let dir = match encoded.trim_end_matches('/') {
+        "" => shard.root.open_dir(".").await,
+        path => match files::object_path(path) {
+            Ok(path) => shard.root.open_dir(std::ffi::OsStr::from_bytes(&path)).await,
+            Err(files::PathError::Invalid(why)) => {
+                return simple(stream, shard, 400, &format!("invalid path: {why}\n"), close).await
+            }
+        },
+    };
+    let dir = match dir {
+        Ok(dir) => dir,
+        Err(err) if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::EXDEV | libc::ELOOP)) => {
+            return simple(stream, shard, 404, "no such directory\n", close).await
+        }
+        Err(err) => return simple(stream, shard, io_status(&err), &format!("cannot list: {err}\n"), close).await,
+    };
+    match crate::listing::list(&dir, &query).await {
+        Ok(json) => {
+            let head = Head::new(200).header("Content-Type", "application/json").finish(json.len() as u64, close);
+            let mut parts = vec![Bytes::from(head)];
+            if request.method != Method::Head {
+                parts.push(Bytes::from(json));
+            }
+            send(stream, shard, parts).await
+        }
+        Err(err) => simple(stream, shard, io_status(&err), &format!("cannot list: {err}\n"), close).await,
     }
 }
 
