@@ -11,6 +11,7 @@ mod config;
 mod files;
 mod http;
 mod listing;
+mod metrics;
 mod serve;
 mod store;
 

@@ -40,6 +40,11 @@ pub(crate) fn install(shard: Rc<Shard>) {
     SHARD.with(|s| *s.borrow_mut() = Some(shard));
 }
 
+/// Open client connections on this shard (for the metrics).
+pub(crate) fn open_connections() -> usize {
+    SHARD.with(|s| s.borrow().as_ref().map_or(0, |shard| shard.connections.get()))
+}
+
 fn shard() -> Rc<Shard> {
     SHARD.with(|s| s.borrow().clone().expect("store state installed on every shard"))
 }

@@ -310,3 +310,39 @@ fn directory_listings_are_sorted_paged_and_hide_temporary_files() {
     assert_eq!(get(&daemon, "/files/docs/?limit=0").status, 400);
     assert_eq!(get(&daemon, "/files/../").status, 400);
 }
+
+/// Sums a metric's samples over every label set that contains `labels`.
+fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && labels.iter().all(|want| l.contains(want)))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum()
+}
+
+#[test]
+fn metrics_are_gathered_from_every_shard() {
+    let daemon = Daemon::start(&["--cores", "2"]);
+    write_file(daemon.data.path(), "m.txt", b"metrics");
+    for _ in 0..10 {
+        assert_eq!(get(&daemon, "/ping").status, 200);
+    }
+    for _ in 0..3 {
+        assert_eq!(get(&daemon, "/files/m.txt").status, 200);
+        assert_eq!(get(&daemon, "/files/none").status, 404);
+    }
+    let r = get(&daemon, "/metrics");
+    assert_eq!(r.status, 200);
+    assert!(r.header("Content-Type").unwrap().starts_with("text/plain"));
+    let text = String::from_utf8(r.body).unwrap();
+    assert_eq!(metric(&text, "percore_requests_total", &["route=\"ping\"", "status=\"200\""]), 10.0, "{text}");
+    assert_eq!(metric(&text, "percore_requests_total", &["route=\"files\"", "status=\"200\""]), 3.0);
+    assert_eq!(metric(&text, "percore_requests_total", &["route=\"files\"", "status=\"404\""]), 3.0);
+    assert!(metric(&text, "percore_request_duration_seconds_count", &[]) >= 16.0);
+    assert!(metric(&text, "percore_sent_bytes_total", &[]) > 0.0);
+    assert!(metric(&text, "percore_received_bytes_total", &[]) > 0.0);
+    assert!(metric(&text, "percore_io_cqes_reaped_total", &["shard=\"0\""]) > 0.0);
+    assert!(metric(&text, "percore_io_cqes_reaped_total", &["shard=\"1\""]) > 0.0, "every shard reports");
+    assert_eq!(metric(&text, "percore_open_connections", &[]), 1.0, "the /metrics request's own connection");
+    let guarded = Daemon::start(&["--read-token", "r"]);
+    assert_eq!(get(&guarded, "/metrics").status, 401);
+}

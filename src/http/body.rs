@@ -70,6 +70,7 @@ impl<'a> BodyReader<'a> {
         let chunk = Vec::with_capacity(PIECE);
         match time::timeout(self.timeout, self.stream.recv(chunk)).await {
             Ok((Ok(n), chunk)) if n > 0 => {
+                crate::metrics::bytes_in(n);
                 self.buf.extend_from_slice(&chunk);
                 Ok(())
             }

@@ -54,10 +54,14 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
         match request::parse(&buf, &limits) {
             Ok(Parsed::Complete(request, head_len)) => {
                 buf.drain(..head_len);
+                let started = std::time::Instant::now();
+                let labels = labels(&request);
                 let mut close = !request.keep_alive || percore_cores::is_stopping();
                 if request.method == Method::Put {
                     // PUT reads its own body.
-                    if let Next::Close = put(&stream, &shard, &request, &mut buf, close).await {
+                    let next = put(&stream, &shard, &request, &mut buf, close).await;
+                    crate::metrics::record(labels.0, labels.1, super::response::last_status(), started.elapsed());
+                    if let Next::Close = next {
                         return;
                     }
                     continue;
@@ -73,7 +77,9 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
                     }
                     Body::Chunked => close = true,
                 }
-                if let Next::Close = respond(&stream, &shard, &request, close).await {
+                let next = respond(&stream, &shard, &request, close).await;
+                crate::metrics::record(labels.0, labels.1, super::response::last_status(), started.elapsed());
+                if let Next::Close = next {
                     return;
                 }
             }
@@ -84,6 +90,7 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
                 let received = time::timeout(timeout, stopping_or(stream.recv(chunk))).await;
                 match received {
                     Ok(Some((Ok(n), back))) if n > 0 => {
+                        crate::metrics::bytes_in(n);
                         buf.extend_from_slice(&back);
                         chunk = back;
                         chunk.clear();
@@ -103,6 +110,26 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
             }
         }
     }
+}
+
+/// Method and route labels for the metrics.
+fn labels(request: &request::Request) -> (&'static str, &'static str) {
+    let method = match request.method {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Other(_) => "OTHER",
+    };
+    let route = match request.path.as_str() {
+        "/ping" => "ping",
+        "/health" => "health",
+        "/metrics" => "metrics",
+        p if p.starts_with("/files/") && p.ends_with('/') => "list",
+        p if p.starts_with("/files/") => "files",
+        _ => "other",
+    };
+    (method, route)
 }
 
 struct Counted(Rc<Shard>);
@@ -138,6 +165,7 @@ async fn skip_body(stream: &TcpStream, shard: &Shard, buf: &mut Vec<u8>, chunk: 
         if n == 0 {
             return false;
         }
+        crate::metrics::bytes_in(n);
         let used = (n as u64).min(left) as usize;
         buf.extend_from_slice(&back[used..]);
         left -= used as u64;
@@ -151,6 +179,30 @@ async fn respond(stream: &TcpStream, shard: &Shard, request: &request::Request, 
     let head_only = request.method == Method::Head;
     let path = request.path.as_str();
     let ok = match path {
+        "/metrics" => match request.method {
+            Method::Get | Method::Head if !authorized(shard, request, false) => {
+                unauthorized(stream, shard, close).await
+            }
+            Method::Get | Method::Head => {
+                let gathered =
+                    percore_cores::broadcast(|| crate::metrics::snapshot(crate::store::open_connections())).await;
+                match gathered {
+                    Ok(shards) => {
+                        let text = crate::metrics::render(&shards);
+                        let head = Head::new(200)
+                            .header("Content-Type", "text/plain; version=0.0.4")
+                            .finish(text.len() as u64, close);
+                        let mut parts = vec![Bytes::from(head)];
+                        if !head_only {
+                            parts.push(Bytes::from(text));
+                        }
+                        send(stream, shard, parts).await
+                    }
+                    Err(err) => simple(stream, shard, 503, &format!("{err}\n"), close).await,
+                }
+            }
+            _ => method_not_allowed(stream, shard, "GET, HEAD", close).await,
+        },
         "/ping" | "/health" => match request.method {
             Method::Get | Method::Head => {
                 let (status, body): (u16, &'static [u8]) = match (path, percore_cores::is_stopping()) {
@@ -373,6 +425,7 @@ async fn send_body(
     match sent {
         // The whole span went out and the pipe is empty: reuse it.
         Ok(Ok(n)) if n == len => {
+            crate::metrics::bytes_out(n);
             shard.pipes.borrow_mut().push(pipe);
             true
         }
@@ -585,5 +638,10 @@ async fn reply_error(stream: &TcpStream, shard: &Shard, reject: Reject) -> bool 
 /// Sends every part, within the send timeout. False if the connection is
 /// unusable afterwards.
 async fn send(stream: &TcpStream, shard: &Shard, parts: Vec<Bytes>) -> bool {
-    matches!(time::timeout(shard.config.send_timeout(), stream.writev_all(parts)).await, Ok((Ok(()), _)))
+    let len: usize = parts.iter().map(Bytes::len).sum();
+    let sent = matches!(time::timeout(shard.config.send_timeout(), stream.writev_all(parts)).await, Ok((Ok(()), _)));
+    if sent {
+        crate::metrics::bytes_out(len as u64);
+    }
+    sent
 }

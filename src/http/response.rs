@@ -35,6 +35,15 @@ pub(crate) fn reason(status: u16) -> &'static str {
 thread_local! {
     /// The `Date` value, formatted at most once a second per shard.
     static DATE: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+    /// The status of the last head built on this shard, for the metrics of
+    /// the request being answered (a connection answers one at a time, and
+    /// the loop reads it right after the answer, before any other await).
+    static LAST_STATUS: std::cell::Cell<u16> = const { std::cell::Cell::new(0) };
+}
+
+/// The status of the last response head built on this shard.
+pub(crate) fn last_status() -> u16 {
+    LAST_STATUS.with(std::cell::Cell::get)
 }
 
 fn date() -> String {
@@ -58,6 +67,7 @@ pub(crate) struct Head {
 
 impl Head {
     pub(crate) fn new(status: u16) -> Head {
+        LAST_STATUS.with(|s| s.set(status));
         let mut text = String::with_capacity(256);
         let _ = write!(text, "HTTP/1.1 {status} {}\r\nServer: percore\r\nDate: {}\r\n", reason(status), date());
         Head { status, text }

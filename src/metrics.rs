@@ -1,0 +1,144 @@
+//! Request metrics, kept per shard (thread-local, no atomics) and gathered
+//! over the mesh for `GET /metrics` (Prometheus text format).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::Duration;
+
+/// Upper bounds of the latency histogram's buckets, in seconds.
+const BUCKETS: [f64; 14] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0];
+
+/// One shard's counters, as sent to the shard that renders them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Snapshot {
+    pub(crate) shard: usize,
+    /// (method, route, status) → requests.
+    pub(crate) requests: BTreeMap<(&'static str, &'static str, u16), u64>,
+    pub(crate) latency_buckets: [u64; BUCKETS.len()],
+    pub(crate) latency_count: u64,
+    pub(crate) latency_sum_seconds: f64,
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
+    pub(crate) open_connections: usize,
+    pub(crate) cores: Option<percore_cores::ShardStats>,
+}
+
+thread_local! {
+    static METRICS: RefCell<Snapshot> = RefCell::new(Snapshot::default());
+}
+
+/// Counts one answered request.
+pub(crate) fn record(method: &'static str, route: &'static str, status: u16, latency: Duration) {
+    METRICS.with(|m| {
+        let mut m = m.borrow_mut();
+        *m.requests.entry((method, route, status)).or_default() += 1;
+        let seconds = latency.as_secs_f64();
+        for (bound, count) in BUCKETS.iter().zip(m.latency_buckets.iter_mut()) {
+            if seconds <= *bound {
+                *count += 1;
+            }
+        }
+        m.latency_count += 1;
+        m.latency_sum_seconds += seconds;
+    });
+}
+
+pub(crate) fn bytes_in(n: usize) {
+    METRICS.with(|m| m.borrow_mut().bytes_in += n as u64);
+}
+
+pub(crate) fn bytes_out(n: u64) {
+    METRICS.with(|m| m.borrow_mut().bytes_out += n);
+}
+
+/// This shard's counters (`open_connections` filled in by the caller).
+pub(crate) fn snapshot(open_connections: usize) -> Snapshot {
+    let mut s = METRICS.with(|m| m.borrow().clone());
+    s.shard = percore_cores::current().id;
+    s.open_connections = open_connections;
+    s.cores = Some(percore_cores::stats::local());
+    s
+}
+
+/// Renders every shard's snapshot as Prometheus text.
+pub(crate) fn render(shards: &[Snapshot]) -> String {
+    let mut out = String::with_capacity(4096);
+    let mut family = |name: &str, kind: &str, help: &str, lines: &mut dyn FnMut(&mut String)| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        lines(&mut out);
+    };
+    family("percore_requests_total", "counter", "Requests answered, by method, route and status.", &mut |o| {
+        for s in shards {
+            for ((method, route, status), n) in &s.requests {
+                let _ = writeln!(
+                    o,
+                    "percore_requests_total{{shard=\"{}\",method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}",
+                    s.shard
+                );
+            }
+        }
+    });
+    family("percore_request_duration_seconds", "histogram", "Time from a request's head to its response.", &mut |o| {
+        for s in shards {
+            for (bound, n) in BUCKETS.iter().zip(s.latency_buckets) {
+                let _ =
+                    writeln!(o, "percore_request_duration_seconds_bucket{{shard=\"{}\",le=\"{bound}\"}} {n}", s.shard);
+            }
+            let _ = writeln!(
+                o,
+                "percore_request_duration_seconds_bucket{{shard=\"{}\",le=\"+Inf\"}} {}",
+                s.shard, s.latency_count
+            );
+            let _ =
+                writeln!(o, "percore_request_duration_seconds_sum{{shard=\"{}\"}} {}", s.shard, s.latency_sum_seconds);
+            let _ = writeln!(o, "percore_request_duration_seconds_count{{shard=\"{}\"}} {}", s.shard, s.latency_count);
+        }
+    });
+    let mut gauge = |name: &str, kind: &str, help: &str, value: &dyn Fn(&Snapshot) -> u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for s in shards {
+            let _ = writeln!(out, "{name}{{shard=\"{}\"}} {}", s.shard, value(s));
+        }
+    };
+    gauge("percore_received_bytes_total", "counter", "Bytes received from clients.", &|s| s.bytes_in);
+    gauge("percore_sent_bytes_total", "counter", "Bytes sent to clients.", &|s| s.bytes_out);
+    gauge("percore_open_connections", "gauge", "Open client connections.", &|s| s.open_connections as u64);
+    let io = |f: fn(&percore_cores::ShardStats) -> u64| move |s: &Snapshot| s.cores.as_ref().map_or(0, f);
+    gauge("percore_io_sqes_submitted_total", "counter", "SQEs handed to the ring.", &io(|c| c.io.sqes_submitted));
+    gauge("percore_io_ring_enters_total", "counter", "io_uring_enter calls.", &io(|c| c.io.ring_enters));
+    gauge("percore_io_cqes_reaped_total", "counter", "Completions reaped.", &io(|c| c.io.cqes_reaped));
+    gauge("percore_io_tasks_polled_total", "counter", "Task polls.", &io(|c| c.io.tasks_polled));
+    gauge(
+        "percore_io_doorbell_wakeups_total",
+        "counter",
+        "Wake-ups by another shard's doorbell.",
+        &io(|c| c.io.doorbell_wakeups),
+    );
+    gauge("percore_mesh_messages_in_total", "counter", "Cross-shard messages received.", &io(|c| c.messages_in));
+    gauge("percore_mesh_messages_out_total", "counter", "Cross-shard messages sent.", &io(|c| c.messages_out));
+    gauge("percore_mesh_wakeups_sent_total", "counter", "Doorbells rung for parked shards.", &io(|c| c.wakeups_sent));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let mut s = Snapshot { shard: 1, bytes_in: 10, ..Snapshot::default() };
+        s.requests.insert(("GET", "files", 200), 3);
+        s.latency_buckets = [1; BUCKETS.len()];
+        s.latency_count = 1;
+        let text = render(&[s]);
+        assert!(
+            text.contains("percore_requests_total{shard=\"1\",method=\"GET\",route=\"files\",status=\"200\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains("percore_received_bytes_total{shard=\"1\"} 10"));
+        assert!(text.contains("percore_request_duration_seconds_bucket{shard=\"1\",le=\"+Inf\"} 1"));
+        assert!(text.lines().all(|l| l.starts_with('#') || l.starts_with("percore_")), "{text}");
+    }
+}
