@@ -45,6 +45,13 @@ pub(crate) struct RawConfig {
     /// Time to receive a request head once it has started, in ms [default: 10000].
     #[arg(long, env = "PERCORE_HEADER_TIMEOUT_MS")]
     pub(crate) header_timeout_ms: Option<u64>,
+    /// Time allowed between pieces of a request body, in ms [default: 30000].
+    #[arg(long, env = "PERCORE_BODY_TIMEOUT_MS")]
+    pub(crate) body_timeout_ms: Option<u64>,
+    /// Log every request (method, path, status, bytes, duration) at info level.
+    #[arg(long, env = "PERCORE_ACCESS_LOG")]
+    #[serde(default)]
+    pub(crate) access_log: bool,
     /// Time an idle keep-alive connection stays open, in ms [default: 60000].
     #[arg(long, env = "PERCORE_IDLE_TIMEOUT_MS")]
     pub(crate) idle_timeout_ms: Option<u64>,
@@ -87,6 +94,8 @@ pub(crate) struct Config {
     pub(crate) connections_max_per_shard: usize,
     pub(crate) header_timeout_ms: u64,
     pub(crate) idle_timeout_ms: u64,
+    pub(crate) body_timeout_ms: u64,
+    pub(crate) access_log: bool,
     pub(crate) send_timeout_ms: u64,
     pub(crate) shutdown_grace_ms: u64,
     pub(crate) read_token: Option<String>,
@@ -101,6 +110,9 @@ impl Config {
     }
     pub(crate) fn idle_timeout(&self) -> Duration {
         Duration::from_millis(self.idle_timeout_ms)
+    }
+    pub(crate) fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
     }
     pub(crate) fn send_timeout(&self) -> Duration {
         Duration::from_millis(self.send_timeout_ms)
@@ -121,6 +133,8 @@ impl RawConfig {
             connections_max_per_shard: self.connections_max_per_shard.or(file.connections_max_per_shard),
             header_timeout_ms: self.header_timeout_ms.or(file.header_timeout_ms),
             idle_timeout_ms: self.idle_timeout_ms.or(file.idle_timeout_ms),
+            body_timeout_ms: self.body_timeout_ms.or(file.body_timeout_ms),
+            access_log: self.access_log || file.access_log,
             send_timeout_ms: self.send_timeout_ms.or(file.send_timeout_ms),
             shutdown_grace_ms: self.shutdown_grace_ms.or(file.shutdown_grace_ms),
             read_token: self.read_token.or(file.read_token),
@@ -178,6 +192,8 @@ impl TryFrom<RawConfig> for Config {
             )? as usize,
             header_timeout_ms: positive("header-timeout-ms", raw.header_timeout_ms, 10_000)?,
             idle_timeout_ms: positive("idle-timeout-ms", raw.idle_timeout_ms, 60_000)?,
+            body_timeout_ms: positive("body-timeout-ms", raw.body_timeout_ms, 30_000)?,
+            access_log: raw.access_log,
             send_timeout_ms: positive("send-timeout-ms", raw.send_timeout_ms, 30_000)?,
             shutdown_grace_ms: positive("shutdown-grace-ms", raw.shutdown_grace_ms, 10_000)?,
             read_token: raw.read_token.filter(|t| !t.is_empty()),

@@ -56,10 +56,12 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
     })?;
     println!("percore listening on http://{addr} serving {} with {shards} shards", data_dir.display());
     tracing::info!(%addr, data_dir = %data_dir.display(), shards, "listening");
+    notify_systemd("READY=1");
     let stop = running.stop_handle();
     std::thread::Builder::new().name("percore-signals".into()).spawn(move || {
         let signal = wait_for_signal(&signals);
         tracing::info!("signal {signal}: stopping (no new connections, in-flight requests finish)");
+        notify_systemd("STOPPING=1");
         stop.stop();
     })?;
     let outcomes = running.join()?;
@@ -141,6 +143,24 @@ async fn shard_main(listener: TcpListener, config: Config, ready: &std::sync::Ba
                 percore_io::time::sleep(Duration::from_millis(10)).await;
             }
         }
+    }
+}
+
+/// Tells systemd (`Type=notify`) about the service's state, if it asked:
+/// one datagram to `$NOTIFY_SOCKET` (a path, or `@name` for an abstract
+/// socket). Failures are logged, never fatal.
+fn notify_systemd(state: &str) {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram};
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
+    let addr = match bytes.strip_prefix(b"@") {
+        Some(name) => UnixAddr::from_abstract_name(name),
+        None => UnixAddr::from_pathname(std::path::Path::new(&path)),
+    };
+    let sent = addr.and_then(|addr| UnixDatagram::unbound()?.send_to_addr(state.as_bytes(), &addr));
+    if let Err(err) = sent {
+        tracing::warn!("cannot notify systemd ({state}): {err}");
     }
 }
 

@@ -346,3 +346,56 @@ fn metrics_are_gathered_from_every_shard() {
     let guarded = Daemon::start(&["--read-token", "r"]);
     assert_eq!(get(&guarded, "/metrics").status, 401);
 }
+
+#[test]
+fn systemd_readiness_and_the_access_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut daemon = Daemon::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--access-log", "--log-level", "info", "--log-format", "json"],
+        &[("NOTIFY_SOCKET", socket_path.to_str().unwrap())],
+        Some(log),
+    );
+    let mut message = [0u8; 64];
+    let n = socket.recv(&mut message).unwrap();
+    assert_eq!(&message[..n], b"READY=1");
+    assert_eq!(get(&daemon, "/ping").status, 200);
+    assert!(daemon.terminate(Duration::from_secs(5)).unwrap().success());
+    let n = socket.recv(&mut message).unwrap();
+    assert_eq!(&message[..n], b"STOPPING=1");
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let access: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "percore::access")
+        .collect();
+    assert_eq!(access.len(), 1, "{log}");
+    assert_eq!(access[0]["fields"]["path"], "/ping");
+    assert_eq!(access[0]["fields"]["status"], 200);
+}
+
+#[test]
+fn a_request_in_flight_at_sigterm_completes() {
+    let mut daemon = Daemon::start(&["--cores", "2"]);
+    let mut stream = daemon.connect();
+    stream.write_all(b"PUT /files/late HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhalf-").unwrap();
+    // The upload is under way (its temporary file exists) when the stop comes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::fs::read_dir(daemon.data.path()).unwrap().next().is_none() {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    daemon.signal_term();
+    std::thread::sleep(Duration::from_millis(100));
+    stream.write_all(b"done!").unwrap();
+    let r = read_response(&mut stream, false).unwrap();
+    assert_eq!(r.status, 201);
+    assert_eq!(r.header("Connection"), Some("close"), "no keep-alive while stopping");
+    assert!(daemon.terminate(Duration::from_secs(5)).unwrap().success());
+    assert_eq!(std::fs::read(daemon.path("late")).unwrap(), b"half-done!");
+}

@@ -60,7 +60,7 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
                 if request.method == Method::Put {
                     // PUT reads its own body.
                     let next = put(&stream, &shard, &request, &mut buf, close).await;
-                    crate::metrics::record(labels.0, labels.1, super::response::last_status(), started.elapsed());
+                    finished(&shard, &request, labels, started);
                     if let Next::Close = next {
                         return;
                     }
@@ -78,7 +78,7 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
                     Body::Chunked => close = true,
                 }
                 let next = respond(&stream, &shard, &request, close).await;
-                crate::metrics::record(labels.0, labels.1, super::response::last_status(), started.elapsed());
+                finished(&shard, &request, labels, started);
                 if let Next::Close = next {
                     return;
                 }
@@ -109,6 +109,28 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
                 return;
             }
         }
+    }
+}
+
+/// Records an answered request (metrics, and the access log if enabled).
+fn finished(
+    shard: &Shard,
+    request: &request::Request,
+    labels: (&'static str, &'static str),
+    started: std::time::Instant,
+) {
+    let status = super::response::last_status();
+    let elapsed = started.elapsed();
+    crate::metrics::record(labels.0, labels.1, status, elapsed);
+    if shard.config.access_log {
+        tracing::info!(
+            target: "percore::access",
+            method = labels.0,
+            path = %request.path,
+            status,
+            micros = elapsed.as_micros() as u64,
+            "request"
+        );
     }
 }
 
@@ -160,7 +182,7 @@ async fn skip_body(stream: &TcpStream, shard: &Shard, buf: &mut Vec<u8>, chunk: 
     buf.drain(..take);
     left -= take as u64;
     while left > 0 {
-        let recv = time::timeout(shard.config.header_timeout(), stream.recv(std::mem::take(chunk))).await;
+        let recv = time::timeout(shard.config.body_timeout(), stream.recv(std::mem::take(chunk))).await;
         let Ok((Ok(n), back)) = recv else { return false };
         if n == 0 {
             return false;
@@ -594,6 +616,9 @@ async fn put(stream: &TcpStream, shard: &Shard, request: &request::Request, buf:
     let cond = conditions(request);
     let owner_path = path.clone();
     let result = store::on_owner(&path, move || store::commit_put(owner_path, temp, cond)).await;
+    // The upload may have outlasted the start of a stop: then this answer
+    // is the connection's last.
+    let close = close || percore_cores::is_stopping();
     if outcome(stream, shard, result, close).await && !close {
         Next::KeepAlive
     } else {

@@ -23,15 +23,28 @@ impl Daemon {
     }
 
     pub(crate) fn start_in(data: tempfile::TempDir, args: &[&str]) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_percore"))
+        Daemon::start_with(data, args, &[], None)
+    }
+
+    /// Starts with extra environment variables, and stderr to `stderr` (a
+    /// file) instead of the test's own.
+    pub(crate) fn start_with(
+        data: tempfile::TempDir,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stderr: Option<std::fs::File>,
+    ) -> Daemon {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_percore"));
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data.path())
-            .args(["--log-level", "warn"])
+            // As the environment, so a test's own --log-level wins.
+            .env("PERCORE_LOG_LEVEL", "warn")
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start percore");
+            .stderr(stderr.map_or_else(Stdio::inherit, Stdio::from));
+        let mut child = command.spawn().expect("start percore");
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).unwrap();
@@ -52,6 +65,14 @@ impl Daemon {
         let stream = TcpStream::connect(self.addr).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         stream
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub(crate) fn signal_term(&self) {
+        if let Some(child) = &self.child {
+            // SAFETY: kill(2) with a child pid we own and a valid signal.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        }
     }
 
     /// Sends SIGTERM and waits for the exit status (at most `limit`).
