@@ -39,6 +39,9 @@ pub(crate) struct RawConfig {
     /// Largest request target (URL) in bytes [default: 4096].
     #[arg(long, env = "PERCORE_TARGET_BYTES_MAX")]
     pub(crate) target_bytes_max: Option<usize>,
+    /// Bytes of small files (up to 64 KiB each) each shard keeps in memory; 0 turns the cache off [default: 67108864].
+    #[arg(long, env = "PERCORE_CACHE_BYTES_MAX")]
+    pub(crate) cache_bytes_max: Option<u64>,
     /// Open connections per shard; more are refused with 503 [default: 10000].
     #[arg(long, env = "PERCORE_CONNECTIONS_MAX_PER_SHARD")]
     pub(crate) connections_max_per_shard: Option<usize>,
@@ -91,6 +94,7 @@ pub(crate) struct Config {
     pub(crate) header_bytes_max: usize,
     pub(crate) target_bytes_max: usize,
     pub(crate) body_bytes_max: u64,
+    pub(crate) cache_bytes_max: u64,
     pub(crate) connections_max_per_shard: usize,
     pub(crate) header_timeout_ms: u64,
     pub(crate) idle_timeout_ms: u64,
@@ -130,6 +134,7 @@ impl RawConfig {
             header_bytes_max: self.header_bytes_max.or(file.header_bytes_max),
             target_bytes_max: self.target_bytes_max.or(file.target_bytes_max),
             body_bytes_max: self.body_bytes_max.or(file.body_bytes_max),
+            cache_bytes_max: self.cache_bytes_max.or(file.cache_bytes_max),
             connections_max_per_shard: self.connections_max_per_shard.or(file.connections_max_per_shard),
             header_timeout_ms: self.header_timeout_ms.or(file.header_timeout_ms),
             idle_timeout_ms: self.idle_timeout_ms.or(file.idle_timeout_ms),
@@ -185,6 +190,7 @@ impl TryFrom<RawConfig> for Config {
             header_bytes_max: header_bytes_max as usize,
             target_bytes_max: positive("target-bytes-max", raw.target_bytes_max.map(|v| v as u64), 4096)? as usize,
             body_bytes_max: raw.body_bytes_max.unwrap_or(1 << 30),
+            cache_bytes_max: raw.cache_bytes_max.unwrap_or(64 << 20),
             connections_max_per_shard: positive(
                 "connections-max-per-shard",
                 raw.connections_max_per_shard.map(|v| v as u64),

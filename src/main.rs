@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod cache;
 mod config;
 mod files;
 mod http;

@@ -114,6 +114,7 @@ async fn shard_main(listener: TcpListener, config: Config, ready: &std::sync::Ba
             return Err(err);
         }
     };
+    crate::cache::configure(config.cache_bytes_max);
     let shard = Rc::new(Shard { config, root, connections: Default::default(), pipes: Default::default() });
     store::install(shard.clone());
     // Blocks this thread briefly at start-up, before it serves anything.

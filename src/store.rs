@@ -185,6 +185,7 @@ pub(crate) async fn commit_put(path: Vec<u8>, temp: Vec<u8>, conditions: Conditi
         }
         dir.rename(OsStr::from_bytes(&temp), &dir, OsStr::from_bytes(&leaf)).await?;
         dir.sync_all().await?;
+        invalidate_everywhere(&path).await;
         let etag = files::etag(&dir.stat(OsStr::from_bytes(&leaf)).await?);
         Ok::<_, io::Error>(if before.is_some() { Outcome::Replaced(etag) } else { Outcome::Created(etag) })
     }
@@ -214,10 +215,19 @@ pub(crate) async fn commit_delete(path: Vec<u8>, conditions: Conditions) -> Outc
         }
         dir.unlink(OsStr::from_bytes(&leaf)).await?;
         dir.sync_all().await?;
+        invalidate_everywhere(&path).await;
         Ok::<_, io::Error>(Outcome::Deleted)
     }
     .await
     .unwrap_or_else(failed)
+}
+
+/// Drops `path` from every shard's cache and waits until all have (so the
+/// answer that follows is never contradicted by a cached read). Runs under
+/// the path's lock; a shard that has stopped has no cache to worry about.
+async fn invalidate_everywhere(path: &[u8]) {
+    let path = path.to_vec();
+    let _ = percore_cores::broadcast(move || crate::cache::invalidate(&path)).await;
 }
 
 /// A new temporary file name, unique in this process.

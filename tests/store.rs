@@ -213,3 +213,44 @@ fn bearer_tokens_guard_reads_and_writes() {
     assert_eq!(delete(&daemon, "/files/t", &auth("writer-secret")).status, 204);
     assert_eq!(get(&daemon, "/ping").status, 200, "ping stays open");
 }
+
+#[test]
+fn the_cache_never_serves_a_replaced_or_deleted_version() {
+    let daemon = Daemon::start(&["--cores", "2"]);
+    for version in 0..20 {
+        let body = format!("version {version}");
+        let status = put(&daemon, "/files/hot.txt", body.as_bytes(), "").status;
+        assert!(status == 201 || status == 200);
+        // Reads on fresh connections land on both shards and fill both caches.
+        for _ in 0..6 {
+            let r = get(&daemon, "/files/hot.txt");
+            assert_eq!(r.body, body.as_bytes(), "read after write of {body}");
+        }
+    }
+    let etag = get(&daemon, "/files/hot.txt").header("ETag").unwrap().to_string();
+    let r = exchange(
+        &daemon,
+        format!("GET /files/hot.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: {etag}\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(r.status, 304, "conditional reads from the cache");
+    assert_eq!(delete(&daemon, "/files/hot.txt", "").status, 204);
+    for _ in 0..6 {
+        assert_eq!(get(&daemon, "/files/hot.txt").status, 404, "read after delete");
+    }
+}
+
+#[test]
+fn a_change_behind_percores_back_is_seen_after_the_cache_ttl() {
+    let daemon = Daemon::start(&[]);
+    std::fs::write(daemon.path("edited"), b"before").unwrap();
+    assert_eq!(get(&daemon, "/files/edited").body, b"before");
+    std::fs::write(daemon.path("edited"), b"after!").unwrap();
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(get(&daemon, "/files/edited").body, b"after!");
+    // And with the cache off, at once.
+    let uncached = Daemon::start(&["--cache-bytes-max", "0"]);
+    std::fs::write(uncached.path("edited"), b"before").unwrap();
+    assert_eq!(get(&uncached, "/files/edited").body, b"before");
+    std::fs::write(uncached.path("edited"), b"after!").unwrap();
+    assert_eq!(get(&uncached, "/files/edited").body, b"after!");
+}

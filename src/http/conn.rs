@@ -15,6 +15,7 @@ use percore_io::{time, Dir, File, Pipe, TcpStream};
 use super::body::{BodyError, BodyReader};
 use super::request::{self, Body, Limits, Method, Parsed, Reject};
 use super::response::Head;
+use crate::cache;
 use crate::config::Config;
 use crate::files;
 use crate::store::{self, Conditions, Outcome};
@@ -272,6 +273,14 @@ async fn get_file(stream: &TcpStream, shard: &Shard, request: &request::Request,
             return simple(stream, shard, 400, &format!("invalid path: {why}\n"), close).await
         }
     };
+    if request.range.is_none() {
+        if let Some(entry) = cache::get(&path) {
+            return cached(stream, shard, request, entry, close).await;
+        }
+    }
+    // Taken before the file is read: if the path is invalidated meanwhile,
+    // what was read is not cached.
+    let epoch = cache::epoch();
     let (file, meta) = match files::open(&shard.root, &path).await {
         Ok(Some(found)) => found,
         Ok(None) => return simple(stream, shard, 404, "no such file\n", close).await,
@@ -323,6 +332,23 @@ async fn get_file(stream: &TcpStream, shard: &Shard, request: &request::Request,
             let head = base(200).header("Content-Type", &content_type).finish(size, close);
             if head_only {
                 return send(stream, shard, vec![Bytes::from(head)]).await;
+            }
+            if cache::enabled() && size <= cache::FILE_BYTES_MAX {
+                let (result, body) = file.read_exact_at(Vec::with_capacity(size as usize), 0).await;
+                if result.is_err() {
+                    return simple(stream, shard, 500, "the file changed while being read\n", true).await;
+                }
+                let body = Bytes::from(body);
+                cache::insert(
+                    &path,
+                    epoch,
+                    body.clone(),
+                    etag.clone(),
+                    last_modified.clone(),
+                    modified_secs,
+                    content_type,
+                );
+                return send(stream, shard, vec![Bytes::from(head), body]).await;
             }
             send_body(stream, shard, &file, Some(head), 0, size).await
         }
@@ -403,6 +429,39 @@ async fn list_dir(stream: &TcpStream, shard: &Shard, request: &request::Request,
         }
         Err(err) => simple(stream, shard, io_status(&err), &format!("cannot list: {err}\n"), close).await,
     }
+}
+
+/// Answers a GET or HEAD from a cached entry (no file system access).
+async fn cached(
+    stream: &TcpStream,
+    shard: &Shard,
+    request: &request::Request,
+    entry: cache::Entry,
+    close: bool,
+) -> bool {
+    let conditions = files::ReadConditions {
+        if_match: request.if_match.as_deref(),
+        if_none_match: request.if_none_match.as_deref(),
+        if_modified_since: request.if_modified_since.as_deref(),
+        if_unmodified_since: request.if_unmodified_since.as_deref(),
+    };
+    let head = match files::evaluate(&conditions, &entry.etag, entry.modified_secs) {
+        files::Decision::PreconditionFailed => return simple(stream, shard, 412, "precondition failed\n", close).await,
+        files::Decision::NotModified => {
+            Head::new(304).header("ETag", &entry.etag).header("Last-Modified", &entry.last_modified)
+        }
+        files::Decision::Proceed => Head::new(200)
+            .header("ETag", &entry.etag)
+            .header("Last-Modified", &entry.last_modified)
+            .header("Accept-Ranges", "bytes")
+            .header("Content-Type", &entry.content_type),
+    };
+    let not_modified = head.status() == 304;
+    let mut parts = vec![Bytes::from(head.finish(entry.body.len() as u64, close))];
+    if request.method == Method::Get && !not_modified {
+        parts.push(entry.body);
+    }
+    send(stream, shard, parts).await
 }
 
 /// Sends `head` (if any) and `len` bytes of `file` from `offset`: small spans
