@@ -61,6 +61,9 @@ pub(crate) struct RawConfig {
     /// Time to send a response before the connection is dropped, in ms [default: 30000].
     #[arg(long, env = "PERCORE_SEND_TIMEOUT_MS")]
     pub(crate) send_timeout_ms: Option<u64>,
+    /// On SIGTERM/SIGINT, keep serving this long with /health answering 503 "draining" (so load balancers move away) before stopping, in ms [default: 0].
+    #[arg(long, env = "PERCORE_DRAIN_MS")]
+    pub(crate) drain_ms: Option<u64>,
     /// Grace period for in-flight requests at shutdown, in ms [default: 10000].
     #[arg(long, env = "PERCORE_SHUTDOWN_GRACE_MS")]
     pub(crate) shutdown_grace_ms: Option<u64>,
@@ -102,6 +105,7 @@ pub(crate) struct Config {
     pub(crate) access_log: bool,
     pub(crate) send_timeout_ms: u64,
     pub(crate) shutdown_grace_ms: u64,
+    pub(crate) drain_ms: u64,
     pub(crate) read_token: Option<String>,
     pub(crate) write_token: Option<String>,
     pub(crate) log_level: String,
@@ -142,6 +146,7 @@ impl RawConfig {
             access_log: self.access_log || file.access_log,
             send_timeout_ms: self.send_timeout_ms.or(file.send_timeout_ms),
             shutdown_grace_ms: self.shutdown_grace_ms.or(file.shutdown_grace_ms),
+            drain_ms: self.drain_ms.or(file.drain_ms),
             read_token: self.read_token.or(file.read_token),
             write_token: self.write_token.or(file.write_token),
             log_level: self.log_level.or(file.log_level),
@@ -202,6 +207,7 @@ impl TryFrom<RawConfig> for Config {
             access_log: raw.access_log,
             send_timeout_ms: positive("send-timeout-ms", raw.send_timeout_ms, 30_000)?,
             shutdown_grace_ms: positive("shutdown-grace-ms", raw.shutdown_grace_ms, 10_000)?,
+            drain_ms: raw.drain_ms.unwrap_or(0),
             read_token: raw.read_token.filter(|t| !t.is_empty()),
             write_token: raw.write_token.filter(|t| !t.is_empty()),
             log_level: raw.log_level.unwrap_or_else(|| "info".to_string()),

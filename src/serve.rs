@@ -21,6 +21,16 @@ use crate::config::{Config, LogFormat};
 use crate::http::conn::{self, Shard};
 use crate::store;
 
+/// Set once when a stop signal arrives and `--drain-ms` is set: `/health`
+/// answers 503 "draining" while the shards go on serving. Control plane
+/// only: written by the signal thread, read by `/health`.
+static DRAINING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True while the daemon drains before stopping, or once it stops.
+pub(crate) fn draining() -> bool {
+    DRAINING.load(std::sync::atomic::Ordering::Relaxed) || percore_cores::is_stopping()
+}
+
 pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
     init_logging(&config)?;
     std::fs::create_dir_all(&config.data_dir)
@@ -58,10 +68,16 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
     tracing::info!(%addr, data_dir = %data_dir.display(), shards, "listening");
     notify_systemd("READY=1");
     let stop = running.stop_handle();
+    let drain = Duration::from_millis(config.drain_ms);
     std::thread::Builder::new().name("percore-signals".into()).spawn(move || {
         let signal = wait_for_signal(&signals);
-        tracing::info!("signal {signal}: stopping (no new connections, in-flight requests finish)");
         notify_systemd("STOPPING=1");
+        if !drain.is_zero() {
+            tracing::info!("signal {signal}: draining for {drain:?} (/health answers 503), then stopping");
+            DRAINING.store(true, std::sync::atomic::Ordering::Relaxed);
+            std::thread::sleep(drain);
+        }
+        tracing::info!("stopping: no new connections, in-flight requests finish");
         stop.stop();
     })?;
     let outcomes = running.join()?;

@@ -399,3 +399,35 @@ fn a_request_in_flight_at_sigterm_completes() {
     assert!(daemon.terminate(Duration::from_secs(5)).unwrap().success());
     assert_eq!(std::fs::read(daemon.path("late")).unwrap(), b"half-done!");
 }
+
+/// Out of file descriptors is a 503 with Retry-After, and service resumes.
+/// Needs the daemon built with io's fault seam (`--all-features`, as the
+/// README's test command does).
+#[cfg(feature = "fault-injection")]
+#[test]
+fn out_of_file_descriptors_is_a_503_with_retry_after() {
+    // One shard: its first open is the data directory at start-up; the
+    // second (the first GET's) fails with EMFILE.
+    let daemon = Daemon::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--cores", "1", "--cache-bytes-max", "0"],
+        &[("PERCORE_FAULTS", "open=EMFILE:1@1")],
+        None,
+    );
+    write_file(daemon.data.path(), "f", b"data");
+    let r = get(&daemon, "/files/f");
+    assert_eq!((r.status, r.header("Retry-After")), (503, Some("1")));
+    assert_eq!(get(&daemon, "/files/f").body, b"data", "service resumes");
+}
+
+#[test]
+fn health_reports_draining_before_the_stop() {
+    let mut daemon = Daemon::start(&["--drain-ms", "600"]);
+    assert_eq!(get(&daemon, "/health").body, b"ready\n");
+    daemon.signal_term();
+    std::thread::sleep(Duration::from_millis(100));
+    let r = get(&daemon, "/health");
+    assert_eq!((r.status, r.body.as_slice()), (503, b"draining\n".as_slice()));
+    assert_eq!(get(&daemon, "/ping").status, 200, "still serving while draining");
+    assert!(daemon.terminate(Duration::from_secs(5)).unwrap().success());
+}

@@ -228,7 +228,7 @@ async fn respond(stream: &TcpStream, shard: &Shard, request: &request::Request, 
         },
         "/ping" | "/health" => match request.method {
             Method::Get | Method::Head => {
-                let (status, body): (u16, &'static [u8]) = match (path, percore_cores::is_stopping()) {
+                let (status, body): (u16, &'static [u8]) = match (path, crate::serve::draining()) {
                     ("/ping", _) => (200, b"pong\n"),
                     (_, false) => (200, b"ready\n"),
                     (_, true) => (503, b"draining\n"),
