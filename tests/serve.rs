@@ -431,3 +431,41 @@ fn health_reports_draining_before_the_stop() {
     assert_eq!(get(&daemon, "/ping").status, 200, "still serving while draining");
     assert!(daemon.terminate(Duration::from_secs(5)).unwrap().success());
 }
+
+#[test]
+fn a_stalled_body_times_out_with_408_and_nothing_is_stored() {
+    let daemon = Daemon::start(&["--body-timeout-ms", "300"]);
+    let mut stream = daemon.connect();
+    stream.write_all(b"PUT /files/slow HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly a bit").unwrap();
+    let start = std::time::Instant::now();
+    let r = read_response(&mut stream, false).expect("a 408");
+    assert_eq!(r.status, 408);
+    assert!(start.elapsed() < Duration::from_secs(3), "the body timeout (300 ms) applied, not another");
+    assert!(closed(&mut stream));
+    assert_eq!(get(&daemon, "/files/slow").status, 404);
+}
+
+#[test]
+fn environment_variables_configure_the_daemon() {
+    // PERCORE_HEADER_TIMEOUT_MS from the environment (no flag sets it).
+    let daemon = Daemon::start_with(tempfile::tempdir().unwrap(), &[], &[("PERCORE_HEADER_TIMEOUT_MS", "200")], None);
+    let mut stream = daemon.connect();
+    stream.write_all(b"GET /ping HTTP/1.1\r\n").unwrap();
+    let start = std::time::Instant::now();
+    assert_eq!(read_response(&mut stream, false).unwrap().status, 408);
+    assert!(start.elapsed() < Duration::from_secs(5), "the 200 ms from the environment applied");
+}
+
+/// An EMFILE that ends the multishot accept is retried after a back-off, and
+/// service resumes (no crash, no busy loop).
+#[cfg(feature = "fault-injection")]
+#[test]
+fn accept_failures_back_off_and_recover() {
+    let daemon = Daemon::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--cores", "1"],
+        &[("PERCORE_FAULTS", "accept=EMFILE:3")],
+        None,
+    );
+    assert_eq!(get(&daemon, "/ping").status, 200);
+}

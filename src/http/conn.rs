@@ -644,13 +644,16 @@ async fn put(stream: &TcpStream, shard: &Shard, request: &request::Request, buf:
         let _ = dir.unlink(std::ffi::OsStr::from_bytes(&temp)).await;
         return Next::Close;
     }
-    let mut body =
-        BodyReader::new(stream, buf, request.body, shard.config.body_bytes_max, shard.config.header_timeout());
+    let mut body = BodyReader::new(stream, buf, request.body, shard.config.body_bytes_max, shard.config.body_timeout());
     let written: Result<(), (u16, String)> = async {
         loop {
             let piece = match body.next().await {
                 Ok(Some(piece)) => piece,
                 Ok(None) => break,
+                // A client that stopped sending gets 408; one that is gone, nothing.
+                Err(BodyError::Io(err)) if err.kind() == std::io::ErrorKind::TimedOut => {
+                    return Err((408, "request body timed out\n".into()))
+                }
                 Err(BodyError::Io(err)) => return Err((0, err.to_string())),
                 Err(BodyError::Framing(why)) => return Err((400, format!("{why}\n"))),
                 Err(BodyError::TooLarge) => return Err((413, "body too large\n".into())),
