@@ -674,10 +674,17 @@ async fn put(stream: &TcpStream, shard: &Shard, request: &request::Request, buf:
         }
         return Next::Close;
     }
-    drop(dir);
     let cond = conditions(request);
     let owner_path = path.clone();
-    let result = store::on_owner(&path, move || store::commit_put(owner_path, temp, cond)).await;
+    let owner_temp = temp.clone();
+    let result = store::on_owner(&path, move || store::commit_put(owner_path, owner_temp, cond)).await;
+    if let Outcome::Failed(std::io::ErrorKind::Interrupted, _) = result {
+        // The owner stopped before it could commit (shutdown past its grace):
+        // the temporary file is ours to remove. (Had it been renamed, this
+        // finds nothing.)
+        let _ = dir.unlink(std::ffi::OsStr::from_bytes(&temp)).await;
+    }
+    drop(dir);
     // The upload may have outlasted the start of a stop: then this answer
     // is the connection's last.
     let close = close || percore_cores::is_stopping();
