@@ -6,5 +6,7 @@ mod tidy;
 mod serve;
 // PUT and DELETE: durability, preconditions, races, cut uploads, restarts.
 mod store;
+// The load generator.
+mod bench;
 // Shared helpers: start the daemon, speak HTTP.
 mod util;

@@ -1,0 +1,317 @@
+//! `percore bench`: the load generator. It runs on its own pinned client
+//! shards (`percore-cores` + `percore-io`), checks every response, and
+//! reports throughput, latency percentiles (HDR histogram), errors by kind
+//! and its own CPU use per core, so a run where the client was the limit is
+//! visible as such.
+
+mod client;
+mod workload;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::io::IsTerminal;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use percore_cores::{launch, CoreSet};
+
+use self::client::{Plan, Stats};
+use self::workload::{Kind, Sizes};
+
+/// `percore bench` options.
+#[derive(clap::Args, Debug)]
+pub(crate) struct BenchArgs {
+    /// Target, e.g. http://127.0.0.1:8080
+    url: String,
+    /// Client CPUs: a count or a list (`1`, `2-3`) [default: all].
+    #[arg(long, default_value = "all")]
+    cores: String,
+    /// Connections in total, spread over the client cores.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Measured duration in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Warm-up in seconds (not measured).
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Requests in flight per connection (pipelining depth; closed loop only).
+    #[arg(long, default_value_t = 1)]
+    pipeline: usize,
+    /// Open loop: requests per second in total, latency measured from each
+    /// request's intended send time. Without it: closed loop, as fast as possible.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Workload: ping, get, put or mixed.
+    #[arg(long, default_value = "ping")]
+    workload: Kind,
+    /// For mixed: percentage of reads.
+    #[arg(long, default_value_t = 90)]
+    read_percent: u8,
+    /// Keys to use (get, put, mixed).
+    #[arg(long, default_value_t = 1000)]
+    keys: u64,
+    /// Object sizes: `4KiB`, or weighted `4KiB:90,1MiB:10`.
+    #[arg(long, default_value = "4KiB")]
+    size: Sizes,
+    /// Create the keys first with PUTs (needed before a get run).
+    #[arg(long)]
+    populate: bool,
+    /// Bearer token for the requests.
+    #[arg(long, env = "PERCORE_BENCH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+struct ShardResult {
+    stats: Stats,
+    cpu: Duration,
+    wall: Duration,
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer for clock_gettime.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+thread_local! {
+    /// This client shard's counters (read by the progress line).
+    static STATS: RefCell<Option<Rc<RefCell<Stats>>>> = const { RefCell::new(None) };
+}
+
+fn resolve(url: &str) -> Result<(SocketAddr, String), Box<dyn Error>> {
+    let rest = url.strip_prefix("http://").ok_or("the URL must start with http://")?;
+    let host = rest.split('/').next().unwrap_or(rest);
+    let addr = host.to_socket_addrs()?.next().ok_or_else(|| format!("cannot resolve {host}"))?;
+    Ok((addr, host.to_string()))
+}
+
+fn run_phase(
+    args: &BenchArgs,
+    kind: Kind,
+    connections: usize,
+    warmup: Duration,
+    duration: Duration,
+    interval: Option<Duration>,
+) -> Result<Vec<ShardResult>, Box<dyn Error>> {
+    let (addr, host) = resolve(&args.url)?;
+    let cores: CoreSet = args.cores.parse()?;
+    let start = Instant::now() + Duration::from_millis(50);
+    let plan = Arc::new(PlanTemplate {
+        addr,
+        host,
+        kind,
+        keys: args.keys,
+        sizes: args.size.clone(),
+        pipeline: if interval.is_some() { 1 } else { args.pipeline.max(1) },
+        interval,
+        measure_from: start + warmup,
+        stop_at: start + warmup + duration,
+        token: args.token.clone(),
+    });
+    let progress = std::io::stdout().is_terminal() && !args.json && kind != Kind::Put;
+    let config = percore_cores::Config { cores, ..percore_cores::Config::default() };
+    let running = launch(config, move |shard| {
+        let plan = plan.clone();
+        async move {
+            let plan = Rc::new(plan.instantiate());
+            let stats = Rc::new(RefCell::new(Stats::new()));
+            STATS.with(|s| *s.borrow_mut() = Some(stats.clone()));
+            let (cpu0, wall0) = (thread_cpu(), Instant::now());
+            let mine = (shard.id..connections).step_by(shard.count);
+            let tasks: Vec<_> =
+                mine.map(|c| percore_io::spawn(client::run(plan.clone(), stats.clone(), c as u64))).collect();
+            if shard.id == 0 && progress {
+                percore_io::spawn(report_progress(plan.clone()));
+            }
+            for task in tasks {
+                task.await;
+            }
+            let stats = std::mem::replace(&mut *stats.borrow_mut(), Stats::new());
+            ShardResult { stats, cpu: thread_cpu() - cpu0, wall: wall0.elapsed() }
+        }
+    })?;
+    Ok(running.join()?.into_iter().flatten().collect())
+}
+
+/// The plan, as sent to the client shards.
+struct PlanTemplate {
+    addr: SocketAddr,
+    host: String,
+    kind: Kind,
+    keys: u64,
+    sizes: Sizes,
+    pipeline: usize,
+    interval: Option<Duration>,
+    measure_from: Instant,
+    stop_at: Instant,
+    token: Option<String>,
+}
+
+impl PlanTemplate {
+    fn instantiate(&self) -> Plan {
+        Plan {
+            addr: self.addr,
+            host: self.host.clone(),
+            kind: self.kind,
+            keys: self.keys,
+            sizes: self.sizes.clone(),
+            pipeline: self.pipeline,
+            interval: self.interval,
+            measure_from: self.measure_from,
+            stop_at: self.stop_at,
+            token: self.token.clone(),
+        }
+    }
+}
+
+/// Prints requests per second once a second (shard 0, on a terminal),
+/// gathering every client shard's counters over the mesh.
+async fn report_progress(plan: Rc<Plan>) {
+    let mut last = (0u64, 0u64);
+    let mut tick = Instant::now();
+    while Instant::now() < plan.stop_at {
+        percore_io::time::sleep(Duration::from_secs(1)).await;
+        let counts = percore_cores::broadcast(|| {
+            STATS.with(|s| {
+                s.borrow().as_ref().map_or((0, 0, 0), |st| {
+                    let st = st.borrow();
+                    (st.requests, st.bytes, st.errors.values().sum::<u64>())
+                })
+            })
+        })
+        .await;
+        let Ok(counts) = counts else { return };
+        let (requests, bytes, errors) = counts.iter().fold((0, 0, 0), |a, c| (a.0 + c.0, a.1 + c.1, a.2 + c.2));
+        let seconds = tick.elapsed().as_secs_f64();
+        tick = Instant::now();
+        println!(
+            "{:>9.0} req/s {:>8.1} MB/s errors {errors}",
+            (requests - last.0) as f64 / seconds,
+            (bytes - last.1) as f64 / seconds / 1e6
+        );
+        last = (requests, bytes);
+    }
+}
+
+pub(crate) fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
+    let kind = match args.workload {
+        Kind::Mixed(_) => Kind::Mixed(args.read_percent.min(100)),
+        other => other,
+    };
+    if args.populate {
+        // Every key once, in order, across the connections.
+        let results = run_populate(&args)?;
+        let errors: u64 = results.iter().flat_map(|r| r.stats.errors.values()).sum();
+        if errors > 0 {
+            return Err(format!("populating failed: {errors} errors").into());
+        }
+    }
+    let interval = args.rate.map(|rate| Duration::from_secs_f64(args.connections as f64 / rate.max(0.001)));
+    let results = run_phase(
+        &args,
+        kind,
+        args.connections.max(1),
+        Duration::from_secs_f64(args.warmup),
+        Duration::from_secs_f64(args.duration),
+        interval,
+    )?;
+    report(&args, kind, &results);
+    Ok(())
+}
+
+fn run_populate(args: &BenchArgs) -> Result<Vec<ShardResult>, Box<dyn Error>> {
+    // A put run long enough to have written each key at least once is not
+    // guaranteed by randomness: write them in order instead.
+    let (addr, host) = resolve(&args.url)?;
+    let keys = args.keys;
+    let sizes = args.size.clone();
+    let token = args.token.clone();
+    let handle = std::thread::spawn(move || -> Result<(), String> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+        for key in 0..keys {
+            let size = sizes.of(key);
+            let auth = token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+            let head =
+                format!("PUT {} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Length: {size}\r\n\r\n", workload::path(key));
+            stream.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
+            stream.write_all(&workload::contents(key, size)).map_err(|e| e.to_string())?;
+            let mut response = [0u8; 12];
+            stream.read_exact(&mut response).map_err(|e| e.to_string())?;
+            if !(response.starts_with(b"HTTP/1.1 201") || response.starts_with(b"HTTP/1.1 200")) {
+                return Err(format!("PUT of key {key} answered {}", String::from_utf8_lossy(&response)));
+            }
+            // Skip the rest of the (bodiless) response head.
+            let mut tail = Vec::new();
+            let mut byte = [0u8; 1];
+            while !tail.ends_with(b"\r\n\r\n") {
+                stream.read_exact(&mut byte).map_err(|e| e.to_string())?;
+                tail.push(byte[0]);
+            }
+        }
+        Ok(())
+    });
+    handle.join().map_err(|_| "the populate thread panicked")??;
+    Ok(Vec::new())
+}
+
+fn report(args: &BenchArgs, kind: Kind, results: &[ShardResult]) {
+    let mut histogram = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("bounds");
+    let (mut requests, mut bytes) = (0u64, 0u64);
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    for r in results {
+        let _ = histogram.add(&r.stats.histogram);
+        requests += r.stats.requests;
+        bytes += r.stats.bytes;
+        for (kind, n) in &r.stats.errors {
+            *errors.entry(kind.clone()).or_default() += n;
+        }
+    }
+    let seconds = args.duration;
+    let loads: Vec<f64> = results.iter().map(|r| r.cpu.as_secs_f64() / r.wall.as_secs_f64().max(1e-9)).collect();
+    let q = |p: f64| histogram.value_at_quantile(p);
+    if args.json {
+        let json = serde_json::json!({
+            "url": args.url,
+            "workload": match kind { Kind::Ping => "ping", Kind::Get => "get", Kind::Put => "put", Kind::Mixed(_) => "mixed" },
+            "read_percent": match kind { Kind::Mixed(p) => Some(p), _ => None },
+            "connections": args.connections,
+            "pipeline": args.pipeline,
+            "rate": args.rate,
+            "seconds": seconds,
+            "requests": requests,
+            "requests_per_second": requests as f64 / seconds,
+            "megabytes_per_second": bytes as f64 / seconds / 1e6,
+            "latency_us": {"p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p999": q(0.999), "max": histogram.max()},
+            "errors": errors,
+            "client_core_load": loads,
+        });
+        println!("{json}");
+        return;
+    }
+    println!(
+        "{:.0} req/s, {:.1} MB/s over {seconds} s ({} requests)",
+        requests as f64 / seconds,
+        bytes as f64 / seconds / 1e6,
+        requests
+    );
+    println!("latency µs: p50 {} p90 {} p99 {} p99.9 {} max {}", q(0.5), q(0.9), q(0.99), q(0.999), histogram.max());
+    let loads: Vec<String> = loads.iter().map(|l| format!("{:.0}%", l * 100.0)).collect();
+    println!("client core load: {}", loads.join(" "));
+    if errors.is_empty() {
+        println!("errors: none");
+    } else {
+        for (kind, n) in &errors {
+            println!("errors: {kind}: {n}");
+        }
+    }
+}
