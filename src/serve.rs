@@ -15,7 +15,13 @@ use std::task::Poll;
 use std::time::Duration;
 
 use percore_cores::{launch, stopping};
-use percore_io::{Dir, ListenOptions, TcpListener};
+use percore_io::{BufRing, Dir, ListenOptions, TcpListener};
+
+/// Receive buffers per shard, shared by its connections (taken only while
+/// data is being copied out, so an idle connection holds none). Address
+/// space, not memory: pages become resident as buffers are used.
+const RECV_BUFFERS: u16 = 512;
+const RECV_BUFFER_BYTES: u32 = 8 * 1024;
 
 use crate::config::{Config, LogFormat};
 use crate::http::conn::{self, Shard};
@@ -131,7 +137,15 @@ async fn shard_main(listener: TcpListener, config: Config, ready: &std::sync::Ba
         }
     };
     crate::cache::configure(config.cache_bytes_max);
-    let shard = Rc::new(Shard { config, root, connections: Default::default(), pipes: Default::default() });
+    let ring = match BufRing::new(RECV_BUFFERS, RECV_BUFFER_BYTES) {
+        Ok(ring) => ring,
+        Err(err) => {
+            ready.wait();
+            percore_cores::stop();
+            return Err(format!("cannot set up receive buffers: {err}"));
+        }
+    };
+    let shard = Rc::new(Shard { config, root, connections: Default::default(), ring, pipes: Default::default() });
     store::install(shard.clone());
     // Blocks this thread briefly at start-up, before it serves anything.
     ready.wait();

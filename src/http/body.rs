@@ -8,7 +8,7 @@
 use std::io;
 use std::time::Duration;
 
-use percore_io::{time, TcpStream};
+use percore_io::{time, RecvStream};
 
 use super::request::Body;
 
@@ -38,8 +38,23 @@ pub(crate) enum BodyError {
     TooLarge,
 }
 
-pub(crate) struct BodyReader<'a> {
-    stream: &'a TcpStream,
+/// Receives once from the connection's multishot receive into `buf`
+/// (copying, so the ring buffer goes straight back). Returns the bytes
+/// received; `UnexpectedEof` when the peer has closed.
+pub(crate) async fn recv_into(incoming: &mut RecvStream<'_>, buf: &mut Vec<u8>) -> io::Result<usize> {
+    match incoming.next().await {
+        Some(Ok(received)) => {
+            buf.extend_from_slice(&received);
+            crate::metrics::bytes_in(received.len());
+            Ok(received.len())
+        }
+        Some(Err(err)) => Err(err),
+        None => Err(io::ErrorKind::UnexpectedEof.into()),
+    }
+}
+
+pub(crate) struct BodyReader<'a, 'b> {
+    incoming: &'a mut RecvStream<'b>,
     /// Bytes received but not consumed (starts with what followed the head).
     buf: &'a mut Vec<u8>,
     state: State,
@@ -48,16 +63,23 @@ pub(crate) struct BodyReader<'a> {
     timeout: Duration,
 }
 
+/// The most of the body returned in one piece.
 const PIECE: usize = 64 * 1024;
 
-impl<'a> BodyReader<'a> {
-    pub(crate) fn new(stream: &'a TcpStream, buf: &'a mut Vec<u8>, body: Body, max: u64, timeout: Duration) -> Self {
+impl<'a, 'b> BodyReader<'a, 'b> {
+    pub(crate) fn new(
+        incoming: &'a mut RecvStream<'b>,
+        buf: &'a mut Vec<u8>,
+        body: Body,
+        max: u64,
+        timeout: Duration,
+    ) -> Self {
         let state = match body {
             Body::None => State::Done,
             Body::Length(n) => State::Data { left: n, chunked: false },
             Body::Chunked => State::ChunkSize,
         };
-        BodyReader { stream, buf, state, total: 0, max, timeout }
+        BodyReader { incoming, buf, state, total: 0, max, timeout }
     }
 
     /// Total body bytes returned so far.
@@ -67,15 +89,9 @@ impl<'a> BodyReader<'a> {
 
     /// Receives more bytes into `buf`.
     async fn fill(&mut self) -> Result<(), BodyError> {
-        let chunk = Vec::with_capacity(PIECE);
-        match time::timeout(self.timeout, self.stream.recv(chunk)).await {
-            Ok((Ok(n), chunk)) if n > 0 => {
-                crate::metrics::bytes_in(n);
-                self.buf.extend_from_slice(&chunk);
-                Ok(())
-            }
-            Ok((Ok(_), _)) => Err(BodyError::Io(io::ErrorKind::UnexpectedEof.into())),
-            Ok((Err(e), _)) => Err(BodyError::Io(e)),
+        match time::timeout(self.timeout, recv_into(self.incoming, self.buf)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(BodyError::Io(e)),
             Err(_) => Err(BodyError::Io(io::ErrorKind::TimedOut.into())),
         }
     }

@@ -10,9 +10,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use percore_io::{time, Dir, File, Pipe, TcpStream};
+use percore_io::{time, BufRing, Dir, File, Pipe, RecvStream, TcpStream};
 
-use super::body::{BodyError, BodyReader};
+use super::body::{self, BodyError, BodyReader};
 use super::request::{self, Body, Limits, Method, Parsed, Reject};
 use super::response::Head;
 use crate::cache;
@@ -25,6 +25,8 @@ pub(crate) struct Shard {
     pub(crate) config: Config,
     pub(crate) root: Dir,
     pub(crate) connections: Cell<usize>,
+    /// Receive buffers for every connection of the shard.
+    pub(crate) ring: BufRing,
     /// Pipes for zero-copy file sends, reused between responses.
     pub(crate) pipes: RefCell<Vec<Pipe>>,
 }
@@ -54,7 +56,10 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
     let limits =
         Limits { head_bytes_max: shard.config.header_bytes_max, target_bytes_max: shard.config.target_bytes_max };
     let mut buf: Vec<u8> = Vec::with_capacity(RECV_BYTES);
-    let mut chunk: Vec<u8> = Vec::with_capacity(RECV_BYTES);
+    // The connection's one receive path: a multishot receive that takes a
+    // buffer from the shard's ring only when data arrives (an idle
+    // connection holds none) and stays armed between requests.
+    let mut incoming = stream.recv_multi(&shard.ring);
     loop {
         match request::parse(&buf, &limits) {
             Ok(Parsed::Complete(request, head_len)) => {
@@ -64,7 +69,7 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
                 let mut close = !request.keep_alive || percore_cores::is_stopping();
                 if request.method == Method::Put {
                     // PUT reads its own body.
-                    let next = put(&stream, &shard, &request, &mut buf, close).await;
+                    let next = put(&stream, &mut incoming, &shard, &request, &mut buf, close).await;
                     finished(&shard, &request, labels, started);
                     if let Next::Close = next {
                         return;
@@ -76,7 +81,7 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
                     // Bodies are not used by these routes yet: skip them to
                     // keep the framing, or close when they cannot be skipped.
                     Body::Length(n) => {
-                        if !skip_body(&stream, &shard, &mut buf, &mut chunk, n).await {
+                        if !skip_body(&mut incoming, &shard, &mut buf, n).await {
                             return;
                         }
                     }
@@ -92,14 +97,9 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
                 // An idle connection waits for the idle timeout; one with a
                 // head under way for the header timeout.
                 let timeout = if buf.is_empty() { shard.config.idle_timeout() } else { shard.config.header_timeout() };
-                let received = time::timeout(timeout, stopping_or(stream.recv(chunk))).await;
+                let received = time::timeout(timeout, stopping_or(body::recv_into(&mut incoming, &mut buf))).await;
                 match received {
-                    Ok(Some((Ok(n), back))) if n > 0 => {
-                        crate::metrics::bytes_in(n);
-                        buf.extend_from_slice(&back);
-                        chunk = back;
-                        chunk.clear();
-                    }
+                    Ok(Some(Ok(_))) => {}
                     Err(_) if !buf.is_empty() => {
                         let _ = reply_error(&stream, &shard, Reject { status: 408, reason: "request head timed out" })
                             .await;
@@ -181,25 +181,20 @@ async fn stopping_or<F: Future>(future: F) -> Option<F::Output> {
     .await
 }
 
-async fn skip_body(stream: &TcpStream, shard: &Shard, buf: &mut Vec<u8>, chunk: &mut Vec<u8>, len: u64) -> bool {
+async fn skip_body(incoming: &mut RecvStream<'_>, shard: &Shard, buf: &mut Vec<u8>, len: u64) -> bool {
     let mut left = len;
-    let take = (buf.len() as u64).min(left) as usize;
-    buf.drain(..take);
-    left -= take as u64;
-    while left > 0 {
-        let recv = time::timeout(shard.config.body_timeout(), stream.recv(std::mem::take(chunk))).await;
-        let Ok((Ok(n), back)) = recv else { return false };
-        if n == 0 {
-            return false;
+    loop {
+        let take = (buf.len() as u64).min(left) as usize;
+        buf.drain(..take);
+        left -= take as u64;
+        if left == 0 {
+            return true;
         }
-        crate::metrics::bytes_in(n);
-        let used = (n as u64).min(left) as usize;
-        buf.extend_from_slice(&back[used..]);
-        left -= used as u64;
-        *chunk = back;
-        chunk.clear();
+        match time::timeout(shard.config.body_timeout(), body::recv_into(incoming, buf)).await {
+            Ok(Ok(_)) => {}
+            _ => return false,
+        }
     }
-    true
 }
 
 async fn respond(stream: &TcpStream, shard: &Shard, request: &request::Request, close: bool) -> Next {
@@ -598,7 +593,14 @@ fn io_status(err: &std::io::Error) -> u16 {
     }
 }
 
-async fn put(stream: &TcpStream, shard: &Shard, request: &request::Request, buf: &mut Vec<u8>, close: bool) -> Next {
+async fn put(
+    stream: &TcpStream,
+    incoming: &mut RecvStream<'_>,
+    shard: &Shard,
+    request: &request::Request,
+    buf: &mut Vec<u8>,
+    close: bool,
+) -> Next {
     let Some(rest) = request.path.strip_prefix("/files/") else {
         // PUT elsewhere: the body is never read, so the connection closes.
         let allow = if request.path == "/ping" || request.path == "/health" { "GET, HEAD" } else { "" };
@@ -648,7 +650,8 @@ async fn put(stream: &TcpStream, shard: &Shard, request: &request::Request, buf:
         let _ = dir.unlink(std::ffi::OsStr::from_bytes(&temp)).await;
         return Next::Close;
     }
-    let mut body = BodyReader::new(stream, buf, request.body, shard.config.body_bytes_max, shard.config.body_timeout());
+    let mut body =
+        BodyReader::new(incoming, buf, request.body, shard.config.body_bytes_max, shard.config.body_timeout());
     let written: Result<(), (u16, String)> = async {
         loop {
             let piece = match body.next().await {
