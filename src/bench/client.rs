@@ -166,7 +166,8 @@ fn verify(plan: &Plan, op: Op, status: u16, body: &[u8]) -> Result<(), String> {
                 Ok(())
             }
         }
-        Op::Put(_) if status == 200 || status == 201 => Ok(()),
+        // 204 is how some servers (nginx's WebDAV) acknowledge a replace.
+        Op::Put(_) if matches!(status, 200 | 201 | 204) => Ok(()),
         Op::Put(_) => Err(format!("put: status {status}")),
     }
 }

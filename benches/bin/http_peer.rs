@@ -1,0 +1,387 @@
+//! The peers of the daemon comparison: the same HTTP/1.1 routes as
+//! `percore serve` (`GET /ping`, `GET /files/<path>`, durable
+//! `PUT /files/<path>`) on monoio, tokio-uring, and tokio (current-thread and
+//! multi-thread, files through `tokio::fs`), one thread pinned to one CPU.
+//!
+//! `http-peer <monoio|tokio-uring|tokio-ct|tokio-mt> <port> <cpu> <data dir>`
+//!
+//! Durability is the same protocol as percore's: the body goes to a
+//! temporary file, fdatasync, rename over the target, fsync of the directory,
+//! then 201. (monoio renames with a blocking `std::fs::rename`: its own
+//! `renameat` feature does not compile in 0.2.4.) Minimal on purpose (no ranges, no conditionals), so the
+//! comparison measures runtimes and I/O paths, not features.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// A parsed request head.
+struct Head {
+    method: String,
+    path: String,
+    content_length: usize,
+    keep_alive: bool,
+    len: usize,
+}
+
+/// Parses one request head from `buf`, if it is all there.
+fn parse(buf: &[u8]) -> Result<Option<Head>, ()> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => {
+            let mut content_length = 0;
+            let mut close = request.version == Some(0);
+            for h in request.headers.iter() {
+                if h.name.eq_ignore_ascii_case("content-length") {
+                    content_length = std::str::from_utf8(h.value).map_err(|_| ())?.trim().parse().map_err(|_| ())?;
+                } else if h.name.eq_ignore_ascii_case("connection") {
+                    close = h.value.eq_ignore_ascii_case(b"close");
+                }
+            }
+            Ok(Some(Head {
+                method: request.method.unwrap_or("").to_string(),
+                path: request.path.unwrap_or("").to_string(),
+                content_length,
+                keep_alive: !close,
+                len,
+            }))
+        }
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(_) => Err(()),
+    }
+}
+
+/// Maps `/files/<path>` into the data directory (no `..`).
+fn file_path(root: &Path, target: &str) -> Option<PathBuf> {
+    let rel = target.strip_prefix("/files/")?;
+    if rel.is_empty() || rel.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return None;
+    }
+    Some(root.join(rel))
+}
+
+fn head(status: &str, length: usize, keep_alive: bool) -> Vec<u8> {
+    let connection = if keep_alive { "" } else { "Connection: close\r\n" };
+    format!("HTTP/1.1 {status}\r\nContent-Length: {length}\r\n{connection}\r\n").into_bytes()
+}
+
+fn temp_name(target: &Path, n: u64) -> PathBuf {
+    let mut name = target.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp-{}-{n}", std::process::id()));
+    target.with_file_name(name)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let runtime = args.get(1).expect("runtime").clone();
+    let port: u16 = args.get(2).expect("port").parse().unwrap();
+    let cpu: usize = args.get(3).expect("cpu").parse().unwrap();
+    let root = PathBuf::from(args.get(4).expect("data dir"));
+    percore_benches::pin(cpu);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    match runtime.as_str() {
+        "monoio" => monoio_server::run(addr, root),
+        "tokio-uring" => tokio_uring_server::run(addr, root),
+        "tokio-ct" => tokio_server::run(addr, root, false),
+        "tokio-mt" => tokio_server::run(addr, root, true),
+        other => panic!("unknown runtime {other}"),
+    }
+}
+
+mod monoio_server {
+    use super::*;
+    use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    pub(super) fn run(addr: SocketAddr, root: PathBuf) {
+        let mut builder = io_uring_06::IoUring::builder();
+        builder.setup_coop_taskrun().setup_single_issuer().setup_defer_taskrun();
+        let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .uring_builder(builder)
+            .with_entries(1024)
+            .build()
+            .expect("monoio runtime");
+        rt.block_on(async move {
+            let listener = monoio::net::TcpListener::bind(addr).unwrap();
+            println!("ready");
+            let (root, counter) = (Rc::new(root), Rc::new(Cell::new(0u64)));
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let _ = stream.set_nodelay(true);
+                monoio::spawn(connection(stream, root.clone(), counter.clone()));
+            }
+        });
+    }
+
+    async fn connection(mut stream: monoio::net::TcpStream, root: Rc<PathBuf>, counter: Rc<Cell<u64>>) {
+        let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+        loop {
+            let head = loop {
+                match parse(&buf) {
+                    Ok(Some(head)) => break head,
+                    Ok(None) => {}
+                    Err(()) => return,
+                }
+                let (r, chunk) = stream.read(Vec::with_capacity(64 * 1024)).await;
+                match r {
+                    Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                    _ => return,
+                }
+            };
+            buf.drain(..head.len);
+            while buf.len() < head.content_length {
+                let (r, chunk) = stream.read(Vec::with_capacity(64 * 1024)).await;
+                match r {
+                    Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                    _ => return,
+                }
+            }
+            let body: Vec<u8> = buf.drain(..head.content_length).collect();
+            let response = respond(&head, body, &root, &counter).await;
+            if stream.write_all(response).await.0.is_err() || !head.keep_alive {
+                return;
+            }
+        }
+    }
+
+    async fn respond(head: &Head, body: Vec<u8>, root: &Path, counter: &Cell<u64>) -> Vec<u8> {
+        match (head.method.as_str(), head.path.as_str()) {
+            ("GET", "/ping") => [head_bytes("200 OK", 5, head.keep_alive), b"pong\n".to_vec()].concat(),
+            ("GET", target) => match file_path(root, target) {
+                Some(path) => match read(&path).await {
+                    Ok(data) => [head_bytes("200 OK", data.len(), head.keep_alive), data].concat(),
+                    Err(_) => head_bytes("404 Not Found", 0, head.keep_alive),
+                },
+                None => head_bytes("404 Not Found", 0, head.keep_alive),
+            },
+            ("PUT", target) => match file_path(root, target) {
+                Some(path) => {
+                    counter.set(counter.get() + 1);
+                    match write(&path, body, counter.get()).await {
+                        Ok(()) => head_bytes("201 Created", 0, head.keep_alive),
+                        Err(_) => head_bytes("500 Internal Server Error", 0, head.keep_alive),
+                    }
+                }
+                None => head_bytes("400 Bad Request", 0, head.keep_alive),
+            },
+            _ => head_bytes("405 Method Not Allowed", 0, head.keep_alive),
+        }
+    }
+
+    fn head_bytes(status: &str, length: usize, keep_alive: bool) -> Vec<u8> {
+        head(status, length, keep_alive)
+    }
+
+    async fn read(path: &Path) -> std::io::Result<Vec<u8>> {
+        let file = monoio::fs::File::open(path).await?;
+        let size = file.metadata().await?.len() as usize;
+        let (r, data) = file.read_exact_at(Vec::with_capacity(size), 0).await;
+        r?;
+        let _ = file.close().await;
+        Ok(data)
+    }
+
+    async fn write(path: &Path, body: Vec<u8>, n: u64) -> std::io::Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        monoio::fs::create_dir_all(dir).await?;
+        let temp = temp_name(path, n);
+        let file = monoio::fs::File::create(&temp).await?;
+        let (r, _) = file.write_all_at(body, 0).await;
+        r?;
+        file.sync_data().await?;
+        file.close().await?;
+        // monoio 0.2.4's `renameat` feature does not compile (its
+        // `fs::rename` lacks an import): a blocking rename on this thread.
+        std::fs::rename(&temp, path)?;
+        let dir = monoio::fs::File::open(dir).await?;
+        dir.sync_all().await?;
+        dir.close().await
+    }
+}
+
+mod tokio_uring_server {
+    use super::*;
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    pub(super) fn run(addr: SocketAddr, root: PathBuf) {
+        tokio_uring::builder().entries(1024).start(async move {
+            let listener = tokio_uring::net::TcpListener::bind(addr).unwrap();
+            println!("ready");
+            let (root, counter) = (Rc::new(root), Rc::new(Cell::new(0u64)));
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let _ = stream.set_nodelay(true);
+                tokio_uring::spawn(connection(stream, root.clone(), counter.clone()));
+            }
+        });
+    }
+
+    async fn connection(stream: tokio_uring::net::TcpStream, root: Rc<PathBuf>, counter: Rc<Cell<u64>>) {
+        let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+        loop {
+            let head = loop {
+                match parse(&buf) {
+                    Ok(Some(head)) => break head,
+                    Ok(None) => {}
+                    Err(()) => return,
+                }
+                let (r, chunk) = stream.read(Vec::with_capacity(64 * 1024)).await;
+                match r {
+                    Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                    _ => return,
+                }
+            };
+            buf.drain(..head.len);
+            while buf.len() < head.content_length {
+                let (r, chunk) = stream.read(Vec::with_capacity(64 * 1024)).await;
+                match r {
+                    Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                    _ => return,
+                }
+            }
+            let body: Vec<u8> = buf.drain(..head.content_length).collect();
+            let response = respond(&head, body, &root, &counter).await;
+            if stream.write_all(response).await.0.is_err() || !head.keep_alive {
+                return;
+            }
+        }
+    }
+
+    async fn respond(head: &Head, body: Vec<u8>, root: &Path, counter: &Cell<u64>) -> Vec<u8> {
+        match (head.method.as_str(), head.path.as_str()) {
+            ("GET", "/ping") => [super::head("200 OK", 5, head.keep_alive), b"pong\n".to_vec()].concat(),
+            ("GET", target) => match file_path(root, target) {
+                Some(path) => match read(&path).await {
+                    Ok(data) => [super::head("200 OK", data.len(), head.keep_alive), data].concat(),
+                    Err(_) => super::head("404 Not Found", 0, head.keep_alive),
+                },
+                None => super::head("404 Not Found", 0, head.keep_alive),
+            },
+            ("PUT", target) => match file_path(root, target) {
+                Some(path) => {
+                    counter.set(counter.get() + 1);
+                    match write(&path, body, counter.get()).await {
+                        Ok(()) => super::head("201 Created", 0, head.keep_alive),
+                        Err(_) => super::head("500 Internal Server Error", 0, head.keep_alive),
+                    }
+                }
+                None => super::head("400 Bad Request", 0, head.keep_alive),
+            },
+            _ => super::head("405 Method Not Allowed", 0, head.keep_alive),
+        }
+    }
+
+    async fn read(path: &Path) -> std::io::Result<Vec<u8>> {
+        let file = tokio_uring::fs::File::open(path).await?;
+        let size = file.statx().await?.stx_size as usize;
+        let (r, data) = file.read_exact_at(Vec::with_capacity(size), 0).await;
+        r?;
+        let _ = file.close().await;
+        Ok(data)
+    }
+
+    async fn write(path: &Path, body: Vec<u8>, n: u64) -> std::io::Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        tokio_uring::fs::create_dir_all(dir).await?;
+        let temp = temp_name(path, n);
+        let file = tokio_uring::fs::File::create(&temp).await?;
+        let (r, _) = file.write_all_at(body, 0).await;
+        r?;
+        file.sync_data().await?;
+        file.close().await?;
+        tokio_uring::fs::rename(&temp, path).await?;
+        let dir = tokio_uring::fs::File::open(dir).await?;
+        dir.sync_all().await?;
+        dir.close().await
+    }
+}
+
+mod tokio_server {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    pub(super) fn run(addr: SocketAddr, root: PathBuf, multi_thread: bool) {
+        let runtime = if multi_thread {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()
+        } else {
+            tokio::runtime::Builder::new_current_thread().enable_all().build()
+        }
+        .expect("tokio runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+            println!("ready");
+            let (root, counter) = (Arc::new(root), Arc::new(AtomicU64::new(0)));
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(connection(stream, root.clone(), counter.clone()));
+            }
+        });
+    }
+
+    async fn connection(mut stream: tokio::net::TcpStream, root: Arc<PathBuf>, counter: Arc<AtomicU64>) {
+        let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let head = loop {
+                match parse(&buf) {
+                    Ok(Some(head)) => break head,
+                    Ok(None) => {}
+                    Err(()) => return,
+                }
+                match stream.read(&mut chunk).await {
+                    Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                    _ => return,
+                }
+            };
+            buf.drain(..head.len);
+            while buf.len() < head.content_length {
+                match stream.read(&mut chunk).await {
+                    Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                    _ => return,
+                }
+            }
+            let body: Vec<u8> = buf.drain(..head.content_length).collect();
+            let response = match (head.method.as_str(), head.path.as_str()) {
+                ("GET", "/ping") => [super::head("200 OK", 5, head.keep_alive), b"pong\n".to_vec()].concat(),
+                ("GET", target) => match file_path(&root, target) {
+                    Some(path) => match tokio::fs::read(&path).await {
+                        Ok(data) => [super::head("200 OK", data.len(), head.keep_alive), data].concat(),
+                        Err(_) => super::head("404 Not Found", 0, head.keep_alive),
+                    },
+                    None => super::head("404 Not Found", 0, head.keep_alive),
+                },
+                ("PUT", target) => match file_path(&root, target) {
+                    Some(path) => {
+                        let n = counter.fetch_add(1, Ordering::Relaxed);
+                        match write(&path, body, n).await {
+                            Ok(()) => super::head("201 Created", 0, head.keep_alive),
+                            Err(_) => super::head("500 Internal Server Error", 0, head.keep_alive),
+                        }
+                    }
+                    None => super::head("400 Bad Request", 0, head.keep_alive),
+                },
+                _ => super::head("405 Method Not Allowed", 0, head.keep_alive),
+            };
+            if stream.write_all(&response).await.is_err() || !head.keep_alive {
+                return;
+            }
+        }
+    }
+
+    async fn write(path: &Path, body: Vec<u8>, n: u64) -> std::io::Result<()> {
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        tokio::fs::create_dir_all(&dir).await?;
+        let temp = temp_name(path, n);
+        let mut file = tokio::fs::File::create(&temp).await?;
+        file.write_all(&body).await?;
+        file.sync_data().await?;
+        drop(file);
+        tokio::fs::rename(&temp, path).await?;
+        tokio::fs::File::open(&dir).await?.sync_all().await
+    }
+}
