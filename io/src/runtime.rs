@@ -306,6 +306,8 @@ pub struct Stats {
     pub cqes_reaped: u64,
     /// Async cancels submitted for dropped operations.
     pub cancels: u64,
+    /// Cancels sent again because the first missed (see `Driver::cancel`).
+    pub cancel_retries: u64,
     /// Operations whose final completion has not been reaped.
     pub ops_in_flight: usize,
     /// Task polls.
@@ -329,6 +331,7 @@ fn stats_of(cx: &Context) -> Stats {
         ring_enters: ring.enters,
         cqes_reaped: ring.cqes_reaped,
         cancels: cx.driver.cancels.get(),
+        cancel_retries: cx.driver.cancel_retries.get(),
         ops_in_flight: cx.driver.in_flight(),
         tasks_polled: cx.executor.tasks_polled.get(),
         tasks_spawned: cx.executor.tasks_spawned.get(),

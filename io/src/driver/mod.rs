@@ -32,6 +32,7 @@ pub(crate) struct Driver {
     scratch: RefCell<Vec<(u64, Cqe)>>,
     pub(crate) doorbell_cqes: Cell<u64>,
     pub(crate) cancels: Cell<u64>,
+    pub(crate) cancel_retries: Cell<u64>,
     /// Flush the SQ to the kernel once this many SQEs wait in it.
     submit_batch: usize,
 }
@@ -45,6 +46,7 @@ impl Driver {
             scratch: RefCell::new(Vec::with_capacity(256)),
             doorbell_cqes: Cell::new(0),
             cancels: Cell::new(0),
+            cancel_retries: Cell::new(0),
             submit_batch: submit_batch as usize,
         }
     }
@@ -125,13 +127,23 @@ impl Driver {
     /// Asks the kernel to cancel the operation of `key`. Its completion (with
     /// `-ECANCELED`, or its real result if it won the race) still arrives and
     /// is handled by the slot's orphan.
+    ///
+    /// The cancel's own result is checked: `-ENOENT` while the target is
+    /// still in flight means the cancel raced the request being armed (or
+    /// handed to an io-wq worker) and missed it, so it is sent again (at most
+    /// [`CANCEL_ATTEMPTS_MAX`] times). Without this a missed cancel of, say,
+    /// an accept would leave it armed until a connection happens to come.
     pub(crate) fn cancel(&self, key: Key) {
         self.cancels.set(self.cancels.get() + 1);
-        let entry = opcode::AsyncCancel::new(key.user_data()).build();
-        if self.submit_ignored(entry).is_err() {
-            // The SQ stayed full: the op completes on its own in time and its
-            // orphan releases what it holds then; nothing is lost.
-        }
+        self.submit_cancel(key, 1);
+    }
+
+    fn submit_cancel(&self, target: Key, attempt: u32) {
+        let entry = opcode::AsyncCancel::new(target.user_data()).build();
+        // SAFETY: an async-cancel SQE points at no memory.
+        let _ = unsafe { self.submit_detached(entry, Box::new(CancelRetry { target, attempt })) };
+        // If even that failed (the SQ stayed full), the op completes on its
+        // own in time and its orphan releases what it holds then.
     }
 
     /// Cancels every operation on the ring (used at shutdown).
@@ -194,5 +206,30 @@ impl Driver {
 
     pub(crate) fn in_flight(&self) -> usize {
         self.slots.borrow().in_use()
+    }
+}
+
+/// Attempts at cancelling one operation before giving up on it (it then
+/// completes whenever the kernel completes it).
+pub(crate) const CANCEL_ATTEMPTS_MAX: u32 = 64;
+
+/// Watches an async cancel's result and sends it again if it missed.
+struct CancelRetry {
+    target: Key,
+    attempt: u32,
+}
+
+impl slots::Orphan for CancelRetry {
+    fn release(&mut self, cqe: Cqe) {
+        if cqe.result != -libc::ENOENT || self.attempt >= CANCEL_ATTEMPTS_MAX {
+            return;
+        }
+        let (target, attempt) = (self.target, self.attempt + 1);
+        crate::context::try_with(|cx| {
+            if cx.driver.slots.borrow_mut().is_live(target) {
+                cx.driver.cancel_retries.set(cx.driver.cancel_retries.get() + 1);
+                cx.driver.submit_cancel(target, attempt);
+            }
+        });
     }
 }

@@ -172,6 +172,11 @@ impl Slots {
         self.insert(State::Orphaned(orphan))
     }
 
+    /// True while `key`'s operation has not been fully reaped.
+    pub(crate) fn is_live(&mut self, key: Key) -> bool {
+        self.entry(key).is_some_and(|e| !matches!(e.state, State::Done(_)))
+    }
+
     /// Records a completion reaped from the CQ for `key`.
     pub(crate) fn complete(&mut self, key: Key, cqe: Cqe) -> Action {
         let Some(entry) = self.entry(key) else {
