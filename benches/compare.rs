@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use percore_benches::{median, peak_rss_kib};
+use percore_benches::{cpu_time, median, peak_rss_kib};
 
 const SERVERS: [&str; 6] = ["percore", "monoio", "tokio-uring", "tokio-ct", "tokio-mt", "nginx"];
 
@@ -114,11 +114,6 @@ fn start(server: &str, data: &Path) -> Server {
     Server { child, port }
 }
 
-/// CPU time of a process and all its threads, from /proc.
-fn cpu(pid: u32) -> Duration {
-    percore_benches::cpu_time(pid)
-}
-
 fn bench(port: u16, args: &[&str], seconds: f64) -> serde_json::Value {
     let out = Command::new("taskset")
         .args(["-c", "1"])
@@ -157,9 +152,9 @@ fn measure(server: &str, workload: &Workload, seconds: f64) -> Cell {
         bench(s.port, &args, 0.1);
     }
     let pid = s.child.id();
-    let (cpu0, wall0) = (cpu(pid), Instant::now());
+    let (cpu0, wall0) = (cpu_time(pid), Instant::now());
     let result = bench(s.port, workload.args, seconds);
-    let (cpu1, wall) = (cpu(pid), wall0.elapsed());
+    let (cpu1, wall) = (cpu_time(pid), wall0.elapsed());
     let rss = peak_rss_kib(pid) as f64 / 1024.0;
     let _ = s.child.kill();
     let _ = s.child.wait();

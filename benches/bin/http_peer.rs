@@ -65,6 +65,43 @@ fn head(status: &str, length: usize, keep_alive: bool) -> Vec<u8> {
     format!("HTTP/1.1 {status}\r\nContent-Length: {length}\r\n{connection}\r\n").into_bytes()
 }
 
+/// What a request asks for; each runtime does the I/O.
+enum Route {
+    Ping,
+    Get(PathBuf),
+    Put(PathBuf),
+    NotFound,
+    BadPath,
+    NotAllowed,
+}
+
+fn route(head: &Head, root: &Path) -> Route {
+    match (head.method.as_str(), head.path.as_str()) {
+        ("GET", "/ping") => Route::Ping,
+        ("GET", target) => file_path(root, target).map_or(Route::NotFound, Route::Get),
+        ("PUT", target) => file_path(root, target).map_or(Route::BadPath, Route::Put),
+        _ => Route::NotAllowed,
+    }
+}
+
+/// The response to a route whose I/O (if any) gave `read` or `wrote`.
+fn answer(
+    route: &Route,
+    read: Option<std::io::Result<Vec<u8>>>,
+    wrote: Option<std::io::Result<()>>,
+    keep: bool,
+) -> Vec<u8> {
+    match (route, read, wrote) {
+        (Route::Ping, _, _) => [head("200 OK", 5, keep), b"pong\n".to_vec()].concat(),
+        (Route::Get(_), Some(Ok(data)), _) => [head("200 OK", data.len(), keep), data].concat(),
+        (Route::Get(_) | Route::NotFound, _, _) => head("404 Not Found", 0, keep),
+        (Route::Put(_), _, Some(Ok(()))) => head("201 Created", 0, keep),
+        (Route::Put(_), _, _) => head("500 Internal Server Error", 0, keep),
+        (Route::BadPath, _, _) => head("400 Bad Request", 0, keep),
+        (Route::NotAllowed, _, _) => head("405 Method Not Allowed", 0, keep),
+    }
+}
+
 fn temp_name(target: &Path, n: u64) -> PathBuf {
     let mut name = target.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".tmp-{}-{n}", std::process::id()));
@@ -146,31 +183,16 @@ mod monoio_server {
     }
 
     async fn respond(head: &Head, body: Vec<u8>, root: &Path, counter: &Cell<u64>) -> Vec<u8> {
-        match (head.method.as_str(), head.path.as_str()) {
-            ("GET", "/ping") => [head_bytes("200 OK", 5, head.keep_alive), b"pong\n".to_vec()].concat(),
-            ("GET", target) => match file_path(root, target) {
-                Some(path) => match read(&path).await {
-                    Ok(data) => [head_bytes("200 OK", data.len(), head.keep_alive), data].concat(),
-                    Err(_) => head_bytes("404 Not Found", 0, head.keep_alive),
-                },
-                None => head_bytes("404 Not Found", 0, head.keep_alive),
-            },
-            ("PUT", target) => match file_path(root, target) {
-                Some(path) => {
-                    counter.set(counter.get() + 1);
-                    match write(&path, body, counter.get()).await {
-                        Ok(()) => head_bytes("201 Created", 0, head.keep_alive),
-                        Err(_) => head_bytes("500 Internal Server Error", 0, head.keep_alive),
-                    }
-                }
-                None => head_bytes("400 Bad Request", 0, head.keep_alive),
-            },
-            _ => head_bytes("405 Method Not Allowed", 0, head.keep_alive),
-        }
-    }
-
-    fn head_bytes(status: &str, length: usize, keep_alive: bool) -> Vec<u8> {
-        head(status, length, keep_alive)
+        let route = route(head, root);
+        let (read, wrote) = match &route {
+            Route::Get(path) => (Some(read(path).await), None),
+            Route::Put(path) => {
+                counter.set(counter.get() + 1);
+                (None, Some(write(path, body, counter.get()).await))
+            }
+            _ => (None, None),
+        };
+        answer(&route, read, wrote, head.keep_alive)
     }
 
     async fn read(path: &Path) -> std::io::Result<Vec<u8>> {
@@ -250,27 +272,16 @@ mod tokio_uring_server {
     }
 
     async fn respond(head: &Head, body: Vec<u8>, root: &Path, counter: &Cell<u64>) -> Vec<u8> {
-        match (head.method.as_str(), head.path.as_str()) {
-            ("GET", "/ping") => [super::head("200 OK", 5, head.keep_alive), b"pong\n".to_vec()].concat(),
-            ("GET", target) => match file_path(root, target) {
-                Some(path) => match read(&path).await {
-                    Ok(data) => [super::head("200 OK", data.len(), head.keep_alive), data].concat(),
-                    Err(_) => super::head("404 Not Found", 0, head.keep_alive),
-                },
-                None => super::head("404 Not Found", 0, head.keep_alive),
-            },
-            ("PUT", target) => match file_path(root, target) {
-                Some(path) => {
-                    counter.set(counter.get() + 1);
-                    match write(&path, body, counter.get()).await {
-                        Ok(()) => super::head("201 Created", 0, head.keep_alive),
-                        Err(_) => super::head("500 Internal Server Error", 0, head.keep_alive),
-                    }
-                }
-                None => super::head("400 Bad Request", 0, head.keep_alive),
-            },
-            _ => super::head("405 Method Not Allowed", 0, head.keep_alive),
-        }
+        let route = route(head, root);
+        let (read, wrote) = match &route {
+            Route::Get(path) => (Some(read(path).await), None),
+            Route::Put(path) => {
+                counter.set(counter.get() + 1);
+                (None, Some(write(path, body, counter.get()).await))
+            }
+            _ => (None, None),
+        };
+        answer(&route, read, wrote, head.keep_alive)
     }
 
     async fn read(path: &Path) -> std::io::Result<Vec<u8>> {
@@ -346,27 +357,13 @@ mod tokio_server {
                 }
             }
             let body: Vec<u8> = buf.drain(..head.content_length).collect();
-            let response = match (head.method.as_str(), head.path.as_str()) {
-                ("GET", "/ping") => [super::head("200 OK", 5, head.keep_alive), b"pong\n".to_vec()].concat(),
-                ("GET", target) => match file_path(&root, target) {
-                    Some(path) => match tokio::fs::read(&path).await {
-                        Ok(data) => [super::head("200 OK", data.len(), head.keep_alive), data].concat(),
-                        Err(_) => super::head("404 Not Found", 0, head.keep_alive),
-                    },
-                    None => super::head("404 Not Found", 0, head.keep_alive),
-                },
-                ("PUT", target) => match file_path(&root, target) {
-                    Some(path) => {
-                        let n = counter.fetch_add(1, Ordering::Relaxed);
-                        match write(&path, body, n).await {
-                            Ok(()) => super::head("201 Created", 0, head.keep_alive),
-                            Err(_) => super::head("500 Internal Server Error", 0, head.keep_alive),
-                        }
-                    }
-                    None => super::head("400 Bad Request", 0, head.keep_alive),
-                },
-                _ => super::head("405 Method Not Allowed", 0, head.keep_alive),
+            let route = route(&head, &root);
+            let (read, wrote) = match &route {
+                Route::Get(path) => (Some(tokio::fs::read(path).await), None),
+                Route::Put(path) => (None, Some(write(path, body, counter.fetch_add(1, Ordering::Relaxed)).await)),
+                _ => (None, None),
             };
+            let response = answer(&route, read, wrote, head.keep_alive);
             if stream.write_all(&response).await.is_err() || !head.keep_alive {
                 return;
             }

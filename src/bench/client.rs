@@ -16,7 +16,8 @@ use percore_io::{time, TcpStream};
 
 use super::workload::{self, Kind, Sizes};
 
-/// What every connection of a shard does.
+/// What every connection does (the same on every client shard).
+#[derive(Clone)]
 pub(crate) struct Plan {
     pub(crate) addr: SocketAddr,
     pub(crate) host: String,

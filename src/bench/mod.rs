@@ -105,7 +105,7 @@ fn run_phase(
     let (addr, host) = resolve(&args.url)?;
     let cores: CoreSet = args.cores.parse()?;
     let start = Instant::now() + Duration::from_millis(50);
-    let plan = Arc::new(PlanTemplate {
+    let plan = Arc::new(Plan {
         addr,
         host,
         kind,
@@ -122,7 +122,7 @@ fn run_phase(
     let running = launch(config, move |shard| {
         let plan = plan.clone();
         async move {
-            let plan = Rc::new(plan.instantiate());
+            let plan = Rc::new(Plan::clone(&plan));
             let stats = Rc::new(RefCell::new(Stats::new()));
             STATS.with(|s| *s.borrow_mut() = Some(stats.clone()));
             let (cpu0, wall0) = (thread_cpu(), Instant::now());
@@ -140,37 +140,6 @@ fn run_phase(
         }
     })?;
     Ok(running.join()?.into_iter().flatten().collect())
-}
-
-/// The plan, as sent to the client shards.
-struct PlanTemplate {
-    addr: SocketAddr,
-    host: String,
-    kind: Kind,
-    keys: u64,
-    sizes: Sizes,
-    pipeline: usize,
-    interval: Option<Duration>,
-    measure_from: Instant,
-    stop_at: Instant,
-    token: Option<String>,
-}
-
-impl PlanTemplate {
-    fn instantiate(&self) -> Plan {
-        Plan {
-            addr: self.addr,
-            host: self.host.clone(),
-            kind: self.kind,
-            keys: self.keys,
-            sizes: self.sizes.clone(),
-            pipeline: self.pipeline,
-            interval: self.interval,
-            measure_from: self.measure_from,
-            stop_at: self.stop_at,
-            token: self.token.clone(),
-        }
-    }
 }
 
 /// Prints requests per second once a second (shard 0, on a terminal),
