@@ -500,7 +500,7 @@ fn a_task_woken_from_another_thread_runs_on_its_home_thread() {
     Runtime::new().unwrap().block_on(async {
         let home = std::thread::current().id();
         let notify = Arc::new(Notify::new());
-        let hits = Rc::new(Cell::new(0));
+        let hits = Arc::new(AtomicUsize::new(0));
         let waiter = spawn({
             let notify = notify.clone();
             let hits = hits.clone();
@@ -508,21 +508,29 @@ fn a_task_woken_from_another_thread_runs_on_its_home_thread() {
                 for _ in 0..100 {
                     notify.notified().await;
                     assert_eq!(std::thread::current().id(), home);
-                    hits.set(hits.get() + 1);
+                    hits.fetch_add(1, Ordering::SeqCst);
                 }
             }
         });
-        let sender = std::thread::spawn(move || {
-            for _ in 0..100 {
-                notify.notify();
-                // Let the runtime park between notifications.
-                std::thread::sleep(Duration::from_micros(200));
+        // Notifications coalesce (one permit), so the sender waits for each to
+        // be consumed before the next; a lost wake-up hangs here, a slow
+        // scheduler does not.
+        let sender = std::thread::spawn({
+            let hits = hits.clone();
+            move || {
+                for n in 1..=100 {
+                    notify.notify();
+                    while hits.load(Ordering::SeqCst) < n {
+                        std::thread::sleep(Duration::from_micros(50));
+                    }
+                    // Let the runtime park between notifications.
+                    std::thread::sleep(Duration::from_micros(200));
+                }
             }
         });
-        // Keep notifying until all 100 were consumed (notifications coalesce).
         waiter.await;
         sender.join().unwrap();
-        assert_eq!(hits.get(), 100);
+        assert_eq!(hits.load(Ordering::SeqCst), 100);
         let stats = percore_io::stats();
         assert!(stats.remote_wakes > 0, "{stats:?}");
         assert!(stats.doorbell_wakeups > 0, "a parked runtime was rung: {stats:?}");
