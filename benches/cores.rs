@@ -56,6 +56,54 @@ fn ping_pong_floor() -> f64 {
     elapsed.as_nanos() as f64 / ROUNDS as f64
 }
 
+/// Nanoseconds per round trip through two unbounded crossbeam channels (the
+/// kind the mesh uses) between two threads pinned to CPUs 0 and 1 that spin
+/// on `try_recv`: no executor, no waker, no boxing. When `boxed`, each message
+/// is a boxed closure like a mesh request. What the channel itself costs.
+fn crossbeam_floor(boxed: bool) -> f64 {
+    type Job = Box<dyn FnOnce() -> u64 + Send>;
+    const ROUNDS: u64 = 500_000;
+    let (to_b, from_a) = crossbeam_channel::unbounded::<Job>();
+    let (to_a, from_b) = crossbeam_channel::unbounded::<Job>();
+    let partner = std::thread::spawn(move || {
+        percore_benches::pin(1);
+        for _ in 0..ROUNDS {
+            let job = loop {
+                match from_a.try_recv() {
+                    Ok(job) => break job,
+                    Err(_) => std::hint::spin_loop(),
+                }
+            };
+            let v = job();
+            let reply: Job = if boxed { Box::new(move || v + 1) } else { Box::new(|| 0) };
+            to_a.send(reply).unwrap();
+        }
+    });
+    let elapsed = std::thread::spawn(move || {
+        percore_benches::pin(0);
+        let start = Instant::now();
+        for i in 0..ROUNDS {
+            // A non-capturing closure is a zero-sized box: no allocation.
+            let job: Job = if boxed { Box::new(move || i) } else { Box::new(|| 0) };
+            to_b.send(job).unwrap();
+            loop {
+                match from_b.try_recv() {
+                    Ok(reply) => {
+                        std::hint::black_box(reply());
+                        break;
+                    }
+                    Err(_) => std::hint::spin_loop(),
+                }
+            }
+        }
+        start.elapsed()
+    })
+    .join()
+    .unwrap();
+    partner.join().unwrap();
+    elapsed.as_nanos() as f64 / ROUNDS as f64
+}
+
 fn config(doorbell: DoorbellKind) -> Config {
     Config {
         cores: CoreSet::List(vec![0, 1]),
@@ -159,11 +207,18 @@ fn main() {
     println!("cores: shards on CPUs 0 and 1, {rounds} rounds, medians");
     let kinds = [("eventfd", DoorbellKind::EventFd), ("msg_ring", DoorbellKind::MsgRing)];
     let mut floor = Vec::new();
+    let mut channel = (Vec::new(), Vec::new());
     let mut busy = vec![(Vec::new(), Vec::new()); 2];
     let mut parked = vec![(Vec::new(), Vec::new()); 2];
     let mut rate = vec![Vec::new(); 2];
     for round in 0..rounds {
         floor.push(ping_pong_floor());
+        channel.0.push(crossbeam_floor(false));
+        channel.1.push(crossbeam_floor(true));
+        println!(
+            "  round {round} crossbeam alone: {:.0} ns per round trip, {:.0} ns with boxed closures",
+            channel.0[round], channel.1[round]
+        );
         for (i, (name, kind)) in kinds.iter().enumerate() {
             let (b50, b99) = round_trip(*kind, true);
             let (p50, p99) = round_trip(*kind, false);
@@ -182,7 +237,13 @@ fn main() {
     // Host noise only slows a round down, so the floor is the fastest round's
     // (the conservative choice for the ratios below).
     let floor = floor.iter().copied().fold(f64::INFINITY, f64::min);
-    println!("\ncache-line ping-pong floor (CPU 0 <-> 1, fastest round): {floor:.0} ns per round trip\n");
+    println!("\ncache-line ping-pong floor (CPU 0 <-> 1, fastest round): {floor:.0} ns per round trip");
+    let (bare, boxed) = (median(&mut channel.0), median(&mut channel.1));
+    println!(
+        "crossbeam channels alone (spinning threads, medians): {bare:.0} ns ({:.2}x floor), boxed closures {boxed:.0} ns ({:.2}x floor)\n",
+        bare / floor,
+        boxed / floor
+    );
     println!("| doorbell | busy target p50 ns | busy p99 ns | busy p50 ÷ floor | parked target p50 ns | parked p99 ns | request/reply pairs/s (64 in flight) | messages/s |");
     println!("|---|---|---|---|---|---|---|---|");
     for (i, (name, _)) in kinds.iter().enumerate() {
