@@ -1,11 +1,18 @@
 //! The daemon comparison: percore against HTTP servers on monoio,
 //! tokio-uring, tokio (current-thread and multi-thread) and nginx (sendfile,
-//! open_file_cache, PUT through WebDAV), each pinned to CPU 0, all driven by
-//! `percore bench` pinned to CPU 1, interleaved rounds. Prints a table of
-//! req/s, p99, server CPU per request and peak RSS with ratios to percore,
-//! and writes the rows as JSON to `target/compare.json`.
+//! open_file_cache, PUT through WebDAV). The client, `percore bench`, is
+//! pinned to the top `--client-cores` CPUs (default: half, at least one);
+//! each server gets 1, 2, … of the remaining CPUs from CPU 0 up, the same
+//! CPUs for every server; rounds are interleaved (every server for one cell,
+//! then the next cell, then the next round). Prints a table of req/s, p99,
+//! server CPU per request and peak RSS with ratios to percore, and writes the
+//! rows as JSON to `target/compare.json` and a plot (req/s against server
+//! cores; latency percentiles) to `target/compare.svg`.
 //!
-//! `cargo bench -p percore-benches --bench compare [-- --quick | ROUNDS SECONDS]`
+//! Then each server, on one core, holds `--idle N` (default 10,000) idle
+//! keep-alive connections and its RSS growth per connection is reported.
+//!
+//! `cargo bench -p percore-benches --bench compare [-- --quick | ROUNDS SECONDS] [--client-cores K] [--idle N]`
 //! (`--quick`: one round of 2 s per cell). Installs nginx from Debian if
 //! it is missing.
 
@@ -14,7 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use percore_benches::{cpu_time, median, peak_rss_kib};
+use percore_benches::{cpu_time, median, peak_rss_kib, rss_kib};
+
+mod plot;
 
 const SERVERS: [&str; 6] = ["percore", "monoio", "tokio-uring", "tokio-ct", "tokio-mt", "nginx"];
 
@@ -70,13 +79,20 @@ struct Server {
     port: u16,
 }
 
-fn start(server: &str, data: &Path) -> Server {
+/// `0-(n-1)`: the CPUs of a server given `n` of them.
+fn server_cpus(n: usize) -> String {
+    format!("0-{}", n - 1)
+}
+
+fn start(server: &str, data: &Path, cores: usize) -> Server {
     let port = free_port();
+    let cpus = server_cpus(cores);
     let child = match server {
         "percore" => Command::new("taskset")
-            .args(["-c", "0"])
+            .args(["-c", &cpus])
             .arg(percore_bin())
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--cores", "0,", "--log-level", "warn", "--data-dir"])
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--cores", &cpus, "--log-level", "warn"])
+            .args(["--connections-max-per-shard", "100000", "--data-dir"])
             .arg(data)
             .stdout(Stdio::null())
             .spawn(),
@@ -85,7 +101,10 @@ fn start(server: &str, data: &Path) -> Server {
             std::fs::write(
                 &conf,
                 format!(
-                    "daemon off; master_process off; user root; worker_processes 1; pid {d}/nginx.pid; error_log stderr error;\n\
+                    // One process when one core (its CPU and memory are then
+                    // the process's own); a master and a worker per core otherwise.
+                    "daemon off; master_process {master}; user root; worker_processes {cores}; worker_cpu_affinity auto;\n\
+                     pid {d}/nginx.pid; error_log stderr error;\n\
                      events {{ worker_connections 20000; }}\n\
                      http {{ access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_requests 10000000;\n\
                        open_file_cache max=10000 inactive=60s; open_file_cache_valid 60s;\n\
@@ -93,14 +112,15 @@ fn start(server: &str, data: &Path) -> Server {
                        server {{ listen 127.0.0.1:{port}; default_type application/octet-stream;\n\
                          location = /ping {{ return 200 \"pong\\n\"; }}\n\
                          location /files/ {{ alias {d}/files/; dav_methods PUT DELETE; create_full_put_path on; }} }} }}\n",
-                    d = data.display()
+                    d = data.display(),
+                    master = if cores > 1 { "on" } else { "off" },
                 ),
             )
             .unwrap();
-            Command::new("taskset").args(["-c", "0", "nginx", "-c"]).arg(&conf).stderr(Stdio::null()).spawn()
+            Command::new("taskset").args(["-c", &cpus, "nginx", "-c"]).arg(&conf).stderr(Stdio::null()).spawn()
         }
         peer => Command::new(env!("CARGO_BIN_EXE_http-peer"))
-            .args([peer, &port.to_string(), "0"])
+            .args([peer, &port.to_string(), &cpus])
             .arg(data.join("files"))
             .stdout(Stdio::null())
             .spawn(),
@@ -114,11 +134,11 @@ fn start(server: &str, data: &Path) -> Server {
     Server { child, port }
 }
 
-fn bench(port: u16, args: &[&str], seconds: f64) -> serde_json::Value {
+fn bench(port: u16, client_cpus: &str, args: &[&str], seconds: f64) -> serde_json::Value {
     let out = Command::new("taskset")
-        .args(["-c", "1"])
+        .args(["-c", client_cpus])
         .arg(percore_bin())
-        .args(["bench", &format!("http://127.0.0.1:{port}"), "--cores", "1,", "--json", "--warmup", "0.5"])
+        .args(["bench", &format!("http://127.0.0.1:{port}"), "--cores", client_cpus, "--json", "--warmup", "0.5"])
         .args(["--duration", &seconds.to_string()])
         .args(args)
         .output()
@@ -131,8 +151,12 @@ fn bench(port: u16, args: &[&str], seconds: f64) -> serde_json::Value {
 struct Cell {
     server: String,
     workload: String,
+    server_cores: usize,
     requests_per_second: f64,
+    p50_us: f64,
+    p90_us: f64,
     p99_us: f64,
+    p999_us: f64,
     server_us_per_request: f64,
     server_load: f64,
     client_load: f64,
@@ -140,22 +164,41 @@ struct Cell {
     errors: u64,
 }
 
-fn measure(server: &str, workload: &Workload, seconds: f64) -> Cell {
+/// The process and its descendants (nginx's workers), from /proc.
+fn process_tree(root: u32) -> Vec<u32> {
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        if let Ok(children) = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children")) {
+            tree.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+        }
+        i += 1;
+    }
+    tree
+}
+
+fn tree_cpu_time(pids: &[u32]) -> Duration {
+    pids.iter().map(|&p| cpu_time(p)).sum()
+}
+
+fn measure(server: &str, workload: &Workload, cores: usize, client_cpus: &str, seconds: f64) -> Cell {
     let data = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     std::fs::create_dir_all(data.path().join("files")).unwrap();
     // percore serves its data directory at /files/; the others serve a
     // `files` directory inside it at /files/: the same URLs either way.
-    let mut s = start(server, data.path());
+    let mut s = start(server, data.path(), cores);
     if let Some(populate) = workload.populate {
         let mut args = vec!["--workload", "ping", "--populate"];
         args.extend_from_slice(populate);
-        bench(s.port, &args, 0.1);
+        bench(s.port, client_cpus, &args, 0.1);
     }
-    let pid = s.child.id();
-    let (cpu0, wall0) = (cpu_time(pid), Instant::now());
-    let result = bench(s.port, workload.args, seconds);
-    let (cpu1, wall) = (cpu_time(pid), wall0.elapsed());
-    let rss = peak_rss_kib(pid) as f64 / 1024.0;
+    let pids = process_tree(s.child.id());
+    let (cpu0, wall0) = (tree_cpu_time(&pids), Instant::now());
+    let result = bench(s.port, client_cpus, workload.args, seconds);
+    let (cpu1, wall) = (tree_cpu_time(&pids), wall0.elapsed());
+    // Summed peaks: an upper bound when there are several processes.
+    let rss = pids.iter().map(|&p| peak_rss_kib(p)).sum::<u64>() as f64 / 1024.0;
     let _ = s.child.kill();
     let _ = s.child.wait();
     let requests = result["requests"].as_f64().unwrap().max(1.0);
@@ -163,21 +206,114 @@ fn measure(server: &str, workload: &Workload, seconds: f64) -> Cell {
     Cell {
         server: server.to_string(),
         workload: workload.name.to_string(),
+        server_cores: cores,
         requests_per_second: result["requests_per_second"].as_f64().unwrap(),
+        p50_us: result["latency_us"]["p50"].as_f64().unwrap(),
+        p90_us: result["latency_us"]["p90"].as_f64().unwrap(),
         p99_us: result["latency_us"]["p99"].as_f64().unwrap(),
+        p999_us: result["latency_us"]["p999"].as_f64().unwrap(),
         // CPU over the whole bench run (warm-up included) per request counted.
         server_us_per_request: (cpu1 - cpu0).as_secs_f64() * 1e6 / (requests * (seconds + 0.5) / seconds),
-        server_load: (cpu1 - cpu0).as_secs_f64() / wall.as_secs_f64(),
+        // Busy fraction of the server's CPUs.
+        server_load: (cpu1 - cpu0).as_secs_f64() / wall.as_secs_f64() / cores as f64,
         client_load: loads.iter().filter_map(|l| l.as_f64()).fold(0.0, f64::max),
         peak_rss_mib: rss,
         errors: result["errors"].as_object().unwrap().values().filter_map(|v| v.as_u64()).sum(),
     }
 }
 
+/// Opens `count` keep-alive connections to the server, each served one
+/// `/ping`, and holds them; returns the server's RSS growth per connection
+/// in bytes (RSS with them open minus RSS after a warm-up, over the count).
+fn idle_memory(server: &str, count: usize, client_cpu: usize) -> (f64, f64, f64) {
+    use std::io::{Read, Write};
+    let data = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    std::fs::create_dir_all(data.path().join("files")).unwrap();
+    let mut s = start(server, data.path(), 1);
+    let pids = process_tree(s.child.id());
+    let rss = || pids.iter().map(|&p| rss_kib(p)).sum::<u64>() as f64;
+    let ping = |stream: &mut std::net::TcpStream| -> std::io::Result<()> {
+        stream.write_all(b"GET /ping HTTP/1.1\r\nHost: bench\r\n\r\n")?;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        // Every server answers /ping with a short body: the response is whole
+        // once the head has ended and the body's bytes have arrived.
+        loop {
+            let n = stream.read(&mut buf)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            got.extend_from_slice(&buf[..n]);
+            if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if got.len() >= end + 4 + length {
+                    return Ok(());
+                }
+            }
+        }
+    };
+    let port = s.port;
+    // On a thread of its own, pinned to a client CPU.
+    let (before, after) = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                percore_benches::pin(client_cpu);
+                let connect = || std::net::TcpStream::connect(("127.0.0.1", port));
+                // Warm-up: the server's per-connection machinery touched once.
+                for _ in 0..200 {
+                    let mut c = connect().unwrap();
+                    ping(&mut c).unwrap();
+                }
+                std::thread::sleep(Duration::from_millis(300));
+                let before = rss();
+                let mut held = Vec::with_capacity(count);
+                for i in 0..count {
+                    let mut c = connect().unwrap_or_else(|e| panic!("{server}: connection {i}: {e}"));
+                    ping(&mut c).unwrap_or_else(|e| panic!("{server}: connection {i}: {e}"));
+                    held.push(c);
+                }
+                std::thread::sleep(Duration::from_millis(500));
+                let after = rss();
+                // Still served: the last connection answers again.
+                ping(held.last_mut().unwrap()).unwrap_or_else(|e| panic!("{server}: an idle connection was lost: {e}"));
+                drop(held);
+                (before, after)
+            })
+            .join()
+            .unwrap()
+    });
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+    (before / 1024.0, after / 1024.0, (after - before) * 1024.0 / count as f64)
+}
+
+/// The number after `flag`, if given.
+fn option(args: &[String], flag: &str) -> Option<usize> {
+    let at = args.iter().position(|a| a == flag)?;
+    Some(args.get(at + 1).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{flag} takes a number")))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let numbers: Vec<f64> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    // Positional numbers are ROUNDS SECONDS; flags take the next argument.
+    let numbers: Vec<f64> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i == 0 || !args[i - 1].starts_with("--") || args[i - 1] == "--quick")
+        .filter_map(|(_, a)| a.parse().ok())
+        .collect();
+    let cpus = percore_cores::allowed_cpus();
+    assert!(cpus.len() >= 2 && cpus.iter().enumerate().all(|(i, c)| i == *c), "needs CPUs 0..N, N >= 2: {cpus:?}");
+    let client_cores = option(&args, "--client-cores").unwrap_or((cpus.len() / 2).max(1));
+    assert!(client_cores < cpus.len(), "--client-cores leaves no CPU for the server");
+    let client_cpus = format!("{}-{}", cpus.len() - client_cores, cpus.len() - 1);
+    let core_counts: Vec<usize> = (1..=cpus.len() - client_cores).collect();
     let (rounds, seconds) = if quick {
         (1, 2.0)
     } else {
@@ -189,53 +325,86 @@ fn main() {
         .status();
     assert!(status.is_ok_and(|s| s.success()), "cannot build percore");
     let servers: Vec<&str> = SERVERS.iter().copied().filter(|s| *s != "nginx" || ensure_nginx()).collect();
-    println!("compare: server on CPU 0, percore bench on CPU 1 (64 connections), {rounds} round(s) x {seconds} s");
-    let mut cells: BTreeMap<(usize, usize), Vec<Cell>> = BTreeMap::new();
+    println!(
+        "compare: servers on CPUs 0..n for n in {core_counts:?}, percore bench on CPUs {client_cpus} (64 connections), {rounds} round(s) x {seconds} s"
+    );
+    let mut cells: BTreeMap<(usize, usize, usize), Vec<Cell>> = BTreeMap::new();
     for round in 0..rounds {
-        for (w, workload) in WORKLOADS.iter().enumerate() {
-            for (i, server) in servers.iter().enumerate() {
-                let cell = measure(server, workload, seconds);
-                println!(
-                    "  round {round} {:<12} {:<12} {:>9.0} req/s p99 {:>6.0} us server {:>6.2} us/req load {:.2} client {:.2} rss {:>6.1} MiB errors {}",
-                    cell.workload, cell.server, cell.requests_per_second, cell.p99_us, cell.server_us_per_request, cell.server_load, cell.client_load, cell.peak_rss_mib, cell.errors
-                );
-                cells.entry((w, i)).or_default().push(cell);
+        for &cores in &core_counts {
+            for (w, workload) in WORKLOADS.iter().enumerate() {
+                for (i, server) in servers.iter().enumerate() {
+                    let cell = measure(server, workload, cores, &client_cpus, seconds);
+                    println!(
+                        "  round {round} cores {cores} {:<12} {:<12} {:>9.0} req/s p99 {:>6.0} us server {:>6.2} us/req load {:.2} client {:.2} rss {:>6.1} MiB errors {}",
+                        cell.workload, cell.server, cell.requests_per_second, cell.p99_us, cell.server_us_per_request, cell.server_load, cell.client_load, cell.peak_rss_mib, cell.errors
+                    );
+                    cells.entry((cores, w, i)).or_default().push(cell);
+                }
             }
         }
     }
     let med = |v: &[Cell], f: fn(&Cell) -> f64| median(&mut v.iter().map(f).collect::<Vec<_>>());
     let mut rows = Vec::new();
-    println!("\n| workload | server | req/s | p99 µs | server CPU µs/req | peak RSS MiB | percore ÷ server, req/s | server ÷ percore, CPU/req | note |");
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for (w, workload) in WORKLOADS.iter().enumerate() {
-        let base = &cells[&(w, 0)];
-        let (base_rps, base_cpu) = (med(base, |c| c.requests_per_second), med(base, |c| c.server_us_per_request));
-        for (i, server) in servers.iter().enumerate() {
-            let v = &cells[&(w, i)];
-            let (rps, cpu) = (med(v, |c| c.requests_per_second), med(v, |c| c.server_us_per_request));
-            let mut note = String::new();
-            if med(v, |c| c.client_load) > 0.95 && med(v, |c| c.server_load) < 0.95 {
-                note.push_str("client-bound; ");
+    println!("\n| server cores | workload | server | req/s | p99 µs | server CPU µs/req | peak RSS MiB | percore ÷ server, req/s | server ÷ percore, CPU/req | note |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut medians = Vec::new();
+    for &cores in &core_counts {
+        for (w, workload) in WORKLOADS.iter().enumerate() {
+            let base = &cells[&(cores, w, 0)];
+            let (base_rps, base_cpu) = (med(base, |c| c.requests_per_second), med(base, |c| c.server_us_per_request));
+            for (i, server) in servers.iter().enumerate() {
+                let v = &cells[&(cores, w, i)];
+                let (rps, cpu) = (med(v, |c| c.requests_per_second), med(v, |c| c.server_us_per_request));
+                let mut note = String::new();
+                if med(v, |c| c.client_load) > 0.95 && med(v, |c| c.server_load) < 0.95 {
+                    note.push_str("client-bound; ");
+                }
+                if v.iter().any(|c| c.errors > 0) {
+                    note.push_str("errors; ");
+                }
+                if *server == "nginx" && workload.name.starts_with("put") {
+                    note.push_str("no fsync; ");
+                }
+                println!(
+                    "| {cores} | {} | {server} | {rps:.0} | {:.0} | {cpu:.2} | {:.1} | {:.2}x | {:.2}x | {} |",
+                    workload.name,
+                    med(v, |c| c.p99_us),
+                    med(v, |c| c.peak_rss_mib),
+                    base_rps / rps,
+                    cpu / base_cpu,
+                    note.trim_end_matches("; ")
+                );
+                rows.extend(v.iter().cloned());
+                medians.push(plot::Point {
+                    server: server.to_string(),
+                    workload: workload.name.to_string(),
+                    cores,
+                    requests_per_second: rps,
+                    percentiles_us: [
+                        med(v, |c| c.p50_us),
+                        med(v, |c| c.p90_us),
+                        med(v, |c| c.p99_us),
+                        med(v, |c| c.p999_us),
+                    ],
+                });
             }
-            if v.iter().any(|c| c.errors > 0) {
-                note.push_str("errors; ");
-            }
-            if *server == "nginx" && workload.name.starts_with("put") {
-                note.push_str("no fsync; ");
-            }
-            println!(
-                "| {} | {server} | {rps:.0} | {:.0} | {cpu:.2} | {:.1} | {:.2}x | {:.2}x | {} |",
-                workload.name,
-                med(v, |c| c.p99_us),
-                med(v, |c| c.peak_rss_mib),
-                base_rps / rps,
-                cpu / base_cpu,
-                note.trim_end_matches("; ")
-            );
-            rows.extend(v.iter().cloned());
         }
     }
+    let idle_count: usize = option(&args, "--idle").unwrap_or(10_000);
+    println!("\nidle keep-alive connections: {idle_count} held open, server on CPU 0\n");
+    println!("| server | RSS before MiB | RSS with them MiB | bytes per connection |");
+    println!("|---|---|---|---|");
+    let mut idle = Vec::new();
+    for server in &servers {
+        let (before, after, per) = idle_memory(server, idle_count, cpus.len() - 1);
+        println!("| {server} | {before:.1} | {after:.1} | {per:.0} |");
+        idle.push(serde_json::json!({"server": server, "connections": idle_count, "rss_before_mib": before, "rss_after_mib": after, "bytes_per_connection": per}));
+    }
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/compare.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&rows).unwrap()).unwrap();
+    let json = serde_json::json!({"cells": rows, "idle": idle});
+    std::fs::write(&path, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
     println!("\nall rounds as JSON: {}", path.display());
+    let svg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/compare.svg");
+    std::fs::write(&svg, plot::svg(&medians)).unwrap();
+    println!("plot: {}", svg.display());
 }

@@ -111,12 +111,23 @@ fn init_logging(config: &Config) -> Result<(), Box<dyn Error>> {
     installed.map_err(|e| format!("cannot set up logging: {e}").into())
 }
 
-/// Binds `count` listeners on `addr` with `SO_REUSEPORT` (the first one picks
-/// the port if `addr` has port 0).
+/// Binds `count` listeners on `addr` with `SO_REUSEPORT`.
+///
+/// `SO_REUSEPORT` would let a second daemon join a port silently and take
+/// half its connections (serving another data directory), so the address is
+/// first claimed by a plain socket, which fails if anything listens there;
+/// it also picks the port when `addr` has port 0.
 fn bind_all(addr: SocketAddr, count: usize) -> Result<(Vec<TcpListener>, SocketAddr), Box<dyn Error>> {
+    let probe = std::net::TcpListener::bind(addr).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            format!("cannot listen on {addr}: something (another percore?) already listens there; stop it or pick another --listen address")
+        }
+        _ => format!("cannot listen on {addr}: {e}"),
+    })?;
+    let bound = probe.local_addr()?;
+    drop(probe);
     let options = ListenOptions { reuse_port: true, ..ListenOptions::default() };
-    let first = TcpListener::bind_with(addr, &options)?;
-    let bound = first.local_addr();
+    let first = TcpListener::bind_with(bound, &options)?;
     let mut listeners = vec![first];
     for _ in 1..count {
         listeners.push(TcpListener::bind_with(bound, &options)?);

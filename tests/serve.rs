@@ -166,6 +166,16 @@ fn configuration_from_a_file_and_clear_errors() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("CPU 4096 is not in this process's affinity mask"), "{stderr}");
+    // SO_REUSEPORT must not let a second daemon share the port silently.
+    let other = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_percore"))
+        .args(["serve", "--listen", &daemon.addr.to_string(), "--data-dir"])
+        .arg(other.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("already listens there"), "{stderr}");
     let help = std::process::Command::new(env!("CARGO_BIN_EXE_percore")).args(["serve", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
     for flag in ["--listen", "--data-dir", "--cores", "--header-bytes-max", "--idle-timeout-ms", "--log-format"] {

@@ -1,9 +1,12 @@
 //! The peers of the daemon comparison: the same HTTP/1.1 routes as
 //! `percore serve` (`GET /ping`, `GET /files/<path>`, durable
 //! `PUT /files/<path>`) on monoio, tokio-uring, and tokio (current-thread and
-//! multi-thread, files through `tokio::fs`), one thread pinned to one CPU.
+//! multi-thread, files through `tokio::fs`). Given CPUs `0-2`, the
+//! thread-per-core ones run one pinned thread per CPU, each with its own
+//! SO_REUSEPORT listener (as percore does); tokio-mt runs that many workers
+//! in the CPUs' affinity mask.
 //!
-//! `http-peer <monoio|tokio-uring|tokio-ct|tokio-mt> <port> <cpu> <data dir>`
+//! `http-peer <monoio|tokio-uring|tokio-ct|tokio-mt> <port> <cpus: 0 | 0-2 | 0,2> <data dir>`
 //!
 //! Durability is the same protocol as percore's: the body goes to a
 //! temporary file, fdatasync, rename over the target, fsync of the directory,
@@ -12,6 +15,11 @@
 //! comparison measures runtimes and I/O paths, not features.
 
 use std::net::SocketAddr;
+
+/// Bytes asked for per socket read: what an idle connection of the io_uring
+/// peers holds in its pending read (tokio, readiness-based, reads into the
+/// connection's own buffer).
+const READ_CHUNK: usize = 8 * 1024;
 use std::path::{Path, PathBuf};
 
 /// A parsed request head.
@@ -108,21 +116,86 @@ fn temp_name(target: &Path, n: u64) -> PathBuf {
     target.with_file_name(name)
 }
 
+/// A listening socket with SO_REUSEPORT, so that one per thread can share
+/// the port and the kernel spreads connections over them.
+fn reuse_port_listener(addr: SocketAddr) -> std::net::TcpListener {
+    use std::os::fd::FromRawFd;
+    let SocketAddr::V4(v4) = addr else { panic!("IPv4 only") };
+    // SAFETY: plain socket calls on a descriptor this function owns; the
+    // sockaddr is a fully initialised local value whose size is passed.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let one: libc::c_int = 1;
+        for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+            let p = (&one as *const libc::c_int).cast();
+            assert_eq!(libc::setsockopt(fd, libc::SOL_SOCKET, opt, p, 4), 0);
+        }
+        let sa = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: v4.port().to_be(),
+            sin_addr: libc::in_addr { s_addr: u32::from(*v4.ip()).to_be() },
+            sin_zero: [0; 8],
+        };
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(libc::bind(fd, (&sa as *const libc::sockaddr_in).cast(), len), 0, "bind {addr}");
+        assert_eq!(libc::listen(fd, 4096), 0);
+        std::net::TcpListener::from_raw_fd(fd)
+    }
+}
+
+/// `0`, `0-2` or `0,2,3`.
+fn parse_cpus(spec: &str) -> Vec<usize> {
+    spec.split(',')
+        .flat_map(|part| match part.split_once('-') {
+            Some((a, b)) => (a.parse::<usize>().unwrap()..=b.parse().unwrap()).collect::<Vec<_>>(),
+            None => vec![part.parse().unwrap()],
+        })
+        .collect()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let runtime = args.get(1).expect("runtime").clone();
     let port: u16 = args.get(2).expect("port").parse().unwrap();
-    let cpu: usize = args.get(3).expect("cpu").parse().unwrap();
+    let cpus = parse_cpus(args.get(3).expect("cpus"));
     let root = PathBuf::from(args.get(4).expect("data dir"));
-    percore_benches::pin(cpu);
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    match runtime.as_str() {
-        "monoio" => monoio_server::run(addr, root),
-        "tokio-uring" => tokio_uring_server::run(addr, root),
-        "tokio-ct" => tokio_server::run(addr, root, false),
-        "tokio-mt" => tokio_server::run(addr, root, true),
-        other => panic!("unknown runtime {other}"),
+    if runtime == "tokio-mt" {
+        // One pool over all the CPUs: its threads inherit this mask.
+        let set = core_affinity_set(&cpus);
+        // SAFETY: `set` is a valid cpu_set_t that outlives the call.
+        assert_eq!(unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) }, 0);
+        return tokio_server::run(reuse_port_listener(addr), root, cpus.len());
     }
+    let threads: Vec<_> = cpus
+        .into_iter()
+        .map(|cpu| {
+            let (runtime, root, listener) = (runtime.clone(), root.clone(), reuse_port_listener(addr));
+            std::thread::spawn(move || {
+                percore_benches::pin(cpu);
+                match runtime.as_str() {
+                    "monoio" => monoio_server::run(listener, root),
+                    "tokio-uring" => tokio_uring_server::run(listener, root),
+                    "tokio-ct" => tokio_server::run(listener, root, 0),
+                    other => panic!("unknown runtime {other}"),
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+fn core_affinity_set(cpus: &[usize]) -> libc::cpu_set_t {
+    // SAFETY: cpu_set_t is a plain bit array for which all-zero is empty.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &cpu in cpus {
+        // SAFETY: CPU_SET writes one bit of the set it is given.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    set
 }
 
 mod monoio_server {
@@ -131,7 +204,7 @@ mod monoio_server {
     use std::cell::Cell;
     use std::rc::Rc;
 
-    pub(super) fn run(addr: SocketAddr, root: PathBuf) {
+    pub(super) fn run(listener: std::net::TcpListener, root: PathBuf) {
         let mut builder = io_uring_06::IoUring::builder();
         builder.setup_coop_taskrun().setup_single_issuer().setup_defer_taskrun();
         let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
@@ -140,7 +213,7 @@ mod monoio_server {
             .build()
             .expect("monoio runtime");
         rt.block_on(async move {
-            let listener = monoio::net::TcpListener::bind(addr).unwrap();
+            let listener = monoio::net::TcpListener::from_std(listener).unwrap();
             println!("ready");
             let (root, counter) = (Rc::new(root), Rc::new(Cell::new(0u64)));
             loop {
@@ -152,7 +225,7 @@ mod monoio_server {
     }
 
     async fn connection(mut stream: monoio::net::TcpStream, root: Rc<PathBuf>, counter: Rc<Cell<u64>>) {
-        let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+        let mut buf: Vec<u8> = Vec::new();
         loop {
             let head = loop {
                 match parse(&buf) {
@@ -160,7 +233,7 @@ mod monoio_server {
                     Ok(None) => {}
                     Err(()) => return,
                 }
-                let (r, chunk) = stream.read(Vec::with_capacity(64 * 1024)).await;
+                let (r, chunk) = stream.read(Vec::with_capacity(READ_CHUNK)).await;
                 match r {
                     Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
                     _ => return,
@@ -168,7 +241,7 @@ mod monoio_server {
             };
             buf.drain(..head.len);
             while buf.len() < head.content_length {
-                let (r, chunk) = stream.read(Vec::with_capacity(64 * 1024)).await;
+                let (r, chunk) = stream.read(Vec::with_capacity(READ_CHUNK)).await;
                 match r {
                     Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
                     _ => return,
@@ -227,9 +300,9 @@ mod tokio_uring_server {
     use std::cell::Cell;
     use std::rc::Rc;
 
-    pub(super) fn run(addr: SocketAddr, root: PathBuf) {
+    pub(super) fn run(listener: std::net::TcpListener, root: PathBuf) {
         tokio_uring::builder().entries(1024).start(async move {
-            let listener = tokio_uring::net::TcpListener::bind(addr).unwrap();
+            let listener = tokio_uring::net::TcpListener::from_std(listener);
             println!("ready");
             let (root, counter) = (Rc::new(root), Rc::new(Cell::new(0u64)));
             loop {
@@ -241,7 +314,7 @@ mod tokio_uring_server {
     }
 
     async fn connection(stream: tokio_uring::net::TcpStream, root: Rc<PathBuf>, counter: Rc<Cell<u64>>) {
-        let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+        let mut buf: Vec<u8> = Vec::new();
         loop {
             let head = loop {
                 match parse(&buf) {
@@ -249,7 +322,7 @@ mod tokio_uring_server {
                     Ok(None) => {}
                     Err(()) => return,
                 }
-                let (r, chunk) = stream.read(Vec::with_capacity(64 * 1024)).await;
+                let (r, chunk) = stream.read(Vec::with_capacity(READ_CHUNK)).await;
                 match r {
                     Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
                     _ => return,
@@ -257,7 +330,7 @@ mod tokio_uring_server {
             };
             buf.drain(..head.len);
             while buf.len() < head.content_length {
-                let (r, chunk) = stream.read(Vec::with_capacity(64 * 1024)).await;
+                let (r, chunk) = stream.read(Vec::with_capacity(READ_CHUNK)).await;
                 match r {
                     Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
                     _ => return,
@@ -315,15 +388,17 @@ mod tokio_server {
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    pub(super) fn run(addr: SocketAddr, root: PathBuf, multi_thread: bool) {
-        let runtime = if multi_thread {
-            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()
+    /// `workers` 0: a current-thread runtime, else a multi-thread one.
+    pub(super) fn run(listener: std::net::TcpListener, root: PathBuf, workers: usize) {
+        let runtime = if workers > 0 {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()
         } else {
             tokio::runtime::Builder::new_current_thread().enable_all().build()
         }
         .expect("tokio runtime");
         runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+            listener.set_nonblocking(true).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             println!("ready");
             let (root, counter) = (Arc::new(root), Arc::new(AtomicU64::new(0)));
             loop {
@@ -335,8 +410,7 @@ mod tokio_server {
     }
 
     async fn connection(mut stream: tokio::net::TcpStream, root: Arc<PathBuf>, counter: Arc<AtomicU64>) {
-        let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
-        let mut chunk = vec![0u8; 64 * 1024];
+        let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
         loop {
             let head = loop {
                 match parse(&buf) {
@@ -344,15 +418,17 @@ mod tokio_server {
                     Ok(None) => {}
                     Err(()) => return,
                 }
-                match stream.read(&mut chunk).await {
-                    Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                buf.reserve(READ_CHUNK);
+                match stream.read_buf(&mut buf).await {
+                    Ok(n) if n > 0 => {}
                     _ => return,
                 }
             };
             buf.drain(..head.len);
             while buf.len() < head.content_length {
-                match stream.read(&mut chunk).await {
-                    Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                buf.reserve(READ_CHUNK);
+                match stream.read_buf(&mut buf).await {
+                    Ok(n) if n > 0 => {}
                     _ => return,
                 }
             }

@@ -192,39 +192,64 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// Writes every key once, in order, on one connection (a random put run
-/// would not be sure to reach them all).
+/// Writes every key once over `POPULATE_CONNECTIONS` connections in
+/// parallel (key `k` on connection `k mod n`: a random put run would not be
+/// sure to reach them all), each request head and body in one write with
+/// Nagle off, so that a durable server's flushes, not delayed ACKs, set the
+/// pace.
 fn populate(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
+    const POPULATE_CONNECTIONS: u64 = 16;
     let (addr, host) = resolve(&args.url)?;
-    let keys = args.keys;
-    let sizes = args.size.clone();
-    let token = args.token.clone();
-    let handle = std::thread::spawn(move || -> Result<(), String> {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
-        for key in 0..keys {
-            let size = sizes.of(key);
-            let auth = token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-            let head =
-                format!("PUT {} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Length: {size}\r\n\r\n", workload::path(key));
-            stream.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
-            stream.write_all(&workload::contents(key, size)).map_err(|e| e.to_string())?;
-            let mut response = [0u8; 12];
-            stream.read_exact(&mut response).map_err(|e| e.to_string())?;
-            if !(response.starts_with(b"HTTP/1.1 201") || response.starts_with(b"HTTP/1.1 200")) {
-                return Err(format!("PUT of key {key} answered {}", String::from_utf8_lossy(&response)));
-            }
-            // Skip the rest of the (bodiless) response head.
-            let mut tail = Vec::new();
-            let mut byte = [0u8; 1];
-            while !tail.ends_with(b"\r\n\r\n") {
-                stream.read_exact(&mut byte).map_err(|e| e.to_string())?;
-                tail.push(byte[0]);
-            }
-        }
-        Ok(())
-    });
-    handle.join().map_err(|_| "the populate thread panicked")??;
+    let lanes = POPULATE_CONNECTIONS.min(args.keys.max(1));
+    let handles: Vec<_> = (0..lanes)
+        .map(|lane| {
+            let (keys, sizes, token, host) = (args.keys, args.size.clone(), args.token.clone(), host.clone());
+            std::thread::spawn(move || -> Result<(), String> {
+                use std::io::{Read, Write};
+                let mut stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+                stream.set_nodelay(true).map_err(|e| e.to_string())?;
+                for key in (lane..keys).step_by(lanes as usize) {
+                    let size = sizes.of(key);
+                    let auth = token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+                    let mut request = format!(
+                        "PUT {} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Length: {size}\r\n\r\n",
+                        workload::path(key)
+                    )
+                    .into_bytes();
+                    request.extend_from_slice(&workload::contents(key, size));
+                    stream.write_all(&request).map_err(|e| e.to_string())?;
+                    // The response head, a byte at a time (it is short).
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        stream.read_exact(&mut byte).map_err(|e| e.to_string())?;
+                        head.push(byte[0]);
+                    }
+                    if !(head.starts_with(b"HTTP/1.1 201") || head.starts_with(b"HTTP/1.1 200")) {
+                        let text = String::from_utf8_lossy(&head).to_string();
+                        let length = text
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
+                            })
+                            .and_then(|v| v.parse::<usize>().ok())
+                            .unwrap_or(0);
+                        let mut body = vec![0u8; length.min(4096)];
+                        let _ = stream.read_exact(&mut body);
+                        let status = text.lines().next().unwrap_or_default();
+                        return Err(format!(
+                            "PUT of key {key} answered {status}: {}",
+                            String::from_utf8_lossy(&body).trim()
+                        ));
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().map_err(|_| "a populate thread panicked")??;
+    }
     Ok(())
 }
 
