@@ -119,6 +119,11 @@ pub(crate) fn render(shards: &[Snapshot]) -> String {
     gauge("percore_mesh_messages_in_total", "counter", "Cross-shard messages received.", &io(|c| c.messages_in));
     gauge("percore_mesh_messages_out_total", "counter", "Cross-shard messages sent.", &io(|c| c.messages_out));
     gauge("percore_mesh_wakeups_sent_total", "counter", "Doorbells rung for parked shards.", &io(|c| c.wakeups_sent));
+    let fenced = u8::from(crate::store::writes_fenced());
+    let _ = writeln!(
+        out,
+        "# HELP percore_writes_fenced 1 once a flush to disk has failed: writes are refused until a restart.\n# TYPE percore_writes_fenced gauge\npercore_writes_fenced {fenced}"
+    );
     out
 }
 

@@ -13,6 +13,14 @@
 //! precondition is checked and acted on atomically. A temporary file is
 //! removed if the upload fails or is refused, and stale ones are removed at
 //! start; they are never served.
+//!
+//! A failed flush (fsync or fdatasync, any error) fences writes for the rest
+//! of the process's life: after one, the kernel may have dropped dirty pages
+//! and cleared the error, so a retry could report a success that is not one.
+//! The failing request gets its error status, every later PUT or DELETE
+//! gets 503, reads go on, `/health` says `read-only` and the
+//! `percore_writes_fenced` gauge is 1. An operator checks the disk and
+//! restarts percore.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -22,6 +30,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Poll, Waker};
 
 use percore_io::{Dir, OpenOptions};
@@ -34,6 +43,30 @@ thread_local! {
     static SHARD: RefCell<Option<Rc<Shard>>> = const { RefCell::new(None) };
     static LOCKS: RefCell<HashMap<Vec<u8>, Vec<Waker>>> = RefCell::new(HashMap::new());
     static TEMP_COUNTER: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Set for good by the first failed flush. A one-way latch read by every
+/// shard: the one piece of state shared outside the mesh, like the drain
+/// flag, because a fence must hold on every shard at once, not after a
+/// message arrives.
+static WRITES_FENCED: AtomicBool = AtomicBool::new(false);
+
+/// Whether writes are fenced after a failed flush.
+pub(crate) fn writes_fenced() -> bool {
+    WRITES_FENCED.load(Ordering::SeqCst)
+}
+
+/// What a fenced write is told.
+pub(crate) const FENCED_MESSAGE: &str =
+    "writes are disabled: a flush to disk failed earlier, so acknowledgements could not be trusted; check the disk and the log, then restart percore\n";
+
+/// Records a failed flush: fences writes (see the module comment) and passes
+/// the error on.
+pub(crate) fn flush_failed(what: &str, err: io::Error) -> io::Error {
+    if !WRITES_FENCED.swap(true, Ordering::SeqCst) {
+        tracing::error!("{what} failed: {err}; writes are now refused (read-only) until percore is restarted");
+    }
+    err
 }
 
 pub(crate) fn install(shard: Rc<Shard>) {
@@ -99,7 +132,7 @@ pub(crate) async fn parent_dir(root: &Dir, path: &[u8], create: bool) -> io::Res
             Ok(next) => next,
             Err(err) if create && err.raw_os_error() == Some(libc::ENOENT) => {
                 match dir.mkdir(name, 0o755).await {
-                    Ok(()) => dir.sync_all().await?,
+                    Ok(()) => dir.sync_all().await.map_err(|e| flush_failed("fsync of a directory", e))?,
                     Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                     Err(e) => return Err(e),
                 }
@@ -119,6 +152,8 @@ pub(crate) enum Outcome {
     Deleted,
     NotFound,
     PreconditionFailed,
+    /// Writes are fenced after a failed flush.
+    Fenced,
     Failed(io::ErrorKind, String),
 }
 
@@ -179,12 +214,15 @@ pub(crate) async fn commit_put(path: Vec<u8>, temp: Vec<u8>, conditions: Conditi
         Err(err) => return failed(err),
     };
     let outcome = async {
+        if writes_fenced() {
+            return Ok(Outcome::Fenced);
+        }
         let before = current_etag(&dir, &leaf).await?;
         if !conditions.allow(before.as_deref()) {
             return Ok(Outcome::PreconditionFailed);
         }
         dir.rename(OsStr::from_bytes(&temp), &dir, OsStr::from_bytes(&leaf)).await?;
-        dir.sync_all().await?;
+        dir.sync_all().await.map_err(|e| flush_failed("fsync of a directory after a rename", e))?;
         invalidate_everywhere(&path).await;
         let etag = files::etag(&dir.stat(OsStr::from_bytes(&leaf)).await?);
         Ok::<_, io::Error>(if before.is_some() { Outcome::Replaced(etag) } else { Outcome::Created(etag) })
@@ -209,12 +247,15 @@ pub(crate) async fn commit_delete(path: Vec<u8>, conditions: Conditions) -> Outc
         Err(err) => return failed(err),
     };
     async {
+        if writes_fenced() {
+            return Ok(Outcome::Fenced);
+        }
         let Some(current) = current_etag(&dir, &leaf).await? else { return Ok(Outcome::NotFound) };
         if !conditions.allow(Some(&current)) {
             return Ok(Outcome::PreconditionFailed);
         }
         dir.unlink(OsStr::from_bytes(&leaf)).await?;
-        dir.sync_all().await?;
+        dir.sync_all().await.map_err(|e| flush_failed("fsync of a directory after an unlink", e))?;
         invalidate_everywhere(&path).await;
         Ok::<_, io::Error>(Outcome::Deleted)
     }

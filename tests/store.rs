@@ -3,34 +3,9 @@
 //! writers, uploads cut short, and restarts.
 
 use std::io::{Read, Write};
-use std::path::Path;
 use std::time::Duration;
 
-use crate::util::{exchange, get, read_response, Daemon, Response};
-
-fn put(daemon: &Daemon, path: &str, body: &[u8], extra: &str) -> Response {
-    let mut raw =
-        format!("PUT {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n{extra}\r\n", body.len()).into_bytes();
-    raw.extend_from_slice(body);
-    exchange(daemon, &raw)
-}
-
-fn delete(daemon: &Daemon, path: &str, extra: &str) -> Response {
-    exchange(daemon, format!("DELETE {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n").as_bytes())
-}
-
-/// Every file under `dir` whose name marks it temporary.
-fn temp_files(dir: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        if entry.file_type().unwrap().is_dir() {
-            found.extend(temp_files(&entry.path()));
-        } else if entry.file_name().to_string_lossy().starts_with(".percore-") {
-            found.push(entry.path().display().to_string());
-        }
-    }
-    found
-}
+use crate::util::{delete, exchange, get, put, read_response, temp_files, Daemon};
 
 #[test]
 fn put_creates_replaces_and_delete_removes() {

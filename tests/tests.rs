@@ -8,5 +8,7 @@ mod serve;
 mod store;
 // The load generator.
 mod bench;
+// Disk and socket faults injected through the io seam.
+mod faults;
 // Shared helpers: start the daemon, speak HTTP.
 mod util;

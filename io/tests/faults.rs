@@ -159,3 +159,30 @@ fn eagain_and_ecanceled_reach_the_caller_as_errors() {
         assert_eq!(dir.open_file("f", &OpenOptions::new()).await.unwrap_err().raw_os_error(), Some(libc::EMFILE));
     });
 }
+
+/// A multishot recv that the kernel ends with a transient error (EINTR,
+/// EAGAIN, ECANCELED) is armed again and the data still arrives; a run of
+/// them longer than the retry bound reaches the caller instead of spinning.
+#[test]
+fn a_multishot_recv_rearms_after_transient_errors() {
+    let _faults = Faults::new();
+    Runtime::new().unwrap().block_on(async {
+        let ring = percore_io::BufRing::new(8, 4096).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let client = TcpStream::connect(listener.local_addr()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        for errno in [libc::EINTR, libc::EAGAIN, libc::ECANCELED] {
+            fault::inject(OpKind::Recv, Fault::Errno(errno), 0, Some(1));
+        }
+        let (r, _) = client.send_all(b"hello".to_vec()).await;
+        r.unwrap();
+        let mut incoming = server.recv_multi(&ring);
+        let got = incoming.next().await.unwrap().unwrap();
+        assert_eq!(&got[..], b"hello");
+        drop(incoming);
+        fault::inject(OpKind::Recv, Fault::Errno(libc::EAGAIN), 0, Some(100));
+        let mut incoming = server.recv_multi(&ring);
+        let err = incoming.next().await.unwrap().unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EAGAIN));
+    });
+}

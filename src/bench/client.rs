@@ -111,8 +111,14 @@ fn request(plan: &Plan, op: Op, out: &mut Vec<u8>) {
     }
 }
 
-/// Reads one response from `stream` into `buf`; returns (status, body).
-async fn read_response(stream: &TcpStream, buf: &mut Vec<u8>) -> Result<(u16, Vec<u8>), &'static str> {
+/// Reads one response from `stream` into `buf` (receiving through `chunk`,
+/// a buffer kept across calls); returns its status and where its body is in
+/// `buf`. The caller drains `buf` up to the body's end.
+async fn read_response(
+    stream: &TcpStream,
+    buf: &mut Vec<u8>,
+    chunk: &mut Vec<u8>,
+) -> Result<(u16, std::ops::Range<usize>), &'static str> {
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut response = httparse::Response::new(&mut headers);
@@ -126,31 +132,50 @@ async fn read_response(stream: &TcpStream, buf: &mut Vec<u8>) -> Result<(u16, Ve
                     .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
                     .unwrap_or(0);
                 let length = if status == 204 || status == 304 { 0 } else { length };
+                // One allocation for a large body, not a doubling series.
+                buf.reserve((head_len + length).saturating_sub(buf.len()));
                 while buf.len() < head_len + length {
-                    fill(stream, buf).await?;
+                    fill(stream, buf, chunk).await?;
                 }
-                let body = buf[head_len..head_len + length].to_vec();
-                buf.drain(..head_len + length);
-                return Ok((status, body));
+                return Ok((status, head_len..head_len + length));
             }
-            Ok(httparse::Status::Partial) => fill(stream, buf).await?,
+            Ok(httparse::Status::Partial) => fill(stream, buf, chunk).await?,
             Err(_) => return Err("malformed response"),
         }
     }
 }
 
-async fn fill(stream: &TcpStream, buf: &mut Vec<u8>) -> Result<(), &'static str> {
-    let chunk = Vec::with_capacity(64 * 1024);
-    match time::timeout(Duration::from_secs(30), stream.recv(chunk)).await {
-        Ok((Ok(n), chunk)) if n > 0 => {
-            buf.extend_from_slice(&chunk);
+/// Receives once into `chunk` (given to the kernel and taken back) and
+/// appends it to `buf`.
+async fn fill(stream: &TcpStream, buf: &mut Vec<u8>, chunk: &mut Vec<u8>) -> Result<(), &'static str> {
+    let mut owned = std::mem::take(chunk);
+    owned.clear();
+    if owned.capacity() == 0 {
+        owned.reserve(RECV_CHUNK);
+    }
+    let result = match time::timeout(Duration::from_secs(30), stream.recv(owned)).await {
+        Ok((Ok(n), back)) if n > 0 => {
+            buf.extend_from_slice(&back);
+            owned = back;
             Ok(())
         }
-        Ok((Ok(_), _)) => Err("connection closed"),
-        Ok((Err(_), _)) => Err("receive failed"),
-        Err(_) => Err("response timed out"),
-    }
+        Ok((Ok(_), back)) => {
+            owned = back;
+            Err("connection closed")
+        }
+        Ok((Err(_), back)) => {
+            owned = back;
+            Err("receive failed")
+        }
+        // The timed-out receive was cancelled with its buffer.
+        Err(_) => return Err("response timed out"),
+    };
+    *chunk = owned;
+    result
 }
+
+/// Bytes asked for per receive.
+const RECV_CHUNK: usize = 256 * 1024;
 
 fn verify(plan: &Plan, op: Op, status: u16, body: &[u8]) -> Result<(), String> {
     match op {
@@ -182,6 +207,7 @@ pub(crate) async fn run(plan: Rc<Plan>, stats: Rc<RefCell<Stats>>, index: u64) {
     let _ = stream.set_nodelay(true);
     let mut rng = Rng(workload::mix(index + 1) | 1);
     let mut buf = Vec::with_capacity(64 * 1024);
+    let mut chunk = Vec::new();
     let mut out = Vec::with_capacity(16 * 1024);
     let mut ops = Vec::with_capacity(plan.pipeline);
     // Open loop: spread the connections' first sends over one interval.
@@ -217,11 +243,13 @@ pub(crate) async fn run(plan: Rc<Plan>, stats: Rc<RefCell<Stats>>, index: u64) {
             return stats.borrow_mut().error("send failed");
         }
         for &op in &ops {
-            match read_response(&stream, &mut buf).await {
+            match read_response(&stream, &mut buf, &mut chunk).await {
                 Ok((status, body)) => {
                     let done = Instant::now();
+                    let verified = verify(&plan, op, status, &buf[body.clone()]);
+                    buf.drain(..body.end);
                     let mut stats = stats.borrow_mut();
-                    if let Err(kind) = verify(&plan, op, status, &body) {
+                    if let Err(kind) = verified {
                         stats.error(kind);
                         continue;
                     }

@@ -101,23 +101,78 @@ pub(crate) fn path(key: u64) -> String {
     format!("/files/bench/{:02x}/key-{key}", key % 64)
 }
 
-/// Byte `at` of key `key`'s contents: cheap to make and to check.
+/// Contents are made of blocks of this many bytes: the key's base block,
+/// with the block's index stamped over its first 8 bytes (so a misplaced or
+/// repeated block is caught too).
+const BLOCK: usize = 4096;
+
+/// Byte `at` of a key's base block.
 fn byte(seed: u64, at: u64) -> u8 {
     ((seed.wrapping_add(at.wrapping_mul(0x9D)) >> 3) as u8) ^ (at as u8)
+}
+
+/// Base blocks already made, by key, up to `BASES_MAX` keys per thread
+/// (4 KiB each): checking a body is then a memory compare.
+const BASES_MAX: usize = 16_384;
+
+thread_local! {
+    static BASES: std::cell::RefCell<std::collections::HashMap<u64, std::rc::Rc<[u8]>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+fn base(key: u64) -> std::rc::Rc<[u8]> {
+    BASES.with(|bases| {
+        if let Some(b) = bases.borrow().get(&key) {
+            return b.clone();
+        }
+        let seed = mix(key);
+        let made: std::rc::Rc<[u8]> = (0..BLOCK as u64).map(|at| byte(seed, at)).collect();
+        let mut bases = bases.borrow_mut();
+        if bases.len() < BASES_MAX {
+            bases.insert(key, made.clone());
+        }
+        made
+    })
+}
+
+/// Block `index`'s first 8 bytes: the base's, xor the index.
+fn stamp(base: &[u8], index: usize) -> [u8; 8] {
+    let mut head = [0u8; 8];
+    let n = base.len().min(8);
+    head[..n].copy_from_slice(&base[..n]);
+    let x = u64::from_le_bytes(head) ^ index as u64;
+    x.to_le_bytes()
 }
 
 /// The contents of key `key`: the same bytes every time it is written, so
 /// a read can be checked exactly whatever writes raced it (each PUT is an
 /// atomic replace with identical bytes).
 pub(crate) fn contents(key: u64, size: u64) -> Vec<u8> {
-    let seed = mix(key);
-    (0..size).map(|at| byte(seed, at)).collect()
+    let base = base(key);
+    let mut out = Vec::with_capacity(size as usize);
+    let mut index = 0;
+    while out.len() < size as usize {
+        let take = (size as usize - out.len()).min(BLOCK);
+        let start = out.len();
+        out.extend_from_slice(&base[..take]);
+        let head = stamp(&base, index);
+        let n = take.min(8);
+        out[start..start + n].copy_from_slice(&head[..n]);
+        index += 1;
+    }
+    out
 }
 
 /// Whether `body` is key `key`'s contents of length `size`.
 pub(crate) fn check(key: u64, size: u64, body: &[u8]) -> bool {
-    let seed = mix(key);
-    body.len() as u64 == size && body.iter().enumerate().all(|(at, &b)| b == byte(seed, at as u64))
+    if body.len() as u64 != size {
+        return false;
+    }
+    let base = base(key);
+    body.chunks(BLOCK).enumerate().all(|(index, block)| {
+        let n = block.len().min(8);
+        block[..n] == stamp(&base, index)[..n] && block[n..] == base[n..block.len()]
+    })
 }
 
 #[cfg(test)]
@@ -140,5 +195,19 @@ mod tests {
         bad[4000] ^= 1;
         assert!(!check(7, 5000, &bad), "one flipped byte is caught");
         assert!(!check(7, 5000, &body[..4999]), "wrong length");
+        for at in [0, 7, 8, 4095, 4096, 4100, 4999] {
+            let mut bad = body.clone();
+            bad[at] ^= 0x40;
+            assert!(!check(7, 5000, &bad), "a flipped byte at {at} is caught");
+        }
+        // Blocks carry their index: two blocks swapped are caught.
+        let big = contents(3, 3 * 4096);
+        let mut swapped = big[4096..8192].to_vec();
+        swapped.extend_from_slice(&big[..4096]);
+        swapped.extend_from_slice(&big[8192..]);
+        assert!(!check(3, 3 * 4096, &swapped));
+        assert!(check(3, 3 * 4096, &big));
+        assert_eq!(contents(9, 3), contents(9, 4096)[..3], "short contents are a prefix");
+        assert!(check(9, 0, &[]));
     }
 }

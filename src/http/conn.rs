@@ -34,7 +34,6 @@ pub(crate) struct Shard {
 /// Files up to this size are read and sent with their head in one writev;
 /// larger ones go out through splice.
 const INLINE_BODY_BYTES_MAX: u64 = 64 * 1024;
-const RECV_BYTES: usize = 16 * 1024;
 /// Responses up to this size are joined into one buffer and sent with
 /// `IORING_OP_SEND` rather than `WRITEV` (which on a socket takes the generic
 /// VFS write path).
@@ -55,7 +54,9 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
     }
     let limits =
         Limits { head_bytes_max: shard.config.header_bytes_max, target_bytes_max: shard.config.target_bytes_max };
-    let mut buf: Vec<u8> = Vec::with_capacity(RECV_BYTES);
+    // Bytes received and not yet consumed. Empty and unallocated while the
+    // connection is idle, so that an idle connection costs its task only.
+    let mut buf: Vec<u8> = Vec::new();
     // The connection's one receive path: a multishot receive that takes a
     // buffer from the shard's ring only when data arrives (an idle
     // connection holds none) and stays armed between requests.
@@ -69,7 +70,10 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
                 let mut close = !request.keep_alive || percore_cores::is_stopping();
                 if request.method == Method::Put {
                     // PUT reads its own body.
-                    let next = put(&stream, &mut incoming, &shard, &request, &mut buf, close).await;
+                    // Boxed, like `respond` below: the connection's own
+                    // future then stays small while it waits between requests
+                    // (its size is that of its largest state).
+                    let next = Box::pin(put(&stream, &mut incoming, &shard, &request, &mut buf, close)).await;
                     finished(&shard, &request, labels, started);
                     if let Next::Close = next {
                         return;
@@ -87,7 +91,7 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
                     }
                     Body::Chunked => close = true,
                 }
-                let next = respond(&stream, &shard, &request, close).await;
+                let next = Box::pin(respond(&stream, &shard, &request, close)).await;
                 finished(&shard, &request, labels, started);
                 if let Next::Close = next {
                     return;
@@ -96,7 +100,12 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
             Ok(Parsed::Partial) => {
                 // An idle connection waits for the idle timeout; one with a
                 // head under way for the header timeout.
-                let timeout = if buf.is_empty() { shard.config.idle_timeout() } else { shard.config.header_timeout() };
+                let timeout = if buf.is_empty() {
+                    buf = Vec::new();
+                    shard.config.idle_timeout()
+                } else {
+                    shard.config.header_timeout()
+                };
                 let received = time::timeout(timeout, stopping_or(body::recv_into(&mut incoming, &mut buf))).await;
                 match received {
                     Ok(Some(Ok(_))) => {}
@@ -227,8 +236,10 @@ async fn respond(stream: &TcpStream, shard: &Shard, request: &request::Request, 
         },
         "/ping" | "/health" => match request.method {
             Method::Get | Method::Head => {
+                // A fenced daemon still serves reads: healthy, but says so.
                 let (status, body): (u16, &'static [u8]) = match (path, crate::serve::draining()) {
                     ("/ping", _) => (200, b"pong\n"),
+                    (_, false) if store::writes_fenced() => (200, b"read-only\n"),
                     (_, false) => (200, b"ready\n"),
                     (_, true) => (503, b"draining\n"),
                 };
@@ -557,6 +568,7 @@ async fn outcome(stream: &TcpStream, shard: &Shard, outcome: Outcome, close: boo
         Outcome::Deleted => (204, None, String::new()),
         Outcome::NotFound => (404, None, "no such file\n".into()),
         Outcome::PreconditionFailed => (412, None, "precondition failed\n".into()),
+        Outcome::Fenced => (503, None, store::FENCED_MESSAGE.into()),
         Outcome::Failed(kind, message) => {
             tracing::warn!("commit failed: {message}");
             let status = match kind {
@@ -623,6 +635,11 @@ async fn put(
             return Next::Close;
         }
     };
+    if store::writes_fenced() {
+        // Refused before the body is read: the connection closes.
+        simple(stream, shard, 503, store::FENCED_MESSAGE, true).await;
+        return Next::Close;
+    }
     if let Body::Length(n) = request.body {
         if n > shard.config.body_bytes_max {
             // Refused before any of it is read.
@@ -669,7 +686,10 @@ async fn put(
             let (result, _) = file.write_all_at(piece, offset).await;
             result.map_err(|e| (io_status(&e), format!("cannot store the file: {e}\n")))?;
         }
-        file.sync_data().await.map_err(|e| (io_status(&e), format!("cannot flush the file: {e}\n")))
+        file.sync_data()
+            .await
+            .map_err(|e| store::flush_failed("fdatasync of an uploaded file", e))
+            .map_err(|e| (io_status(&e), format!("cannot flush the file: {e}\n")))
     }
     .await;
     drop(file);

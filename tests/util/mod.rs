@@ -166,3 +166,27 @@ pub(crate) fn write_file(root: &Path, rel: &str, data: &[u8]) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, data).unwrap();
 }
+
+pub(crate) fn put(daemon: &Daemon, path: &str, body: &[u8], extra: &str) -> Response {
+    let mut raw =
+        format!("PUT {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n{extra}\r\n", body.len()).into_bytes();
+    raw.extend_from_slice(body);
+    exchange(daemon, &raw)
+}
+
+pub(crate) fn delete(daemon: &Daemon, path: &str, extra: &str) -> Response {
+    exchange(daemon, format!("DELETE {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n").as_bytes())
+}
+
+/// Every file under `dir` whose name marks it temporary.
+pub(crate) fn temp_files(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        if entry.file_type().unwrap().is_dir() {
+            found.extend(temp_files(&entry.path()));
+        } else if entry.file_name().to_string_lossy().starts_with(".percore-") {
+            found.push(entry.path().display().to_string());
+        }
+    }
+    found
+}

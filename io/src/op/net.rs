@@ -493,6 +493,7 @@ impl TcpStream {
             op: Multishot::new(OpKind::Recv),
             eof: false,
             starved: false,
+            transient: 0,
         }
     }
 }
@@ -519,7 +520,15 @@ pub struct RecvStream<'a> {
     eof: bool,
     /// The ring ran dry (`ENOBUFS`): re-arm when a buffer comes back.
     starved: bool,
+    /// Transient errors (`EINTR`, `EAGAIN`, `ECANCELED`) in a row since the
+    /// last data: each ends the multishot, which is re-armed, up to
+    /// `TRANSIENT_RETRIES_MAX` times before the error is passed on.
+    transient: u32,
 }
+
+/// Re-arms after this many transient errors in a row, then gives up (so a
+/// persistent one cannot spin through the ring for ever).
+const TRANSIENT_RETRIES_MAX: u32 = 8;
 
 impl<'a> RecvStream<'a> {
     /// The next filled buffer; `None` once the peer has closed its side.
@@ -561,8 +570,17 @@ impl<'a> RecvStream<'a> {
                             return Poll::Ready(None);
                         }
                         n if n > 0 => {
+                            self.transient = 0;
                             let buf = buf.expect("a multishot recv with data reports its buffer");
                             return Poll::Ready(Some(Ok(buf)));
+                        }
+                        n if matches!(-n, libc::EINTR | libc::EAGAIN | libc::ECANCELED)
+                            && self.transient < TRANSIENT_RETRIES_MAX =>
+                        {
+                            // Ended by something other than us (we cancel
+                            // only by dropping the stream): arm it again.
+                            self.transient += 1;
+                            continue;
                         }
                         n if -n == libc::ENOBUFS => {
                             self.starved = true;
