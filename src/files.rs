@@ -23,23 +23,62 @@ pub(crate) enum PathError {
     Invalid(&'static str),
 }
 
+/// The longest name of one path component (Linux's NAME_MAX).
+const NAME_BYTES_MAX: usize = 255;
+
 /// Decodes and checks the part of a target after `/files/`.
+///
+/// Strict, so that one object has one spelling and no spelling leaves the
+/// data directory: every `%` starts two hex digits; an encoded `/`, `\` or
+/// NUL is refused (a name may not hide a separator); the decoded path is
+/// UTF-8 without control bytes, `#` or `\`; no segment is empty, `.` or `..`,
+/// longer than 255 bytes, or a reserved temporary name.
 pub(crate) fn object_path(encoded: &str) -> Result<Vec<u8>, PathError> {
-    let decoded: Vec<u8> = percent_encoding::percent_decode_str(encoded).collect();
+    let raw = encoded.as_bytes();
+    let mut decoded = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'%' => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                let (Some(hi), Some(lo)) = (raw.get(i + 1).and_then(|&b| hex(b)), raw.get(i + 2).and_then(|&b| hex(b)))
+                else {
+                    return Err(PathError::Invalid("a % not followed by two hex digits"));
+                };
+                let byte = (hi * 16 + lo) as u8;
+                match byte {
+                    b'/' => return Err(PathError::Invalid("encoded slash in path")),
+                    b'\\' => return Err(PathError::Invalid("backslash in path")),
+                    0 => return Err(PathError::Invalid("NUL in path")),
+                    _ => decoded.push(byte),
+                }
+                i += 3;
+            }
+            b'#' => return Err(PathError::Invalid("fragment in request target")),
+            b => {
+                decoded.push(b);
+                i += 1;
+            }
+        }
+    }
     if decoded.is_empty() {
         return Err(PathError::Invalid("empty path"));
     }
-    if decoded.contains(&0) {
-        return Err(PathError::Invalid("NUL in path"));
+    if std::str::from_utf8(&decoded).is_err() {
+        return Err(PathError::Invalid("path is not UTF-8"));
     }
     if decoded.contains(&b'\\') {
         return Err(PathError::Invalid("backslash in path"));
+    }
+    if decoded.iter().any(|&b| b < 0x20 || b == 0x7f) {
+        return Err(PathError::Invalid("control character in path"));
     }
     for segment in decoded.split(|&b| b == b'/') {
         match segment {
             b"" => return Err(PathError::Invalid("empty path segment")),
             b"." | b".." => return Err(PathError::Invalid("dot segment in path")),
             s if s.starts_with(TEMP_PREFIX) => return Err(PathError::Invalid("reserved name")),
+            s if s.len() > NAME_BYTES_MAX => return Err(PathError::Invalid("path segment longer than 255 bytes")),
             _ => {}
         }
     }
@@ -226,8 +265,14 @@ mod tests {
         {
             assert!(object_path(bad).is_err(), "{bad:?} was accepted");
         }
-        // An encoded slash is a slash: `a%2f..` is refused like `a/..`.
-        assert!(object_path("a%2f..").is_err());
+        // An encoded slash is refused outright: a name never hides a separator.
+        for bad in ["a%2f..", "a%2fb", "a%2Fb", "%zz", "a%2", "a%", "a#b", "%c0%ae", "a%0ab", "a%7f", &"n".repeat(256)]
+        {
+            assert!(object_path(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert_eq!(object_path(&"n".repeat(255)).unwrap().len(), 255);
+        assert_eq!(object_path("caf%C3%A9/%25").unwrap(), "café/%".as_bytes());
+        assert_eq!(object_path("%252e%252e").unwrap(), b"%2e%2e", "decoded once, so a plain name");
     }
 
     #[test]

@@ -195,7 +195,11 @@ impl Conditions {
 async fn current_etag(dir: &Dir, leaf: &[u8]) -> io::Result<Option<String>> {
     match dir.stat(OsStr::from_bytes(leaf)).await {
         Ok(meta) if meta.is_file() => Ok(Some(files::etag(&meta))),
-        Ok(_) => Err(io::Error::new(io::ErrorKind::IsADirectory, "the path names a directory")),
+        Ok(meta) if meta.is_dir() => Err(io::Error::new(io::ErrorKind::IsADirectory, "the path names a directory")),
+        // A symlink (never followed) or a special file: not ours to replace.
+        Ok(_) => {
+            Err(io::Error::new(io::ErrorKind::AlreadyExists, "the path names something other than a regular file"))
+        }
         Err(err) if err.raw_os_error() == Some(libc::ENOENT) => Ok(None),
         Err(err) => Err(err),
     }

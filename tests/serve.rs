@@ -118,7 +118,8 @@ fn malformed_requests_get_their_status_and_a_closed_connection() {
         (b"GET /ping HTTP/2.0\r\nHost: t\r\n\r\n".to_vec(), 505),
         (format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(600)).into_bytes(), 414),
         (format!("GET /ping HTTP/1.1\r\nHost: t\r\nX: {}\r\n\r\n", "b".repeat(3000)).into_bytes(), 431),
-        (b"GET /ping HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(), 501),
+        (b"GET /ping HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(), 400),
+        (b"GET /ping HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n".to_vec(), 501),
     ];
     for (raw, status) in cases {
         let mut stream = daemon.connect();

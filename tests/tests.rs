@@ -10,5 +10,7 @@ mod store;
 mod bench;
 // Disk and socket faults injected through the io seam.
 mod faults;
+// Malformed, smuggling and path-escaping requests.
+mod hostile;
 // Shared helpers: start the daemon, speak HTTP.
 mod util;

@@ -573,7 +573,9 @@ async fn outcome(stream: &TcpStream, shard: &Shard, outcome: Outcome, close: boo
             tracing::warn!("commit failed: {message}");
             let status = match kind {
                 std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => 507,
-                std::io::ErrorKind::IsADirectory | std::io::ErrorKind::NotADirectory => 409,
+                std::io::ErrorKind::IsADirectory
+                | std::io::ErrorKind::NotADirectory
+                | std::io::ErrorKind::AlreadyExists => 409,
                 _ => 500,
             };
             (status, None, format!("{message}\n"))

@@ -6,7 +6,9 @@
 //! head) is rejected and its connection closed: guessing where the next
 //! request starts is how request smuggling works.
 
-/// Methods the service knows; anything else is `Other` (answered 405).
+/// Methods the service serves, and `Other` for the rest of RFC 9110's
+/// (answered 405 with `Allow`). Methods it does not know at all are refused
+/// with 501 while parsing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Method {
     Get,
@@ -93,7 +95,7 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Reject> {
             return Ok(Parsed::Partial);
         }
         Err(httparse::Error::TooManyHeaders) => return Err(reject(431, "too many header fields")),
-        Err(httparse::Error::Version) => return Err(reject(505, "HTTP version not supported")),
+        Err(httparse::Error::Version) => return Err(version_error(buf)),
         Err(_) => return Err(reject(400, "malformed request head")),
     };
     if head_len > limits.head_bytes_max {
@@ -109,11 +111,18 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Reject> {
         "HEAD" => Method::Head,
         "PUT" => Method::Put,
         "DELETE" => Method::Delete,
-        other => Method::Other(other.to_string()),
+        // Methods are case-sensitive: `get` is not GET.
+        known @ ("POST" | "PATCH" | "OPTIONS" | "CONNECT" | "TRACE") => Method::Other(known.to_string()),
+        _ => return Err(reject(501, "method not implemented")),
     };
+    if matches!(method, Method::Other(_)) && !target.starts_with('/') && !target.starts_with("http") {
+        // CONNECT's authority-form, OPTIONS' asterisk-form: not served here.
+        return Err(reject(501, "method not implemented"));
+    }
     let (path, query) = split_target(target)?;
     let mut content_length: Option<u64> = None;
-    let mut chunked = false;
+    // Every transfer coding listed, in order, over all Transfer-Encoding lines.
+    let mut codings: Vec<String> = Vec::new();
     let mut transfer_encoding = false;
     let mut hosts = 0;
     let mut connection_close = false;
@@ -134,13 +143,7 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Reject> {
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             transfer_encoding = true;
             let value = std::str::from_utf8(header.value).map_err(|_| reject(400, "invalid Transfer-Encoding"))?;
-            // Only `chunked` alone: other codings are not implemented (501),
-            // and chunked must be the final one anyway (RFC 9112 §6.3).
-            let mut codings = value.split(',').map(str::trim).filter(|c| !c.is_empty());
-            match (codings.next(), codings.next()) {
-                (Some(c), None) if c.eq_ignore_ascii_case("chunked") => chunked = true,
-                _ => return Err(reject(501, "unsupported Transfer-Encoding")),
-            }
+            codings.extend(value.split(',').map(|c| c.trim().to_ascii_lowercase()).filter(|c| !c.is_empty()));
         } else if name.eq_ignore_ascii_case("host") {
             hosts += 1;
         } else if name.eq_ignore_ascii_case("expect") {
@@ -180,6 +183,24 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Reject> {
     if transfer_encoding && content_length.is_some() {
         return Err(reject(400, "both Content-Length and Transfer-Encoding"));
     }
+    // RFC 9112 §6.1 and §6.3: Transfer-Encoding in HTTP/1.0 is faulty
+    // framing; chunked must be the final coding, and only once (else the
+    // length cannot be known: 400); other codings are not implemented (501).
+    if transfer_encoding && version == 0 {
+        return Err(reject(400, "Transfer-Encoding in an HTTP/1.0 request"));
+    }
+    let chunked = transfer_encoding;
+    if transfer_encoding {
+        if codings.last().map(String::as_str) != Some("chunked") {
+            return Err(reject(400, "chunked is not the final transfer coding"));
+        }
+        if codings.iter().filter(|c| *c == "chunked").count() > 1 {
+            return Err(reject(400, "chunked applied more than once"));
+        }
+        if codings.len() > 1 {
+            return Err(reject(501, "unsupported transfer coding"));
+        }
+    }
     if version == 1 && hosts != 1 {
         return Err(reject(400, "HTTP/1.1 needs exactly one Host header"));
     }
@@ -205,6 +226,22 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Reject> {
         range,
     };
     Ok(Parsed::Complete(request, head_len))
+}
+
+/// The answer to a request line whose version httparse refused: 505 for a
+/// well-formed `HTTP/x.y` other than 1.0 and 1.1, 400 for anything else (a
+/// line that is not `method SP target SP version`).
+fn version_error(buf: &[u8]) -> Reject {
+    let line = buf.split(|&b| b == b'\r' || b == b'\n').next().unwrap_or_default();
+    let parts: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+    match parts.as_slice() {
+        [_, _, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            reject(505, "HTTP version not supported")
+        }
+        _ => reject(400, "malformed request line"),
+    }
 }
 
 /// Joins repeated list headers with commas (RFC 9110 §5.3).
@@ -287,7 +324,7 @@ mod tests {
         assert_eq!(complete("PUT /f HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n").body, Body::Length(5));
         assert_eq!(complete("PUT /f HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n").body, Body::Chunked);
         assert_eq!(complete("GET http://example.com/files/x HTTP/1.1\r\nHost: h\r\n\r\n").path, "/files/x");
-        assert_eq!(complete("BREW /pot HTTP/1.1\r\nHost: h\r\n\r\n").method, Method::Other("BREW".into()));
+        assert_eq!(complete("PATCH /pot HTTP/1.1\r\nHost: h\r\n\r\n").method, Method::Other("PATCH".into()));
         // Identical duplicate lengths are allowed.
         let dup = "PUT /f HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n";
         assert_eq!(complete(dup).body, Body::Length(3));
@@ -305,8 +342,20 @@ mod tests {
         rejected("PUT /f HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n", 400);
         rejected("PUT /f HTTP/1.1\r\nHost: h\r\nContent-Length: 1 2\r\n\r\n", 400);
         rejected("PUT /f HTTP/1.1\r\nHost: h\r\nContent-Length: +5\r\n\r\n", 400);
-        rejected("PUT /f HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 501);
-        rejected("PUT /f HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 501);
+        // RFC 9112 §6.3: chunked not final means no known length (400);
+        // a coding we do not implement before it is 501.
+        rejected("PUT /f HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 400);
+        rejected("PUT /f HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400);
+        rejected("PUT /f HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400);
+        rejected("PUT /f HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501);
+        rejected("PUT /f HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", 501);
+        rejected("PUT /f HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400);
+        rejected("BREW / HTTP/1.1\r\nHost: h\r\n\r\n", 501);
+        rejected("get / HTTP/1.1\r\nHost: h\r\n\r\n", 501);
+        rejected("CONNECT h:1 HTTP/1.1\r\nHost: h\r\n\r\n", 501);
+        rejected("GET / HTTP/x\r\nHost: h\r\n\r\n", 400);
+        rejected("GET /a b HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+        rejected("GET / HTTP/1.2\r\nHost: h\r\n\r\n", 505);
         rejected("GET / HTTP/1.1\r\nBad Name: x\r\nHost: h\r\n\r\n", 400);
         rejected("GET / HTTP/1.1\r\nHost: h\r\nFolded: a\r\n b\r\n\r\n", 400);
         rejected("GET / HTTP/1.1\r\n\r\n", 400);
