@@ -12,5 +12,7 @@ mod bench;
 mod faults;
 // Malformed, smuggling and path-escaping requests.
 mod hostile;
+// SIGKILL at random moments under concurrent writes.
+mod crash;
 // Shared helpers: start the daemon, speak HTTP.
 mod util;

@@ -95,6 +95,20 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// SIGKILLs the daemon (no chance to finish anything) and hands back its
+    /// data directory for a restart.
+    pub(crate) fn kill9(mut self) -> tempfile::TempDir {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Moved out; `Drop` then finds no child to stop.
+        let placeholder = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.data, placeholder)
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.terminate(Duration::from_secs(5));
