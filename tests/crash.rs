@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 
 use crate::util::{get, read_response, temp_files, Daemon};
 
-const PATHS: [&str; 9] = ["a/k0", "a/k1", "a/k2", "b/k0", "b/k1", "b/k2", "c/d/k0", "c/d/k1", "top"];
-const WRITERS: usize = 4;
+pub(crate) const PATHS: [&str; 9] = ["a/k0", "a/k1", "a/k2", "b/k0", "b/k1", "b/k2", "c/d/k0", "c/d/k1", "top"];
+pub(crate) const WRITERS: usize = 4;
 
 /// The body of write `id`: its id first, then bytes derived from it.
-fn body(id: u64, len: usize) -> Vec<u8> {
+pub(crate) fn body(id: u64, len: usize) -> Vec<u8> {
     let mut out = format!("write {id} len {len}\n").into_bytes();
     let mut x = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     while out.len() < len.max(out.len()) {
@@ -47,33 +47,34 @@ fn claimed(stored: &[u8]) -> Option<(u64, usize)> {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Kind {
+pub(crate) enum Kind {
     Put,
     Delete,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Result {
+pub(crate) enum Result {
     /// A 2xx: it happened, durably.
     Acked(Instant),
     /// 412 or 404: it did not change anything.
     Refused,
-    /// No answer (the daemon died): it may or may not have happened.
+    /// No answer (the daemon died), or a 500 when the disk failed under it:
+    /// it may or may not have happened.
     Unknown,
 }
 
 #[derive(Clone, Debug)]
-struct Op {
-    id: u64,
-    path: &'static str,
-    kind: Kind,
-    sent: Instant,
-    result: Result,
+pub(crate) struct Op {
+    pub(crate) id: u64,
+    pub(crate) path: &'static str,
+    pub(crate) kind: Kind,
+    pub(crate) sent: Instant,
+    pub(crate) result: Result,
 }
 
 /// What a path held after the last check: `Some(id)` of the write whose
 /// body it holds, or `None` if absent.
-type State = BTreeMap<&'static str, Option<u64>>;
+pub(crate) type State = BTreeMap<&'static str, Option<u64>>;
 
 /// Sends one request on its own connection: the status and the ETag.
 fn send(addr: std::net::SocketAddr, raw: &[u8]) -> Option<(u16, Option<String>)> {
@@ -83,13 +84,17 @@ fn send(addr: std::net::SocketAddr, raw: &[u8]) -> Option<(u16, Option<String>)>
     read_response(&mut stream, false).map(|r| (r.status, r.header("ETag").map(str::to_string)))
 }
 
-/// One writer: random operations on random paths until `stop`.
-fn writer(
+/// One writer: random operations on random paths until `stop`. With
+/// `disk_may_fail`, a 500 (the write failed somewhere: it may or may not
+/// have happened) and a 503 (refused once writes are fenced) are expected;
+/// otherwise any status but 2xx, 404 and 412 fails the test.
+pub(crate) fn writer(
     addr: std::net::SocketAddr,
     seed: u64,
     next_id: &AtomicU64,
     stop: &AtomicBool,
     etags: &Mutex<BTreeMap<&'static str, String>>,
+    disk_may_fail: bool,
 ) -> Vec<Op> {
     let mut ops = Vec::new();
     let mut x = seed | 1;
@@ -138,6 +143,8 @@ fn writer(
                 Result::Acked(Instant::now())
             }
             Some((412 | 404, _)) => Result::Refused,
+            Some((500, _)) if disk_may_fail => Result::Unknown,
+            Some((503, _)) if disk_may_fail => Result::Refused,
             Some((other, _)) => panic!("write {id} ({kind:?} {path}) got {other}"),
             None => Result::Unknown,
         };
@@ -152,7 +159,7 @@ fn writer(
 
 /// Checks every path against the round's operations; returns the new
 /// state and the number of acknowledged writes checked.
-fn check(daemon: &Daemon, before: &State, started: Instant, ops: &[Op]) -> (State, usize) {
+pub(crate) fn check(daemon: &Daemon, before: &State, started: Instant, ops: &[Op]) -> (State, usize) {
     let mut after = State::new();
     let mut checked = 0;
     for path in PATHS {
@@ -215,7 +222,7 @@ fn check(daemon: &Daemon, before: &State, started: Instant, ops: &[Op]) -> (Stat
 }
 
 /// Names in every listing against what GET found.
-fn listings_agree(daemon: &Daemon, state: &State) {
+pub(crate) fn listings_agree(daemon: &Daemon, state: &State) {
     for dir in ["a", "b", "c/d"] {
         let r = get(daemon, &format!("/files/{dir}/"));
         let want: Vec<String> = state
@@ -250,7 +257,7 @@ fn acknowledged_writes_survive_sigkill_at_random_moments() {
     let mut rng = 0x2545_F491_4F6C_DD1Du64;
     for round in 0..rounds {
         let daemon = Daemon::start_in(data, &["--cores", "2"]);
-        assert!(temp_files(daemon.data.path()).is_empty(), "round {round}: temporary files survived start-up");
+        assert!(temp_files(daemon.dir()).is_empty(), "round {round}: temporary files survived start-up");
         let started = Instant::now();
         let (after, n) = check(&daemon, &state, started, &[]);
         assert_eq!(after, state, "round {round}: the state changed across the restart");
@@ -262,7 +269,7 @@ fn acknowledged_writes_survive_sigkill_at_random_moments() {
             .map(|w| {
                 let (addr, next_id, stop, etags) = (daemon.addr, next_id.clone(), stop.clone(), etags.clone());
                 let seed = (round * WRITERS + w) as u64 * 0x9E37_79B9 + 7;
-                std::thread::spawn(move || writer(addr, seed, &next_id, &stop, &etags))
+                std::thread::spawn(move || writer(addr, seed, &next_id, &stop, &etags, false))
             })
             .collect();
         rng ^= rng << 13;
@@ -270,17 +277,17 @@ fn acknowledged_writes_survive_sigkill_at_random_moments() {
         rng ^= rng << 17;
         std::thread::sleep(Duration::from_millis(50 + rng % 400));
         stop.store(true, Ordering::SeqCst);
-        data = daemon.kill9();
+        data = daemon.kill9().expect("owned data directory");
         let ops: Vec<Op> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
         writes += ops.len();
         unknown += ops.iter().filter(|o| o.result == Result::Unknown).count();
         let daemon = Daemon::start_in(data, &["--cores", "2"]);
-        assert!(temp_files(daemon.data.path()).is_empty(), "round {round}: temporary files survived start-up");
+        assert!(temp_files(daemon.dir()).is_empty(), "round {round}: temporary files survived start-up");
         let (after, n) = check(&daemon, &state, started, &ops);
         checked += n;
         listings_agree(&daemon, &after);
         state = after;
-        data = daemon.kill9();
+        data = daemon.kill9().expect("owned data directory");
     }
     println!(
         "crash: {rounds} rounds, {writes} writes sent, {checked} acknowledged writes checked, {unknown} cut by the kill"

@@ -24,7 +24,7 @@ fn enospc_while_writing_a_body_is_507_and_the_old_version_stays() {
     let r = put(&daemon, "/files/doc", b"version 2", "");
     assert_eq!(r.status, 507, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(get(&daemon, "/files/doc").body, b"version 1");
-    assert!(temp_files(daemon.data.path()).is_empty());
+    assert!(temp_files(daemon.dir()).is_empty());
     // A full disk is not a broken one: once space is back, writes go on.
     assert_eq!(put(&daemon, "/files/doc", b"version 3", "").status, 200);
     assert_eq!(get(&daemon, "/files/doc").body, b"version 3");
@@ -38,7 +38,7 @@ fn eio_from_fdatasync_is_500_the_object_is_not_replaced_and_writes_are_fenced() 
     let r = put(&daemon, "/files/doc", b"version 2", "");
     assert_eq!(r.status, 500, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(get(&daemon, "/files/doc").body, b"version 1");
-    assert!(temp_files(daemon.data.path()).is_empty(), "the unflushed file is gone, not retried");
+    assert!(temp_files(daemon.dir()).is_empty(), "the unflushed file is gone, not retried");
     // The fault was for one call only: a retrying daemon would now succeed
     // and acknowledge. Ours refuses every write until restarted.
     let r = put(&daemon, "/files/doc", b"version 3", "");
@@ -65,7 +65,7 @@ fn eio_from_the_directory_fsync_is_500_and_fences_writes() {
     // is visible (documented in RELIABILITY.md); never version 3.
     let body = get(&daemon, "/files/doc").body;
     assert!(body == b"version 1" || body == b"version 2", "{body:?}");
-    assert!(temp_files(daemon.data.path()).is_empty());
+    assert!(temp_files(daemon.dir()).is_empty());
 }
 
 #[test]

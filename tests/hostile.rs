@@ -275,6 +275,6 @@ fn hostile_requests_get_their_status_and_change_nothing() {
         assert_eq!(get(&daemon, "/ping").status, 200, "after {}", c.name);
     }
     assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
-    assert_eq!((tree(daemon.data.path()), tree(outside.path())), before, "nothing was written, inside or out");
+    assert_eq!((tree(daemon.dir()), tree(outside.path())), before, "nothing was written, inside or out");
     assert_eq!(std::fs::read(outside.path().join("secret.txt")).unwrap(), b"secret");
 }

@@ -24,9 +24,9 @@ fn ping_and_health() {
 #[test]
 fn files_are_served_with_their_metadata() {
     let daemon = Daemon::start(&[]);
-    write_file(daemon.data.path(), "docs/readme.txt", b"hello world\n");
+    write_file(daemon.dir(), "docs/readme.txt", b"hello world\n");
     let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 256) as u8).collect();
-    write_file(daemon.data.path(), "big.bin", &big);
+    write_file(daemon.dir(), "big.bin", &big);
     let r = get(&daemon, "/files/docs/readme.txt");
     assert_eq!(r.status, 200);
     assert_eq!(r.body, b"hello world\n");
@@ -43,7 +43,7 @@ fn files_are_served_with_their_metadata() {
     assert_eq!(r.header("Content-Type"), Some("application/octet-stream"));
     assert!(r.body == big, "large body differs");
     // Percent-encoded names.
-    write_file(daemon.data.path(), "with space.txt", b"s");
+    write_file(daemon.dir(), "with space.txt", b"s");
     assert_eq!(get(&daemon, "/files/with%20space.txt").body, b"s");
     assert_eq!(get(&daemon, "/files/missing").status, 404);
     assert_eq!(get(&daemon, "/files/docs").status, 404, "a directory is not a file");
@@ -52,7 +52,7 @@ fn files_are_served_with_their_metadata() {
 #[test]
 fn paths_never_leave_the_data_directory() {
     let daemon = Daemon::start(&[]);
-    let outside = daemon.data.path().parent().unwrap().join(format!("outside-{}", std::process::id()));
+    let outside = daemon.dir().parent().unwrap().join(format!("outside-{}", std::process::id()));
     std::fs::write(&outside, b"secret").unwrap();
     std::os::unix::fs::symlink(&outside, daemon.path("abs-link")).unwrap();
     std::os::unix::fs::symlink("../x", daemon.path("rel-link")).unwrap();
@@ -81,8 +81,8 @@ fn paths_never_leave_the_data_directory() {
 #[test]
 fn keep_alive_and_pipelining_answer_in_order() {
     let daemon = Daemon::start(&[]);
-    write_file(daemon.data.path(), "a", b"AAAA");
-    write_file(daemon.data.path(), "b", b"BB");
+    write_file(daemon.dir(), "a", b"AAAA");
+    write_file(daemon.dir(), "b", b"BB");
     let mut stream = daemon.connect();
     for _ in 0..3 {
         stream.write_all(b"GET /files/a HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
@@ -191,7 +191,7 @@ fn request(daemon: &Daemon, method: &str, path: &str, headers: &str) -> crate::u
 #[test]
 fn conditional_reads_answer_304_and_412() {
     let daemon = Daemon::start(&[]);
-    write_file(daemon.data.path(), "doc.txt", b"content");
+    write_file(daemon.dir(), "doc.txt", b"content");
     let first = get(&daemon, "/files/doc.txt");
     let (etag, modified) = (first.header("ETag").unwrap(), first.header("Last-Modified").unwrap());
     let r = request(&daemon, "GET", "/files/doc.txt", &format!("If-None-Match: {etag}\r\n"));
@@ -218,7 +218,7 @@ fn conditional_reads_answer_304_and_412() {
 fn ranges_single_multiple_and_unsatisfiable() {
     let daemon = Daemon::start(&[]);
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
-    write_file(daemon.data.path(), "big.bin", &data);
+    write_file(daemon.dir(), "big.bin", &data);
     let r = request(&daemon, "GET", "/files/big.bin", "Range: bytes=10-19\r\n");
     assert_eq!((r.status, r.header("Content-Range")), (206, Some("bytes 10-19/3000000")));
     assert_eq!(r.body, &data[10..20]);
@@ -278,9 +278,9 @@ fn ranges_single_multiple_and_unsatisfiable() {
 fn directory_listings_are_sorted_paged_and_hide_temporary_files() {
     let daemon = Daemon::start(&[]);
     for name in ["b.txt", "a.txt", "c.log", "sub/inner"] {
-        write_file(daemon.data.path(), &format!("docs/{name}"), name.as_bytes());
+        write_file(daemon.dir(), &format!("docs/{name}"), name.as_bytes());
     }
-    write_file(daemon.data.path(), "docs/.percore-123-0-1", b"upload in progress");
+    write_file(daemon.dir(), "docs/.percore-123-0-1", b"upload in progress");
     let r = get(&daemon, "/files/docs/");
     assert_eq!((r.status, r.header("Content-Type")), (200, Some("application/json")));
     let page: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
@@ -333,7 +333,7 @@ fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
 #[test]
 fn metrics_are_gathered_from_every_shard() {
     let daemon = Daemon::start(&["--cores", "2"]);
-    write_file(daemon.data.path(), "m.txt", b"metrics");
+    write_file(daemon.dir(), "m.txt", b"metrics");
     for _ in 0..10 {
         assert_eq!(get(&daemon, "/ping").status, 200);
     }
@@ -408,7 +408,7 @@ fn a_request_in_flight_at_sigterm_completes() {
     stream.write_all(b"PUT /files/late HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhalf-").unwrap();
     // The upload is under way (its temporary file exists) when the stop comes.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while std::fs::read_dir(daemon.data.path()).unwrap().next().is_none() {
+    while std::fs::read_dir(daemon.dir()).unwrap().next().is_none() {
         assert!(std::time::Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -436,7 +436,7 @@ fn out_of_file_descriptors_is_a_503_with_retry_after() {
         &[("PERCORE_FAULTS", "open=EMFILE:1@1")],
         None,
     );
-    write_file(daemon.data.path(), "f", b"data");
+    write_file(daemon.dir(), "f", b"data");
     let r = get(&daemon, "/files/f");
     assert_eq!((r.status, r.header("Retry-After")), (503, Some("1")));
     assert_eq!(get(&daemon, "/files/f").body, b"data", "service resumes");

@@ -29,8 +29,8 @@ fn put_creates_replaces_and_delete_removes() {
     // A file in the way of a directory, and bad paths.
     assert_eq!(put(&daemon, "/files/empty/inner", b"x", "").status, 409);
     assert_eq!(put(&daemon, "/files/../escape", b"x", "").status, 400);
-    assert!(!daemon.data.path().parent().unwrap().join("escape").exists());
-    assert!(temp_files(daemon.data.path()).is_empty());
+    assert!(!daemon.dir().parent().unwrap().join("escape").exists());
+    assert!(temp_files(daemon.dir()).is_empty());
 }
 
 #[test]
@@ -58,7 +58,7 @@ fn chunked_bodies_and_expect_continue() {
     let bad = b"PUT /files/bad HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n";
     assert_eq!(exchange(&daemon, bad).status, 400);
     assert_eq!(get(&daemon, "/files/bad").status, 404);
-    assert!(temp_files(daemon.data.path()).is_empty());
+    assert!(temp_files(daemon.dir()).is_empty());
 }
 
 #[test]
@@ -76,7 +76,7 @@ fn conditional_writes() {
     assert_eq!(delete(&daemon, "/files/doc", &format!("If-Match: {etag}\r\n")).status, 412, "old version");
     let etag = r.header("ETag").unwrap();
     assert_eq!(delete(&daemon, "/files/doc", &format!("If-Match: {etag}\r\n")).status, 204);
-    assert!(temp_files(daemon.data.path()).is_empty());
+    assert!(temp_files(daemon.dir()).is_empty());
 }
 
 #[test]
@@ -99,7 +99,7 @@ fn exactly_one_concurrent_create_wins() {
         assert!(results.iter().all(|(s, _)| *s == 201 || *s == 412), "{results:?}");
         assert_eq!(get(&daemon, &path).body, winners[0].as_bytes(), "the winner's body is stored");
     }
-    assert!(temp_files(daemon.data.path()).is_empty());
+    assert!(temp_files(daemon.dir()).is_empty());
 }
 
 #[test]
@@ -108,8 +108,8 @@ fn an_upload_cut_short_leaves_nothing() {
     assert_eq!(put(&daemon, "/files/kept", b"old", "").status, 201);
     let wait_for = |want_temp: bool| {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while temp_files(daemon.data.path()).is_empty() == want_temp {
-            assert!(std::time::Instant::now() < deadline, "temp files: {:?}", temp_files(daemon.data.path()));
+        while temp_files(daemon.dir()).is_empty() == want_temp {
+            assert!(std::time::Instant::now() < deadline, "temp files: {:?}", temp_files(daemon.dir()));
             std::thread::sleep(Duration::from_millis(5));
         }
     };
@@ -146,7 +146,7 @@ fn oversized_bodies_are_refused_before_they_are_read() {
     raw.extend_from_slice(b"0\r\n\r\n");
     assert_eq!(exchange(&daemon, &raw).status, 413);
     assert_eq!(get(&daemon, "/files/big").status, 404);
-    assert!(temp_files(daemon.data.path()).is_empty());
+    assert!(temp_files(daemon.dir()).is_empty());
 }
 
 #[test]
@@ -159,14 +159,14 @@ fn acknowledged_objects_survive_a_restart_and_stale_temps_do_not() {
         );
     }
     assert!(daemon.terminate(Duration::from_secs(5)).unwrap().success());
-    let data = std::mem::replace(&mut daemon.data, tempfile::tempdir().unwrap());
+    let data = daemon.kill9().expect("owned data directory");
     std::fs::write(data.path().join("dir1/.percore-999-0-1"), b"half an upload").unwrap();
     let daemon = Daemon::start_in(data, &[]);
     for i in 0..20 {
         let r = get(&daemon, &format!("/files/dir{}/obj{i}", i % 3));
         assert_eq!((r.status, r.body), (200, format!("data {i}").into_bytes()));
     }
-    assert!(temp_files(daemon.data.path()).is_empty(), "stale temporary files are removed at start");
+    assert!(temp_files(daemon.dir()).is_empty(), "stale temporary files are removed at start");
 }
 
 #[test]

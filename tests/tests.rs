@@ -14,5 +14,7 @@ mod faults;
 mod hostile;
 // SIGKILL at random moments under concurrent writes.
 mod crash;
+// File-system shutdowns (power loss) on XFS and ext4 loop images.
+mod powerloss;
 // Shared helpers: start the daemon, speak HTTP.
 mod util;

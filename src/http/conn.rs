@@ -76,6 +76,11 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
                     let next = Box::pin(put(&stream, &mut incoming, &shard, &request, &mut buf, close)).await;
                     finished(&shard, &request, labels, started);
                     if let Next::Close = next {
+                        // The answer may have come before the whole body
+                        // (refused, failed): closing with unread bytes would
+                        // reset the connection and could destroy the answer
+                        // in the client's buffers.
+                        linger(&stream, &mut incoming).await;
                         return;
                     }
                     continue;
@@ -122,6 +127,30 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
                 let _ = reply_error(&stream, &shard, reject).await;
                 return;
             }
+        }
+    }
+}
+
+/// How long, and how many bytes, a closing connection's unread input is
+/// read and dropped for (nginx's lingering close), after its write side is
+/// shut down.
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+const LINGER_BYTES_MAX: usize = 8 << 20;
+
+/// Half-closes the connection and discards what the client still sends,
+/// briefly, so that the close that follows is a FIN rather than a reset.
+async fn linger(stream: &TcpStream, incoming: &mut RecvStream<'_>) {
+    if stream.shutdown(percore_io::Shutdown::Write).await.is_err() {
+        return;
+    }
+    let deadline = std::time::Instant::now() + LINGER_TIME;
+    let mut dropped = 0;
+    while dropped < LINGER_BYTES_MAX {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match time::timeout(left, stopping_or(incoming.next())).await {
+            Ok(Some(Some(Ok(data)))) => dropped += data.len(),
+            // End of input, an error, out of time, or the daemon stopping.
+            _ => return,
         }
     }
 }

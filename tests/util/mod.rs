@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 pub(crate) struct Daemon {
     child: Option<Child>,
     pub(crate) addr: SocketAddr,
-    pub(crate) data: tempfile::TempDir,
+    /// The data directory it serves.
+    dir: PathBuf,
+    /// That directory, when the daemon owns it (removed on drop).
+    data: Option<tempfile::TempDir>,
 }
 
 impl Daemon {
@@ -34,10 +37,17 @@ impl Daemon {
         env: &[(&str, &str)],
         stderr: Option<std::fs::File>,
     ) -> Daemon {
+        let mut daemon = Daemon::start_at(data.path(), args, env, stderr);
+        daemon.data = Some(data);
+        daemon
+    }
+
+    /// Starts on a data directory the caller owns.
+    pub(crate) fn start_at(dir: &Path, args: &[&str], env: &[(&str, &str)], stderr: Option<std::fs::File>) -> Daemon {
         let mut command = Command::new(env!("CARGO_BIN_EXE_percore"));
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data.path())
+            .arg(dir)
             // As the environment, so a test's own --log-level wins.
             .env("PERCORE_LOG_LEVEL", "warn")
             .args(args)
@@ -54,11 +64,15 @@ impl Daemon {
             .unwrap_or_else(|| panic!("no address in start-up line {line:?}"))
             .parse()
             .unwrap();
-        Daemon { child: Some(child), addr, data }
+        Daemon { child: Some(child), addr, dir: dir.to_path_buf(), data: None }
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 
     pub(crate) fn path(&self, rel: &str) -> PathBuf {
-        self.data.path().join(rel)
+        self.dir.join(rel)
     }
 
     pub(crate) fn connect(&self) -> TcpStream {
@@ -97,15 +111,13 @@ impl Daemon {
 
 impl Daemon {
     /// SIGKILLs the daemon (no chance to finish anything) and hands back its
-    /// data directory for a restart.
-    pub(crate) fn kill9(mut self) -> tempfile::TempDir {
+    /// data directory, if it owned it, for a restart.
+    pub(crate) fn kill9(mut self) -> Option<tempfile::TempDir> {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
-        // Moved out; `Drop` then finds no child to stop.
-        let placeholder = tempfile::tempdir().unwrap();
-        std::mem::replace(&mut self.data, placeholder)
+        self.data.take()
     }
 }
 
