@@ -16,5 +16,7 @@ mod hostile;
 mod crash;
 // File-system shutdowns (power loss) on XFS and ext4 loop images.
 mod powerloss;
+// Slow and greedy clients.
+mod slow;
 // Shared helpers: start the daemon, speak HTTP.
 mod util;

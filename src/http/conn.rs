@@ -61,9 +61,14 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
     // buffer from the shard's ring only when data arrives (an idle
     // connection holds none) and stays armed between requests.
     let mut incoming = stream.recv_multi(&shard.ring);
+    // When the head under way must be complete: set by its first byte, so a
+    // client trickling a byte at a time cannot hold the connection open
+    // beyond the header timeout (slowloris).
+    let mut head_deadline: Option<std::time::Instant> = None;
     loop {
         match request::parse(&buf, &limits) {
             Ok(Parsed::Complete(request, head_len)) => {
+                head_deadline = None;
                 buf.drain(..head_len);
                 let started = std::time::Instant::now();
                 let labels = labels(&request);
@@ -109,7 +114,9 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
                     buf = Vec::new();
                     shard.config.idle_timeout()
                 } else {
-                    shard.config.header_timeout()
+                    let deadline =
+                        *head_deadline.get_or_insert_with(|| std::time::Instant::now() + shard.config.header_timeout());
+                    deadline.saturating_duration_since(std::time::Instant::now())
                 };
                 let received = time::timeout(timeout, stopping_or(body::recv_into(&mut incoming, &mut buf))).await;
                 match received {
@@ -540,21 +547,35 @@ async fn send_body(
             Err(_) => return false,
         },
     };
-    let sent =
-        time::timeout(shard.config.send_timeout(), percore_io::send_file(stream, file, offset, len, &pipe)).await;
-    match sent {
-        // The whole span went out and the pipe is empty: reuse it.
-        Ok(Ok(n)) if n == len => {
-            crate::metrics::bytes_out(n);
-            shard.pipes.borrow_mut().push(pipe);
-            true
+    // In pieces, each under the send timeout: a slow reader of a large file
+    // is fine as long as it keeps reading; one that stops is dropped.
+    let mut done = 0;
+    while done < len {
+        let piece = (len - done).min(SEND_FILE_PIECE);
+        let sent = time::timeout(
+            shard.config.send_timeout(),
+            percore_io::send_file(stream, file, offset + done, piece, &pipe),
+        )
+        .await;
+        match sent {
+            Ok(Ok(n)) if n == piece => {
+                crate::metrics::bytes_out(n);
+                done += n;
+            }
+            // Short (the file shrank), failed or timed out: the framing is
+            // broken, so the connection closes (and the pipe, which may hold
+            // bytes, is dropped).
+            _ => return false,
         }
-        // Short (the file shrank), failed or timed out: the framing is
-        // broken, so the connection closes (and the pipe, which may hold
-        // bytes, is dropped).
-        _ => false,
     }
+    // The whole span went out and the pipe is empty: reuse it.
+    shard.pipes.borrow_mut().push(pipe);
+    true
 }
+
+/// Bytes of a file spliced under one send timeout: the slowest reader kept
+/// is one that takes a piece per timeout (1 MiB per 30 s by default).
+const SEND_FILE_PIECE: u64 = 1 << 20;
 
 /// Compares tokens in time independent of where they differ.
 fn same_token(given: &str, expected: &str) -> bool {

@@ -67,6 +67,10 @@ impl Daemon {
         Daemon { child: Some(child), addr, dir: dir.to_path_buf(), data: None }
     }
 
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
