@@ -1,0 +1,173 @@
+//! percore as a library: the daemon's modules behind [`main`], which the
+//! `percore` binary calls. Modules: `config` (flags, TOML file,
+//! environment), `serve` (the daemon), `http` (the HTTP/1.1 service),
+//! `files`, `store` and `listing` (the file store), `cache`, `metrics`, and
+//! `bench` (the load generator). Nothing here is a stable API: the public
+//! surface is the command, plus [`fuzz`], the hooks the fuzz targets drive.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod bench;
+mod cache;
+mod config;
+mod files;
+mod http;
+mod listing;
+mod metrics;
+mod serve;
+mod store;
+
+/// percore: a thread-per-core io_uring file and object server.
+#[derive(Parser, Debug)]
+#[command(name = "percore", version, about)]
+#[allow(clippy::large_enum_variant, reason = "parsed once at start-up")]
+enum Command {
+    /// Serve files over HTTP/1.1 on every core.
+    Serve(config::RawConfig),
+    /// Load-test an HTTP server (percore or any other) from pinned client cores.
+    Bench(bench::BenchArgs),
+}
+
+/// The `percore` command: parse, validate, launch, print the error chain.
+pub fn main() -> ExitCode {
+    let raw = match Command::parse() {
+        Command::Serve(raw) => raw,
+        Command::Bench(args) => {
+            return match bench::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("percore bench: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    };
+    let config = match config::Config::try_from(raw) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("percore: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    match serve::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("percore: {err}");
+            let mut source = std::error::Error::source(&*err);
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Entry points for the fuzz targets (`fuzz/`): the pure parsers that face
+/// the network, with their invariants checked. Not for other use.
+#[doc(hidden)]
+pub mod fuzz {
+    /// Parses `data` as a request head under small limits; panics if the
+    /// parser breaks one of its promises.
+    pub fn request_head(data: &[u8]) {
+        use crate::http::request::{parse, Body, Limits, Parsed};
+        let limits = Limits { head_bytes_max: 2048, target_bytes_max: 512 };
+        match parse(data, &limits) {
+            Ok(Parsed::Complete(request, head_len)) => {
+                assert!(head_len <= data.len() && head_len <= limits.head_bytes_max);
+                assert!(request.path.len() <= limits.target_bytes_max);
+                assert!(request.path.starts_with('/'), "{:?}", request.path);
+                if let Body::Length(n) = request.body {
+                    assert!(n > 0);
+                }
+                // Parsing is a function of the head alone: what follows it
+                // (a pipelined request, a body) changes nothing.
+                match parse(&data[..head_len], &limits) {
+                    Ok(Parsed::Complete(again, n)) => assert!(n == head_len && again == request),
+                    _ => panic!("the head alone parses differently"),
+                }
+            }
+            Ok(Parsed::Partial) => assert!(data.len() <= limits.head_bytes_max),
+            Err(reject) => assert!((400..600).contains(&reject.status)),
+        }
+    }
+
+    /// Checks `encoded` as the path after `/files/`; panics if an accepted
+    /// path could leave the data directory or hide a separator.
+    pub fn object_path(encoded: &str) {
+        if let Ok(path) = crate::files::object_path(encoded) {
+            assert!(!path.is_empty() && path.len() <= encoded.len());
+            assert!(!path.contains(&0) && !path.contains(&b'\\'));
+            assert!(std::str::from_utf8(&path).is_ok());
+            for segment in path.split(|&b| b == b'/') {
+                assert!(!segment.is_empty() && segment != b"." && segment != b"..");
+                assert!(segment.len() <= 255);
+            }
+            assert!(path[0] != b'/');
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    /// Request heads built from the pieces attackers use, so that the
+    /// property run reaches past the first line.
+    fn head_like() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop::sample::select(vec![
+            "GET ",
+            "PUT ",
+            "HEAD ",
+            "/files/",
+            "/ping",
+            "%2e",
+            "%2f",
+            "..",
+            "/",
+            " HTTP/1.1",
+            " HTTP/1.0",
+            "\r\n",
+            "\n",
+            "\r",
+            "Host: h",
+            "Content-Length: ",
+            "Transfer-Encoding: ",
+            "chunked",
+            "gzip",
+            ",",
+            "0",
+            "12",
+            "-1",
+            " ",
+            "\t",
+            ":",
+            "\0",
+            "Expect: 100-continue",
+            "Range: bytes=0-",
+            "\r\n\r\n",
+        ]);
+        prop::collection::vec(piece, 0..24).prop_map(|parts| parts.concat().into_bytes())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn any_bytes_parse_or_are_refused_without_panicking(data in prop::collection::vec(any::<u8>(), 0..600)) {
+            crate::fuzz::request_head(&data);
+        }
+
+        #[test]
+        fn request_like_heads_keep_the_parser_promises(data in head_like()) {
+            crate::fuzz::request_head(&data);
+        }
+
+        #[test]
+        fn no_accepted_path_leaves_the_directory(path in "[a-z./%2eEfF5cC0\\\\#]{0,40}") {
+            crate::fuzz::object_path(&path);
+        }
+    }
+}
