@@ -19,6 +19,7 @@ fn bench(url: &str, args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn every_workload_runs_clean_against_percore() {
+    let _heavy = crate::util::heavy();
     let daemon = Daemon::start(&["--cores", "1"]);
     let url = format!("http://{}", daemon.addr);
     for args in [
@@ -56,6 +57,7 @@ fn percore_cores_count() -> usize {
 
 #[test]
 fn the_open_loop_keeps_its_rate() {
+    let _heavy = crate::util::heavy();
     let daemon = Daemon::start(&["--cores", "1"]);
     let result = bench(&format!("http://{}", daemon.addr), &["--rate", "2000", "--duration", "2"]);
     let rps = result["requests_per_second"].as_f64().unwrap();

@@ -249,6 +249,7 @@ pub(crate) fn listings_agree(daemon: &Daemon, state: &State) {
 
 #[test]
 fn acknowledged_writes_survive_sigkill_at_random_moments() {
+    let _heavy = crate::util::heavy();
     let rounds: usize = std::env::var("PERCORE_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(12);
     let mut data = tempfile::tempdir().unwrap();
     let mut state: State = PATHS.iter().map(|p| (*p, None)).collect();

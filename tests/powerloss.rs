@@ -132,6 +132,7 @@ fn rounds() -> usize {
 
 /// Rounds of writes cut by a shutdown, on one kind of file system.
 fn shutdown_rounds(kind: &'static str) {
+    let _heavy = crate::util::heavy();
     let fs = LoopFs::new(kind);
     let mut state: State = PATHS.iter().map(|p| (*p, None)).collect();
     let next_id = Arc::new(AtomicU64::new(1));

@@ -25,6 +25,7 @@ fn open_connections(daemon: &Daemon) -> f64 {
 
 #[test]
 fn a_thousand_slow_heads_do_not_stop_normal_clients_and_end_at_the_header_timeout() {
+    let _heavy = crate::util::heavy();
     const SLOW: usize = 1000;
     // One shard: the slow connections and the normal client share it.
     let daemon = Daemon::start(&["--cores", "1", "--header-timeout-ms", "2000"]);
@@ -111,6 +112,7 @@ fn a_thousand_slow_heads_do_not_stop_normal_clients_and_end_at_the_header_timeou
 
 #[test]
 fn a_client_that_stops_reading_is_dropped_and_a_slow_reader_is_served() {
+    let _heavy = crate::util::heavy();
     let daemon = Daemon::start(&["--cores", "1", "--send-timeout-ms", "500"]);
     let big: Vec<u8> = (0..32u32 << 20).map(|i| (i % 253) as u8).collect();
     write_file(daemon.dir(), "big", &big);

@@ -18,5 +18,7 @@ mod crash;
 mod powerloss;
 // Slow and greedy clients.
 mod slow;
+// A bounded mixed load, then a graceful stop under writes.
+mod soak;
 // Shared helpers: start the daemon, speak HTTP.
 mod util;

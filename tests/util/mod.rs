@@ -220,3 +220,11 @@ pub(crate) fn temp_files(dir: &Path) -> Vec<String> {
     }
     found
 }
+
+/// Serialises the tests that load the machine (soak, crash rounds, load
+/// generation) or measure time under load (slow clients, the open loop):
+/// on a 2-core machine, two of them at once would measure each other.
+pub(crate) fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,97 @@
+//! Soak: a bounded mixed load (90% GET, 10% PUT over 200 keys of 4 KiB and
+//! 256 KiB) from `percore bench`, which checks every response byte for
+//! byte: zero errors, and the daemon's RSS stops growing. Then a graceful
+//! stop (SIGTERM) in the middle of concurrent writes loses no acknowledged
+//! write. `PERCORE_SOAK_SECONDS` sets the load's length (default 30, the
+//! CI run; RELIABILITY.md records a longer one).
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::crash::{self, Op, State, PATHS, WRITERS};
+use crate::util::{temp_files, Daemon};
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .map_or(0, |v| v.trim().trim_end_matches(" kB").parse().unwrap())
+}
+
+#[test]
+fn a_mixed_soak_has_no_errors_and_flat_memory_then_sigterm_loses_nothing() {
+    let _heavy = crate::util::heavy();
+    let seconds: u64 = std::env::var("PERCORE_SOAK_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    let daemon = Daemon::start(&["--cores", "2"]);
+    let pid = daemon.pid();
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            while sampling.load(Ordering::SeqCst) {
+                samples.push(rss_kib(pid));
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            samples
+        })
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_percore"))
+        .args(["bench", &format!("http://{}", daemon.addr), "--workload", "mixed", "--read-percent", "90"])
+        .args(["--keys", "200", "--size", "4KiB:90,256KiB:10", "--populate", "--connections", "32"])
+        .args(["--warmup", "1", "--duration", &seconds.to_string(), "--json"])
+        .output()
+        .unwrap();
+    sampling.store(false, Ordering::SeqCst);
+    let samples = sampler.join().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors = report["errors"].as_object().unwrap();
+    assert!(errors.is_empty(), "errors under load: {errors:?}");
+    let requests = report["requests"].as_u64().unwrap();
+    assert!(requests > 1000 * seconds / 10, "{requests} requests in {seconds} s");
+    // Flat memory: the second half's peak is within 10% (or 4 MiB) of the
+    // first half's, once the caches and buffer pools have filled.
+    let half = samples.len() / 2;
+    let (first, second) = samples.split_at(half);
+    let (first_peak, second_peak) =
+        (first.iter().copied().max().unwrap_or(0), second.iter().copied().max().unwrap_or(0));
+    assert!(
+        second_peak <= first_peak + (first_peak / 10).max(4096),
+        "RSS kept growing: first half peak {first_peak} KiB, second half {second_peak} KiB"
+    );
+    println!(
+        "soak: {seconds} s, {requests} requests checked, 0 errors, RSS peak {first_peak} KiB then {second_peak} KiB"
+    );
+
+    // A graceful stop in the middle of concurrent writes.
+    let mut daemon = daemon;
+    let state: State = PATHS.iter().map(|p| (*p, None)).collect();
+    let (stop, next_id) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(1)));
+    let etags = Arc::new(Mutex::new(BTreeMap::new()));
+    let started = Instant::now();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (addr, next_id, stop, etags) = (daemon.addr, next_id.clone(), stop.clone(), etags.clone());
+            std::thread::spawn(move || crash::writer(addr, w as u64 * 7919 + 3, &next_id, &stop, &etags, false))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // SIGTERM while they write; they stop a moment later.
+    daemon.signal_term();
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::SeqCst);
+    let status = daemon.terminate(Duration::from_secs(10)).expect("stopped within its grace");
+    assert!(status.success(), "{status:?}");
+    let ops: Vec<Op> = writers.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let data = daemon.kill9().expect("owned data directory");
+    let daemon = Daemon::start_in(data, &["--cores", "2"]);
+    assert!(temp_files(daemon.dir()).is_empty());
+    let (_, checked) = crash::check(&daemon, &state, started, &ops);
+    assert!(checked > 0);
+    println!("sigterm under writes: {} writes, {checked} acknowledged and checked after the restart", ops.len());
+}
