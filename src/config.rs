@@ -58,7 +58,7 @@ pub(crate) struct RawConfig {
     /// Time an idle keep-alive connection stays open, in ms [default: 60000].
     #[arg(long, env = "PERCORE_IDLE_TIMEOUT_MS")]
     pub(crate) idle_timeout_ms: Option<u64>,
-    /// Time to send a response before the connection is dropped, in ms [default: 30000].
+    /// Time a response may take per send (per 1 MiB piece of a large file) before the connection is dropped, in ms [default: 30000].
     #[arg(long, env = "PERCORE_SEND_TIMEOUT_MS")]
     pub(crate) send_timeout_ms: Option<u64>,
     /// On SIGTERM/SIGINT, keep serving this long with /health answering 503 "draining" (so load balancers move away) before stopping, in ms [default: 0].

@@ -147,3 +147,32 @@ fn a_client_that_stops_reading_is_dropped_and_a_slow_reader_is_served() {
     assert!(took > Duration::from_millis(1000), "slow enough to span send timeouts: {took:?}");
     drop(stalled);
 }
+
+#[test]
+fn connections_beyond_the_limit_get_503_and_the_others_go_on() {
+    let daemon = Daemon::start(&["--cores", "1", "--connections-max-per-shard", "3"]);
+    let mut held: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(daemon.addr).unwrap()).collect();
+    for s in &mut held {
+        s.write_all(b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        assert_eq!(crate::util::read_response(s, false).unwrap().status, 200);
+    }
+    let mut extra = TcpStream::connect(daemon.addr).unwrap();
+    extra.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let r = crate::util::read_response(&mut extra, false).expect("an answer without a request");
+    assert_eq!((r.status, r.header("Retry-After")), (503, Some("1")));
+    // The held ones are still served, and a slot frees when one leaves.
+    held[0].write_all(b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(crate::util::read_response(&mut held[0], false).unwrap().status, 200);
+    held.pop();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut s = TcpStream::connect(daemon.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        if crate::util::read_response(&mut s, false).unwrap().status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the freed slot was never reused");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
