@@ -54,18 +54,19 @@ fn a_mixed_soak_has_no_errors_and_flat_memory_then_sigterm_loses_nothing() {
     assert!(errors.is_empty(), "errors under load: {errors:?}");
     let requests = report["requests"].as_u64().unwrap();
     assert!(requests > 1000 * seconds / 10, "{requests} requests in {seconds} s");
-    // Flat memory: the second half's peak is within 10% (or 4 MiB) of the
-    // first half's, once the caches and buffer pools have filled.
-    let half = samples.len() / 2;
-    let (first, second) = samples.split_at(half);
-    let (first_peak, second_peak) =
-        (first.iter().copied().max().unwrap_or(0), second.iter().copied().max().unwrap_or(0));
+    // Flat memory: once the first third has filled the caches and pools,
+    // the last third's peak is within 1 MiB (or 2%) of the middle third's.
+    // (A leak of a waker per request, about 16 bytes, grew by 2-3 MiB per
+    // 10 s here, and failed this.)
+    let third = samples.len() / 3;
+    let peak = |s: &[u64]| s.iter().copied().max().unwrap_or(0);
+    let (middle_peak, last_peak) = (peak(&samples[third..2 * third]), peak(&samples[2 * third..]));
     assert!(
-        second_peak <= first_peak + (first_peak / 10).max(4096),
-        "RSS kept growing: first half peak {first_peak} KiB, second half {second_peak} KiB"
+        last_peak <= middle_peak + (middle_peak / 50).max(1024),
+        "RSS kept growing: middle third peak {middle_peak} KiB, last third {last_peak} KiB ({samples:?})"
     );
     println!(
-        "soak: {seconds} s, {requests} requests checked, 0 errors, RSS peak {first_peak} KiB then {second_peak} KiB"
+        "soak: {seconds} s, {requests} requests checked, 0 errors, RSS peak {middle_peak} KiB then {last_peak} KiB"
     );
 
     // A graceful stop in the middle of concurrent writes.

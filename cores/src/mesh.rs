@@ -142,11 +142,16 @@ pub(crate) struct Local {
     pub(crate) exiting: Flag,
 }
 
-/// A shard-local flag that tasks can wait for.
+/// A shard-local, one-way flag that tasks can wait for.
+///
+/// Each waiting future holds a slot in `waiters` and frees it when dropped:
+/// a future polled once per request and dropped when the request is served
+/// (as `stopping()` is, racing every idle wait) must not leave its waker
+/// behind, or the flag would keep every finished task alive.
 #[derive(Default)]
 pub(crate) struct Flag {
     set: Cell<bool>,
-    waiters: RefCell<Vec<Waker>>,
+    waiters: RefCell<slab::Slab<Waker>>,
 }
 
 impl Flag {
@@ -154,25 +159,76 @@ impl Flag {
         self.set.get()
     }
 
+    /// Sets the flag for good and wakes every waiter. (Once set, nothing
+    /// registers again, so a freed slot is never reused under a future that
+    /// still holds its key.)
     pub(crate) fn set(&self) {
         self.set.set(true);
-        for waker in self.waiters.borrow_mut().drain(..) {
+        let wakers: Vec<Waker> = self.waiters.borrow_mut().drain().collect();
+        for waker in wakers {
             waker.wake();
         }
     }
 
-    fn poll_set(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.set.get() {
-            return Poll::Ready(());
+    /// Waiters registered now (for tests).
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
+        self.waiters.borrow().len()
+    }
+}
+
+/// Future returned by [`wait_for`].
+pub(crate) struct FlagWait {
+    flag: fn(&Local) -> &Flag,
+    key: Option<usize>,
+}
+
+impl Future for FlagWait {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let (flag, key) = (self.flag, self.key);
+        let key = with_local(|local| {
+            let flag = flag(local);
+            if flag.set.get() {
+                return None;
+            }
+            let mut waiters = flag.waiters.borrow_mut();
+            Some(match key {
+                Some(k) if waiters.contains(k) => {
+                    if !waiters[k].will_wake(cx.waker()) {
+                        waiters[k] = cx.waker().clone();
+                    }
+                    k
+                }
+                _ => waiters.insert(cx.waker().clone()),
+            })
+        });
+        self.key = key;
+        if key.is_some() {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
         }
-        self.waiters.borrow_mut().push(cx.waker().clone());
-        Poll::Pending
+    }
+}
+
+impl Drop for FlagWait {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            let flag = self.flag;
+            LOCAL.with(|l| {
+                if let Some(local) = l.borrow().as_deref() {
+                    let _ = flag(local).waiters.borrow_mut().try_remove(key);
+                }
+            });
+        }
     }
 }
 
 /// Resolves once `flag` of the current shard is set.
-pub(crate) fn wait_for(flag: fn(&Local) -> &Flag) -> impl Future<Output = ()> {
-    std::future::poll_fn(move |cx| with_local(|local| flag(local).poll_set(cx)))
+pub(crate) fn wait_for(flag: fn(&Local) -> &Flag) -> FlagWait {
+    FlagWait { flag, key: None }
 }
 
 thread_local! {
@@ -490,5 +546,37 @@ impl Poller for Inbox {
 
     fn has_work(&self) -> bool {
         !self.rx.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A wait polled and dropped (as every request's idle wait races
+    /// `stopping()`) leaves no waker behind; waits still pending are all
+    /// woken and finish when the flag is set.
+    #[test]
+    fn dropped_waits_leave_no_waker_behind() {
+        let local = install(0, Vec::new());
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..10_000 {
+            let mut wait = std::pin::pin!(stopping());
+            assert!(wait.as_mut().poll(&mut cx).is_pending());
+            assert!(wait.as_mut().poll(&mut cx).is_pending(), "a second poll reuses the slot");
+        }
+        assert_eq!(local.stopping.waiting(), 0);
+        let mut kept: Vec<_> = (0..3).map(|_| Box::pin(stopping())).collect();
+        for wait in &mut kept {
+            assert!(wait.as_mut().poll(&mut cx).is_pending());
+        }
+        assert_eq!(local.stopping.waiting(), 3);
+        local.stopping.set();
+        assert_eq!(local.stopping.waiting(), 0);
+        for wait in &mut kept {
+            assert!(wait.as_mut().poll(&mut cx).is_ready());
+        }
+        drop(kept);
+        uninstall();
     }
 }
