@@ -12,7 +12,8 @@
 //! Then each server, on one core, holds `--idle N` (default 10,000) idle
 //! keep-alive connections and its RSS growth per connection is reported.
 //!
-//! `cargo bench -p percore-benches --bench compare [-- --quick | ROUNDS SECONDS] [--client-cores K] [--idle N]`
+//! `cargo bench -p percore-benches --bench compare [-- --quick | ROUNDS SECONDS] [--client-cores K] [--idle N] [--only NAME]`
+//! (`--only put`: only the workloads whose name contains `put`, no idle run).
 //! (`--quick`: one round of 2 s per cell). Installs nginx from Debian if
 //! it is missing.
 
@@ -310,6 +311,10 @@ fn main() {
         .collect();
     let cpus = percore_cores::allowed_cpus();
     assert!(cpus.len() >= 2 && cpus.iter().enumerate().all(|(i, c)| i == *c), "needs CPUs 0..N, N >= 2: {cpus:?}");
+    // `--only put`: just the workloads whose name contains it.
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
+    let selected = |w: &Workload| only.as_deref().is_none_or(|o| w.name.contains(o));
+    let skip_idle = only.is_some();
     let client_cores = option(&args, "--client-cores").unwrap_or((cpus.len() / 2).max(1));
     assert!(client_cores < cpus.len(), "--client-cores leaves no CPU for the server");
     let client_cpus = format!("{}-{}", cpus.len() - client_cores, cpus.len() - 1);
@@ -331,7 +336,7 @@ fn main() {
     let mut cells: BTreeMap<(usize, usize, usize), Vec<Cell>> = BTreeMap::new();
     for round in 0..rounds {
         for &cores in &core_counts {
-            for (w, workload) in WORKLOADS.iter().enumerate() {
+            for (w, workload) in WORKLOADS.iter().enumerate().filter(|(_, w)| selected(w)) {
                 for (i, server) in servers.iter().enumerate() {
                     let cell = measure(server, workload, cores, &client_cpus, seconds);
                     println!(
@@ -349,7 +354,7 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut medians = Vec::new();
     for &cores in &core_counts {
-        for (w, workload) in WORKLOADS.iter().enumerate() {
+        for (w, workload) in WORKLOADS.iter().enumerate().filter(|(_, w)| selected(w)) {
             let base = &cells[&(cores, w, 0)];
             let (base_rps, base_cpu) = (med(base, |c| c.requests_per_second), med(base, |c| c.server_us_per_request));
             for (i, server) in servers.iter().enumerate() {
@@ -390,12 +395,14 @@ fn main() {
             }
         }
     }
-    let idle_count: usize = option(&args, "--idle").unwrap_or(10_000);
-    println!("\nidle keep-alive connections: {idle_count} held open, server on CPU 0\n");
-    println!("| server | RSS before MiB | RSS with them MiB | bytes per connection |");
-    println!("|---|---|---|---|");
+    let idle_count: usize = if skip_idle { 0 } else { option(&args, "--idle").unwrap_or(10_000) };
+    if idle_count > 0 {
+        println!("\nidle keep-alive connections: {idle_count} held open, server on CPU 0\n");
+        println!("| server | RSS before MiB | RSS with them MiB | bytes per connection |");
+        println!("|---|---|---|---|");
+    }
     let mut idle = Vec::new();
-    for server in &servers {
+    for server in servers.iter().filter(|_| idle_count > 0) {
         let (before, after, per) = idle_memory(server, idle_count, cpus.len() - 1);
         println!("| {server} | {before:.1} | {after:.1} | {per:.0} |");
         idle.push(serde_json::json!({"server": server, "connections": idle_count, "rss_before_mib": before, "rss_after_mib": after, "bytes_per_connection": per}));

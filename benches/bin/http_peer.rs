@@ -279,7 +279,13 @@ mod monoio_server {
 
     async fn write(path: &Path, body: Vec<u8>, n: u64) -> std::io::Result<()> {
         let dir = path.parent().unwrap_or(Path::new("."));
-        monoio::fs::create_dir_all(dir).await?;
+        // monoio's create_dir_all fails when a concurrent request creates the
+        // same directory first (the bench's first PUTs race): that is success.
+        if let Err(err) = monoio::fs::create_dir_all(dir).await {
+            if !dir.is_dir() {
+                return Err(err);
+            }
+        }
         let temp = temp_name(path, n);
         let file = monoio::fs::File::create(&temp).await?;
         let (r, _) = file.write_all_at(body, 0).await;
