@@ -61,7 +61,16 @@ pub(crate) struct BodyReader<'a, 'b> {
     total: u64,
     max: u64,
     timeout: Duration,
+    /// Trailer bytes seen so far: at most `TRAILER_BYTES_MAX` in all, so an
+    /// endless stream of small trailer fields cannot hold the request open.
+    trailer_bytes: usize,
 }
+
+/// The longest chunk-size line (size and extensions).
+const CHUNK_LINE_BYTES_MAX: usize = 4096;
+
+/// The most trailer bytes a chunked body may carry.
+const TRAILER_BYTES_MAX: usize = 16 * 1024;
 
 /// The most of the body returned in one piece.
 const PIECE: usize = 64 * 1024;
@@ -79,7 +88,7 @@ impl<'a, 'b> BodyReader<'a, 'b> {
             Body::Length(n) => State::Data { left: n, chunked: false },
             Body::Chunked => State::ChunkSize,
         };
-        BodyReader { incoming, buf, state, total: 0, max, timeout }
+        BodyReader { incoming, buf, state, total: 0, max, timeout, trailer_bytes: 0 }
     }
 
     /// Total body bytes returned so far.
@@ -119,13 +128,18 @@ impl<'a, 'b> BodyReader<'a, 'b> {
                     return Ok(Some(piece));
                 }
                 State::ChunkSize => match httparse::parse_chunk_size(self.buf) {
+                    // Extensions are ignored, but not without bound: a size
+                    // line over 4 KiB is refused whether it arrived whole or not.
+                    Ok(httparse::Status::Complete((used, _))) if used > CHUNK_LINE_BYTES_MAX => {
+                        return Err(BodyError::Framing("chunk size line too long"));
+                    }
                     Ok(httparse::Status::Complete((used, size))) => {
                         self.buf.drain(..used);
                         self.state =
                             if size == 0 { State::Trailers } else { State::Data { left: size, chunked: true } };
                     }
                     Ok(httparse::Status::Partial) => {
-                        if self.buf.len() > 4096 {
+                        if self.buf.len() > CHUNK_LINE_BYTES_MAX {
                             return Err(BodyError::Framing("chunk size line too long"));
                         }
                         self.fill().await?;
@@ -150,6 +164,10 @@ impl<'a, 'b> BodyReader<'a, 'b> {
                     }
                     // A trailer field: skipped.
                     Some(end) => {
+                        self.trailer_bytes += end + 2;
+                        if self.trailer_bytes > TRAILER_BYTES_MAX {
+                            return Err(BodyError::Framing("trailers too large"));
+                        }
                         self.buf.drain(..end + 2);
                     }
                     None => {
