@@ -53,7 +53,7 @@ pub(crate) enum Kind {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Result {
+pub(crate) enum Ack {
     /// A 2xx: it happened, durably.
     Acked(Instant),
     /// 412 or 404: it did not change anything.
@@ -69,7 +69,7 @@ pub(crate) struct Op {
     pub(crate) path: &'static str,
     pub(crate) kind: Kind,
     pub(crate) sent: Instant,
-    pub(crate) result: Result,
+    pub(crate) result: Ack,
 }
 
 /// What a path held after the last check: `Some(id)` of the write whose
@@ -140,15 +140,15 @@ pub(crate) fn writer(
                 if let Some(etag) = etag {
                     etags.lock().unwrap().insert(path, etag);
                 }
-                Result::Acked(Instant::now())
+                Ack::Acked(Instant::now())
             }
-            Some((412 | 404, _)) => Result::Refused,
-            Some((500, _)) if disk_may_fail => Result::Unknown,
-            Some((503, _)) if disk_may_fail => Result::Refused,
+            Some((412 | 404, _)) => Ack::Refused,
+            Some((500, _)) if disk_may_fail => Ack::Unknown,
+            Some((503, _)) if disk_may_fail => Ack::Refused,
             Some((other, _)) => panic!("write {id} ({kind:?} {path}) got {other}"),
-            None => Result::Unknown,
+            None => Ack::Unknown,
         };
-        if result == Result::Unknown && stop.load(Ordering::SeqCst) {
+        if result == Ack::Unknown && stop.load(Ordering::SeqCst) {
             ops.push(Op { id, path, kind, sent, result });
             break;
         }
@@ -164,7 +164,7 @@ pub(crate) fn check(daemon: &Daemon, before: &State, started: Instant, ops: &[Op
     let mut checked = 0;
     for path in PATHS {
         let mine: Vec<&Op> = ops.iter().filter(|o| o.path == path).collect();
-        checked += mine.iter().filter(|o| matches!(o.result, Result::Acked(_))).count();
+        checked += mine.iter().filter(|o| matches!(o.result, Ack::Acked(_))).count();
         let r = get(daemon, &format!("/files/{path}"));
         let observed = match r.status {
             200 => {
@@ -181,9 +181,9 @@ pub(crate) fn check(daemon: &Daemon, before: &State, started: Instant, ops: &[Op
             Some(id) => match mine.iter().find(|o| o.id == id) {
                 Some(op) => {
                     assert_eq!(op.kind, Kind::Put);
-                    assert_ne!(op.result, Result::Refused, "{path}: refused write {id} is visible");
+                    assert_ne!(op.result, Ack::Refused, "{path}: refused write {id} is visible");
                     match op.result {
-                        Result::Acked(at) => Some(at),
+                        Ack::Acked(at) => Some(at),
                         _ => None,
                     }
                 }
@@ -194,11 +194,11 @@ pub(crate) fn check(daemon: &Daemon, before: &State, started: Instant, ops: &[Op
             },
             None => {
                 // Absent: the last state before, or some delete of this round.
-                let deletes = mine.iter().filter(|o| o.kind == Kind::Delete && o.result != Result::Refused);
+                let deletes = mine.iter().filter(|o| o.kind == Kind::Delete && o.result != Ack::Refused);
                 let mut latest: Option<Option<Instant>> = (before[path].is_none()).then_some(Some(started));
                 for d in deletes {
                     let at = match d.result {
-                        Result::Acked(at) => Some(at),
+                        Ack::Acked(at) => Some(at),
                         _ => None,
                     };
                     latest = Some(match (latest, at) {
@@ -213,7 +213,7 @@ pub(crate) fn check(daemon: &Daemon, before: &State, started: Instant, ops: &[Op
         // No acknowledged write that started after it finished may be lost.
         if let Some(finished) = finished {
             let lost =
-                mine.iter().find(|o| matches!(o.result, Result::Acked(_)) && o.sent > finished).map(|o| (o.id, o.kind));
+                mine.iter().find(|o| matches!(o.result, Ack::Acked(_)) && o.sent > finished).map(|o| (o.id, o.kind));
             assert!(lost.is_none(), "{path}: acknowledged {lost:?} was lost; it holds {observed:?}");
         }
         after.insert(path, observed);
@@ -281,7 +281,7 @@ fn acknowledged_writes_survive_sigkill_at_random_moments() {
         data = daemon.kill9().expect("owned data directory");
         let ops: Vec<Op> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
         writes += ops.len();
-        unknown += ops.iter().filter(|o| o.result == Result::Unknown).count();
+        unknown += ops.iter().filter(|o| o.result == Ack::Unknown).count();
         let daemon = Daemon::start_in(data, &["--cores", "2"]);
         assert!(temp_files(daemon.dir()).is_empty(), "round {round}: temporary files survived start-up");
         let (after, n) = check(&daemon, &state, started, &ops);

@@ -157,8 +157,7 @@ fn shutdown_rounds(kind: &'static str) {
         std::thread::sleep(Duration::from_millis(100));
         stop.store(true, Ordering::SeqCst);
         let ops: Vec<Op> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
-        let late: Vec<&Op> =
-            ops.iter().filter(|o| o.sent > down && matches!(o.result, crash::Result::Acked(_))).collect();
+        let late: Vec<&Op> = ops.iter().filter(|o| o.sent > down && matches!(o.result, crash::Ack::Acked(_))).collect();
         assert!(late.is_empty(), "{kind} round {round}: acknowledged after the shutdown: {late:?}");
         failed += ops.iter().filter(|o| o.sent > down).count();
         let _ = daemon.kill9();

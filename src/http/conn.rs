@@ -652,7 +652,10 @@ fn io_status(err: &std::io::Error) -> u16 {
         Some(libc::EMFILE | libc::ENFILE) => 503,
         Some(libc::ENOTDIR | libc::EISDIR | libc::EEXIST) => 409,
         Some(libc::EXDEV | libc::ELOOP) => 400,
-        Some(libc::EACCES | libc::EPERM | libc::EROFS) => 403,
+        Some(libc::EACCES | libc::EPERM) => 403,
+        // The file system went read-only (an error made the kernel remount
+        // it, or an operator did): nothing the client can fix.
+        Some(libc::EROFS) => 503,
         _ => 500,
     }
 }
