@@ -18,9 +18,12 @@ use percore_cores::{launch, stopping};
 use percore_io::{BufRing, Dir, ListenOptions, TcpListener};
 
 /// Receive buffers per shard, shared by its connections (taken only while
-/// data is being copied out, so an idle connection holds none). Address
-/// space, not memory: pages become resident as buffers are used.
-const RECV_BUFFERS: u16 = 512;
+/// data is being copied out, so an idle connection holds none). The kernel
+/// hands them out in ring order, so all of them become resident under load:
+/// 128 × 8 KiB = 1 MiB per shard (512 measured the same req/s at 64 and 1,000
+/// connections with 2-3 MiB more RSS; BENCHMARKS.md). A shard that runs dry
+/// re-arms its receives when buffers come back (ENOBUFS), losing nothing.
+const RECV_BUFFERS: u16 = 128;
 const RECV_BUFFER_BYTES: u32 = 8 * 1024;
 
 use crate::config::{Config, LogFormat};
