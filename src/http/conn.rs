@@ -724,7 +724,7 @@ async fn put(
     }
     let mut body =
         BodyReader::new(incoming, buf, request.body, shard.config.body_bytes_max, shard.config.body_timeout());
-    let written: Result<(), (u16, String)> = async {
+    let written: Result<String, (u16, String)> = async {
         loop {
             let piece = match body.next().await {
                 Ok(Some(piece)) => piece,
@@ -744,22 +744,26 @@ async fn put(
         file.sync_data()
             .await
             .map_err(|e| store::flush_failed("fdatasync of an uploaded file", e))
-            .map_err(|e| (io_status(&e), format!("cannot flush the file: {e}\n")))
+            .map_err(|e| (io_status(&e), format!("cannot flush the file: {e}\n")))?;
+        store::etag_of_open(std::os::fd::AsRawFd::as_raw_fd(&file)).map_err(|e| (500, format!("cannot read the file's metadata: {e}\n")))
     }
     .await;
     drop(file);
-    if let Err((status, message)) = written {
-        // Nothing of a failed upload stays behind.
-        let _ = dir.unlink(std::ffi::OsStr::from_bytes(&temp)).await;
-        if status != 0 {
-            simple(stream, shard, status, &message, true).await;
+    let etag = match written {
+        Ok(etag) => etag,
+        Err((status, message)) => {
+            // Nothing of a failed upload stays behind.
+            let _ = dir.unlink(std::ffi::OsStr::from_bytes(&temp)).await;
+            if status != 0 {
+                simple(stream, shard, status, &message, true).await;
+            }
+            return Next::Close;
         }
-        return Next::Close;
-    }
+    };
     let cond = conditions(request);
     let owner_path = path.clone();
     let owner_temp = temp.clone();
-    let result = store::on_owner(&path, move || store::commit_put(owner_path, owner_temp, cond)).await;
+    let result = store::on_owner(&path, move || store::commit_put(owner_path, owner_temp, cond, etag)).await;
     if let Outcome::Failed(std::io::ErrorKind::Interrupted, _) = result {
         // The owner stopped before it could commit (shutdown past its grace):
         // the temporary file is ours to remove. (Had it been renamed, this
