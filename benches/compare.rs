@@ -9,7 +9,9 @@
 //! rows as JSON to `target/compare.json` and a plot (req/s against server
 //! cores; latency percentiles) to `target/compare.svg`.
 //!
-//! Then each server, on one core, holds `--idle N` (default 10,000) idle
+//! Each cell's data directory is on a fresh ext4 file system (a loop image,
+//! when run as root), so that file-system aging does not favour whichever
+//! server runs first. Then each server, on one core, holds `--idle N` (default 10,000) idle
 //! keep-alive connections and its RSS growth per connection is reported.
 //!
 //! `cargo bench -p percore-benches --bench compare [-- --quick | ROUNDS SECONDS] [--client-cores K] [--idle N] [--only NAME]`
@@ -183,8 +185,48 @@ fn tree_cpu_time(pids: &[u32]) -> Duration {
     pids.iter().map(|&p| cpu_time(p)).sum()
 }
 
+/// A fresh ext4 file system in a sparse image, mounted for one cell, so that
+/// no server inherits a file system aged by the cells before it (on an aged
+/// ext4, inode allocation slows as freed inodes pile up: the same PUT run
+/// fell from 5.4k to 1.6k req/s over three runs on one file system, and
+/// stayed at 5.1k on fresh ones). Needs root and mkfs.ext4; without them
+/// the cell runs in the target directory, with a warning.
+struct FreshFs {
+    mnt: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl FreshFs {
+    fn new() -> Option<FreshFs> {
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).ok()?;
+        let (image, mnt) = (dir.path().join("fs.img"), dir.path().join("mnt"));
+        std::fs::create_dir(&mnt).ok()?;
+        std::fs::File::create(&image).ok()?.set_len(4 << 30).ok()?;
+        let ok = |c: &mut Command| c.output().is_ok_and(|o| o.status.success());
+        if !ok(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image))
+            || !ok(Command::new("mount").args(["-o", "loop"]).arg(&image).arg(&mnt))
+        {
+            return None;
+        }
+        Some(FreshFs { mnt, _dir: dir })
+    }
+}
+
+impl Drop for FreshFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mnt).status();
+    }
+}
+
 fn measure(server: &str, workload: &Workload, cores: usize, client_cpus: &str, seconds: f64) -> Cell {
-    let data = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let fresh = FreshFs::new();
+    if fresh.is_none() {
+        println!("  (no fresh file system: not root, or no mkfs.ext4; this cell runs in the target directory)");
+    }
+    let data = match &fresh {
+        Some(fs) => tempfile::tempdir_in(&fs.mnt).unwrap(),
+        None => tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap(),
+    };
     std::fs::create_dir_all(data.path().join("files")).unwrap();
     // percore serves its data directory at /files/; the others serve a
     // `files` directory inside it at /files/: the same URLs either way.

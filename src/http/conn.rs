@@ -745,7 +745,8 @@ async fn put(
             .await
             .map_err(|e| store::flush_failed("fdatasync of an uploaded file", e))
             .map_err(|e| (io_status(&e), format!("cannot flush the file: {e}\n")))?;
-        store::etag_of_open(std::os::fd::AsRawFd::as_raw_fd(&file)).map_err(|e| (500, format!("cannot read the file's metadata: {e}\n")))
+        store::etag_of_open(std::os::fd::AsRawFd::as_raw_fd(&file))
+            .map_err(|e| (500, format!("cannot read the file's metadata: {e}\n")))
     }
     .await;
     drop(file);
