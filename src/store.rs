@@ -245,9 +245,32 @@ pub(crate) async fn commit_put(path: Vec<u8>, temp: Vec<u8>, conditions: Conditi
         if !conditions.allow(before.as_deref()) {
             return Ok(Outcome::PreconditionFailed);
         }
-        dir.rename(OsStr::from_bytes(&temp), &dir, OsStr::from_bytes(&leaf)).await?;
+        let (new, target) = (OsStr::from_bytes(&temp), OsStr::from_bytes(&leaf));
+        if before.is_some() {
+            // Swapped rather than replaced: the old version waits under the
+            // temporary name until the directory is flushed, so that a failed
+            // flush can put it back.
+            dir.rename_exchange(new, &dir, target).await?;
+        } else {
+            dir.rename_noreplace(new, &dir, target).await?;
+        }
         if !dir_fsync_skipped() {
-            dir.sync_all().await.map_err(|e| flush_failed("fsync of a directory after a rename", e))?;
+            if let Err(err) = dir.sync_all().await {
+                let err = flush_failed("fsync of a directory after a rename", err);
+                // The client is told the write failed: undo what is visible.
+                // (Whether the undo reaches the disk is as unknown as the
+                // rename; writes are fenced from now on.)
+                let _ = match before {
+                    Some(_) => dir.rename_exchange(new, &dir, target).await,
+                    None => dir.rename_noreplace(target, &dir, new).await,
+                };
+                return Err(err);
+            }
+        }
+        if before.is_some() {
+            // The old version, now under the temporary name. A crash before
+            // this unlink leaves a stale temporary file, removed at start.
+            let _ = dir.unlink(new).await;
         }
         invalidate_everywhere(&path).await;
         Ok::<_, io::Error>(if before.is_some() { Outcome::Replaced(etag) } else { Outcome::Created(etag) })
@@ -279,8 +302,17 @@ pub(crate) async fn commit_delete(path: Vec<u8>, conditions: Conditions) -> Outc
         if !conditions.allow(Some(&current)) {
             return Ok(Outcome::PreconditionFailed);
         }
-        dir.unlink(OsStr::from_bytes(&leaf)).await?;
-        dir.sync_all().await.map_err(|e| flush_failed("fsync of a directory after an unlink", e))?;
+        // Moved aside rather than unlinked, so that a failed flush can put it
+        // back; removed once the directory is flushed (a crash in between
+        // leaves a stale temporary file, removed at start).
+        let (aside, target) = (temp_name(), OsStr::from_bytes(&leaf));
+        dir.rename_noreplace(target, &dir, OsStr::from_bytes(&aside)).await?;
+        if let Err(err) = dir.sync_all().await {
+            let err = flush_failed("fsync of a directory after a delete", err);
+            let _ = dir.rename_noreplace(OsStr::from_bytes(&aside), &dir, target).await;
+            return Err(err);
+        }
+        let _ = dir.unlink(OsStr::from_bytes(&aside)).await;
         invalidate_everywhere(&path).await;
         Ok::<_, io::Error>(Outcome::Deleted)
     }

@@ -61,10 +61,8 @@ fn eio_from_the_directory_fsync_is_500_and_fences_writes() {
     assert_eq!(put(&daemon, "/files/doc", b"version 2", "").status, 500);
     assert_eq!(put(&daemon, "/files/doc", b"version 3", "").status, 503);
     assert_eq!(delete(&daemon, "/files/doc", "").status, 503);
-    // The rename happened before the failed fsync, so version 2 may be what
-    // is visible (documented in RELIABILITY.md); never version 3.
-    let body = get(&daemon, "/files/doc").body;
-    assert!(body == b"version 1" || body == b"version 2", "{body:?}");
+    // The failed write is undone: version 1 is what is visible.
+    assert_eq!(get(&daemon, "/files/doc").body, b"version 1");
     assert!(temp_files(daemon.dir()).is_empty());
 }
 
@@ -73,7 +71,17 @@ fn eio_from_a_delete_fsync_fences_writes() {
     let daemon = with_faults("fsync=EIO:1@1");
     assert_eq!(put(&daemon, "/files/doc", b"version 1", "").status, 201);
     assert_eq!(delete(&daemon, "/files/doc", "").status, 500);
+    assert_eq!(get(&daemon, "/files/doc").body, b"version 1", "the failed delete is undone");
     assert_eq!(put(&daemon, "/files/doc", b"version 2", "").status, 503);
+    assert!(temp_files(daemon.dir()).is_empty());
+}
+
+#[test]
+fn eio_from_the_directory_fsync_of_a_create_leaves_nothing() {
+    let daemon = with_faults("fsync=EIO:1");
+    assert_eq!(put(&daemon, "/files/new", b"version 1", "").status, 500);
+    assert_eq!(get(&daemon, "/files/new").status, 404);
+    assert!(temp_files(daemon.dir()).is_empty());
 }
 
 #[test]

@@ -317,6 +317,15 @@ impl Dir {
         self.renameat(from.as_ref(), to_dir, to.as_ref(), libc::RENAME_NOREPLACE).await
     }
 
+    /// Atomically swaps `a` in this directory and `b` in `to_dir`
+    /// (`RENAME_EXCHANGE`): both must exist.
+    ///
+    /// # Errors
+    /// As [`Dir::rename`].
+    pub async fn rename_exchange(&self, a: impl AsRef<OsStr>, to_dir: &Dir, b: impl AsRef<OsStr>) -> io::Result<()> {
+        self.renameat(a.as_ref(), to_dir, b.as_ref(), libc::RENAME_EXCHANGE).await
+    }
+
     async fn renameat(&self, from: &OsStr, to_dir: &Dir, to: &OsStr, flags: u32) -> io::Result<()> {
         let data = PathOp { path: component(from)?, path2: Some(component(to)?) };
         let (old_dir, new_dir) = (self.fd.as_raw_fd(), to_dir.fd.as_raw_fd());
