@@ -141,6 +141,16 @@ fn split(path: &[u8]) -> (Vec<&[u8]>, &[u8]) {
 /// fsyncing their parents) if `create`.
 pub(crate) async fn parent_dir(root: &Dir, path: &[u8], create: bool) -> io::Result<(Dir, Vec<u8>)> {
     let (dirs, leaf) = split(path);
+    if !dirs.is_empty() {
+        // The common case, the directories exist: one openat2 (beneath the
+        // root, as each component would be) rather than one per component.
+        let joined = dirs.join(&b'/');
+        match root.open_dir(OsStr::from_bytes(&joined)).await {
+            Ok(dir) => return Ok((dir, leaf.to_vec())),
+            Err(err) if create && err.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(err) => return Err(err),
+        }
+    }
     let mut dir = root.open_dir(".").await?;
     for component in dirs {
         let name = OsStr::from_bytes(component);
