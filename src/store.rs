@@ -274,6 +274,8 @@ pub(crate) async fn commit_put(path: Vec<u8>, temp: Vec<u8>, conditions: Conditi
                     Some(_) => dir.rename_exchange(new, &dir, target).await,
                     None => dir.rename_noreplace(target, &dir, new).await,
                 };
+                // A read in between may have cached the undone version.
+                invalidate_everywhere(&path).await;
                 return Err(err);
             }
         }
@@ -320,6 +322,7 @@ pub(crate) async fn commit_delete(path: Vec<u8>, conditions: Conditions) -> Outc
         if let Err(err) = dir.sync_all().await {
             let err = flush_failed("fsync of a directory after a delete", err);
             let _ = dir.rename_noreplace(OsStr::from_bytes(&aside), &dir, target).await;
+            invalidate_everywhere(&path).await;
             return Err(err);
         }
         let _ = dir.unlink(OsStr::from_bytes(&aside)).await;
