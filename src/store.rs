@@ -4,10 +4,13 @@
 //! the body into a temporary file (`.percore-…`) in the target's directory,
 //! fdatasyncs it and closes it; then the path's owner shard
 //! (`shard_for(path)`) commits: under a per-path lock it checks the
-//! preconditions, renames the temporary file over the target and fsyncs the
-//! directory. Only then is 201/200 sent. Directories created on the way are
-//! made durable too (their parent is fsynced). A DELETE commits the same
-//! way: check, unlink, fsync the directory, 204.
+//! preconditions, swaps the temporary file with the target
+//! (`RENAME_EXCHANGE`; a no-replace rename for a new path) and fsyncs the
+//! directory, then unlinks the old version. Only then is 201/200 sent.
+//! Directories created on the way are made durable too (their parent is
+//! fsynced). A DELETE commits the same way: check, move the object to a
+//! temporary name, fsync the directory, unlink it, 204. Until the directory
+//! flush succeeds the old state can be put back, and is if it fails.
 //!
 //! Concurrent writers to one path are serialised by the owner's lock, so a
 //! precondition is checked and acted on atomically. A temporary file is
@@ -235,7 +238,9 @@ fn failed(err: io::Error) -> Outcome {
     Outcome::Failed(err.kind(), err.to_string())
 }
 
-/// On the owner shard: renames `temp` over `path` if the conditions hold.
+/// On the owner shard: puts `temp` in `path`'s place if the conditions hold
+/// (swapping with the old version, which is unlinked once the directory is
+/// flushed; a failed flush swaps back).
 ///
 /// `etag` is the uploaded file's, taken from its open descriptor after the
 /// flush (a rename changes neither its inode, size nor mtime), which spares
