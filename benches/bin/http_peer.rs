@@ -31,8 +31,14 @@ struct Head {
     len: usize,
 }
 
-/// Parses one request head from `buf`, if it is all there.
+/// Parses one request from `buf` if its head and its whole body are there
+/// (so that each server needs one read loop).
 fn parse(buf: &[u8]) -> Result<Option<Head>, ()> {
+    Ok(parse_head(buf)?.filter(|head| buf.len() >= head.len + head.content_length))
+}
+
+/// Parses one request head from `buf`, if it is all there.
+fn parse_head(buf: &[u8]) -> Result<Option<Head>, ()> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(buf) {
@@ -240,13 +246,6 @@ mod monoio_server {
                 }
             };
             buf.drain(..head.len);
-            while buf.len() < head.content_length {
-                let (r, chunk) = stream.read(Vec::with_capacity(READ_CHUNK)).await;
-                match r {
-                    Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-                    _ => return,
-                }
-            }
             let body: Vec<u8> = buf.drain(..head.content_length).collect();
             let response = respond(&head, body, &root, &counter).await;
             if stream.write_all(response).await.0.is_err() || !head.keep_alive {
@@ -335,13 +334,6 @@ mod tokio_uring_server {
                 }
             };
             buf.drain(..head.len);
-            while buf.len() < head.content_length {
-                let (r, chunk) = stream.read(Vec::with_capacity(READ_CHUNK)).await;
-                match r {
-                    Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-                    _ => return,
-                }
-            }
             let body: Vec<u8> = buf.drain(..head.content_length).collect();
             let response = respond(&head, body, &root, &counter).await;
             if stream.write_all(response).await.0.is_err() || !head.keep_alive {
@@ -431,13 +423,6 @@ mod tokio_server {
                 }
             };
             buf.drain(..head.len);
-            while buf.len() < head.content_length {
-                buf.reserve(READ_CHUNK);
-                match stream.read_buf(&mut buf).await {
-                    Ok(n) if n > 0 => {}
-                    _ => return,
-                }
-            }
             let body: Vec<u8> = buf.drain(..head.content_length).collect();
             let route = route(&head, &root);
             let (read, wrote) = match &route {
