@@ -56,6 +56,16 @@ fn ping_pong_floor() -> f64 {
     elapsed.as_nanos() as f64 / ROUNDS as f64
 }
 
+/// Waits for a message by spinning on `try_recv` (no parking, as a busy shard).
+fn spin_recv<T>(rx: &crossbeam_channel::Receiver<T>) -> T {
+    loop {
+        match rx.try_recv() {
+            Ok(value) => return value,
+            Err(_) => std::hint::spin_loop(),
+        }
+    }
+}
+
 /// Nanoseconds per round trip through two unbounded crossbeam channels (the
 /// kind the mesh uses) between two threads pinned to CPUs 0 and 1 that spin
 /// on `try_recv`: no executor, no waker, no boxing. When `boxed`, each message
@@ -68,13 +78,7 @@ fn crossbeam_floor(boxed: bool) -> f64 {
     let partner = std::thread::spawn(move || {
         percore_benches::pin(1);
         for _ in 0..ROUNDS {
-            let job = loop {
-                match from_a.try_recv() {
-                    Ok(job) => break job,
-                    Err(_) => std::hint::spin_loop(),
-                }
-            };
-            let v = job();
+            let v = spin_recv(&from_a)();
             let reply: Job = if boxed { Box::new(move || v + 1) } else { Box::new(|| 0) };
             to_a.send(reply).unwrap();
         }
@@ -86,15 +90,7 @@ fn crossbeam_floor(boxed: bool) -> f64 {
             // A non-capturing closure is a zero-sized box: no allocation.
             let job: Job = if boxed { Box::new(move || i) } else { Box::new(|| 0) };
             to_b.send(job).unwrap();
-            loop {
-                match from_b.try_recv() {
-                    Ok(reply) => {
-                        std::hint::black_box(reply());
-                        break;
-                    }
-                    Err(_) => std::hint::spin_loop(),
-                }
-            }
+            std::hint::black_box(spin_recv(&from_b)());
         }
         start.elapsed()
     })
