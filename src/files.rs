@@ -110,7 +110,14 @@ pub(crate) async fn open(root: &Dir, path: &[u8]) -> io::Result<Option<(File, Me
 
 /// A strong validator: changes whenever the file is replaced or modified.
 pub(crate) fn etag(meta: &Metadata) -> String {
-    format!("\"{:x}-{:x}-{:x}.{:x}\"", meta.ino, meta.size, meta.mtime.0, meta.mtime.1)
+    etag_of(meta.ino, meta.size, meta.mtime)
+}
+
+/// The ETag of inode `ino` with `size` bytes, modified at `mtime` (seconds,
+/// nanoseconds): the one format, whether the fields come from a statx or an
+/// fstat.
+pub(crate) fn etag_of(ino: u64, size: u64, mtime: (i64, u32)) -> String {
+    format!("\"{:x}-{:x}-{:x}.{:x}\"", ino, size, mtime.0, mtime.1)
 }
 
 pub(crate) fn content_type(path: &[u8]) -> String {

@@ -362,7 +362,7 @@ pub(crate) fn etag_of_open(fd: std::os::fd::RawFd) -> io::Result<String> {
         }
         st
     };
-    Ok(format!("\"{:x}-{:x}-{:x}.{:x}\"", st.st_ino, st.st_size as u64, st.st_mtime, st.st_mtime_nsec as u32))
+    Ok(files::etag_of(st.st_ino, st.st_size as u64, (st.st_mtime, st.st_mtime_nsec as u32)))
 }
 
 /// A new temporary file name, unique in this process.

@@ -3,17 +3,12 @@
 //! test command enables): each failure gets its status, stored data stays
 //! intact, and after a failed flush no write is acknowledged again.
 
-use crate::util::{delete, get, put, temp_files, Daemon};
+use crate::util::{delete, get, metric, metrics, put, temp_files, Daemon};
 
 fn with_faults(faults: &str) -> Daemon {
     // One shard: the fault counters are process-wide, and one shard makes
     // "the Nth operation of this kind" the Nth request's.
     Daemon::start_with(tempfile::tempdir().unwrap(), &["--cores", "1"], &[("PERCORE_FAULTS", faults)], None)
-}
-
-fn metric(daemon: &Daemon, name: &str) -> String {
-    let text = String::from_utf8(get(daemon, "/metrics").body).unwrap();
-    text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in {text}")).to_string()
 }
 
 #[test]
@@ -28,7 +23,7 @@ fn enospc_while_writing_a_body_is_507_and_the_old_version_stays() {
     // A full disk is not a broken one: once space is back, writes go on.
     assert_eq!(put(&daemon, "/files/doc", b"version 3", "").status, 200);
     assert_eq!(get(&daemon, "/files/doc").body, b"version 3");
-    assert_eq!(metric(&daemon, "percore_writes_fenced"), "percore_writes_fenced 0");
+    assert_eq!(metric(&metrics(&daemon), "percore_writes_fenced", &[]), 0.0);
 }
 
 #[test]
@@ -50,7 +45,7 @@ fn eio_from_fdatasync_is_500_the_object_is_not_replaced_and_writes_are_fenced() 
     assert!(!daemon.path("new").exists());
     let health = get(&daemon, "/health");
     assert_eq!((health.status, health.body.as_slice()), (200, b"read-only\n".as_slice()));
-    assert_eq!(metric(&daemon, "percore_writes_fenced"), "percore_writes_fenced 1");
+    assert_eq!(metric(&metrics(&daemon), "percore_writes_fenced", &[]), 1.0);
 }
 
 #[test]

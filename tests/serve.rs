@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use crate::util::{closed, exchange, get, read_response, write_file, Daemon};
+use crate::util::{closed, exchange, get, metric, read_response, write_file, Daemon};
 
 #[test]
 fn ping_and_health() {
@@ -320,14 +320,6 @@ fn directory_listings_are_sorted_paged_and_hide_temporary_files() {
     assert_eq!(get(&daemon, "/files/docs/a.txt/").status, 404);
     assert_eq!(get(&daemon, "/files/docs/?limit=0").status, 400);
     assert_eq!(get(&daemon, "/files/../").status, 400);
-}
-
-/// Sums a metric's samples over every label set that contains `labels`.
-fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")) && labels.iter().all(|want| l.contains(want)))
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-        .sum()
 }
 
 #[test]

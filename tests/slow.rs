@@ -8,19 +8,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::util::{get, write_file, Daemon};
-
-fn rss_kib(daemon: &Daemon) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid())).unwrap();
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches(" kB").parse().unwrap()
-}
+use crate::util::{get, metric, metrics, rss_kib, write_file, Daemon};
 
 fn open_connections(daemon: &Daemon) -> f64 {
-    let text = String::from_utf8(get(daemon, "/metrics").body).unwrap();
-    text.lines()
-        .filter(|l| l.starts_with("percore_open_connections{"))
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-        .sum()
+    metric(&metrics(daemon), "percore_open_connections", &[])
 }
 
 #[test]
@@ -33,7 +24,7 @@ fn a_thousand_slow_heads_do_not_stop_normal_clients_and_end_at_the_header_timeou
     for _ in 0..100 {
         assert_eq!(get(&daemon, "/ping").status, 200);
     }
-    let baseline = rss_kib(&daemon);
+    let baseline = rss_kib(daemon.pid());
     let started = Instant::now();
     let mut slow: Vec<TcpStream> = (0..SLOW)
         .map(|_| {
@@ -81,7 +72,7 @@ fn a_thousand_slow_heads_do_not_stop_normal_clients_and_end_at_the_header_timeou
                 }
             }
         }
-        peak = peak.max(rss_kib(&daemon));
+        peak = peak.max(rss_kib(daemon.pid()));
         std::thread::sleep(Duration::from_millis(400));
     }
     let (served, worst) = normal.join().unwrap();

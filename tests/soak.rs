@@ -12,15 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::crash::{self, Op, State, PATHS, WRITERS};
-use crate::util::{temp_files, Daemon};
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .map_or(0, |v| v.trim().trim_end_matches(" kB").parse().unwrap())
-}
+use crate::util::{rss_kib, temp_files, Daemon};
 
 #[test]
 fn a_mixed_soak_has_no_errors_and_flat_memory_then_sigterm_loses_nothing() {

@@ -228,3 +228,27 @@ pub(crate) fn heavy() -> std::sync::MutexGuard<'static, ()> {
     static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
     HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+/// The daemon's `/metrics` text.
+pub(crate) fn metrics(daemon: &Daemon) -> String {
+    String::from_utf8(get(daemon, "/metrics").body).unwrap()
+}
+
+/// Sums a metric's samples over every label set that contains `labels`
+/// (a metric without labels has one sample).
+pub(crate) fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter(|l| labels.iter().all(|want| l.contains(want)))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum()
+}
+
+/// Resident set size of a process now (VmRSS), in KiB; 0 once it is gone.
+pub(crate) fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .map_or(0, |v| v.trim().trim_end_matches(" kB").parse().unwrap())
+}
