@@ -79,6 +79,9 @@ pub(crate) struct RawConfig {
     /// Log format: `human` or `json` [default: human].
     #[arg(long, env = "PERCORE_LOG_FORMAT")]
     pub(crate) log_format: Option<String>,
+    /// How an upload is flushed before its rename: `auto` (on ext4 and XFS, written back and made durable by the directory fsync's journal commit together with the rename: one commit per PUT; fdatasync elsewhere) or `fdatasync` (always, two commits) [default: auto].
+    #[arg(long, env = "PERCORE_BODY_FLUSH")]
+    pub(crate) body_flush: Option<String>,
 }
 
 /// How logs are written.
@@ -86,6 +89,16 @@ pub(crate) struct RawConfig {
 pub(crate) enum LogFormat {
     Human,
     Json,
+}
+
+/// How an uploaded body is flushed before the rename that commits it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BodyFlush {
+    /// Write-back only where the directory fsync's journal commit makes
+    /// the body durable with the rename (ext4, XFS); fdatasync elsewhere.
+    Auto,
+    /// Always fdatasync.
+    Fdatasync,
 }
 
 /// Validated settings.
@@ -110,6 +123,7 @@ pub(crate) struct Config {
     pub(crate) write_token: Option<String>,
     pub(crate) log_level: String,
     pub(crate) log_format: LogFormat,
+    pub(crate) body_flush: BodyFlush,
 }
 
 impl Config {
@@ -151,6 +165,7 @@ impl RawConfig {
             write_token: self.write_token.or(file.write_token),
             log_level: self.log_level.or(file.log_level),
             log_format: self.log_format.or(file.log_format),
+            body_flush: self.body_flush.or(file.body_flush),
         }
     }
 }
@@ -184,6 +199,11 @@ impl TryFrom<RawConfig> for Config {
             "json" => LogFormat::Json,
             other => return Err(format!("--log-format must be `human` or `json`, not `{other}`")),
         };
+        let body_flush = match raw.body_flush.as_deref().unwrap_or("auto") {
+            "auto" => BodyFlush::Auto,
+            "fdatasync" => BodyFlush::Fdatasync,
+            other => return Err(format!("--body-flush must be `auto` or `fdatasync`, not `{other}`")),
+        };
         let header_bytes_max = positive("header-bytes-max", raw.header_bytes_max.map(|v| v as u64), 16 * 1024)?;
         if header_bytes_max < 1024 {
             return Err("header-bytes-max must be at least 1024".to_string());
@@ -212,6 +232,7 @@ impl TryFrom<RawConfig> for Config {
             write_token: raw.write_token.filter(|t| !t.is_empty()),
             log_level: raw.log_level.unwrap_or_else(|| "info".to_string()),
             log_format,
+            body_flush,
         })
     }
 }
@@ -248,6 +269,8 @@ mod tests {
         assert!(err.contains("--cores"), "{err}");
         let err = Config::try_from(RawConfig { idle_timeout_ms: Some(0), ..Default::default() }).unwrap_err();
         assert!(err.contains("idle-timeout-ms"), "{err}");
+        let err = Config::try_from(RawConfig { body_flush: Some("never".into()), ..Default::default() }).unwrap_err();
+        assert!(err.contains("--body-flush"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, "listne = \"x\"\n").unwrap();

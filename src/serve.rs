@@ -50,6 +50,8 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
     if stale > 0 {
         tracing::info!("removed {stale} temporary file(s) left by an earlier run");
     }
+    let (write_back_dev, flush) = store::write_back_device(&data_dir, config.body_flush);
+    tracing::info!("uploads are made durable with {flush}");
     let placement = config.cores.place(&percore_cores::allowed_cpus())?;
     let shards = placement.shards();
     let (listeners, addr) = bind_all(config.listen, shards)?;
@@ -70,7 +72,7 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
         let (config, ready) = (shard_config.clone(), ready.clone());
         async move {
             let listener = listener.expect("one listener per shard");
-            shard_main(listener, config, &ready).await
+            shard_main(listener, config, write_back_dev, &ready).await
         }
     })?;
     println!("percore listening on http://{addr} serving {} with {shards} shards", data_dir.display());
@@ -138,7 +140,12 @@ fn bind_all(addr: SocketAddr, count: usize) -> Result<(Vec<TcpListener>, SocketA
     Ok((listeners, bound))
 }
 
-async fn shard_main(listener: TcpListener, config: Config, ready: &std::sync::Barrier) -> Result<(), String> {
+async fn shard_main(
+    listener: TcpListener,
+    config: Config,
+    write_back_dev: Option<u64>,
+    ready: &std::sync::Barrier,
+) -> Result<(), String> {
     let root = Dir::open(&config.data_dir)
         .await
         .map_err(|e| format!("cannot open the data directory {}: {e}", config.data_dir.display()));
@@ -159,7 +166,14 @@ async fn shard_main(listener: TcpListener, config: Config, ready: &std::sync::Ba
             return Err(format!("cannot set up receive buffers: {err}"));
         }
     };
-    let shard = Rc::new(Shard { config, root, connections: Default::default(), ring, pipes: Default::default() });
+    let shard = Rc::new(Shard {
+        config,
+        root,
+        write_back_dev,
+        connections: Default::default(),
+        ring,
+        pipes: Default::default(),
+    });
     store::install(shard.clone());
     // Blocks this thread briefly at start-up, before it serves anything.
     ready.wait();

@@ -2,7 +2,9 @@
 //!
 //! Durability protocol of a PUT: the shard that received the request streams
 //! the body into a temporary file (`.percore-…`) in the target's directory,
-//! fdatasyncs it and closes it; then the path's owner shard
+//! flushes it (fdatasync, or on ext4/XFS a write-back that the directory
+//! fsync below makes durable: [`write_back_device`]) and closes it; then
+//! the path's owner shard
 //! (`shard_for(path)`) commits: under a per-path lock it checks the
 //! preconditions, swaps the temporary file with the target
 //! (`RENAME_EXCHANGE`; a no-replace rename for a new path) and fsyncs the
@@ -17,7 +19,7 @@
 //! removed if the upload fails or is refused, and stale ones are removed at
 //! start; they are never served.
 //!
-//! A failed flush (fsync or fdatasync, any error) fences writes for the rest
+//! A failed flush (fsync, fdatasync or write-back, any error) fences writes for the rest
 //! of the process's life: after one, the kernel may have dropped dirty pages
 //! and cleared the error, so a retry could report a success that is not one.
 //! The failing request gets its error status, every later PUT or DELETE
@@ -38,6 +40,7 @@ use std::task::{Poll, Waker};
 
 use percore_io::{Dir, OpenOptions};
 
+use crate::config::BodyFlush;
 use crate::files::{self, TEMP_PREFIX};
 use crate::http::conn::Shard;
 
@@ -72,6 +75,22 @@ fn dir_fsync_skipped() -> bool {
     {
         static SKIP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         *SKIP.get_or_init(|| std::env::var_os("PERCORE_UNSAFE_SKIP_DIR_FSYNC").is_some())
+    }
+    #[cfg(not(feature = "fault-injection"))]
+    {
+        false
+    }
+}
+
+/// Test builds only: commit an upload without flushing or writing back its
+/// body when `PERCORE_UNSAFE_SKIP_BODY_FLUSH` is set (the power-loss test
+/// shows it then finds empty objects). Always false without the
+/// `fault-injection` feature.
+fn body_flush_skipped() -> bool {
+    #[cfg(feature = "fault-injection")]
+    {
+        static SKIP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *SKIP.get_or_init(|| std::env::var_os("PERCORE_UNSAFE_SKIP_BODY_FLUSH").is_some())
     }
     #[cfg(not(feature = "fault-injection"))]
     {
@@ -236,6 +255,73 @@ async fn current_etag(dir: &Dir, leaf: &[u8]) -> io::Result<Option<String>> {
 
 fn failed(err: io::Error) -> Outcome {
     Outcome::Failed(err.kind(), err.to_string())
+}
+
+/// Decides at start-up how uploads under `data_dir` are flushed: `Some`
+/// (the data directory's device) where a body written back before its
+/// rename is durable once the directory fsync after the rename returns,
+/// and a description for the log. That holds on file systems whose journal
+/// commits in order and flushes the device cache before a commit record:
+/// the write-back put the file's allocation and size into the journal
+/// ahead of the rename, and the commit that carries the rename carries them
+/// (XFS always; ext4 with a journal: ext2, or ext4 made without one, is
+/// refused). Checked against power loss on both (`tests/powerloss.rs`).
+/// Blocking; called once before the shards start.
+pub(crate) fn write_back_device(data_dir: &Path, mode: BodyFlush) -> (Option<u64>, String) {
+    use std::os::unix::fs::MetadataExt;
+    const EXT4: i64 = 0xEF53;
+    const XFS: i64 = 0x5846_5342;
+    if mode == BodyFlush::Fdatasync {
+        return (None, "fdatasync (--body-flush fdatasync)".into());
+    }
+    let Ok(dev) = std::fs::metadata(data_dir).map(|m| m.dev()) else {
+        return (None, "fdatasync (the data directory's device is unknown)".into());
+    };
+    let Ok(path) = std::ffi::CString::new(data_dir.as_os_str().as_bytes()) else {
+        return (None, "fdatasync".into());
+    };
+    // SAFETY: `statfs` is plain data for which all-zero is valid; statfs
+    // writes it through a pointer valid for the call; `path` is a C string.
+    let kind = unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        if libc::statfs(path.as_ptr(), &mut st) != 0 {
+            return (None, "fdatasync (statfs of the data directory failed)".into());
+        }
+        st.f_type as i64
+    };
+    // The block device's name, as jbd2 names a journal after it.
+    let name = std::fs::read_link(format!("/sys/dev/block/{}:{}", libc::major(dev), libc::minor(dev)))
+        .ok()
+        .and_then(|link| link.file_name().map(|n| n.to_string_lossy().into_owned()));
+    match (kind, name) {
+        (XFS, _) => (Some(dev), "one journal commit per PUT (XFS)".into()),
+        (EXT4, Some(name)) if Path::new(&format!("/proc/fs/jbd2/{name}-8")).exists() => {
+            (Some(dev), format!("one journal commit per PUT (ext4, journal on {name})"))
+        }
+        (EXT4, _) => (None, "fdatasync (ext2/3/4 without an internal journal)".into()),
+        _ => (None, "fdatasync (not ext4 or XFS)".into()),
+    }
+}
+
+/// Makes an uploaded body ready for its commit: written back if it lives on
+/// `write_back_dev` (see [`write_back_device`]; the commit's directory fsync
+/// then makes it durable), else fdatasynced. A failure fences writes like
+/// any failed flush.
+pub(crate) async fn flush_body(file: &percore_io::File, write_back_dev: Option<u64>) -> io::Result<()> {
+    // SAFETY: `stat` is plain data for which all-zero is valid; fstat writes
+    // it through a pointer valid for the call, on a descriptor `file` keeps
+    // open. (A directory under the data directory may be another mount.)
+    let dev = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        (libc::fstat(std::os::fd::AsRawFd::as_raw_fd(file), &mut st) == 0).then_some(st.st_dev)
+    };
+    if body_flush_skipped() {
+        Ok(())
+    } else if dev.is_some() && dev == write_back_dev {
+        file.write_back().await.map_err(|e| flush_failed("write-back of an uploaded file", e))
+    } else {
+        file.sync_data().await.map_err(|e| flush_failed("fdatasync of an uploaded file", e))
+    }
 }
 
 /// On the owner shard: puts `temp` in `path`'s place if the conditions hold

@@ -29,6 +29,8 @@ pub enum OpKind {
     Fsync,
     /// fdatasync
     Fdatasync,
+    /// sync_file_range (write back and wait)
+    SyncRange,
     /// statx
     Statx,
     /// close
@@ -62,6 +64,7 @@ impl OpKind {
             "write" => OpKind::Write,
             "fsync" => OpKind::Fsync,
             "fdatasync" => OpKind::Fdatasync,
+            "sync_file_range" => OpKind::SyncRange,
             "statx" => OpKind::Statx,
             "close" => OpKind::Close,
             "rename" => OpKind::Rename,

@@ -24,6 +24,9 @@ use crate::store::{self, Conditions, Outcome};
 pub(crate) struct Shard {
     pub(crate) config: Config,
     pub(crate) root: Dir,
+    /// The device on which uploads are written back rather than
+    /// fdatasynced (`store::write_back_device`).
+    pub(crate) write_back_dev: Option<u64>,
     pub(crate) connections: Cell<usize>,
     /// Receive buffers for every connection of the shard.
     pub(crate) ring: BufRing,
@@ -741,9 +744,8 @@ async fn put(
             let (result, _) = file.write_all_at(piece, offset).await;
             result.map_err(|e| (io_status(&e), format!("cannot store the file: {e}\n")))?;
         }
-        file.sync_data()
+        store::flush_body(&file, shard.write_back_dev)
             .await
-            .map_err(|e| store::flush_failed("fdatasync of an uploaded file", e))
             .map_err(|e| (io_status(&e), format!("cannot flush the file: {e}\n")))?;
         store::etag_of_open(std::os::fd::AsRawFd::as_raw_fd(&file))
             .map_err(|e| (500, format!("cannot read the file's metadata: {e}\n")))
