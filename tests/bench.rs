@@ -51,6 +51,45 @@ fn every_workload_runs_clean_against_percore() {
     assert_eq!((mixed["workload"].as_str(), mixed["read_percent"].as_u64()), (Some("mixed"), Some(80)));
 }
 
+/// Range and conditional GETs: 206 with the right bytes, 416 past the end,
+/// 304 on revalidation (and a fresh 200 after a PUT made a new version).
+#[test]
+fn range_and_conditional_gets_are_checked() {
+    let _heavy = crate::util::heavy();
+    let daemon = Daemon::start(&["--cores", "1"]);
+    let url = format!("http://{}", daemon.addr);
+    let ranged =
+        bench(&url, &["--workload", "get", "--populate", "--keys", "20", "--size", "10KiB", "--range", "100-5000"]);
+    assert_eq!(ranged["errors"], serde_json::json!({}), "{ranged}");
+    assert!(ranged["requests"].as_u64().unwrap() > 10, "{ranged}");
+    // 4,901 bytes per response, not 10 KiB.
+    let per = ranged["megabytes_per_second"].as_f64().unwrap() * 1e6 / ranged["requests_per_second"].as_f64().unwrap();
+    assert!((per - 4901.0).abs() < 1.0, "{per} bytes per ranged response");
+    let past = bench(&url, &["--workload", "get", "--keys", "20", "--size", "10KiB", "--range", "20000-"]);
+    assert_eq!(past["errors"], serde_json::json!({}), "416 expected and got: {past}");
+    let conditional = bench(&url, &["--workload", "get", "--keys", "20", "--size", "10KiB", "--conditional"]);
+    assert_eq!(conditional["errors"], serde_json::json!({}), "{conditional}");
+    let (n, revalidated) = (conditional["requests"].as_u64().unwrap(), conditional["not_modified"].as_u64().unwrap());
+    assert!(revalidated * 10 > n * 9, "20 keys: nearly every GET is a 304 ({revalidated} of {n})");
+    let mixed = bench(
+        &url,
+        &[
+            "--workload",
+            "mixed",
+            "--read-percent",
+            "50",
+            "--keys",
+            "20",
+            "--size",
+            "10KiB",
+            "--conditional",
+            "--range",
+            "0-99",
+        ],
+    );
+    assert_eq!(mixed["errors"], serde_json::json!({}), "{mixed}");
+}
+
 fn percore_cores_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -98,4 +137,9 @@ fn a_fast_but_wrong_server_scores_errors() {
     let result = bench(&format!("http://{addr}"), &["--workload", "get", "--size", "1KiB", "--keys", "5"]);
     assert_eq!(result["requests"], 0, "no wrong answer counts as served: {result}");
     assert!(result["errors"]["get: wrong bytes"].as_u64().unwrap() > 10, "{result}");
+    // Nor does a whole object for a range.
+    let result =
+        bench(&format!("http://{addr}"), &["--workload", "get", "--size", "1KiB", "--keys", "5", "--range", "0-99"]);
+    assert_eq!(result["requests"], 0, "{result}");
+    assert!(result["errors"]["get: status 200"].as_u64().unwrap() > 10, "{result}");
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use percore_io::{time, TcpStream};
 
-use super::workload::{self, Kind, Sizes};
+use super::workload::{self, ByteRange, Kind, Sizes};
 
 /// What every connection does (the same on every client shard).
 #[derive(Clone)]
@@ -30,6 +30,11 @@ pub(crate) struct Plan {
     pub(crate) measure_from: Instant,
     pub(crate) stop_at: Instant,
     pub(crate) token: Option<String>,
+    /// GETs ask for this byte range (206 expected, checked byte for byte).
+    pub(crate) range: Option<ByteRange>,
+    /// GETs revalidate: `If-None-Match` with the ETag this connection last
+    /// got for the key (304 expected while it is unchanged).
+    pub(crate) conditional: bool,
 }
 
 /// A shard's results.
@@ -38,6 +43,8 @@ pub(crate) struct Stats {
     pub(crate) requests: u64,
     pub(crate) bytes: u64,
     pub(crate) errors: BTreeMap<String, u64>,
+    /// Measured responses that were 304 Not Modified.
+    pub(crate) not_modified: u64,
 }
 
 impl Stats {
@@ -47,6 +54,7 @@ impl Stats {
             requests: 0,
             bytes: 0,
             errors: BTreeMap::new(),
+            not_modified: 0,
         }
     }
 
@@ -89,13 +97,23 @@ fn choose(plan: &Plan, rng: &mut Rng) -> Op {
     }
 }
 
-fn request(plan: &Plan, op: Op, out: &mut Vec<u8>) {
+/// Appends `op`'s request to `out`; `etag`: the key's ETag to revalidate.
+fn request(plan: &Plan, op: Op, etag: Option<&str>, out: &mut Vec<u8>) {
     let auth = plan.token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
     match op {
         Op::Ping => out.extend_from_slice(format!("GET /ping HTTP/1.1\r\nHost: {}\r\n\r\n", plan.host).as_bytes()),
-        Op::Get(key) => out.extend_from_slice(
-            format!("GET {} HTTP/1.1\r\nHost: {}\r\n{auth}\r\n", workload::path(key), plan.host).as_bytes(),
-        ),
+        Op::Get(key) => {
+            let range = match plan.range {
+                Some(ByteRange { start, end: Some(end) }) => format!("Range: bytes={start}-{end}\r\n"),
+                Some(ByteRange { start, end: None }) => format!("Range: bytes={start}-\r\n"),
+                None => String::new(),
+            };
+            let condition = etag.map(|etag| format!("If-None-Match: {etag}\r\n")).unwrap_or_default();
+            out.extend_from_slice(
+                format!("GET {} HTTP/1.1\r\nHost: {}\r\n{auth}{range}{condition}\r\n", workload::path(key), plan.host)
+                    .as_bytes(),
+            )
+        }
         Op::Put(key) => {
             let size = plan.sizes.of(key);
             out.extend_from_slice(
@@ -111,14 +129,17 @@ fn request(plan: &Plan, op: Op, out: &mut Vec<u8>) {
     }
 }
 
+/// One response as read: status, where its body is in the buffer, its ETag.
+struct Response {
+    status: u16,
+    body: std::ops::Range<usize>,
+    etag: Option<String>,
+}
+
 /// Reads one response from `stream` into `buf` (receiving through `chunk`,
-/// a buffer kept across calls); returns its status and where its body is in
-/// `buf`. The caller drains `buf` up to the body's end.
-async fn read_response(
-    stream: &TcpStream,
-    buf: &mut Vec<u8>,
-    chunk: &mut Vec<u8>,
-) -> Result<(u16, std::ops::Range<usize>), &'static str> {
+/// a buffer kept across calls). The caller drains `buf` up to the body's
+/// end.
+async fn read_response(stream: &TcpStream, buf: &mut Vec<u8>, chunk: &mut Vec<u8>) -> Result<Response, &'static str> {
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut response = httparse::Response::new(&mut headers);
@@ -132,12 +153,18 @@ async fn read_response(
                     .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
                     .unwrap_or(0);
                 let length = if status == 204 || status == 304 { 0 } else { length };
+                let etag = response
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("etag"))
+                    .and_then(|h| std::str::from_utf8(h.value).ok())
+                    .map(str::to_string);
                 // One allocation for a large body, not a doubling series.
                 buf.reserve((head_len + length).saturating_sub(buf.len()));
                 while buf.len() < head_len + length {
                     fill(stream, buf, chunk).await?;
                 }
-                return Ok((status, head_len..head_len + length));
+                return Ok(Response { status, body: head_len..head_len + length, etag });
             }
             Ok(httparse::Status::Partial) => fill(stream, buf, chunk).await?,
             Err(_) => return Err("malformed response"),
@@ -177,16 +204,28 @@ async fn fill(stream: &TcpStream, buf: &mut Vec<u8>, chunk: &mut Vec<u8>) -> Res
 /// Bytes asked for per receive.
 const RECV_CHUNK: usize = 256 * 1024;
 
-fn verify(plan: &Plan, op: Op, status: u16, body: &[u8]) -> Result<(), String> {
+/// Checks one response; `revalidated`: the GET carried an `If-None-Match`.
+fn verify(plan: &Plan, op: Op, status: u16, body: &[u8], revalidated: bool) -> Result<(), String> {
     match op {
         Op::Ping if status == 200 && body == b"pong\n" => Ok(()),
         Op::Ping => Err(format!("ping: status {status}")),
-        Op::Get(_) if status != 200 => Err(format!("get: status {status}")),
+        // Unchanged since this connection last read it: nothing to check
+        // but that it was asked.
+        Op::Get(_) if status == 304 && revalidated => Ok(()),
         Op::Get(key) => {
             let size = plan.sizes.of(key);
-            if body.len() as u64 != size {
+            let (want_status, part) = match plan.range.map(|r| r.within(size)) {
+                None => (200, 0..size),
+                Some(Some(part)) => (206, part),
+                Some(None) => {
+                    return if status == 416 { Ok(()) } else { Err(format!("get: status {status}, not 416")) }
+                }
+            };
+            if status != want_status {
+                Err(format!("get: status {status}"))
+            } else if body.len() as u64 != part.end - part.start {
                 Err("get: wrong length".into())
-            } else if !workload::check(key, size, body) {
+            } else if !workload::check_at(key, part.start, body) {
                 Err("get: wrong bytes".into())
             } else {
                 Ok(())
@@ -210,6 +249,8 @@ pub(crate) async fn run(plan: Rc<Plan>, stats: Rc<RefCell<Stats>>, index: u64) {
     let mut chunk = Vec::new();
     let mut out = Vec::with_capacity(16 * 1024);
     let mut ops = Vec::with_capacity(plan.pipeline);
+    // The ETag this connection last got for each key (`--conditional`).
+    let mut etags: std::collections::HashMap<u64, String> = std::collections::HashMap::new();
     // Open loop: spread the connections' first sends over one interval.
     let mut next_intended =
         plan.interval.map(|i| Instant::now() + i.mul_f64((workload::mix(index) % 1000) as f64 / 1000.0));
@@ -233,8 +274,12 @@ pub(crate) async fn run(plan: Rc<Plan>, stats: Rc<RefCell<Stats>>, index: u64) {
         ops.clear();
         for _ in 0..plan.pipeline {
             let op = choose(&plan, &mut rng);
-            request(&plan, op, &mut out);
-            ops.push(op);
+            let etag = match op {
+                Op::Get(key) if plan.conditional => etags.get(&key).map(String::as_str),
+                _ => None,
+            };
+            request(&plan, op, etag, &mut out);
+            ops.push((op, etag.is_some()));
         }
         let sent_at = if plan.interval.is_some() { intended } else { Instant::now() };
         let (result, back) = stream.send_all(std::mem::take(&mut out)).await;
@@ -242,19 +287,30 @@ pub(crate) async fn run(plan: Rc<Plan>, stats: Rc<RefCell<Stats>>, index: u64) {
         if result.is_err() {
             return stats.borrow_mut().error("send failed");
         }
-        for &op in &ops {
+        for &(op, revalidated) in &ops {
             match read_response(&stream, &mut buf, &mut chunk).await {
-                Ok((status, body)) => {
+                Ok(Response { status, body, etag }) => {
                     let done = Instant::now();
-                    let verified = verify(&plan, op, status, &buf[body.clone()]);
+                    let verified = verify(&plan, op, status, &buf[body.clone()], revalidated);
                     buf.drain(..body.end);
                     let mut stats = stats.borrow_mut();
                     if let Err(kind) = verified {
                         stats.error(kind);
                         continue;
                     }
+                    match (op, etag) {
+                        (Op::Get(key), Some(etag)) if plan.conditional => {
+                            etags.insert(key, etag);
+                        }
+                        // A write made a new version: revalidate against it.
+                        (Op::Put(key), _) => {
+                            etags.remove(&key);
+                        }
+                        _ => {}
+                    }
                     if sent_at >= plan.measure_from && done <= plan.stop_at {
                         stats.requests += 1;
+                        stats.not_modified += u64::from(status == 304);
                         stats.bytes += body.len() as u64;
                         let _ = stats.histogram.record(done.duration_since(sent_at).as_micros().max(1) as u64);
                     }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use percore_cores::{launch, CoreSet};
 
 use self::client::{Plan, Stats};
-use self::workload::{Kind, Sizes};
+use self::workload::{ByteRange, Kind, Sizes};
 
 /// `percore bench` options.
 #[derive(clap::Args, Debug)]
@@ -60,6 +60,14 @@ pub(crate) struct BenchArgs {
     /// Create the keys first with PUTs (needed before a get run).
     #[arg(long)]
     populate: bool,
+    /// GETs ask for this byte range, `START-END` (inclusive) or `START-`;
+    /// 206 (416 past the object) expected and checked byte for byte.
+    #[arg(long)]
+    range: Option<ByteRange>,
+    /// GETs revalidate with `If-None-Match` and the ETag this connection last
+    /// got for the key; 304 expected while it is unchanged (counted).
+    #[arg(long)]
+    conditional: bool,
     /// Bearer token for the requests.
     #[arg(long, env = "PERCORE_BENCH_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -116,6 +124,8 @@ fn run_phase(
         measure_from: start + warmup,
         stop_at: start + warmup + duration,
         token: args.token.clone(),
+        range: args.range,
+        conditional: args.conditional,
     });
     let progress = std::io::stdout().is_terminal() && !args.json;
     let config = percore_cores::Config { cores, ..percore_cores::Config::default() };
@@ -255,12 +265,13 @@ fn populate(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
 
 fn report(args: &BenchArgs, kind: Kind, results: &[ShardResult]) {
     let mut histogram = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("bounds");
-    let (mut requests, mut bytes) = (0u64, 0u64);
+    let (mut requests, mut bytes, mut not_modified) = (0u64, 0u64, 0u64);
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     for r in results {
         let _ = histogram.add(&r.stats.histogram);
         requests += r.stats.requests;
         bytes += r.stats.bytes;
+        not_modified += r.stats.not_modified;
         for (kind, n) in &r.stats.errors {
             *errors.entry(kind.clone()).or_default() += n;
         }
@@ -276,6 +287,9 @@ fn report(args: &BenchArgs, kind: Kind, results: &[ShardResult]) {
             "connections": args.connections,
             "pipeline": args.pipeline,
             "rate": args.rate,
+            "range": args.range.map(|r| format!("{}-{}", r.start, r.end.map(|e| e.to_string()).unwrap_or_default())),
+            "conditional": args.conditional,
+            "not_modified": not_modified,
             "seconds": seconds,
             "requests": requests,
             "requests_per_second": requests as f64 / seconds,
@@ -293,6 +307,9 @@ fn report(args: &BenchArgs, kind: Kind, results: &[ShardResult]) {
         bytes as f64 / seconds / 1e6,
         requests
     );
+    if args.conditional {
+        println!("304 Not Modified: {not_modified} of {requests}");
+    }
     println!("latency µs: p50 {} p90 {} p99 {} p99.9 {} max {}", q(0.5), q(0.9), q(0.99), q(0.999), histogram.max());
     let loads: Vec<String> = loads.iter().map(|l| format!("{:.0}%", l * 100.0)).collect();
     println!("client core load: {}", loads.join(" "));

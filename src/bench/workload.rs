@@ -164,15 +164,67 @@ pub(crate) fn contents(key: u64, size: u64) -> Vec<u8> {
 }
 
 /// Whether `body` is key `key`'s contents of length `size`.
-pub(crate) fn check(key: u64, size: u64, body: &[u8]) -> bool {
-    if body.len() as u64 != size {
-        return false;
-    }
+#[cfg(test)]
+fn check(key: u64, size: u64, body: &[u8]) -> bool {
+    body.len() as u64 == size && check_at(key, 0, body)
+}
+
+/// Whether `body` is the part of key `key`'s contents that starts at byte
+/// `start` (as a range request returns it).
+pub(crate) fn check_at(key: u64, start: u64, body: &[u8]) -> bool {
     let base = base(key);
-    body.chunks(BLOCK).enumerate().all(|(index, block)| {
-        let n = block.len().min(8);
-        block[..n] == stamp(&base, index)[..n] && block[n..] == base[n..block.len()]
-    })
+    let mut pos = start as usize;
+    let mut rest = body;
+    while !rest.is_empty() {
+        let (index, offset) = (pos / BLOCK, pos % BLOCK);
+        let (piece, tail) = rest.split_at((BLOCK - offset).min(rest.len()));
+        // Bytes offset..offset + len of block `index`: its stamp up to byte
+        // 8, the base after.
+        let stamped = 8.clamp(offset, offset + piece.len());
+        let n = stamped - offset;
+        if (n > 0 && piece[..n] != stamp(&base, index)[offset..stamped])
+            || piece[n..] != base[stamped..offset + piece.len()]
+        {
+            return false;
+        }
+        pos += piece.len();
+        rest = tail;
+    }
+    true
+}
+
+/// A byte range for GETs: `bytes=start-end` (`end` inclusive; open if
+/// `None`), as `--range 0-1023` or `--range 4096-` gives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ByteRange {
+    pub(crate) start: u64,
+    pub(crate) end: Option<u64>,
+}
+
+impl std::str::FromStr for ByteRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ByteRange, String> {
+        let bad = || format!("invalid range `{s}`: want `START-END` or `START-` (bytes, END inclusive)");
+        let (start, end) = s.trim().split_once('-').ok_or_else(bad)?;
+        let start: u64 = start.parse().map_err(|_| bad())?;
+        let end = match end {
+            "" => None,
+            end => Some(end.parse::<u64>().map_err(|_| bad())?),
+        };
+        if end.is_some_and(|end| end < start) {
+            return Err(bad());
+        }
+        Ok(ByteRange { start, end })
+    }
+}
+
+impl ByteRange {
+    /// The part of an object of `size` bytes this range selects (RFC 9110
+    /// §14.1.2: an end past the object is cut to it), or `None` if it
+    /// selects nothing (416).
+    pub(crate) fn within(&self, size: u64) -> Option<std::ops::Range<u64>> {
+        (self.start < size).then(|| self.start..self.end.map_or(size, |end| (end + 1).min(size)))
+    }
 }
 
 #[cfg(test)]
@@ -209,5 +261,27 @@ mod tests {
         assert!(check(3, 3 * 4096, &big));
         assert_eq!(contents(9, 3), contents(9, 4096)[..3], "short contents are a prefix");
         assert!(check(9, 0, &[]));
+    }
+
+    #[test]
+    fn ranges_are_checked_against_the_same_bytes() {
+        let all = contents(5, 3 * 4096 + 100);
+        for (a, b) in [(0, 1), (3, 9), (8, 9), (4090, 4105), (4096, 4104), (100, 12_388), (12_287, 12_388)] {
+            assert!(check_at(5, a as u64, &all[a..b]), "{a}..{b}");
+            let mut bad = all[a..b].to_vec();
+            let last = bad.len() - 1;
+            bad[last] ^= 1;
+            assert!(!check_at(5, a as u64, &bad), "{a}..{b} with its last byte flipped");
+            if b - a > 16 {
+                assert!(!check_at(5, a as u64 + 1, &all[a..b]), "{a}..{b} checked one byte off");
+            }
+        }
+        let r: ByteRange = "100-199".parse().unwrap();
+        assert_eq!((r.within(1000), r.within(150), r.within(100)), (Some(100..200), Some(100..150), None));
+        let open: ByteRange = "4096-".parse().unwrap();
+        assert_eq!(open.within(10_000), Some(4096..10_000));
+        for bad in ["", "5", "a-b", "9-3", "-5"] {
+            assert!(bad.parse::<ByteRange>().is_err(), "{bad}");
+        }
     }
 }
