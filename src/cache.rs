@@ -30,17 +30,31 @@ pub(crate) struct Entry {
     pub(crate) modified_secs: u64,
     pub(crate) content_type: String,
     filled: Instant,
+    /// Which insertion of its path this is (matches its place in `order`).
+    generation: u64,
 }
 
 struct Cache {
     entries: HashMap<Vec<u8>, Entry>,
-    /// Insertion order, for eviction (oldest first).
-    order: VecDeque<Vec<u8>>,
+    /// Insertion order, for eviction (oldest first). A path re-inserted or
+    /// invalidated leaves a stale item behind (its generation no longer the
+    /// entry's), skipped when popped and dropped by an occasional compaction,
+    /// so that insertions and invalidations stay O(1) however many entries
+    /// the cache holds.
+    order: VecDeque<(Vec<u8>, u64)>,
     bytes: u64,
+    generations: u64,
+}
+
+impl Cache {
+    /// Whether `item` of `order` is its path's current entry.
+    fn current(&self, (path, generation): &(Vec<u8>, u64)) -> bool {
+        self.entries.get(path).is_some_and(|e| e.generation == *generation)
+    }
 }
 
 thread_local! {
-    static CACHE: RefCell<Cache> = RefCell::new(Cache { entries: HashMap::new(), order: VecDeque::new(), bytes: 0 });
+    static CACHE: RefCell<Cache> = RefCell::new(Cache { entries: HashMap::new(), order: VecDeque::new(), bytes: 0, generations: 0 });
     static EPOCH: Cell<u64> = const { Cell::new(0) };
     static BUDGET: Cell<u64> = const { Cell::new(0) };
 }
@@ -68,7 +82,8 @@ pub(crate) fn get(path: &[u8]) -> Option<Entry> {
     })
 }
 
-/// Caches `body` for `path` unless an invalidation happened since `epoch`.
+/// Caches `body` for `path` unless an invalidation happened since `epoch`;
+/// returns the entry either way, for the caller to answer from.
 pub(crate) fn insert(
     path: &[u8],
     epoch: u64,
@@ -77,28 +92,37 @@ pub(crate) fn insert(
     last_modified: String,
     modified_secs: u64,
     content_type: String,
-) {
+) -> Entry {
+    let entry = Entry { body, etag, last_modified, modified_secs, content_type, filled: Instant::now(), generation: 0 };
     let budget = BUDGET.with(Cell::get);
-    if budget == 0 || body.len() as u64 > FILE_BYTES_MAX || self::epoch() != epoch {
-        return;
+    if budget == 0 || entry.body.len() as u64 > FILE_BYTES_MAX || self::epoch() != epoch {
+        return entry;
     }
-    let entry = Entry { body, etag, last_modified, modified_secs, content_type, filled: Instant::now() };
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
-        let size = entry.body.len() as u64;
-        if let Some(old) = c.entries.insert(path.to_vec(), entry) {
+        c.generations += 1;
+        let kept = Entry { generation: c.generations, ..entry.clone() };
+        let size = kept.body.len() as u64;
+        if let Some(old) = c.entries.insert(path.to_vec(), kept) {
             c.bytes -= old.body.len() as u64;
-            c.order.retain(|p| p != path);
         }
         c.bytes += size;
-        c.order.push_back(path.to_vec());
+        let generation = c.generations;
+        c.order.push_back((path.to_vec(), generation));
         while c.bytes > budget {
             let Some(oldest) = c.order.pop_front() else { break };
-            if let Some(evicted) = c.entries.remove(&oldest) {
+            if c.current(&oldest) {
+                let evicted = c.entries.remove(&oldest.0).expect("a current item has its entry");
                 c.bytes -= evicted.body.len() as u64;
             }
         }
+        // Stale items at most about as many as live ones: amortised O(1).
+        if c.order.len() > 2 * c.entries.len() + 64 {
+            let order = std::mem::take(&mut c.order);
+            c.order = order.into_iter().filter(|item| c.current(item)).collect();
+        }
     });
+    entry
 }
 
 /// Drops `path` from this shard's cache and moves the epoch on.
@@ -107,8 +131,8 @@ pub(crate) fn invalidate(path: &[u8]) {
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if let Some(old) = c.entries.remove(path) {
+            // Its item in `order` is now stale.
             c.bytes -= old.body.len() as u64;
-            c.order.retain(|p| p != path);
         }
     });
 }
@@ -144,5 +168,39 @@ mod tests {
         configure(0);
         put(b"off", epoch(), 10);
         assert!(get(b"off").is_none());
+    }
+
+    #[test]
+    fn reinsertions_and_invalidations_leave_order_bounded_and_evict_oldest_first() {
+        configure(10 * 1000);
+        for round in 0..1000u32 {
+            for key in 0..8u8 {
+                put(&[b'k', key], epoch(), 1000);
+            }
+            invalidate(&[b'k', (round % 8) as u8]);
+        }
+        CACHE.with(|c| {
+            let c = c.borrow();
+            assert!(
+                c.order.len() <= 2 * c.entries.len() + 64,
+                "{} items for {} entries",
+                c.order.len(),
+                c.entries.len()
+            );
+            assert_eq!(c.bytes, c.entries.values().map(|e| e.body.len() as u64).sum::<u64>());
+        });
+        // Within budget (10 entries of 1,000): inserting 3 more evicts the
+        // 3 least recently inserted, whatever stale items sit before them.
+        let e = epoch();
+        for key in 0..8u8 {
+            put(&[b'k', key], e, 1000);
+        }
+        for key in 0..3u8 {
+            put(&[b'n', key], e, 1000);
+        }
+        let present: Vec<bool> = (0..8u8).map(|key| get(&[b'k', key]).is_some()).collect();
+        assert_eq!(present, [false, true, true, true, true, true, true, true]);
+        assert!((0..3u8).all(|key| get(&[b'n', key]).is_some()));
+        configure(0);
     }
 }

@@ -274,6 +274,58 @@ fn ranges_single_multiple_and_unsatisfiable() {
     assert_eq!(request(&daemon, "GET", "/files/big.bin", "Range: lines=1-2\r\n").status, 200);
 }
 
+/// Ranges of a small file served from the cache answer exactly as the file
+/// path does (status, Content-Range, Content-Length, bytes; multipart bodies
+/// equal up to their boundary). The cached daemon's file is removed after
+/// the first GET, so its answers can only come from the cache.
+#[test]
+fn ranges_of_a_cached_file_answer_as_the_file_path_does() {
+    // One shard: the cache is per shard.
+    let cached = Daemon::start(&["--cores", "1"]);
+    let uncached = Daemon::start(&["--cores", "1", "--cache-bytes-max", "0"]);
+    let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    for daemon in [&cached, &uncached] {
+        write_file(daemon.dir(), "small.bin", &data);
+        assert_eq!(get(daemon, "/files/small.bin").body, data);
+    }
+    std::fs::remove_file(cached.path("small.bin")).unwrap();
+    let etag = |daemon: &Daemon| request(daemon, "HEAD", "/files/small.bin", "").header("ETag").unwrap().to_string();
+    let (etag_cached, etag_uncached) = (etag(&cached), etag(&uncached));
+    let cases = [
+        "Range: bytes=10-19\r\n",
+        "Range: bytes=-5\r\n",
+        "Range: bytes=9990-\r\n",
+        "Range: bytes=0-\r\n",
+        "Range: bytes=9999-20000\r\n",
+        "Range: bytes=0-3, 100-199, 5-6\r\n",
+        "Range: bytes=0-3,2-8\r\n",
+        "Range: bytes=10000-\r\n",
+        "Range: bytes=9-1\r\n",
+        "Range: lines=1-2\r\n",
+        "Range: bytes=0-9\r\nIf-Range: \"old\"\r\n",
+        "Range: bytes=0-9\r\nIf-Range: {etag}\r\n",
+        "Range: bytes=0-9\r\nIf-None-Match: {etag}\r\n",
+        "Range: bytes=0-9\r\nIf-Match: \"other\"\r\n",
+    ];
+    for case in cases {
+        let answer = |daemon: &Daemon, etag: &str| {
+            let r = request(daemon, "GET", "/files/small.bin", &case.replace("{etag}", etag));
+            let mut body = r.body.clone();
+            if let Some(boundary) =
+                r.header("Content-Type").and_then(|t| t.strip_prefix("multipart/byteranges; boundary="))
+            {
+                body = String::from_utf8_lossy(&body).replace(boundary, "BOUNDARY").into_bytes();
+            }
+            let header = |name: &str| r.header(name).map(str::to_string);
+            (r.status, header("Content-Range"), header("Content-Length"), body)
+        };
+        let (from_cache, from_file) = (answer(&cached, &etag_cached), answer(&uncached, &etag_uncached));
+        assert_eq!(from_cache, from_file, "{case:?}");
+    }
+    let r = request(&cached, "GET", "/files/small.bin", "Range: bytes=100-4195\r\n");
+    assert_eq!((r.status, r.body.as_slice()), (206, &data[100..4196]), "served from the cache");
+}
+
 #[test]
 fn directory_listings_are_sorted_paged_and_hide_temporary_files() {
     let daemon = Daemon::start(&[]);

@@ -322,10 +322,8 @@ async fn get_file(stream: &TcpStream, shard: &Shard, request: &request::Request,
             return simple(stream, shard, 400, &format!("invalid path: {why}\n"), close).await
         }
     };
-    if request.range.is_none() {
-        if let Some(entry) = cache::get(&path) {
-            return cached(stream, shard, request, entry, close).await;
-        }
+    if let Some(entry) = cache::get(&path) {
+        return cached(stream, shard, request, entry, close).await;
     }
     // Taken before the file is read: if the path is invalidated meanwhile,
     // what was read is not cached.
@@ -366,6 +364,18 @@ async fn get_file(stream: &TcpStream, shard: &Shard, request: &request::Request,
     }
     let content_type = files::content_type(&path);
     let size = meta.size;
+    if !head_only && cache::enabled() && size <= cache::FILE_BYTES_MAX {
+        // A small file is read whole and cached, and this GET (ranges
+        // included, so that a range-only load keeps the cache warm) is
+        // answered from the entry.
+        let (result, body) = file.read_exact_at(Vec::with_capacity(size as usize), 0).await;
+        if result.is_err() {
+            return simple(stream, shard, 500, "the file changed while being read\n", true).await;
+        }
+        let entry = cache::insert(&path, epoch, Bytes::from(body), etag, last_modified, modified_secs, content_type);
+        drop(file);
+        return cached(stream, shard, request, entry, close).await;
+    }
     // Range applies to GET only, and only if If-Range (when sent) holds.
     let ranges = match request.range.as_deref() {
         Some(range) if !head_only && files::if_range_holds(request.if_range.as_deref(), &etag, modified_secs) => {
@@ -382,31 +392,9 @@ async fn get_file(stream: &TcpStream, shard: &Shard, request: &request::Request,
             if head_only {
                 return send(stream, shard, vec![Bytes::from(head)]).await;
             }
-            if cache::enabled() && size <= cache::FILE_BYTES_MAX {
-                let (result, body) = file.read_exact_at(Vec::with_capacity(size as usize), 0).await;
-                if result.is_err() {
-                    return simple(stream, shard, 500, "the file changed while being read\n", true).await;
-                }
-                let body = Bytes::from(body);
-                cache::insert(
-                    &path,
-                    epoch,
-                    body.clone(),
-                    etag.clone(),
-                    last_modified.clone(),
-                    modified_secs,
-                    content_type,
-                );
-                return send(stream, shard, vec![Bytes::from(head), body]).await;
-            }
             send_body(stream, shard, &file, Some(head), 0, size).await
         }
-        files::Ranges::Unsatisfiable => {
-            let body = "range not satisfiable\n";
-            let head =
-                base(416).header("Content-Range", format!("bytes */{size}")).header("Content-Type", "text/plain");
-            send(stream, shard, vec![Bytes::from(head.finish(body.len() as u64, close)), Bytes::from(body)]).await
-        }
+        files::Ranges::Unsatisfiable => send(stream, shard, unsatisfiable(base(416), size, close)).await,
         files::Ranges::Parts(parts) if parts.len() == 1 => {
             let (a, b) = parts[0];
             let head = base(206)
@@ -416,33 +404,62 @@ async fn get_file(stream: &TcpStream, shard: &Shard, request: &request::Request,
             send_body(stream, shard, &file, Some(head), a, b - a + 1).await
         }
         files::Ranges::Parts(parts) => {
-            // multipart/byteranges: each part with its own head, lengths
-            // computed up front so Content-Length is exact.
-            let boundary = format!("percore-{:x}", meta.ino ^ size ^ u64::from(meta.mtime.1));
-            let part_heads: Vec<Vec<u8>> = parts
-                .iter()
-                .map(|(a, b)| {
-                    format!("\r\n--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: bytes {a}-{b}/{size}\r\n\r\n")
-                        .into_bytes()
-                })
-                .collect();
-            let closing = format!("\r\n--{boundary}--\r\n").into_bytes();
-            let total: u64 = part_heads.iter().map(|h| h.len() as u64).sum::<u64>()
-                + parts.iter().map(|(a, b)| b - a + 1).sum::<u64>()
-                + closing.len() as u64;
-            let head = base(206)
-                .header("Content-Type", format!("multipart/byteranges; boundary={boundary}"))
-                .finish(total, close);
+            let layout = Multipart::new(&etag, &content_type, &parts, size);
+            let head = base(206).header("Content-Type", layout.content_type()).finish(layout.total, close);
             if !send(stream, shard, vec![Bytes::from(head)]).await {
                 return false;
             }
-            for (part_head, (a, b)) in part_heads.into_iter().zip(parts) {
+            for (part_head, (a, b)) in layout.part_heads.into_iter().zip(parts) {
                 if !send_body(stream, shard, &file, Some(part_head), a, b - a + 1).await {
                     return false;
                 }
             }
-            send(stream, shard, vec![Bytes::from(closing)]).await
+            send(stream, shard, vec![Bytes::from(layout.closing)]).await
         }
+    }
+}
+
+/// A 416 answer to a range that selects nothing of `size` bytes.
+fn unsatisfiable(head: Head, size: u64, close: bool) -> Vec<Bytes> {
+    let body = "range not satisfiable\n";
+    let head = head.header("Content-Range", format!("bytes */{size}")).header("Content-Type", "text/plain");
+    vec![Bytes::from(head.finish(body.len() as u64, close)), Bytes::from(body)]
+}
+
+/// A multipart/byteranges body laid out up front (each part with its own
+/// head), so that Content-Length is exact before any of it is sent.
+struct Multipart {
+    boundary: String,
+    part_heads: Vec<Vec<u8>>,
+    closing: Vec<u8>,
+    total: u64,
+}
+
+impl Multipart {
+    fn new(etag: &str, content_type: &str, parts: &[(u64, u64)], size: u64) -> Multipart {
+        // Differs per version; a body that happens to contain it is as
+        // unlikely as for any random boundary.
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(etag, &mut hasher);
+        let boundary = format!("percore-{:x}", std::hash::Hasher::finish(&hasher));
+        let part_heads: Vec<Vec<u8>> = parts
+            .iter()
+            .map(|(a, b)| {
+                format!(
+                    "\r\n--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: bytes {a}-{b}/{size}\r\n\r\n"
+                )
+                .into_bytes()
+            })
+            .collect();
+        let closing = format!("\r\n--{boundary}--\r\n").into_bytes();
+        let total = part_heads.iter().map(|h| h.len() as u64).sum::<u64>()
+            + parts.iter().map(|(a, b)| b - a + 1).sum::<u64>()
+            + closing.len() as u64;
+        Multipart { boundary, part_heads, closing, total }
+    }
+
+    fn content_type(&self) -> String {
+        format!("multipart/byteranges; boundary={}", self.boundary)
     }
 }
 
@@ -494,17 +511,56 @@ async fn cached(
         if_modified_since: request.if_modified_since.as_deref(),
         if_unmodified_since: request.if_unmodified_since.as_deref(),
     };
+    let base = |status: u16| {
+        Head::new(status)
+            .header("ETag", &entry.etag)
+            .header("Last-Modified", &entry.last_modified)
+            .header("Accept-Ranges", "bytes")
+    };
     let head = match files::evaluate(&conditions, &entry.etag, entry.modified_secs) {
         files::Decision::PreconditionFailed => return simple(stream, shard, 412, "precondition failed\n", close).await,
         files::Decision::NotModified => {
             Head::new(304).header("ETag", &entry.etag).header("Last-Modified", &entry.last_modified)
         }
-        files::Decision::Proceed => Head::new(200)
-            .header("ETag", &entry.etag)
-            .header("Last-Modified", &entry.last_modified)
-            .header("Accept-Ranges", "bytes")
-            .header("Content-Type", &entry.content_type),
+        files::Decision::Proceed => base(200).header("Content-Type", &entry.content_type),
     };
+    // Ranges of a cached file are slices of the cached body, as the file
+    // path would have read them (GET only; only if If-Range holds).
+    let size = entry.body.len() as u64;
+    let ranges = match request.range.as_deref() {
+        Some(range)
+            if request.method == Method::Get
+                && head.status() == 200
+                && files::if_range_holds(request.if_range.as_deref(), &entry.etag, entry.modified_secs) =>
+        {
+            files::parse_ranges(range, size)
+        }
+        _ => files::Ranges::Full,
+    };
+    let slice = |(a, b): (u64, u64)| entry.body.slice(a as usize..=b as usize);
+    match ranges {
+        files::Ranges::Full => {}
+        files::Ranges::Unsatisfiable => return send(stream, shard, unsatisfiable(base(416), size, close)).await,
+        files::Ranges::Parts(parts) if parts.len() == 1 => {
+            let (a, b) = parts[0];
+            let head = base(206)
+                .header("Content-Type", &entry.content_type)
+                .header("Content-Range", format!("bytes {a}-{b}/{size}"))
+                .finish(b - a + 1, close);
+            return send(stream, shard, vec![Bytes::from(head), slice(parts[0])]).await;
+        }
+        files::Ranges::Parts(parts) => {
+            let layout = Multipart::new(&entry.etag, &entry.content_type, &parts, size);
+            let head = base(206).header("Content-Type", layout.content_type()).finish(layout.total, close);
+            let mut out = vec![Bytes::from(head)];
+            for (part_head, part) in layout.part_heads.into_iter().zip(parts) {
+                out.push(Bytes::from(part_head));
+                out.push(slice(part));
+            }
+            out.push(Bytes::from(layout.closing));
+            return send(stream, shard, out).await;
+        }
+    }
     let not_modified = head.status() == 304;
     let mut parts = vec![Bytes::from(head.finish(entry.body.len() as u64, close))];
     if request.method == Method::Get && !not_modified {
