@@ -254,7 +254,7 @@ fn fire_timers(cx: &Context) -> Option<Duration> {
     for waker in fired {
         waker.wake();
     }
-    cx.timers.borrow().next_timeout(now)
+    cx.timers.borrow_mut().next_timeout(now)
 }
 
 impl Drop for Runtime {

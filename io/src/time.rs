@@ -1,11 +1,14 @@
 //! Time: `sleep`, `timeout` for any future, and the monotonic clock.
 //!
-//! Timers live in user space (an ordered map per thread); the ring wait is
-//! given the nearest deadline as its timeout. So a timer costs no SQE, and a
-//! timer that is dropped before it fires (the common case for request
-//! timeouts) costs no cancel SQE either.
+//! Timers live in user space (a heap per thread); the ring wait is given the
+//! nearest deadline as its timeout. So a timer costs no SQE, and a timer
+//! that is dropped before it fires (the common case for request timeouts)
+//! costs no cancel SQE either, only an O(1) mark: cancelled timers leave
+//! their heap entry behind, skipped when it surfaces and dropped by a
+//! compaction once they outnumber the live ones.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -17,39 +20,106 @@ pub fn now() -> Instant {
     Instant::now()
 }
 
+/// A registered timer: its slot and the slot's generation when registered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Key {
+    slot: usize,
+    generation: u64,
+}
+
+struct Slot {
+    generation: u64,
+    /// `Some` while the timer is armed.
+    waker: Option<Waker>,
+}
+
 #[derive(Default)]
 pub(crate) struct Timers {
-    entries: BTreeMap<(Instant, u64), Waker>,
-    next_id: u64,
+    /// (deadline, slot, generation), earliest first; may hold entries of
+    /// cancelled timers (their slot's generation moved on or its waker is
+    /// gone).
+    heap: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    armed: usize,
 }
 
 impl Timers {
-    fn insert(&mut self, deadline: Instant, waker: Waker) -> (Instant, u64) {
-        self.next_id += 1;
-        let key = (deadline, self.next_id);
-        self.entries.insert(key, waker);
-        key
+    fn insert(&mut self, deadline: Instant, waker: Waker) -> Key {
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(Slot { generation: 0, waker: None });
+            self.slots.len() - 1
+        });
+        let entry = &mut self.slots[slot];
+        entry.generation += 1;
+        entry.waker = Some(waker);
+        self.armed += 1;
+        self.heap.push(Reverse((deadline, slot, entry.generation)));
+        Key { slot, generation: entry.generation }
+    }
+
+    /// The waker of `key` if it is still armed.
+    fn armed_mut(&mut self, key: Key) -> Option<&mut Waker> {
+        let slot = self.slots.get_mut(key.slot)?;
+        if slot.generation == key.generation {
+            slot.waker.as_mut()
+        } else {
+            None
+        }
+    }
+
+    /// Disarms `key` (if armed) and frees its slot; returns its waker.
+    fn remove(&mut self, key: Key) -> Option<Waker> {
+        let slot = self.slots.get_mut(key.slot)?;
+        if slot.generation != key.generation {
+            return None;
+        }
+        let waker = slot.waker.take()?;
+        self.armed -= 1;
+        self.free.push(key.slot);
+        // Cancelled entries at most about as many as armed ones.
+        if self.heap.len() > 2 * self.armed + 1024 {
+            let slots = &self.slots;
+            self.heap.retain(|Reverse((_, s, g))| slots[*s].generation == *g && slots[*s].waker.is_some());
+        }
+        Some(waker)
+    }
+
+    /// Drops cancelled entries from the top of the heap.
+    fn skip_cancelled(&mut self) {
+        while let Some(Reverse((_, slot, generation))) = self.heap.peek() {
+            let slot = &self.slots[*slot];
+            if slot.generation == *generation && slot.waker.is_some() {
+                return;
+            }
+            self.heap.pop();
+        }
     }
 
     /// Wakes every timer whose deadline has passed; returns how many.
     pub(crate) fn fire(&mut self, now: Instant) -> Vec<Waker> {
         let mut fired = Vec::new();
-        while let Some(entry) = self.entries.first_entry() {
-            if entry.key().0 > now {
-                break;
+        loop {
+            self.skip_cancelled();
+            match self.heap.peek() {
+                Some(Reverse((deadline, slot, generation))) if *deadline <= now => {
+                    let key = Key { slot: *slot, generation: *generation };
+                    self.heap.pop();
+                    fired.extend(self.remove(key));
+                }
+                _ => return fired,
             }
-            fired.push(entry.remove());
         }
-        fired
     }
 
     /// Time until the nearest deadline, if any.
-    pub(crate) fn next_timeout(&self, now: Instant) -> Option<Duration> {
-        self.entries.first_key_value().map(|((deadline, _), _)| deadline.saturating_duration_since(now))
+    pub(crate) fn next_timeout(&mut self, now: Instant) -> Option<Duration> {
+        self.skip_cancelled();
+        self.heap.peek().map(|Reverse((deadline, _, _))| deadline.saturating_duration_since(now))
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+        self.armed
     }
 }
 
@@ -58,7 +128,7 @@ impl Timers {
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
     deadline: Instant,
-    key: Option<(Instant, u64)>,
+    key: Option<Key>,
 }
 
 /// Completes after `duration`.
@@ -85,7 +155,7 @@ impl Sleep {
 
     fn unregister(&mut self) {
         if let Some(key) = self.key.take() {
-            crate::context::try_with(|cx| cx.timers.borrow_mut().entries.remove(&key));
+            crate::context::try_with(|cx| cx.timers.borrow_mut().remove(key));
         }
     }
 }
@@ -93,29 +163,33 @@ impl Sleep {
 impl Future for Sleep {
     type Output = ();
 
+    /// Reads no clock: a sleep registers its timer on its first poll (even
+    /// one already due: the loop fires it at the end of this tick), and is
+    /// done once the loop has fired it, which it does only after the
+    /// deadline.
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if now() >= self.deadline {
-            self.unregister();
-            return Poll::Ready(());
-        }
-        let deadline = self.deadline;
-        let key = self.key;
-        let new_key = crate::context::with(|ctx| {
+        let (deadline, key) = (self.deadline, self.key);
+        let registered = crate::context::with(|ctx| {
             let mut timers = ctx.timers.borrow_mut();
-            match key.and_then(|k| timers.entries.get_mut(&k).map(|w| (k, w))) {
-                Some((k, waker)) => {
-                    if !waker.will_wake(cx.waker()) {
-                        *waker = cx.waker().clone();
+            match key {
+                Some(k) => match timers.armed_mut(k) {
+                    Some(waker) => {
+                        if !waker.will_wake(cx.waker()) {
+                            *waker = cx.waker().clone();
+                        }
+                        Some(k)
                     }
-                    k
-                }
-                // Not registered yet, or fired (removed) but the deadline was
-                // read before it passed: register again.
-                None => timers.insert(deadline, cx.waker().clone()),
+                    // Only `fire` removes a registered timer.
+                    None => None,
+                },
+                None => Some(timers.insert(deadline, cx.waker().clone())),
             }
         });
-        self.key = Some(new_key);
-        Poll::Pending
+        self.key = registered;
+        match registered {
+            Some(_) => Poll::Pending,
+            None => Poll::Ready(()),
+        }
     }
 }
 
@@ -195,5 +269,32 @@ mod tests {
         assert_eq!(timers.len(), 1);
         assert_eq!(timers.fire(base + Duration::from_millis(25)).len(), 1);
         assert_eq!(timers.next_timeout(base), None);
+    }
+
+    #[test]
+    fn cancelled_timers_never_fire_and_do_not_pile_up() {
+        let mut timers = Timers::default();
+        let base = Instant::now();
+        let far = base + Duration::from_secs(60);
+        // A keep-alive pattern: arm a long timeout, cancel it, again.
+        for _ in 0..100_000 {
+            let key = timers.insert(far, Waker::noop().clone());
+            assert!(timers.remove(key).is_some());
+            assert!(timers.remove(key).is_none(), "removed once");
+        }
+        assert_eq!(timers.len(), 0);
+        assert!(timers.heap.len() <= 1024 + 1, "{} stale entries kept", timers.heap.len());
+        assert_eq!(timers.next_timeout(base), None);
+        // A slot reused by a new timer is not fired by its old entry.
+        let old = timers.insert(base + Duration::from_millis(1), Waker::noop().clone());
+        timers.remove(old);
+        let new = timers.insert(base + Duration::from_millis(50), Waker::noop().clone());
+        assert_eq!(new.slot, old.slot);
+        assert!(timers.fire(base + Duration::from_millis(10)).is_empty(), "the old entry is stale");
+        assert!(timers.armed_mut(new).is_some());
+        assert_eq!(timers.next_timeout(base), Some(Duration::from_millis(50)));
+        assert_eq!(timers.fire(base + Duration::from_millis(60)).len(), 1);
+        assert!(timers.armed_mut(new).is_none());
+        assert_eq!(timers.len(), 0);
     }
 }

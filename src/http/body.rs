@@ -27,6 +27,42 @@ enum State {
     Done,
 }
 
+/// Connection buffers not in use, per shard: an idle connection gives its
+/// buffer back (so it holds none) and the next one to receive takes one,
+/// instead of a free and a malloc per request.
+pub(crate) mod spare {
+    use std::cell::RefCell;
+
+    /// Buffers kept at most, and the largest capacity kept (larger ones,
+    /// grown for a big head, are freed).
+    const KEPT_MAX: usize = 256;
+    const CAPACITY: usize = 4096;
+
+    thread_local! {
+        static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// An empty buffer: a spare one if there is one.
+    pub(crate) fn take() -> Vec<u8> {
+        SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_else(|| Vec::with_capacity(CAPACITY))
+    }
+
+    /// Takes `buf` back for reuse (emptied), if it is of the usual size and
+    /// fewer than `KEPT_MAX` are kept; frees it otherwise.
+    pub(crate) fn give(mut buf: Vec<u8>) {
+        if buf.capacity() != CAPACITY {
+            return;
+        }
+        buf.clear();
+        SPARE.with(|s| {
+            let mut spare = s.borrow_mut();
+            if spare.len() < KEPT_MAX {
+                spare.push(buf);
+            }
+        });
+    }
+}
+
 /// Why a body could not be read.
 #[derive(Debug)]
 pub(crate) enum BodyError {
@@ -44,6 +80,9 @@ pub(crate) enum BodyError {
 pub(crate) async fn recv_into(incoming: &mut RecvStream<'_>, buf: &mut Vec<u8>) -> io::Result<usize> {
     match incoming.next().await {
         Some(Ok(received)) => {
+            if buf.capacity() == 0 {
+                *buf = spare::take();
+            }
             buf.extend_from_slice(&received);
             crate::metrics::bytes_in(received.len());
             Ok(received.len())

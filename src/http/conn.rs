@@ -114,7 +114,7 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
                 // An idle connection waits for the idle timeout; one with a
                 // head under way for the header timeout.
                 let timeout = if buf.is_empty() {
-                    buf = Vec::new();
+                    crate::http::body::spare::give(std::mem::take(&mut buf));
                     shard.config.idle_timeout()
                 } else {
                     let deadline =
@@ -282,12 +282,10 @@ async fn respond(stream: &TcpStream, shard: &Shard, request: &request::Request, 
                     (_, false) => (200, b"ready\n"),
                     (_, true) => (503, b"draining\n"),
                 };
-                let head = Head::new(status).header("Content-Type", "text/plain").finish(body.len() as u64, close);
-                let mut parts = vec![Bytes::from(head)];
-                if !head_only {
-                    parts.push(Bytes::from_static(body));
-                }
-                send(stream, shard, parts).await
+                let head = Head::new(status).header("Content-Type", "text/plain");
+                let whole =
+                    if head_only { head.finish(body.len() as u64, close) } else { head.finish_with(body, close) };
+                send_one(stream, shard, whole).await
             }
             _ => method_not_allowed(stream, shard, "GET, HEAD", close).await,
         },
@@ -562,11 +560,13 @@ async fn cached(
         }
     }
     let not_modified = head.status() == 304;
-    let mut parts = vec![Bytes::from(head.finish(entry.body.len() as u64, close))];
-    if request.method == Method::Get && !not_modified {
-        parts.push(entry.body);
+    if request.method != Method::Get || not_modified {
+        return send_one(stream, shard, head.finish(entry.body.len() as u64, close)).await;
     }
-    send(stream, shard, parts).await
+    if entry.body.len() <= SEND_JOIN_BYTES_MAX {
+        return send_one(stream, shard, head.finish_with(&entry.body, close)).await;
+    }
+    send(stream, shard, vec![Bytes::from(head.finish(entry.body.len() as u64, close)), entry.body]).await
 }
 
 /// Sends `head` (if any) and `len` bytes of `file` from `offset`: small spans
@@ -861,12 +861,17 @@ async fn method_not_allowed(stream: &TcpStream, shard: &Shard, allow: &str, clos
 
 async fn simple(stream: &TcpStream, shard: &Shard, status: u16, body: &str, close: bool) -> bool {
     let head = Head::new(status).header("Content-Type", "text/plain");
-    send(
-        stream,
-        shard,
-        vec![Bytes::from(head.finish(body.len() as u64, close)), Bytes::copy_from_slice(body.as_bytes())],
-    )
-    .await
+    send_one(stream, shard, head.finish_with(body.as_bytes(), close)).await
+}
+
+/// Sends one buffer (a head, or a head with a small body after it).
+async fn send_one(stream: &TcpStream, shard: &Shard, whole: Vec<u8>) -> bool {
+    let len = whole.len() as u64;
+    let sent = matches!(time::timeout(shard.config.send_timeout(), stream.send_all(whole)).await, Ok((Ok(()), _)));
+    if sent {
+        crate::metrics::bytes_out(len);
+    }
+    sent
 }
 
 async fn reply_error(stream: &TcpStream, shard: &Shard, reject: Reject) -> bool {

@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 use std::fmt::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 pub(crate) fn reason(status: u16) -> &'static str {
     match status {
@@ -46,15 +46,20 @@ pub(crate) fn last_status() -> u16 {
     LAST_STATUS.with(std::cell::Cell::get)
 }
 
-fn date() -> String {
-    let now = SystemTime::now();
-    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+/// Appends the current `Date` value (formatted once a second) to `out`.
+fn push_date(out: &mut String) {
+    // The coarse clock (the kernel's last tick: no hardware clock read, at
+    // most a few ms behind) is enough to see the second change.
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `now` is a valid out-pointer for clock_gettime.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) };
+    let secs = now.tv_sec.max(0) as u64;
     DATE.with(|d| {
         let mut d = d.borrow_mut();
         if d.0 != secs || d.1.is_empty() {
-            *d = (secs, httpdate::fmt_http_date(now));
+            *d = (secs, httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs)));
         }
-        d.1.clone()
+        out.push_str(&d.1);
     })
 }
 
@@ -69,7 +74,9 @@ impl Head {
     pub(crate) fn new(status: u16) -> Head {
         LAST_STATUS.with(|s| s.set(status));
         let mut text = String::with_capacity(256);
-        let _ = write!(text, "HTTP/1.1 {status} {}\r\nServer: percore\r\nDate: {}\r\n", reason(status), date());
+        let _ = write!(text, "HTTP/1.1 {status} {}\r\nServer: percore\r\nDate: ", reason(status));
+        push_date(&mut text);
+        text.push_str("\r\n");
         Head { status, text }
     }
 
@@ -95,6 +102,16 @@ impl Head {
         self.text.push_str("\r\n");
         self.text.into_bytes()
     }
+
+    /// Finishes the head with `body` after it, in one buffer: a small
+    /// response then goes out as one send with no further allocation.
+    pub(crate) fn finish_with(mut self, body: &[u8], close: bool) -> Vec<u8> {
+        // Room for what `finish` adds and the body: one allocation in all.
+        self.text.reserve(64 + body.len());
+        let mut out = self.finish(body.len() as u64, close);
+        out.extend_from_slice(body);
+        out
+    }
 }
 
 #[cfg(test)]
@@ -110,6 +127,8 @@ mod tests {
         assert!(head.contains("\r\nConnection: close\r\n"));
         assert!(head.contains("\r\nDate: "));
         assert!(head.ends_with("\r\n\r\n"));
+        let whole = Head::new(200).finish_with(b"pong\n", false);
+        assert!(whole.ends_with(b"Content-Length: 5\r\n\r\npong\n"), "{}", String::from_utf8_lossy(&whole));
         for status in [204, 304] {
             let head = String::from_utf8(Head::new(status).finish(0, false)).unwrap();
             assert!(!head.contains("Content-Length"), "{status}: {head}");
