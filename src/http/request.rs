@@ -79,6 +79,10 @@ const HEADERS_MAX: usize = 64;
 
 /// Parses one request head from the start of `buf`.
 pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Reject> {
+    if buf.is_empty() {
+        // The connection's usual state between requests: nothing to look at.
+        return Ok(Parsed::Partial);
+    }
     let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
     let mut request = httparse::Request::new(&mut headers);
     let head_len = match request.parse(buf) {
