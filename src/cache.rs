@@ -12,6 +12,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -25,10 +26,12 @@ pub(crate) const TTL: Duration = Duration::from_secs(2);
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
     pub(crate) body: Bytes,
-    pub(crate) etag: String,
-    pub(crate) last_modified: String,
+    // Shared, not copied, by every answer from the entry (a clone of an
+    // entry is reference counts only).
+    pub(crate) etag: Rc<str>,
+    pub(crate) last_modified: Rc<str>,
     pub(crate) modified_secs: u64,
-    pub(crate) content_type: String,
+    pub(crate) content_type: Rc<str>,
     filled: Instant,
     /// Which insertion of its path this is (matches its place in `order`).
     generation: u64,
@@ -93,7 +96,15 @@ pub(crate) fn insert(
     modified_secs: u64,
     content_type: String,
 ) -> Entry {
-    let entry = Entry { body, etag, last_modified, modified_secs, content_type, filled: Instant::now(), generation: 0 };
+    let entry = Entry {
+        body,
+        etag: etag.into(),
+        last_modified: last_modified.into(),
+        modified_secs,
+        content_type: content_type.into(),
+        filled: Instant::now(),
+        generation: 0,
+    };
     let budget = BUDGET.with(Cell::get);
     if budget == 0 || entry.body.len() as u64 > FILE_BYTES_MAX || self::epoch() != epoch {
         return entry;

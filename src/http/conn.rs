@@ -509,8 +509,10 @@ async fn cached(
         if_modified_since: request.if_modified_since.as_deref(),
         if_unmodified_since: request.if_unmodified_since.as_deref(),
     };
+    // Room for the body in the head's buffer when it goes out in one send.
+    let room = if entry.body.len() <= SEND_JOIN_BYTES_MAX { entry.body.len() } else { 0 };
     let base = |status: u16| {
-        Head::new(status)
+        Head::with_room(status, room)
             .header("ETag", &entry.etag)
             .header("Last-Modified", &entry.last_modified)
             .header("Accept-Ranges", "bytes")

@@ -72,8 +72,15 @@ pub(crate) struct Head {
 
 impl Head {
     pub(crate) fn new(status: u16) -> Head {
+        Head::with_room(status, 0)
+    }
+
+    /// A head with room for `body` more bytes after it (see
+    /// [`Head::finish_with`]): no reallocation when the body is added.
+    pub(crate) fn with_room(status: u16, body: usize) -> Head {
         LAST_STATUS.with(|s| s.set(status));
-        let mut text = String::with_capacity(256);
+        // A head is ~250 bytes with its longest headers; `finish` adds ~50.
+        let mut text = String::with_capacity(384 + body);
         let _ = write!(text, "HTTP/1.1 {status} {}\r\nServer: percore\r\nDate: ", reason(status));
         push_date(&mut text);
         text.push_str("\r\n");
