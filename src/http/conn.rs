@@ -509,10 +509,11 @@ async fn cached(
         if_modified_since: request.if_modified_since.as_deref(),
         if_unmodified_since: request.if_unmodified_since.as_deref(),
     };
-    // Room for the body in the head's buffer when it goes out in one send.
+    // A whole body that goes out in one send with its head is appended to
+    // the head's buffer: room for it there (none for other answers).
     let room = if entry.body.len() <= SEND_JOIN_BYTES_MAX { entry.body.len() } else { 0 };
     let base = |status: u16| {
-        Head::with_room(status, room)
+        Head::with_room(status, if status == 200 { room } else { 0 })
             .header("ETag", &entry.etag)
             .header("Last-Modified", &entry.last_modified)
             .header("Accept-Ranges", "bytes")
