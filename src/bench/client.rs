@@ -137,9 +137,14 @@ struct Response {
 }
 
 /// Reads one response from `stream` into `buf` (receiving through `chunk`,
-/// a buffer kept across calls). The caller drains `buf` up to the body's
-/// end.
-async fn read_response(stream: &TcpStream, buf: &mut Vec<u8>, chunk: &mut Vec<u8>) -> Result<Response, &'static str> {
+/// a buffer kept across calls); the ETag only if `want_etag` (it costs an
+/// allocation). The caller drains `buf` up to the body's end.
+async fn read_response(
+    stream: &TcpStream,
+    buf: &mut Vec<u8>,
+    chunk: &mut Vec<u8>,
+    want_etag: bool,
+) -> Result<Response, &'static str> {
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut response = httparse::Response::new(&mut headers);
@@ -153,10 +158,9 @@ async fn read_response(stream: &TcpStream, buf: &mut Vec<u8>, chunk: &mut Vec<u8
                     .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
                     .unwrap_or(0);
                 let length = if status == 204 || status == 304 { 0 } else { length };
-                let etag = response
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("etag"))
+                let etag = want_etag
+                    .then(|| response.headers.iter().find(|h| h.name.eq_ignore_ascii_case("etag")))
+                    .flatten()
                     .and_then(|h| std::str::from_utf8(h.value).ok())
                     .map(str::to_string);
                 // One allocation for a large body, not a doubling series.
@@ -288,7 +292,7 @@ pub(crate) async fn run(plan: Rc<Plan>, stats: Rc<RefCell<Stats>>, index: u64) {
             return stats.borrow_mut().error("send failed");
         }
         for &(op, revalidated) in &ops {
-            match read_response(&stream, &mut buf, &mut chunk).await {
+            match read_response(&stream, &mut buf, &mut chunk, plan.conditional).await {
                 Ok(Response { status, body, etag }) => {
                     let done = Instant::now();
                     let verified = verify(&plan, op, status, &buf[body.clone()], revalidated);
