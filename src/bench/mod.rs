@@ -21,6 +21,20 @@ use percore_cores::{launch, CoreSet};
 use self::client::{Plan, Stats};
 use self::workload::{ByteRange, Kind, Sizes};
 
+/// Prints a line on standard output; when the reader has gone (`percore
+/// bench ... | head -1`), exits quietly as command-line tools do, instead
+/// of panicking as `println!` would.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(err) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if err.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 /// `percore bench` options.
 #[derive(clap::Args, Debug)]
 pub(crate) struct BenchArgs {
@@ -172,7 +186,7 @@ async fn report_progress(plan: Rc<Plan>) {
         let (requests, bytes, errors) = counts.iter().fold((0, 0, 0), |a, c| (a.0 + c.0, a.1 + c.1, a.2 + c.2));
         let seconds = tick.elapsed().as_secs_f64();
         tick = Instant::now();
-        println!(
+        say!(
             "{:>9.0} req/s {:>8.1} MB/s errors {errors}",
             (requests - last.0) as f64 / seconds,
             (bytes - last.1) as f64 / seconds / 1e6
@@ -298,26 +312,26 @@ fn report(args: &BenchArgs, kind: Kind, results: &[ShardResult]) {
             "errors": errors,
             "client_core_load": loads,
         });
-        println!("{json}");
+        say!("{json}");
         return;
     }
-    println!(
+    say!(
         "{:.0} req/s, {:.1} MB/s over {seconds} s ({} requests)",
         requests as f64 / seconds,
         bytes as f64 / seconds / 1e6,
         requests
     );
     if args.conditional {
-        println!("304 Not Modified: {not_modified} of {requests}");
+        say!("304 Not Modified: {not_modified} of {requests}");
     }
-    println!("latency µs: p50 {} p90 {} p99 {} p99.9 {} max {}", q(0.5), q(0.9), q(0.99), q(0.999), histogram.max());
+    say!("latency µs: p50 {} p90 {} p99 {} p99.9 {} max {}", q(0.5), q(0.9), q(0.99), q(0.999), histogram.max());
     let loads: Vec<String> = loads.iter().map(|l| format!("{:.0}%", l * 100.0)).collect();
-    println!("client core load: {}", loads.join(" "));
+    say!("client core load: {}", loads.join(" "));
     if errors.is_empty() {
-        println!("errors: none");
+        say!("errors: none");
     } else {
         for (kind, n) in &errors {
-            println!("errors: {kind}: {n}");
+            say!("errors: {kind}: {n}");
         }
     }
 }
