@@ -346,7 +346,20 @@ impl Dir {
     ///
     /// # Errors
     /// As fsync(2), and `EIO` if the file system was shut down by the time
-    /// the flush returned (see [`fsync`]'s note on XFS).
+    /// the flush returned.
+    ///
+    /// XFS answers a directory fsync with success after the file system
+    /// has been shut down (a disk error or `xfs_io -x -c shutdown`) without
+    /// writing its log: `xfs_dir_fsync` forces the log only if the inode is
+    /// still pinned, and the shutdown unpins every logged item it aborts. A
+    /// rename made just before the shutdown and fsynced just after is then
+    /// reported durable and is gone after a remount (seen on kernel 6.18;
+    /// ext4 checks for shutdown in its fsync). XFS does fail `fstat` once
+    /// shut down, so every flush here counts only if an `fstat` of the same
+    /// descriptor after it succeeds: if the file system was still up then,
+    /// no shutdown preceded the flush and its success was real. A shutdown
+    /// between the two is reported as a failure, which is safe (the caller
+    /// treats the write as not done).
     pub async fn sync_all(&self) -> io::Result<()> {
         fsync(self.fd.as_raw_fd(), OpKind::Fsync, types::FsyncFlags::empty()).await
     }
@@ -520,20 +533,8 @@ async fn statx(dirfd: RawFd, path: CString, flags: i32) -> io::Result<Metadata> 
     op.await
 }
 
-/// fsync or fdatasync, then a check that the file system is still up.
-///
-/// XFS answers a directory fsync with success after the file system has
-/// been shut down (a disk error or `xfs_io -x -c shutdown`) without writing
-/// the log: `xfs_dir_fsync` forces the log only if the inode is still
-/// pinned, and the shutdown unpins every logged item it aborts. A rename
-/// made just before the shutdown and fsynced just after is then reported
-/// durable and is gone after a remount (seen on kernel 6.18; ext4 checks
-/// for shutdown in its fsync). XFS does fail `fstat` once shut down, so a
-/// flush counts only if an `fstat` after it succeeds: if the file system
-/// was still up when the fstat ran, no shutdown preceded the flush and its
-/// success was real. A shutdown between the two is reported as a failure,
-/// which is safe (the caller treats the write as not done). The fstat is a
-/// plain call on this thread: the inode of an open descriptor is in memory.
+/// fsync or fdatasync, then a check that the file system is still up (why:
+/// [`Dir::sync_all`]).
 async fn fsync(fd: RawFd, kind: OpKind, flags: types::FsyncFlags) -> io::Result<()> {
     // SAFETY: the fsync SQE points at no memory.
     let op = unsafe { Op::submit(kind, NoData, |_, _| opcode::Fsync::new(types::Fd(fd)).flags(flags).build()) };
@@ -542,7 +543,8 @@ async fn fsync(fd: RawFd, kind: OpKind, flags: types::FsyncFlags) -> io::Result<
 }
 
 /// Fails if the file system under `fd` has been shut down (XFS fails an
-/// fstat then); see [`fsync`].
+/// fstat then; see [`Dir::sync_all`]). A plain call on this thread: the
+/// inode of an open descriptor is in memory.
 fn still_up(fd: RawFd) -> io::Result<()> {
     // SAFETY: `stat` is plain data for which all-zero is valid; fstat writes
     // it through a pointer valid for the call, on a descriptor the caller
