@@ -71,15 +71,8 @@ pub(crate) const FENCED_MESSAGE: &str =
 /// show it catches the bug. Always false in builds without the
 /// `fault-injection` feature.
 fn dir_fsync_skipped() -> bool {
-    #[cfg(feature = "fault-injection")]
-    {
-        static SKIP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *SKIP.get_or_init(|| std::env::var_os("PERCORE_UNSAFE_SKIP_DIR_FSYNC").is_some())
-    }
-    #[cfg(not(feature = "fault-injection"))]
-    {
-        false
-    }
+    static SKIP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    unsafe_knob(&SKIP, "PERCORE_UNSAFE_SKIP_DIR_FSYNC")
 }
 
 /// Test builds only: commit an upload without flushing or writing back its
@@ -87,15 +80,14 @@ fn dir_fsync_skipped() -> bool {
 /// shows it then finds empty objects). Always false without the
 /// `fault-injection` feature.
 fn body_flush_skipped() -> bool {
-    #[cfg(feature = "fault-injection")]
-    {
-        static SKIP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *SKIP.get_or_init(|| std::env::var_os("PERCORE_UNSAFE_SKIP_BODY_FLUSH").is_some())
-    }
-    #[cfg(not(feature = "fault-injection"))]
-    {
-        false
-    }
+    static SKIP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    unsafe_knob(&SKIP, "PERCORE_UNSAFE_SKIP_BODY_FLUSH")
+}
+
+/// Whether the test-only environment variable `name` is set (read once,
+/// into `cell`); always false without the `fault-injection` feature.
+fn unsafe_knob(cell: &std::sync::OnceLock<bool>, name: &str) -> bool {
+    cfg!(feature = "fault-injection") && *cell.get_or_init(|| std::env::var_os(name).is_some())
 }
 
 /// Records a failed flush: fences writes (see the module comment) and passes
@@ -305,31 +297,29 @@ pub(crate) fn write_back_device(data_dir: &Path, mode: BodyFlush) -> (Option<u64
 
 /// Makes an uploaded body ready for its commit: written back if it lives on
 /// `write_back_dev` (see [`write_back_device`]; the commit's directory fsync
-/// then makes it durable), else fdatasynced. A failure fences writes like
-/// any failed flush.
-pub(crate) async fn flush_body(file: &percore_io::File, write_back_dev: Option<u64>) -> io::Result<()> {
-    // SAFETY: `stat` is plain data for which all-zero is valid; fstat writes
-    // it through a pointer valid for the call, on a descriptor `file` keeps
-    // open. (A directory under the data directory may be another mount.)
-    let dev = unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        (libc::fstat(std::os::fd::AsRawFd::as_raw_fd(file), &mut st) == 0).then_some(st.st_dev)
-    };
+/// then makes it durable; a directory under the data directory may be
+/// another mount), else fdatasynced. A failed flush fences writes like any
+/// other. Returns the new version's ETag, from the same `fstat` that gives
+/// the device (all writes are done; a flush changes neither inode, size nor
+/// mtime, and neither does the commit's rename).
+pub(crate) async fn flush_body(file: &percore_io::File, write_back_dev: Option<u64>) -> io::Result<String> {
+    let st = fstat(std::os::fd::AsRawFd::as_raw_fd(file))?;
     if body_flush_skipped() {
-        Ok(())
-    } else if dev.is_some() && dev == write_back_dev {
-        file.write_back().await.map_err(|e| flush_failed("write-back of an uploaded file", e))
+        // Test builds only: no flush at all.
+    } else if Some(st.st_dev) == write_back_dev {
+        file.write_back().await.map_err(|e| flush_failed("write-back of an uploaded file", e))?;
     } else {
-        file.sync_data().await.map_err(|e| flush_failed("fdatasync of an uploaded file", e))
+        file.sync_data().await.map_err(|e| flush_failed("fdatasync of an uploaded file", e))?;
     }
+    Ok(files::etag_of(st.st_ino, st.st_size as u64, (st.st_mtime, st.st_mtime_nsec as u32)))
 }
 
 /// On the owner shard: puts `temp` in `path`'s place if the conditions hold
 /// (swapping with the old version, which is unlinked once the directory is
 /// flushed; a failed flush swaps back).
 ///
-/// `etag` is the uploaded file's, taken from its open descriptor after the
-/// flush (a rename changes neither its inode, size nor mtime), which spares
+/// `etag` is the uploaded file's, taken from its open descriptor when it
+/// was flushed ([`flush_body`]; a rename changes neither its inode, size nor mtime), which spares
 /// the commit a statx under the path's lock.
 pub(crate) async fn commit_put(path: Vec<u8>, temp: Vec<u8>, conditions: Conditions, etag: String) -> Outcome {
     let _lock = lock(&path).await;
@@ -432,23 +422,22 @@ async fn invalidate_everywhere(path: &[u8]) {
     let _ = percore_cores::broadcast(move || crate::cache::invalidate(&path)).await;
 }
 
-/// The ETag of an open file, as `files::etag` makes it from a statx.
+/// `fstat` of an open descriptor.
 ///
-/// A plain `fstat` on this thread rather than a ring operation: io_uring
+/// A plain call on this thread rather than a ring operation: io_uring
 /// always hands statx to a worker thread, and an open file's inode is in
 /// memory, so the call never waits for the disk.
-pub(crate) fn etag_of_open(fd: std::os::fd::RawFd) -> io::Result<String> {
+fn fstat(fd: std::os::fd::RawFd) -> io::Result<libc::stat> {
     // SAFETY: `stat` is plain data for which all-zero is valid; fstat writes
     // it through a pointer valid for the call, on a descriptor the caller
     // keeps open.
-    let st = unsafe {
+    unsafe {
         let mut st: libc::stat = std::mem::zeroed();
         if libc::fstat(fd, &mut st) != 0 {
             return Err(io::Error::last_os_error());
         }
-        st
-    };
-    Ok(files::etag_of(st.st_ino, st.st_size as u64, (st.st_mtime, st.st_mtime_nsec as u32)))
+        Ok(st)
+    }
 }
 
 /// A new temporary file name, unique in this process.

@@ -805,9 +805,7 @@ async fn put(
         }
         store::flush_body(&file, shard.write_back_dev)
             .await
-            .map_err(|e| (io_status(&e), format!("cannot flush the file: {e}\n")))?;
-        store::etag_of_open(std::os::fd::AsRawFd::as_raw_fd(&file))
-            .map_err(|e| (500, format!("cannot read the file's metadata: {e}\n")))
+            .map_err(|e| (io_status(&e), format!("cannot flush the file: {e}\n")))
     }
     .await;
     drop(file);
@@ -885,15 +883,10 @@ async fn reply_error(stream: &TcpStream, shard: &Shard, reject: Reject) -> bool 
 /// unusable afterwards.
 async fn send(stream: &TcpStream, shard: &Shard, parts: Vec<Bytes>) -> bool {
     let len: usize = parts.iter().map(Bytes::len).sum();
-    let sent = if parts.len() > 1 && len <= SEND_JOIN_BYTES_MAX {
-        let mut joined = Vec::with_capacity(len);
-        for part in &parts {
-            joined.extend_from_slice(part);
-        }
-        matches!(time::timeout(shard.config.send_timeout(), stream.send_all(joined)).await, Ok((Ok(()), _)))
-    } else {
-        matches!(time::timeout(shard.config.send_timeout(), stream.writev_all(parts)).await, Ok((Ok(()), _)))
-    };
+    if parts.len() > 1 && len <= SEND_JOIN_BYTES_MAX {
+        return send_one(stream, shard, parts.concat()).await;
+    }
+    let sent = matches!(time::timeout(shard.config.send_timeout(), stream.writev_all(parts)).await, Ok((Ok(()), _)));
     if sent {
         crate::metrics::bytes_out(len as u64);
     }
