@@ -82,6 +82,9 @@ pub(crate) struct RawConfig {
     /// How an upload is flushed before its rename: `auto` (on ext4 and XFS, written back and made durable by the directory fsync's journal commit together with the rename: one commit per PUT; fdatasync elsewhere) or `fdatasync` (always, two commits) [default: auto].
     #[arg(long, env = "PERCORE_BODY_FLUSH")]
     pub(crate) body_flush: Option<String>,
+    /// Kernel worker threads per shard for blocking file work (creating opens, writes, fsync, rename, unlink): uploads that wait for the disk wait in these, so this bounds how many overlap; workers start on demand and exit when idle [default: 128].
+    #[arg(long, env = "PERCORE_FILE_WORKERS")]
+    pub(crate) file_workers: Option<u32>,
 }
 
 /// How logs are written.
@@ -124,6 +127,7 @@ pub(crate) struct Config {
     pub(crate) log_level: String,
     pub(crate) log_format: LogFormat,
     pub(crate) body_flush: BodyFlush,
+    pub(crate) file_workers: u32,
 }
 
 impl Config {
@@ -166,6 +170,7 @@ impl RawConfig {
             log_level: self.log_level.or(file.log_level),
             log_format: self.log_format.or(file.log_format),
             body_flush: self.body_flush.or(file.body_flush),
+            file_workers: self.file_workers.or(file.file_workers),
         }
     }
 }
@@ -233,6 +238,7 @@ impl TryFrom<RawConfig> for Config {
             log_level: raw.log_level.unwrap_or_else(|| "info".to_string()),
             log_format,
             body_flush,
+            file_workers: positive("file-workers", raw.file_workers.map(u64::from), 128)? as u32,
         })
     }
 }
@@ -248,6 +254,7 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("data"));
         assert_eq!(config.cores, CoreSet::All);
         assert_eq!(config.header_bytes_max, 16384);
+        assert_eq!(config.file_workers, 128);
     }
 
     #[test]
@@ -271,6 +278,8 @@ mod tests {
         assert!(err.contains("idle-timeout-ms"), "{err}");
         let err = Config::try_from(RawConfig { body_flush: Some("never".into()), ..Default::default() }).unwrap_err();
         assert!(err.contains("--body-flush"), "{err}");
+        let err = Config::try_from(RawConfig { file_workers: Some(0), ..Default::default() }).unwrap_err();
+        assert!(err.contains("file-workers"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, "listne = \"x\"\n").unwrap();

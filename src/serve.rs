@@ -52,6 +52,7 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
     }
     let (write_back_dev, flush) = store::write_back_device(&data_dir, config.body_flush);
     tracing::info!("uploads are made durable with {flush}");
+    tracing::info!("blocking file work runs on up to {} kernel workers per shard", config.file_workers);
     let placement = config.cores.place(&percore_cores::allowed_cpus())?;
     let shards = placement.shards();
     let (listeners, addr) = bind_all(config.listen, shards)?;
@@ -60,7 +61,10 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let cores_config = percore_cores::Config {
         cores: config.cores.clone(),
         grace: Duration::from_millis(config.shutdown_grace_ms),
-        ..percore_cores::Config::default()
+        runtime: percore_io::Builder::default().ring(percore_io::RingConfig {
+            file_workers: Some(config.file_workers),
+            ..percore_io::RingConfig::default()
+        }),
     };
     let shard_config = config.clone();
     // No shard accepts before every shard can take commits for the paths it

@@ -704,7 +704,7 @@ fn a_busy_task_does_not_starve_io_or_timers() {
 #[test]
 fn completions_beyond_the_cq_are_not_lost() {
     // A tiny ring: 4 SQ and 8 CQ entries, 2,000 operations in flight at once.
-    let config = RingConfig { sq_entries: 4, cq_entries: 8, defer_taskrun: true };
+    let config = RingConfig { sq_entries: 4, cq_entries: 8, defer_taskrun: true, file_workers: None };
     let tmp = tempdir();
     std::fs::write(tmp.path().join("f"), pattern(4096, 1)).unwrap();
     Runtime::builder().ring(config).cqe_budget(3).build().unwrap().block_on(async {
@@ -880,5 +880,82 @@ fn doorbells() -> Vec<DoorbellKind> {
         Ok("eventfd") => vec![DoorbellKind::EventFd],
         Ok("msgring") => vec![DoorbellKind::MsgRing],
         _ => vec![DoorbellKind::EventFd, DoorbellKind::MsgRing],
+    }
+}
+
+/// The ring's file worker bound is in force and is what limits how many
+/// blocking file operations run at once. Each operation here opens a FIFO
+/// with `O_CREAT` (which io_uring always hands to a worker), and that open
+/// blocks in its worker until a writer comes; the workers are counted as
+/// threads named `iou-wrk-<tid of the ring's thread>`.
+#[test]
+fn file_workers_bound_the_blocking_operations_in_flight() {
+    use std::os::unix::fs::OpenOptionsExt;
+    for bound in [3u32, 12] {
+        let dir = tempdir();
+        let fifos: Vec<std::path::PathBuf> = (0..16).map(|i| dir.path().join(format!("fifo-{i}"))).collect();
+        for fifo in &fifos {
+            let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: `c` is a NUL-terminated path that outlives the call.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "{}", io::Error::last_os_error());
+        }
+        let rt =
+            Runtime::builder().ring(RingConfig { file_workers: Some(bound), ..Default::default() }).build().unwrap();
+        assert_eq!(rt.features().file_workers, bound);
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        let helper = {
+            let fifos = fifos.clone();
+            std::thread::spawn(move || {
+                let workers = || {
+                    std::fs::read_dir("/proc/self/task")
+                        .unwrap()
+                        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                        .filter(|comm| comm.trim() == format!("iou-wrk-{tid}"))
+                        .count()
+                };
+                // Up to the bound, and no further while nothing is released.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while workers() < bound as usize && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                let mut most = 0;
+                for _ in 0..40 {
+                    most = most.max(workers());
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                // Release every open: a writer's open completes a reader's.
+                let mut waiting: Vec<_> = fifos.iter().collect();
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while !waiting.is_empty() && Instant::now() < deadline {
+                    waiting.retain(|fifo| {
+                        std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(fifo).is_err()
+                    });
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                (most, waiting.len())
+            })
+        };
+        let opened = rt.block_on(async {
+            let root = Dir::open(dir.path()).await.unwrap();
+            let root = Rc::new(root);
+            let mut options = OpenOptions::new();
+            options.read(true).create(true);
+            let handles: Vec<_> = (0..fifos.len())
+                .map(|i| {
+                    let (root, options) = (root.clone(), options.clone());
+                    spawn(async move { root.open_file(format!("fifo-{i}"), &options).await.map(drop) })
+                })
+                .collect();
+            let mut opened = 0;
+            for handle in handles {
+                handle.await.unwrap();
+                opened += 1;
+            }
+            opened
+        });
+        let (most, unreleased) = helper.join().unwrap();
+        assert_eq!((opened, unreleased), (fifos.len(), 0));
+        assert_eq!(most, bound as usize, "workers running blocking opens at once with a bound of {bound}");
     }
 }

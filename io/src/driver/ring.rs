@@ -8,6 +8,8 @@
 //! - `IORING_FEAT_NODROP` (5.5): an overflowing CQ is buffered by the kernel,
 //!   never dropped; the next `GETEVENTS` enter flushes it. Required.
 //! - `IORING_FEAT_EXT_ARG` (5.11): a timeout on the wait. Required.
+//! - `IORING_REGISTER_IOWQ_MAX_WORKERS` (5.15): the bound on this thread's
+//!   kernel workers for blocking file work ([`RingConfig::file_workers`]).
 //!
 //! **Invariant:** [`Ring::push`] is the only place in the crate that hands an
 //! SQE to the kernel.
@@ -31,11 +33,22 @@ pub struct RingConfig {
     /// Use `IORING_SETUP_DEFER_TASKRUN | SINGLE_ISSUER` when the kernel has
     /// them. On by default; off only for comparisons.
     pub defer_taskrun: bool,
+    /// At most this many kernel worker threads (io-wq's *bounded* workers)
+    /// run this thread's blocking file operations at once: opens that
+    /// create, writes, fsync, write-back, rename, unlink, statx. io_uring
+    /// cannot complete those without blocking, so it hands them to these
+    /// workers; when all of them wait for the disk (an fsync waiting for a
+    /// journal commit), the rest queue even if the CPU is idle. The kernel's
+    /// default is min(SQ entries, 4 × online CPUs), 8 on a 2-CPU machine,
+    /// whatever the load. Workers start on demand and exit after a few
+    /// idle seconds, so a high bound costs nothing while idle. `None` keeps
+    /// the kernel's default.
+    pub file_workers: Option<u32>,
 }
 
 impl Default for RingConfig {
     fn default() -> Self {
-        RingConfig { sq_entries: 512, cq_entries: 4096, defer_taskrun: true }
+        RingConfig { sq_entries: 512, cq_entries: 4096, defer_taskrun: true, file_workers: None }
     }
 }
 
@@ -48,6 +61,9 @@ pub struct RingFeatures {
     pub defer_taskrun: bool,
     /// `IORING_SETUP_COOP_TASKRUN` is active.
     pub coop_taskrun: bool,
+    /// The bound on kernel workers for blocking file work now in force
+    /// (see [`RingConfig::file_workers`]).
+    pub file_workers: u32,
 }
 
 pub(crate) struct Ring {
@@ -64,6 +80,33 @@ struct Attempt {
     single_issuer: bool,
     defer_taskrun: bool,
     coop_taskrun: bool,
+}
+
+/// Sets the bound on this thread's io-wq workers for blocking file work
+/// (`Some`), and returns the bound in force (the kernel's default for
+/// `None`). The setting belongs to the calling thread's io-wq, which serves
+/// every ring this thread submits to: rings are per thread here.
+fn set_file_workers(uring: &IoUring, bound: Option<u32>) -> io::Result<u32> {
+    // [bounded, unbounded]; 0 leaves a value as it is, and the call writes
+    // back the values that were in force before it.
+    let mut max = [bound.unwrap_or(0), 0];
+    let explain = |err: io::Error| {
+        io::Error::new(
+            err.kind(),
+            format!(
+                "cannot set the ring's file worker bound (IORING_REGISTER_IOWQ_MAX_WORKERS): {err}; \
+                 it needs Linux >= 5.15, and a seccomp profile must allow io_uring_register"
+            ),
+        )
+    };
+    uring.submitter().register_iowq_max_workers(&mut max).map_err(explain)?;
+    if bound.is_none() {
+        return Ok(max[0]);
+    }
+    // Read back what is in force now (the kernel may clamp to RLIMIT_NPROC).
+    let mut now = [0, 0];
+    uring.submitter().register_iowq_max_workers(&mut now).map_err(explain)?;
+    Ok(now[0])
 }
 
 impl Ring {
@@ -109,10 +152,12 @@ impl Ring {
                              percore needs Linux >= 6.1",
                         ));
                     }
+                    let file_workers = set_file_workers(&uring, config.file_workers)?;
                     let features = RingFeatures {
                         single_issuer: attempt.single_issuer,
                         defer_taskrun: attempt.defer_taskrun,
                         coop_taskrun: attempt.coop_taskrun,
+                        file_workers,
                     };
                     return Ok(Ring { uring, features, sqes_pushed: 0, enters: 0, cqes_reaped: 0 });
                 }
