@@ -22,6 +22,7 @@ pub(crate) struct Snapshot {
     pub(crate) bytes_in: u64,
     pub(crate) bytes_out: u64,
     pub(crate) open_connections: usize,
+    pub(crate) spare_files: usize,
     pub(crate) cores: Option<percore_cores::ShardStats>,
 }
 
@@ -58,6 +59,7 @@ pub(crate) fn snapshot(open_connections: usize) -> Snapshot {
     let mut s = METRICS.with(|m| m.borrow().clone());
     s.shard = percore_cores::current().id;
     s.open_connections = open_connections;
+    s.spare_files = crate::store::spares_held();
     s.cores = Some(percore_cores::stats::local());
     s
 }
@@ -105,6 +107,12 @@ pub(crate) fn render(shards: &[Snapshot]) -> String {
     gauge("percore_received_bytes_total", "counter", "Bytes received from clients.", &|s| s.bytes_in);
     gauge("percore_sent_bytes_total", "counter", "Bytes sent to clients.", &|s| s.bytes_out);
     gauge("percore_open_connections", "gauge", "Open client connections.", &|s| s.open_connections as u64);
+    gauge(
+        "percore_spare_files",
+        "gauge",
+        "Replaced small files kept (under temporary names) for uploads to overwrite.",
+        &|s| s.spare_files as u64,
+    );
     let io = |f: fn(&percore_cores::ShardStats) -> u64| move |s: &Snapshot| s.cores.as_ref().map_or(0, f);
     gauge("percore_io_sqes_submitted_total", "counter", "SQEs handed to the ring.", &io(|c| c.io.sqes_submitted));
     gauge("percore_io_ring_enters_total", "counter", "io_uring_enter calls.", &io(|c| c.io.ring_enters));

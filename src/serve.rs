@@ -194,7 +194,10 @@ async fn shard_main(
         match next {
             // Stopping: no new connections; the ones open finish their
             // request in flight (the launcher waits for them, within the grace).
-            None => return Ok(()),
+            None => {
+                store::remove_spares(&shard.config.data_dir);
+                return Ok(());
+            }
             Some(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
                 percore_io::spawn(conn::serve(stream, shard.clone()));

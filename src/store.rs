@@ -49,6 +49,7 @@ thread_local! {
     static SHARD: RefCell<Option<Rc<Shard>>> = const { RefCell::new(None) };
     static LOCKS: RefCell<HashMap<Vec<u8>, Vec<Waker>>> = RefCell::new(HashMap::new());
     static TEMP_COUNTER: Cell<u64> = const { Cell::new(0) };
+    static SPARES: RefCell<Spares> = RefCell::new(Spares::default());
 }
 
 /// Set for good by the first failed flush. A one-way latch read by every
@@ -360,7 +361,7 @@ pub(crate) async fn commit_put(path: Vec<u8>, temp: Vec<u8>, conditions: Conditi
                 return Err(err);
             }
         }
-        if before.is_some() {
+        if before.is_some() && !keep_spare(&dir, dir_key(&path), &temp).await {
             // The old version, now under the temporary name. A crash before
             // this unlink leaves a stale temporary file, removed at start.
             let _ = dir.unlink(new).await;
@@ -469,6 +470,140 @@ where
     match percore_cores::spawn_on(owner, commit).await {
         Ok(outcome) => outcome,
         Err(err) => Outcome::Failed(io::ErrorKind::Interrupted, err.to_string()),
+    }
+}
+
+/// Old versions kept for reuse: a replaced object's file, once the
+/// directory fsync has made the replacement durable, under its temporary
+/// name and known to be open nowhere else, is overwritten by a later upload
+/// into the same directory instead of being unlinked while that upload
+/// creates a new file. Freeing an inode and its blocks and allocating new
+/// ones was half of a small PUT's CPU time on ext4 (BENCHMARKS.md).
+///
+/// "Open nowhere else" is the kernel's answer, not a guess: a write lease
+/// (`F_SETLEASE`) is granted only if no other descriptor, in any process,
+/// has the file open (a GET still sending the old version keeps it open),
+/// and is given up at once. After that nothing can reach the file: its
+/// name is temporary, and temporary names are never served or listed. A
+/// reused file is written from offset 0 with a body at least as long as
+/// its old content (so no old byte survives past the new end), flushed and
+/// committed exactly like a new one. Spares are this shard's, at most
+/// [`SPARES_MAX`] of at most [`SPARE_BYTES_MAX`] each; like any temporary
+/// file they are removed at the next start.
+#[derive(Default)]
+struct Spares {
+    /// By the directory part of the object path (`a/b/` for `a/b/c`).
+    by_dir: HashMap<Vec<u8>, Vec<Spare>>,
+    count: usize,
+    /// Set when the shard stops: nothing more is kept.
+    closed: bool,
+}
+
+/// A spare file, open for writing.
+pub(crate) struct Spare {
+    pub(crate) name: Vec<u8>,
+    pub(crate) file: percore_io::File,
+    pub(crate) size: u64,
+}
+
+/// Spare files per shard.
+const SPARES_MAX: usize = 64;
+/// Larger old versions are unlinked: reuse pays for small files, whose cost
+/// is the inode's, not the data's.
+const SPARE_BYTES_MAX: u64 = 64 * 1024;
+
+/// The directory part of an object path: `a/b/` for `a/b/c`, empty for `c`.
+pub(crate) fn dir_key(path: &[u8]) -> &[u8] {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(slash) => &path[..=slash],
+        None => &[],
+    }
+}
+
+/// A spare in `dir` (see [`dir_key`]) for a body of exactly `len` bytes:
+/// one whose old content is no longer than that, so that the body covers
+/// all of it. The largest such; `None` if there is none.
+pub(crate) fn take_spare(dir: &[u8], len: u64) -> Option<Spare> {
+    SPARES
+        .with(|spares| {
+            let mut spares = spares.borrow_mut();
+            let list = spares.by_dir.get_mut(dir)?;
+            let best = (0..list.len()).filter(|&i| list[i].size <= len).max_by_key(|&i| list[i].size)?;
+            let spare = list.swap_remove(best);
+            if list.is_empty() {
+                spares.by_dir.remove(dir);
+            }
+            spares.count -= 1;
+            Some(spare)
+        })
+        // Unlinked since it was kept (by hand: nothing here unlinks a spare it
+        // holds)? Then it would be written and renamed in vain: drop it.
+        .filter(|spare| fstat(std::os::fd::AsRawFd::as_raw_fd(&spare.file)).is_ok_and(|st| st.st_nlink == 1))
+}
+
+/// On the owner, after a replacement is durable: keeps the old version,
+/// now under the temporary name `name` in `dir`, as a spare if there is
+/// room, it is small and no one else has it open. `false` if it was not
+/// kept (the caller unlinks it).
+async fn keep_spare(dir: &Dir, key: &[u8], name: &[u8]) -> bool {
+    if SPARES.with(|spares| spares.borrow().count >= SPARES_MAX || spares.borrow().closed) {
+        return false;
+    }
+    let mut options = OpenOptions::new();
+    options.write(true);
+    let Ok(file) = dir.open_file(OsStr::from_bytes(name), &options).await else { return false };
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+    let Ok(st) = fstat(fd) else { return false };
+    let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
+    if !regular || st.st_nlink != 1 || st.st_size as u64 > SPARE_BYTES_MAX || !open_nowhere_else(fd) {
+        return false;
+    }
+    SPARES.with(|spares| {
+        let mut spares = spares.borrow_mut();
+        if spares.count >= SPARES_MAX || spares.closed {
+            return false;
+        }
+        spares.count += 1;
+        let spare = Spare { name: name.to_vec(), file, size: st.st_size as u64 };
+        spares.by_dir.entry(key.to_vec()).or_default().push(spare);
+        true
+    })
+}
+
+/// Whether `fd` is the only open descriptor of its file, in any process: a
+/// write lease is granted only then (`fcntl(2)`, "Leases"); it is released
+/// at once. False where leases are unavailable (`fs.leases-enable = 0`, a
+/// file system without them, a file owned by another user).
+fn open_nowhere_else(fd: std::os::fd::RawFd) -> bool {
+    // SAFETY: fcntl on a descriptor the caller keeps open; F_SETLEASE takes
+    // an integer argument and touches no memory of ours.
+    unsafe {
+        if libc::fcntl(fd, libc::F_SETLEASE, libc::F_WRLCK) != 0 {
+            return false;
+        }
+        libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) == 0
+    }
+}
+
+/// Spare files this shard holds (for the metrics).
+pub(crate) fn spares_held() -> usize {
+    SPARES.with(|spares| spares.borrow().count)
+}
+
+/// When the shard stops: removes its spares and keeps no more, so that a
+/// clean stop leaves no temporary file behind. Blocking (at most
+/// [`SPARES_MAX`] unlinks, once).
+pub(crate) fn remove_spares(data_dir: &Path) {
+    let spares = SPARES.with(|spares| {
+        let mut spares = spares.borrow_mut();
+        spares.closed = true;
+        spares.count = 0;
+        std::mem::take(&mut spares.by_dir)
+    });
+    for (dir, list) in spares {
+        for spare in list {
+            let _ = std::fs::remove_file(data_dir.join(OsStr::from_bytes(&dir)).join(OsStr::from_bytes(&spare.name)));
+        }
     }
 }
 

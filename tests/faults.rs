@@ -3,7 +3,7 @@
 //! test command enables): each failure gets its status, stored data stays
 //! intact, and after a failed flush no write is acknowledged again.
 
-use crate::util::{delete, get, metric, metrics, put, temp_files, Daemon};
+use crate::util::{delete, get, metric, metrics, put, stray_temp_files, Daemon};
 
 fn with_faults(faults: &str) -> Daemon {
     // One shard: the fault counters are process-wide, and one shard makes
@@ -19,7 +19,7 @@ fn enospc_while_writing_a_body_is_507_and_the_old_version_stays() {
     let r = put(&daemon, "/files/doc", b"version 2", "");
     assert_eq!(r.status, 507, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(get(&daemon, "/files/doc").body, b"version 1");
-    assert!(temp_files(daemon.dir()).is_empty());
+    assert!(stray_temp_files(&daemon).is_empty());
     // A full disk is not a broken one: once space is back, writes go on.
     assert_eq!(put(&daemon, "/files/doc", b"version 3", "").status, 200);
     assert_eq!(get(&daemon, "/files/doc").body, b"version 3");
@@ -35,7 +35,7 @@ fn eio_from_the_body_flush_is_500_the_object_is_not_replaced_and_writes_are_fenc
     let r = put(&daemon, "/files/doc", b"version 2", "");
     assert_eq!(r.status, 500, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(get(&daemon, "/files/doc").body, b"version 1");
-    assert!(temp_files(daemon.dir()).is_empty(), "the unflushed file is gone, not retried");
+    assert!(stray_temp_files(&daemon).is_empty(), "the unflushed file is gone, not retried");
     // The fault was for one call only: a retrying daemon would now succeed
     // and acknowledge. Ours refuses every write until restarted.
     let r = put(&daemon, "/files/doc", b"version 3", "");
@@ -60,7 +60,7 @@ fn eio_from_the_directory_fsync_is_500_and_fences_writes() {
     assert_eq!(delete(&daemon, "/files/doc", "").status, 503);
     // The failed write is undone: version 1 is what is visible.
     assert_eq!(get(&daemon, "/files/doc").body, b"version 1");
-    assert!(temp_files(daemon.dir()).is_empty());
+    assert!(stray_temp_files(&daemon).is_empty());
 }
 
 #[test]
@@ -70,7 +70,7 @@ fn eio_from_a_delete_fsync_fences_writes() {
     assert_eq!(delete(&daemon, "/files/doc", "").status, 500);
     assert_eq!(get(&daemon, "/files/doc").body, b"version 1", "the failed delete is undone");
     assert_eq!(put(&daemon, "/files/doc", b"version 2", "").status, 503);
-    assert!(temp_files(daemon.dir()).is_empty());
+    assert!(stray_temp_files(&daemon).is_empty());
 }
 
 #[test]
@@ -78,7 +78,7 @@ fn eio_from_the_directory_fsync_of_a_create_leaves_nothing() {
     let daemon = with_faults("fsync=EIO:1");
     assert_eq!(put(&daemon, "/files/new", b"version 1", "").status, 500);
     assert_eq!(get(&daemon, "/files/new").status, 404);
-    assert!(temp_files(daemon.dir()).is_empty());
+    assert!(stray_temp_files(&daemon).is_empty());
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::crash::{self, Op, State, PATHS, WRITERS};
-use crate::util::{rss_kib, temp_files, Daemon};
+use crate::util::{rss_kib, stray_temp_files, Daemon};
 
 #[test]
 fn a_mixed_soak_has_no_errors_and_flat_memory_then_sigterm_loses_nothing() {
@@ -83,7 +83,7 @@ fn a_mixed_soak_has_no_errors_and_flat_memory_then_sigterm_loses_nothing() {
     let ops: Vec<Op> = writers.into_iter().flat_map(|h| h.join().unwrap()).collect();
     let data = daemon.kill9().expect("owned data directory");
     let daemon = Daemon::start_in(data, &["--cores", "2"]);
-    assert!(temp_files(daemon.dir()).is_empty());
+    assert!(stray_temp_files(&daemon).is_empty());
     let (_, checked) = crash::check(&daemon, &state, started, &ops);
     assert!(checked > 0);
     println!("sigterm under writes: {} writes, {checked} acknowledged and checked after the restart", ops.len());

@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use crate::util::{delete, exchange, get, put, read_response, temp_files, Daemon};
+use crate::util::{delete, exchange, get, metric, metrics, put, read_response, stray_temp_files, temp_files, Daemon};
 
 #[test]
 fn put_creates_replaces_and_delete_removes() {
@@ -30,7 +30,7 @@ fn put_creates_replaces_and_delete_removes() {
     assert_eq!(put(&daemon, "/files/empty/inner", b"x", "").status, 409);
     assert_eq!(put(&daemon, "/files/../escape", b"x", "").status, 400);
     assert!(!daemon.dir().parent().unwrap().join("escape").exists());
-    assert!(temp_files(daemon.dir()).is_empty());
+    assert!(stray_temp_files(&daemon).is_empty());
 }
 
 #[test]
@@ -58,7 +58,7 @@ fn chunked_bodies_and_expect_continue() {
     let bad = b"PUT /files/bad HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n";
     assert_eq!(exchange(&daemon, bad).status, 400);
     assert_eq!(get(&daemon, "/files/bad").status, 404);
-    assert!(temp_files(daemon.dir()).is_empty());
+    assert!(stray_temp_files(&daemon).is_empty());
 }
 
 #[test]
@@ -76,7 +76,7 @@ fn conditional_writes() {
     assert_eq!(delete(&daemon, "/files/doc", &format!("If-Match: {etag}\r\n")).status, 412, "old version");
     let etag = r.header("ETag").unwrap();
     assert_eq!(delete(&daemon, "/files/doc", &format!("If-Match: {etag}\r\n")).status, 204);
-    assert!(temp_files(daemon.dir()).is_empty());
+    assert!(stray_temp_files(&daemon).is_empty());
 }
 
 #[test]
@@ -99,7 +99,7 @@ fn exactly_one_concurrent_create_wins() {
         assert!(results.iter().all(|(s, _)| *s == 201 || *s == 412), "{results:?}");
         assert_eq!(get(&daemon, &path).body, winners[0].as_bytes(), "the winner's body is stored");
     }
-    assert!(temp_files(daemon.dir()).is_empty());
+    assert!(stray_temp_files(&daemon).is_empty());
 }
 
 #[test]
@@ -146,7 +146,7 @@ fn oversized_bodies_are_refused_before_they_are_read() {
     raw.extend_from_slice(b"0\r\n\r\n");
     assert_eq!(exchange(&daemon, &raw).status, 413);
     assert_eq!(get(&daemon, "/files/big").status, 404);
-    assert!(temp_files(daemon.dir()).is_empty());
+    assert!(stray_temp_files(&daemon).is_empty());
 }
 
 #[test]
@@ -228,4 +228,50 @@ fn a_change_behind_percores_back_is_seen_after_the_cache_ttl() {
     assert_eq!(get(&uncached, "/files/edited").body, b"before");
     std::fs::write(uncached.path("edited"), b"after!").unwrap();
     assert_eq!(get(&uncached, "/files/edited").body, b"after!");
+}
+
+/// A replaced small file is kept as a spare and overwritten by a later
+/// upload into its directory, only by a body that covers all of its old
+/// content, and never while anyone else has it open; a clean stop removes
+/// the spares.
+#[test]
+fn replaced_files_are_reused_only_when_open_nowhere_else() {
+    use std::os::unix::fs::MetadataExt;
+    let mut daemon = Daemon::start(&["--cores", "1"]);
+    let spares = |daemon: &Daemon| metric(&metrics(daemon), "percore_spare_files", &[]) as usize;
+    assert_eq!(put(&daemon, "/files/d/a", &[b'1'; 100], "").status, 201);
+    let first = std::fs::metadata(daemon.path("d/a")).unwrap().ino();
+    assert_eq!(put(&daemon, "/files/d/a", &[b'2'; 100], "").status, 200);
+    assert_eq!(spares(&daemon), 1, "the replaced version is kept");
+    let kept = temp_files(daemon.dir());
+    assert_eq!(kept.len(), 1);
+    assert_eq!(std::fs::metadata(&kept[0]).unwrap().ino(), first);
+    // A shorter body does not take it: old bytes would outlive the new end.
+    assert_eq!(put(&daemon, "/files/d/b", &[b'3'; 50], "").status, 201);
+    assert_eq!(spares(&daemon), 1);
+    assert_eq!(std::fs::read(daemon.path("d/b")).unwrap(), [b'3'; 50]);
+    // A body at least as long does: same inode, exactly the new bytes.
+    assert_eq!(put(&daemon, "/files/d/c", &[b'4'; 150], "").status, 201);
+    assert_eq!(spares(&daemon), 0, "the spare was taken");
+    assert_eq!(std::fs::metadata(daemon.path("d/c")).unwrap().ino(), first, "the spare's inode holds d/c");
+    assert_eq!(std::fs::read(daemon.path("d/c")).unwrap(), [b'4'; 150]);
+    assert_eq!(get(&daemon, "/files/d/c").body, [b'4'; 150]);
+    // Replaced while someone has it open: not kept (unlinked), so a later
+    // upload cannot overwrite what that reader is reading.
+    let mut reader = std::fs::File::open(daemon.path("d/c")).unwrap();
+    assert_eq!(put(&daemon, "/files/d/c", &[b'5'; 150], "").status, 200);
+    assert_eq!(spares(&daemon), 0, "an old version open elsewhere is not kept");
+    assert!(temp_files(daemon.dir()).is_empty());
+    for (i, key) in ["x", "y", "c"].iter().enumerate() {
+        assert!(put(&daemon, &format!("/files/d/{key}"), &[b'6' + i as u8; 200], "").status / 100 == 2);
+    }
+    assert_eq!(reader.metadata().unwrap().nlink(), 0, "the reader's version is unlinked");
+    let mut held = Vec::new();
+    reader.read_to_end(&mut held).unwrap();
+    assert_eq!(held, [b'4'; 150], "and intact");
+    assert_eq!(std::fs::read(daemon.path("d/c")).unwrap(), [b'8'; 200]);
+    assert_eq!(spares(&daemon), 1, "the replaced d/c (a version no one holds) is kept");
+    assert!(stray_temp_files(&daemon).is_empty());
+    assert!(daemon.terminate(Duration::from_secs(10)).is_some_and(|s| s.success()));
+    assert!(temp_files(daemon.dir()).is_empty(), "a clean stop removes the spares");
 }

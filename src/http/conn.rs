@@ -771,12 +771,24 @@ async fn put(
             return Next::Close;
         }
     };
-    let temp = store::temp_name();
-    let file = match dir.open_file(std::ffi::OsStr::from_bytes(&temp), &store::temp_options()).await {
-        Ok(file) => file,
-        Err(err) => {
-            simple(stream, shard, io_status(&err), &format!("cannot store the file: {err}\n"), true).await;
-            return Next::Close;
+    // A spare (an old version known to be open nowhere else) is
+    // overwritten rather than a file created, when the body's length is
+    // known and covers the spare's old content.
+    let spare = match request.body {
+        Body::Length(n) => store::take_spare(store::dir_key(&path), n),
+        _ => None,
+    };
+    let (temp, file) = match spare {
+        Some(spare) => (spare.name, spare.file),
+        None => {
+            let temp = store::temp_name();
+            match dir.open_file(std::ffi::OsStr::from_bytes(&temp), &store::temp_options()).await {
+                Ok(file) => (temp, file),
+                Err(err) => {
+                    simple(stream, shard, io_status(&err), &format!("cannot store the file: {err}\n"), true).await;
+                    return Next::Close;
+                }
+            }
         }
     };
     if request.expect_continue && !send(stream, shard, vec![Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n")]).await

@@ -221,6 +221,20 @@ pub(crate) fn temp_files(dir: &Path) -> Vec<String> {
     found
 }
 
+/// The temporary files under the daemon's data directory that it does not
+/// account for as spares (replaced small files it keeps for later uploads
+/// to overwrite: `percore_spare_files`). Once every request has been
+/// answered there should be none.
+pub(crate) fn stray_temp_files(daemon: &Daemon) -> Vec<String> {
+    let temps = temp_files(daemon.dir());
+    let spares = metric(&metrics(daemon), "percore_spare_files", &[]) as usize;
+    if temps.len() == spares {
+        Vec::new()
+    } else {
+        temps
+    }
+}
+
 /// Serialises the tests that load the machine (soak, crash rounds, load
 /// generation) or measure time under load (slow clients, the open loop):
 /// on a 2-core machine, two of them at once would measure each other.
