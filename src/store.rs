@@ -303,8 +303,35 @@ pub(crate) fn write_back_device(data_dir: &Path, mode: BodyFlush) -> (Option<u64
 /// other. Returns the new version's ETag, from the same `fstat` that gives
 /// the device (all writes are done; a flush changes neither inode, size nor
 /// mtime, and neither does the commit's rename).
-pub(crate) async fn flush_body(file: &percore_io::File, write_back_dev: Option<u64>) -> io::Result<String> {
-    let st = fstat(std::os::fd::AsRawFd::as_raw_fd(file))?;
+///
+/// `reused` is the old modification time of a spare the body was written
+/// into. The ETag is inode, size and mtime, and the inode is the old
+/// version's: where timestamps are coarse (before Linux 6.13's fine-grained
+/// ones), a rewrite within the same clock tick would get the old version's
+/// mtime, and so its ETag if the size matches. Then the mtime is set one
+/// nanosecond past the old one (every earlier version of the inode is older
+/// still).
+pub(crate) async fn flush_body(
+    file: &percore_io::File,
+    write_back_dev: Option<u64>,
+    reused: Option<(i64, i64)>,
+) -> io::Result<String> {
+    let fd = std::os::fd::AsRawFd::as_raw_fd(file);
+    let mut st = fstat(fd)?;
+    if let Some(old) = reused.filter(|&old| (st.st_mtime, st.st_mtime_nsec) <= old) {
+        let later = if old.1 >= 999_999_999 { (old.0 + 1, 0) } else { (old.0, old.1 + 1) };
+        let times = [
+            libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT },
+            libc::timespec { tv_sec: later.0, tv_nsec: later.1 },
+        ];
+        // SAFETY: `times` is two valid timespecs that outlive the call, on a
+        // descriptor the caller keeps open. (A plain call: rare, and an
+        // inode update in memory, journalled with the flush's commit.)
+        if unsafe { libc::futimens(fd, times.as_ptr()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        st = fstat(fd)?;
+    }
     if body_flush_skipped() {
         // Test builds only: no flush at all.
     } else if Some(st.st_dev) == write_back_dev {
@@ -504,6 +531,9 @@ pub(crate) struct Spare {
     pub(crate) name: Vec<u8>,
     pub(crate) file: percore_io::File,
     pub(crate) size: u64,
+    /// Its last modification time (seconds, nanoseconds): a new version
+    /// written into it must get a later one ([`flush_body`]).
+    pub(crate) mtime: (i64, i64),
 }
 
 /// Spare files per shard.
@@ -564,7 +594,8 @@ async fn keep_spare(dir: &Dir, key: &[u8], name: &[u8]) -> bool {
             return false;
         }
         spares.count += 1;
-        let spare = Spare { name: name.to_vec(), file, size: st.st_size as u64 };
+        let spare =
+            Spare { name: name.to_vec(), file, size: st.st_size as u64, mtime: (st.st_mtime, st.st_mtime_nsec) };
         spares.by_dir.entry(key.to_vec()).or_default().push(spare);
         true
     })

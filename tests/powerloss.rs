@@ -306,6 +306,8 @@ fn a_full_file_system_is_507_and_writes_resume_after_a_delete() {
     if !can_run() {
         return;
     }
+    // Loop-device work of its own: not alongside the shutdown rounds.
+    let _heavy = crate::util::heavy();
     let fs = LoopFs::with_size("ext4", 16 << 20);
     let data = fs.data();
     let daemon = Daemon::start_at(&data, &["--cores", "1"], &[], None);

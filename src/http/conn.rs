@@ -778,6 +778,7 @@ async fn put(
         Body::Length(n) => store::take_spare(store::dir_key(&path), n),
         _ => None,
     };
+    let reused = spare.as_ref().map(|spare| spare.mtime);
     let (temp, file) = match spare {
         Some(spare) => (spare.name, spare.file),
         None => {
@@ -815,7 +816,7 @@ async fn put(
             let (result, _) = file.write_all_at(piece, offset).await;
             result.map_err(|e| (io_status(&e), format!("cannot store the file: {e}\n")))?;
         }
-        store::flush_body(&file, shard.write_back_dev)
+        store::flush_body(&file, shard.write_back_dev, reused)
             .await
             .map_err(|e| (io_status(&e), format!("cannot flush the file: {e}\n")))
     }
