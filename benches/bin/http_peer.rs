@@ -194,6 +194,19 @@ fn main() {
     }
 }
 
+/// `PEER_FILE_WORKERS=N` (an experiment, off by default: peers run as their
+/// users would run them): bounds this thread's io_uring kernel workers for
+/// blocking file work at `N`, as `percore serve --file-workers` does. The
+/// bound belongs to the thread's io-wq, which serves every ring the thread
+/// submits to, so a throwaway ring carries it to the runtime's ring.
+fn set_file_workers() {
+    let Some(n) = std::env::var("PEER_FILE_WORKERS").ok().and_then(|v| v.parse::<u32>().ok()) else { return };
+    let ring = io_uring_06::IoUring::new(2).expect("a ring for the worker bound");
+    let mut max = [n, 0];
+    ring.submitter().register_iowq_max_workers(&mut max).expect("IORING_REGISTER_IOWQ_MAX_WORKERS");
+    eprintln!("file workers: {} -> {n}", max[0]);
+}
+
 fn core_affinity_set(cpus: &[usize]) -> libc::cpu_set_t {
     // SAFETY: cpu_set_t is a plain bit array for which all-zero is empty.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
@@ -219,6 +232,7 @@ mod monoio_server {
             .build()
             .expect("monoio runtime");
         rt.block_on(async move {
+            super::set_file_workers();
             let listener = monoio::net::TcpListener::from_std(listener).unwrap();
             println!("ready");
             let (root, counter) = (Rc::new(root), Rc::new(Cell::new(0u64)));
@@ -307,6 +321,7 @@ mod tokio_uring_server {
 
     pub(super) fn run(listener: std::net::TcpListener, root: PathBuf) {
         tokio_uring::builder().entries(1024).start(async move {
+            super::set_file_workers();
             let listener = tokio_uring::net::TcpListener::from_std(listener);
             println!("ready");
             let (root, counter) = (Rc::new(root), Rc::new(Cell::new(0u64)));
