@@ -388,7 +388,7 @@ pub(crate) async fn commit_put(path: Vec<u8>, temp: Vec<u8>, conditions: Conditi
                 return Err(err);
             }
         }
-        if before.is_some() && !keep_spare(&dir, dir_key(&path), &temp).await {
+        if before.is_some() && !keep_spare(&shard.root, &dir, dir_key(&path), &temp).await {
             // The old version, now under the temporary name. A crash before
             // this unlink leaves a stale temporary file, removed at start.
             let _ = dir.unlink(new).await;
@@ -526,6 +526,29 @@ struct Spares {
     closed: bool,
 }
 
+impl Spares {
+    /// When full: takes out the largest spare if it is larger than `size`.
+    fn evict_larger_than(&mut self, size: u64) -> Option<(Vec<u8>, Spare)> {
+        if self.count < SPARES_MAX {
+            return None;
+        }
+        let (key, index, _) = self
+            .by_dir
+            .iter()
+            .flat_map(|(key, list)| list.iter().enumerate().map(move |(i, spare)| (key, i, spare.size)))
+            .filter(|&(_, _, held)| held > size)
+            .max_by_key(|&(_, _, held)| held)?;
+        let key = key.clone();
+        let list = self.by_dir.get_mut(&key).expect("the key just found");
+        let spare = list.swap_remove(index);
+        if list.is_empty() {
+            self.by_dir.remove(&key);
+        }
+        self.count -= 1;
+        Some((key, spare))
+    }
+}
+
 /// A spare file, open for writing.
 pub(crate) struct Spare {
     pub(crate) name: Vec<u8>,
@@ -572,11 +595,14 @@ pub(crate) fn take_spare(dir: &[u8], len: u64) -> Option<Spare> {
 }
 
 /// On the owner, after a replacement is durable: keeps the old version,
-/// now under the temporary name `name` in `dir`, as a spare if there is
-/// room, it is small and no one else has it open. `false` if it was not
-/// kept (the caller unlinks it).
-async fn keep_spare(dir: &Dir, key: &[u8], name: &[u8]) -> bool {
-    if SPARES.with(|spares| spares.borrow().count >= SPARES_MAX || spares.borrow().closed) {
+/// now under the temporary name `name` in `dir`, as a spare if it is small
+/// and no one else has it open. When the shard holds [`SPARES_MAX`]
+/// already, it takes the place of the largest if it is smaller (a spare
+/// serves only bodies at least as long, so the largest are the least
+/// useful, and would otherwise fill the pool for good). `false` if it was
+/// not kept (the caller unlinks it).
+async fn keep_spare(root: &Dir, dir: &Dir, key: &[u8], name: &[u8]) -> bool {
+    if SPARES.with(|spares| spares.borrow().closed) {
         return false;
     }
     let mut options = OpenOptions::new();
@@ -587,6 +613,14 @@ async fn keep_spare(dir: &Dir, key: &[u8], name: &[u8]) -> bool {
     let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
     if !regular || st.st_nlink != 1 || st.st_size as u64 > SPARE_BYTES_MAX || !open_nowhere_else(fd) {
         return false;
+    }
+    let size = st.st_size as u64;
+    if let Some((evicted_key, evicted)) = SPARES.with(|spares| spares.borrow_mut().evict_larger_than(size)) {
+        // Its directory may be another: open it by its key.
+        let key = OsStr::from_bytes(if evicted_key.is_empty() { b"." } else { &evicted_key });
+        if let Ok(evicted_dir) = root.open_dir(key).await {
+            let _ = evicted_dir.unlink(OsStr::from_bytes(&evicted.name)).await;
+        }
     }
     SPARES.with(|spares| {
         let mut spares = spares.borrow_mut();

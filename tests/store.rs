@@ -275,3 +275,43 @@ fn replaced_files_are_reused_only_when_open_nowhere_else() {
     assert!(daemon.terminate(Duration::from_secs(10)).is_some_and(|s| s.success()));
     assert!(temp_files(daemon.dir()).is_empty(), "a clean stop removes the spares");
 }
+
+/// A full spare pool makes room for a smaller spare by removing its largest
+/// (which fewer uploads could use), so mixed sizes cannot clog it.
+#[test]
+fn a_full_spare_pool_trades_its_largest_for_a_smaller_one() {
+    let daemon = Daemon::start(&["--cores", "1"]);
+    let spares = |daemon: &Daemon| metric(&metrics(daemon), "percore_spare_files", &[]) as usize;
+    let sizes = |daemon: &Daemon| {
+        let mut sizes: Vec<u64> =
+            temp_files(daemon.dir()).iter().map(|t| std::fs::metadata(t).unwrap().len()).collect();
+        sizes.sort_unstable();
+        sizes
+    };
+    for i in 0..64 {
+        for version in [b'a', b'b'] {
+            // One directory each: an upload into a directory takes its spares.
+            assert!(put(&daemon, &format!("/files/big{i}/k"), &[version; 1000], "").status / 100 == 2);
+        }
+    }
+    assert_eq!(spares(&daemon), 64);
+    assert_eq!(sizes(&daemon), vec![1000; 64]);
+    // Full: a larger candidate is not kept...
+    for version in [b'a', b'b'] {
+        assert!(put(&daemon, "/files/larger/k", &[version; 2000], "").status / 100 == 2);
+    }
+    assert_eq!(sizes(&daemon), vec![1000; 64]);
+    // ...a smaller one replaces a largest one (in another directory).
+    for version in [b'a', b'b'] {
+        assert!(put(&daemon, "/files/small/0", &[version; 100], "").status / 100 == 2);
+    }
+    assert_eq!(spares(&daemon), 64);
+    let mut want = vec![1000; 63];
+    want.insert(0, 100);
+    assert_eq!(sizes(&daemon), want);
+    // And it serves a body of its size or more in its directory.
+    assert_eq!(put(&daemon, "/files/small/1", &[b'c'; 150], "").status, 201);
+    assert_eq!(spares(&daemon), 63);
+    assert_eq!(std::fs::read(daemon.path("small/1")).unwrap(), [b'c'; 150]);
+    assert!(stray_temp_files(&daemon).is_empty());
+}
