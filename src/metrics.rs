@@ -23,6 +23,7 @@ pub(crate) struct Snapshot {
     pub(crate) bytes_out: u64,
     pub(crate) open_connections: usize,
     pub(crate) spare_files: usize,
+    pub(crate) spare_files_max: usize,
     pub(crate) cores: Option<percore_cores::ShardStats>,
 }
 
@@ -59,7 +60,7 @@ pub(crate) fn snapshot(open_connections: usize) -> Snapshot {
     let mut s = METRICS.with(|m| m.borrow().clone());
     s.shard = percore_cores::current().id;
     s.open_connections = open_connections;
-    s.spare_files = crate::store::spares_held();
+    (s.spare_files, s.spare_files_max) = crate::store::spares_held();
     s.cores = Some(percore_cores::stats::local());
     s
 }
@@ -113,6 +114,7 @@ pub(crate) fn render(shards: &[Snapshot]) -> String {
         "Replaced small files kept (under temporary names) for uploads to overwrite.",
         &|s| s.spare_files as u64,
     );
+    gauge("percore_spare_files_max", "gauge", "The most spare files a shard keeps.", &|s| s.spare_files_max as u64);
     let io = |f: fn(&percore_cores::ShardStats) -> u64| move |s: &Snapshot| s.cores.as_ref().map_or(0, f);
     gauge("percore_io_sqes_submitted_total", "counter", "SQEs handed to the ring.", &io(|c| c.io.sqes_submitted));
     gauge("percore_io_ring_enters_total", "counter", "io_uring_enter calls.", &io(|c| c.io.ring_enters));

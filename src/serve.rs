@@ -55,6 +55,9 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
     tracing::info!("blocking file work runs on up to {} kernel workers per shard", config.file_workers);
     let placement = config.cores.place(&percore_cores::allowed_cpus())?;
     let shards = placement.shards();
+    let open_files = raise_open_files();
+    let spare_limit = store::spare_limit(open_files, shards);
+    tracing::info!("open files: up to {open_files}; spare files: up to {spare_limit} per shard");
     let (listeners, addr) = bind_all(config.listen, shards)?;
     let signals = block_signals()?;
     let listeners = Arc::new(Mutex::new(listeners.into_iter().map(Some).collect::<Vec<_>>()));
@@ -76,7 +79,7 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
         let (config, ready) = (shard_config.clone(), ready.clone());
         async move {
             let listener = listener.expect("one listener per shard");
-            shard_main(listener, config, write_back_dev, &ready).await
+            shard_main(listener, config, write_back_dev, spare_limit, &ready).await
         }
     })?;
     println!("percore listening on http://{addr} serving {} with {shards} shards", data_dir.display());
@@ -148,6 +151,7 @@ async fn shard_main(
     listener: TcpListener,
     config: Config,
     write_back_dev: Option<u64>,
+    spare_limit: usize,
     ready: &std::sync::Barrier,
 ) -> Result<(), String> {
     let root = Dir::open(&config.data_dir)
@@ -162,6 +166,7 @@ async fn shard_main(
         }
     };
     crate::cache::configure(config.cache_bytes_max);
+    store::configure_spares(spare_limit);
     let ring = match BufRing::new(RECV_BUFFERS, RECV_BUFFER_BYTES) {
         Ok(ring) => ring,
         Err(err) => {
@@ -209,6 +214,36 @@ async fn shard_main(
                 percore_io::time::sleep(Duration::from_millis(10)).await;
             }
         }
+    }
+}
+
+/// Raises the soft limit on open files to the hard one (every connection,
+/// file in flight and spare file is a descriptor; a default soft limit of
+/// 1,024 would cap the connections long before `--connections-max-per-shard`)
+/// and returns the soft limit in force.
+fn raise_open_files() -> u64 {
+    // SAFETY: `rlimit` is plain data; getrlimit and setrlimit read or write
+    // it through a pointer valid for each call.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        // The kernel refuses more than fs.nr_open (an unlimited hard limit
+        // included).
+        let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|s| s.trim().parse::<libc::rlim_t>().ok())
+            .unwrap_or(1 << 20);
+        let target = limit.rlim_max.min(nr_open);
+        if limit.rlim_cur < target {
+            let raised = libc::rlimit { rlim_cur: target, rlim_max: limit.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return raised.rlim_cur;
+            }
+            tracing::warn!("cannot raise the open-file limit from {} to {target}", limit.rlim_cur);
+        }
+        limit.rlim_cur
     }
 }
 
