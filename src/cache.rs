@@ -32,6 +32,9 @@ pub(crate) struct Entry {
     pub(crate) last_modified: Rc<str>,
     pub(crate) modified_secs: u64,
     pub(crate) content_type: Rc<str>,
+    /// The whole 200 answer to a kept-alive GET (head and body), with the
+    /// `Date` second it was rendered for: [`Entry::whole_answer`].
+    rendered: Rc<RefCell<Option<(u64, Bytes)>>>,
     filled: Instant,
     /// Which insertion of its path this is (matches its place in `order`).
     generation: u64,
@@ -76,6 +79,37 @@ pub(crate) fn epoch() -> u64 {
     EPOCH.with(Cell::get)
 }
 
+/// Bodies up to this size also keep their whole rendered answer
+/// ([`Entry::whole_answer`]); they count twice against the budget.
+pub(crate) const RENDERED_BYTES_MAX: usize = 16 * 1024;
+
+impl Entry {
+    /// The entry's whole answer for the `Date` second `second`: rendered by
+    /// `render` at the first request of each second, then the same bytes
+    /// (shared, not copied) for every request in that second.
+    pub(crate) fn whole_answer(&self, second: u64, render: impl FnOnce() -> Vec<u8>) -> Bytes {
+        let mut rendered = self.rendered.borrow_mut();
+        match &*rendered {
+            Some((at, whole)) if *at == second => whole.clone(),
+            _ => {
+                let whole = Bytes::from(render());
+                *rendered = Some((second, whole.clone()));
+                whole
+            }
+        }
+    }
+
+    /// What the entry counts against the budget.
+    fn cost(&self) -> u64 {
+        let body = self.body.len() as u64;
+        if self.body.len() <= RENDERED_BYTES_MAX {
+            2 * body
+        } else {
+            body
+        }
+    }
+}
+
 /// A fresh entry for `path`, if cached.
 pub(crate) fn get(path: &[u8]) -> Option<Entry> {
     CACHE.with(|c| {
@@ -102,6 +136,7 @@ pub(crate) fn insert(
         last_modified: last_modified.into(),
         modified_secs,
         content_type: content_type.into(),
+        rendered: Rc::default(),
         filled: Instant::now(),
         generation: 0,
     };
@@ -113,9 +148,9 @@ pub(crate) fn insert(
         let mut c = c.borrow_mut();
         c.generations += 1;
         let kept = Entry { generation: c.generations, ..entry.clone() };
-        let size = kept.body.len() as u64;
+        let size = kept.cost();
         if let Some(old) = c.entries.insert(path.to_vec(), kept) {
-            c.bytes -= old.body.len() as u64;
+            c.bytes -= old.cost();
         }
         c.bytes += size;
         let generation = c.generations;
@@ -124,7 +159,7 @@ pub(crate) fn insert(
             let Some(oldest) = c.order.pop_front() else { break };
             if c.current(&oldest) {
                 let evicted = c.entries.remove(&oldest.0).expect("a current item has its entry");
-                c.bytes -= evicted.body.len() as u64;
+                c.bytes -= evicted.cost();
             }
         }
         // Stale items at most about as many as live ones: amortised O(1).
@@ -143,7 +178,7 @@ pub(crate) fn invalidate(path: &[u8]) {
         let mut c = c.borrow_mut();
         if let Some(old) = c.entries.remove(path) {
             // Its item in `order` is now stale.
-            c.bytes -= old.body.len() as u64;
+            c.bytes -= old.cost();
         }
     });
 }
@@ -183,7 +218,9 @@ mod tests {
 
     #[test]
     fn reinsertions_and_invalidations_leave_order_bounded_and_evict_oldest_first() {
-        configure(10 * 1000);
+        // Room for 10 entries of 1,000 bytes (each counted twice: body and
+        // rendered answer).
+        configure(10 * 2000);
         for round in 0..1000u32 {
             for key in 0..8u8 {
                 put(&[b'k', key], epoch(), 1000);
@@ -198,9 +235,9 @@ mod tests {
                 c.order.len(),
                 c.entries.len()
             );
-            assert_eq!(c.bytes, c.entries.values().map(|e| e.body.len() as u64).sum::<u64>());
+            assert_eq!(c.bytes, c.entries.values().map(Entry::cost).sum::<u64>());
         });
-        // Within budget (10 entries of 1,000): inserting 3 more evicts the
+        // Within budget (10 entries): inserting 3 more evicts the
         // 3 least recently inserted, whatever stale items sit before them.
         let e = epoch();
         for key in 0..8u8 {

@@ -39,7 +39,7 @@ pub(crate) struct RawConfig {
     /// Largest request target (URL) in bytes [default: 4096].
     #[arg(long, env = "PERCORE_TARGET_BYTES_MAX")]
     pub(crate) target_bytes_max: Option<usize>,
-    /// Bytes of small files (up to 64 KiB each) each shard keeps in memory; 0 turns the cache off [default: 67108864].
+    /// Memory each shard's cache of small files (up to 64 KiB each) may use; files up to 16 KiB count twice (their whole answer is kept rendered too); 0 turns the cache off [default: 67108864].
     #[arg(long, env = "PERCORE_CACHE_BYTES_MAX")]
     pub(crate) cache_bytes_max: Option<u64>,
     /// Open connections per shard; more are refused with 503 [default: 10000].

@@ -573,3 +573,47 @@ mod chrono_free {
         Some(Stamp { micros: (h * 3600 + m * 60) * 1_000_000 + (s * 1e6) as i64 })
     }
 }
+
+/// A cached file's plain GET on a kept-alive connection is answered from a
+/// rendering shared within a second: the same answer, header for header, as
+/// the file path gives, and a `Date` that moves on with the clock.
+#[test]
+fn a_cached_plain_get_answers_as_the_file_path_does() {
+    let cached = Daemon::start(&["--cores", "1"]);
+    let uncached = Daemon::start(&["--cores", "1", "--cache-bytes-max", "0"]);
+    let data: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
+    for daemon in [&cached, &uncached] {
+        write_file(daemon.dir(), "page.html", &data);
+    }
+    // Status, headers but Date and ETag (the inodes differ), body, Date, ETag.
+    type Answer = (u16, Vec<(String, String)>, Vec<u8>, Option<String>, Option<String>);
+    let answer = |daemon: &Daemon| -> Answer {
+        let mut stream = daemon.connect();
+        stream.write_all(b"GET /files/page.html HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        let r = read_response(&mut stream, false).unwrap();
+        let mut headers: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .filter(|(name, _)| !name.eq_ignore_ascii_case("date") && !name.eq_ignore_ascii_case("etag"))
+            .cloned()
+            .collect();
+        headers.sort();
+        let (date, etag) = (r.header("Date").map(str::to_string), r.header("ETag").map(str::to_string));
+        (r.status, headers, r.body, date, etag)
+    };
+    let from_file = answer(&uncached);
+    let etag = request(&cached, "HEAD", "/files/page.html", "").header("ETag").map(str::to_string);
+    assert!(etag.is_some());
+    for round in 0..2 {
+        let a = answer(&cached);
+        assert_eq!((a.0, &a.1), (from_file.0, &from_file.1), "round {round}");
+        assert!(a.2 == data, "round {round}: the body");
+        assert_eq!(a.4, etag, "round {round}: the cached file's ETag");
+    }
+    // A second later (within the cache's TTL), a new Date.
+    let first = answer(&cached);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let later = answer(&cached);
+    assert!(later.2 == data);
+    assert_ne!(later.3, first.3, "the Date header moved on");
+}

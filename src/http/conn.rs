@@ -14,7 +14,7 @@ use percore_io::{time, BufRing, Dir, File, Pipe, RecvStream, TcpStream};
 
 use super::body::{self, BodyError, BodyReader};
 use super::request::{self, Body, Limits, Method, Parsed, Reject};
-use super::response::Head;
+use super::response::{self, Head};
 use crate::cache;
 use crate::config::Config;
 use crate::files;
@@ -512,6 +512,25 @@ async fn cached(
     // A whole body that goes out in one send with its head is appended to
     // the head's buffer: room for it there (none for other answers).
     let room = if entry.body.len() <= SEND_JOIN_BYTES_MAX { entry.body.len() } else { 0 };
+    let unconditional = request.if_match.is_none()
+        && request.if_none_match.is_none()
+        && request.if_modified_since.is_none()
+        && request.if_unmodified_since.is_none()
+        && request.range.is_none();
+    if unconditional && request.method == Method::Get && !close && entry.body.len() <= cache::RENDERED_BYTES_MAX {
+        // The common answer, the same bytes for every such request within a
+        // second: rendered once a second per entry, sent without a copy.
+        let whole = entry.whole_answer(response::date_second(), || {
+            Head::with_room(200, entry.body.len())
+                .header("ETag", &entry.etag)
+                .header("Last-Modified", &entry.last_modified)
+                .header("Accept-Ranges", "bytes")
+                .header("Content-Type", &entry.content_type)
+                .finish_with(&entry.body, false)
+        });
+        response::set_last_status(200);
+        return send_one(stream, shard, whole).await;
+    }
     let base = |status: u16| {
         Head::with_room(status, if status == 200 { room } else { 0 })
             .header("ETag", &entry.etag)
@@ -879,8 +898,8 @@ async fn simple(stream: &TcpStream, shard: &Shard, status: u16, body: &str, clos
 }
 
 /// Sends one buffer (a head, or a head with a small body after it).
-async fn send_one(stream: &TcpStream, shard: &Shard, whole: Vec<u8>) -> bool {
-    let len = whole.len() as u64;
+async fn send_one(stream: &TcpStream, shard: &Shard, whole: impl percore_io::IoBuf) -> bool {
+    let len = whole.bytes_init() as u64;
     let sent = matches!(time::timeout(shard.config.send_timeout(), stream.send_all(whole)).await, Ok((Ok(()), _)));
     if sent {
         crate::metrics::bytes_out(len);

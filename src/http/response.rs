@@ -46,14 +46,25 @@ pub(crate) fn last_status() -> u16 {
     LAST_STATUS.with(std::cell::Cell::get)
 }
 
-/// Appends the current `Date` value (formatted once a second) to `out`.
-fn push_date(out: &mut String) {
+/// Sets the status the metrics record for the answer being sent, for an
+/// answer sent without building a head ([`crate::cache::Entry::whole_answer`]).
+pub(crate) fn set_last_status(status: u16) {
+    LAST_STATUS.with(|s| s.set(status));
+}
+
+/// The second the `Date` header shows now.
+pub(crate) fn date_second() -> u64 {
     // The coarse clock (the kernel's last tick: no hardware clock read, at
     // most a few ms behind) is enough to see the second change.
     let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `now` is a valid out-pointer for clock_gettime.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) };
-    let secs = now.tv_sec.max(0) as u64;
+    now.tv_sec.max(0) as u64
+}
+
+/// Appends the current `Date` value (formatted once a second) to `out`.
+fn push_date(out: &mut String) {
+    let secs = date_second();
     DATE.with(|d| {
         let mut d = d.borrow_mut();
         if d.0 != secs || d.1.is_empty() {
