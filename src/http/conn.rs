@@ -439,7 +439,7 @@ impl Multipart {
         // unlikely as for any random boundary.
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         std::hash::Hash::hash(etag, &mut hasher);
-        let boundary = format!("percore-{:x}", std::hash::Hasher::finish(&hasher));
+        let boundary = format!("percore-{:016x}", std::hash::Hasher::finish(&hasher));
         let part_heads: Vec<Vec<u8>> = parts
             .iter()
             .map(|(a, b)| {
