@@ -117,7 +117,9 @@ fn a_client_that_stops_reading_is_dropped_and_a_slow_reader_is_served() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // A slow reader that keeps reading gets all of 8 MiB, though that takes
-    // several send timeouts.
+    // several send timeouts. It reads at 4 MiB/s by the clock, whatever
+    // each read returns (the socket's buffers decide that): a 1 MiB piece
+    // then drains in about 250 ms, half the send timeout.
     write_file(daemon.dir(), "eight", &big[..8 << 20]);
     let mut reader = TcpStream::connect(daemon.addr).unwrap();
     reader.write_all(b"GET /files/eight HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
@@ -130,7 +132,10 @@ fn a_client_that_stops_reading_is_dropped_and_a_slow_reader_is_served() {
             break;
         }
         got.extend_from_slice(&chunk[..n]);
-        std::thread::sleep(Duration::from_millis(40));
+        let due = started + Duration::from_secs_f64(got.len() as f64 / f64::from(4u32 << 20));
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
     }
     let took = started.elapsed();
     let body_at = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
