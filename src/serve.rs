@@ -60,6 +60,7 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
     tracing::info!("open files: up to {open_files}; spare files: up to {spare_limit} per shard");
     let (listeners, addr) = bind_all(config.listen, shards)?;
     let signals = block_signals()?;
+    ignore_lease_breaks();
     let listeners = Arc::new(Mutex::new(listeners.into_iter().map(Some).collect::<Vec<_>>()));
     let cores_config = percore_cores::Config {
         cores: config.cores.clone(),
@@ -263,6 +264,16 @@ fn notify_systemd(state: &str) {
     if let Err(err) = sent {
         tracing::warn!("cannot notify systemd ({state}): {err}");
     }
+}
+
+/// Ignores SIGIO. The store takes a write lease for a moment to learn that
+/// no one else has a replaced file open (`store::Spares`); should another
+/// process open that file in that moment, the kernel breaks the lease by
+/// sending SIGIO, whose default action would end the daemon. Ignored, the
+/// opener just waits the microseconds until the lease is released.
+fn ignore_lease_breaks() {
+    // SAFETY: installs the SIG_IGN disposition; no handler code runs.
+    unsafe { libc::signal(libc::SIGIO, libc::SIG_IGN) };
 }
 
 /// Blocks SIGINT and SIGTERM in this thread (and so in every thread started

@@ -272,6 +272,12 @@ fn replaced_files_are_reused_only_when_open_nowhere_else() {
     assert_eq!(std::fs::read(daemon.path("d/c")).unwrap(), [b'8'; 200]);
     assert_eq!(spares(&daemon), 1, "the replaced d/c (a version no one holds) is kept");
     assert!(stray_temp_files(&daemon).is_empty());
+    // The SIGIO that breaks a lease (another process opening a spare in the
+    // moment its lease is held) does not end the daemon.
+    // SAFETY: kill(2) with the daemon's pid and a valid signal.
+    unsafe { libc::kill(daemon.pid() as i32, libc::SIGIO) };
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(get(&daemon, "/files/d/c").body, [b'8'; 200], "alive after SIGIO");
     assert!(daemon.terminate(Duration::from_secs(10)).is_some_and(|s| s.success()));
     assert!(temp_files(daemon.dir()).is_empty(), "a clean stop removes the spares");
 }

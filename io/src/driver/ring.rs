@@ -62,7 +62,7 @@ pub struct RingFeatures {
     /// `IORING_SETUP_COOP_TASKRUN` is active.
     pub coop_taskrun: bool,
     /// The bound on kernel workers for blocking file work now in force
-    /// (see [`RingConfig::file_workers`]).
+    /// (see [`RingConfig::file_workers`]); 0 if the kernel would not say.
     pub file_workers: u32,
 }
 
@@ -84,7 +84,8 @@ struct Attempt {
 
 /// Sets the bound on this thread's io-wq workers for blocking file work
 /// (`Some`), and returns the bound in force (the kernel's default for
-/// `None`). The setting belongs to the calling thread's io-wq, which serves
+/// `None`, or 0 if the kernel would not say: only a requested bound that
+/// cannot be set is an error). The setting belongs to the calling thread's io-wq, which serves
 /// every ring this thread submits to: rings are per thread here.
 fn set_file_workers(uring: &IoUring, bound: Option<u32>) -> io::Result<u32> {
     // [bounded, unbounded]; 0 leaves a value as it is, and the call writes
@@ -99,10 +100,11 @@ fn set_file_workers(uring: &IoUring, bound: Option<u32>) -> io::Result<u32> {
             ),
         )
     };
-    uring.submitter().register_iowq_max_workers(&mut max).map_err(explain)?;
+    let set = uring.submitter().register_iowq_max_workers(&mut max);
     if bound.is_none() {
-        return Ok(max[0]);
+        return Ok(if set.is_ok() { max[0] } else { 0 });
     }
+    set.map_err(explain)?;
     // Read back what is in force now (the kernel may clamp to RLIMIT_NPROC).
     let mut now = [0, 0];
     uring.submitter().register_iowq_max_workers(&mut now).map_err(explain)?;
