@@ -668,8 +668,9 @@ async fn keep_spare(root: &Dir, dir: &Dir, key: &[u8], name: &[u8]) -> bool {
 /// Whether `fd` is the only open descriptor of its file, in any process: a
 /// write lease is granted only then (`fcntl(2)`, "Leases"); it is released
 /// at once. (Another process opening the file in between breaks the lease
-/// with SIGIO, which `percore serve` ignores.) False where leases are unavailable (`fs.leases-enable = 0`, a
-/// file system without them, a file owned by another user).
+/// with SIGIO, which `percore serve` ignores.) False where leases are
+/// unavailable (`fs.leases-enable = 0`, a file system without them, a file
+/// owned by another user).
 fn open_nowhere_else(fd: std::os::fd::RawFd) -> bool {
     // SAFETY: fcntl on a descriptor the caller keeps open; F_SETLEASE takes
     // an integer argument and touches no memory of ours.

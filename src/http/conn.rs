@@ -512,6 +512,13 @@ async fn cached(
     // A whole body that goes out in one send with its head is appended to
     // the head's buffer: room for it there (none for other answers).
     let room = if entry.body.len() <= SEND_JOIN_BYTES_MAX { entry.body.len() } else { 0 };
+    let base = |status: u16| {
+        Head::with_room(status, if status == 200 { room } else { 0 })
+            .header("ETag", &entry.etag)
+            .header("Last-Modified", &entry.last_modified)
+            .header("Accept-Ranges", "bytes")
+    };
+    let ok = || base(200).header("Content-Type", &entry.content_type);
     let unconditional = request.if_match.is_none()
         && request.if_none_match.is_none()
         && request.if_modified_since.is_none()
@@ -520,29 +527,16 @@ async fn cached(
     if unconditional && request.method == Method::Get && !close && entry.body.len() <= cache::RENDERED_BYTES_MAX {
         // The common answer, the same bytes for every such request within a
         // second: rendered once a second per entry, sent without a copy.
-        let whole = entry.whole_answer(response::date_second(), || {
-            Head::with_room(200, entry.body.len())
-                .header("ETag", &entry.etag)
-                .header("Last-Modified", &entry.last_modified)
-                .header("Accept-Ranges", "bytes")
-                .header("Content-Type", &entry.content_type)
-                .finish_with(&entry.body, false)
-        });
+        let whole = entry.whole_answer(response::date_second(), || ok().finish_with(&entry.body, false));
         response::set_last_status(200);
         return send_one(stream, shard, whole).await;
     }
-    let base = |status: u16| {
-        Head::with_room(status, if status == 200 { room } else { 0 })
-            .header("ETag", &entry.etag)
-            .header("Last-Modified", &entry.last_modified)
-            .header("Accept-Ranges", "bytes")
-    };
     let head = match files::evaluate(&conditions, &entry.etag, entry.modified_secs) {
         files::Decision::PreconditionFailed => return simple(stream, shard, 412, "precondition failed\n", close).await,
         files::Decision::NotModified => {
             Head::new(304).header("ETag", &entry.etag).header("Last-Modified", &entry.last_modified)
         }
-        files::Decision::Proceed => base(200).header("Content-Type", &entry.content_type),
+        files::Decision::Proceed => ok(),
     };
     // Ranges of a cached file are slices of the cached body, as the file
     // path would have read them (GET only; only if If-Range holds).

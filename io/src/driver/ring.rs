@@ -85,8 +85,9 @@ struct Attempt {
 /// Sets the bound on this thread's io-wq workers for blocking file work
 /// (`Some`), and returns the bound in force (the kernel's default for
 /// `None`, or 0 if the kernel would not say: only a requested bound that
-/// cannot be set is an error). The setting belongs to the calling thread's io-wq, which serves
-/// every ring this thread submits to: rings are per thread here.
+/// cannot be set is an error). The setting belongs to the calling thread's
+/// io-wq, which serves every ring this thread submits to: rings are per
+/// thread here.
 fn set_file_workers(uring: &IoUring, bound: Option<u32>) -> io::Result<u32> {
     // [bounded, unbounded]; 0 leaves a value as it is, and the call writes
     // back the values that were in force before it.
