@@ -34,7 +34,7 @@ pub(crate) struct Entry {
     pub(crate) content_type: Rc<str>,
     /// The whole 200 answer to a kept-alive GET (head and body), with the
     /// `Date` second it was rendered for: [`Entry::whole_answer`].
-    rendered: Rc<RefCell<Option<(u64, Bytes)>>>,
+    rendered: Rc<crate::http::response::Rendered>,
     filled: Instant,
     /// Which insertion of its path this is (matches its place in `order`).
     generation: u64,
@@ -84,19 +84,11 @@ pub(crate) fn epoch() -> u64 {
 pub(crate) const RENDERED_BYTES_MAX: usize = 16 * 1024;
 
 impl Entry {
-    /// The entry's whole answer for the `Date` second `second`: rendered by
+    /// The entry's whole answer for the current `Date` second: rendered by
     /// `render` at the first request of each second, then the same bytes
     /// (shared, not copied) for every request in that second.
-    pub(crate) fn whole_answer(&self, second: u64, render: impl FnOnce() -> Vec<u8>) -> Bytes {
-        let mut rendered = self.rendered.borrow_mut();
-        match &*rendered {
-            Some((at, whole)) if *at == second => whole.clone(),
-            _ => {
-                let whole = Bytes::from(render());
-                *rendered = Some((second, whole.clone()));
-                whole
-            }
-        }
+    pub(crate) fn whole_answer(&self, render: impl FnOnce() -> Vec<u8>) -> Bytes {
+        self.rendered.get(render)
     }
 
     /// What the entry counts against the budget.
@@ -115,7 +107,7 @@ pub(crate) fn get(path: &[u8]) -> Option<Entry> {
     CACHE.with(|c| {
         let c = c.borrow();
         let entry = c.entries.get(path)?;
-        (entry.filled.elapsed() < TTL).then(|| entry.clone())
+        (percore_io::time::loop_now().saturating_duration_since(entry.filled) < TTL).then(|| entry.clone())
     })
 }
 
@@ -137,7 +129,7 @@ pub(crate) fn insert(
         modified_secs,
         content_type: content_type.into(),
         rendered: Rc::default(),
-        filled: Instant::now(),
+        filled: percore_io::time::loop_now(),
         generation: 0,
     };
     let budget = BUDGET.with(Cell::get);

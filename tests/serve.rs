@@ -22,6 +22,43 @@ fn ping_and_health() {
 }
 
 #[test]
+fn a_kept_alive_ping_is_rendered_once_a_second_and_counted() {
+    // A kept-alive `GET /ping` is sent from an answer rendered once a
+    // second; one that closes its connection is built per request.
+    let daemon = Daemon::start(&["--cores", "1"]);
+    let headers = |r: &crate::util::Response| {
+        let mut h: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .filter(|(name, _)| !name.eq_ignore_ascii_case("date") && !name.eq_ignore_ascii_case("connection"))
+            .cloned()
+            .collect();
+        h.sort();
+        h
+    };
+    let built = exchange(&daemon, b"GET /ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!((built.status, built.body.as_slice()), (200, b"pong\n".as_slice()));
+    let mut stream = daemon.connect();
+    let mut ask = || {
+        stream.write_all(b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        read_response(&mut stream, false).expect("an answer on the kept-alive connection")
+    };
+    let first = ask();
+    let second = ask();
+    for r in [&first, &second] {
+        assert_eq!((r.status, r.body.as_slice()), (200, b"pong\n".as_slice()));
+        assert_eq!(headers(r), headers(&built));
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    let later = ask();
+    assert_eq!((later.status, later.body.as_slice()), (200, b"pong\n".as_slice()));
+    assert_ne!(later.header("Date"), first.header("Date"), "the Date header moved on");
+    let text = crate::util::metrics(&daemon);
+    let pings = crate::util::metric(&text, "percore_requests_total", &["route=\"ping\"", "status=\"200\""]);
+    assert_eq!(pings, 4.0, "every ping counted with its status");
+}
+
+#[test]
 fn files_are_served_with_their_metadata() {
     let daemon = Daemon::start(&[]);
     write_file(daemon.dir(), "docs/readme.txt", b"hello world\n");

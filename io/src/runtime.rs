@@ -1,6 +1,7 @@
 //! The runtime: builds a thread's ring and executor and runs its tick loop.
 //!
-//! One tick: poll the `block_on` future if it was woken; run at most
+//! One tick: read the clock (the tick's [`loop_now`](crate::time::loop_now));
+//! poll the `block_on` future if it was woken; run at most
 //! `task_budget` tasks; fire due timers; then either submit (when there is
 //! more work) or park in the ring until a completion, a timer or the doorbell;
 //! finally reap at most `cqe_budget` completions.
@@ -198,6 +199,7 @@ impl Runtime {
         struct Running<'a>(&'a std::cell::Cell<bool>);
         impl Drop for Running<'_> {
             fn drop(&mut self) {
+                crate::time::end_ticks();
                 self.0.set(false);
             }
         }
@@ -210,6 +212,7 @@ impl Runtime {
         let mut future = pin!(future);
         shared.main_woken.store(true, Ordering::SeqCst);
         loop {
+            let now = crate::time::start_tick();
             if shared.main_woken.swap(false, Ordering::SeqCst) {
                 if let Poll::Ready(output) = future.as_mut().poll(&mut task_cx) {
                     return output;
@@ -217,7 +220,7 @@ impl Runtime {
             }
             let polled = cx.executor.run_pollers();
             cx.executor.run_tasks(cx.config.task_budget);
-            let next_timer = fire_timers(cx);
+            let next_timer = fire_timers(cx, now);
             let busy = polled > 0
                 || cx.executor.has_local_work()
                 || shared.main_woken.load(Ordering::SeqCst)
@@ -245,11 +248,10 @@ impl Runtime {
 }
 
 /// Wakes due timers; returns the time until the next one.
-fn fire_timers(cx: &Context) -> Option<Duration> {
+fn fire_timers(cx: &Context, now: Instant) -> Option<Duration> {
     if cx.timers.borrow().len() == 0 {
         return None;
     }
-    let now = Instant::now();
     let fired = cx.timers.borrow_mut().fire(now);
     for waker in fired {
         waker.wake();

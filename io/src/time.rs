@@ -1,11 +1,20 @@
 //! Time: `sleep`, `timeout` for any future, and the monotonic clock.
 //!
-//! Timers live in user space (a heap per thread); the ring wait is given the
+//! Timers live in user space (per thread); the ring wait is given the
 //! nearest deadline as its timeout. So a timer costs no SQE, and a timer
 //! that is dropped before it fires (the common case for request timeouts)
-//! costs no cancel SQE either, only an O(1) mark: cancelled timers leave
-//! their heap entry behind, skipped when it surfaces and dropped by a
-//! compaction once they outnumber the live ones.
+//! costs no cancel SQE either, only an O(1) mark.
+//!
+//! A new timer first goes to a nursery, a list the loop looks through at
+//! each tick; only one still armed after two ticks moves to the heap. Most
+//! request timeouts (a send's, a kept-alive connection's wait for its next
+//! request under load) end within a tick or two and so never touch the heap.
+//! Cancelled timers leave their heap entry behind, skipped when it surfaces
+//! and dropped by a compaction once they outnumber the live ones.
+//!
+//! [`loop_now`] is the clock as the loop read it at the start of its tick,
+//! for deadlines and durations that need no better than a tick's precision
+//! (one clock read per tick instead of one per use).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -18,6 +27,32 @@ use std::time::{Duration, Instant};
 /// Reads the monotonic clock (`CLOCK_MONOTONIC`, via the vDSO).
 pub fn now() -> Instant {
     Instant::now()
+}
+
+thread_local! {
+    /// The clock at the start of this thread's current loop tick.
+    static LOOP_NOW: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// The monotonic clock as this thread's loop read it at the start of the
+/// current tick: no clock read. It is behind the real clock by at most the
+/// work done so far in the tick (under load, a few hundred microseconds;
+/// the loop never sleeps between reading it and running tasks). Reads the
+/// clock outside a runtime.
+pub fn loop_now() -> Instant {
+    LOOP_NOW.with(|now| now.get()).unwrap_or_else(Instant::now)
+}
+
+/// Reads the clock and makes it this tick's [`loop_now`].
+pub(crate) fn start_tick() -> Instant {
+    let now = Instant::now();
+    LOOP_NOW.with(|cell| cell.set(Some(now)));
+    now
+}
+
+/// Forgets the tick's clock (the runtime is leaving this thread).
+pub(crate) fn end_ticks() {
+    let _ = LOOP_NOW.try_with(|cell| cell.set(None));
 }
 
 /// A registered timer: its slot and the slot's generation when registered.
@@ -33,15 +68,27 @@ struct Slot {
     waker: Option<Waker>,
 }
 
+/// (deadline, slot, generation) of a registration.
+type Entry = (Instant, usize, u64);
+
 #[derive(Default)]
 pub(crate) struct Timers {
-    /// (deadline, slot, generation), earliest first; may hold entries of
-    /// cancelled timers (their slot's generation moved on or its waker is
-    /// gone).
-    heap: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    /// Earliest first; may hold entries of cancelled timers (their slot's
+    /// generation moved on or its waker is gone).
+    heap: BinaryHeap<Reverse<Entry>>,
+    /// The nursery: timers registered since the last [`fire`](Self::fire)...
+    young: Vec<Entry>,
+    /// ... and those that have been through one `fire` still armed. Either
+    /// may hold cancelled entries, dropped at the next `fire`.
+    older: Vec<Entry>,
+    /// The earliest deadline in `older` (nothing is in `young` between a
+    /// `fire` and the next registration).
+    older_first: Option<Instant>,
     slots: Vec<Slot>,
     free: Vec<usize>,
     armed: usize,
+    /// Registrations that reached the heap, for tests and counters.
+    promoted: u64,
 }
 
 impl Timers {
@@ -54,8 +101,13 @@ impl Timers {
         entry.generation += 1;
         entry.waker = Some(waker);
         self.armed += 1;
-        self.heap.push(Reverse((deadline, slot, entry.generation)));
+        self.young.push((deadline, slot, entry.generation));
         Key { slot, generation: entry.generation }
+    }
+
+    fn is_armed(&self, slot: usize, generation: u64) -> bool {
+        let slot = &self.slots[slot];
+        slot.generation == generation && slot.waker.is_some()
     }
 
     /// The waker of `key` if it is still armed.
@@ -77,8 +129,14 @@ impl Timers {
         let waker = slot.waker.take()?;
         self.armed -= 1;
         self.free.push(key.slot);
-        // Cancelled entries at most about as many as armed ones.
-        if self.heap.len() > 2 * self.armed + 1024 {
+        if self.armed == 0 {
+            // Every entry left is a cancelled one.
+            self.heap.clear();
+            self.young.clear();
+            self.older.clear();
+            self.older_first = None;
+        } else if self.heap.len() > 2 * self.armed + 1024 {
+            // Cancelled entries at most about as many as armed ones.
             let slots = &self.slots;
             self.heap.retain(|Reverse((_, s, g))| slots[*s].generation == *g && slots[*s].waker.is_some());
         }
@@ -88,17 +146,47 @@ impl Timers {
     /// Drops cancelled entries from the top of the heap.
     fn skip_cancelled(&mut self) {
         while let Some(Reverse((_, slot, generation))) = self.heap.peek() {
-            let slot = &self.slots[*slot];
-            if slot.generation == *generation && slot.waker.is_some() {
+            if self.is_armed(*slot, *generation) {
                 return;
             }
             self.heap.pop();
         }
     }
 
-    /// Wakes every timer whose deadline has passed; returns how many.
+    /// Wakes every timer whose deadline has passed and returns their
+    /// wakers. Moves the nursery on: armed timers registered before the
+    /// previous `fire` go to the heap, those registered since wait one more
+    /// tick; cancelled ones are dropped.
     pub(crate) fn fire(&mut self, now: Instant) -> Vec<Waker> {
         let mut fired = Vec::new();
+        let mut older = std::mem::take(&mut self.older);
+        for (deadline, slot, generation) in older.drain(..) {
+            if !self.is_armed(slot, generation) {
+                continue;
+            }
+            if deadline <= now {
+                fired.extend(self.remove(Key { slot, generation }));
+            } else {
+                self.promoted += 1;
+                self.heap.push(Reverse((deadline, slot, generation)));
+            }
+        }
+        // `young` becomes `older`; the emptied buffer is the next `young`.
+        std::mem::swap(&mut self.young, &mut older);
+        let mut first: Option<Instant> = None;
+        older.retain(|&(deadline, slot, generation)| {
+            if !self.is_armed(slot, generation) {
+                return false;
+            }
+            if deadline <= now {
+                fired.extend(self.remove(Key { slot, generation }));
+                return false;
+            }
+            first = Some(first.map_or(deadline, |f| f.min(deadline)));
+            true
+        });
+        self.older = older;
+        self.older_first = first;
         loop {
             self.skip_cancelled();
             match self.heap.peek() {
@@ -112,10 +200,14 @@ impl Timers {
         }
     }
 
-    /// Time until the nearest deadline, if any.
+    /// Time until the nearest deadline, if any (called after
+    /// [`fire`](Self::fire), before any new registration).
     pub(crate) fn next_timeout(&mut self, now: Instant) -> Option<Duration> {
         self.skip_cancelled();
-        self.heap.peek().map(|Reverse((deadline, _, _))| deadline.saturating_duration_since(now))
+        let heap_first = self.heap.peek().map(|Reverse((deadline, _, _))| *deadline);
+        let young_first = self.young.iter().map(|entry| entry.0).min();
+        let first = [heap_first, self.older_first, young_first].into_iter().flatten().min();
+        first.map(|deadline| deadline.saturating_duration_since(now))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -226,7 +318,12 @@ pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
     Timeout { future, sleep: sleep(duration) }
 }
 
-/// Future returned by [`timeout`].
+/// Runs `future` until `deadline` at most; see [`timeout`].
+pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
+    Timeout { future, sleep: sleep_until(deadline) }
+}
+
+/// Future returned by [`timeout`] and [`timeout_at`].
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct Timeout<F> {
@@ -269,6 +366,50 @@ mod tests {
         assert_eq!(timers.len(), 1);
         assert_eq!(timers.fire(base + Duration::from_millis(25)).len(), 1);
         assert_eq!(timers.next_timeout(base), None);
+    }
+
+    #[test]
+    fn short_lived_timers_never_reach_the_heap_and_long_ones_fire_on_time() {
+        let mut timers = Timers::default();
+        let base = Instant::now();
+        let tick = |k: u64| base + Duration::from_millis(k);
+        // An anchor that stays armed, so that the nursery is not simply
+        // cleared when nothing is armed.
+        let anchor = timers.insert(tick(1_000_000), Waker::noop().clone());
+        // Timers cancelled in the tick they were made in, or in the next:
+        // the request timeouts of a loaded server.
+        for round in 0..1_000u64 {
+            let a = timers.insert(tick(60_000 + round), Waker::noop().clone());
+            let b = timers.insert(tick(30_000 + round), Waker::noop().clone());
+            assert!(timers.remove(a).is_some());
+            assert!(timers.fire(tick(round)).is_empty());
+            assert!(timers.remove(b).is_some(), "b was still armed after one tick");
+        }
+        // Only the anchor went to the heap; the next tick leaves nothing
+        // stale in the nursery.
+        assert!(timers.fire(tick(1_000)).is_empty());
+        assert_eq!(timers.promoted, 1);
+        assert_eq!(timers.heap.len(), 1);
+        assert!(timers.young.is_empty() && timers.older.is_empty());
+        // A timer that outlives two ticks moves to the heap and fires at its
+        // deadline, not before.
+        let late = timers.insert(tick(5_000), Waker::noop().clone());
+        assert!(timers.fire(tick(2_000)).is_empty());
+        assert_eq!(timers.next_timeout(tick(2_000)), Some(Duration::from_millis(3_000)), "seen in the nursery");
+        assert!(timers.fire(tick(3_000)).is_empty());
+        assert_eq!(timers.promoted, 2);
+        assert_eq!(timers.next_timeout(tick(3_000)), Some(Duration::from_millis(2_000)), "seen in the heap");
+        assert!(timers.fire(tick(4_999)).is_empty());
+        assert_eq!(timers.fire(tick(5_000)).len(), 1);
+        assert!(timers.armed_mut(late).is_none());
+        // A timer already due fires at the first tick, from the nursery.
+        let due = timers.insert(tick(4_000), Waker::noop().clone());
+        assert_eq!(timers.fire(tick(5_001)).len(), 1);
+        assert!(timers.armed_mut(due).is_none());
+        assert_eq!(timers.promoted, 2);
+        assert_eq!(timers.len(), 1);
+        assert!(timers.remove(anchor).is_some());
+        assert_eq!(timers.next_timeout(tick(0)), None);
     }
 
     #[test]

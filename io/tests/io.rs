@@ -496,6 +496,33 @@ fn sleep_and_timeout() {
 }
 
 #[test]
+fn the_loop_clock_is_read_once_a_tick_and_never_ahead() {
+    let outside = time::loop_now();
+    assert!(outside.elapsed() < Duration::from_secs(1), "outside a runtime it is the clock");
+    Runtime::new().unwrap().block_on(async {
+        let tick = time::loop_now();
+        assert!(tick <= Instant::now(), "never ahead of the clock");
+        // Work without an await stays in the tick: the same value.
+        let spin = Instant::now();
+        while spin.elapsed() < Duration::from_millis(5) {}
+        assert_eq!(time::loop_now(), tick);
+        // A sleep ends in a later tick, which read the clock after the
+        // deadline; a deadline from the loop clock is met as well.
+        time::sleep(Duration::from_millis(20)).await;
+        let later = time::loop_now();
+        assert!(later >= tick + Duration::from_millis(20), "{:?}", later - tick);
+        let deadline = time::loop_now() + Duration::from_millis(10);
+        assert!(time::timeout_at(deadline, std::future::pending::<()>()).await.is_err());
+        assert!(Instant::now() >= deadline && time::loop_now() >= deadline);
+        yield_now().await;
+        assert!(time::loop_now() <= Instant::now());
+    });
+    // After the runtime the clock is read again, not the last tick's.
+    let last = Instant::now();
+    assert!(time::loop_now() >= last);
+}
+
+#[test]
 fn a_task_woken_from_another_thread_runs_on_its_home_thread() {
     Runtime::new().unwrap().block_on(async {
         let home = std::thread::current().id();

@@ -8,7 +8,7 @@
 use std::io;
 use std::time::Duration;
 
-use percore_io::{time, RecvStream};
+use percore_io::RecvStream;
 
 use super::request::Body;
 
@@ -137,7 +137,7 @@ impl<'a, 'b> BodyReader<'a, 'b> {
 
     /// Receives more bytes into `buf`.
     async fn fill(&mut self) -> Result<(), BodyError> {
-        match time::timeout(self.timeout, recv_into(self.incoming, self.buf)).await {
+        match super::within(self.timeout, recv_into(self.incoming, self.buf)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(BodyError::Io(e)),
             Err(_) => Err(BodyError::Io(io::ErrorKind::TimedOut.into())),

@@ -73,7 +73,7 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
             Ok(Parsed::Complete(request, head_len)) => {
                 head_deadline = None;
                 buf.drain(..head_len);
-                let started = std::time::Instant::now();
+                let started = time::loop_now();
                 let labels = labels(&request);
                 let mut close = !request.keep_alive || percore_cores::is_stopping();
                 if request.method == Method::Put {
@@ -113,15 +113,13 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
             Ok(Parsed::Partial) => {
                 // An idle connection waits for the idle timeout; one with a
                 // head under way for the header timeout.
-                let timeout = if buf.is_empty() {
+                let deadline = if buf.is_empty() {
                     crate::http::body::spare::give(std::mem::take(&mut buf));
-                    shard.config.idle_timeout()
+                    time::loop_now() + shard.config.idle_timeout()
                 } else {
-                    let deadline =
-                        *head_deadline.get_or_insert_with(|| std::time::Instant::now() + shard.config.header_timeout());
-                    deadline.saturating_duration_since(std::time::Instant::now())
+                    *head_deadline.get_or_insert_with(|| time::loop_now() + shard.config.header_timeout())
                 };
-                let received = time::timeout(timeout, stopping_or(body::recv_into(&mut incoming, &mut buf))).await;
+                let received = time::timeout_at(deadline, stopping_or(body::recv_into(&mut incoming, &mut buf))).await;
                 match received {
                     Ok(Some(Ok(_))) => {}
                     Err(_) if !buf.is_empty() => {
@@ -153,11 +151,10 @@ async fn linger(stream: &TcpStream, incoming: &mut RecvStream<'_>) {
     if stream.shutdown(percore_io::Shutdown::Write).await.is_err() {
         return;
     }
-    let deadline = std::time::Instant::now() + LINGER_TIME;
+    let deadline = time::loop_now() + LINGER_TIME;
     let mut dropped = 0;
     while dropped < LINGER_BYTES_MAX {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match time::timeout(left, stopping_or(incoming.next())).await {
+        match time::timeout_at(deadline, stopping_or(incoming.next())).await {
             Ok(Some(Some(Ok(data)))) => dropped += data.len(),
             // End of input, an error, out of time, or the daemon stopping.
             _ => return,
@@ -173,7 +170,9 @@ fn finished(
     started: std::time::Instant,
 ) {
     let status = super::response::last_status();
-    let elapsed = started.elapsed();
+    // The loop's clock: the tick the head completed in to the tick the
+    // answer's last send completed in.
+    let elapsed = time::loop_now().saturating_duration_since(started);
     crate::metrics::record(labels.0, labels.1, status, elapsed);
     if shard.config.access_log {
         tracing::info!(
@@ -238,7 +237,7 @@ async fn skip_body(incoming: &mut RecvStream<'_>, shard: &Shard, buf: &mut Vec<u
         if left == 0 {
             return true;
         }
-        match time::timeout(shard.config.body_timeout(), body::recv_into(incoming, buf)).await {
+        match super::within(shard.config.body_timeout(), body::recv_into(incoming, buf)).await {
             Ok(Ok(_)) => {}
             _ => return false,
         }
@@ -282,10 +281,24 @@ async fn respond(stream: &TcpStream, shard: &Shard, request: &request::Request, 
                     (_, false) => (200, b"ready\n"),
                     (_, true) => (503, b"draining\n"),
                 };
-                let head = Head::new(status).header("Content-Type", "text/plain");
-                let whole =
-                    if head_only { head.finish(body.len() as u64, close) } else { head.finish_with(body, close) };
-                send_one(stream, shard, whole).await
+                let head = || Head::new(status).header("Content-Type", "text/plain");
+                if path == "/ping" && !head_only && !close {
+                    // The same bytes for every kept-alive `GET /ping` within
+                    // a second: rendered once a second per shard.
+                    thread_local! {
+                        static PONG: response::Rendered = response::Rendered::default();
+                    }
+                    let whole = PONG.with(|pong| pong.get(|| head().finish_with(body, false)));
+                    response::set_last_status(200);
+                    send_one(stream, shard, whole).await
+                } else {
+                    let whole = if head_only {
+                        head().finish(body.len() as u64, close)
+                    } else {
+                        head().finish_with(body, close)
+                    };
+                    send_one(stream, shard, whole).await
+                }
             }
             _ => method_not_allowed(stream, shard, "GET, HEAD", close).await,
         },
@@ -527,7 +540,7 @@ async fn cached(
     if unconditional && request.method == Method::Get && !close && entry.body.len() <= cache::RENDERED_BYTES_MAX {
         // The common answer, the same bytes for every such request within a
         // second: rendered once a second per entry, sent without a copy.
-        let whole = entry.whole_answer(response::date_second(), || ok().finish_with(&entry.body, false));
+        let whole = entry.whole_answer(|| ok().finish_with(&entry.body, false));
         response::set_last_status(200);
         return send_one(stream, shard, whole).await;
     }
@@ -627,7 +640,7 @@ async fn send_body(
     let mut done = 0;
     while done < len {
         let piece = (len - done).min(SEND_FILE_PIECE);
-        let sent = time::timeout(
+        let sent = super::within(
             shard.config.send_timeout(),
             percore_io::send_file(stream, file, offset + done, piece, &pipe),
         )
@@ -894,7 +907,7 @@ async fn simple(stream: &TcpStream, shard: &Shard, status: u16, body: &str, clos
 /// Sends one buffer (a head, or a head with a small body after it).
 async fn send_one(stream: &TcpStream, shard: &Shard, whole: impl percore_io::IoBuf) -> bool {
     let len = whole.bytes_init() as u64;
-    let sent = matches!(time::timeout(shard.config.send_timeout(), stream.send_all(whole)).await, Ok((Ok(()), _)));
+    let sent = matches!(super::within(shard.config.send_timeout(), stream.send_all(whole)).await, Ok((Ok(()), _)));
     if sent {
         crate::metrics::bytes_out(len);
     }
@@ -912,7 +925,7 @@ async fn send(stream: &TcpStream, shard: &Shard, parts: Vec<Bytes>) -> bool {
     if parts.len() > 1 && len <= SEND_JOIN_BYTES_MAX {
         return send_one(stream, shard, parts.concat()).await;
     }
-    let sent = matches!(time::timeout(shard.config.send_timeout(), stream.writev_all(parts)).await, Ok((Ok(()), _)));
+    let sent = matches!(super::within(shard.config.send_timeout(), stream.writev_all(parts)).await, Ok((Ok(()), _)));
     if sent {
         crate::metrics::bytes_out(len as u64);
     }

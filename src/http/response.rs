@@ -62,6 +62,29 @@ pub(crate) fn date_second() -> u64 {
     now.tv_sec.max(0) as u64
 }
 
+/// A whole answer that is the same bytes for every request within a `Date`
+/// second: rendered at the first request of each second, then shared (a
+/// reference count, no copy) by every answer in that second.
+#[derive(Debug, Default)]
+pub(crate) struct Rendered(RefCell<Option<(u64, bytes::Bytes)>>);
+
+impl Rendered {
+    /// The answer for the current `Date` second, rendered by `render` if
+    /// the second changed since the last one.
+    pub(crate) fn get(&self, render: impl FnOnce() -> Vec<u8>) -> bytes::Bytes {
+        let second = date_second();
+        let mut rendered = self.0.borrow_mut();
+        match &*rendered {
+            Some((at, whole)) if *at == second => whole.clone(),
+            _ => {
+                let whole = bytes::Bytes::from(render());
+                *rendered = Some((second, whole.clone()));
+                whole
+            }
+        }
+    }
+}
+
 /// Appends the current `Date` value (formatted once a second) to `out`.
 fn push_date(out: &mut String) {
     let secs = date_second();
