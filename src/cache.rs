@@ -22,26 +22,32 @@ pub(crate) const FILE_BYTES_MAX: u64 = 64 * 1024;
 /// How long an entry is trusted without looking at the file again.
 pub(crate) const TTL: Duration = Duration::from_secs(2);
 
-/// What a GET needs to answer from the cache.
-#[derive(Clone, Debug)]
+/// What a GET needs to answer from the cache. Shared (`Rc`), not copied,
+/// by the cache and every answer from it.
+#[derive(Debug)]
 pub(crate) struct Entry {
     pub(crate) body: Bytes,
-    // Shared, not copied, by every answer from the entry (a clone of an
-    // entry is reference counts only).
-    pub(crate) etag: Rc<str>,
-    pub(crate) last_modified: Rc<str>,
+    pub(crate) etag: String,
+    pub(crate) last_modified: String,
     pub(crate) modified_secs: u64,
-    pub(crate) content_type: Rc<str>,
+    pub(crate) content_type: String,
     /// The whole 200 answer to a kept-alive GET (head and body), with the
     /// `Date` second it was rendered for: [`Entry::whole_answer`].
-    rendered: Rc<crate::http::response::Rendered>,
+    rendered: crate::http::response::Rendered,
     filled: Instant,
-    /// Which insertion of its path this is (matches its place in `order`).
+}
+
+/// A cached entry and which insertion of its path it is (matches its place
+/// in `order`).
+struct Kept {
+    entry: Rc<Entry>,
     generation: u64,
 }
 
 struct Cache {
-    entries: HashMap<Vec<u8>, Entry>,
+    /// Hashed with foldhash (randomly seeded): SipHash was a tenth of a
+    /// cached GET's user time.
+    entries: HashMap<Vec<u8>, Kept, foldhash::fast::RandomState>,
     /// Insertion order, for eviction (oldest first). A path re-inserted or
     /// invalidated leaves a stale item behind (its generation no longer the
     /// entry's), skipped when popped and dropped by an occasional compaction,
@@ -55,12 +61,17 @@ struct Cache {
 impl Cache {
     /// Whether `item` of `order` is its path's current entry.
     fn current(&self, (path, generation): &(Vec<u8>, u64)) -> bool {
-        self.entries.get(path).is_some_and(|e| e.generation == *generation)
+        self.entries.get(path).is_some_and(|kept| kept.generation == *generation)
     }
 }
 
 thread_local! {
-    static CACHE: RefCell<Cache> = RefCell::new(Cache { entries: HashMap::new(), order: VecDeque::new(), bytes: 0, generations: 0 });
+    static CACHE: RefCell<Cache> = RefCell::new(Cache {
+        entries: HashMap::default(),
+        order: VecDeque::new(),
+        bytes: 0,
+        generations: 0,
+    });
     static EPOCH: Cell<u64> = const { Cell::new(0) };
     static BUDGET: Cell<u64> = const { Cell::new(0) };
 }
@@ -103,10 +114,10 @@ impl Entry {
 }
 
 /// A fresh entry for `path`, if cached.
-pub(crate) fn get(path: &[u8]) -> Option<Entry> {
+pub(crate) fn get(path: &[u8]) -> Option<Rc<Entry>> {
     CACHE.with(|c| {
         let c = c.borrow();
-        let entry = c.entries.get(path)?;
+        let entry = &c.entries.get(path)?.entry;
         (percore_io::time::loop_now().saturating_duration_since(entry.filled) < TTL).then(|| entry.clone())
     })
 }
@@ -121,17 +132,16 @@ pub(crate) fn insert(
     last_modified: String,
     modified_secs: u64,
     content_type: String,
-) -> Entry {
-    let entry = Entry {
+) -> Rc<Entry> {
+    let entry = Rc::new(Entry {
         body,
-        etag: etag.into(),
-        last_modified: last_modified.into(),
+        etag,
+        last_modified,
         modified_secs,
-        content_type: content_type.into(),
-        rendered: Rc::default(),
+        content_type,
+        rendered: Default::default(),
         filled: percore_io::time::loop_now(),
-        generation: 0,
-    };
+    });
     let budget = BUDGET.with(Cell::get);
     if budget == 0 || entry.body.len() as u64 > FILE_BYTES_MAX || self::epoch() != epoch {
         return entry;
@@ -139,10 +149,10 @@ pub(crate) fn insert(
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         c.generations += 1;
-        let kept = Entry { generation: c.generations, ..entry.clone() };
-        let size = kept.cost();
+        let kept = Kept { entry: entry.clone(), generation: c.generations };
+        let size = entry.cost();
         if let Some(old) = c.entries.insert(path.to_vec(), kept) {
-            c.bytes -= old.cost();
+            c.bytes -= old.entry.cost();
         }
         c.bytes += size;
         let generation = c.generations;
@@ -151,7 +161,7 @@ pub(crate) fn insert(
             let Some(oldest) = c.order.pop_front() else { break };
             if c.current(&oldest) {
                 let evicted = c.entries.remove(&oldest.0).expect("a current item has its entry");
-                c.bytes -= evicted.cost();
+                c.bytes -= evicted.entry.cost();
             }
         }
         // Stale items at most about as many as live ones: amortised O(1).
@@ -170,7 +180,7 @@ pub(crate) fn invalidate(path: &[u8]) {
         let mut c = c.borrow_mut();
         if let Some(old) = c.entries.remove(path) {
             // Its item in `order` is now stale.
-            c.bytes -= old.cost();
+            c.bytes -= old.entry.cost();
         }
     });
 }

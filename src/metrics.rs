@@ -120,6 +120,13 @@ pub(crate) fn render(shards: &[Snapshot]) -> String {
     gauge("percore_io_ring_enters_total", "counter", "io_uring_enter calls.", &io(|c| c.io.ring_enters));
     gauge("percore_io_cqes_reaped_total", "counter", "Completions reaped.", &io(|c| c.io.cqes_reaped));
     gauge("percore_io_tasks_polled_total", "counter", "Task polls.", &io(|c| c.io.tasks_polled));
+    gauge("percore_io_timers_total", "counter", "Timers registered (request timeouts).", &io(|c| c.io.timers_registered));
+    gauge(
+        "percore_io_timers_to_heap_total",
+        "counter",
+        "Timers still armed two loop ticks after they were registered.",
+        &io(|c| c.io.timers_to_heap),
+    );
     gauge(
         "percore_io_doorbell_wakeups_total",
         "counter",

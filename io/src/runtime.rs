@@ -324,6 +324,11 @@ pub struct Stats {
     pub doorbell_wakeups: u64,
     /// Armed timers.
     pub timers: usize,
+    /// Timers registered.
+    pub timers_registered: u64,
+    /// Timers still armed two ticks after they were registered (they moved
+    /// from the nursery to the heap: see [`crate::time`]).
+    pub timers_to_heap: u64,
 }
 
 fn stats_of(cx: &Context) -> Stats {
@@ -341,6 +346,8 @@ fn stats_of(cx: &Context) -> Stats {
         remote_wakes: cx.executor.shared.remote_wakes.load(Ordering::Relaxed),
         doorbell_wakeups: cx.driver.doorbell_cqes.get(),
         timers: cx.timers.borrow().len(),
+        timers_registered: cx.timers.borrow().counts().0,
+        timers_to_heap: cx.timers.borrow().counts().1,
     }
 }
 

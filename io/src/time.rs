@@ -87,7 +87,8 @@ pub(crate) struct Timers {
     slots: Vec<Slot>,
     free: Vec<usize>,
     armed: usize,
-    /// Registrations that reached the heap, for tests and counters.
+    /// Registrations, and those of them that reached the heap.
+    registered: u64,
     promoted: u64,
 }
 
@@ -101,6 +102,7 @@ impl Timers {
         entry.generation += 1;
         entry.waker = Some(waker);
         self.armed += 1;
+        self.registered += 1;
         self.young.push((deadline, slot, entry.generation));
         Key { slot, generation: entry.generation }
     }
@@ -212,6 +214,11 @@ impl Timers {
 
     pub(crate) fn len(&self) -> usize {
         self.armed
+    }
+
+    /// Timers registered, and how many of them reached the heap.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (self.registered, self.promoted)
     }
 }
 

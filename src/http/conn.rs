@@ -513,7 +513,7 @@ async fn cached(
     stream: &TcpStream,
     shard: &Shard,
     request: &request::Request,
-    entry: cache::Entry,
+    entry: std::rc::Rc<cache::Entry>,
     close: bool,
 ) -> bool {
     let conditions = files::ReadConditions {
@@ -595,7 +595,7 @@ async fn cached(
     if entry.body.len() <= SEND_JOIN_BYTES_MAX {
         return send_one(stream, shard, head.finish_with(&entry.body, close)).await;
     }
-    send(stream, shard, vec![Bytes::from(head.finish(entry.body.len() as u64, close)), entry.body]).await
+    send(stream, shard, vec![Bytes::from(head.finish(entry.body.len() as u64, close)), entry.body.clone()]).await
 }
 
 /// Sends `head` (if any) and `len` bytes of `file` from `offset`: small spans
