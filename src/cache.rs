@@ -237,7 +237,7 @@ mod tests {
                 c.order.len(),
                 c.entries.len()
             );
-            assert_eq!(c.bytes, c.entries.values().map(Entry::cost).sum::<u64>());
+            assert_eq!(c.bytes, c.entries.values().map(|kept| kept.entry.cost()).sum::<u64>());
         });
         // Within budget (10 entries): inserting 3 more evicts the
         // 3 least recently inserted, whatever stale items sit before them.
