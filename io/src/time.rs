@@ -6,9 +6,11 @@
 //! costs no cancel SQE either, only an O(1) mark.
 //!
 //! A new timer first goes to a nursery, a list the loop looks through at
-//! each tick; only one still armed after two ticks moves to the heap. Most
-//! request timeouts (a send's, a kept-alive connection's wait for its next
-//! request under load) end within a tick or two and so never touch the heap.
+//! each tick; only one still armed after two ticks moves to the heap. A
+//! timeout that ends within a tick or two (a small answer's send, nearly
+//! always) never touches the heap; under a `/ping` load about half of all
+//! timers did not (the other half, waits for a kept-alive connection's next
+//! request, outlive two ticks).
 //! Cancelled timers leave their heap entry behind, skipped when it surfaces
 //! and dropped by a compaction once they outnumber the live ones.
 //!
