@@ -26,6 +26,9 @@ fn every_workload_runs_clean_against_percore() {
         vec!["--workload", "ping"],
         vec!["--workload", "ping", "--pipeline", "4"],
         vec!["--workload", "get", "--populate", "--keys", "50", "--size", "4KiB:90,256KiB:10"],
+        // Bodies that take many receives, each straight into the buffer
+        // they are checked in.
+        vec!["--workload", "get", "--populate", "--keys", "4", "--size", "1MiB"],
         vec!["--workload", "put", "--keys", "20", "--size", "1KiB"],
         // After the put run above rewrote keys at another size: populate again.
         vec![

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use percore_io::{time, TcpStream};
+use percore_io::{time, IoBuf, TcpStream};
 
 use super::workload::{self, ByteRange, Kind, Sizes};
 
@@ -136,15 +136,10 @@ struct Response {
     etag: Option<String>,
 }
 
-/// Reads one response from `stream` into `buf` (receiving through `chunk`,
+/// Reads one response from `stream` into `buf` (receiving into it,
 /// a buffer kept across calls); the ETag only if `want_etag` (it costs an
 /// allocation). The caller drains `buf` up to the body's end.
-async fn read_response(
-    stream: &TcpStream,
-    buf: &mut Vec<u8>,
-    chunk: &mut Vec<u8>,
-    want_etag: bool,
-) -> Result<Response, &'static str> {
+async fn read_response(stream: &TcpStream, buf: &mut Vec<u8>, want_etag: bool) -> Result<Response, &'static str> {
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut response = httparse::Response::new(&mut headers);
@@ -166,46 +161,42 @@ async fn read_response(
                 // One allocation for a large body, not a doubling series.
                 buf.reserve((head_len + length).saturating_sub(buf.len()));
                 while buf.len() < head_len + length {
-                    fill(stream, buf, chunk).await?;
+                    fill(stream, buf).await?;
                 }
                 return Ok(Response { status, body: head_len..head_len + length, etag });
             }
-            Ok(httparse::Status::Partial) => fill(stream, buf, chunk).await?,
+            Ok(httparse::Status::Partial) => fill(stream, buf).await?,
             Err(_) => return Err("malformed response"),
         }
     }
 }
 
-/// Receives once into `chunk` (given to the kernel and taken back) and
-/// appends it to `buf`.
-async fn fill(stream: &TcpStream, buf: &mut Vec<u8>, chunk: &mut Vec<u8>) -> Result<(), &'static str> {
-    let mut owned = std::mem::take(chunk);
-    owned.clear();
-    if owned.capacity() == 0 {
-        owned.reserve(RECV_CHUNK);
+/// Receives once, straight into the free capacity at the end of `buf` (a
+/// large body arrives where it is checked, with no copy in user space).
+async fn fill(stream: &TcpStream, buf: &mut Vec<u8>) -> Result<(), &'static str> {
+    if buf.capacity() - buf.len() < RECV_FREE_MIN {
+        buf.reserve(RECV_CHUNK);
     }
-    let result = match time::timeout(Duration::from_secs(30), stream.recv(owned)).await {
-        Ok((Ok(n), back)) if n > 0 => {
-            buf.extend_from_slice(&back);
-            owned = back;
-            Ok(())
+    let owned = std::mem::take(buf);
+    let len = owned.len();
+    match time::timeout(Duration::from_secs(30), stream.recv(owned.slice(len..))).await {
+        Ok((result, back)) => {
+            *buf = back.into_inner();
+            match result {
+                Ok(n) if n > 0 => Ok(()),
+                Ok(_) => Err("connection closed"),
+                Err(_) => Err("receive failed"),
+            }
         }
-        Ok((Ok(_), back)) => {
-            owned = back;
-            Err("connection closed")
-        }
-        Ok((Err(_), back)) => {
-            owned = back;
-            Err("receive failed")
-        }
-        // The timed-out receive was cancelled with its buffer.
-        Err(_) => return Err("response timed out"),
-    };
-    *chunk = owned;
-    result
+        // The timed-out receive was cancelled with the buffer; the
+        // connection ends here.
+        Err(_) => Err("response timed out"),
+    }
 }
 
-/// Bytes asked for per receive.
+/// Free space asked for per receive, at least.
+const RECV_FREE_MIN: usize = 16 * 1024;
+/// Bytes reserved when the free space is below that.
 const RECV_CHUNK: usize = 256 * 1024;
 
 /// Checks one response; `revalidated`: the GET carried an `If-None-Match`.
@@ -250,7 +241,6 @@ pub(crate) async fn run(plan: Rc<Plan>, stats: Rc<RefCell<Stats>>, index: u64) {
     let _ = stream.set_nodelay(true);
     let mut rng = Rng(workload::mix(index + 1) | 1);
     let mut buf = Vec::with_capacity(64 * 1024);
-    let mut chunk = Vec::new();
     let mut out = Vec::with_capacity(16 * 1024);
     let mut ops = Vec::with_capacity(plan.pipeline);
     // The ETag this connection last got for each key (`--conditional`).
@@ -292,7 +282,7 @@ pub(crate) async fn run(plan: Rc<Plan>, stats: Rc<RefCell<Stats>>, index: u64) {
             return stats.borrow_mut().error("send failed");
         }
         for &(op, revalidated) in &ops {
-            match read_response(&stream, &mut buf, &mut chunk, plan.conditional).await {
+            match read_response(&stream, &mut buf, plan.conditional).await {
                 Ok(Response { status, body, etag }) => {
                     let done = Instant::now();
                     let verified = verify(&plan, op, status, &buf[body.clone()], revalidated);
