@@ -229,7 +229,9 @@ impl Timers {
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
     deadline: Instant,
-    key: Option<Key>,
+    /// The registered timer and the deadline it was registered for (earlier
+    /// than `deadline` after a [`postpone`](Sleep::postpone)).
+    key: Option<(Key, Instant)>,
 }
 
 /// Completes after `duration`.
@@ -254,8 +256,21 @@ impl Sleep {
         self.deadline = deadline;
     }
 
+    /// Moves the deadline, cheaply when it moves later: the timer stays
+    /// registered for the earlier deadline and, when that fires, the next
+    /// poll registers it again for the later one (so a connection that
+    /// pushes its idle deadline on at every request touches the timers once
+    /// per timeout, not once per request). A deadline earlier than the
+    /// registered one is a [`reset`](Sleep::reset).
+    pub fn postpone(&mut self, deadline: Instant) {
+        match self.key {
+            Some((_, registered)) if deadline >= registered => self.deadline = deadline,
+            _ => self.reset(deadline),
+        }
+    }
+
     fn unregister(&mut self) {
-        if let Some(key) = self.key.take() {
+        if let Some((key, _)) = self.key.take() {
             crate::context::try_with(|cx| cx.timers.borrow_mut().remove(key));
         }
     }
@@ -266,24 +281,26 @@ impl Future for Sleep {
 
     /// Reads no clock: a sleep registers its timer on its first poll (even
     /// one already due: the loop fires it at the end of this tick), and is
-    /// done once the loop has fired it, which it does only after the
-    /// deadline.
+    /// done once the loop has fired it for its deadline, which it does only
+    /// after that deadline. A timer fired for an earlier deadline (the sleep
+    /// was postponed) is registered again.
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let (deadline, key) = (self.deadline, self.key);
         let registered = crate::context::with(|ctx| {
             let mut timers = ctx.timers.borrow_mut();
             match key {
-                Some(k) => match timers.armed_mut(k) {
+                Some((k, at)) => match timers.armed_mut(k) {
                     Some(waker) => {
                         if !waker.will_wake(cx.waker()) {
                             *waker = cx.waker().clone();
                         }
-                        Some(k)
+                        Some((k, at))
                     }
-                    // Only `fire` removes a registered timer.
+                    // Only `fire` removes a registered timer: it fired.
+                    None if deadline > at => Some((timers.insert(deadline, cx.waker().clone()), deadline)),
                     None => None,
                 },
-                None => Some(timers.insert(deadline, cx.waker().clone())),
+                None => Some((timers.insert(deadline, cx.waker().clone()), deadline)),
             }
         });
         self.key = registered;
@@ -330,6 +347,40 @@ pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
 /// Runs `future` until `deadline` at most; see [`timeout`].
 pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
     Timeout { future, sleep: sleep_until(deadline) }
+}
+
+/// Runs `future` until `sleep` completes at most: a timeout whose sleep
+/// outlives it, to be [postponed](Sleep::postpone) and used again.
+pub fn timeout_by<F: Future>(sleep: &mut Sleep, future: F) -> TimeoutBy<'_, F> {
+    TimeoutBy { future, sleep }
+}
+
+/// Future returned by [`timeout_by`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct TimeoutBy<'a, F> {
+    future: F,
+    sleep: &'a mut Sleep,
+}
+
+impl<F: Future> Future for TimeoutBy<'_, F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `future` is structurally pinned: it is never moved out of
+        // `self` and `TimeoutBy` has no `Drop` impl; `sleep` is `Unpin`.
+        let (future, sleep) = unsafe {
+            let this = self.get_unchecked_mut();
+            (Pin::new_unchecked(&mut this.future), &mut *this.sleep)
+        };
+        if let Poll::Ready(output) = future.poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        match Pin::new(sleep).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Elapsed(()))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 /// Future returned by [`timeout`] and [`timeout_at`].

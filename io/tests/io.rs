@@ -523,6 +523,40 @@ fn the_loop_clock_is_read_once_a_tick_and_never_ahead() {
 }
 
 #[test]
+fn a_postponed_sleep_ends_at_its_last_deadline_and_registers_once_per_firing() {
+    Runtime::new().unwrap().block_on(async {
+        let start = Instant::now();
+        let mut sleep = time::sleep_until(start + Duration::from_millis(20));
+        let registered = || percore_io::stats().timers_registered;
+        // Registered by its first poll, then postponed many times while in
+        // use: no registration until the first deadline fires.
+        let before = registered();
+        for i in 0..100u64 {
+            sleep.postpone(start + Duration::from_millis(20 + i));
+            let r = time::timeout_by(&mut sleep, time::sleep(Duration::from_micros(10))).await;
+            assert!(r.is_ok(), "the 10 µs sleep ends first");
+        }
+        assert_eq!(registered() - before, 101, "one for the postponed sleep, one per 10 µs sleep");
+        // It ends at its last deadline (119 ms), not at the first (20 ms):
+        // the timer fired at 20 ms registers once more.
+        let r = time::timeout_by(&mut sleep, std::future::pending::<()>()).await;
+        assert!(r.is_err());
+        assert!(start.elapsed() >= Duration::from_millis(119), "{:?}", start.elapsed());
+        assert_eq!(registered() - before, 102);
+        // Done, it can be used again; an earlier deadline is a reset.
+        let again = Instant::now();
+        sleep.postpone(again + Duration::from_secs(60));
+        assert!(time::timeout_by(&mut sleep, time::sleep(Duration::from_millis(1))).await.is_ok());
+        sleep.postpone(again + Duration::from_millis(5));
+        assert!(time::timeout_by(&mut sleep, std::future::pending::<()>()).await.is_err());
+        let took = again.elapsed();
+        assert!(took >= Duration::from_millis(5) && took < Duration::from_secs(30), "{took:?}");
+        drop(sleep);
+        assert_eq!(percore_io::stats().timers, 0, "nothing left armed");
+    });
+}
+
+#[test]
 fn a_task_woken_from_another_thread_runs_on_its_home_thread() {
     Runtime::new().unwrap().block_on(async {
         let home = std::thread::current().id();

@@ -68,6 +68,9 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
     // client trickling a byte at a time cannot hold the connection open
     // beyond the header timeout (slowloris).
     let mut head_deadline: Option<std::time::Instant> = None;
+    // The connection's one timer for waiting on its client: postponed at
+    // each wait rather than registered anew per request.
+    let mut waiting = time::sleep_until(time::loop_now() + shard.config.idle_timeout());
     loop {
         match request::parse(&buf, &limits) {
             Ok(Parsed::Complete(request, head_len)) => {
@@ -119,7 +122,9 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
                 } else {
                     *head_deadline.get_or_insert_with(|| time::loop_now() + shard.config.header_timeout())
                 };
-                let received = time::timeout_at(deadline, stopping_or(body::recv_into(&mut incoming, &mut buf))).await;
+                waiting.postpone(deadline);
+                let received =
+                    time::timeout_by(&mut waiting, stopping_or(body::recv_into(&mut incoming, &mut buf))).await;
                 match received {
                     Ok(Some(Ok(_))) => {}
                     Err(_) if !buf.is_empty() => {
