@@ -143,6 +143,19 @@ impl Response {
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
+
+    /// The headers but those named in `except`, sorted: for comparing two
+    /// answers that may differ only there.
+    pub(crate) fn headers_except(&self, except: &[&str]) -> Vec<(String, String)> {
+        let mut kept: Vec<(String, String)> = self
+            .headers
+            .iter()
+            .filter(|(name, _)| !except.iter().any(|e| name.eq_ignore_ascii_case(e)))
+            .cloned()
+            .collect();
+        kept.sort();
+        kept
+    }
 }
 
 /// Reads one response from `stream` (`head_only`: the request was HEAD).
