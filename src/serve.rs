@@ -223,29 +223,27 @@ async fn shard_main(
 /// 1,024 would cap the connections long before `--connections-max-per-shard`)
 /// and returns the soft limit in force.
 fn raise_open_files() -> u64 {
-    // SAFETY: `rlimit` is plain data; getrlimit and setrlimit read or write
-    // it through a pointer valid for each call.
-    unsafe {
-        let mut limit: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 1024;
-        }
-        // The kernel refuses more than fs.nr_open (an unlimited hard limit
-        // included).
-        let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
-            .ok()
-            .and_then(|s| s.trim().parse::<libc::rlim_t>().ok())
-            .unwrap_or(1 << 20);
-        let target = limit.rlim_max.min(nr_open);
-        if limit.rlim_cur < target {
-            let raised = libc::rlimit { rlim_cur: target, rlim_max: limit.rlim_max };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                return raised.rlim_cur;
-            }
-            tracing::warn!("cannot raise the open-file limit from {} to {target}", limit.rlim_cur);
-        }
-        limit.rlim_cur
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes `limit` through a pointer valid for the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 1024;
     }
+    // The kernel refuses more than fs.nr_open (an unlimited hard limit
+    // included).
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<libc::rlim_t>().ok())
+        .unwrap_or(1 << 20);
+    let target = limit.rlim_max.min(nr_open);
+    if limit.rlim_cur < target {
+        let raised = libc::rlimit { rlim_cur: target, rlim_max: limit.rlim_max };
+        // SAFETY: setrlimit reads `raised` through a pointer valid for the call.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return raised.rlim_cur;
+        }
+        tracing::warn!("cannot raise the open-file limit from {} to {target}", limit.rlim_cur);
+    }
+    limit.rlim_cur
 }
 
 /// Tells systemd (`Type=notify`) about the service's state, if it asked:

@@ -548,14 +548,20 @@ impl Spares {
             .filter(|&(_, _, held)| held > size)
             .max_by_key(|&(_, _, held)| held)?;
         let key = key.clone();
-        let list = self.by_dir.get_mut(&key).expect("the key just found");
+        let spare = self.remove(&key, index);
+        Some((key, spare))
+    }
+
+    /// Takes out spare `index` of directory `key` (both as found).
+    fn remove(&mut self, key: &[u8], index: usize) -> Spare {
+        let list = self.by_dir.get_mut(key).expect("a spare's directory has a list");
         let spare = list.swap_remove(index);
         if list.is_empty() {
-            self.by_dir.remove(&key);
+            self.by_dir.remove(key);
         }
         self.count -= 1;
         self.bytes -= spare.size;
-        Some((key, spare))
+        spare
     }
 }
 
@@ -609,15 +615,9 @@ pub(crate) fn take_spare(dir: &[u8], len: u64) -> Option<Spare> {
     SPARES
         .with(|spares| {
             let mut spares = spares.borrow_mut();
-            let list = spares.by_dir.get_mut(dir)?;
+            let list = spares.by_dir.get(dir)?;
             let best = (0..list.len()).filter(|&i| list[i].size <= len).max_by_key(|&i| list[i].size)?;
-            let spare = list.swap_remove(best);
-            if list.is_empty() {
-                spares.by_dir.remove(dir);
-            }
-            spares.count -= 1;
-            spares.bytes -= spare.size;
-            Some(spare)
+            Some(spares.remove(dir, best))
         })
         // Unlinked since it was kept (by hand: nothing here unlinks a spare it
         // holds)? Then it would be written and renamed in vain: drop it.

@@ -333,6 +333,7 @@ pub struct Stats {
 
 fn stats_of(cx: &Context) -> Stats {
     let ring = cx.driver.ring.borrow();
+    let (timers_registered, timers_to_heap) = cx.timers.borrow().counts();
     Stats {
         sqes_submitted: ring.sqes_pushed,
         ring_enters: ring.enters,
@@ -346,8 +347,8 @@ fn stats_of(cx: &Context) -> Stats {
         remote_wakes: cx.executor.shared.remote_wakes.load(Ordering::Relaxed),
         doorbell_wakeups: cx.driver.doorbell_cqes.get(),
         timers: cx.timers.borrow().len(),
-        timers_registered: cx.timers.borrow().counts().0,
-        timers_to_heap: cx.timers.borrow().counts().1,
+        timers_registered,
+        timers_to_heap,
     }
 }
 

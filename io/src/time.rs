@@ -351,47 +351,20 @@ pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
 
 /// Runs `future` until `sleep` completes at most: a timeout whose sleep
 /// outlives it, to be [postponed](Sleep::postpone) and used again.
-pub fn timeout_by<F: Future>(sleep: &mut Sleep, future: F) -> TimeoutBy<'_, F> {
-    TimeoutBy { future, sleep }
+pub fn timeout_by<F: Future>(sleep: &mut Sleep, future: F) -> Timeout<F, &mut Sleep> {
+    Timeout { future, sleep }
 }
 
-/// Future returned by [`timeout_by`].
+/// Future returned by [`timeout`] and [`timeout_at`] (which own their
+/// sleep, `S = Sleep`) and by [`timeout_by`] (which borrows it).
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
-pub struct TimeoutBy<'a, F> {
+pub struct Timeout<F, S = Sleep> {
     future: F,
-    sleep: &'a mut Sleep,
+    sleep: S,
 }
 
-impl<F: Future> Future for TimeoutBy<'_, F> {
-    type Output = Result<F::Output, Elapsed>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // SAFETY: `future` is structurally pinned: it is never moved out of
-        // `self` and `TimeoutBy` has no `Drop` impl; `sleep` is `Unpin`.
-        let (future, sleep) = unsafe {
-            let this = self.get_unchecked_mut();
-            (Pin::new_unchecked(&mut this.future), &mut *this.sleep)
-        };
-        if let Poll::Ready(output) = future.poll(cx) {
-            return Poll::Ready(Ok(output));
-        }
-        match Pin::new(sleep).poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(Elapsed(()))),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-/// Future returned by [`timeout`] and [`timeout_at`].
-#[derive(Debug)]
-#[must_use = "futures do nothing unless awaited"]
-pub struct Timeout<F> {
-    future: F,
-    sleep: Sleep,
-}
-
-impl<F: Future> Future for Timeout<F> {
+impl<F: Future, S: std::borrow::BorrowMut<Sleep> + Unpin> Future for Timeout<F, S> {
     type Output = Result<F::Output, Elapsed>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -399,7 +372,7 @@ impl<F: Future> Future for Timeout<F> {
         // `self` and `Timeout` has no `Drop` impl; `sleep` is `Unpin`.
         let (future, sleep) = unsafe {
             let this = self.get_unchecked_mut();
-            (Pin::new_unchecked(&mut this.future), &mut this.sleep)
+            (Pin::new_unchecked(&mut this.future), this.sleep.borrow_mut())
         };
         if let Poll::Ready(output) = future.poll(cx) {
             return Poll::Ready(Ok(output));
