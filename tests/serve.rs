@@ -458,6 +458,36 @@ fn metrics_are_gathered_from_every_shard() {
 }
 
 #[test]
+fn each_answer_is_counted_with_its_own_status_while_others_interleave() {
+    // One shard: a large GET whose send waits for a reader that has not
+    // started reading, while 404s are answered on other connections.
+    let daemon = Daemon::start(&["--cores", "1"]);
+    let big: Vec<u8> = (0..8_000_000u32).map(|i| (i % 251) as u8).collect();
+    write_file(daemon.dir(), "big.bin", &big);
+    let mut slow = daemon.connect();
+    slow.write_all(b"GET /files/big.bin HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..5 {
+        assert_eq!(get(&daemon, "/files/none").status, 404);
+    }
+    let r = read_response(&mut slow, false).expect("the large answer");
+    assert_eq!((r.status, r.body.len()), (200, big.len()));
+    // Counted when the last byte went out: the next scrape sees it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = crate::util::metrics(&daemon);
+        let ok = metric(&text, "percore_requests_total", &["route=\"files\"", "status=\"200\""]);
+        let missing = metric(&text, "percore_requests_total", &["route=\"files\"", "status=\"404\""]);
+        if ok + missing == 6.0 {
+            assert_eq!((ok, missing), (1.0, 5.0), "the large answer counted as a 200, not as the last head built");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
 fn systemd_readiness_and_the_access_log() {
     let dir = tempfile::tempdir().unwrap();
     let socket_path = dir.path().join("notify.sock");

@@ -84,8 +84,9 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
                     // Boxed, like `respond` below: the connection's own
                     // future then stays small while it waits between requests
                     // (its size is that of its largest state).
-                    let next = Box::pin(put(&stream, &mut incoming, &shard, &request, &mut buf, close)).await;
-                    finished(&shard, &request, labels, started);
+                    let (next, status) =
+                        OwnStatus::new(Box::pin(put(&stream, &mut incoming, &shard, &request, &mut buf, close))).await;
+                    finished(&shard, &request, labels, started, status);
                     if let Next::Close = next {
                         // The answer may have come before the whole body
                         // (refused, failed): closing with unread bytes would
@@ -107,8 +108,8 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
                     }
                     Body::Chunked => close = true,
                 }
-                let next = Box::pin(respond(&stream, &shard, &request, close)).await;
-                finished(&shard, &request, labels, started);
+                let (next, status) = OwnStatus::new(Box::pin(respond(&stream, &shard, &request, close))).await;
+                finished(&shard, &request, labels, started, status);
                 if let Next::Close = next {
                     return;
                 }
@@ -167,14 +168,42 @@ async fn linger(stream: &TcpStream, incoming: &mut RecvStream<'_>) {
     }
 }
 
-/// Records an answered request (metrics, and the access log if enabled).
+/// Runs one answer's future with a status slot of its own. The slot the
+/// heads write ([`response::last_status`]) is the shard's, and while this
+/// answer awaits its sends other connections build heads: so the answer's
+/// value is put back before each poll and taken after it (a task-local, in
+/// effect), and comes out with the answer's output.
+struct OwnStatus<F> {
+    future: F,
+    status: u16,
+}
+
+impl<F> OwnStatus<F> {
+    fn new(future: F) -> OwnStatus<F> {
+        OwnStatus { future, status: 0 }
+    }
+}
+
+impl<F: Future + Unpin> Future for OwnStatus<F> {
+    type Output = (F::Output, u16);
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        response::set_last_status(self.status);
+        let polled = std::pin::Pin::new(&mut self.future).poll(cx);
+        self.status = response::last_status();
+        polled.map(|output| (output, self.status))
+    }
+}
+
+/// Records an answered request (metrics, and the access log if enabled);
+/// `status` is the one its answer sent ([`OwnStatus`]).
 fn finished(
     shard: &Shard,
     request: &request::Request,
     labels: (&'static str, &'static str),
     started: std::time::Instant,
+    status: u16,
 ) {
-    let status = super::response::last_status();
     // The loop's clock: the tick the head completed in to the tick the
     // answer's last send completed in.
     let elapsed = time::loop_now().saturating_duration_since(started);
@@ -293,9 +322,8 @@ async fn respond(stream: &TcpStream, shard: &Shard, request: &request::Request, 
                     thread_local! {
                         static PONG: response::Rendered = response::Rendered::default();
                     }
-                    let whole = PONG.with(|pong| pong.get(|| head().finish_with(body, false)));
-                    response::set_last_status(200);
-                    send_one(stream, shard, whole).await
+                    send_rendered_ok(stream, shard, PONG.with(|pong| pong.get(|| head().finish_with(body, false))))
+                        .await
                 } else {
                     let whole = if head_only {
                         head().finish(body.len() as u64, close)
@@ -545,9 +573,7 @@ async fn cached(
     if unconditional && request.method == Method::Get && !close && entry.body.len() <= cache::RENDERED_BYTES_MAX {
         // The common answer, the same bytes for every such request within a
         // second: rendered once a second per entry, sent without a copy.
-        let whole = entry.whole_answer(|| ok().finish_with(&entry.body, false));
-        response::set_last_status(200);
-        return send_one(stream, shard, whole).await;
+        return send_rendered_ok(stream, shard, entry.whole_answer(|| ok().finish_with(&entry.body, false))).await;
     }
     let head = match files::evaluate(&conditions, &entry.etag, entry.modified_secs) {
         files::Decision::PreconditionFailed => return simple(stream, shard, 412, "precondition failed\n", close).await,
@@ -917,6 +943,15 @@ async fn send_one(stream: &TcpStream, shard: &Shard, whole: impl percore_io::IoB
         crate::metrics::bytes_out(len);
     }
     sent
+}
+
+/// Sends a whole 200 answer rendered beforehand ([`response::Rendered`]):
+/// no head is built for it, so the status the metrics record is set here.
+/// (A plain function returning `send_one`'s future: no state machine of its
+/// own on the hottest path.)
+fn send_rendered_ok<'a>(stream: &'a TcpStream, shard: &'a Shard, whole: Bytes) -> impl Future<Output = bool> + 'a {
+    response::set_last_status(200);
+    send_one(stream, shard, whole)
 }
 
 async fn reply_error(stream: &TcpStream, shard: &Shard, reject: Reject) -> bool {

@@ -36,8 +36,9 @@ thread_local! {
     /// The `Date` value, formatted at most once a second per shard.
     static DATE: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
     /// The status of the last head built on this shard, for the metrics of
-    /// the request being answered (a connection answers one at a time, and
-    /// the loop reads it right after the answer, before any other await).
+    /// the request being answered. Answers of other connections interleave
+    /// at every await, so each answer runs with a slot of its own, saved and
+    /// restored around its polls (`conn::OwnStatus`).
     static LAST_STATUS: std::cell::Cell<u16> = const { std::cell::Cell::new(0) };
 }
 
