@@ -1,7 +1,8 @@
 //! percore as a library: the daemon's modules behind [`main`], which the
 //! `percore` binary calls. Modules: `config` (flags, TOML file,
 //! environment), `serve` (the daemon), `http` (the HTTP/1.1 service),
-//! `files`, `store` and `listing` (the file store), `cache`, `metrics`, and
+//! `files`, `store` and `listing` (the file store), `cache`, `metrics`,
+//! `balance` (connections spread over shards), and
 //! `bench` (the load generator). Nothing here is a stable API: the public
 //! surface is the command, plus [`fuzz`], the hooks the fuzz targets drive.
 
@@ -9,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod balance;
 mod bench;
 mod cache;
 mod config;

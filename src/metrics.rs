@@ -23,10 +23,19 @@ pub(crate) struct Snapshot {
     pub(crate) latency_sum_seconds: f64,
     pub(crate) bytes_in: u64,
     pub(crate) bytes_out: u64,
-    pub(crate) open_connections: usize,
+    pub(crate) connections: Connections,
     pub(crate) spare_files: usize,
     pub(crate) spare_files_max: usize,
     pub(crate) cores: Option<percore_cores::ShardStats>,
+}
+
+/// A shard's connections: open now, and handed to or taken from other
+/// shards since start (`crate::balance`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Connections {
+    pub(crate) open: usize,
+    pub(crate) handed_out: u64,
+    pub(crate) handed_in: u64,
 }
 
 thread_local! {
@@ -69,11 +78,11 @@ pub(crate) fn bytes_out(n: u64) {
     METRICS.with(|m| m.borrow_mut().bytes_out += n);
 }
 
-/// This shard's counters (`open_connections` filled in by the caller).
-pub(crate) fn snapshot(open_connections: usize) -> Snapshot {
+/// This shard's counters (`connections` filled in by the caller).
+pub(crate) fn snapshot(connections: Connections) -> Snapshot {
     let mut s = METRICS.with(|m| m.borrow().clone());
     s.shard = percore_cores::current().id;
-    s.open_connections = open_connections;
+    s.connections = connections;
     (s.spare_files, s.spare_files_max) = crate::store::spares_held();
     s.cores = Some(percore_cores::stats::local());
     s
@@ -125,7 +134,19 @@ pub(crate) fn render(shards: &[Snapshot]) -> String {
     };
     gauge("percore_received_bytes_total", "counter", "Bytes received from clients.", &|s| s.bytes_in);
     gauge("percore_sent_bytes_total", "counter", "Bytes sent to clients.", &|s| s.bytes_out);
-    gauge("percore_open_connections", "gauge", "Open client connections.", &|s| s.open_connections as u64);
+    gauge("percore_open_connections", "gauge", "Open client connections.", &|s| s.connections.open as u64);
+    gauge(
+        "percore_connections_handed_out_total",
+        "counter",
+        "Connections accepted here and handed to a less loaded shard.",
+        &|s| s.connections.handed_out,
+    );
+    gauge(
+        "percore_connections_handed_in_total",
+        "counter",
+        "Connections another shard accepted and handed here.",
+        &|s| s.connections.handed_in,
+    );
     gauge(
         "percore_spare_files",
         "gauge",

@@ -15,7 +15,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use percore_cores::{launch, stopping};
-use percore_io::{BufRing, Dir, ListenOptions, TcpListener};
+use percore_io::{BufRing, Dir, ListenOptions, TcpListener, TcpStream};
 
 /// Receive buffers per shard, shared by its connections (taken only while
 /// data is being copied out, so an idle connection holds none). The kernel
@@ -26,6 +26,7 @@ use percore_io::{BufRing, Dir, ListenOptions, TcpListener};
 const RECV_BUFFERS: u16 = 128;
 const RECV_BUFFER_BYTES: u32 = 8 * 1024;
 
+use crate::balance::{self, Balance};
 use crate::config::{Config, LogFormat};
 use crate::http::conn::{self, Shard};
 use crate::store;
@@ -176,15 +177,20 @@ async fn shard_main(
             return Err(format!("cannot set up receive buffers: {err}"));
         }
     };
+    let me = percore_cores::current();
+    let balance = Rc::new(Balance::new(me.id, me.count));
     let shard = Rc::new(Shard {
         config,
         root,
         write_back_dev,
         connections: Default::default(),
+        balance: balance.clone(),
         ring,
         pipes: Default::default(),
     });
     store::install(shard.clone());
+    let counted = shard.clone();
+    percore_io::spawn(balance::gossip(balance, move || counted.connections.get(), heard));
     // Blocks this thread briefly at start-up, before it serves anything.
     ready.wait();
     let mut incoming = listener.incoming();
@@ -206,7 +212,19 @@ async fn shard_main(
             }
             Some(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                percore_io::spawn(conn::serve(stream, shard.clone()));
+                match shard.balance.target(shard.connections.get()) {
+                    None => {
+                        let opened = conn::Counted::new(&shard);
+                        percore_io::spawn(conn::serve(stream, shard.clone(), opened));
+                    }
+                    Some(to) => {
+                        // Fails only once `to` has exited, which no shard
+                        // does while another still accepts.
+                        if let Err(err) = percore_cores::post(to, move || adopt(stream)) {
+                            tracing::warn!("cannot hand a connection to shard {to}: {err}; it is closed");
+                        }
+                    }
+                }
             }
             Some(Err(err)) => {
                 // Out of file descriptors ends the multishot accept: back off,
@@ -216,6 +234,21 @@ async fn shard_main(
             }
         }
     }
+}
+
+/// Serves a connection that another shard accepted and handed here (runs
+/// on this shard, from its inbox).
+fn adopt(stream: TcpStream) {
+    let shard = store::shard();
+    shard.balance.handed_in.set(shard.balance.handed_in.get() + 1);
+    let opened = conn::Counted::new(&shard);
+    percore_io::spawn(conn::serve(stream, shard, opened));
+}
+
+/// News from shard `from` of its open connections (runs on this shard, from
+/// its inbox).
+fn heard(from: usize, count: usize) {
+    store::shard().balance.heard(from, count);
 }
 
 /// Raises the soft limit on open files to the hard one (every connection,

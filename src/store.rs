@@ -104,12 +104,18 @@ pub(crate) fn install(shard: Rc<Shard>) {
     SHARD.with(|s| *s.borrow_mut() = Some(shard));
 }
 
-/// Open client connections on this shard (for the metrics).
-pub(crate) fn open_connections() -> usize {
-    SHARD.with(|s| s.borrow().as_ref().map_or(0, |shard| shard.connections.get()))
+/// This shard's connection counts (for the metrics).
+pub(crate) fn connections() -> crate::metrics::Connections {
+    SHARD.with(|s| {
+        s.borrow().as_ref().map_or(Default::default(), |shard| crate::metrics::Connections {
+            open: shard.connections.get(),
+            handed_out: shard.balance.handed_out.get(),
+            handed_in: shard.balance.handed_in.get(),
+        })
+    })
 }
 
-fn shard() -> Rc<Shard> {
+pub(crate) fn shard() -> Rc<Shard> {
     SHARD.with(|s| s.borrow().clone().expect("store state installed on every shard"))
 }
 

@@ -4,7 +4,7 @@
 //! [`launch`] starts one thread per chosen CPU (`percore-shard-N`), pinned,
 //! each with its own io_uring ring and executor. Shards share nothing
 //! mutable: they talk only through crossbeam channels, one inbox per shard,
-//! with [`submit_to`], [`spawn_on`] and [`broadcast`] (in the spirit of
+//! with [`submit_to`], [`spawn_on`], [`post`] and [`broadcast`] (in the spirit of
 //! Seastar's `smp::submit_to`). [`shard_for`] names the owner of a key.
 //!
 //! ```
@@ -27,7 +27,7 @@ mod topology;
 
 pub use launch::{launch, stop, Config, LaunchError, Running, StopHandle};
 pub use mesh::{
-    broadcast, current, is_stopping, shard_for, spawn_on, stopping, submit_to, MeshError, Shard, DRAIN_BATCH,
+    broadcast, current, is_stopping, post, shard_for, spawn_on, stopping, submit_to, MeshError, Shard, DRAIN_BATCH,
 };
 pub use stats::ShardStats;
 pub use topology::{allowed_cpus, format_list, CoreSet, Placement, TopologyError};

@@ -392,6 +392,42 @@ fn downcast<R: 'static>(value: Value) -> R {
     *value.downcast::<R>().expect("reply of the requested type")
 }
 
+/// Runs `f` on shard `shard` with no reply: one message, nothing awaited
+/// (for one-way news such as a shard's load, or handing over a value that
+/// the target takes on from there). On the current shard, `f` runs at once.
+///
+/// If the target stops before it runs `f`, `f` is dropped unrun there,
+/// with whatever it owns.
+///
+/// # Errors
+/// [`MeshError::Stopped`] if the target's inbox is closed (`f` is dropped
+/// here); [`MeshError::NoSuchShard`] for a bad id.
+///
+/// # Panics
+/// Outside a shard.
+pub fn post<F>(shard: usize, f: F) -> Result<(), MeshError>
+where
+    F: FnOnce() + Send + 'static,
+{
+    let mut f = Some(f);
+    let sent = with_local(|local| {
+        if shard == local.id {
+            return Ok(false);
+        }
+        let target = local.peers.get(shard).ok_or(MeshError::NoSuchShard { shard, count: local.peers.len() })?;
+        let job: Job = Box::new(f.take().expect("taken once"));
+        let woke = target.send(Message::Run(job)).map_err(|_| MeshError::Stopped { shard })?;
+        let c = &local.counters;
+        c.messages_out.set(c.messages_out.get() + 1);
+        c.wakeups_sent.set(c.wakeups_sent.get() + u64::from(woke));
+        Ok(true)
+    })?;
+    if !sent {
+        (f.take().expect("not sent"))();
+    }
+    Ok(())
+}
+
 /// Runs `f` on shard `shard` and returns its result (Seastar's `submit_to`).
 /// On the current shard, `f` runs at once.
 ///

@@ -28,6 +28,8 @@ pub(crate) struct Shard {
     /// fdatasynced (`store::write_back_device`).
     pub(crate) write_back_dev: Option<u64>,
     pub(crate) connections: Cell<usize>,
+    /// What this shard knows of the others' loads (`crate::balance`).
+    pub(crate) balance: Rc<crate::balance::Balance>,
     /// Receive buffers for every connection of the shard.
     pub(crate) ring: BufRing,
     /// Pipes for zero-copy file sends, reused between responses.
@@ -47,9 +49,10 @@ enum Next {
     Close,
 }
 
-pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
-    shard.connections.set(shard.connections.get() + 1);
-    let _count = Counted(shard.clone());
+/// Serves one connection; `_opened` counts it among the shard's open
+/// connections until it ends (taken when it was accepted or handed over, so
+/// the count includes connections whose task has not run yet).
+pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, _opened: Counted) {
     if shard.connections.get() > shard.config.connections_max_per_shard {
         let head = Head::new(503).header("Retry-After", 1).finish(0, true);
         let _ = send(&stream, &shard, vec![Bytes::from(head)]).await;
@@ -240,17 +243,27 @@ fn labels(request: &request::Request) -> (&'static str, &'static str) {
     (method, route)
 }
 
-struct Counted(Rc<Shard>);
+/// One open connection, counted in `Shard::connections` while it lives.
+pub(crate) struct Counted(Rc<Shard>);
+
+impl Counted {
+    pub(crate) fn new(shard: &Rc<Shard>) -> Counted {
+        shard.connections.set(shard.connections.get() + 1);
+        shard.balance.changed();
+        Counted(shard.clone())
+    }
+}
 
 impl Drop for Counted {
     fn drop(&mut self) {
         self.0.connections.set(self.0.connections.get() - 1);
+        self.0.balance.changed();
     }
 }
 
 /// Awaits `future`, unless the shard starts stopping first and the
 /// connection is idle (`None`).
-async fn stopping_or<F: Future>(future: F) -> Option<F::Output> {
+pub(crate) async fn stopping_or<F: Future>(future: F) -> Option<F::Output> {
     let mut future = std::pin::pin!(future);
     let mut stopping = std::pin::pin!(percore_cores::stopping());
     std::future::poll_fn(|cx| {
@@ -287,8 +300,7 @@ async fn respond(stream: &TcpStream, shard: &Shard, request: &request::Request, 
                 unauthorized(stream, shard, close).await
             }
             Method::Get | Method::Head => {
-                let gathered =
-                    percore_cores::broadcast(|| crate::metrics::snapshot(crate::store::open_connections())).await;
+                let gathered = percore_cores::broadcast(|| crate::metrics::snapshot(crate::store::connections())).await;
                 match gathered {
                     Ok(shards) => {
                         let text = crate::metrics::render(&shards);
