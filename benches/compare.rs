@@ -18,6 +18,16 @@
 //! (`--only put`: only the workloads whose name contains `put`, no idle run).
 //! (`--quick`: one round of 2 s per cell). Installs nginx from Debian if
 //! it is missing.
+//!
+//! On a host without a toolchain (a many-core machine), the bench's own
+//! binary runs with prebuilt servers: `compare --percore BIN --http-peer BIN
+//! --nginx BIN --server-cores 1,2,4,8 --client-cpus 8-15 --connections 256
+//! --out DIR` (`benches/many-cores/` packs and runs it). Server CPUs are the
+//! allowed CPUs outside the client's, from the lowest up. For percore each
+//! cell also reports how its requests were shared by its shards (from
+//! `/metrics`: the busiest shard's share over the mean), and every cell
+//! whose client core was saturated while the server was not is flagged
+//! client-bound. `--servers percore,monoio,nginx` runs a subset.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -56,19 +66,48 @@ const WORKLOADS: [Workload; 5] = [
     },
 ];
 
-fn percore_bin() -> PathBuf {
-    // The daemon's binary, built by `cargo build --release` at the
-    // workspace root (this bench builds it first).
+/// Where the binaries and outputs are, and what the client looks like:
+/// set once from the command line.
+struct Setup {
+    percore: PathBuf,
+    http_peer: PathBuf,
+    nginx: PathBuf,
+    /// Every server cell's CPUs are the first `n` of these.
+    server_cpus: Vec<usize>,
+    client_cpus: String,
+    connections: usize,
+    /// Where fresh file systems and data directories are made.
+    tmp: PathBuf,
+}
+
+/// The daemon's binary as `cargo build --release` leaves it at the
+/// workspace root (this bench builds it first unless `--percore` is given).
+fn built_percore() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/percore")
+}
+
+/// Where temporary files go: `--tmp`, else cargo's target tmp directory
+/// when it exists (this machine), else the system's.
+fn default_tmp() -> PathBuf {
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    if target.is_dir() {
+        target
+    } else {
+        std::env::temp_dir()
+    }
 }
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn ensure_nginx() -> bool {
-    if Command::new("nginx").arg("-v").output().is_ok() {
+fn ensure_nginx(nginx: &Path) -> bool {
+    if Command::new(nginx).arg("-v").output().is_ok() {
         return true;
+    }
+    if nginx != Path::new("nginx") {
+        println!("{} does not run: nginx left out", nginx.display());
+        return false;
     }
     println!("nginx not found: installing it from Debian");
     Command::new("sh")
@@ -82,18 +121,27 @@ struct Server {
     port: u16,
 }
 
-/// `0-(n-1)`: the CPUs of a server given `n` of them.
-fn server_cpus(n: usize) -> String {
-    format!("0-{}", n - 1)
+/// The CPUs of a server given `n` of them, as a list for taskset.
+fn server_cpus(setup: &Setup, n: usize) -> String {
+    cpu_text(&setup.server_cpus[..n])
 }
 
-fn start(server: &str, data: &Path, cores: usize) -> Server {
+/// CPUs as a list that `taskset -c` and percore's `--cores` both read as
+/// CPUs (`3-3`, not `3`, which `--cores` reads as a count).
+fn cpu_text(cpus: &[usize]) -> String {
+    match cpus {
+        [one] => format!("{one}-{one}"),
+        _ => percore_cores::format_list(cpus),
+    }
+}
+
+fn start(setup: &Setup, server: &str, data: &Path, cores: usize) -> Server {
     let port = free_port();
-    let cpus = server_cpus(cores);
+    let cpus = server_cpus(setup, cores);
     let child = match server {
         "percore" => Command::new("taskset")
             .args(["-c", &cpus])
-            .arg(percore_bin())
+            .arg(&setup.percore)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--cores", &cpus, "--log-level", "warn"])
             .args(["--connections-max-per-shard", "100000", "--data-dir"])
             .arg(data)
@@ -109,7 +157,7 @@ fn start(server: &str, data: &Path, cores: usize) -> Server {
                     "daemon off; master_process {master}; user root; worker_processes {cores}; worker_cpu_affinity auto;\n\
                      pid {d}/nginx.pid; error_log stderr error;\n\
                      events {{ worker_connections 20000; }}\n\
-                     http {{ access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_requests 10000000;\n\
+                     http {{ access_log off; {temps} sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_requests 10000000;\n\
                        open_file_cache max=10000 inactive=60s; open_file_cache_valid 60s;\n\
                        client_body_temp_path {d}/.nginx-body; client_max_body_size 2g; client_body_buffer_size 64k;\n\
                        server {{ listen 127.0.0.1:{port}; default_type application/octet-stream;\n\
@@ -117,12 +165,25 @@ fn start(server: &str, data: &Path, cores: usize) -> Server {
                          location /files/ {{ alias {d}/files/; dav_methods PUT DELETE; create_full_put_path on; }} }} }}\n",
                     d = data.display(),
                     master = if cores > 1 { "on" } else { "off" },
+                    // Temporary paths inside the data directory, not the
+                    // build's defaults (absent where nginx was only unpacked).
+                    temps = ["proxy", "fastcgi", "uwsgi", "scgi"]
+                        .map(|t| format!("{t}_temp_path {}/.nginx-{t};", data.display()))
+                        .join(" "),
                 ),
             )
             .unwrap();
-            Command::new("taskset").args(["-c", &cpus, "nginx", "-c"]).arg(&conf).stderr(Stdio::null()).spawn()
+            Command::new("taskset")
+                .args(["-c", &cpus])
+                .arg(&setup.nginx)
+                .args(["-e", "stderr", "-p"])
+                .arg(data)
+                .arg("-c")
+                .arg(&conf)
+                .stderr(Stdio::null())
+                .spawn()
         }
-        peer => Command::new(env!("CARGO_BIN_EXE_http-peer"))
+        peer => Command::new(&setup.http_peer)
             .args([peer, &port.to_string(), &cpus])
             .arg(data.join("files"))
             .stdout(Stdio::null())
@@ -137,11 +198,13 @@ fn start(server: &str, data: &Path, cores: usize) -> Server {
     Server { child, port }
 }
 
-fn bench(port: u16, client_cpus: &str, args: &[&str], seconds: f64) -> serde_json::Value {
+fn bench(setup: &Setup, port: u16, args: &[&str], seconds: f64) -> serde_json::Value {
+    let client_cpus = setup.client_cpus.as_str();
     let out = Command::new("taskset")
         .args(["-c", client_cpus])
-        .arg(percore_bin())
+        .arg(&setup.percore)
         .args(["bench", &format!("http://127.0.0.1:{port}"), "--cores", client_cpus, "--json", "--warmup", "0.5"])
+        .args(["--connections", &setup.connections.to_string()])
         .args(["--duration", &seconds.to_string()])
         .args(args)
         .output()
@@ -165,6 +228,45 @@ struct Cell {
     client_load: f64,
     peak_rss_mib: f64,
     errors: u64,
+    /// percore only: each shard's share of the cell's requests.
+    shard_shares: Vec<f64>,
+}
+
+/// The busiest shard's share of the requests over the mean share (1.0:
+/// perfectly even); `None` for servers that do not say.
+fn busiest_over_mean(shares: &[f64]) -> Option<f64> {
+    let total: f64 = shares.iter().sum();
+    (shares.len() > 1 && total > 0.0).then(|| shares.iter().copied().fold(0.0, f64::max) * shares.len() as f64 / total)
+}
+
+/// `GET path` on a new connection; the body, or empty on any failure.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
+    let mut text = String::new();
+    if stream.write_all(request.as_bytes()).is_err() || stream.read_to_string(&mut text).is_err() {
+        return String::new();
+    }
+    text.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+}
+
+/// Requests answered per shard so far, from percore's `/metrics`.
+fn requests_per_shard(port: u16) -> Vec<f64> {
+    let mut per_shard: Vec<f64> = Vec::new();
+    for line in http_get(port, "/metrics").lines().filter(|l| l.starts_with("percore_requests_total{")) {
+        let shard = line.split("shard=\"").nth(1).and_then(|r| r.split('"').next()).and_then(|s| s.parse().ok());
+        let value = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+        if let (Some(shard), Some(value)) = (shard, value) {
+            let shard: usize = shard;
+            if per_shard.len() <= shard {
+                per_shard.resize(shard + 1, 0.0);
+            }
+            per_shard[shard] += value;
+        }
+    }
+    per_shard
 }
 
 /// The process and its descendants (nginx's workers), from /proc.
@@ -197,8 +299,8 @@ struct FreshFs {
 }
 
 impl FreshFs {
-    fn new() -> Option<FreshFs> {
-        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).ok()?;
+    fn new(tmp: &Path) -> Option<FreshFs> {
+        let dir = tempfile::tempdir_in(tmp).ok()?;
         let (image, mnt) = (dir.path().join("fs.img"), dir.path().join("mnt"));
         std::fs::create_dir(&mnt).ok()?;
         std::fs::File::create(&image).ok()?.set_len(4 << 30).ok()?;
@@ -218,28 +320,38 @@ impl Drop for FreshFs {
     }
 }
 
-fn measure(server: &str, workload: &Workload, cores: usize, client_cpus: &str, seconds: f64) -> Cell {
-    let fresh = FreshFs::new();
+fn measure(setup: &Setup, server: &str, workload: &Workload, cores: usize, seconds: f64) -> Cell {
+    let fresh = FreshFs::new(&setup.tmp);
     if fresh.is_none() {
         println!("  (no fresh file system: not root, or no mkfs.ext4; this cell runs in the target directory)");
     }
     let data = match &fresh {
         Some(fs) => tempfile::tempdir_in(&fs.mnt).unwrap(),
-        None => tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap(),
+        None => tempfile::tempdir_in(&setup.tmp).unwrap(),
     };
     std::fs::create_dir_all(data.path().join("files")).unwrap();
     // percore serves its data directory at /files/; the others serve a
     // `files` directory inside it at /files/: the same URLs either way.
-    let mut s = start(server, data.path(), cores);
+    let mut s = start(setup, server, data.path(), cores);
     if let Some(populate) = workload.populate {
         let mut args = vec!["--workload", "ping", "--populate"];
         args.extend_from_slice(populate);
-        bench(s.port, client_cpus, &args, 0.1);
+        bench(setup, s.port, &args, 0.1);
     }
     let pids = process_tree(s.child.id());
+    let shards0 = if server == "percore" { requests_per_shard(s.port) } else { Vec::new() };
     let (cpu0, wall0) = (tree_cpu_time(&pids), Instant::now());
-    let result = bench(s.port, client_cpus, workload.args, seconds);
+    let result = bench(setup, s.port, workload.args, seconds);
     let (cpu1, wall) = (tree_cpu_time(&pids), wall0.elapsed());
+    let shard_shares: Vec<f64> = if server == "percore" {
+        let after = requests_per_shard(s.port);
+        let done: Vec<f64> =
+            after.iter().enumerate().map(|(i, n)| n - shards0.get(i).copied().unwrap_or(0.0)).collect();
+        let total: f64 = done.iter().sum::<f64>().max(1.0);
+        done.iter().map(|n| n / total).collect()
+    } else {
+        Vec::new()
+    };
     // Summed peaks: an upper bound when there are several processes.
     let rss = pids.iter().map(|&p| peak_rss_kib(p)).sum::<u64>() as f64 / 1024.0;
     let _ = s.child.kill();
@@ -262,17 +374,18 @@ fn measure(server: &str, workload: &Workload, cores: usize, client_cpus: &str, s
         client_load: loads.iter().filter_map(|l| l.as_f64()).fold(0.0, f64::max),
         peak_rss_mib: rss,
         errors: result["errors"].as_object().unwrap().values().filter_map(|v| v.as_u64()).sum(),
+        shard_shares,
     }
 }
 
 /// Opens `count` keep-alive connections to the server, each served one
 /// `/ping`, and holds them; returns the server's RSS growth per connection
 /// in bytes (RSS with them open minus RSS after a warm-up, over the count).
-fn idle_memory(server: &str, count: usize, client_cpu: usize) -> (f64, f64, f64) {
+fn idle_memory(setup: &Setup, server: &str, count: usize, client_cpu: usize) -> (f64, f64, f64) {
     use std::io::{Read, Write};
-    let data = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let data = tempfile::tempdir_in(&setup.tmp).unwrap();
     std::fs::create_dir_all(data.path().join("files")).unwrap();
-    let mut s = start(server, data.path(), 1);
+    let mut s = start(setup, server, data.path(), 1);
     let pids = process_tree(s.child.id());
     let rss = || pids.iter().map(|&p| rss_kib(p)).sum::<u64>() as f64;
     let ping = |stream: &mut std::net::TcpStream| -> std::io::Result<()> {
@@ -341,6 +454,38 @@ fn option(args: &[String], flag: &str) -> Option<usize> {
     Some(args.get(at + 1).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{flag} takes a number")))
 }
 
+/// The text after `flag`, if given.
+fn text_option<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    let at = args.iter().position(|a| a == flag)?;
+    Some(args.get(at + 1).unwrap_or_else(|| panic!("{flag} takes a value")).as_str())
+}
+
+/// A CPU list (`8-15`, `0,2-5`).
+fn cpu_list(text: &str) -> Vec<usize> {
+    match text.parse::<percore_cores::CoreSet>() {
+        Ok(percore_cores::CoreSet::List(cpus)) => cpus,
+        // A single number is one CPU here, not a count.
+        Ok(percore_cores::CoreSet::Count(cpu)) => vec![cpu],
+        _ => panic!("`{text}` is not a CPU list (e.g. 8-15 or 0,2-5)"),
+    }
+}
+
+/// Flags that take a value (so their values are not read as ROUNDS SECONDS).
+const VALUE_FLAGS: [&str; 12] = [
+    "--servers",
+    "--client-cores",
+    "--idle",
+    "--only",
+    "--percore",
+    "--http-peer",
+    "--nginx",
+    "--server-cores",
+    "--client-cpus",
+    "--connections",
+    "--out",
+    "--tmp",
+];
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -348,41 +493,95 @@ fn main() {
     let numbers: Vec<f64> = args
         .iter()
         .enumerate()
-        .filter(|(i, _)| *i == 0 || !args[i - 1].starts_with("--") || args[i - 1] == "--quick")
+        .filter(|(i, a)| !a.starts_with("--") && (*i == 0 || !VALUE_FLAGS.contains(&args[i - 1].as_str())))
         .filter_map(|(_, a)| a.parse().ok())
         .collect();
     let cpus = percore_cores::allowed_cpus();
-    assert!(cpus.len() >= 2 && cpus.iter().enumerate().all(|(i, c)| i == *c), "needs CPUs 0..N, N >= 2: {cpus:?}");
     // `--only put`: just the workloads whose name contains it.
-    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
+    let only = text_option(&args, "--only").map(str::to_string);
     let selected = |w: &Workload| only.as_deref().is_none_or(|o| w.name.contains(o));
     let skip_idle = only.is_some();
-    let client_cores = option(&args, "--client-cores").unwrap_or((cpus.len() / 2).max(1));
-    assert!(client_cores < cpus.len(), "--client-cores leaves no CPU for the server");
-    let client_cpus = format!("{}-{}", cpus.len() - client_cores, cpus.len() - 1);
-    let core_counts: Vec<usize> = (1..=cpus.len() - client_cores).collect();
+    // The client: `--client-cpus LIST`, else the top `--client-cores K`
+    // (default half) of the allowed CPUs.
+    let client: Vec<usize> = match text_option(&args, "--client-cpus") {
+        Some(list) => cpu_list(list),
+        None => {
+            let k = option(&args, "--client-cores").unwrap_or((cpus.len() / 2).max(1));
+            assert!(k < cpus.len(), "--client-cores leaves no CPU for the server");
+            cpus[cpus.len() - k..].to_vec()
+        }
+    };
+    assert!(client.iter().all(|c| cpus.contains(c)), "--client-cpus {client:?} outside the allowed CPUs {cpus:?}");
+    let server_cpus: Vec<usize> = cpus.iter().copied().filter(|c| !client.contains(c)).collect();
+    assert!(!server_cpus.is_empty(), "the client takes every CPU: none left for the servers");
+    // `--server-cores 1,2,4,8`: the cells' core counts (default 1..=all).
+    let core_counts: Vec<usize> = match text_option(&args, "--server-cores") {
+        Some(list) => {
+            list.split(',').map(|n| n.trim().parse().expect("--server-cores takes counts: 1,2,4,8")).collect()
+        }
+        None => (1..=server_cpus.len()).collect(),
+    };
+    let most = core_counts.iter().copied().max().unwrap_or(1);
+    assert!(
+        most <= server_cpus.len(),
+        "{most} server cores asked for, {} CPUs left beside the client",
+        server_cpus.len()
+    );
     let (rounds, seconds) = if quick {
         (1, 2.0)
     } else {
         (numbers.first().copied().unwrap_or(3.0) as usize, numbers.get(1).copied().unwrap_or(5.0))
     };
-    let status = Command::new("cargo")
-        .args(["build", "-q", "--release", "-p", "percore"])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .status();
-    assert!(status.is_ok_and(|s| s.success()), "cannot build percore");
-    let servers: Vec<&str> = SERVERS.iter().copied().filter(|s| *s != "nginx" || ensure_nginx()).collect();
+    let percore = match text_option(&args, "--percore") {
+        Some(bin) => PathBuf::from(bin),
+        None => {
+            let status = Command::new("cargo")
+                .args(["build", "-q", "--release", "-p", "percore"])
+                .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+                .status();
+            assert!(status.is_ok_and(|s| s.success()), "cannot build percore");
+            built_percore()
+        }
+    };
+    let setup = Setup {
+        percore,
+        http_peer: text_option(&args, "--http-peer")
+            .map_or_else(|| env!("CARGO_BIN_EXE_http-peer").into(), PathBuf::from),
+        nginx: text_option(&args, "--nginx").map_or_else(|| "nginx".into(), PathBuf::from),
+        server_cpus,
+        client_cpus: cpu_text(&client),
+        connections: option(&args, "--connections").unwrap_or(64),
+        tmp: text_option(&args, "--tmp").map_or_else(default_tmp, PathBuf::from),
+    };
+    let out_dir = text_option(&args, "--out")
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"), PathBuf::from);
+    std::fs::create_dir_all(&out_dir).expect("cannot create --out");
+    // `--servers percore,monoio,nginx`: a subset (percore always first).
+    let wanted: Option<Vec<&str>> = text_option(&args, "--servers").map(|l| l.split(',').map(str::trim).collect());
+    let servers: Vec<&str> = SERVERS
+        .iter()
+        .copied()
+        .filter(|s| *s == "percore" || wanted.as_ref().is_none_or(|w| w.contains(s)))
+        .filter(|s| *s != "nginx" || ensure_nginx(&setup.nginx))
+        .collect();
     println!(
-        "compare: servers on CPUs 0..n for n in {core_counts:?}, percore bench on CPUs {client_cpus} (64 connections), {rounds} round(s) x {seconds} s"
+        "compare: servers on CPUs {} (the first n for n in {core_counts:?}), percore bench on CPUs {} ({} connections), {rounds} round(s) x {seconds} s",
+        percore_cores::format_list(&setup.server_cpus),
+        setup.client_cpus,
+        setup.connections
     );
     let mut cells: BTreeMap<(usize, usize, usize), Vec<Cell>> = BTreeMap::new();
     for round in 0..rounds {
         for &cores in &core_counts {
             for (w, workload) in WORKLOADS.iter().enumerate().filter(|(_, w)| selected(w)) {
                 for (i, server) in servers.iter().enumerate() {
-                    let cell = measure(server, workload, cores, &client_cpus, seconds);
+                    let cell = measure(&setup, server, workload, cores, seconds);
+                    let shares = match busiest_over_mean(&cell.shard_shares) {
+                        Some(b) => format!(" busiest shard {b:.2}x mean"),
+                        None => String::new(),
+                    };
                     println!(
-                        "  round {round} cores {cores} {:<12} {:<12} {:>9.0} req/s p99 {:>6.0} us server {:>6.2} us/req load {:.2} client {:.2} rss {:>6.1} MiB errors {}",
+                        "  round {round} cores {cores} {:<12} {:<12} {:>9.0} req/s p99 {:>6.0} us server {:>6.2} us/req load {:.2} client {:.2} rss {:>6.1} MiB errors {}{shares}",
                         cell.workload, cell.server, cell.requests_per_second, cell.p99_us, cell.server_us_per_request, cell.server_load, cell.client_load, cell.peak_rss_mib, cell.errors
                     );
                     cells.entry((cores, w, i)).or_default().push(cell);
@@ -392,8 +591,8 @@ fn main() {
     }
     let med = |v: &[Cell], f: fn(&Cell) -> f64| median(&mut v.iter().map(f).collect::<Vec<_>>());
     let mut rows = Vec::new();
-    println!("\n| server cores | workload | server | req/s | p99 µs | server CPU µs/req | peak RSS MiB | percore ÷ server, req/s | server ÷ percore, CPU/req | note |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("\n| server cores | workload | server | req/s | p99 µs | server CPU µs/req | server load | client load | peak RSS MiB | percore ÷ server, req/s | server ÷ percore, CPU/req | busiest shard ÷ mean | note |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut medians = Vec::new();
     for &cores in &core_counts {
         for (w, workload) in WORKLOADS.iter().enumerate().filter(|(_, w)| selected(w)) {
@@ -412,10 +611,15 @@ fn main() {
                 if *server == "nginx" && workload.name.starts_with("put") {
                     note.push_str("no fsync; ");
                 }
+                let balance = v.iter().filter_map(|c| busiest_over_mean(&c.shard_shares)).collect::<Vec<_>>();
+                let balance =
+                    if balance.is_empty() { String::new() } else { format!("{:.2}x", median(&mut balance.clone())) };
                 println!(
-                    "| {cores} | {} | {server} | {rps:.0} | {:.0} | {cpu:.2} | {:.1} | {:.2}x | {:.2}x | {} |",
+                    "| {cores} | {} | {server} | {rps:.0} | {:.0} | {cpu:.2} | {:.2} | {:.2} | {:.1} | {:.2}x | {:.2}x | {balance} | {} |",
                     workload.name,
                     med(v, |c| c.p99_us),
+                    med(v, |c| c.server_load),
+                    med(v, |c| c.client_load),
                     med(v, |c| c.peak_rss_mib),
                     base_rps / rps,
                     cpu / base_cpu,
@@ -439,21 +643,30 @@ fn main() {
     }
     let idle_count: usize = if skip_idle { 0 } else { option(&args, "--idle").unwrap_or(10_000) };
     if idle_count > 0 {
-        println!("\nidle keep-alive connections: {idle_count} held open, server on CPU 0\n");
+        println!("\nidle keep-alive connections: {idle_count} held open, server on CPU {}\n", setup.server_cpus[0]);
         println!("| server | RSS before MiB | RSS with them MiB | bytes per connection |");
         println!("|---|---|---|---|");
     }
     let mut idle = Vec::new();
     for server in servers.iter().filter(|_| idle_count > 0) {
-        let (before, after, per) = idle_memory(server, idle_count, cpus.len() - 1);
+        let (before, after, per) = idle_memory(&setup, server, idle_count, client[client.len() - 1]);
         println!("| {server} | {before:.1} | {after:.1} | {per:.0} |");
         idle.push(serde_json::json!({"server": server, "connections": idle_count, "rss_before_mib": before, "rss_after_mib": after, "bytes_per_connection": per}));
     }
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/compare.json");
-    let json = serde_json::json!({"cells": rows, "idle": idle});
+    let host = serde_json::json!({
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+        "cpus": percore_cores::format_list(&cpus),
+        "server_cpus": percore_cores::format_list(&setup.server_cpus),
+        "client_cpus": setup.client_cpus,
+        "connections": setup.connections,
+        "rounds": rounds,
+        "seconds": seconds,
+    });
+    let path = out_dir.join("compare.json");
+    let json = serde_json::json!({"host": host, "cells": rows, "idle": idle});
     std::fs::write(&path, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
     println!("\nall rounds as JSON: {}", path.display());
-    let svg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/compare.svg");
+    let svg = out_dir.join("compare.svg");
     std::fs::write(&svg, plot::svg(&medians)).unwrap();
     println!("plot: {}", svg.display());
 }

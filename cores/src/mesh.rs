@@ -99,8 +99,13 @@ impl Peer {
 }
 
 /// Routes a result back to the shard that asked for it.
+///
+/// It names the requester by id and replies through the replying shard's
+/// own sender to that inbox: a request clones no `Sender` (whose reference
+/// count is shared by every shard that holds one, so each clone and drop
+/// was an atomic write to a cache line that other cores also write).
 pub(crate) struct ReplyTo {
-    peer: Peer,
+    requester: usize,
     id: ReplyId,
     target: usize,
     sent: bool,
@@ -109,8 +114,11 @@ pub(crate) struct ReplyTo {
 impl ReplyTo {
     pub(crate) fn send(mut self, value: Value) {
         self.sent = true;
-        with_local(|local| local.counters.messages_out.set(local.counters.messages_out.get() + 1));
-        let _ = self.peer.send(Message::Reply { id: self.id, value: Ok(value) });
+        let (requester, id) = (self.requester, self.id);
+        with_local(|local| {
+            local.counters.messages_out.set(local.counters.messages_out.get() + 1);
+            let _ = local.peers[requester].send(Message::Reply { id, value: Ok(value) });
+        });
     }
 }
 
@@ -118,9 +126,16 @@ impl Drop for ReplyTo {
     fn drop(&mut self) {
         if !self.sent {
             // Dropped unrun (the target stopped): tell the requester. If the
-            // requester is gone too, there is nobody to tell.
-            let _ =
-                self.peer.send(Message::Reply { id: self.id, value: Err(MeshError::Stopped { shard: self.target }) });
+            // requester is gone too, there is nobody to tell. Unrun requests
+            // are dropped on a shard's thread while its mesh view is still
+            // installed (with its runtime, or where a send failed).
+            let (requester, id, target) = (self.requester, self.id, self.target);
+            let _ = LOCAL.try_with(|l| {
+                if let Some(local) = l.borrow().as_deref() {
+                    let reply = Message::Reply { id, value: Err(MeshError::Stopped { shard: target }) };
+                    let _ = local.peers[requester].send(reply);
+                }
+            });
         }
     }
 }
@@ -301,22 +316,17 @@ impl Hasher for Fnv1a {
     }
 }
 
-fn peer(local: &Local, shard: usize) -> Result<Peer, MeshError> {
-    local.peers.get(shard).cloned().ok_or(MeshError::NoSuchShard { shard, count: local.peers.len() })
-}
-
 /// Sends a job to `shard` and returns the future of its reply.
 fn request(shard: usize, make_job: impl FnOnce(ReplyTo) -> Job) -> Reply {
     with_local(|local| {
-        let target = match peer(local, shard) {
-            Ok(p) => p,
-            Err(e) => return Reply::failed(e),
+        let Some(target) = local.peers.get(shard) else {
+            return Reply::failed(MeshError::NoSuchShard { shard, count: local.peers.len() });
         };
         let generation = local.next_generation.get();
         local.next_generation.set(generation + 1);
         let index = local.pending.borrow_mut().insert(Pending { generation, value: None, waker: None });
         let id = ReplyId { index, generation };
-        let reply_to = ReplyTo { peer: local.peers[local.id].clone(), id, target: shard, sent: false };
+        let reply_to = ReplyTo { requester: local.id, id, target: shard, sent: false };
         let job = make_job(reply_to);
         match target.send(Message::Run(job)) {
             Ok(woke) => {

@@ -445,10 +445,10 @@ fn send_file_splices_a_large_file_to_a_socket() {
             }
         });
         let pipe = percore_io::Pipe::new(256 * 1024).unwrap();
-        let sent = percore_io::send_file(&server, &file, 1000, data.len() as u64, &pipe).await.unwrap();
+        let sent = percore_io::send_file(&server, &file, 1000, data.len() as u64, &pipe, true).await.unwrap();
         assert_eq!(sent, data.len() as u64 - 1000, "stops at end of file");
         // The pipe is empty and reusable.
-        let sent = percore_io::send_file(&server, &file, 0, 1000, &pipe).await.unwrap();
+        let sent = percore_io::send_file(&server, &file, 0, 1000, &pipe, false).await.unwrap();
         assert_eq!(sent, 1000);
         drop(server);
         let got = reader.await;

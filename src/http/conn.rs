@@ -667,9 +667,14 @@ async fn send_body(
         return send(stream, shard, parts).await;
     }
     if let Some(head) = head {
-        if !send(stream, shard, vec![Bytes::from(head)]).await {
+        // Held back (`MSG_MORE`) to leave with the body's first bytes: a
+        // head alone in a segment is one more wake-up for the client.
+        let len = head.len() as u64;
+        let sent = super::within(shard.config.send_timeout(), stream.send_all_more(head)).await;
+        if !matches!(sent, Ok((Ok(()), _))) {
             return false;
         }
+        crate::metrics::bytes_out(len);
     }
     let pipe = match shard.pipes.borrow_mut().pop() {
         Some(pipe) => pipe,
@@ -685,7 +690,7 @@ async fn send_body(
         let piece = (len - done).min(SEND_FILE_PIECE);
         let sent = super::within(
             shard.config.send_timeout(),
-            percore_io::send_file(stream, file, offset + done, piece, &pipe),
+            percore_io::send_file(stream, file, offset + done, piece, &pipe, done + piece < len),
         )
         .await;
         match sent {

@@ -380,15 +380,32 @@ impl TcpStream {
 
     /// Sends `buf`'s initialized bytes; returns how many were sent.
     pub async fn send<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
+        self.send_flags(buf, libc::MSG_NOSIGNAL).await
+    }
+
+    async fn send_flags<B: IoBuf>(&self, buf: B, flags: i32) -> (io::Result<usize>, B) {
         let fd = self.fd.as_raw_fd();
         // SAFETY: the SQE points at the buffer, heap memory owned by the op.
         let op = unsafe {
             Op::submit(OpKind::Send, Outgoing { buf }, |d, shorten| {
                 let len = maybe_short(d.buf.bytes_init(), shorten);
-                opcode::Send::new(types::Fd(fd), d.buf.stable_ptr(), len).flags(libc::MSG_NOSIGNAL).build()
+                opcode::Send::new(types::Fd(fd), d.buf.stable_ptr(), len).flags(flags).build()
             })
         };
         op.await
+    }
+
+    /// Sends all of `buf` with `MSG_MORE`: the kernel holds a partial
+    /// segment back for the bytes the caller sends next (a head before a
+    /// spliced body), even with `TCP_NODELAY`. The next send without it
+    /// pushes everything out.
+    ///
+    /// # Errors
+    /// As send(2); `WriteZero` if the kernel accepts no bytes.
+    pub async fn send_all_more<B: IoBuf>(&self, buf: B) -> (io::Result<()>, B) {
+        let total = buf.bytes_init();
+        let flags = libc::MSG_NOSIGNAL | libc::MSG_MORE;
+        transfer_all(buf, total, io::ErrorKind::WriteZero, |rest, _| self.send_flags(rest, flags)).await
     }
 
     /// Sends all of `buf`, continuing after short sends.

@@ -79,6 +79,18 @@ pub async fn splice(
     off_out: Option<u64>,
     len: u32,
 ) -> io::Result<u32> {
+    splice_with(fd_in, off_in, fd_out, off_out, len, libc::SPLICE_F_MOVE).await
+}
+
+/// [`splice`] with `flags` (`SPLICE_F_MORE`: into a socket, more is coming).
+async fn splice_with(
+    fd_in: RawFd,
+    off_in: Option<u64>,
+    fd_out: RawFd,
+    off_out: Option<u64>,
+    len: u32,
+    flags: libc::c_uint,
+) -> io::Result<u32> {
     let off = |o: Option<u64>| o.map_or(-1, |o| o as i64);
     // SAFETY: the splice SQE points at no memory.
     let op = unsafe {
@@ -90,7 +102,7 @@ pub async fn splice(
                 off(off_out),
                 maybe_short(len as usize, shorten),
             )
-            .flags(libc::SPLICE_F_MOVE)
+            .flags(flags)
             .build()
         })
     };
@@ -101,9 +113,23 @@ pub async fn splice(
 /// `pipe`, without copying them into user memory. Returns the bytes sent
 /// (fewer than `len` only if the file ends first).
 ///
+/// Every piece but the last goes to the socket with `SPLICE_F_MORE` (as
+/// `MSG_MORE`: the kernel holds a partial segment for the bytes that
+/// follow), and the last too when `more` says the caller sends more after
+/// it; so the peer receives full-sized segments, not one per pipe page or
+/// per call, whatever `TCP_NODELAY` says. (Without it, a 1 MiB answer cost
+/// wrk, the receiver, about 1.4x what nginx's corked sendfile did.)
+///
 /// # Errors
 /// As splice(2); `WriteZero` if the socket accepts nothing.
-pub async fn send_file(socket: &TcpStream, file: &File, offset: u64, len: u64, pipe: &Pipe) -> io::Result<u64> {
+pub async fn send_file(
+    socket: &TcpStream,
+    file: &File,
+    offset: u64,
+    len: u64,
+    pipe: &Pipe,
+    more: bool,
+) -> io::Result<u64> {
     let mut sent = 0u64;
     while sent < len {
         let chunk = (len - sent).min(pipe.capacity as u64) as u32;
@@ -111,9 +137,12 @@ pub async fn send_file(socket: &TcpStream, file: &File, offset: u64, len: u64, p
         if filled == 0 {
             break; // end of file
         }
+        // A short fill may be the file's end: push what is sent then.
+        let last = !more && (sent + u64::from(filled) >= len || filled < chunk);
+        let flags = libc::SPLICE_F_MOVE | if last { 0 } else { libc::SPLICE_F_MORE };
         let mut drained = 0;
         while drained < filled {
-            let n = splice(pipe.read.as_raw_fd(), None, socket.as_raw_fd(), None, filled - drained).await?;
+            let n = splice_with(pipe.read.as_raw_fd(), None, socket.as_raw_fd(), None, filled - drained, flags).await?;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }

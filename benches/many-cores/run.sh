@@ -1,0 +1,48 @@
+#!/bin/sh
+# Runs on a many-core host from a kit made by pack.sh (no toolchain needed):
+#   KIT/run.sh OUT_DIR [quick]
+# Writes under OUT_DIR: host.txt (kernel, CPUs, method), one directory per
+# phase with the compare table (stdout), compare.json and compare.svg, and
+# the mesh bench's output. Servers take CPUs 0..n-1, the client the top half.
+# Bounded: about 7 minutes on 16 CPUs (quick: about 2).
+set -u
+kit=$(cd "$(dirname "$0")" && pwd)
+out=${1:?usage: run.sh OUT_DIR [quick]}
+mode=${2:-full}
+mkdir -p "$out"
+export PATH="$kit/bin:$PATH"
+ncpu=$(nproc)
+half=$((ncpu / 2))
+client="$half-$((ncpu - 1))"
+{
+    echo "date: $(date -u +%FT%TZ)"
+    echo "kernel: $(uname -srvm)"
+    echo "cpus: $ncpu ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-))"
+    echo "io_uring_disabled: $(cat /proc/sys/kernel/io_uring_disabled 2>/dev/null || echo n/a)"
+    echo "client CPUs: $client; servers on CPUs 0..n-1"
+    cat "$kit/BUILD"
+} > "$out/host.txt"
+# Server core counts: 1, 2, 4, ... up to the CPUs below the client's.
+counts=1
+n=2
+while [ $n -le $half ]; do counts="$counts,$n"; n=$((n * 2)); done
+if [ "$mode" = quick ]; then rounds=1; secs=2; else rounds=3; secs=3; fi
+cmp() {
+    name=$1
+    shift
+    mkdir -p "$out/$name"
+    timeout 420 "$kit/bin/compare" "$@" --percore "$kit/bin/percore" --http-peer "$kit/bin/http-peer" \
+        --nginx "$kit/bin/nginx" --client-cpus "$client" --tmp "${TMPDIR:-/tmp}" --out "$out/$name" \
+        > "$out/$name/table.txt" 2>&1
+    echo "$name: exit $?" >> "$out/host.txt"
+}
+# The goals' table: /ping and GET 4 KiB at 1, 2, 4, 8 server cores, 256
+# connections, percore against its best peers.
+cmp scaling $rounds $secs --only "ping" --servers percore,monoio,nginx --server-cores $counts --connections 256
+cmp scaling-get $rounds $secs --only "get 4" --servers percore,monoio,nginx --server-cores $counts --connections 256
+# Balance: connections = 2x shards on the most shards.
+most=${counts##*,}
+cmp balance $rounds $secs --only "ping" --servers percore --server-cores "$most" --connections $((2 * most))
+# The mesh: busy round trips against crossbeam alone, parked wake-ups.
+timeout 120 "$kit/bin/cores" 3 > "$out/cores.txt" 2>&1
+echo "cores: exit $?" >> "$out/host.txt"
