@@ -24,6 +24,9 @@ pub(crate) struct Snapshot {
     pub(crate) bytes_in: u64,
     pub(crate) bytes_out: u64,
     pub(crate) connections: Connections,
+    /// Uploads committed by this shard (as the paths' owner), and the
+    /// directory flushes that made them durable (`store::commit`).
+    pub(crate) commits: (u64, u64),
     pub(crate) spare_files: usize,
     pub(crate) spare_files_max: usize,
     pub(crate) cores: Option<percore_cores::ShardStats>,
@@ -84,6 +87,7 @@ pub(crate) fn snapshot(connections: Connections) -> Snapshot {
     s.shard = percore_cores::current().id;
     s.connections = connections;
     (s.spare_files, s.spare_files_max) = crate::store::spares_held();
+    s.commits = crate::store::commit_counts();
     s.cores = Some(percore_cores::stats::local());
     s
 }
@@ -146,6 +150,15 @@ pub(crate) fn render(shards: &[Snapshot]) -> String {
         "counter",
         "Connections another shard accepted and handed here.",
         &|s| s.connections.handed_in,
+    );
+    gauge("percore_commits_total", "counter", "Uploads committed by this shard as their path's owner.", &|s| {
+        s.commits.0
+    });
+    gauge(
+        "percore_commit_flushes_total",
+        "counter",
+        "Directory flushes of those commits (uploads to one path waiting together share one).",
+        &|s| s.commits.1,
     );
     gauge(
         "percore_spare_files",

@@ -102,6 +102,59 @@ fn exactly_one_concurrent_create_wins() {
     assert!(stray_temp_files(&daemon).is_empty());
 }
 
+/// Writers to one path that wait together share one directory flush
+/// (`store::commit`): every upload is answered, each with its own ETag, the
+/// path ends up holding the body of the answer whose ETag it now has, and
+/// conditions are checked in turn inside a batch (of writers that all name
+/// the same version with `If-Match`, exactly one wins in each round).
+#[test]
+fn writers_to_one_path_share_flushes_and_keep_their_conditions() {
+    let daemon = std::sync::Arc::new(Daemon::start(&["--cores", "2"]));
+    let path = "/files/shared/key";
+    let mut shared = false;
+    for round in 0..5 {
+        let threads: Vec<_> = (0..32)
+            .map(|i| {
+                let daemon = daemon.clone();
+                std::thread::spawn(move || {
+                    let body = format!("round {round} writer {i:02} ").repeat(100);
+                    let answer = put(&daemon, path, body.as_bytes(), "");
+                    (answer.status, answer.header("ETag").map(str::to_string), body)
+                })
+            })
+            .collect();
+        let results: Vec<(u16, Option<String>, String)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert!(results.iter().all(|(s, e, _)| (*s == 200 || *s == 201) && e.is_some()), "{results:?}");
+        let mut etags: Vec<&String> = results.iter().filter_map(|(_, e, _)| e.as_ref()).collect();
+        etags.sort();
+        etags.dedup();
+        assert_eq!(etags.len(), 32, "every version its own ETag");
+        let now = get(&daemon, path);
+        let current = now.header("ETag").unwrap().to_string();
+        let (_, _, body) = results.iter().find(|(_, e, _)| e.as_deref() == Some(&current)).expect("an answered version");
+        assert_eq!(now.body, body.as_bytes(), "round {round}: the path holds the body of its ETag's answer");
+        let text = metrics(&daemon);
+        shared |= metric(&text, "percore_commit_flushes_total", &[]) < metric(&text, "percore_commits_total", &[]);
+    }
+    assert!(shared, "no two of 160 concurrent writes to one path shared a flush");
+    for round in 0..5 {
+        let version = get(&daemon, path).header("ETag").unwrap().to_string();
+        let threads: Vec<_> = (0..16)
+            .map(|i| {
+                let (daemon, version) = (daemon.clone(), version.clone());
+                std::thread::spawn(move || {
+                    let body = format!("conditional {round} {i}");
+                    put(&daemon, path, body.as_bytes(), &format!("If-Match: {version}\r\n")).status
+                })
+            })
+            .collect();
+        let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "round {round}: {statuses:?}");
+        assert!(statuses.iter().all(|s| *s == 200 || *s == 412), "{statuses:?}");
+    }
+    assert!(stray_temp_files(&daemon).is_empty());
+}
+
 #[test]
 fn an_upload_cut_short_leaves_nothing() {
     let daemon = Daemon::start(&[]);

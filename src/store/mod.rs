@@ -36,7 +36,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Poll, Waker};
 
 use percore_io::{Dir, OpenOptions};
 
@@ -44,10 +43,12 @@ use crate::config::BodyFlush;
 use crate::files::{self, TEMP_PREFIX};
 use crate::http::conn::Shard;
 
+mod commit;
+pub(crate) use commit::{commit_counts, commit_delete, commit_put};
+
 thread_local! {
     /// This shard's state, for commits that other shards send here.
     static SHARD: RefCell<Option<Rc<Shard>>> = const { RefCell::new(None) };
-    static LOCKS: RefCell<HashMap<Vec<u8>, Vec<Waker>>> = RefCell::new(HashMap::new());
     static TEMP_COUNTER: Cell<u64> = const { Cell::new(0) };
     static SPARES: RefCell<Spares> = RefCell::new(Spares::default());
 }
@@ -71,7 +72,7 @@ pub(crate) const FENCED_MESSAGE: &str =
 /// `PERCORE_UNSAFE_SKIP_DIR_FSYNC` is set, so that the power-loss test can
 /// show it catches the bug. Always false in builds without the
 /// `fault-injection` feature.
-fn dir_fsync_skipped() -> bool {
+pub(super) fn dir_fsync_skipped() -> bool {
     static SKIP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     unsafe_knob(&SKIP, "PERCORE_UNSAFE_SKIP_DIR_FSYNC")
 }
@@ -117,38 +118,6 @@ pub(crate) fn connections() -> crate::metrics::Connections {
 
 pub(crate) fn shard() -> Rc<Shard> {
     SHARD.with(|s| s.borrow().clone().expect("store state installed on every shard"))
-}
-
-/// A shard-local lock on one path, held across the awaits of a commit.
-struct PathLock(Vec<u8>);
-
-async fn lock(path: &[u8]) -> PathLock {
-    std::future::poll_fn(|cx| {
-        LOCKS.with(|locks| {
-            let mut locks = locks.borrow_mut();
-            match locks.get_mut(path) {
-                Some(waiters) => {
-                    waiters.push(cx.waker().clone());
-                    Poll::Pending
-                }
-                None => {
-                    locks.insert(path.to_vec(), Vec::new());
-                    Poll::Ready(PathLock(path.to_vec()))
-                }
-            }
-        })
-    })
-    .await
-}
-
-impl Drop for PathLock {
-    fn drop(&mut self) {
-        let waiters = LOCKS.with(|locks| locks.borrow_mut().remove(&self.0)).unwrap_or_default();
-        // Everyone retries; one wins, the others queue again.
-        for waker in waiters {
-            waker.wake();
-        }
-    }
 }
 
 /// Splits `a/b/c` into (`["a", "b"]`, `"c"`).
@@ -224,7 +193,7 @@ fn list_matches(list: &str, current: Option<&str>) -> bool {
 impl Conditions {
     /// RFC 9110 §13.2.2 for state-changing methods: If-Match first, then
     /// If-None-Match; either failing is 412.
-    fn allow(&self, current: Option<&str>) -> bool {
+    pub(super) fn allow(&self, current: Option<&str>) -> bool {
         if let Some(list) = &self.if_match {
             if !list_matches(list, current) {
                 return false;
@@ -239,7 +208,7 @@ impl Conditions {
     }
 }
 
-async fn current_etag(dir: &Dir, leaf: &[u8]) -> io::Result<Option<String>> {
+pub(super) async fn current_etag(dir: &Dir, leaf: &[u8]) -> io::Result<Option<String>> {
     match dir.stat(OsStr::from_bytes(leaf)).await {
         Ok(meta) if meta.is_file() => Ok(Some(files::etag(&meta))),
         Ok(meta) if meta.is_dir() => Err(io::Error::new(io::ErrorKind::IsADirectory, "the path names a directory")),
@@ -252,7 +221,7 @@ async fn current_etag(dir: &Dir, leaf: &[u8]) -> io::Result<Option<String>> {
     }
 }
 
-fn failed(err: io::Error) -> Outcome {
+pub(super) fn failed(err: io::Error) -> Outcome {
     Outcome::Failed(err.kind(), err.to_string())
 }
 
@@ -346,114 +315,6 @@ pub(crate) async fn flush_body(
         file.sync_data().await.map_err(|e| flush_failed("fdatasync of an uploaded file", e))?;
     }
     Ok(files::etag_of(st.st_ino, st.st_size as u64, (st.st_mtime, st.st_mtime_nsec as u32)))
-}
-
-/// On the owner shard: puts `temp` in `path`'s place if the conditions hold
-/// (swapping with the old version, which is unlinked once the directory is
-/// flushed; a failed flush swaps back).
-///
-/// `etag` is the uploaded file's, taken from its open descriptor when it
-/// was flushed ([`flush_body`]; a rename changes neither its inode, size nor mtime), which spares
-/// the commit a statx under the path's lock.
-pub(crate) async fn commit_put(path: Vec<u8>, temp: Vec<u8>, conditions: Conditions, etag: String) -> Outcome {
-    let _lock = lock(&path).await;
-    let shard = shard();
-    let (dir, leaf) = match parent_dir(&shard.root, &path, false).await {
-        Ok(found) => found,
-        Err(err) => return failed(err),
-    };
-    let outcome = async {
-        if writes_fenced() {
-            return Ok(Outcome::Fenced);
-        }
-        let before = current_etag(&dir, &leaf).await?;
-        if !conditions.allow(before.as_deref()) {
-            return Ok(Outcome::PreconditionFailed);
-        }
-        let (new, target) = (OsStr::from_bytes(&temp), OsStr::from_bytes(&leaf));
-        if before.is_some() {
-            // Swapped rather than replaced: the old version waits under the
-            // temporary name until the directory is flushed, so that a failed
-            // flush can put it back.
-            dir.rename_exchange(new, &dir, target).await?;
-        } else {
-            dir.rename_noreplace(new, &dir, target).await?;
-        }
-        if !dir_fsync_skipped() {
-            if let Err(err) = dir.sync_all().await {
-                let err = flush_failed("fsync of a directory after a rename", err);
-                // The client is told the write failed: undo what is visible.
-                // (Whether the undo reaches the disk is as unknown as the
-                // rename; writes are fenced from now on.)
-                let _ = match before {
-                    Some(_) => dir.rename_exchange(new, &dir, target).await,
-                    None => dir.rename_noreplace(target, &dir, new).await,
-                };
-                // A read in between may have cached the undone version.
-                invalidate_everywhere(&path).await;
-                return Err(err);
-            }
-        }
-        if before.is_some() && !keep_spare(&shard.root, &dir, dir_key(&path), &temp).await {
-            // The old version, now under the temporary name. A crash before
-            // this unlink leaves a stale temporary file, removed at start.
-            let _ = dir.unlink(new).await;
-        }
-        invalidate_everywhere(&path).await;
-        Ok::<_, io::Error>(if before.is_some() { Outcome::Replaced(etag) } else { Outcome::Created(etag) })
-    }
-    .await
-    .unwrap_or_else(failed);
-    if !matches!(outcome, Outcome::Created(_) | Outcome::Replaced(_)) {
-        let _ = dir.unlink(OsStr::from_bytes(&temp)).await;
-    }
-    outcome
-}
-
-/// On the owner shard: removes `path` if it exists and the conditions hold.
-pub(crate) async fn commit_delete(path: Vec<u8>, conditions: Conditions) -> Outcome {
-    let _lock = lock(&path).await;
-    let shard = shard();
-    let (dir, leaf) = match parent_dir(&shard.root, &path, false).await {
-        Ok(found) => found,
-        Err(err) if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::EXDEV | libc::ELOOP)) => {
-            return Outcome::NotFound
-        }
-        Err(err) => return failed(err),
-    };
-    async {
-        if writes_fenced() {
-            return Ok(Outcome::Fenced);
-        }
-        let Some(current) = current_etag(&dir, &leaf).await? else { return Ok(Outcome::NotFound) };
-        if !conditions.allow(Some(&current)) {
-            return Ok(Outcome::PreconditionFailed);
-        }
-        // Moved aside rather than unlinked, so that a failed flush can put it
-        // back; removed once the directory is flushed (a crash in between
-        // leaves a stale temporary file, removed at start).
-        let (aside, target) = (temp_name(), OsStr::from_bytes(&leaf));
-        dir.rename_noreplace(target, &dir, OsStr::from_bytes(&aside)).await?;
-        if let Err(err) = dir.sync_all().await {
-            let err = flush_failed("fsync of a directory after a delete", err);
-            let _ = dir.rename_noreplace(OsStr::from_bytes(&aside), &dir, target).await;
-            invalidate_everywhere(&path).await;
-            return Err(err);
-        }
-        let _ = dir.unlink(OsStr::from_bytes(&aside)).await;
-        invalidate_everywhere(&path).await;
-        Ok::<_, io::Error>(Outcome::Deleted)
-    }
-    .await
-    .unwrap_or_else(failed)
-}
-
-/// Drops `path` from every shard's cache and waits until all have (so the
-/// answer that follows is never contradicted by a cached read). Runs under
-/// the path's lock; a shard that has stopped has no cache to worry about.
-async fn invalidate_everywhere(path: &[u8]) {
-    let path = path.to_vec();
-    let _ = percore_cores::broadcast(move || crate::cache::invalidate(&path)).await;
 }
 
 /// `fstat` of an open descriptor.
@@ -637,7 +498,7 @@ pub(crate) fn take_spare(dir: &[u8], len: u64) -> Option<Spare> {
 /// serves only bodies at least as long, so the largest are the least
 /// useful, and would otherwise fill the pool for good). `false` if it was
 /// not kept (the caller unlinks it).
-async fn keep_spare(root: &Dir, dir: &Dir, key: &[u8], name: &[u8]) -> bool {
+pub(super) async fn keep_spare(root: &Dir, dir: &Dir, key: &[u8], name: &[u8]) -> bool {
     if SPARES.with(|spares| spares.borrow().closed) {
         return false;
     }
