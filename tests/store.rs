@@ -131,7 +131,8 @@ fn writers_to_one_path_share_flushes_and_keep_their_conditions() {
         assert_eq!(etags.len(), 32, "every version its own ETag");
         let now = get(&daemon, path);
         let current = now.header("ETag").unwrap().to_string();
-        let (_, _, body) = results.iter().find(|(_, e, _)| e.as_deref() == Some(&current)).expect("an answered version");
+        let (_, _, body) =
+            results.iter().find(|(_, e, _)| e.as_deref() == Some(&current)).expect("an answered version");
         assert_eq!(now.body, body.as_bytes(), "round {round}: the path holds the body of its ETag's answer");
         let text = metrics(&daemon);
         shared |= metric(&text, "percore_commit_flushes_total", &[]) < metric(&text, "percore_commits_total", &[]);

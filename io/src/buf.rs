@@ -213,8 +213,15 @@ unsafe impl<B: IoBufMut> IoBufMut for Slice<B> {
         unsafe { self.buf.stable_mut_ptr().add(self.begin) }
     }
     unsafe fn set_init(&mut self, len: usize) {
-        // SAFETY: caller's contract, shifted by `begin`.
-        unsafe { self.buf.set_init(self.begin + len) };
+        // Only bytes that join the buffer's initialized prefix may be marked:
+        // a slice that starts past it (`Vec::with_capacity(8).slice(4..8)`)
+        // leaves a gap nobody wrote, and marking `begin + len` would pass
+        // that gap off as initialized. Such a read's bytes stay unmarked.
+        if self.buf.bytes_init() >= self.begin {
+            // SAFETY: caller's contract, shifted by `begin`; the bytes before
+            // `begin` are initialized already (checked above).
+            unsafe { self.buf.set_init(self.begin + len) };
+        }
     }
 }
 

@@ -34,8 +34,9 @@ impl AsRawFd for Fd {
 impl Drop for Fd {
     fn drop(&mut self) {
         let fd = self.0;
-        let queued =
-            crate::context::try_with(|cx| cx.driver.submit_ignored(opcode::Close::new(types::Fd(fd)).build()).is_ok());
+        let close = opcode::Close::new(types::Fd(fd)).build();
+        // SAFETY: a close points at no memory.
+        let queued = crate::context::try_with(|cx| unsafe { cx.driver.submit_ignored(close) }.is_ok());
         if queued != Some(true) {
             close_now(fd);
         }

@@ -115,12 +115,15 @@ impl Driver {
         self.act(key, action, Cqe { result, flags: 0 });
     }
 
-    /// Queues an SQE whose completion is ignored. Only for entries that
-    /// point at no memory (close, cancel, shutdown-less ops).
-    pub(crate) fn submit_ignored(&self, entry: squeue::Entry) -> io::Result<()> {
+    /// Queues an SQE whose completion is ignored.
+    ///
+    /// # Safety
+    /// `entry` must point at no memory (a close, an async cancel by key):
+    /// nothing keeps memory alive for it, since no slot owns it.
+    pub(crate) unsafe fn submit_ignored(&self, entry: squeue::Entry) -> io::Result<()> {
         let entry = entry.user_data(IGNORED);
-        // SAFETY: callers pass only entries with no memory pointers (close,
-        // async cancel, MSG_RING data), so nothing must outlive the call.
+        // SAFETY: forwarded from this function's contract: the entry points
+        // at no memory, so nothing must outlive the call.
         unsafe { self.ring.borrow_mut().push(&entry) }
     }
 
@@ -149,7 +152,8 @@ impl Driver {
     /// Cancels every operation on the ring (used at shutdown).
     pub(crate) fn cancel_all(&self) {
         let entry = opcode::AsyncCancel2::new(types::CancelBuilder::any()).build();
-        let _ = self.submit_ignored(entry);
+        // SAFETY: a cancel of every request points at no memory.
+        let _ = unsafe { self.submit_ignored(entry) };
     }
 
     /// Reaps up to `max` completions and acts on each. Returns how many.

@@ -200,7 +200,7 @@ impl TcpListener {
     /// multishot) is yielded once; the next call to `next` re-arms, so the
     /// caller decides how long to back off.
     pub fn incoming(&self) -> Incoming<'_> {
-        Incoming { listener: self, op: Multishot::new(OpKind::Accept) }
+        Incoming { listener: self, op: Multishot::new(OpKind::Accept, AcceptOrphan) }
     }
 }
 
@@ -236,7 +236,7 @@ impl Orphan for AcceptOrphan {
 /// Connections accepted by one multishot accept. See [`TcpListener::incoming`].
 pub struct Incoming<'a> {
     listener: &'a TcpListener,
-    op: Multishot,
+    op: Multishot<AcceptOrphan>,
 }
 
 impl<'a> Incoming<'a> {
@@ -265,12 +265,6 @@ impl<'a> Incoming<'a> {
                 }
             }
         }
-    }
-}
-
-impl Drop for Incoming<'_> {
-    fn drop(&mut self) {
-        self.op.abandon(Box::new(AcceptOrphan));
     }
 }
 
@@ -507,7 +501,7 @@ impl TcpStream {
         RecvStream {
             stream: self,
             ring: ring.inner.clone(),
-            op: Multishot::new(OpKind::Recv),
+            op: Multishot::new(OpKind::Recv, RecvOrphan { ring: ring.inner.clone() }),
             eof: false,
             starved: false,
             transient: 0,
@@ -533,7 +527,7 @@ impl Orphan for RecvOrphan {
 pub struct RecvStream<'a> {
     stream: &'a TcpStream,
     ring: Rc<bufring::Inner>,
-    op: Multishot,
+    op: Multishot<RecvOrphan>,
     eof: bool,
     /// The ring ran dry (`ENOBUFS`): re-arm when a buffer comes back.
     starved: bool,
@@ -608,11 +602,5 @@ impl<'a> RecvStream<'a> {
                 }
             }
         }
-    }
-}
-
-impl Drop for RecvStream<'_> {
-    fn drop(&mut self) {
-        self.op.abandon(Box::new(RecvOrphan { ring: self.ring.clone() }));
     }
 }
