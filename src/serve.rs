@@ -10,11 +10,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use percore_cores::{launch, stopping};
+use percore_cores::{launch_with, stopping};
 use percore_io::{BufRing, Dir, ListenOptions, TcpListener, TcpStream};
 
 /// Receive buffers per shard, shared by its connections (taken only while
@@ -62,7 +62,7 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let (listeners, addr) = bind_all(config.listen, shards)?;
     let signals = block_signals()?;
     ignore_lease_breaks();
-    let listeners = Arc::new(Mutex::new(listeners.into_iter().map(Some).collect::<Vec<_>>()));
+    let mut listeners: Vec<Option<TcpListener>> = listeners.into_iter().map(Some).collect();
     let cores_config = percore_cores::Config {
         cores: config.cores.clone(),
         grace: Duration::from_millis(config.shutdown_grace_ms),
@@ -75,14 +75,11 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
     // No shard accepts before every shard can take commits for the paths it
     // owns (start-up only; every shard passes it, even one whose set-up failed).
     let ready = Arc::new(std::sync::Barrier::new(shards));
-    let running = launch(cores_config, move |shard| {
-        // Start-up only: each shard takes its own listener once.
-        let listener = listeners.lock().unwrap_or_else(|e| e.into_inner())[shard.id].take();
+    // Each shard is handed its own listener as it starts.
+    let give = move |id: usize| listeners[id].take().expect("one listener per shard");
+    let running = launch_with(cores_config, give, move |_shard, listener| {
         let (config, ready) = (shard_config.clone(), ready.clone());
-        async move {
-            let listener = listener.expect("one listener per shard");
-            shard_main(listener, config, write_back_dev, spare_limit, &ready).await
-        }
+        async move { shard_main(listener, config, write_back_dev, spare_limit, &ready).await }
     })?;
     println!("percore listening on http://{addr} serving {} with {shards} shards", data_dir.display());
     tracing::info!(%addr, data_dir = %data_dir.display(), shards, "listening");

@@ -222,6 +222,24 @@ where
     Fut: Future<Output = T> + 'static,
     T: Send + 'static,
 {
+    launch_with(config, |_| (), move |shard, ()| main(shard))
+}
+
+/// As [`launch`], and each shard is handed a value of its own: `give(id)`
+/// runs on the launching thread once per shard, in order, before that
+/// shard's thread starts, and the value moves into the shard's thread (a
+/// listener bound up front, say), to `main(shard, value)`.
+///
+/// # Errors
+/// As [`launch`].
+pub fn launch_with<T, S, G, F, Fut>(config: Config, mut give: G, main: F) -> Result<Running<T>, LaunchError>
+where
+    G: FnMut(usize) -> S,
+    S: Send + 'static,
+    F: Fn(Shard, S) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
     let allowed = allowed_cpus();
     let placement = config.cores.place(&allowed)?;
     let count = placement.shards();
@@ -251,10 +269,10 @@ where
             grace: config.grace,
             inbox,
         };
-        let (main, shard_ready) = (main.clone(), ready_tx.clone());
+        let (main, shard_ready, value) = (main.clone(), ready_tx.clone(), give(id));
         let spawned = std::thread::Builder::new()
             .name(format!("percore-shard-{id}"))
-            .spawn(move || shard.run(&*main, shard_ready, go_rx));
+            .spawn(move || shard.run(&*main, value, shard_ready, go_rx));
         match spawned {
             Ok(thread) => threads.push(thread),
             Err(e) => {
@@ -307,14 +325,15 @@ struct ShardStart {
 }
 
 impl ShardStart {
-    fn run<T, F, Fut>(
+    fn run<T, S, F, Fut>(
         self,
         main: &F,
+        value: S,
         ready: crossbeam_channel::Sender<(usize, Result<Remote, String>)>,
         go: Receiver<Option<Arc<Control>>>,
     ) -> Outcome<T>
     where
-        F: Fn(Shard) -> Fut,
+        F: Fn(Shard, S) -> Fut,
         Fut: Future<Output = T>,
     {
         if let Some(cpu) = self.cpu {
@@ -335,8 +354,9 @@ impl ShardStart {
         let local = mesh::install(self.id, control.peers.clone());
         let shard = Shard { id: self.id, count: self.count };
         let (grace, inbox) = (self.grace, self.inbox);
-        let result =
-            catch_unwind(AssertUnwindSafe(|| runtime.block_on(run_shard(main(shard), local, inbox, &control, grace))));
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            runtime.block_on(run_shard(main(shard, value), local, inbox, &control, grace))
+        }));
         let outcome = match result {
             Ok(output) => Outcome::Done(output),
             Err(payload) => {

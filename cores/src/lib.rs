@@ -25,7 +25,7 @@ mod mesh;
 pub mod stats;
 mod topology;
 
-pub use launch::{launch, stop, Config, LaunchError, Running, StopHandle};
+pub use launch::{launch, launch_with, stop, Config, LaunchError, Running, StopHandle};
 pub use mesh::{
     broadcast, current, is_stopping, post, shard_for, spawn_on, stopping, submit_to, MeshError, Shard, DRAIN_BATCH,
 };

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use percore_cores::{
-    broadcast, current, launch, shard_for, spawn_on, stats, stop, stopping, submit_to, Config, CoreSet, LaunchError,
-    MeshError,
+    broadcast, current, launch, launch_with, post, shard_for, spawn_on, stats, stop, stopping, submit_to, Config,
+    CoreSet, LaunchError, MeshError,
 };
 use percore_io::time;
 use proptest::prelude::*;
@@ -36,6 +36,37 @@ fn shards_run_pinned_with_names_and_dense_ids() {
         assert_eq!(current, shard);
         assert_eq!(name, format!("percore-shard-{i}"));
         assert_eq!(Some(cpu as usize), placement.cpus[i], "shard {i} is pinned");
+    }
+}
+
+/// `launch_with` hands each shard its own value (a listener, say), with
+/// nothing shared to take it from; `post` runs a closure on another shard
+/// with no reply.
+#[test]
+fn each_shard_is_handed_its_own_value_and_posts_arrive() {
+    let values: Vec<String> = (0..3).map(|i| format!("value {i}")).collect();
+    let mut given = values.clone().into_iter().map(Some).collect::<Vec<_>>();
+    let running = launch_with(
+        shards(3),
+        move |id| given[id].take().expect("given once"),
+        |shard, value: String| async move {
+            // Each shard posts its id to the next; the next records it.
+            thread_local! { static GOT: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) }; }
+            let next = (shard.id + 1) % shard.count;
+            post(next, move || GOT.with(|g| g.borrow_mut().push(shard.id))).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while GOT.with(|g| g.borrow().is_empty()) && Instant::now() < deadline {
+                time::sleep(Duration::from_millis(1)).await;
+            }
+            let got = GOT.with(|g| g.borrow().clone());
+            (value, got)
+        },
+    )
+    .unwrap();
+    let outputs: Vec<(String, Vec<usize>)> = running.join().unwrap().into_iter().map(Option::unwrap).collect();
+    for (i, (value, got)) in outputs.iter().enumerate() {
+        assert_eq!(value, &values[i]);
+        assert_eq!(got, &vec![(i + 2) % 3], "shard {i} heard from the shard before it");
     }
 }
 
