@@ -5,7 +5,8 @@
 #
 #   benches/instructions.sh [SHARDS] [SECONDS] [BINARY]
 #
-# Prints one line per workload (/ping, GET 4 KiB over 1,000 keys):
+# Prints one line per workload (/ping, GET 4 KiB over 1,000 keys; with
+# WORKLOADS="ping get mixed", also 90% GET / 10% PUT of 4 KiB):
 # requests answered while counting and instructions per request. Needs
 # valgrind (installed from Debian if missing).
 #
@@ -33,7 +34,7 @@ port=$((30000 + RANDOM % 20000))
 requests_total() {
     curl -s "http://127.0.0.1:$port/metrics" | awk '/^percore_requests_total/ {s += $2} END {printf "%d", s}'
 }
-for workload in ping get; do
+for workload in ${WORKLOADS:-ping get}; do
     rm -rf "$work/data" "$work"/callgrind.*
     valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.%p" \
         "$bin" serve --listen "127.0.0.1:$port" --cores "$shards" --data-dir "$work/data" --log-level warn \
@@ -42,7 +43,8 @@ for workload in ping get; do
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/ping" >/dev/null 2>&1 && break; sleep 0.2; done
     args=(--workload ping)
     [ $workload = get ] && args=(--workload get --keys 1000 --size 4KiB)
-    [ $workload = get ] && "$bin" bench "http://127.0.0.1:$port" --populate --keys 1000 --size 4KiB --workload ping --duration 0.5 --warmup 0 >/dev/null
+    [ $workload = mixed ] && args=(--workload mixed --read-percent 90 --keys 1000 --size 4KiB)
+    [ $workload != ping ] && "$bin" bench "http://127.0.0.1:$port" --populate --keys 1000 --size 4KiB --workload ping --duration 0.5 --warmup 0 >/dev/null
     # Counted from a moment into the run to a moment before its end, while
     # every shard is busy (an idle shard, parked in the kernel, would not
     # take callgrind's commands), against the requests /metrics counted
