@@ -19,6 +19,7 @@ mod http;
 mod listing;
 mod metrics;
 mod serve;
+mod shard;
 mod store;
 
 /// percore: a thread-per-core io_uring file and object server.

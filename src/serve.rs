@@ -28,7 +28,8 @@ const RECV_BUFFER_BYTES: u32 = 8 * 1024;
 
 use crate::balance::{self, Balance};
 use crate::config::{Config, LogFormat};
-use crate::http::conn::{self, Shard};
+use crate::http::conn;
+use crate::shard::{Counted, Shard};
 use crate::store;
 
 /// Set once when a stop signal arrives and `--drain-ms` is set: `/health`
@@ -185,7 +186,7 @@ async fn shard_main(
         ring,
         pipes: Default::default(),
     });
-    store::install(shard.clone());
+    crate::shard::install(shard.clone());
     let counted = shard.clone();
     percore_io::spawn(balance::gossip(balance, move || counted.connections.get(), heard));
     // Blocks this thread briefly at start-up, before it serves anything.
@@ -211,7 +212,7 @@ async fn shard_main(
                 let _ = stream.set_nodelay(true);
                 match shard.balance.target(shard.connections.get()) {
                     None => {
-                        let opened = conn::Counted::new(&shard);
+                        let opened = Counted::new(&shard);
                         percore_io::spawn(conn::serve(stream, shard.clone(), opened));
                     }
                     Some(to) => {
@@ -236,16 +237,16 @@ async fn shard_main(
 /// Serves a connection that another shard accepted and handed here (runs
 /// on this shard, from its inbox).
 fn adopt(stream: TcpStream) {
-    let shard = store::shard();
+    let shard = crate::shard::current();
     shard.balance.handed_in.set(shard.balance.handed_in.get() + 1);
-    let opened = conn::Counted::new(&shard);
+    let opened = Counted::new(&shard);
     percore_io::spawn(conn::serve(stream, shard, opened));
 }
 
 /// News from shard `from` of its open connections (runs on this shard, from
 /// its inbox).
 fn heard(from: usize, count: usize) {
-    store::shard().balance.heard(from, count);
+    crate::shard::current().balance.heard(from, count);
 }
 
 /// Raises the soft limit on open files to the hard one (every connection,

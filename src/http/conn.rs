@@ -4,37 +4,20 @@
 //! The loop owns the control flow; parsing (`request`), heads (`response`)
 //! and path checks (`files`) are pure leaves.
 
-use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::os::unix::ffi::OsStrExt;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use percore_io::{time, BufRing, Dir, File, Pipe, RecvStream, TcpStream};
+use percore_io::{time, File, Pipe, RecvStream, TcpStream};
 
 use super::body::{self, BodyError, BodyReader};
 use super::request::{self, Body, Limits, Method, Parsed, Reject};
 use super::response::{self, Head};
 use crate::cache;
-use crate::config::Config;
 use crate::files;
+use crate::shard::{Counted, Shard};
 use crate::store::{self, Conditions, Outcome};
-
-/// What a shard's connections share (shard-local, no locks).
-pub(crate) struct Shard {
-    pub(crate) config: Config,
-    pub(crate) root: Dir,
-    /// The device on which uploads are written back rather than
-    /// fdatasynced (`store::write_back_device`).
-    pub(crate) write_back_dev: Option<u64>,
-    pub(crate) connections: Cell<usize>,
-    /// What this shard knows of the others' loads (`crate::balance`).
-    pub(crate) balance: Rc<crate::balance::Balance>,
-    /// Receive buffers for every connection of the shard.
-    pub(crate) ring: BufRing,
-    /// Pipes for zero-copy file sends, reused between responses.
-    pub(crate) pipes: RefCell<Vec<Pipe>>,
-}
 
 /// Files up to this size are read and sent with their head in one writev;
 /// larger ones go out through splice.
@@ -243,24 +226,6 @@ fn labels(request: &request::Request) -> (&'static str, &'static str) {
     (method, route)
 }
 
-/// One open connection, counted in `Shard::connections` while it lives.
-pub(crate) struct Counted(Rc<Shard>);
-
-impl Counted {
-    pub(crate) fn new(shard: &Rc<Shard>) -> Counted {
-        shard.connections.set(shard.connections.get() + 1);
-        shard.balance.changed();
-        Counted(shard.clone())
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.connections.set(self.0.connections.get() - 1);
-        self.0.balance.changed();
-    }
-}
-
 /// Awaits `future`, unless the shard starts stopping first and the
 /// connection is idle (`None`).
 pub(crate) async fn stopping_or<F: Future>(future: F) -> Option<F::Output> {
@@ -300,7 +265,7 @@ async fn respond(stream: &TcpStream, shard: &Shard, request: &request::Request, 
                 unauthorized(stream, shard, close).await
             }
             Method::Get | Method::Head => {
-                let gathered = percore_cores::broadcast(|| crate::metrics::snapshot(crate::store::connections())).await;
+                let gathered = percore_cores::broadcast(|| crate::metrics::snapshot(crate::shard::connections())).await;
                 match gathered {
                     Ok(shards) => {
                         let text = crate::metrics::render(&shards);

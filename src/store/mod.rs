@@ -34,21 +34,17 @@ use std::future::Future;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use percore_io::{Dir, OpenOptions};
 
 use crate::config::BodyFlush;
 use crate::files::{self, TEMP_PREFIX};
-use crate::http::conn::Shard;
 
 mod commit;
 pub(crate) use commit::{commit_counts, commit_delete, commit_put};
 
 thread_local! {
-    /// This shard's state, for commits that other shards send here.
-    static SHARD: RefCell<Option<Rc<Shard>>> = const { RefCell::new(None) };
     static TEMP_COUNTER: Cell<u64> = const { Cell::new(0) };
     static SPARES: RefCell<Spares> = RefCell::new(Spares::default());
 }
@@ -101,24 +97,7 @@ pub(crate) fn flush_failed(what: &str, err: io::Error) -> io::Error {
     err
 }
 
-pub(crate) fn install(shard: Rc<Shard>) {
-    SHARD.with(|s| *s.borrow_mut() = Some(shard));
-}
-
-/// This shard's connection counts (for the metrics).
-pub(crate) fn connections() -> crate::metrics::Connections {
-    SHARD.with(|s| {
-        s.borrow().as_ref().map_or(Default::default(), |shard| crate::metrics::Connections {
-            open: shard.connections.get(),
-            handed_out: shard.balance.handed_out.get(),
-            handed_in: shard.balance.handed_in.get(),
-        })
-    })
-}
-
-pub(crate) fn shard() -> Rc<Shard> {
-    SHARD.with(|s| s.borrow().clone().expect("store state installed on every shard"))
-}
+pub(crate) use crate::shard::current as shard;
 
 /// Splits `a/b/c` into (`["a", "b"]`, `"c"`).
 fn split(path: &[u8]) -> (Vec<&[u8]>, &[u8]) {
