@@ -88,6 +88,7 @@ fn send(addr: std::net::SocketAddr, raw: &[u8]) -> Option<(u16, Option<String>)>
 /// `disk_may_fail`, a 500 (the write failed somewhere: it may or may not
 /// have happened) and a 503 (refused once writes are fenced) are expected;
 /// otherwise any status but 2xx, 404 and 412 fails the test.
+#[allow(clippy::too_many_arguments, reason = "a test driver's knobs, each named at the call")]
 pub(crate) fn writer(
     addr: std::net::SocketAddr,
     seed: u64,
@@ -95,6 +96,7 @@ pub(crate) fn writer(
     stop: &AtomicBool,
     etags: &Mutex<BTreeMap<&'static str, String>>,
     disk_may_fail: bool,
+    paths: &'static [&'static str],
 ) -> Vec<Op> {
     let mut ops = Vec::new();
     let mut x = seed | 1;
@@ -106,7 +108,7 @@ pub(crate) fn writer(
     };
     while !stop.load(Ordering::SeqCst) {
         let id = next_id.fetch_add(1, Ordering::SeqCst);
-        let path = PATHS[(rand() % PATHS.len() as u64) as usize];
+        let path = paths[(rand() % paths.len() as u64) as usize];
         let kind = if rand() % 10 < 7 { Kind::Put } else { Kind::Delete };
         let condition = match rand() % 10 {
             0 | 1 => "If-None-Match: *\r\n".to_string(),
@@ -268,7 +270,7 @@ fn acknowledged_writes_survive_sigkill_at_random_moments() {
             .map(|w| {
                 let (addr, next_id, stop, etags) = (daemon.addr, next_id.clone(), stop.clone(), etags.clone());
                 let seed = (round * WRITERS + w) as u64 * 0x9E37_79B9 + 7;
-                std::thread::spawn(move || writer(addr, seed, &next_id, &stop, &etags, false))
+                std::thread::spawn(move || writer(addr, seed, &next_id, &stop, &etags, false, &PATHS))
             })
             .collect();
         rng ^= rng << 13;

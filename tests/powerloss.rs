@@ -131,8 +131,9 @@ fn rounds() -> usize {
     std::env::var("PERCORE_POWERLOSS_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3)
 }
 
-/// Rounds of writes cut by a shutdown, on one kind of file system.
-fn shutdown_rounds(kind: &'static str) {
+/// Rounds of writes cut by a shutdown, on one kind of file system:
+/// `writers` threads writing to `paths`.
+fn shutdown_rounds(kind: &'static str, writers: usize, paths: &'static [&'static str]) {
     let _heavy = crate::util::heavy();
     let fs = LoopFs::new(kind);
     let mut state: State = PATHS.iter().map(|p| (*p, None)).collect();
@@ -144,14 +145,23 @@ fn shutdown_rounds(kind: &'static str) {
         let stop = Arc::new(AtomicBool::new(false));
         let etags = Arc::new(Mutex::new(BTreeMap::new()));
         let started = Instant::now();
-        let handles: Vec<_> = (0..WRITERS)
+        let handles: Vec<_> = (0..writers)
             .map(|w| {
                 let (addr, next_id, stop, etags) = (daemon.addr, next_id.clone(), stop.clone(), etags.clone());
-                let seed = (round * WRITERS + w) as u64 * 0x5851_F42D + 11;
-                std::thread::spawn(move || crash::writer(addr, seed, &next_id, &stop, &etags, true))
+                let seed = (round * writers + w) as u64 * 0x5851_F42D + 11;
+                std::thread::spawn(move || crash::writer(addr, seed, &next_id, &stop, &etags, true, paths))
             })
             .collect();
         std::thread::sleep(Duration::from_millis(150 + 100 * round as u64));
+        if paths.len() == 1 {
+            // The writers of one path did share flushes.
+            let text = crate::util::metrics(&daemon);
+            let (commits, flushes) = (
+                crate::util::metric(&text, "percore_commits_total", &[]),
+                crate::util::metric(&text, "percore_commit_flushes_total", &[]),
+            );
+            assert!(flushes < commits, "{kind} round {round}: {commits} commits took {flushes} flushes");
+        }
         fs.shutdown();
         let down = Instant::now();
         // Writers keep going for a moment against the dead file system.
@@ -183,14 +193,25 @@ fn shutdown_rounds(kind: &'static str) {
 #[test]
 fn acknowledged_writes_survive_a_shutdown_of_xfs() {
     if can_run() {
-        shutdown_rounds("xfs");
+        shutdown_rounds("xfs", WRITERS, &PATHS);
+    }
+}
+
+/// Many writers on one path, so that uploads commit in batches sharing one
+/// directory fsync (`store::commit`): every acknowledged write of a batch is
+/// durable, on both file systems whose write-back the commit relies on.
+#[test]
+fn acknowledged_batched_writes_to_one_path_survive_a_shutdown() {
+    if can_run() {
+        shutdown_rounds("xfs", 16, &PATHS[..1]);
+        shutdown_rounds("ext4", 16, &PATHS[..1]);
     }
 }
 
 #[test]
 fn acknowledged_writes_survive_a_shutdown_of_ext4() {
     if can_run() {
-        shutdown_rounds("ext4");
+        shutdown_rounds("ext4", WRITERS, &PATHS);
     }
 }
 
@@ -202,7 +223,7 @@ fn acknowledged_writes_survive_a_shutdown_of_ext4() {
 #[test]
 fn acknowledged_writes_survive_a_shutdown_of_ext4_with_fast_commits() {
     if can_run() {
-        shutdown_rounds("ext4-fast-commit");
+        shutdown_rounds("ext4-fast-commit", WRITERS, &PATHS);
     }
 }
 

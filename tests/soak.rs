@@ -70,7 +70,9 @@ fn a_mixed_soak_has_no_errors_and_flat_memory_then_sigterm_loses_nothing() {
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
             let (addr, next_id, stop, etags) = (daemon.addr, next_id.clone(), stop.clone(), etags.clone());
-            std::thread::spawn(move || crash::writer(addr, w as u64 * 7919 + 3, &next_id, &stop, &etags, false))
+            std::thread::spawn(move || {
+                crash::writer(addr, w as u64 * 7919 + 3, &next_id, &stop, &etags, false, &crash::PATHS)
+            })
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
