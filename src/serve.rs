@@ -237,7 +237,10 @@ async fn shard_main(
 /// Serves a connection that another shard accepted and handed here (runs
 /// on this shard, from its inbox).
 fn adopt(stream: TcpStream) {
-    let shard = crate::shard::current();
+    let Some(shard) = crate::shard::try_current() else {
+        // This shard failed its set-up and everything is stopping.
+        return;
+    };
     shard.balance.handed_in.set(shard.balance.handed_in.get() + 1);
     let opened = Counted::new(&shard);
     percore_io::spawn(conn::serve(stream, shard, opened));
@@ -246,7 +249,9 @@ fn adopt(stream: TcpStream) {
 /// News from shard `from` of its open connections (runs on this shard, from
 /// its inbox).
 fn heard(from: usize, count: usize) {
-    crate::shard::current().balance.heard(from, count);
+    if let Some(shard) = crate::shard::try_current() {
+        shard.balance.heard(from, count);
+    }
 }
 
 /// Raises the soft limit on open files to the hard one (every connection,

@@ -65,6 +65,12 @@ pub(crate) fn current() -> Rc<Shard> {
     SHARD.with(|s| s.borrow().clone().expect("shard state installed on every shard"))
 }
 
+/// This thread's shard state, if it has one yet (a shard whose set-up
+/// failed never has; work sent to it then is dropped).
+pub(crate) fn try_current() -> Option<Rc<Shard>> {
+    SHARD.with(|s| s.borrow().clone())
+}
+
 /// This shard's connection counts (for the metrics).
 pub(crate) fn connections() -> crate::metrics::Connections {
     SHARD.with(|s| {
