@@ -130,6 +130,17 @@ pub(crate) fn render(shards: &[Snapshot]) -> String {
             let _ = writeln!(o, "percore_request_duration_seconds_count{{shard=\"{}\"}} {}", s.shard, s.latency_count);
         }
     });
+    family(
+        "percore_shard_parked_seconds_total",
+        "counter",
+        "Time each shard spent parked with nothing to do (its load over an interval: 1 - the rate of this).",
+        &mut |o| {
+            for s in shards {
+                let parked = s.cores.as_ref().map_or(0.0, |c| c.io.parked.as_secs_f64());
+                let _ = writeln!(o, "percore_shard_parked_seconds_total{{shard=\"{}\"}} {parked:.6}", s.shard);
+            }
+        },
+    );
     let mut gauge = |name: &str, kind: &str, help: &str, value: &dyn Fn(&Snapshot) -> u64| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for s in shards {

@@ -101,3 +101,21 @@ fn a_handed_over_connection_loses_nothing() {
     let text = metrics(&daemon);
     assert!(metric(&text, "percore_connections_handed_out_total", &[]) >= 1.0, "no handover was exercised: {text}");
 }
+
+/// Each shard's load can be read from `/metrics`: the time it spent parked
+/// with nothing to do grows with the wall clock while the daemon idles.
+#[test]
+fn idle_shards_report_their_parked_time() {
+    let daemon = Daemon::start(&["--cores", "2"]);
+    let parked =
+        |text: &str, shard: usize| metric(text, "percore_shard_parked_seconds_total", &[&format!("shard=\"{shard}\"")]);
+    let before = metrics(&daemon);
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_millis(400));
+    let after = metrics(&daemon);
+    let wall = started.elapsed().as_secs_f64();
+    for shard in 0..2 {
+        let grew = parked(&after, shard) - parked(&before, shard);
+        assert!(grew > 0.2 && grew <= wall + 0.05, "shard {shard}: parked {grew:.3} s of {wall:.3} s idle");
+    }
+}
