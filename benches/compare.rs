@@ -230,6 +230,8 @@ struct Cell {
     errors: u64,
     /// percore only: each shard's share of the cell's requests.
     shard_shares: Vec<f64>,
+    /// percore only: each shard thread's CPU time over the cell's wall time.
+    shard_busy: Vec<f64>,
 }
 
 /// The busiest shard's share of the requests over the mean share (1.0:
@@ -252,21 +254,29 @@ fn http_get(port: u16, path: &str) -> String {
     text.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
 }
 
-/// Requests answered per shard so far, from percore's `/metrics`.
-fn requests_per_shard(port: u16) -> Vec<f64> {
-    let mut per_shard: Vec<f64> = Vec::new();
-    for line in http_get(port, "/metrics").lines().filter(|l| l.starts_with("percore_requests_total{")) {
+/// Per shard, from percore's `/metrics`: requests answered so far and the
+/// shard thread's CPU seconds.
+fn per_shard_counts(port: u16) -> (Vec<f64>, Vec<f64>) {
+    let (mut requests, mut cpu): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+    for line in http_get(port, "/metrics").lines() {
+        let into = if line.starts_with("percore_requests_total{") {
+            &mut requests
+        } else if line.starts_with("percore_shard_cpu_seconds_total{") {
+            &mut cpu
+        } else {
+            continue;
+        };
         let shard = line.split("shard=\"").nth(1).and_then(|r| r.split('"').next()).and_then(|s| s.parse().ok());
         let value = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
         if let (Some(shard), Some(value)) = (shard, value) {
             let shard: usize = shard;
-            if per_shard.len() <= shard {
-                per_shard.resize(shard + 1, 0.0);
+            if into.len() <= shard {
+                into.resize(shard + 1, 0.0);
             }
-            per_shard[shard] += value;
+            into[shard] += value;
         }
     }
-    per_shard
+    (requests, cpu)
 }
 
 /// The process and its descendants (nginx's workers), from /proc.
@@ -339,18 +349,23 @@ fn measure(setup: &Setup, server: &str, workload: &Workload, cores: usize, secon
         bench(setup, s.port, &args, 0.1);
     }
     let pids = process_tree(s.child.id());
-    let shards0 = if server == "percore" { requests_per_shard(s.port) } else { Vec::new() };
+    let (shards0, cpu0_by_shard) = if server == "percore" { per_shard_counts(s.port) } else { Default::default() };
     let (cpu0, wall0) = (tree_cpu_time(&pids), Instant::now());
     let result = bench(setup, s.port, workload.args, seconds);
     let (cpu1, wall) = (tree_cpu_time(&pids), wall0.elapsed());
-    let shard_shares: Vec<f64> = if server == "percore" {
-        let after = requests_per_shard(s.port);
+    let (shard_shares, shard_busy): (Vec<f64>, Vec<f64>) = if server == "percore" {
+        let (after, cpu1_by_shard) = per_shard_counts(s.port);
         let done: Vec<f64> =
             after.iter().enumerate().map(|(i, n)| n - shards0.get(i).copied().unwrap_or(0.0)).collect();
         let total: f64 = done.iter().sum::<f64>().max(1.0);
-        done.iter().map(|n| n / total).collect()
+        let busy = cpu1_by_shard
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ((c - cpu0_by_shard.get(i).copied().unwrap_or(0.0)) / wall.as_secs_f64()).clamp(0.0, 1.0))
+            .collect();
+        (done.iter().map(|n| n / total).collect(), busy)
     } else {
-        Vec::new()
+        Default::default()
     };
     // Summed peaks: an upper bound when there are several processes.
     let rss = pids.iter().map(|&p| peak_rss_kib(p)).sum::<u64>() as f64 / 1024.0;
@@ -375,6 +390,7 @@ fn measure(setup: &Setup, server: &str, workload: &Workload, cores: usize, secon
         peak_rss_mib: rss,
         errors: result["errors"].as_object().unwrap().values().filter_map(|v| v.as_u64()).sum(),
         shard_shares,
+        shard_busy,
     }
 }
 
@@ -580,6 +596,8 @@ fn main() {
                         Some(b) => format!(" busiest shard {b:.2}x mean"),
                         None => String::new(),
                     };
+                    let busy = cell.shard_busy.iter().map(|b| format!("{b:.2}")).collect::<Vec<_>>().join(" ");
+                    let shares = if busy.is_empty() { shares } else { format!("{shares} shards busy {busy}") };
                     println!(
                         "  round {round} cores {cores} {:<12} {:<12} {:>9.0} req/s p99 {:>6.0} us server {:>6.2} us/req load {:.2} client {:.2} rss {:>6.1} MiB errors {}{shares}",
                         cell.workload, cell.server, cell.requests_per_second, cell.p99_us, cell.server_us_per_request, cell.server_load, cell.client_load, cell.peak_rss_mib, cell.errors

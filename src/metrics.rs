@@ -30,6 +30,9 @@ pub(crate) struct Snapshot {
     pub(crate) spare_files: usize,
     pub(crate) spare_files_max: usize,
     pub(crate) cores: Option<percore_cores::ShardStats>,
+    /// The shard thread's CPU time so far (user and system), read on that
+    /// thread when the snapshot is taken.
+    pub(crate) cpu_seconds: f64,
 }
 
 /// A shard's connections: open now, and handed to or taken from other
@@ -89,6 +92,8 @@ pub(crate) fn snapshot(connections: Connections) -> Snapshot {
     (s.spare_files, s.spare_files_max) = crate::store::spares_held();
     s.commits = crate::store::commit_counts();
     s.cores = Some(percore_cores::stats::local());
+    let cpu = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    s.cpu_seconds = cpu.tv_sec as f64 + cpu.tv_nsec as f64 / 1e9;
     s
 }
 
@@ -131,13 +136,12 @@ pub(crate) fn render(shards: &[Snapshot]) -> String {
         }
     });
     family(
-        "percore_shard_parked_seconds_total",
+        "percore_shard_cpu_seconds_total",
         "counter",
-        "Time each shard spent parked with nothing to do (its load over an interval: 1 - the rate of this).",
+        "CPU time of each shard's thread, user and system (its load over an interval: the rate of this).",
         &mut |o| {
             for s in shards {
-                let parked = s.cores.as_ref().map_or(0.0, |c| c.io.parked.as_secs_f64());
-                let _ = writeln!(o, "percore_shard_parked_seconds_total{{shard=\"{}\"}} {parked:.6}", s.shard);
+                let _ = writeln!(o, "percore_shard_cpu_seconds_total{{shard=\"{}\"}} {:.6}", s.shard, s.cpu_seconds);
             }
         },
     );

@@ -329,9 +329,6 @@ pub struct Stats {
     /// Timers still armed two ticks after they were registered (they moved
     /// from the nursery to the heap: see [`crate::time`]).
     pub timers_to_heap: u64,
-    /// Time the thread spent parked in the kernel with nothing to do: its
-    /// busy fraction over an interval is 1 − (growth of this ÷ the interval).
-    pub parked: Duration,
 }
 
 fn stats_of(cx: &Context) -> Stats {
@@ -352,7 +349,6 @@ fn stats_of(cx: &Context) -> Stats {
         timers: cx.timers.borrow().len(),
         timers_registered,
         timers_to_heap,
-        parked: cx.driver.parked.get(),
     }
 }
 

@@ -35,8 +35,6 @@ pub(crate) struct Driver {
     pub(crate) cancel_retries: Cell<u64>,
     /// Flush the SQ to the kernel once this many SQEs wait in it.
     submit_batch: usize,
-    /// Time spent parked in `wait` (the thread had nothing to do).
-    pub(crate) parked: Cell<Duration>,
 }
 
 impl Driver {
@@ -47,7 +45,6 @@ impl Driver {
             doorbell,
             scratch: RefCell::new(Vec::with_capacity(256)),
             doorbell_cqes: Cell::new(0),
-            parked: Cell::new(Duration::ZERO),
             cancels: Cell::new(0),
             cancel_retries: Cell::new(0),
             submit_batch: submit_batch as usize,
@@ -198,11 +195,7 @@ impl Driver {
     /// Submits and waits up to `timeout` for at least one completion.
     pub(crate) fn wait(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.doorbell.arm(self)?;
-        // Two clock reads per park, only when there was nothing to do.
-        let parked_at = std::time::Instant::now();
-        let result = self.ring.borrow_mut().enter(1, timeout);
-        self.parked.set(self.parked.get() + parked_at.elapsed());
-        result
+        self.ring.borrow_mut().enter(1, timeout)
     }
 
     /// Submits queued SQEs and runs completion work without waiting.
