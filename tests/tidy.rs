@@ -4,7 +4,8 @@
 //! - no ignored test and no todo macro remains;
 //! - no source file passes 1,000 lines;
 //! - `io` depends on neither `cores` nor the daemon, `cores` not on the
-//!   daemon (not even as dev-dependencies): `src → cores → io`, never back.
+//!   daemon (not even as dev-dependencies), as `cargo metadata` reports
+//!   them: `src → cores → io`, never back.
 
 use std::path::{Path, PathBuf};
 
@@ -69,15 +70,30 @@ fn no_file_is_too_long() {
     }
 }
 
+/// From `cargo metadata`: what each workspace package declares, every kind
+/// of dependency (normal, dev, build) included.
 #[test]
 fn dependencies_point_one_way() {
-    let manifest = |p: &str| std::fs::read_to_string(root().join(p)).unwrap();
-    let io = manifest("io/Cargo.toml");
-    for name in ["percore-cores", "\npercore ", "\npercore=", "path = \"..\"", "path = \"../cores\""] {
-        assert!(!io.contains(name), "io/Cargo.toml must not name {name:?}");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .current_dir(root())
+        .output()
+        .expect("run cargo metadata");
+    assert!(out.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let depends_on = |package: &str| -> Vec<String> {
+        let packages = metadata["packages"].as_array().unwrap();
+        let found = packages.iter().find(|p| p["name"] == package).unwrap_or_else(|| panic!("no package {package}"));
+        found["dependencies"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap().to_string()).collect()
+    };
+    let io = depends_on("percore-io");
+    for forbidden in ["percore-cores", "percore"] {
+        assert!(!io.iter().any(|d| d == forbidden), "percore-io must not depend on {forbidden}: {io:?}");
     }
-    let cores = manifest("cores/Cargo.toml");
-    for name in ["\npercore ", "\npercore=", "path = \"..\""] {
-        assert!(!cores.contains(name), "cores/Cargo.toml must not name {name:?}");
-    }
+    let cores = depends_on("percore-cores");
+    assert!(!cores.iter().any(|d| d == "percore"), "percore-cores must not depend on percore: {cores:?}");
+    // And the direction that must hold: the daemon on cores, cores on io.
+    assert!(depends_on("percore").iter().any(|d| d == "percore-cores"));
+    assert!(cores.iter().any(|d| d == "percore-io"));
 }
