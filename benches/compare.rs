@@ -464,16 +464,56 @@ fn idle_memory(setup: &Setup, server: &str, count: usize, client_cpu: usize) -> 
     (before / 1024.0, after / 1024.0, (after - before) * 1024.0 / count as f64)
 }
 
-/// The number after `flag`, if given.
-fn option(args: &[String], flag: &str) -> Option<usize> {
-    let at = args.iter().position(|a| a == flag)?;
-    Some(args.get(at + 1).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{flag} takes a number")))
-}
-
-/// The text after `flag`, if given.
-fn text_option<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
-    let at = args.iter().position(|a| a == flag)?;
-    Some(args.get(at + 1).unwrap_or_else(|| panic!("{flag} takes a value")).as_str())
+/// The command line (`cargo bench` adds `--bench`, accepted and ignored).
+#[derive(clap::Parser, Debug)]
+struct Args {
+    /// Interleaved rounds per cell.
+    #[arg(default_value_t = 3)]
+    rounds: usize,
+    /// Seconds per cell.
+    #[arg(default_value_t = 5.0)]
+    seconds: f64,
+    /// One round of 2 s per cell.
+    #[arg(long)]
+    quick: bool,
+    /// Client CPUs: the top K of the allowed ones (default half).
+    #[arg(long)]
+    client_cores: Option<usize>,
+    /// Client CPUs as a list (`8-15`); overrides --client-cores.
+    #[arg(long)]
+    client_cpus: Option<String>,
+    /// Server core counts of the cells (`1,2,4,8`; default 1..=all left).
+    #[arg(long, value_delimiter = ',')]
+    server_cores: Vec<usize>,
+    /// Only the workloads whose name contains this (no idle run then).
+    #[arg(long)]
+    only: Option<String>,
+    /// Only these servers (percore always runs).
+    #[arg(long, value_delimiter = ',')]
+    servers: Vec<String>,
+    /// Idle keep-alive connections held for the memory cell.
+    #[arg(long, default_value_t = 10_000)]
+    idle: usize,
+    /// Connections of the client.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// A prebuilt percore (else `cargo build --release` here).
+    #[arg(long)]
+    percore: Option<PathBuf>,
+    /// A prebuilt http-peer.
+    #[arg(long)]
+    http_peer: Option<PathBuf>,
+    /// The nginx binary (else `nginx` on PATH, installed from Debian if missing).
+    #[arg(long)]
+    nginx: Option<PathBuf>,
+    /// Where compare.json and compare.svg go (default target/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Where fresh file systems and data directories are made.
+    #[arg(long)]
+    tmp: Option<PathBuf>,
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 /// A CPU list (`8-15`, `0,2-5`).
@@ -486,43 +526,19 @@ fn cpu_list(text: &str) -> Vec<usize> {
     }
 }
 
-/// Flags that take a value (so their values are not read as ROUNDS SECONDS).
-const VALUE_FLAGS: [&str; 12] = [
-    "--servers",
-    "--client-cores",
-    "--idle",
-    "--only",
-    "--percore",
-    "--http-peer",
-    "--nginx",
-    "--server-cores",
-    "--client-cpus",
-    "--connections",
-    "--out",
-    "--tmp",
-];
-
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let quick = args.iter().any(|a| a == "--quick");
-    // Positional numbers are ROUNDS SECONDS; flags take the next argument.
-    let numbers: Vec<f64> = args
-        .iter()
-        .enumerate()
-        .filter(|(i, a)| !a.starts_with("--") && (*i == 0 || !VALUE_FLAGS.contains(&args[i - 1].as_str())))
-        .filter_map(|(_, a)| a.parse().ok())
-        .collect();
+    let args = <Args as clap::Parser>::parse();
     let cpus = percore_cores::allowed_cpus();
     // `--only put`: just the workloads whose name contains it.
-    let only = text_option(&args, "--only").map(str::to_string);
+    let only = args.only.clone();
     let selected = |w: &Workload| only.as_deref().is_none_or(|o| w.name.contains(o));
     let skip_idle = only.is_some();
     // The client: `--client-cpus LIST`, else the top `--client-cores K`
     // (default half) of the allowed CPUs.
-    let client: Vec<usize> = match text_option(&args, "--client-cpus") {
+    let client: Vec<usize> = match &args.client_cpus {
         Some(list) => cpu_list(list),
         None => {
-            let k = option(&args, "--client-cores").unwrap_or((cpus.len() / 2).max(1));
+            let k = args.client_cores.unwrap_or((cpus.len() / 2).max(1));
             assert!(k < cpus.len(), "--client-cores leaves no CPU for the server");
             cpus[cpus.len() - k..].to_vec()
         }
@@ -531,25 +547,17 @@ fn main() {
     let server_cpus: Vec<usize> = cpus.iter().copied().filter(|c| !client.contains(c)).collect();
     assert!(!server_cpus.is_empty(), "the client takes every CPU: none left for the servers");
     // `--server-cores 1,2,4,8`: the cells' core counts (default 1..=all).
-    let core_counts: Vec<usize> = match text_option(&args, "--server-cores") {
-        Some(list) => {
-            list.split(',').map(|n| n.trim().parse().expect("--server-cores takes counts: 1,2,4,8")).collect()
-        }
-        None => (1..=server_cpus.len()).collect(),
-    };
+    let core_counts: Vec<usize> =
+        if args.server_cores.is_empty() { (1..=server_cpus.len()).collect() } else { args.server_cores.clone() };
     let most = core_counts.iter().copied().max().unwrap_or(1);
     assert!(
         most <= server_cpus.len(),
         "{most} server cores asked for, {} CPUs left beside the client",
         server_cpus.len()
     );
-    let (rounds, seconds) = if quick {
-        (1, 2.0)
-    } else {
-        (numbers.first().copied().unwrap_or(3.0) as usize, numbers.get(1).copied().unwrap_or(5.0))
-    };
-    let percore = match text_option(&args, "--percore") {
-        Some(bin) => PathBuf::from(bin),
+    let (rounds, seconds) = if args.quick { (1, 2.0) } else { (args.rounds, args.seconds) };
+    let percore = match args.percore {
+        Some(bin) => bin,
         None => {
             let status = Command::new("cargo")
                 .args(["build", "-q", "--release", "-p", "percore"])
@@ -561,23 +569,21 @@ fn main() {
     };
     let setup = Setup {
         percore,
-        http_peer: text_option(&args, "--http-peer")
-            .map_or_else(|| env!("CARGO_BIN_EXE_http-peer").into(), PathBuf::from),
-        nginx: text_option(&args, "--nginx").map_or_else(|| "nginx".into(), PathBuf::from),
+        http_peer: args.http_peer.unwrap_or_else(|| env!("CARGO_BIN_EXE_http-peer").into()),
+        nginx: args.nginx.unwrap_or_else(|| "nginx".into()),
         server_cpus,
         client_cpus: cpu_text(&client),
-        connections: option(&args, "--connections").unwrap_or(64),
-        tmp: text_option(&args, "--tmp").map_or_else(default_tmp, PathBuf::from),
+        connections: args.connections,
+        tmp: args.tmp.unwrap_or_else(default_tmp),
     };
-    let out_dir = text_option(&args, "--out")
-        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"), PathBuf::from);
+    let out_dir = args.out.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
     std::fs::create_dir_all(&out_dir).expect("cannot create --out");
     // `--servers percore,monoio,nginx`: a subset (percore always first).
-    let wanted: Option<Vec<&str>> = text_option(&args, "--servers").map(|l| l.split(',').map(str::trim).collect());
+    let wanted: Option<&Vec<String>> = (!args.servers.is_empty()).then_some(&args.servers);
     let servers: Vec<&str> = SERVERS
         .iter()
         .copied()
-        .filter(|s| *s == "percore" || wanted.as_ref().is_none_or(|w| w.contains(s)))
+        .filter(|s| *s == "percore" || wanted.is_none_or(|w| w.iter().any(|x| x == s)))
         .filter(|s| *s != "nginx" || ensure_nginx(&setup.nginx))
         .collect();
     println!(
@@ -659,7 +665,7 @@ fn main() {
             }
         }
     }
-    let idle_count: usize = if skip_idle { 0 } else { option(&args, "--idle").unwrap_or(10_000) };
+    let idle_count: usize = if skip_idle { 0 } else { args.idle };
     if idle_count > 0 {
         println!("\nidle keep-alive connections: {idle_count} held open, server on CPU {}\n", setup.server_cpus[0]);
         println!("| server | RSS before MiB | RSS with them MiB | bytes per connection |");

@@ -7,6 +7,7 @@
 //! connection, load news) finds it with [`current`].
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::rc::Rc;
 
 use percore_io::{BufRing, Dir, Pipe};
@@ -80,4 +81,18 @@ pub(crate) fn connections() -> crate::metrics::Connections {
             handed_in: shard.balance.handed_in.get(),
         })
     })
+}
+
+/// Awaits `future`, unless the shard starts stopping first (`None`): for
+/// waits that a stop should end (an idle connection, the load news).
+pub(crate) async fn stopping_or<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut stopping = std::pin::pin!(percore_cores::stopping());
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(cx) {
+            return std::task::Poll::Ready(Some(output));
+        }
+        stopping.as_mut().poll(cx).map(|()| None)
+    })
+    .await
 }

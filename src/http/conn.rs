@@ -16,7 +16,7 @@ use super::request::{self, Body, Limits, Method, Parsed, Reject};
 use super::response::{self, Head};
 use crate::cache;
 use crate::files;
-use crate::shard::{Counted, Shard};
+use crate::shard::{stopping_or, Counted, Shard};
 use crate::store::{self, Conditions, Outcome};
 
 /// Files up to this size are read and sent with their head in one writev;
@@ -224,20 +224,6 @@ fn labels(request: &request::Request) -> (&'static str, &'static str) {
         _ => "other",
     };
     (method, route)
-}
-
-/// Awaits `future`, unless the shard starts stopping first and the
-/// connection is idle (`None`).
-pub(crate) async fn stopping_or<F: Future>(future: F) -> Option<F::Output> {
-    let mut future = std::pin::pin!(future);
-    let mut stopping = std::pin::pin!(percore_cores::stopping());
-    std::future::poll_fn(|cx| {
-        if let std::task::Poll::Ready(output) = future.as_mut().poll(cx) {
-            return std::task::Poll::Ready(Some(output));
-        }
-        stopping.as_mut().poll(cx).map(|()| None)
-    })
-    .await
 }
 
 async fn skip_body(incoming: &mut RecvStream<'_>, shard: &Shard, buf: &mut Vec<u8>, len: u64) -> bool {

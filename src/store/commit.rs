@@ -149,11 +149,12 @@ async fn commit_batch(path: &[u8], batch: &[Rc<Queued>]) {
     let (dir, leaf, mut current) = match found {
         Ok(found) => found,
         Err((dir, err)) => {
+            let outcome = failed(err);
             for upload in batch {
                 if let Some(dir) = &dir {
                     let _ = dir.unlink(OsStr::from_bytes(&upload.temp)).await;
                 }
-                upload.finish(failed(io::Error::new(err.kind(), err.to_string())));
+                upload.finish(outcome.clone());
             }
             return;
         }
@@ -204,9 +205,8 @@ async fn commit_batch(path: &[u8], batch: &[Rc<Queued>]) {
             }
             // A read in between may have cached an undone version.
             invalidate_everywhere(path).await;
-            for (upload, _) in swapped.drain(..) {
-                refused.push((upload, failed(io::Error::new(err.kind(), err.to_string()))));
-            }
+            let outcome = failed(err);
+            refused.extend(swapped.drain(..).map(|(upload, _)| (upload, outcome.clone())));
         } else {
             invalidate_everywhere(path).await;
         }

@@ -140,7 +140,7 @@ pub(crate) async fn parent_dir(root: &Dir, path: &[u8], create: bool) -> io::Res
 }
 
 /// The outcome of a commit, sent back to the shard that asked.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum Outcome {
     Created(String),
     Replaced(String),
