@@ -124,7 +124,7 @@ pub(crate) async fn gossip(balance: Rc<Balance>, count: impl Fn() -> usize, hear
     let mut told = 0;
     loop {
         let changed = std::pin::pin!(balance.changed.notified());
-        if crate::shard::stopping_or(changed).await.is_none() {
+        if percore_cores::unless_stopping(changed).await.is_none() {
             return;
         }
         let now = count();

@@ -6,6 +6,8 @@
 //! `bench` (the load generator). Nothing here is a stable API: the public
 //! surface is the command, plus [`fuzz`], the hooks the fuzz targets drive.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

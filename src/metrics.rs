@@ -23,25 +23,27 @@ pub(crate) struct Snapshot {
     pub(crate) latency_sum_seconds: f64,
     pub(crate) bytes_in: u64,
     pub(crate) bytes_out: u64,
-    pub(crate) connections: Connections,
-    /// Uploads committed by this shard (as the paths' owner), and the
-    /// directory flushes that made them durable (`store::commit`).
-    pub(crate) commits: (u64, u64),
-    pub(crate) spare_files: usize,
-    pub(crate) spare_files_max: usize,
+    /// Gauges the shard's owner of them reads for the snapshot.
+    pub(crate) gauges: Gauges,
     pub(crate) cores: Option<percore_cores::ShardStats>,
     /// The shard thread's CPU time so far (user and system), read on that
     /// thread when the snapshot is taken.
     pub(crate) cpu_seconds: f64,
 }
 
-/// A shard's connections: open now, and handed to or taken from other
-/// shards since start (`crate::balance`).
+/// A shard's gauges that live elsewhere, given to [`snapshot`] by the
+/// shard: its connections (open now, and handed to or taken from other
+/// shards since start: `crate::balance`) and its store's commits and spares.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Connections {
+pub(crate) struct Gauges {
     pub(crate) open: usize,
     pub(crate) handed_out: u64,
     pub(crate) handed_in: u64,
+    /// Uploads committed by this shard (as the paths' owner), and the
+    /// directory flushes that made them durable.
+    pub(crate) commits: (u64, u64),
+    pub(crate) spare_files: usize,
+    pub(crate) spare_files_max: usize,
 }
 
 thread_local! {
@@ -84,13 +86,11 @@ pub(crate) fn bytes_out(n: u64) {
     METRICS.with(|m| m.borrow_mut().bytes_out += n);
 }
 
-/// This shard's counters (`connections` filled in by the caller).
-pub(crate) fn snapshot(connections: Connections) -> Snapshot {
+/// This shard's counters, with the `gauges` its caller read.
+pub(crate) fn snapshot(gauges: Gauges) -> Snapshot {
     let mut s = METRICS.with(|m| m.borrow().clone());
     s.shard = percore_cores::current().id;
-    s.connections = connections;
-    (s.spare_files, s.spare_files_max) = crate::store::spares_held();
-    s.commits = crate::store::commit_counts();
+    s.gauges = gauges;
     s.cores = Some(percore_cores::stats::local());
     let cpu = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
     s.cpu_seconds = cpu.tv_sec as f64 + cpu.tv_nsec as f64 / 1e9;
@@ -98,7 +98,8 @@ pub(crate) fn snapshot(connections: Connections) -> Snapshot {
 }
 
 /// Renders every shard's snapshot as Prometheus text.
-pub(crate) fn render(shards: &[Snapshot]) -> String {
+/// `fenced`: whether writes are fenced (the store's fence, one for the daemon).
+pub(crate) fn render(shards: &[Snapshot], fenced: bool) -> String {
     let mut out = String::with_capacity(4096);
     let mut family = |name: &str, kind: &str, help: &str, lines: &mut dyn FnMut(&mut String)| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -153,35 +154,37 @@ pub(crate) fn render(shards: &[Snapshot]) -> String {
     };
     gauge("percore_received_bytes_total", "counter", "Bytes received from clients.", &|s| s.bytes_in);
     gauge("percore_sent_bytes_total", "counter", "Bytes sent to clients.", &|s| s.bytes_out);
-    gauge("percore_open_connections", "gauge", "Open client connections.", &|s| s.connections.open as u64);
+    gauge("percore_open_connections", "gauge", "Open client connections.", &|s| s.gauges.open as u64);
     gauge(
         "percore_connections_handed_out_total",
         "counter",
         "Connections accepted here and handed to a less loaded shard.",
-        &|s| s.connections.handed_out,
+        &|s| s.gauges.handed_out,
     );
     gauge(
         "percore_connections_handed_in_total",
         "counter",
         "Connections another shard accepted and handed here.",
-        &|s| s.connections.handed_in,
+        &|s| s.gauges.handed_in,
     );
     gauge("percore_commits_total", "counter", "Uploads committed by this shard as their path's owner.", &|s| {
-        s.commits.0
+        s.gauges.commits.0
     });
     gauge(
         "percore_commit_flushes_total",
         "counter",
         "Directory flushes of those commits (uploads to one path waiting together share one).",
-        &|s| s.commits.1,
+        &|s| s.gauges.commits.1,
     );
     gauge(
         "percore_spare_files",
         "gauge",
         "Replaced small files kept (under temporary names) for uploads to overwrite.",
-        &|s| s.spare_files as u64,
+        &|s| s.gauges.spare_files as u64,
     );
-    gauge("percore_spare_files_max", "gauge", "The most spare files a shard keeps.", &|s| s.spare_files_max as u64);
+    gauge("percore_spare_files_max", "gauge", "The most spare files a shard keeps.", &|s| {
+        s.gauges.spare_files_max as u64
+    });
     let io = |f: fn(&percore_cores::ShardStats) -> u64| move |s: &Snapshot| s.cores.as_ref().map_or(0, f);
     gauge("percore_io_sqes_submitted_total", "counter", "SQEs handed to the ring.", &io(|c| c.io.sqes_submitted));
     gauge("percore_io_ring_enters_total", "counter", "io_uring_enter calls.", &io(|c| c.io.ring_enters));
@@ -208,7 +211,7 @@ pub(crate) fn render(shards: &[Snapshot]) -> String {
     gauge("percore_mesh_messages_in_total", "counter", "Cross-shard messages received.", &io(|c| c.messages_in));
     gauge("percore_mesh_messages_out_total", "counter", "Cross-shard messages sent.", &io(|c| c.messages_out));
     gauge("percore_mesh_wakeups_sent_total", "counter", "Doorbells rung for parked shards.", &io(|c| c.wakeups_sent));
-    let fenced = u8::from(crate::store::writes_fenced());
+    let fenced = u8::from(fenced);
     let _ = writeln!(
         out,
         "# HELP percore_writes_fenced 1 once a flush to disk has failed: writes are refused until a restart.\n# TYPE percore_writes_fenced gauge\npercore_writes_fenced {fenced}"
@@ -226,7 +229,7 @@ mod tests {
         s.requests.push((("GET", "files", 200), 3));
         s.latency_buckets[0] = 1;
         s.latency_count = 1;
-        let text = render(&[s]);
+        let text = render(&[s], false);
         assert!(
             text.contains("percore_requests_total{shard=\"1\",method=\"GET\",route=\"files\",status=\"200\"} 3"),
             "{text}"
@@ -252,7 +255,7 @@ mod tests {
         }
         let mut s = METRICS.with(|m| m.borrow().clone());
         s.shard = 0;
-        let text = render(&[s]);
+        let text = render(&[s], false);
         let sample = |line: &str| {
             text.lines()
                 .find_map(|l| l.strip_prefix(line).and_then(|rest| rest.strip_prefix(' ')))

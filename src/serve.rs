@@ -8,12 +8,14 @@
 use std::error::Error;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use nix::sys::signal::{SigSet, Signal};
 use percore_cores::{launch_with, stopping};
 use percore_io::{BufRing, Dir, ListenOptions, TcpListener, TcpStream};
 
@@ -29,20 +31,11 @@ const RECV_BUFFER_BYTES: u32 = 8 * 1024;
 use crate::balance::{self, Balance};
 use crate::config::{Config, LogFormat};
 use crate::http::conn;
-use crate::shard::{Counted, Shard};
-use crate::store;
-
-/// Set once when a stop signal arrives and `--drain-ms` is set: `/health`
-/// answers 503 "draining" while the shards go on serving. Control plane
-/// only: written by the signal thread, read by `/health`.
-static DRAINING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// True while the daemon drains before stopping, or once it stops.
-pub(crate) fn draining() -> bool {
-    DRAINING.load(std::sync::atomic::Ordering::Relaxed) || percore_cores::is_stopping()
-}
+use crate::shard::{Counted, Draining, Shard};
+use crate::store::{self, Fence, Knobs, Store};
 
 pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
+    block_signals()?;
     init_logging(&config)?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("cannot create the data directory {}: {e}", config.data_dir.display()))?;
@@ -53,6 +46,9 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
         tracing::info!("removed {stale} temporary file(s) left by an earlier run");
     }
     let (write_back_dev, flush) = store::write_back_device(&data_dir, config.body_flush);
+    // One fence and one drain flag for the daemon, a clone in every shard.
+    let durability = store::Durability { write_back_dev, fence: Fence::default(), knobs: Knobs::from_env() };
+    let draining = Draining::default();
     tracing::info!("uploads are made durable with {flush}");
     tracing::info!("blocking file work runs on up to {} kernel workers per shard", config.file_workers);
     let placement = config.cores.place(&percore_cores::allowed_cpus())?;
@@ -61,8 +57,6 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let spare_limit = store::spare_limit(open_files, shards);
     tracing::info!("open files: up to {open_files}; spare files: up to {spare_limit} per shard");
     let (listeners, addr) = bind_all(config.listen, shards)?;
-    let signals = block_signals()?;
-    ignore_lease_breaks();
     let mut listeners: Vec<Option<TcpListener>> = listeners.into_iter().map(Some).collect();
     let cores_config = percore_cores::Config {
         cores: config.cores.clone(),
@@ -73,6 +67,7 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
         }),
     };
     let shard_config = config.clone();
+    let (shard_data_dir, shard_draining) = (data_dir.clone(), draining.clone());
     // No shard accepts before every shard can take commits for the paths it
     // owns (start-up only; every shard passes it, even one whose set-up failed).
     let ready = Arc::new(std::sync::Barrier::new(shards));
@@ -80,7 +75,13 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let give = move |id: usize| listeners[id].take().expect("one listener per shard");
     let running = launch_with(cores_config, give, move |_shard, listener| {
         let (config, ready) = (shard_config.clone(), ready.clone());
-        async move { shard_main(listener, config, write_back_dev, spare_limit, &ready).await }
+        let state = Given {
+            data_dir: shard_data_dir.clone(),
+            durability: durability.clone(),
+            spare_limit,
+            draining: shard_draining.clone(),
+        };
+        async move { shard_main(listener, config, state, &ready).await }
     })?;
     println!("percore listening on http://{addr} serving {} with {shards} shards", data_dir.display());
     tracing::info!(%addr, data_dir = %data_dir.display(), shards, "listening");
@@ -88,11 +89,11 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let stop = running.stop_handle();
     let drain = Duration::from_millis(config.drain_ms);
     std::thread::Builder::new().name("percore-signals".into()).spawn(move || {
-        let signal = wait_for_signal(&signals);
+        let signal = wait_for_signal();
         notify_systemd("STOPPING=1");
         if !drain.is_zero() {
             tracing::info!("signal {signal}: draining for {drain:?} (/health answers 503), then stopping");
-            DRAINING.store(true, std::sync::atomic::Ordering::Relaxed);
+            draining.set();
             std::thread::sleep(drain);
         }
         tracing::info!("stopping: no new connections, in-flight requests finish");
@@ -147,16 +148,24 @@ fn bind_all(addr: SocketAddr, count: usize) -> Result<(Vec<TcpListener>, SocketA
     Ok((listeners, bound))
 }
 
+/// What the launcher gives each shard besides its listener and the config.
+struct Given {
+    /// The data directory's canonical path.
+    data_dir: PathBuf,
+    durability: store::Durability,
+    spare_limit: usize,
+    draining: Draining,
+}
+
 async fn shard_main(
     listener: TcpListener,
     config: Config,
-    write_back_dev: Option<u64>,
-    spare_limit: usize,
+    given: Given,
     ready: &std::sync::Barrier,
 ) -> Result<(), String> {
-    let root = Dir::open(&config.data_dir)
+    let root = Dir::open(&given.data_dir)
         .await
-        .map_err(|e| format!("cannot open the data directory {}: {e}", config.data_dir.display()));
+        .map_err(|e| format!("cannot open the data directory {}: {e}", given.data_dir.display()));
     let root = match root {
         Ok(root) => root,
         Err(err) => {
@@ -166,7 +175,6 @@ async fn shard_main(
         }
     };
     crate::cache::configure(config.cache_bytes_max);
-    store::configure_spares(spare_limit);
     let ring = match BufRing::new(RECV_BUFFERS, RECV_BUFFER_BYTES) {
         Ok(ring) => ring,
         Err(err) => {
@@ -177,14 +185,15 @@ async fn shard_main(
     };
     let me = percore_cores::current();
     let balance = Rc::new(Balance::new(me.id, me.count));
+    let store = Store::new(root, given.data_dir, me.id, given.durability, given.spare_limit);
     let shard = Rc::new(Shard {
         config,
-        root,
-        write_back_dev,
+        store,
         connections: Default::default(),
         balance: balance.clone(),
         ring,
         pipes: Default::default(),
+        draining: given.draining,
     });
     crate::shard::install(shard.clone());
     let counted = shard.clone();
@@ -205,7 +214,7 @@ async fn shard_main(
             // Stopping: no new connections; the ones open finish their
             // request in flight (the launcher waits for them, within the grace).
             None => {
-                store::remove_spares(&shard.config.data_dir);
+                shard.store.close();
                 return Ok(());
             }
             Some(Ok(stream)) => {
@@ -259,27 +268,24 @@ fn heard(from: usize, count: usize) {
 /// 1,024 would cap the connections long before `--connections-max-per-shard`)
 /// and returns the soft limit in force.
 fn raise_open_files() -> u64 {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes `limit` through a pointer valid for the call.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return 1024;
-    }
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
     // The kernel refuses more than fs.nr_open (an unlimited hard limit
     // included).
     let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
         .ok()
-        .and_then(|s| s.trim().parse::<libc::rlim_t>().ok())
+        .and_then(|s| s.trim().parse::<u64>().ok())
         .unwrap_or(1 << 20);
-    let target = limit.rlim_max.min(nr_open);
-    if limit.rlim_cur < target {
-        let raised = libc::rlimit { rlim_cur: target, rlim_max: limit.rlim_max };
-        // SAFETY: setrlimit reads `raised` through a pointer valid for the call.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            return raised.rlim_cur;
+    let current = limit.current.unwrap_or(u64::MAX);
+    let target = limit.maximum.unwrap_or(u64::MAX).min(nr_open);
+    if current < target {
+        let raised = Rlimit { current: Some(target), maximum: limit.maximum };
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            return target;
         }
-        tracing::warn!("cannot raise the open-file limit from {} to {target}", limit.rlim_cur);
+        tracing::warn!("cannot raise the open-file limit from {current} to {target}");
     }
-    limit.rlim_cur
+    current
 }
 
 /// Tells systemd (`Type=notify`) about the service's state, if it asked:
@@ -300,38 +306,36 @@ fn notify_systemd(state: &str) {
     }
 }
 
-/// Ignores SIGIO. The store takes a write lease for a moment to learn that
-/// no one else has a replaced file open (`store::Spares`); should another
-/// process open that file in that moment, the kernel breaks the lease by
-/// sending SIGIO, whose default action would end the daemon. Ignored, the
-/// opener just waits the microseconds until the lease is released.
-fn ignore_lease_breaks() {
-    // SAFETY: installs the SIG_IGN disposition; no handler code runs.
-    unsafe { libc::signal(libc::SIGIO, libc::SIG_IGN) };
+/// The signals the daemon takes itself: SIGINT and SIGTERM stop it
+/// ([`wait_for_signal`]), and SIGIO is never taken. The store takes a write
+/// lease for a moment to learn that no one else has a replaced file open
+/// (`store::spares`); should another process open that file in that
+/// moment, the kernel breaks the lease by sending SIGIO, whose default
+/// action would end the daemon. Blocked in every thread, it stays pending
+/// and harmless, and the opener just waits the microseconds until the lease
+/// is released.
+fn handled_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGIO);
+    set
 }
 
-/// Blocks SIGINT and SIGTERM in this thread (and so in every thread started
-/// after it, the shards included); `wait_for_signal` then takes them.
-fn block_signals() -> Result<libc::sigset_t, Box<dyn Error>> {
-    // SAFETY: sigset_t is plain data; sigemptyset initialises it.
-    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid sigset_t for these calls, and pthread_sigmask
-    // only reads it.
-    let ret = unsafe {
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut())
-    };
-    if ret != 0 {
-        return Err(format!("cannot block signals: {}", std::io::Error::from_raw_os_error(ret)).into());
+/// Blocks [`handled_signals`] in this thread, and so in every thread
+/// started after it (the shards included). Called before any thread starts.
+fn block_signals() -> Result<(), Box<dyn Error>> {
+    handled_signals().thread_block().map_err(|e| format!("cannot block signals: {e}").into())
+}
+
+/// Waits for SIGINT or SIGTERM (blocked by [`block_signals`]).
+fn wait_for_signal() -> Signal {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    loop {
+        if let Ok(signal) = set.wait() {
+            return signal;
+        }
     }
-    Ok(set)
-}
-
-fn wait_for_signal(set: &libc::sigset_t) -> i32 {
-    let mut signal = 0;
-    // SAFETY: `set` is initialised and `signal` is a valid out-pointer.
-    unsafe { libc::sigwait(set, &mut signal) };
-    signal
 }

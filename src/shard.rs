@@ -1,6 +1,6 @@
 //! A shard's state: what its connections and commits share (one value per
-//! shard, no locks), and the connection count that the balance and the
-//! metrics read.
+//! shard, no locks), the connection count that the balance and the metrics
+//! read, and how work reaches a path's owner shard.
 //!
 //! Each shard's state is installed on its thread at start-up; work that
 //! another shard sends through the mesh (a commit, a handed-over
@@ -9,18 +9,19 @@
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use percore_io::{BufRing, Dir, Pipe};
+use percore_io::{BufRing, Pipe};
 
 use crate::config::Config;
+use crate::store::{Outcome, Store};
 
 /// What a shard's connections share (shard-local, no locks).
 pub(crate) struct Shard {
     pub(crate) config: Config,
-    pub(crate) root: Dir,
-    /// The device on which uploads are written back rather than
-    /// fdatasynced (`store::write_back_device`).
-    pub(crate) write_back_dev: Option<u64>,
+    /// The shard's file store (data directory, commits, spares).
+    pub(crate) store: Store,
     pub(crate) connections: Cell<usize>,
     /// What this shard knows of the others' loads (`crate::balance`).
     pub(crate) balance: Rc<crate::balance::Balance>,
@@ -28,6 +29,45 @@ pub(crate) struct Shard {
     pub(crate) ring: BufRing,
     /// Pipes for zero-copy file sends, reused between responses.
     pub(crate) pipes: RefCell<Vec<Pipe>>,
+    /// Set when the daemon drains before a stop.
+    pub(crate) draining: Draining,
+}
+
+impl Shard {
+    /// True while the daemon drains before stopping, or once it stops.
+    pub(crate) fn draining(&self) -> bool {
+        self.draining.is_set() || percore_cores::is_stopping()
+    }
+
+    /// This shard's gauges, for the metrics.
+    pub(crate) fn gauges(&self) -> crate::metrics::Gauges {
+        let store = self.store.gauges();
+        crate::metrics::Gauges {
+            open: self.connections.get(),
+            handed_out: self.balance.handed_out.get(),
+            handed_in: self.balance.handed_in.get(),
+            commits: store.commits,
+            spare_files: store.spares.0,
+            spare_files_max: store.spares.1,
+        }
+    }
+}
+
+/// Set once when a stop signal arrives and `--drain-ms` is set: `/health`
+/// answers 503 "draining" while the shards go on serving. One flag for the
+/// whole daemon (made at start, a clone given to every shard and to the
+/// signal thread): control plane only.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    pub(crate) fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// One open connection, counted in `Shard::connections` while it lives.
@@ -58,41 +98,29 @@ pub(crate) fn install(shard: Rc<Shard>) {
     SHARD.with(|s| *s.borrow_mut() = Some(shard));
 }
 
-/// This thread's shard state.
-///
-/// # Panics
-/// On a thread that is not a started shard.
-pub(crate) fn current() -> Rc<Shard> {
-    SHARD.with(|s| s.borrow().clone().expect("shard state installed on every shard"))
-}
-
 /// This thread's shard state, if it has one yet (a shard whose set-up
 /// failed never has; work sent to it then is dropped).
 pub(crate) fn try_current() -> Option<Rc<Shard>> {
     SHARD.with(|s| s.borrow().clone())
 }
 
-/// This shard's connection counts (for the metrics).
-pub(crate) fn connections() -> crate::metrics::Connections {
-    SHARD.with(|s| {
-        s.borrow().as_ref().map_or(Default::default(), |shard| crate::metrics::Connections {
-            open: shard.connections.get(),
-            handed_out: shard.balance.handed_out.get(),
-            handed_in: shard.balance.handed_in.get(),
-        })
-    })
-}
-
-/// Awaits `future`, unless the shard starts stopping first (`None`): for
-/// waits that a stop should end (an idle connection, the load news).
-pub(crate) async fn stopping_or<F: Future>(future: F) -> Option<F::Output> {
-    let mut future = std::pin::pin!(future);
-    let mut stopping = std::pin::pin!(percore_cores::stopping());
-    std::future::poll_fn(|cx| {
-        if let std::task::Poll::Ready(output) = future.as_mut().poll(cx) {
-            return std::task::Poll::Ready(Some(output));
+/// Runs `commit` on the shard that owns `path` (`percore_cores::shard_for`),
+/// handing it that shard's state. If the owner is gone (a stop past its
+/// grace) the outcome is `Failed(Interrupted)`, and the commit never ran.
+pub(crate) async fn on_owner<F, Fut>(path: &[u8], commit: F) -> Outcome
+where
+    F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+    Fut: Future<Output = Outcome> + 'static,
+{
+    let owner = percore_cores::shard_for(path, percore_cores::current().count);
+    let run = move || async move {
+        match try_current() {
+            Some(shard) => commit(shard).await,
+            None => Outcome::Failed(std::io::ErrorKind::Interrupted, "the owner shard is not running".into()),
         }
-        stopping.as_mut().poll(cx).map(|()| None)
-    })
-    .await
+    };
+    match percore_cores::spawn_on(owner, run).await {
+        Ok(outcome) => outcome,
+        Err(err) => Outcome::Failed(std::io::ErrorKind::Interrupted, err.to_string()),
+    }
 }

@@ -27,7 +27,8 @@ mod topology;
 
 pub use launch::{launch, launch_with, stop, Config, LaunchError, Running, StopHandle};
 pub use mesh::{
-    broadcast, current, is_stopping, post, shard_for, spawn_on, stopping, submit_to, MeshError, Shard, DRAIN_BATCH,
+    broadcast, current, is_stopping, post, shard_for, spawn_on, stopping, submit_to, unless_stopping, MeshError, Shard,
+    DRAIN_BATCH,
 };
 pub use stats::ShardStats;
 pub use topology::{allowed_cpus, format_list, CoreSet, Placement, TopologyError};

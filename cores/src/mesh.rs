@@ -538,6 +538,23 @@ pub fn is_stopping() -> bool {
     with_local(|local| local.stopping.is_set())
 }
 
+/// Awaits `future`, unless a stop is requested first (`None`): for waits
+/// that a stop should end (an idle connection, a background loop).
+///
+/// # Panics
+/// Outside a shard.
+pub async fn unless_stopping<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut stopping = std::pin::pin!(stopping());
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(cx) {
+            return std::task::Poll::Ready(Some(output));
+        }
+        stopping.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
 impl Local {
     fn complete(&self, id: ReplyId, value: Result<Value, MeshError>) {
         let waker = {

@@ -1,12 +1,22 @@
-//! The HTTP/1.1 service: request parsing (`request`), response heads
-//! (`response`) and the connection loop (`conn`). Parsing and response
-//! building are pure and tested without a ring; the connection loop owns the
-//! control flow.
+//! The HTTP/1.1 service. Pure leaves, tested without a ring: request
+//! parsing (`request`), routing (`route`), tokens (`auth`), response heads
+//! (`response`). The connection loop (`conn`) owns the control flow; it
+//! hands each request to a handler (`probe`, `get`, `list`, `put`) with a
+//! `reply` and reads and writes only through the `wire`, the one seam over
+//! the socket. Bodies are read by `body`.
 
+mod auth;
 pub(crate) mod body;
 pub(crate) mod conn;
+mod get;
+mod list;
+mod probe;
+mod put;
+mod reply;
 pub(crate) mod request;
 pub(crate) mod response;
+mod route;
+mod wire;
 
 use std::future::Future;
 use std::time::Duration;

@@ -1,4 +1,5 @@
-//! Response heads. Pure except for the cached `Date` value.
+//! Response heads. Pure except for the `Date` value, formatted once a
+//! second per shard and kept in a thread-local.
 
 use std::cell::RefCell;
 use std::fmt::Write;
@@ -35,32 +36,13 @@ pub(crate) fn reason(status: u16) -> &'static str {
 thread_local! {
     /// The `Date` value, formatted at most once a second per shard.
     static DATE: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
-    /// The status of the last head built on this shard, for the metrics of
-    /// the request being answered. Answers of other connections interleave
-    /// at every await, so each answer runs with a slot of its own, saved and
-    /// restored around its polls (`conn::OwnStatus`).
-    static LAST_STATUS: std::cell::Cell<u16> = const { std::cell::Cell::new(0) };
-}
-
-/// The status of the last response head built on this shard.
-pub(crate) fn last_status() -> u16 {
-    LAST_STATUS.with(std::cell::Cell::get)
-}
-
-/// Sets the status the metrics record for the answer being sent, for an
-/// answer sent without building a head ([`crate::cache::Entry::whole_answer`]).
-pub(crate) fn set_last_status(status: u16) {
-    LAST_STATUS.with(|s| s.set(status));
 }
 
 /// The second the `Date` header shows now.
 pub(crate) fn date_second() -> u64 {
     // The coarse clock (the kernel's last tick: no hardware clock read, at
     // most a few ms behind) is enough to see the second change.
-    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `now` is a valid out-pointer for clock_gettime.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) };
-    now.tv_sec.max(0) as u64
+    rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse).tv_sec.max(0) as u64
 }
 
 /// A whole answer that is the same bytes for every request within a `Date`
@@ -113,7 +95,6 @@ impl Head {
     /// A head with room for `body` more bytes after it (see
     /// [`Head::finish_with`]): no reallocation when the body is added.
     pub(crate) fn with_room(status: u16, body: usize) -> Head {
-        LAST_STATUS.with(|s| s.set(status));
         // A head is ~250 bytes with its longest headers; `finish` adds ~50.
         let mut text = String::with_capacity(384 + body);
         let _ = write!(text, "HTTP/1.1 {status} {}\r\nServer: percore\r\nDate: ", reason(status));

@@ -202,6 +202,14 @@ impl AsRawFd for Dir {
     }
 }
 
+impl std::os::fd::AsFd for Dir {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        // SAFETY: the descriptor is open until `self.fd` drops, which the
+        // borrow's lifetime (that of `&self`) cannot outlast.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd.as_raw_fd()) }
+    }
+}
+
 impl Dir {
     /// Opens a directory by an ordinary path (relative to the working
     /// directory; not confined).
@@ -573,7 +581,36 @@ impl AsRawFd for File {
     }
 }
 
+impl std::os::fd::AsFd for File {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        // SAFETY: the descriptor is open until `self.fd` drops, which the
+        // borrow's lifetime (that of `&self`) cannot outlast.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd.as_raw_fd()) }
+    }
+}
+
 impl File {
+    /// Whether this is the only open descriptor of its file, in any
+    /// process: a write lease (`fcntl(2)`, "Leases") is granted only then,
+    /// and is released at once. False where leases are unavailable
+    /// (`fs.leases-enable = 0`, a file system without them, a file owned by
+    /// another user). Should another process open the file in between, the
+    /// kernel breaks the lease with `SIGIO` (the caller's process must not
+    /// die of it: block or ignore it) and that opener waits the
+    /// microseconds until the release. A plain call, not a ring operation:
+    /// it never waits for the disk.
+    pub fn only_open_here(&self) -> bool {
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: fcntl on a descriptor `self` keeps open; F_SETLEASE takes
+        // an integer argument and touches no memory of ours.
+        unsafe {
+            if libc::fcntl(fd, libc::F_SETLEASE, libc::F_WRLCK) != 0 {
+                return false;
+            }
+            libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) == 0
+        }
+    }
+
     /// Opens `path` relative to the working directory (not confined).
     ///
     /// # Errors

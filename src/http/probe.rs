@@ -1,0 +1,52 @@
+//! What operators and load balancers ask: `/ping`, `/health`, `/metrics`.
+
+use bytes::Bytes;
+
+use super::reply::Reply;
+use super::request::{Method, Request};
+use super::response::{Head, Rendered};
+
+/// `GET /ping` (`health == false`) or `GET /health`.
+pub(crate) async fn ping_or_health(reply: &mut Reply<'_>, request: &Request, health: bool) -> bool {
+    let head_only = request.method == Method::Head;
+    // A fenced daemon still serves reads: healthy, but says so.
+    let (status, body): (u16, &'static [u8]) = match (health, reply.shard.draining()) {
+        (false, _) => (200, b"pong\n"),
+        (true, false) if reply.shard.store.fenced() => (200, b"read-only\n"),
+        (true, false) => (200, b"ready\n"),
+        (true, true) => (503, b"draining\n"),
+    };
+    let head = || Head::new(status).header("Content-Type", "text/plain");
+    if !health && !head_only && !reply.close() {
+        // The same bytes for every kept-alive `GET /ping` within a second:
+        // rendered once a second per shard.
+        thread_local! {
+            static PONG: Rendered = Rendered::default();
+        }
+        let whole = PONG.with(|pong| pong.get(|| head().finish_with(body, false)));
+        return reply.send_rendered(200, whole).await;
+    }
+    let whole = if head_only { reply.finish(head(), body.len() as u64) } else { reply.finish_with(head(), body) };
+    reply.send_one(whole).await
+}
+
+/// `GET /metrics`: every shard's counters, gathered over the mesh.
+pub(crate) async fn metrics(reply: &mut Reply<'_>, request: &Request) -> bool {
+    let gathered = percore_cores::broadcast(|| {
+        let gauges = crate::shard::try_current().map(|shard| shard.gauges()).unwrap_or_default();
+        crate::metrics::snapshot(gauges)
+    })
+    .await;
+    match gathered {
+        Ok(shards) => {
+            let text = crate::metrics::render(&shards, reply.shard.store.fenced());
+            let head = Head::new(200).header("Content-Type", "text/plain; version=0.0.4");
+            let mut parts = vec![Bytes::from(reply.finish(head, text.len() as u64))];
+            if request.method != Method::Head {
+                parts.push(Bytes::from(text));
+            }
+            reply.send(parts).await
+        }
+        Err(err) => reply.simple(503, &format!("{err}\n")).await,
+    }
+}

@@ -1,0 +1,164 @@
+//! `PUT` and `DELETE /files/<path>`: the body streamed into the store's
+//! upload, then the commit on the path's owner shard (`store`), answered
+//! from its outcome.
+
+use bytes::Bytes;
+
+use super::body::{BodyError, BodyReader};
+use super::reply::Reply;
+use super::request::{Body, Request};
+use super::response::Head;
+use super::wire::Incoming;
+use crate::files;
+use crate::shard::on_owner;
+use crate::store::{Conditions, Outcome, FENCED_MESSAGE};
+
+/// Maps an I/O error before the commit to a status.
+pub(crate) fn io_status(err: &std::io::Error) -> u16 {
+    match err.raw_os_error() {
+        Some(libc::ENOSPC | libc::EDQUOT) => 507,
+        Some(libc::EMFILE | libc::ENFILE) => 503,
+        Some(libc::ENOTDIR | libc::EISDIR | libc::EEXIST) => 409,
+        Some(libc::EXDEV | libc::ELOOP) => 400,
+        Some(libc::EACCES | libc::EPERM) => 403,
+        // The file system went read-only (an error made the kernel remount
+        // it, or an operator did): nothing the client can fix.
+        Some(libc::EROFS) => 503,
+        _ => 500,
+    }
+}
+
+fn conditions(request: &Request) -> Conditions {
+    Conditions { if_match: request.if_match.clone(), if_none_match: request.if_none_match.clone() }
+}
+
+/// `PUT /files/<encoded>`, reading the body from `incoming` (`buf` holds
+/// what was received after the head). An answer given before the whole
+/// body was read closes the connection (the reply says so).
+pub(crate) async fn put(
+    reply: &mut Reply<'_>,
+    incoming: &mut Incoming<'_>,
+    buf: &mut Vec<u8>,
+    request: &Request,
+    encoded: &str,
+) -> bool {
+    let shard = reply.shard;
+    // Until the body has been read, any answer closes the connection.
+    let close_after = reply.close();
+    reply.closing();
+    let path = match files::object_path(encoded) {
+        Ok(path) => path,
+        Err(files::PathError::Invalid(why)) => return reply.simple(400, &format!("invalid path: {why}\n")).await,
+    };
+    if shard.store.fenced() {
+        return reply.simple(503, FENCED_MESSAGE).await;
+    }
+    if let Body::Length(n) = request.body {
+        if n > shard.config.body_bytes_max {
+            // Refused before any of it is read.
+            return reply.simple(413, "body too large\n").await;
+        }
+    }
+    let len = match request.body {
+        Body::Length(n) => Some(n),
+        _ => None,
+    };
+    let mut upload = match shard.store.begin_upload(&path, len).await {
+        Ok(upload) => upload,
+        Err((what, err)) => return reply.simple(io_status(&err), &format!("{what}: {err}\n")).await,
+    };
+    if request.expect_continue && !reply.send_one(Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n")).await {
+        upload.discard().await;
+        return false;
+    }
+    let mut body =
+        BodyReader::new(incoming, buf, request.body, shard.config.body_bytes_max, shard.config.body_timeout());
+    let written: Result<String, (u16, String)> = async {
+        loop {
+            let piece = match body.next().await {
+                Ok(Some(piece)) => piece,
+                Ok(None) => break,
+                // A client that stopped sending gets 408; one that is gone, nothing.
+                Err(BodyError::Io(err)) if err.kind() == std::io::ErrorKind::TimedOut => {
+                    return Err((408, "request body timed out\n".into()))
+                }
+                Err(BodyError::Io(err)) => return Err((0, err.to_string())),
+                Err(BodyError::Framing(why)) => return Err((400, format!("{why}\n"))),
+                Err(BodyError::TooLarge) => return Err((413, "body too large\n".into())),
+            };
+            let offset = body.total() - piece.len() as u64;
+            let (result, _) = upload.file().write_all_at(piece, offset).await;
+            result.map_err(|e| (io_status(&e), format!("cannot store the file: {e}\n")))?;
+        }
+        upload.flush(&shard.store).await.map_err(|e| (io_status(&e), format!("cannot flush the file: {e}\n")))
+    }
+    .await;
+    let etag = match written {
+        Ok(etag) => etag,
+        Err((status, message)) => {
+            // Nothing of a failed upload stays behind.
+            upload.discard().await;
+            return status != 0 && reply.simple(status, &message).await;
+        }
+    };
+    let (owner_path, temp, cond) = (path.clone(), upload.temp().to_vec(), conditions(request));
+    let result =
+        on_owner(&path, move |owner| async move { owner.store.commit_put(owner_path, temp, cond, etag).await }).await;
+    if let Outcome::Failed(std::io::ErrorKind::Interrupted, _) = result {
+        // The owner stopped before it could commit (shutdown past its grace):
+        // the temporary file is ours to remove. (Had it been renamed, this
+        // finds nothing.)
+        upload.discard().await;
+    } else {
+        drop(upload);
+    }
+    // The body is read: the connection stays open as the client asked,
+    // unless a stop began while the upload went on.
+    if !close_after && !percore_cores::is_stopping() {
+        reply.keep_open();
+    }
+    outcome(reply, result).await
+}
+
+/// `DELETE /files/<encoded>`.
+pub(crate) async fn delete(reply: &mut Reply<'_>, request: &Request, encoded: &str) -> bool {
+    let path = match files::object_path(encoded) {
+        Ok(path) => path,
+        Err(files::PathError::Invalid(why)) => return reply.simple(400, &format!("invalid path: {why}\n")).await,
+    };
+    let (owner_path, cond) = (path.clone(), conditions(request));
+    let result = on_owner(&path, move |owner| async move { owner.store.commit_delete(owner_path, cond).await }).await;
+    outcome(reply, result).await
+}
+
+/// Answers a commit's outcome.
+async fn outcome(reply: &mut Reply<'_>, outcome: Outcome) -> bool {
+    let (status, etag, body): (u16, Option<String>, String) = match outcome {
+        Outcome::Created(etag) => (201, Some(etag), String::new()),
+        Outcome::Replaced(etag) => (200, Some(etag), String::new()),
+        Outcome::Deleted => (204, None, String::new()),
+        Outcome::NotFound => (404, None, "no such file\n".into()),
+        Outcome::PreconditionFailed => (412, None, "precondition failed\n".into()),
+        Outcome::Fenced => (503, None, FENCED_MESSAGE.into()),
+        Outcome::Failed(kind, message) => {
+            tracing::warn!("commit failed: {message}");
+            let status = match kind {
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => 507,
+                std::io::ErrorKind::IsADirectory
+                | std::io::ErrorKind::NotADirectory
+                | std::io::ErrorKind::AlreadyExists => 409,
+                _ => 500,
+            };
+            (status, None, format!("{message}\n"))
+        }
+    };
+    let mut head = Head::new(status);
+    if let Some(etag) = etag {
+        head = head.header("ETag", etag);
+    }
+    if !body.is_empty() {
+        head = head.header("Content-Type", "text/plain");
+    }
+    let whole = reply.finish_with(head, body.as_bytes());
+    reply.send_one(whole).await
+}
