@@ -15,6 +15,7 @@ use clap::Parser;
 mod balance;
 mod bench;
 mod cache;
+mod clock;
 mod config;
 mod files;
 mod http;

@@ -92,8 +92,7 @@ pub(crate) fn snapshot(gauges: Gauges) -> Snapshot {
     s.shard = percore_cores::current().id;
     s.gauges = gauges;
     s.cores = Some(percore_cores::stats::local());
-    let cpu = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    s.cpu_seconds = cpu.tv_sec as f64 + cpu.tv_nsec as f64 / 1e9;
+    s.cpu_seconds = crate::clock::thread_cpu().as_secs_f64();
     s
 }
 

@@ -96,12 +96,6 @@ struct ShardResult {
     wall: Duration,
 }
 
-/// CPU time of the calling thread.
-fn thread_cpu() -> Duration {
-    let ts = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
 thread_local! {
     /// This client shard's counters (read by the progress line).
     static STATS: RefCell<Option<Rc<RefCell<Stats>>>> = const { RefCell::new(None) };
@@ -147,7 +141,7 @@ fn run_phase(
             let plan = Rc::new(Plan::clone(&plan));
             let stats = Rc::new(RefCell::new(Stats::new()));
             STATS.with(|s| *s.borrow_mut() = Some(stats.clone()));
-            let (cpu0, wall0) = (thread_cpu(), Instant::now());
+            let (cpu0, wall0) = (crate::clock::thread_cpu(), Instant::now());
             let mine = (shard.id..connections).step_by(shard.count);
             let tasks: Vec<_> =
                 mine.map(|c| percore_io::spawn(client::run(plan.clone(), stats.clone(), c as u64))).collect();
@@ -158,7 +152,7 @@ fn run_phase(
                 task.await;
             }
             let stats = std::mem::replace(&mut *stats.borrow_mut(), Stats::new());
-            ShardResult { stats, cpu: thread_cpu() - cpu0, wall: wall0.elapsed() }
+            ShardResult { stats, cpu: crate::clock::thread_cpu() - cpu0, wall: wall0.elapsed() }
         }
     })?;
     Ok(running.join()?.into_iter().flatten().collect())

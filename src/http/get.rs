@@ -163,7 +163,8 @@ async fn from_cache(reply: &mut Reply<'_>, request: &Request, entry: &Rc<cache::
         // The common answer, the same bytes for every such request within a
         // second: rendered once a second per entry, sent without a copy.
         let whole = entry.whole_answer(|| ok_head(&meta, entry.body.len()).finish_with(&entry.body, false));
-        return reply.send_rendered(200, whole).await;
+        reply.rendered(200);
+        return reply.send_one(whole).await;
     }
     send(reply, request, &meta, plan(request, &meta), Source::Cached(entry)).await
 }

@@ -1,13 +1,21 @@
 //! What operators and load balancers ask: `/ping`, `/health`, `/metrics`.
 
+use std::future::Future;
+
 use bytes::Bytes;
 
 use super::reply::Reply;
 use super::request::{Method, Request};
 use super::response::{Head, Rendered};
 
-/// `GET /ping` (`health == false`) or `GET /health`.
-pub(crate) async fn ping_or_health(reply: &mut Reply<'_>, request: &Request, health: bool) -> bool {
+/// `GET /ping` (`health == false`) or `GET /health`. (A plain function
+/// returning the send's future: no state machine of its own on the
+/// hottest path.)
+pub(crate) fn ping_or_health<'a>(
+    reply: &mut Reply<'a>,
+    request: &Request,
+    health: bool,
+) -> impl Future<Output = bool> + 'a {
     let head_only = request.method == Method::Head;
     // A fenced daemon still serves reads: healthy, but says so.
     let (status, body): (u16, &'static [u8]) = match (health, reply.shard.draining()) {
@@ -24,10 +32,11 @@ pub(crate) async fn ping_or_health(reply: &mut Reply<'_>, request: &Request, hea
             static PONG: Rendered = Rendered::default();
         }
         let whole = PONG.with(|pong| pong.get(|| head().finish_with(body, false)));
-        return reply.send_rendered(200, whole).await;
+        reply.rendered(200);
+        return reply.send_one(whole);
     }
     let whole = if head_only { reply.finish(head(), body.len() as u64) } else { reply.finish_with(head(), body) };
-    reply.send_one(whole).await
+    reply.send_one(Bytes::from(whole))
 }
 
 /// `GET /metrics`: every shard's counters, gathered over the mesh.

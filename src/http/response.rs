@@ -42,7 +42,7 @@ thread_local! {
 pub(crate) fn date_second() -> u64 {
     // The coarse clock (the kernel's last tick: no hardware clock read, at
     // most a few ms behind) is enough to see the second change.
-    rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse).tv_sec.max(0) as u64
+    crate::clock::coarse_epoch_seconds()
 }
 
 /// A whole answer that is the same bytes for every request within a `Date`

@@ -2,9 +2,10 @@
 //! it. Everything above (`conn`, `reply`, the handlers) reads and writes
 //! through a [`Wire`] and does not know the stream is a plain TCP socket;
 //! a TLS stream will sit here next. Every send is bounded by the send
-//! timeout and counted in the metrics' bytes out.
+//! timeout and counted (bytes sent, here and in the metrics; whether one
+//! failed).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -34,11 +35,37 @@ pub(crate) type Incoming<'a> = RecvStream<'a>;
 pub(crate) struct Wire {
     stream: TcpStream,
     send_timeout: Duration,
+    /// Bytes sent so far.
+    sent: Cell<u64>,
+    /// Set by the first send that failed or timed out: the connection is
+    /// unusable from then on.
+    broken: Cell<bool>,
 }
 
 impl Wire {
     pub(crate) fn new(stream: TcpStream, send_timeout: Duration) -> Wire {
-        Wire { stream, send_timeout }
+        Wire { stream, send_timeout, sent: Cell::new(0), broken: Cell::new(false) }
+    }
+
+    /// Bytes sent so far on this connection.
+    pub(crate) fn bytes_sent(&self) -> u64 {
+        self.sent.get()
+    }
+
+    /// Whether a send has failed (the connection must close).
+    pub(crate) fn broken(&self) -> bool {
+        self.broken.get()
+    }
+
+    /// Counts a send's outcome (here and in the metrics); passes `sent` on.
+    fn count(&self, sent: bool, len: u64) -> bool {
+        if sent {
+            self.sent.set(self.sent.get() + len);
+            crate::metrics::bytes_out(len);
+        } else {
+            self.broken.set(true);
+        }
+        sent
     }
 
     /// The connection's one receive path: a multishot receive that takes a
@@ -52,10 +79,7 @@ impl Wire {
     pub(crate) async fn send_one(&self, whole: impl IoBuf) -> bool {
         let len = whole.bytes_init() as u64;
         let sent = matches!(within(self.send_timeout, self.stream.send_all(whole)).await, Ok((Ok(()), _)));
-        if sent {
-            crate::metrics::bytes_out(len);
-        }
-        sent
+        self.count(sent, len)
     }
 
     /// Sends every part: joined into one buffer when small, else in one
@@ -66,10 +90,7 @@ impl Wire {
             return self.send_one(parts.concat()).await;
         }
         let sent = matches!(within(self.send_timeout, self.stream.writev_all(parts)).await, Ok((Ok(()), _)));
-        if sent {
-            crate::metrics::bytes_out(len as u64);
-        }
-        sent
+        self.count(sent, len as u64)
     }
 
     /// Sends `head` held back (`MSG_MORE`) to leave with the bytes that
@@ -78,10 +99,7 @@ impl Wire {
     pub(crate) async fn send_more(&self, head: Vec<u8>) -> bool {
         let len = head.len() as u64;
         let sent = matches!(within(self.send_timeout, self.stream.send_all_more(head)).await, Ok((Ok(()), _)));
-        if sent {
-            crate::metrics::bytes_out(len);
-        }
-        sent
+        self.count(sent, len)
     }
 
     /// Splices `len` bytes of `file` from `offset` (file → pipe → socket,
@@ -97,7 +115,7 @@ impl Wire {
             Some(pipe) => pipe,
             None => match Pipe::new(1 << 20) {
                 Ok(pipe) => pipe,
-                Err(_) => return false,
+                Err(_) => return self.count(false, 0),
             },
         };
         let mut done = 0;
@@ -109,11 +127,11 @@ impl Wire {
                     .await;
             match sent {
                 Ok(Ok(n)) if n == piece => {
-                    crate::metrics::bytes_out(n);
+                    self.count(true, n);
                     done += n;
                 }
                 // The pipe, which may hold bytes, is dropped.
-                _ => return false,
+                _ => return self.count(false, 0),
             }
         }
         // The whole span went out and the pipe is empty: reuse it.
