@@ -324,3 +324,22 @@ fn shard_for_is_stable() {
     assert_eq!(shard_for("", 3), 1);
     assert_eq!(shard_for("docs/readme.md", 16), shard_for(&String::from("docs/readme.md"), 16));
 }
+
+#[test]
+fn unless_stopping_ends_a_wait_at_a_stop_and_passes_a_result_through() {
+    let running = launch(shards(1), |_shard| async move {
+        let quick = percore_cores::unless_stopping(async { 7 }).await;
+        let start = Instant::now();
+        percore_io::spawn(async {
+            time::sleep(Duration::from_millis(30)).await;
+            stop();
+        });
+        let forever = percore_cores::unless_stopping(time::sleep(Duration::from_secs(3600))).await;
+        (quick, forever.is_none(), start.elapsed())
+    })
+    .unwrap();
+    let (quick, ended, waited) = running.join().unwrap().into_iter().next().flatten().expect("the shard's result");
+    assert_eq!(quick, Some(7));
+    assert!(ended, "the endless wait ends with None at the stop");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+}

@@ -921,3 +921,17 @@ fn file_workers_bound_the_blocking_operations_in_flight() {
         assert_eq!(most, bound as usize, "workers running blocking opens at once with a bound of {bound}");
     }
 }
+
+#[test]
+fn a_file_open_elsewhere_is_known_to_be() {
+    let tmp = tempdir();
+    Runtime::new().unwrap().block_on(async {
+        let dir = Dir::open(tmp.path()).await.unwrap();
+        let file = dir.open_file("lease.bin", &rw_create()).await.unwrap();
+        assert!(file.only_open_here(), "no other descriptor: the lease is granted (and given up)");
+        let other = std::fs::File::open(tmp.path().join("lease.bin")).unwrap();
+        assert!(!file.only_open_here(), "another descriptor is open");
+        drop(other);
+        assert!(file.only_open_here(), "released again");
+    });
+}

@@ -77,22 +77,48 @@ impl<T: Completable> Op<T> {
     ) -> Op<T> {
         context::with(|cx| {
             let runtime = cx.executor.shared.id;
-            let injected = fault::take(kind);
-            let key = match injected {
-                Some(fault::Fault::Errno(errno)) => {
-                    let key = cx.driver.slots.borrow_mut().insert_single();
-                    cx.driver.complete_locally(key, -errno);
-                    key
-                }
-                _ => {
-                    let entry = build(&mut data, injected == Some(fault::Fault::Short));
-                    // SAFETY: forwarded from this function's contract: the
-                    // entry points into `data`, which `Op` keeps alive.
-                    unsafe { cx.driver.submit(entry, false, eager) }
-                }
-            };
+            // SAFETY: forwarded from this function's contract: the entry
+            // points into `data`, which `Op` keeps alive.
+            let key = unsafe { start(cx, kind, false, eager, |short| build(&mut data, short)) };
             Op { key: Some(key), data: Some(data), runtime, _not_send: PhantomData }
         })
+    }
+}
+
+/// The one way an operation reaches the ring (single-shot or multishot),
+/// and the one hook for fault injection: an injected errno completes the
+/// operation locally without a submission; an injected short transfer is
+/// passed to `build` (`true`), which halves its length.
+///
+/// # Safety
+/// The entry `build` makes must point only at memory that stays valid
+/// until the operation's last completion (owned by the op, or held by its
+/// orphan, or outliving the ring).
+unsafe fn start(
+    cx: &context::Context,
+    kind: OpKind,
+    multishot: bool,
+    eager: bool,
+    build: impl FnOnce(bool) -> squeue::Entry,
+) -> Key {
+    match fault::take(kind) {
+        Some(fault::Fault::Errno(errno)) => {
+            let key = {
+                let mut slots = cx.driver.slots.borrow_mut();
+                if multishot {
+                    slots.insert_multi()
+                } else {
+                    slots.insert_single()
+                }
+            };
+            cx.driver.complete_locally(key, -errno);
+            key
+        }
+        injected => {
+            let entry = build(injected == Some(fault::Fault::Short));
+            // SAFETY: forwarded from this function's contract.
+            unsafe { cx.driver.submit(entry, multishot, eager) }
+        }
     }
 }
 
@@ -262,15 +288,10 @@ impl<O: Orphan + 'static> Multishot<O> {
     /// a registered buffer ring held by the orphan).
     pub(crate) unsafe fn arm(&mut self, entry: squeue::Entry) {
         debug_assert!(self.key.is_none());
-        let key = context::with(|cx| match fault::take(self.kind) {
-            Some(fault::Fault::Errno(errno)) => {
-                let key = cx.driver.slots.borrow_mut().insert_multi();
-                cx.driver.complete_locally(key, -errno);
-                key
-            }
-            // SAFETY: forwarded from this function's contract.
-            _ => unsafe { cx.driver.submit(entry, true, false) },
-        });
+        // SAFETY: forwarded from this function's contract. (A multishot
+        // request moves no bytes of its own: a short-transfer fault does
+        // not apply to it.)
+        let key = context::with(|cx| unsafe { start(cx, self.kind, true, false, |_| entry) });
         self.key = Some(key);
     }
 
