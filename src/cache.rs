@@ -33,7 +33,7 @@ pub(crate) struct Entry {
     pub(crate) content_type: String,
     /// The whole 200 answer to a kept-alive GET (head and body), with the
     /// `Date` second it was rendered for: [`Entry::whole_answer`].
-    rendered: crate::http::response::Rendered,
+    rendered: crate::rendered::Rendered,
     filled: Instant,
 }
 

@@ -21,6 +21,7 @@ mod files;
 mod http;
 mod listing;
 mod metrics;
+mod rendered;
 mod serve;
 mod shard;
 mod store;

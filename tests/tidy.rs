@@ -290,4 +290,22 @@ fn daemon_files_import_in_one_direction() {
         }
     }
     assert!(circles.is_empty(), "files that import each other in a circle:\n{}", circles.join("\n"));
+    // The store sits below HTTP: nothing it reaches, directly or not, is in
+    // `http/`.
+    let mut seen: BTreeSet<Vec<String>> =
+        graph.keys().filter(|m| m.first().is_some_and(|f| f == "store")).cloned().collect();
+    let mut todo: Vec<Vec<String>> = seen.iter().cloned().collect();
+    while let Some(node) = todo.pop() {
+        for next in &graph[&node] {
+            assert!(
+                next.first().is_none_or(|f| f != "http"),
+                "the store reaches http: {} -> {}",
+                node.join("::"),
+                next.join("::")
+            );
+            if seen.insert(next.clone()) {
+                todo.push(next.clone());
+            }
+        }
+    }
 }

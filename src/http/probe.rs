@@ -6,7 +6,8 @@ use bytes::Bytes;
 
 use super::reply::Reply;
 use super::request::{Method, Request};
-use super::response::{Head, Rendered};
+use super::response::Head;
+use crate::rendered::Rendered;
 
 /// `GET /ping` (`health == false`) or `GET /health`. (A plain function
 /// returning the send's future: no state machine of its own on the

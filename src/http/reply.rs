@@ -98,7 +98,7 @@ impl<'a> Reply<'a> {
     }
 
     /// Records the status of a whole answer rendered beforehand
-    /// (`response::Rendered`: no head is finished for it), sent next.
+    /// (`rendered::Rendered`: no head is finished for it), sent next.
     pub(crate) fn rendered(&mut self, status: u16) {
         self.status = status;
     }

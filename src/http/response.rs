@@ -38,39 +38,9 @@ thread_local! {
     static DATE: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
 }
 
-/// The second the `Date` header shows now.
-pub(crate) fn date_second() -> u64 {
-    // The coarse clock (the kernel's last tick: no hardware clock read, at
-    // most a few ms behind) is enough to see the second change.
-    crate::clock::coarse_epoch_seconds()
-}
-
-/// A whole answer that is the same bytes for every request within a `Date`
-/// second: rendered at the first request of each second, then shared (a
-/// reference count, no copy) by every answer in that second.
-#[derive(Debug, Default)]
-pub(crate) struct Rendered(RefCell<Option<(u64, bytes::Bytes)>>);
-
-impl Rendered {
-    /// The answer for the current `Date` second, rendered by `render` if
-    /// the second changed since the last one.
-    pub(crate) fn get(&self, render: impl FnOnce() -> Vec<u8>) -> bytes::Bytes {
-        let second = date_second();
-        let mut rendered = self.0.borrow_mut();
-        match &*rendered {
-            Some((at, whole)) if *at == second => whole.clone(),
-            _ => {
-                let whole = bytes::Bytes::from(render());
-                *rendered = Some((second, whole.clone()));
-                whole
-            }
-        }
-    }
-}
-
 /// Appends the current `Date` value (formatted once a second) to `out`.
 fn push_date(out: &mut String) {
-    let secs = date_second();
+    let secs = crate::clock::coarse_epoch_seconds();
     DATE.with(|d| {
         let mut d = d.borrow_mut();
         if d.0 != secs || d.1.is_empty() {
