@@ -21,9 +21,14 @@ pub(crate) struct RawConfig {
     #[arg(long, env = "PERCORE_CONFIG")]
     #[serde(skip)]
     pub(crate) config: Option<PathBuf>,
-    /// Address and port to listen on [default: 0.0.0.0:8080].
-    #[arg(long, env = "PERCORE_LISTEN")]
-    pub(crate) listen: Option<SocketAddr>,
+    /// Where to listen: IP:PORT (`[::1]:8080` for IPv6), HOST:PORT, :PORT or PORT (every IPv4 interface); repeat the flag, or separate with commas, for several. Without --write-token only loopback addresses are accepted [default: 127.0.0.1:8080].
+    #[arg(long, env = "PERCORE_LISTEN", value_delimiter = ',')]
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub(crate) listen: Vec<String>,
+    /// Allow listening beyond loopback with no --write-token: anyone who can connect may then PUT and DELETE.
+    #[arg(long, env = "PERCORE_ALLOW_ANONYMOUS_WRITES")]
+    #[serde(default)]
+    pub(crate) allow_anonymous_writes: bool,
     /// Directory the files live in; created if missing [default: ./data].
     #[arg(long, env = "PERCORE_DATA_DIR")]
     pub(crate) data_dir: Option<PathBuf>,
@@ -87,6 +92,20 @@ pub(crate) struct RawConfig {
     pub(crate) file_workers: Option<u32>,
 }
 
+/// A TOML value that is one string or a list of them.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    })
+}
+
 /// How logs are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum LogFormat {
@@ -107,7 +126,9 @@ pub(crate) enum BodyFlush {
 /// Validated settings.
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
-    pub(crate) listen: SocketAddr,
+    /// Every address to listen on (at least one).
+    pub(crate) listen: Vec<SocketAddr>,
+    pub(crate) allow_anonymous_writes: bool,
     pub(crate) data_dir: PathBuf,
     pub(crate) cores: CoreSet,
     pub(crate) header_bytes_max: usize,
@@ -150,7 +171,8 @@ impl RawConfig {
     fn or(self, file: RawConfig) -> RawConfig {
         RawConfig {
             config: self.config,
-            listen: self.listen.or(file.listen),
+            listen: if self.listen.is_empty() { file.listen } else { self.listen },
+            allow_anonymous_writes: self.allow_anonymous_writes || file.allow_anonymous_writes,
             data_dir: self.data_dir.or(file.data_dir),
             cores: self.cores.or(file.cores),
             header_bytes_max: self.header_bytes_max.or(file.header_bytes_max),
@@ -213,8 +235,15 @@ impl TryFrom<RawConfig> for Config {
         if header_bytes_max < 1024 {
             return Err("header-bytes-max must be at least 1024".to_string());
         }
+        let write_token = raw.write_token.filter(|t| !t.is_empty());
+        let mut listen = Vec::new();
+        for text in if raw.listen.is_empty() { vec![crate::listen::DEFAULT.to_string()] } else { raw.listen } {
+            listen.extend(crate::listen::parse(&text)?);
+        }
+        crate::listen::check_exposure(&listen, write_token.is_some(), raw.allow_anonymous_writes)?;
         Ok(Config {
-            listen: raw.listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080))),
+            listen,
+            allow_anonymous_writes: raw.allow_anonymous_writes,
             data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from("data")),
             cores,
             header_bytes_max: header_bytes_max as usize,
@@ -234,7 +263,7 @@ impl TryFrom<RawConfig> for Config {
             shutdown_grace_ms: positive("shutdown-grace-ms", raw.shutdown_grace_ms, 10_000)?,
             drain_ms: raw.drain_ms.unwrap_or(0),
             read_token: raw.read_token.filter(|t| !t.is_empty()),
-            write_token: raw.write_token.filter(|t| !t.is_empty()),
+            write_token,
             log_level: raw.log_level.unwrap_or_else(|| "info".to_string()),
             log_format,
             body_flush,
@@ -250,7 +279,7 @@ mod tests {
     #[test]
     fn defaults_need_no_file() {
         let config = Config::try_from(RawConfig::default()).unwrap();
-        assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(config.listen, vec!["127.0.0.1:8080".parse().unwrap()], "loopback only by default");
         assert_eq!(config.data_dir, PathBuf::from("data"));
         assert_eq!(config.cores, CoreSet::All);
         assert_eq!(config.header_bytes_max, 16384);
@@ -262,12 +291,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("percore.toml");
         std::fs::write(&path, "listen = \"127.0.0.1:9000\"\ndata-dir = \"/srv/files\"\ncores = \"1\"\n").unwrap();
-        let raw =
-            RawConfig { config: Some(path), listen: Some("127.0.0.1:9100".parse().unwrap()), ..Default::default() };
+        let raw = RawConfig { config: Some(path.clone()), listen: vec!["127.0.0.1:9100".into()], ..Default::default() };
         let config = Config::try_from(raw).unwrap();
-        assert_eq!(config.listen.port(), 9100, "the flag wins");
+        assert_eq!(config.listen, vec!["127.0.0.1:9100".parse().unwrap()], "the flag wins");
         assert_eq!(config.data_dir, PathBuf::from("/srv/files"), "the file fills the rest");
         assert_eq!(config.cores, CoreSet::Count(1));
+        std::fs::write(&path, "listen = [\"127.0.0.1:9000\", \"[::1]:9001\"]\n").unwrap();
+        let config = Config::try_from(RawConfig { config: Some(path), ..Default::default() }).unwrap();
+        assert_eq!(config.listen.len(), 2, "a list in the file");
+    }
+
+    #[test]
+    fn wide_listening_needs_a_token_or_an_explicit_yes() {
+        let raw = || RawConfig { listen: vec![":8080".into()], ..Default::default() };
+        let err = Config::try_from(raw()).unwrap_err();
+        assert!(err.contains("--allow-anonymous-writes"), "{err}");
+        let token = RawConfig { write_token: Some("t".into()), ..raw() };
+        assert_eq!(Config::try_from(token).unwrap().listen, vec!["0.0.0.0:8080".parse().unwrap()]);
+        assert!(Config::try_from(RawConfig { allow_anonymous_writes: true, ..raw() }).is_ok());
     }
 
     #[test]

@@ -19,12 +19,14 @@ mod clock;
 mod config;
 mod files;
 mod http;
+mod listen;
 mod listing;
 mod metrics;
 mod rendered;
 mod serve;
 mod shard;
 mod store;
+mod throttle;
 
 /// percore: a thread-per-core io_uring file and object server.
 #[derive(Parser, Debug)]

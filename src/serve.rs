@@ -1,4 +1,4 @@
-//! `percore serve`: binds one `SO_REUSEPORT` listener per shard, launches the
+//! `percore serve`: binds one `SO_REUSEPORT` listener per shard and listen address, launches the
 //! shards, and stops them on SIGTERM or SIGINT.
 //!
 //! The listeners are bound here, before the shards start, so that port 0
@@ -56,8 +56,8 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let open_files = raise_open_files();
     let spare_limit = store::spare_limit(open_files, shards);
     tracing::info!("open files: up to {open_files}; spare files: up to {spare_limit} per shard");
-    let (listeners, addr) = bind_all(config.listen, shards)?;
-    let mut listeners: Vec<Option<TcpListener>> = listeners.into_iter().map(Some).collect();
+    let (listeners, addrs) = bind_all(&config.listen, shards)?;
+    let mut listeners: Vec<Option<ShardListeners>> = listeners.into_iter().map(Some).collect();
     let cores_config = percore_cores::Config {
         cores: config.cores.clone(),
         grace: Duration::from_millis(config.shutdown_grace_ms),
@@ -71,9 +71,9 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
     // No shard accepts before every shard can take commits for the paths it
     // owns (start-up only; every shard passes it, even one whose set-up failed).
     let ready = Arc::new(std::sync::Barrier::new(shards));
-    // Each shard is handed its own listener as it starts.
-    let give = move |id: usize| listeners[id].take().expect("one listener per shard");
-    let running = launch_with(cores_config, give, move |_shard, listener| {
+    // Each shard is handed its own listeners (one per address) as it starts.
+    let give = move |id: usize| listeners[id].take().expect("listeners for every shard");
+    let running = launch_with(cores_config, give, move |_shard, listeners| {
         let (config, ready) = (shard_config.clone(), ready.clone());
         let state = Given {
             data_dir: shard_data_dir.clone(),
@@ -81,10 +81,12 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
             spare_limit,
             draining: shard_draining.clone(),
         };
-        async move { shard_main(listener, config, state, &ready).await }
+        async move { shard_main(listeners, config, state, &ready).await }
     })?;
-    println!("percore listening on http://{addr} serving {} with {shards} shards", data_dir.display());
-    tracing::info!(%addr, data_dir = %data_dir.display(), shards, "listening");
+    let shown: Vec<String> = addrs.iter().map(|a| format!("http://{a}")).collect();
+    let writers = crate::listen::writers(config.write_token.is_some(), config.allow_anonymous_writes);
+    println!("percore listening on {} serving {} with {shards} shards; {writers}", shown.join(" "), data_dir.display());
+    tracing::info!(addrs = %shown.join(" "), data_dir = %data_dir.display(), shards, writers, "listening");
     notify_systemd("READY=1");
     let stop = running.stop_handle();
     let drain = Duration::from_millis(config.drain_ms);
@@ -124,28 +126,39 @@ fn init_logging(config: &Config) -> Result<(), Box<dyn Error>> {
     installed.map_err(|e| format!("cannot set up logging: {e}").into())
 }
 
-/// Binds `count` listeners on `addr` with `SO_REUSEPORT`.
+/// One shard's listeners, one per listen address.
+type ShardListeners = Vec<TcpListener>;
+
+/// Binds `count` listeners with `SO_REUSEPORT` on each of `addrs`, and
+/// returns them by shard (each shard one listener per address) with the
+/// addresses bound.
 ///
 /// `SO_REUSEPORT` would let a second daemon join a port silently and take
-/// half its connections (serving another data directory), so the address is
+/// half its connections (serving another data directory), so each address is
 /// first claimed by a plain socket, which fails if anything listens there;
-/// it also picks the port when `addr` has port 0.
-fn bind_all(addr: SocketAddr, count: usize) -> Result<(Vec<TcpListener>, SocketAddr), Box<dyn Error>> {
-    let probe = std::net::TcpListener::bind(addr).map_err(|e| match e.kind() {
-        std::io::ErrorKind::AddrInUse => {
-            format!("cannot listen on {addr}: something (another percore?) already listens there; stop it or pick another --listen address")
+/// it also picks the port when an address has port 0.
+fn bind_all(addrs: &[SocketAddr], count: usize) -> Result<(Vec<ShardListeners>, Vec<SocketAddr>), Box<dyn Error>> {
+    let mut by_shard: Vec<ShardListeners> = (0..count).map(|_| Vec::new()).collect();
+    let mut bound_addrs = Vec::new();
+    for &addr in addrs {
+        let probe = std::net::TcpListener::bind(addr).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                format!("cannot listen on {addr}: something (another percore?) already listens there; stop it or pick another --listen address")
+            }
+            std::io::ErrorKind::AddrNotAvailable => {
+                format!("cannot listen on {addr}: no interface of this machine has that address ({e})")
+            }
+            _ => format!("cannot listen on {addr}: {e}"),
+        })?;
+        let bound = probe.local_addr()?;
+        drop(probe);
+        let options = ListenOptions { reuse_port: true, ..ListenOptions::default() };
+        for listeners in &mut by_shard {
+            listeners.push(TcpListener::bind_with(bound, &options)?);
         }
-        _ => format!("cannot listen on {addr}: {e}"),
-    })?;
-    let bound = probe.local_addr()?;
-    drop(probe);
-    let options = ListenOptions { reuse_port: true, ..ListenOptions::default() };
-    let first = TcpListener::bind_with(bound, &options)?;
-    let mut listeners = vec![first];
-    for _ in 1..count {
-        listeners.push(TcpListener::bind_with(bound, &options)?);
+        bound_addrs.push(bound);
     }
-    Ok((listeners, bound))
+    Ok((by_shard, bound_addrs))
 }
 
 /// What the launcher gives each shard besides its listener and the config.
@@ -158,7 +171,7 @@ struct Given {
 }
 
 async fn shard_main(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     config: Config,
     given: Given,
     ready: &std::sync::Barrier,
@@ -200,14 +213,25 @@ async fn shard_main(
     percore_io::spawn(balance::gossip(balance, move || counted.connections.get(), heard));
     // Blocks this thread briefly at start-up, before it serves anything.
     ready.wait();
-    let mut incoming = listener.incoming();
+    // One accept stream per listen address, taken in turn.
+    let mut incoming: Vec<_> = listeners.iter().map(TcpListener::incoming).collect();
+    let mut next_first = 0;
+    let accept_failures = crate::throttle::Throttle::default();
     let mut stop = pin!(stopping());
     loop {
         let next = std::future::poll_fn(|cx| {
             if stop.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(None);
             }
-            incoming.poll_next(cx).map(Some)
+            let count = incoming.len();
+            for i in 0..count {
+                let at = (next_first + i) % count;
+                if let Poll::Ready(accepted) = incoming[at].poll_next(cx) {
+                    next_first = at + 1;
+                    return Poll::Ready(Some(accepted));
+                }
+            }
+            Poll::Pending
         })
         .await;
         match next {
@@ -236,7 +260,10 @@ async fn shard_main(
             Some(Err(err)) => {
                 // Out of file descriptors ends the multishot accept: back off,
                 // then the next poll re-arms it (no busy loop).
-                tracing::warn!("accept failed: {err}; retrying in 10 ms");
+                if let Some(held) = accept_failures.admit(std::time::Instant::now()) {
+                    let more = crate::throttle::held_back(held);
+                    tracing::warn!("accept failed: {err}; retrying in 10 ms{more}");
+                }
                 percore_io::time::sleep(Duration::from_millis(10)).await;
             }
         }

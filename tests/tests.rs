@@ -4,6 +4,8 @@
 mod tidy;
 // The daemon end to end over real sockets.
 mod serve;
+// A new user's first hour: defaults, listen addresses, statuses, logs.
+mod first_hour;
 // Connections spread over shards by handing them over the mesh.
 mod balance;
 // PUT and DELETE: durability, preconditions, races, cut uploads, restarts.

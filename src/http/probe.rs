@@ -25,7 +25,8 @@ pub(crate) fn ping_or_health<'a>(
         (true, false) => (200, b"ready\n"),
         (true, true) => (503, b"draining\n"),
     };
-    let head = || Head::new(status).header("Content-Type", "text/plain");
+    // Never kept by a cache: a stale health answer would mislead.
+    let head = || Head::new(status).header("Content-Type", "text/plain").header("Cache-Control", "no-store");
     if !health && !head_only && !reply.close() {
         // The same bytes for every kept-alive `GET /ping` within a second:
         // rendered once a second per shard.
@@ -50,7 +51,8 @@ pub(crate) async fn metrics(reply: &mut Reply<'_>, request: &Request) -> bool {
     match gathered {
         Ok(shards) => {
             let text = crate::metrics::render(&shards, reply.shard.store.fenced());
-            let head = Head::new(200).header("Content-Type", "text/plain; version=0.0.4");
+            let head =
+                Head::new(200).header("Content-Type", "text/plain; version=0.0.4").header("Cache-Control", "no-store");
             let mut parts = vec![Bytes::from(reply.finish(head, text.len() as u64))];
             if request.method != Method::Head {
                 parts.push(Bytes::from(text));

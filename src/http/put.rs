@@ -141,7 +141,6 @@ async fn outcome(reply: &mut Reply<'_>, outcome: Outcome) -> bool {
         Outcome::PreconditionFailed => (412, None, "precondition failed\n".into()),
         Outcome::Fenced => (503, None, FENCED_MESSAGE.into()),
         Outcome::Failed(kind, message) => {
-            tracing::warn!("commit failed: {message}");
             let status = match kind {
                 std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => 507,
                 std::io::ErrorKind::IsADirectory
@@ -149,6 +148,13 @@ async fn outcome(reply: &mut Reply<'_>, outcome: Outcome) -> bool {
                 | std::io::ErrorKind::AlreadyExists => 409,
                 _ => 500,
             };
+            // A client's mistake (a PUT onto a directory) is not the
+            // operator's concern; a server fault is, with its cause.
+            if status < 500 {
+                tracing::debug!(status, "commit refused: {message}");
+            } else {
+                tracing::warn!(status, "commit failed: {message}");
+            }
             (status, None, format!("{message}\n"))
         }
     };

@@ -5,32 +5,11 @@ use std::cell::RefCell;
 use std::fmt::Write;
 use std::time::{Duration, UNIX_EPOCH};
 
+/// The reason phrase of `status`, from the `http` crate's table of
+/// registered codes ("Unknown" for an unregistered one, which percore never
+/// sends).
 pub(crate) fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        201 => "Created",
-        204 => "No Content",
-        206 => "Partial Content",
-        304 => "Not Modified",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        412 => "Precondition Failed",
-        413 => "Content Too Large",
-        414 => "URI Too Long",
-        416 => "Range Not Satisfiable",
-        417 => "Expectation Failed",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        503 => "Service Unavailable",
-        505 => "HTTP Version Not Supported",
-        507 => "Insufficient Storage",
-        _ => "Unknown",
-    }
+    http::StatusCode::from_u16(status).ok().and_then(|code| code.canonical_reason()).unwrap_or("Unknown")
 }
 
 thread_local! {
@@ -122,6 +101,11 @@ mod tests {
         assert!(head.ends_with("\r\n\r\n"));
         let whole = Head::new(200).finish_with(b"pong\n", false);
         assert!(whole.ends_with(b"Content-Length: 5\r\n\r\npong\n"), "{}", String::from_utf8_lossy(&whole));
+        // Every status percore sends has its registered reason.
+        for (status, reason) in [(409, "Conflict"), (507, "Insufficient Storage"), (416, "Range Not Satisfiable")] {
+            let head = String::from_utf8(Head::new(status).finish(0, true)).unwrap();
+            assert!(head.starts_with(&format!("HTTP/1.1 {status} {reason}\r\n")), "{head}");
+        }
         for status in [204, 304] {
             let head = String::from_utf8(Head::new(status).finish(0, false)).unwrap();
             assert!(!head.contains("Content-Length"), "{status}: {head}");

@@ -1,0 +1,100 @@
+//! What a new user meets in the first hour (issue 14): safe defaults, the
+//! listen addresses they write, statuses with their registered reasons,
+//! probes no cache keeps, and logs that keep client mistakes out of WARN.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::util::{exchange, get, put, Daemon};
+
+/// The status line of a raw exchange with `addr`.
+fn status_line(addr: SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream.write_all(request).unwrap();
+    let mut line = String::new();
+    BufReader::new(&mut stream).read_line(&mut line).unwrap();
+    line.trim_end().to_string()
+}
+
+#[test]
+fn several_listen_addresses_ipv6_and_host_names_all_answer() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_percore"))
+        .args(["serve", "--cores", "1", "--log-level", "warn", "--data-dir"])
+        .arg(data.path())
+        .args(["--listen", "127.0.0.1:0", "--listen", "[::1]:0", "--listen", "localhost:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addrs: Vec<SocketAddr> =
+        line.split_whitespace().filter_map(|w| w.strip_prefix("http://")).map(|a| a.parse().unwrap()).collect();
+    let outcome = std::panic::catch_unwind(|| {
+        // 127.0.0.1, ::1, and localhost's addresses (127.0.0.1 and ::1 here).
+        assert!(addrs.len() >= 3, "{line}");
+        assert!(addrs.iter().any(SocketAddr::is_ipv6), "{line}");
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()), "{line}");
+        assert!(line.contains("anyone on this machine may write"), "the start-up line says who may write: {line}");
+        for addr in &addrs {
+            let status = status_line(*addr, b"GET /ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+            assert_eq!(status, "HTTP/1.1 200 OK", "{addr}");
+        }
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    outcome.unwrap();
+}
+
+#[test]
+fn listening_beyond_loopback_needs_a_write_token_or_an_explicit_yes() {
+    // Refused before anything is bound.
+    for listen in ["0.0.0.0:0", ":0", "0"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_percore"))
+            .args(["serve", "--listen", listen, "--data-dir", "/nonexistent/never-created"])
+            .env_remove("PERCORE_WRITE_TOKEN")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{listen}: {err}");
+        assert!(err.contains("--write-token") && err.contains("--allow-anonymous-writes"), "{listen}: {err}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_percore"))
+        .args(["serve", "--listen", "localhost", "--data-dir", "/nonexistent/never-created"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no port"), "{out:?}");
+}
+
+#[test]
+fn a_put_onto_a_directory_is_a_conflict_with_its_reason_and_no_warning() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(data.path().join("docs/inner")).unwrap();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let daemon = Daemon::start_with(data, &["--cores", "1", "--log-level", "info"], &[], Some(log.reopen().unwrap()));
+    let status = status_line(
+        daemon.addr,
+        b"PUT /files/docs/inner HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+    );
+    assert_eq!(status, "HTTP/1.1 409 Conflict");
+    assert_eq!(put(&daemon, "/files/docs/x", b"ok", "").status, 201, "the daemon goes on");
+    drop(daemon);
+    let mut text = String::new();
+    std::fs::File::open(log.path()).unwrap().read_to_string(&mut text).unwrap();
+    assert!(!text.contains("WARN"), "a client's mistake is not a warning: {text}");
+}
+
+#[test]
+fn probes_are_never_cached() {
+    let daemon = Daemon::start(&["--cores", "1"]);
+    for path in ["/ping", "/health", "/metrics"] {
+        assert_eq!(get(&daemon, path).header("Cache-Control"), Some("no-store"), "{path}");
+    }
+    // The rendered kept-alive /ping too, and HEAD.
+    let r = exchange(&daemon, b"HEAD /health HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.header("Cache-Control"), Some("no-store"));
+}
