@@ -133,9 +133,18 @@ fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, PathError> {
     Ok(decoded)
 }
 
-/// Opens a regular file beneath `root`. `Ok(None)`: there is no such file
-/// (or it is not a regular file, or its path leaves the directory).
-pub(crate) async fn open(root: &Dir, path: &[u8]) -> io::Result<Option<(File, Metadata)>> {
+/// What a path beneath the data directory names.
+pub(crate) enum Found {
+    File(File, Metadata),
+    /// A directory (a listing lives at its slash form).
+    Dir,
+    /// Nothing servable: missing, not a regular file or directory, or a
+    /// path that leaves the data directory.
+    Nothing,
+}
+
+/// Opens a regular file beneath `root`.
+pub(crate) async fn open(root: &Dir, path: &[u8]) -> io::Result<Found> {
     let options = OpenOptions::new();
     let file = match root.open_file(OsStr::from_bytes(path), &options).await {
         Ok(file) => file,
@@ -144,16 +153,21 @@ pub(crate) async fn open(root: &Dir, path: &[u8]) -> io::Result<Option<(File, Me
                 // Missing, a file used as a directory, a path that leaves the
                 // data directory (EXDEV), a refused magic link (ELOOP): all
                 // look the same from outside.
-                Some(libc::ENOENT | libc::ENOTDIR | libc::EXDEV | libc::ELOOP | libc::ENAMETOOLONG) => Ok(None),
+                Some(libc::ENOENT | libc::ENOTDIR | libc::EXDEV | libc::ELOOP | libc::ENAMETOOLONG) => {
+                    Ok(Found::Nothing)
+                }
                 _ => Err(err),
             };
         }
     };
     let meta = file.metadata().await?;
-    if !meta.is_file() {
-        return Ok(None);
+    if meta.is_dir() {
+        return Ok(Found::Dir);
     }
-    Ok(Some((file, meta)))
+    if !meta.is_file() {
+        return Ok(Found::Nothing);
+    }
+    Ok(Found::File(file, meta))
 }
 
 /// A strong validator: changes whenever the file is replaced or modified.

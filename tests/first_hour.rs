@@ -98,3 +98,24 @@ fn probes_are_never_cached() {
     let r = exchange(&daemon, b"HEAD /health HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(r.header("Cache-Control"), Some("no-store"));
 }
+
+#[test]
+fn a_browser_finds_a_front_page_and_directories_by_either_name() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(data.path().join("docs")).unwrap();
+    std::fs::write(data.path().join("docs/a.txt"), b"a").unwrap();
+    let daemon = Daemon::start_in(data, &["--cores", "1"]);
+    let home = get(&daemon, "/");
+    assert_eq!(home.status, 200);
+    assert_eq!(home.header("Content-Type"), Some("text/html; charset=utf-8"));
+    let text = String::from_utf8(home.body).unwrap();
+    for link in ["href=\"/files/\"", "href=\"/health\"", "href=\"/metrics\"", "curl -T"] {
+        assert!(text.contains(link), "{link} in {text}");
+    }
+    // A directory without its slash redirects to the slash form.
+    let moved = get(&daemon, "/files/docs");
+    assert_eq!((moved.status, moved.header("Location")), (301, Some("/files/docs/")));
+    assert_eq!(get(&daemon, "/files/docs/").status, 200);
+    assert_eq!(get(&daemon, "/files/docs/a.txt").body, b"a");
+    assert_eq!(get(&daemon, "/files/nothing").status, 404, "a missing path is still 404");
+}

@@ -74,7 +74,9 @@ fn files_are_served_with_their_metadata() {
     write_file(daemon.dir(), "with space.txt", b"s");
     assert_eq!(get(&daemon, "/files/with%20space.txt").body, b"s");
     assert_eq!(get(&daemon, "/files/missing").status, 404);
-    assert_eq!(get(&daemon, "/files/docs").status, 404, "a directory is not a file");
+    // A directory is not a file: its name without the slash redirects to its
+    // listing (issue 14; it was a 404).
+    assert_eq!(get(&daemon, "/files/docs").status, 301, "a directory is not a file");
 }
 
 #[test]

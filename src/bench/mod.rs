@@ -40,7 +40,7 @@ macro_rules! say {
 pub(crate) struct BenchArgs {
     /// Target, e.g. http://127.0.0.1:8080
     url: String,
-    /// Client CPUs: a count or a list (`1`, `2-3`) [default: all].
+    /// Client CPUs: a count or a list (`1`, `2-3`).
     #[arg(long, default_value = "all")]
     cores: String,
     /// Connections in total, spread over the client cores.

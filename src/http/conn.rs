@@ -17,7 +17,7 @@ use super::request::{self, Body, Limits, Method, Parsed, Request};
 use super::response::Head;
 use super::route::{self, Route, Target};
 use super::wire::{Incoming, Wire};
-use super::{auth, get, list, probe, put};
+use super::{auth, get, home, list, probe, put};
 use crate::shard::{Counted, Shard};
 
 /// Serves one connection; `_opened` counts it among the shard's open
@@ -142,6 +142,7 @@ async fn respond(
         return reply.unauthorized().await;
     }
     match route.target {
+        Target::Home => home::home(reply, request).await,
         Target::Ping => probe::ping_or_health(reply, request, false).await,
         Target::Health => probe::ping_or_health(reply, request, true).await,
         // Boxed, the rare and large answers: `respond`'s own future, moved

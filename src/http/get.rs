@@ -106,8 +106,15 @@ pub(crate) async fn get(reply: &mut Reply<'_>, request: &Request, encoded: &str)
     // what was read is not cached.
     let epoch = cache::epoch();
     let (file, stat) = match files::open(reply.shard.store.root(), &path).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return reply.simple(404, "no such file\n").await,
+        Ok(files::Found::File(file, stat)) => (file, stat),
+        Ok(files::Found::Nothing) => return reply.simple(404, "no such file\n").await,
+        Ok(files::Found::Dir) => {
+            // A directory without its slash: its listing is at the slash form.
+            let location = format!("/files/{encoded}/");
+            let head = Head::new(301).header("Location", &location).header("Content-Type", "text/plain");
+            let whole = reply.finish_with(head, format!("moved to {location}\n").as_bytes());
+            return reply.send_one(whole).await;
+        }
         Err(err) if matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
             let head = Head::new(503).header("Retry-After", 1).header("Content-Type", "text/plain");
             let whole = reply.finish_with(head, b"out of file descriptors, retry\n");

@@ -1,7 +1,7 @@
 //! The HTTP/1.1 service. Pure leaves, tested without a ring: request
 //! parsing (`request`), routing (`route`), tokens (`auth`), response heads
 //! (`response`). The connection loop (`conn`) owns the control flow; it
-//! hands each request to a handler (`probe`, `get`, `list`, `put`) with a
+//! hands each request to a handler (`home`, `probe`, `get`, `list`, `put`) with a
 //! `reply` and reads and writes only through the `wire`, the one seam over
 //! the socket. Bodies are read by `body`.
 
@@ -9,6 +9,7 @@ mod auth;
 pub(crate) mod body;
 pub(crate) mod conn;
 mod get;
+mod home;
 mod list;
 mod probe;
 mod put;

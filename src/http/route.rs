@@ -7,6 +7,8 @@ use super::request::{Method, Request};
 /// What a request asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Target<'a> {
+    /// `/`: the page for browsers.
+    Home,
     Ping,
     Health,
     Metrics,
@@ -47,7 +49,10 @@ pub(crate) fn route(request: &Request) -> Route<'_> {
     let method = &request.method;
     let read = matches!(method, Method::Get | Method::Head);
     let (target, access, label) = match path {
-        "/ping" | "/health" | "/metrics" if !read => (Target::NotAllowed("GET, HEAD"), Access::Anyone, label(path)),
+        "/" | "/ping" | "/health" | "/metrics" if !read => {
+            (Target::NotAllowed("GET, HEAD"), Access::Anyone, label(path))
+        }
+        "/" => (Target::Home, Access::Anyone, "home"),
         "/ping" => (Target::Ping, Access::Anyone, "ping"),
         "/health" => (Target::Health, Access::Anyone, "health"),
         "/metrics" => (Target::Metrics, Access::Reader, "metrics"),
@@ -77,6 +82,7 @@ pub(crate) fn route(request: &Request) -> Route<'_> {
 /// The metrics label of a path (what `route` puts in `Route::label`).
 fn label(path: &str) -> &'static str {
     match path {
+        "/" => "home",
         "/ping" => "ping",
         "/health" => "health",
         "/metrics" => "metrics",
@@ -146,7 +152,9 @@ mod tests {
             (put(), "/files/a/b", Put("a/b"), Writer, "files"),
             (delete(), "/files/a/b", Delete("a/b"), Writer, "files"),
             (post(), "/files/a", NotAllowed("GET, HEAD, PUT, DELETE"), Reader, "files"),
-            (Get, "/", NotFound, Anyone, "other"),
+            (Get, "/", Home, Anyone, "home"),
+            (Head, "/", Home, Anyone, "home"),
+            (put(), "/", NotAllowed("GET, HEAD"), Anyone, "home"),
             (put(), "/elsewhere", NotFound, Anyone, "other"),
             (Get, "/files", NotFound, Anyone, "other"),
             (Get, "/pingx", NotFound, Anyone, "other"),
