@@ -18,6 +18,7 @@ mod cache;
 mod clock;
 mod config;
 mod files;
+mod html;
 mod http;
 mod listen;
 mod listing;

@@ -119,3 +119,29 @@ fn a_browser_finds_a_front_page_and_directories_by_either_name() {
     assert_eq!(get(&daemon, "/files/docs/a.txt").body, b"a");
     assert_eq!(get(&daemon, "/files/nothing").status, 404, "a missing path is still 404");
 }
+
+#[test]
+fn listings_answer_html_to_browsers_and_json_to_the_rest() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(data.path().join("d/sub")).unwrap();
+    std::fs::write(data.path().join("d/<b>&\"x\".txt"), b"12345").unwrap();
+    std::fs::write(data.path().join("d/ünï.txt"), b"1").unwrap();
+    let daemon = Daemon::start_in(data, &["--cores", "1"]);
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let r = exchange(&daemon, format!("GET /files/d/ HTTP/1.1\r\nHost: t\r\nAccept: {browser}\r\n\r\n").as_bytes());
+    assert_eq!(r.header("Content-Type"), Some("text/html; charset=utf-8"));
+    assert_eq!(r.header("Vary"), Some("Accept"));
+    let text = String::from_utf8(r.body).unwrap();
+    assert!(text.contains("&lt;b&gt;&amp;&quot;x&quot;.txt") && !text.contains("<b>"), "{text}");
+    assert!(text.contains("ünï.txt") && text.contains("href=\"sub/\""), "{text}");
+    // curl's */* and an explicit format get JSON; format=html forces HTML.
+    let r = exchange(&daemon, b"GET /files/d/ HTTP/1.1\r\nHost: t\r\nAccept: */*\r\n\r\n");
+    assert_eq!(r.header("Content-Type"), Some("application/json"));
+    let r = exchange(
+        &daemon,
+        format!("GET /files/d/?format=json HTTP/1.1\r\nHost: t\r\nAccept: {browser}\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(r.header("Content-Type"), Some("application/json"));
+    let r = get(&daemon, "/files/d/?format=html&sort=size");
+    assert_eq!(r.header("Content-Type"), Some("text/html; charset=utf-8"));
+}

@@ -6,22 +6,7 @@ use bytes::Bytes;
 use super::reply::Reply;
 use super::request::{Method, Request};
 use super::response::Head;
-
-/// Escapes text for HTML content and attribute values.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use crate::html::{escape, STYLE};
 
 /// The page.
 fn page(shards: usize, token_for_writes: bool, token_for_reads: bool) -> String {
@@ -38,7 +23,7 @@ fn page(shards: usize, token_for_writes: bool, token_for_reads: bool) -> String 
 <html lang="en">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>percore</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;line-height:1.5}}code,pre{{background:#f3f3f3;padding:.1rem .3rem}}pre{{padding:.6rem;overflow-x:auto}}</style>
+<style>{STYLE}</style>
 </head>
 <body>
 <h1>percore</h1>
@@ -75,11 +60,6 @@ pub(crate) async fn home(reply: &mut Reply<'_>, request: &Request) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escaping() {
-        assert_eq!(escape(r#"<a href="x">&'é"#), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;é");
-    }
 
     #[test]
     fn the_page_links_what_exists() {

@@ -32,15 +32,24 @@ pub(crate) async fn list(reply: &mut Reply<'_>, request: &Request, encoded: &str
         }
         Err(err) => return reply.simple(io_status(&err), &format!("cannot list: {err}\n")).await,
     };
-    match crate::listing::list(&dir, &query).await {
-        Ok(json) => {
-            let head = reply.finish(Head::new(200).header("Content-Type", "application/json"), json.len() as u64);
-            let mut parts = vec![Bytes::from(head)];
-            if request.method != Method::Head {
-                parts.push(Bytes::from(json));
-            }
-            reply.send(parts).await
+    let page = match crate::listing::list(&dir, &query).await {
+        Ok(page) => page,
+        Err(err) => return reply.simple(io_status(&err), &format!("cannot list: {err}\n")).await,
+    };
+    let (body, content_type) = if query.html.unwrap_or(request.prefers_html) {
+        (page.html(&request.path, &query), "text/html; charset=utf-8")
+    } else {
+        match page.json() {
+            Ok(json) => (json, "application/json"),
+            Err(err) => return reply.simple(500, &format!("cannot list: {err}\n")).await,
         }
-        Err(err) => reply.simple(io_status(&err), &format!("cannot list: {err}\n")).await,
+    };
+    // The same URL answers HTML or JSON by the client's Accept.
+    let head = Head::new(200).header("Content-Type", content_type).header("Vary", "Accept");
+    let head = reply.finish(head, body.len() as u64);
+    let mut parts = vec![Bytes::from(head)];
+    if request.method != Method::Head {
+        parts.push(Bytes::from(body));
     }
+    reply.send(parts).await
 }

@@ -46,6 +46,9 @@ pub(crate) struct Request {
     pub(crate) if_unmodified_since: Option<String>,
     pub(crate) if_range: Option<String>,
     pub(crate) range: Option<String>,
+    /// `Accept` names `text/html` (not with `q=0`): a browser, which gets
+    /// HTML where there is a choice (listings).
+    pub(crate) prefers_html: bool,
 }
 
 /// A request refused before it is served; the connection is then closed.
@@ -137,6 +140,7 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Reject> {
     let mut if_match: Option<String> = None;
     let mut if_none_match: Option<String> = None;
     let mut bearer: Option<String> = None;
+    let mut prefers_html = false;
     let (mut if_modified_since, mut if_unmodified_since, mut if_range, mut range) = (None, None, None, None);
     for header in request.headers.iter() {
         let name = header.name;
@@ -172,6 +176,8 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Reject> {
                 return Err(reject(400, "more than one Range header"));
             }
             range = Some(String::from_utf8_lossy(header.value).into_owned());
+        } else if name.eq_ignore_ascii_case("accept") {
+            prefers_html |= accepts_html(header.value);
         } else if name.eq_ignore_ascii_case("authorization") {
             let value = String::from_utf8_lossy(header.value);
             if let Some((scheme, token)) = value.trim().split_once(' ') {
@@ -230,8 +236,20 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Reject> {
         if_unmodified_since,
         if_range,
         range,
+        prefers_html,
     };
     Ok(Parsed::Complete(request, head_len))
+}
+
+/// Whether an `Accept` value lists `text/html` with a weight above 0.
+fn accepts_html(value: &[u8]) -> bool {
+    let value = String::from_utf8_lossy(value);
+    value.split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let html = parts.next().is_some_and(|media| media.eq_ignore_ascii_case("text/html"));
+        let zero = parts.any(|p| p.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()) == Some(0.0));
+        html && !zero
+    })
 }
 
 /// The answer to a request line whose version httparse refused: 505 for a
@@ -381,5 +399,14 @@ mod tests {
         rejected(&big_head, 431);
         let many = format!("GET / HTTP/1.1\r\nHost: h\r\n{}\r\n", "A: b\r\n".repeat(70));
         rejected(&many, 431);
+    }
+
+    #[test]
+    fn browsers_are_told_from_other_clients_by_accept() {
+        assert!(accepts_html(b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"));
+        assert!(accepts_html(b"TEXT/HTML"));
+        assert!(!accepts_html(b"*/*"), "curl");
+        assert!(!accepts_html(b"application/json"));
+        assert!(!accepts_html(b"text/html;q=0, */*"));
     }
 }

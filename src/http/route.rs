@@ -123,6 +123,7 @@ mod tests {
             if_unmodified_since: None,
             if_range: None,
             range: None,
+            prefers_html: false,
         }
     }
 

@@ -1,6 +1,8 @@
-//! Directory listings: `GET /files/<dir>/` as JSON, sorted by name, with
+//! Directory listings: `GET /files/<dir>/`, sorted by name, with
 //! `?prefix=`, `?limit=` and a continuation token (`?after=`, the last name
-//! of the previous page, as returned in `next`).
+//! of the previous page, as returned in `next`). JSON, or HTML for a
+//! browser (`html.rs`; `?format=json` or `?format=html` forces either;
+//! `?sort=size|modified` orders the HTML page's table).
 //!
 //! Temporary files and symlinks are not listed. Entries are read with a
 //! blocking `getdents` (io_uring has none; see `Dir::read_dir`) and stat'ed
@@ -19,16 +21,32 @@ use crate::files::{self, TEMP_PREFIX};
 pub(crate) const LIMIT_DEFAULT: usize = 1000;
 pub(crate) const LIMIT_MAX: usize = 10_000;
 
+mod html;
+
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Query {
     pub(crate) prefix: Vec<u8>,
     pub(crate) limit: usize,
     pub(crate) after: Option<Vec<u8>>,
+    /// `?format=`: `Some(true)` HTML, `Some(false)` JSON, `None` as the
+    /// client's `Accept` prefers.
+    pub(crate) html: Option<bool>,
+    /// `?sort=` of the HTML table.
+    pub(crate) sort: Sort,
+}
+
+/// The order of an HTML listing's rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Sort {
+    #[default]
+    Name,
+    Size,
+    Modified,
 }
 
 /// Parses `prefix=…&limit=…&after=…` (percent-encoded values).
 pub(crate) fn parse_query(query: Option<&str>) -> Result<Query, &'static str> {
-    let mut parsed = Query { prefix: Vec::new(), limit: LIMIT_DEFAULT, after: None };
+    let mut parsed = Query { prefix: Vec::new(), limit: LIMIT_DEFAULT, after: None, html: None, sort: Sort::Name };
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let value: Vec<u8> = percent_encoding::percent_decode_str(&value.replace('+', " ")).collect();
@@ -43,7 +61,22 @@ pub(crate) fn parse_query(query: Option<&str>) -> Result<Query, &'static str> {
                 }
                 parsed.limit = limit;
             }
-            _ => return Err("unknown query parameter (prefix, limit, after)"),
+            "format" => {
+                parsed.html = match value.as_slice() {
+                    b"html" => Some(true),
+                    b"json" => Some(false),
+                    _ => return Err("format must be json or html"),
+                }
+            }
+            "sort" => {
+                parsed.sort = match value.as_slice() {
+                    b"name" => Sort::Name,
+                    b"size" => Sort::Size,
+                    b"modified" => Sort::Modified,
+                    _ => return Err("sort must be name, size or modified"),
+                }
+            }
+            _ => return Err("unknown query parameter (prefix, limit, after, format, sort)"),
         }
     }
     Ok(parsed)
@@ -56,17 +89,35 @@ struct Entry {
     etag: Option<String>,
     modified: String,
     is_dir: bool,
+    /// For sorting by time (not serialised).
+    #[serde(skip)]
+    modified_secs: i64,
 }
 
+/// One page of a listing.
 #[derive(Serialize)]
-struct Page {
+pub(crate) struct Page {
     entries: Vec<Entry>,
     /// The token for the next page (`?after=`), if there is one.
     next: Option<String>,
 }
 
-/// Lists `dir` as a JSON page.
-pub(crate) async fn list(dir: &Dir, query: &Query) -> io::Result<Vec<u8>> {
+impl Page {
+    pub(crate) fn json(&self) -> io::Result<Vec<u8>> {
+        let mut json = serde_json::to_vec(self).map_err(io::Error::other)?;
+        json.push(b'\n');
+        Ok(json)
+    }
+
+    /// The page as HTML; `dir` is the listed directory's URL path
+    /// (`/files/a/b/`, still percent-encoded).
+    pub(crate) fn html(mut self, dir: &str, query: &Query) -> Vec<u8> {
+        html::render(&mut self, dir, query).into_bytes()
+    }
+}
+
+/// Lists one page of `dir`.
+pub(crate) async fn list(dir: &Dir, query: &Query) -> io::Result<Page> {
     let mut names: Vec<Vec<u8>> = dir
         .read_dir()?
         .into_iter()
@@ -99,13 +150,12 @@ pub(crate) async fn list(dir: &Dir, query: &Query) -> io::Result<Vec<u8>> {
             etag: meta.is_file().then(|| files::etag(&meta)),
             modified: httpdate::fmt_http_date(meta.modified()),
             is_dir: meta.is_dir(),
+            modified_secs: meta.mtime.0,
         });
         last = Some(name);
     }
     let next = if more { last.map(|n| String::from_utf8_lossy(&n).into_owned()) } else { None };
-    let mut json = serde_json::to_vec(&Page { entries, next }).map_err(io::Error::other)?;
-    json.push(b'\n');
-    Ok(json)
+    Ok(Page { entries, next })
 }
 
 #[cfg(test)]
@@ -114,12 +164,16 @@ mod tests {
 
     #[test]
     fn queries() {
-        assert_eq!(parse_query(None).unwrap(), Query { prefix: vec![], limit: LIMIT_DEFAULT, after: None });
+        let plain = Query { prefix: vec![], limit: LIMIT_DEFAULT, after: None, html: None, sort: Sort::Name };
+        assert_eq!(parse_query(None).unwrap(), plain);
         let q = parse_query(Some("prefix=a%20b&limit=5&after=x%2Fy")).unwrap();
-        assert_eq!(q, Query { prefix: b"a b".to_vec(), limit: 5, after: Some(b"x/y".to_vec()) });
+        assert_eq!(q, Query { prefix: b"a b".to_vec(), limit: 5, after: Some(b"x/y".to_vec()), ..plain });
+        let q = parse_query(Some("format=html&sort=size")).unwrap();
+        assert_eq!((q.html, q.sort), (Some(true), Sort::Size));
+        assert!(parse_query(Some("format=xml")).is_err());
         assert!(parse_query(Some("limit=0")).is_err());
         assert!(parse_query(Some("limit=100001")).is_err());
         assert!(parse_query(Some("limit=x")).is_err());
-        assert!(parse_query(Some("sort=size")).is_err());
+        assert!(parse_query(Some("sort=colour")).is_err());
     }
 }
