@@ -6,6 +6,8 @@ mod tidy;
 mod serve;
 // A new user's first hour: defaults, listen addresses, statuses, logs.
 mod first_hour;
+// The pages for browsers in headless Chromium.
+mod browser;
 // Connections spread over shards by handing them over the mesh.
 mod balance;
 // PUT and DELETE: durability, preconditions, races, cut uploads, restarts.

@@ -17,6 +17,7 @@ fn page(shards: usize, token_for_writes: bool, token_for_reads: bool) -> String 
     } else {
         "Anyone who can reach this server may write: it listens on loopback only, or was told to allow it."
     };
+    let plural = if shards == 1 { "" } else { "s" };
     let reads = if token_for_reads { " Reads need the read token (or the write token)." } else { "" };
     format!(
         r#"<!doctype html>
@@ -27,7 +28,7 @@ fn page(shards: usize, token_for_writes: bool, token_for_reads: bool) -> String 
 </head>
 <body>
 <h1>percore</h1>
-<p>A file and object server, one pinned thread per CPU core over io_uring. Version {version}, {shards} shards.</p>
+<p>A file and object server, one pinned thread per CPU core over io_uring. Version {version}, {shards} shard{plural}.</p>
 <ul>
 <li><a href="/files/">Files</a>: the listing of the data directory</li>
 <li><a href="/health">Health</a>: <code>ready</code>, <code>read-only</code> or <code>draining</code></li>
