@@ -101,3 +101,32 @@ fn transient_receive_errors_do_not_drop_the_connection() {
         assert_eq!(r.status, 200);
     }
 }
+
+/// Every server fault is logged once, with its request and cause (issue 14:
+/// 245 answers of 500 gave 41 log lines); client errors are not warnings.
+#[test]
+fn every_server_fault_is_logged_once_with_its_cause() {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let daemon = Daemon::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--cores", "1"],
+        &[("PERCORE_FAULTS", "open=EIO:12@1")],
+        Some(log.reopen().unwrap()),
+    );
+    std::fs::write(daemon.path("f"), b"x").unwrap();
+    let mut failed = 0;
+    for _ in 0..12 {
+        if get(&daemon, "/files/f").status == 500 {
+            failed += 1;
+        }
+    }
+    assert!(failed >= 10, "the injected EIO gave {failed} 500s");
+    // Client errors in between: no warning for them.
+    assert_eq!(get(&daemon, "/files/missing%2").status, 400);
+    drop(daemon);
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    let faults: Vec<&str> = text.lines().filter(|l| l.contains("server fault")).collect();
+    assert_eq!(faults.len(), failed, "one line per 500: {text}");
+    assert!(faults.iter().all(|l| l.contains("/files/f") && l.contains("Input/output error")), "{text}");
+    assert!(!text.contains("missing%2"), "a 400 is not a warning: {text}");
+}

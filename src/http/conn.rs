@@ -78,7 +78,7 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, _opened: Counted)
                 // largest state).
                 Box::pin(respond(&mut reply, &mut incoming, &mut buf, &request, route)).await;
                 let answered = reply.answered();
-                finished(&shard, &request, route, started, answered);
+                finished(&shard, &request, route, started, answered, reply.cause());
                 if !answered.keep_alive {
                     if request.method == Method::Put {
                         // The answer may have come before the whole body
@@ -157,13 +157,27 @@ async fn respond(
     }
 }
 
-/// Records an answered request: the metrics, and the access log if enabled.
-fn finished(shard: &Shard, request: &Request, route: Route<'_>, started: std::time::Instant, answered: Answered) {
+/// Records an answered request: the metrics, the access log if enabled,
+/// and a server fault (a 5xx with a cause: `Reply::fault`), always, once. (Client errors are
+/// the access log's, not the operator's warnings.)
+fn finished(
+    shard: &Shard,
+    request: &Request,
+    route: Route<'_>,
+    started: std::time::Instant,
+    answered: Answered,
+    cause: Option<&str>,
+) {
     // The loop's clock: the tick the head completed in to the tick the
     // answer's last send completed in.
     let elapsed = time::loop_now().saturating_duration_since(started);
     let method = route::method_label(&request.method);
     crate::metrics::record(method, route.label, answered.status, elapsed);
+    // (A deliberate 5xx, such as `/health`'s 503 while draining, records
+    // no cause: it is not a fault.)
+    if let Some(cause) = cause.filter(|_| answered.status >= 500) {
+        tracing::warn!(method, path = %request.path, status = answered.status, "server fault: {cause}");
+    }
     if shard.config.access_log {
         tracing::info!(
             target: "percore::access",

@@ -116,6 +116,7 @@ pub(crate) async fn get(reply: &mut Reply<'_>, request: &Request, encoded: &str)
             return reply.send_one(whole).await;
         }
         Err(err) if matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+            reply.fault(format!("opening a file: {err}"));
             let head = Head::new(503).header("Retry-After", 1).header("Content-Type", "text/plain");
             let whole = reply.finish_with(head, b"out of file descriptors, retry\n");
             return reply.send_one(whole).await;
@@ -124,7 +125,7 @@ pub(crate) async fn get(reply: &mut Reply<'_>, request: &Request, encoded: &str)
             return reply.simple(403, "permission denied\n").await;
         }
         Err(err) => {
-            tracing::warn!("reading {}: {err}", String::from_utf8_lossy(&path));
+            reply.fault(format!("opening {}: {err}", String::from_utf8_lossy(&path)));
             return reply.simple(500, "cannot read the file\n").await;
         }
     };

@@ -139,7 +139,10 @@ async fn outcome(reply: &mut Reply<'_>, outcome: Outcome) -> bool {
         Outcome::Deleted => (204, None, String::new()),
         Outcome::NotFound => (404, None, "no such file\n".into()),
         Outcome::PreconditionFailed => (412, None, "precondition failed\n".into()),
-        Outcome::Fenced => (503, None, FENCED_MESSAGE.into()),
+        Outcome::Fenced => {
+            reply.fault("writes are fenced after a failed flush");
+            (503, None, FENCED_MESSAGE.into())
+        }
         Outcome::Failed(kind, message) => {
             let status = match kind {
                 std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => 507,
@@ -149,11 +152,12 @@ async fn outcome(reply: &mut Reply<'_>, outcome: Outcome) -> bool {
                 _ => 500,
             };
             // A client's mistake (a PUT onto a directory) is not the
-            // operator's concern; a server fault is, with its cause.
+            // operator's concern; a server fault is, with its cause (logged
+            // once by the connection loop).
             if status < 500 {
                 tracing::debug!(status, "commit refused: {message}");
             } else {
-                tracing::warn!(status, "commit failed: {message}");
+                reply.fault(format!("commit failed: {message}"));
             }
             (status, None, format!("{message}\n"))
         }

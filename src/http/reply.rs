@@ -40,12 +40,14 @@ pub(crate) struct Reply<'a> {
     status: u16,
     /// The wire's bytes sent when the answer began.
     start: u64,
+    /// Why the server failed (a 5xx answer): logged once with the request.
+    cause: Option<String>,
 }
 
 impl<'a> Reply<'a> {
     /// An answer on `wire`; `close`: the connection closes after it.
     pub(crate) fn new(wire: &'a Wire, shard: &'a Shard, close: bool) -> Reply<'a> {
-        Reply { wire, shard, close, status: 0, start: wire.bytes_sent() }
+        Reply { wire, shard, close, status: 0, start: wire.bytes_sent(), cause: None }
     }
 
     /// The connection closes after this answer (heads finished from now on
@@ -63,6 +65,17 @@ impl<'a> Reply<'a> {
     /// Whether the connection closes after this answer.
     pub(crate) fn close(&self) -> bool {
         self.close
+    }
+
+    /// Records why the server failed this request (a 5xx answer); the
+    /// connection loop logs it once with the request.
+    pub(crate) fn fault(&mut self, cause: impl Into<String>) {
+        self.cause = Some(cause.into());
+    }
+
+    /// Why the server failed this request, if it did.
+    pub(crate) fn cause(&self) -> Option<&str> {
+        self.cause.as_deref()
     }
 
     /// What the answer did.
@@ -121,8 +134,12 @@ impl<'a> Reply<'a> {
         self.wire.splice(&self.shard.pipes, file, offset, len)
     }
 
-    /// A plain-text answer.
+    /// A plain-text answer; a 5xx's text is also its recorded cause
+    /// (unless one was recorded already).
     pub(crate) fn simple(&mut self, status: u16, body: &str) -> impl Future<Output = bool> + 'a {
+        if status >= 500 && self.cause.is_none() {
+            self.cause = Some(body.trim_end().to_string());
+        }
         let head = Head::new(status).header("Content-Type", "text/plain");
         let whole = self.finish_with(head, body.as_bytes());
         self.send_one(whole)
