@@ -18,6 +18,7 @@ mod cache;
 mod clock;
 mod config;
 mod files;
+mod health;
 mod html;
 mod http;
 mod listen;

@@ -98,7 +98,8 @@ pub(crate) fn snapshot(gauges: Gauges) -> Snapshot {
 
 /// Renders every shard's snapshot as Prometheus text.
 /// `fenced`: whether writes are fenced (the store's fence, one for the daemon).
-pub(crate) fn render(shards: &[Snapshot], fenced: bool) -> String {
+/// `disk_faults`: disk faults since start, by kind (`health::KINDS` order).
+pub(crate) fn render(shards: &[Snapshot], fenced: bool, disk_faults: [u64; 5]) -> String {
     let mut out = String::with_capacity(4096);
     let mut family = |name: &str, kind: &str, help: &str, lines: &mut dyn FnMut(&mut String)| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -210,6 +211,13 @@ pub(crate) fn render(shards: &[Snapshot], fenced: bool) -> String {
     gauge("percore_mesh_messages_in_total", "counter", "Cross-shard messages received.", &io(|c| c.messages_in));
     gauge("percore_mesh_messages_out_total", "counter", "Cross-shard messages sent.", &io(|c| c.messages_out));
     gauge("percore_mesh_wakeups_sent_total", "counter", "Doorbells rung for parked shards.", &io(|c| c.wakeups_sent));
+    let _ = writeln!(
+        out,
+        "# HELP percore_disk_errors_total I/O errors that say the storage is failing (EIO, read-only or corrupted file system), by what was being done.\n# TYPE percore_disk_errors_total counter"
+    );
+    for (kind, n) in crate::health::KINDS.iter().zip(disk_faults) {
+        let _ = writeln!(out, "percore_disk_errors_total{{kind=\"{}\"}} {n}", kind.label());
+    }
     let fenced = u8::from(fenced);
     let _ = writeln!(
         out,
@@ -228,7 +236,7 @@ mod tests {
         s.requests.push((("GET", "files", 200), 3));
         s.latency_buckets[0] = 1;
         s.latency_count = 1;
-        let text = render(&[s], false);
+        let text = render(&[s], false, [0; 5]);
         assert!(
             text.contains("percore_requests_total{shard=\"1\",method=\"GET\",route=\"files\",status=\"200\"} 3"),
             "{text}"
@@ -254,7 +262,7 @@ mod tests {
         }
         let mut s = METRICS.with(|m| m.borrow().clone());
         s.shard = 0;
-        let text = render(&[s], false);
+        let text = render(&[s], false, [0; 5]);
         let sample = |line: &str| {
             text.lines()
                 .find_map(|l| l.strip_prefix(line).and_then(|rest| rest.strip_prefix(' ')))

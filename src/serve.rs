@@ -47,7 +47,12 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
     }
     let (write_back_dev, flush) = store::write_back_device(&data_dir, config.body_flush);
     // One fence and one drain flag for the daemon, a clone in every shard.
-    let durability = store::Durability { write_back_dev, fence: Fence::default(), knobs: Knobs::from_env() };
+    let durability = store::Durability {
+        write_back_dev,
+        fence: Fence::default(),
+        knobs: Knobs::from_env(),
+        faults: crate::health::DiskFaults::default(),
+    };
     let draining = Draining::default();
     tracing::info!("uploads are made durable with {flush}");
     tracing::info!("blocking file work runs on up to {} kernel workers per shard", config.file_workers);

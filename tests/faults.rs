@@ -102,10 +102,11 @@ fn transient_receive_errors_do_not_drop_the_connection() {
     }
 }
 
-/// Every server fault is logged once, with its request and cause (issue 14:
+/// Every server fault is logged once, with its request and cause, and a
+/// failing disk turns /health to 503 and counts in /metrics (issue 14:
 /// 245 answers of 500 gave 41 log lines); client errors are not warnings.
 #[test]
-fn every_server_fault_is_logged_once_with_its_cause() {
+fn every_server_fault_is_logged_once_and_a_failing_disk_shows_in_health() {
     let log = tempfile::NamedTempFile::new().unwrap();
     let daemon = Daemon::start_with(
         tempfile::tempdir().unwrap(),
@@ -123,6 +124,13 @@ fn every_server_fault_is_logged_once_with_its_cause() {
     assert!(failed >= 10, "the injected EIO gave {failed} 500s");
     // Client errors in between: no warning for them.
     assert_eq!(get(&daemon, "/files/missing%2").status, 400);
+    // The failing disk shows: /health says so (and so do the metrics).
+    let health = get(&daemon, "/health");
+    assert_eq!(health.status, 503, "{}", String::from_utf8_lossy(&health.body));
+    assert!(String::from_utf8_lossy(&health.body).contains("disk errors"));
+    let text = metrics(&daemon);
+    assert_eq!(metric(&text, "percore_disk_errors_total", &["kind=\"open\""]), failed as f64, "{text}");
+    assert_eq!(metric(&text, "percore_disk_errors_total", &["kind=\"write\""]), 0.0);
     drop(daemon);
     let text = std::fs::read_to_string(log.path()).unwrap();
     let faults: Vec<&str> = text.lines().filter(|l| l.contains("server fault")).collect();

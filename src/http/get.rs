@@ -18,6 +18,7 @@ use super::response::Head;
 use super::wire::SEND_JOIN_BYTES_MAX;
 use crate::cache;
 use crate::files::{self, Decision, Ranges, ReadConditions};
+use crate::health::Kind;
 
 /// Files up to this size are read and sent with their head in one writev;
 /// larger ones go out through splice.
@@ -125,6 +126,7 @@ pub(crate) async fn get(reply: &mut Reply<'_>, request: &Request, encoded: &str)
             return reply.simple(403, "permission denied\n").await;
         }
         Err(err) => {
+            let err = reply.shard.store.faults().saw(Kind::Open, err);
             reply.fault(format!("opening {}: {err}", String::from_utf8_lossy(&path)));
             return reply.simple(500, "cannot read the file\n").await;
         }
@@ -146,7 +148,9 @@ pub(crate) async fn get(reply: &mut Reply<'_>, request: &Request, encoded: &str)
         // included, so that a range-only load keeps the cache warm) is
         // answered from the entry.
         let (result, body) = file.read_exact_at(Vec::with_capacity(meta.size as usize), 0).await;
-        if result.is_err() {
+        if let Err(err) = result {
+            let err = reply.shard.store.faults().saw(Kind::Read, err);
+            reply.fault(format!("reading {}: {err}", String::from_utf8_lossy(&path)));
             reply.closing();
             return reply.simple(500, "the file changed while being read\n").await;
         }
@@ -278,7 +282,9 @@ async fn send(reply: &mut Reply<'_>, request: &Request, meta: &Meta<'_>, plan: P
 async fn send_span(reply: &mut Reply<'_>, file: &File, head: Option<Vec<u8>>, offset: u64, len: u64) -> bool {
     if len <= INLINE_BODY_BYTES_MAX {
         let (result, body) = file.read_exact_at(Vec::with_capacity(len as usize), offset).await;
-        if result.is_err() {
+        if let Err(err) = result {
+            let err = reply.shard.store.faults().saw(Kind::Read, err);
+            reply.fault(format!("reading a file: {err}"));
             // The file shrank under us. If the head is still unsent we can
             // say so; otherwise the framing is broken and the connection ends.
             reply.closing();

@@ -19,9 +19,13 @@ pub(crate) fn ping_or_health<'a>(
 ) -> impl Future<Output = bool> + 'a {
     let head_only = request.method == Method::Head;
     // A fenced daemon still serves reads: healthy, but says so.
+    // A failing disk (I/O errors in the last minute, on any shard) makes
+    // the daemon unhealthy: an orchestrator should move traffic away.
+    let disk = if health { reply.shard.store.faults().recent() } else { None };
     let (status, body): (u16, &'static [u8]) = match (health, reply.shard.draining()) {
         (false, _) => (200, b"pong\n"),
         (true, false) if reply.shard.store.fenced() => (200, b"read-only\n"),
+        (true, false) if disk.is_some() => (503, b"disk errors in the last minute: check the disk and the log\n"),
         (true, false) => (200, b"ready\n"),
         (true, true) => (503, b"draining\n"),
     };
@@ -50,7 +54,7 @@ pub(crate) async fn metrics(reply: &mut Reply<'_>, request: &Request) -> bool {
     .await;
     match gathered {
         Ok(shards) => {
-            let text = crate::metrics::render(&shards, reply.shard.store.fenced());
+            let text = crate::metrics::render(&shards, reply.shard.store.fenced(), reply.shard.store.faults().counts());
             let head =
                 Head::new(200).header("Content-Type", "text/plain; version=0.0.4").header("Cache-Control", "no-store");
             let mut parts = vec![Bytes::from(reply.finish(head, text.len() as u64))];

@@ -88,7 +88,9 @@ pub(crate) async fn put(
             };
             let offset = body.total() - piece.len() as u64;
             let (result, _) = upload.file().write_all_at(piece, offset).await;
-            result.map_err(|e| (io_status(&e), format!("cannot store the file: {e}\n")))?;
+            result
+                .map_err(|e| shard.store.faults().saw(crate::health::Kind::Write, e))
+                .map_err(|e| (io_status(&e), format!("cannot store the file: {e}\n")))?;
         }
         upload.flush(&shard.store).await.map_err(|e| (io_status(&e), format!("cannot flush the file: {e}\n")))
     }

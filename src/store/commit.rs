@@ -27,7 +27,7 @@ use std::task::{Poll, Waker};
 
 use super::locks::Locks;
 use super::spares::{self, dir_key};
-use super::{current_etag, failed, Conditions, Outcome, Store};
+use super::{current_etag, Conditions, Outcome, Store};
 
 /// A shard's commits as the owner of paths: their locks, the uploads
 /// queued per path, and what has been committed.
@@ -123,7 +123,7 @@ impl Store {
         let (dir, leaf, mut current) = match found {
             Ok(found) => found,
             Err((dir, err)) => {
-                let outcome = failed(err);
+                let outcome = self.failed(err);
                 for upload in batch {
                     if let Some(dir) = &dir {
                         let _ = dir.unlink(OsStr::from_bytes(&upload.temp)).await;
@@ -160,7 +160,7 @@ impl Store {
                     swapped.push((upload, current.is_some()));
                     current = Some(upload.etag.clone());
                 }
-                Err(err) => refused.push((upload, failed(err))),
+                Err(err) => refused.push((upload, self.failed(err))),
             }
         }
         if !swapped.is_empty() {
@@ -178,7 +178,7 @@ impl Store {
                 }
                 // A read in between may have cached an undone version.
                 invalidate_everywhere(path).await;
-                let outcome = failed(err);
+                let outcome = self.failed(err);
                 refused.extend(swapped.drain(..).map(|(upload, _)| (upload, outcome.clone())));
             } else {
                 invalidate_everywhere(path).await;
@@ -217,7 +217,7 @@ impl Store {
             {
                 return Outcome::NotFound
             }
-            Err(err) => return failed(err),
+            Err(err) => return self.failed(err),
         };
         async {
             if self.fenced() {
@@ -235,7 +235,7 @@ impl Store {
             // (Never skipped: the test knob is for the rename of an upload.)
             let flushed = dir.sync_all().await;
             if let Err(err) =
-                flushed.map_err(|e| self.durability.fence.flush_failed("fsync of a directory after a delete", e))
+                flushed.map_err(|e| self.durability.flush_failed("fsync of a directory after a delete", e))
             {
                 let _ = dir.rename_noreplace(OsStr::from_bytes(&aside), &dir, target).await;
                 invalidate_everywhere(&path).await;
@@ -246,7 +246,7 @@ impl Store {
             Ok::<_, io::Error>(Outcome::Deleted)
         }
         .await
-        .unwrap_or_else(failed)
+        .unwrap_or_else(|err| self.failed(err))
     }
 }
 

@@ -111,6 +111,8 @@ pub(crate) struct Durability {
     pub(crate) write_back_dev: Option<u64>,
     pub(crate) fence: Fence,
     pub(crate) knobs: Knobs,
+    /// Disk faults seen (for `/health` and `/metrics`).
+    pub(crate) faults: crate::health::DiskFaults,
 }
 
 impl Durability {
@@ -145,9 +147,9 @@ impl Durability {
         if self.knobs.skip_body_flush {
             // Test builds only: no flush at all.
         } else if Some(st.st_dev) == self.write_back_dev {
-            file.write_back().await.map_err(|e| self.fence.flush_failed("write-back of an uploaded file", e))?;
+            file.write_back().await.map_err(|e| self.flush_failed("write-back of an uploaded file", e))?;
         } else {
-            file.sync_data().await.map_err(|e| self.fence.flush_failed("fdatasync of an uploaded file", e))?;
+            file.sync_data().await.map_err(|e| self.flush_failed("fdatasync of an uploaded file", e))?;
         }
         Ok(files::etag_of(st.st_ino, st.st_size as u64, (st.st_mtime, st.st_mtime_nsec as u32)))
     }
@@ -158,7 +160,13 @@ impl Durability {
         if self.knobs.skip_dir_fsync {
             return Ok(());
         }
-        dir.sync_all().await.map_err(|e| self.fence.flush_failed(what, e))
+        dir.sync_all().await.map_err(|e| self.flush_failed(what, e))
+    }
+
+    /// A failed flush: raises the fence and counts the disk fault.
+    pub(crate) fn flush_failed(&self, what: &str, err: io::Error) -> io::Error {
+        let err = self.faults.saw(crate::health::Kind::Flush, err);
+        self.fence.flush_failed(what, err)
     }
 }
 

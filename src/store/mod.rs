@@ -113,7 +113,7 @@ impl Store {
     /// Opens the directory that holds `path`, creating missing directories
     /// (and fsyncing their parents) if `create`.
     pub(crate) async fn parent_dir(&self, path: &[u8], create: bool) -> io::Result<(Dir, Vec<u8>)> {
-        parent_dir(&self.root, &self.durability.fence, path, create).await
+        parent_dir(&self.root, &self.durability, path, create).await
     }
 
     /// A new temporary file name, unique in this process.
@@ -142,7 +142,7 @@ fn split(path: &[u8]) -> (Vec<&[u8]>, &[u8]) {
 
 /// Opens the directory that holds `path`, creating missing directories (and
 /// fsyncing their parents) if `create`.
-async fn parent_dir(root: &Dir, fence: &Fence, path: &[u8], create: bool) -> io::Result<(Dir, Vec<u8>)> {
+async fn parent_dir(root: &Dir, durability: &Durability, path: &[u8], create: bool) -> io::Result<(Dir, Vec<u8>)> {
     let (dirs, leaf) = split(path);
     if !dirs.is_empty() {
         // The common case, the directories exist: one openat2 (beneath the
@@ -161,7 +161,7 @@ async fn parent_dir(root: &Dir, fence: &Fence, path: &[u8], create: bool) -> io:
             Ok(next) => next,
             Err(err) if create && err.raw_os_error() == Some(libc::ENOENT) => {
                 match dir.mkdir(name, 0o755).await {
-                    Ok(()) => dir.sync_all().await.map_err(|e| fence.flush_failed("fsync of a directory", e))?,
+                    Ok(()) => dir.sync_all().await.map_err(|e| durability.flush_failed("fsync of a directory", e))?,
                     Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                     Err(e) => return Err(e),
                 }
@@ -234,8 +234,17 @@ async fn current_etag(dir: &Dir, leaf: &[u8]) -> io::Result<Option<String>> {
     }
 }
 
-fn failed(err: io::Error) -> Outcome {
-    Outcome::Failed(err.kind(), err.to_string())
+impl Store {
+    /// A commit that failed with `err` (a disk fault is counted).
+    fn failed(&self, err: io::Error) -> Outcome {
+        let err = self.durability.faults.saw(crate::health::Kind::Commit, err);
+        Outcome::Failed(err.kind(), err.to_string())
+    }
+
+    /// Disk faults seen by any shard.
+    pub(crate) fn faults(&self) -> &crate::health::DiskFaults {
+        &self.durability.faults
+    }
 }
 
 #[cfg(test)]
