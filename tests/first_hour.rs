@@ -145,3 +145,24 @@ fn listings_answer_html_to_browsers_and_json_to_the_rest() {
     let r = get(&daemon, "/files/d/?format=html&sort=size");
     assert_eq!(r.header("Content-Type"), Some("text/html; charset=utf-8"));
 }
+
+#[test]
+fn the_access_log_in_json_has_the_bytes() {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let daemon = Daemon::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--cores", "1", "--access-log", "--log-format", "json", "--log-level", "info"],
+        &[],
+        Some(log.reopen().unwrap()),
+    );
+    assert_eq!(get(&daemon, "/ping").status, 200);
+    drop(daemon);
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    let line = text.lines().find(|l| l.contains("percore::access")).unwrap_or_else(|| panic!("no access line: {text}"));
+    let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+    let fields = &entry["fields"];
+    assert_eq!(fields["method"], "GET", "{line}");
+    assert_eq!(fields["path"], "/ping", "{line}");
+    assert_eq!(fields["status"], 200, "{line}");
+    assert!(fields["bytes"].as_u64().is_some_and(|b| b > 5), "the answer's bytes, head included: {line}");
+}
