@@ -8,6 +8,8 @@ mod serve;
 mod first_hour;
 // The pages for browsers in headless Chromium.
 mod browser;
+// The README's quick start, step by step.
+mod walkthrough;
 // Connections spread over shards by handing them over the mesh.
 mod balance;
 // PUT and DELETE: durability, preconditions, races, cut uploads, restarts.
