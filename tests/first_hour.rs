@@ -89,6 +89,22 @@ fn a_put_onto_a_directory_is_a_conflict_with_its_reason_and_no_warning() {
 }
 
 #[test]
+fn client_errors_are_logged_at_debug() {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let daemon = Daemon::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--cores", "1", "--log-level", "debug"],
+        &[],
+        Some(log.reopen().unwrap()),
+    );
+    assert_eq!(get(&daemon, "/files/nothing-here").status, 404);
+    drop(daemon);
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    let line = text.lines().find(|l| l.contains("client error")).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("DEBUG") && line.contains("/files/nothing-here") && line.contains("404"), "{line}");
+}
+
+#[test]
 fn probes_are_never_cached() {
     let daemon = Daemon::start(&["--cores", "1"]);
     for path in ["/ping", "/health", "/metrics"] {

@@ -158,8 +158,8 @@ async fn respond(
 }
 
 /// Records an answered request: the metrics, the access log if enabled,
-/// and a server fault (a 5xx with a cause: `Reply::fault`), always, once. (Client errors are
-/// the access log's, not the operator's warnings.)
+/// and a server fault (a 5xx with a cause: `Reply::fault`), always, once.
+/// Client errors (4xx) are logged at debug: not the operator's warnings.
 fn finished(
     shard: &Shard,
     request: &Request,
@@ -177,6 +177,8 @@ fn finished(
     // no cause: it is not a fault.)
     if let Some(cause) = cause.filter(|_| answered.status >= 500) {
         tracing::warn!(method, path = %request.path, status = answered.status, "server fault: {cause}");
+    } else if (400..500).contains(&answered.status) {
+        tracing::debug!(method, path = %request.path, status = answered.status, "client error");
     }
     if shard.config.access_log {
         tracing::info!(
