@@ -73,10 +73,15 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, _opened: Counted)
                         Body::Chunked => reply.closing(),
                     }
                 }
-                // Boxed: the connection's own future then stays small while
-                // it waits between requests (its size is that of its
-                // largest state).
-                Box::pin(respond(&mut reply, &mut incoming, &mut buf, &request, route)).await;
+                match route.target {
+                    // The hottest answer, and a small future: awaited in
+                    // place (no box, no layer: each would copy it once more).
+                    Target::Ping => probe::ping_or_health(&mut reply, &request, false).await,
+                    // Boxed: the connection's own future then stays small
+                    // while it waits between requests (its size is that of
+                    // its largest state).
+                    _ => Box::pin(respond(&mut reply, &mut incoming, &mut buf, &request, route)).await,
+                };
                 let answered = reply.answered();
                 finished(&shard, &request, route, started, answered, reply.cause());
                 if !answered.keep_alive {
