@@ -182,3 +182,15 @@ fn the_access_log_in_json_has_the_bytes() {
     assert_eq!(fields["status"], 200, "{line}");
     assert!(fields["bytes"].as_u64().is_some_and(|b| b > 5), "the answer's bytes, head included: {line}");
 }
+
+#[test]
+fn help_says_each_default_once() {
+    for command in ["serve", "bench"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_percore")).args([command, "--help"]).output().unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{help}");
+        for line in help.lines() {
+            assert!(line.matches("[default:").count() <= 1, "`percore {command} --help`: {line}");
+        }
+    }
+}
