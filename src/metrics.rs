@@ -23,7 +23,7 @@ pub(crate) struct Snapshot {
     pub(crate) latency_sum_seconds: f64,
     pub(crate) bytes_in: u64,
     pub(crate) bytes_out: u64,
-    /// Gauges the shard's owner of them reads for the snapshot.
+    /// What the shard read from its connections and store for this snapshot.
     pub(crate) gauges: Gauges,
     pub(crate) cores: Option<percore_cores::ShardStats>,
     /// The shard thread's CPU time so far (user and system), read on that

@@ -46,7 +46,8 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
         tracing::info!("removed {stale} temporary file(s) left by an earlier run");
     }
     let (write_back_dev, flush) = store::write_back_device(&data_dir, config.body_flush);
-    // One fence and one drain flag for the daemon, a clone in every shard.
+    // One fence, one set of disk-fault counters and one drain flag for the
+    // daemon, a clone in every shard.
     let durability = store::Durability {
         write_back_dev,
         fence: Fence::default(),
@@ -88,10 +89,10 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
         };
         async move { shard_main(listeners, config, state, &ready).await }
     })?;
-    let shown: Vec<String> = addrs.iter().map(|a| format!("http://{a}")).collect();
+    let shown = addrs.iter().map(|a| format!("http://{a}")).collect::<Vec<_>>().join(" ");
     let writers = crate::listen::writers(config.write_token.is_some(), config.allow_anonymous_writes);
-    println!("percore listening on {} serving {} with {shards} shards; {writers}", shown.join(" "), data_dir.display());
-    tracing::info!(addrs = %shown.join(" "), data_dir = %data_dir.display(), shards, writers, "listening");
+    println!("percore listening on {shown} serving {} with {shards} shards; {writers}", data_dir.display());
+    tracing::info!(addrs = %shown, data_dir = %data_dir.display(), shards, writers, "listening");
     notify_systemd("READY=1");
     let stop = running.stop_handle();
     let drain = Duration::from_millis(config.drain_ms);

@@ -48,16 +48,14 @@ pub(crate) fn route(request: &Request) -> Route<'_> {
     let path = request.path.as_str();
     let method = &request.method;
     let read = matches!(method, Method::Get | Method::Head);
-    let (target, access, label) = match path {
-        "/" | "/ping" | "/health" | "/metrics" if !read => {
-            (Target::NotAllowed("GET, HEAD"), Access::Anyone, label(path))
-        }
-        "/" => (Target::Home, Access::Anyone, "home"),
-        "/ping" => (Target::Ping, Access::Anyone, "ping"),
-        "/health" => (Target::Health, Access::Anyone, "health"),
-        "/metrics" => (Target::Metrics, Access::Reader, "metrics"),
+    let (target, access) = match path {
+        "/" | "/ping" | "/health" | "/metrics" if !read => (Target::NotAllowed("GET, HEAD"), Access::Anyone),
+        "/" => (Target::Home, Access::Anyone),
+        "/ping" => (Target::Ping, Access::Anyone),
+        "/health" => (Target::Health, Access::Anyone),
+        "/metrics" => (Target::Metrics, Access::Reader),
         _ => match path.strip_prefix("/files/") {
-            None => (Target::NotFound, Access::Anyone, "other"),
+            None => (Target::NotFound, Access::Anyone),
             Some(rest) => {
                 let dir = rest.is_empty() || rest.ends_with('/');
                 let access = match method {
@@ -72,11 +70,11 @@ pub(crate) fn route(request: &Request) -> Route<'_> {
                     Method::Delete => Target::Delete(rest),
                     Method::Other(_) => Target::NotAllowed("GET, HEAD, PUT, DELETE"),
                 };
-                (target, access, if dir { "list" } else { "files" })
+                (target, access)
             }
         },
     };
-    Route { target, access, label }
+    Route { target, access, label: label(path) }
 }
 
 /// The metrics label of a path (what `route` puts in `Route::label`).
