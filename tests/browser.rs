@@ -16,10 +16,8 @@ fn chromium() -> Option<PathBuf> {
     if let Some(found) = find() {
         return Some(found);
     }
-    eprintln!("browser test: Chromium not found, installing it from Debian");
-    let _ = Command::new("sh")
-        .args(["-c", "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)"])
-        .status();
+    eprintln!("browser test: Chromium not found");
+    crate::util::install_from_debian("chromium");
     find()
 }
 

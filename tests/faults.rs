@@ -3,7 +3,7 @@
 //! test command enables): each failure gets its status, stored data stays
 //! intact, and after a failed flush no write is acknowledged again.
 
-use crate::util::{delete, get, metric, metrics, put, stray_temp_files, Daemon};
+use crate::util::{delete, get, metric, metrics, put, start_logged, stray_temp_files, Daemon};
 
 fn with_faults(faults: &str) -> Daemon {
     // One shard: the fault counters are process-wide, and one shard makes
@@ -107,13 +107,8 @@ fn transient_receive_errors_do_not_drop_the_connection() {
 /// 245 answers of 500 gave 41 log lines); client errors are not warnings.
 #[test]
 fn every_server_fault_is_logged_once_and_a_failing_disk_shows_in_health() {
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let daemon = Daemon::start_with(
-        tempfile::tempdir().unwrap(),
-        &["--cores", "1"],
-        &[("PERCORE_FAULTS", "open=EIO:12@1")],
-        Some(log.reopen().unwrap()),
-    );
+    let (daemon, log) =
+        start_logged(tempfile::tempdir().unwrap(), &["--cores", "1"], &[("PERCORE_FAULTS", "open=EIO:12@1")]);
     std::fs::write(daemon.path("f"), b"x").unwrap();
     let mut failed = 0;
     for _ in 0..12 {
@@ -132,7 +127,7 @@ fn every_server_fault_is_logged_once_and_a_failing_disk_shows_in_health() {
     assert_eq!(metric(&text, "percore_disk_errors_total", &["kind=\"open\""]), failed as f64, "{text}");
     assert_eq!(metric(&text, "percore_disk_errors_total", &["kind=\"write\""]), 0.0);
     drop(daemon);
-    let text = std::fs::read_to_string(log.path()).unwrap();
+    let text = log.text();
     let faults: Vec<&str> = text.lines().filter(|l| l.contains("server fault")).collect();
     assert_eq!(faults.len(), failed, "one line per 500: {text}");
     assert!(faults.iter().all(|l| l.contains("/files/f") && l.contains("Input/output error")), "{text}");

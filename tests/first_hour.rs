@@ -2,12 +2,12 @@
 //! listen addresses they write, statuses with their registered reasons,
 //! probes no cache keeps, and logs that keep client mistakes out of WARN.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::util::{exchange, get, put, Daemon};
+use crate::util::{exchange, get, put, start_logged, Daemon};
 
 /// The status line of a raw exchange with `addr`.
 fn status_line(addr: SocketAddr, request: &[u8]) -> String {
@@ -74,8 +74,7 @@ fn listening_beyond_loopback_needs_a_write_token_or_an_explicit_yes() {
 fn a_put_onto_a_directory_is_a_conflict_with_its_reason_and_no_warning() {
     let data = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(data.path().join("docs/inner")).unwrap();
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let daemon = Daemon::start_with(data, &["--cores", "1", "--log-level", "info"], &[], Some(log.reopen().unwrap()));
+    let (daemon, log) = start_logged(data, &["--cores", "1", "--log-level", "info"], &[]);
     let status = status_line(
         daemon.addr,
         b"PUT /files/docs/inner HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
@@ -83,23 +82,16 @@ fn a_put_onto_a_directory_is_a_conflict_with_its_reason_and_no_warning() {
     assert_eq!(status, "HTTP/1.1 409 Conflict");
     assert_eq!(put(&daemon, "/files/docs/x", b"ok", "").status, 201, "the daemon goes on");
     drop(daemon);
-    let mut text = String::new();
-    std::fs::File::open(log.path()).unwrap().read_to_string(&mut text).unwrap();
+    let text = log.text();
     assert!(!text.contains("WARN"), "a client's mistake is not a warning: {text}");
 }
 
 #[test]
 fn client_errors_are_logged_at_debug() {
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let daemon = Daemon::start_with(
-        tempfile::tempdir().unwrap(),
-        &["--cores", "1", "--log-level", "debug"],
-        &[],
-        Some(log.reopen().unwrap()),
-    );
+    let (daemon, log) = start_logged(tempfile::tempdir().unwrap(), &["--cores", "1", "--log-level", "debug"], &[]);
     assert_eq!(get(&daemon, "/files/nothing-here").status, 404);
     drop(daemon);
-    let text = std::fs::read_to_string(log.path()).unwrap();
+    let text = log.text();
     let line = text.lines().find(|l| l.contains("client error")).unwrap_or_else(|| panic!("{text}"));
     assert!(line.contains("DEBUG") && line.contains("/files/nothing-here") && line.contains("404"), "{line}");
 }
@@ -164,16 +156,11 @@ fn listings_answer_html_to_browsers_and_json_to_the_rest() {
 
 #[test]
 fn the_access_log_in_json_has_the_bytes() {
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let daemon = Daemon::start_with(
-        tempfile::tempdir().unwrap(),
-        &["--cores", "1", "--access-log", "--log-format", "json", "--log-level", "info"],
-        &[],
-        Some(log.reopen().unwrap()),
-    );
+    let args = ["--cores", "1", "--access-log", "--log-format", "json", "--log-level", "info"];
+    let (daemon, log) = start_logged(tempfile::tempdir().unwrap(), &args, &[]);
     assert_eq!(get(&daemon, "/ping").status, 200);
     drop(daemon);
-    let text = std::fs::read_to_string(log.path()).unwrap();
+    let text = log.text();
     let line = text.lines().find(|l| l.contains("percore::access")).unwrap_or_else(|| panic!("no access line: {text}"));
     let entry: serde_json::Value = serde_json::from_str(line).unwrap();
     let fields = &entry["fields"];

@@ -125,16 +125,7 @@ fn can_run() -> bool {
     static INSTALL: std::sync::Once = std::sync::Once::new();
     let mut missing = missing();
     if missing.iter().any(|m| m.starts_with("mkfs") || *m == "xfs_io") && !missing.contains(&"root") {
-        INSTALL.call_once(|| {
-            eprintln!("power-loss tests: installing xfsprogs and e2fsprogs from Debian");
-            let _ = Command::new("sh")
-                .args([
-                    "-c",
-                    "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xfsprogs e2fsprogs >/dev/null 2>&1 || \
-                     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xfsprogs e2fsprogs)",
-                ])
-                .status();
-        });
+        INSTALL.call_once(|| crate::util::install_from_debian("xfsprogs e2fsprogs"));
         missing = self::missing();
     }
     if missing.is_empty() {

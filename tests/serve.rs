@@ -605,20 +605,16 @@ fn environment_variables_configure_the_daemon() {
 #[test]
 fn accept_failures_back_off_and_recover() {
     for errno in ["EMFILE", "ENFILE"] {
-        let log = tempfile::NamedTempFile::new().unwrap();
         let started = std::time::Instant::now();
-        let daemon = Daemon::start_with(
-            tempfile::tempdir().unwrap(),
-            &["--cores", "1"],
-            &[("PERCORE_FAULTS", &format!("accept={errno}:30"))],
-            Some(log.reopen().unwrap()),
-        );
+        let faults = format!("accept={errno}:30");
+        let (daemon, log) =
+            crate::util::start_logged(tempfile::tempdir().unwrap(), &["--cores", "1"], &[("PERCORE_FAULTS", &faults)]);
         // Service resumes once the failures stop, and not before 30 retries
         // 10 ms apart have passed (a busy loop would be done in microseconds).
         assert_eq!(get(&daemon, "/ping").status, 200, "{errno}");
         let waited = started.elapsed();
         assert!(waited >= Duration::from_millis(250), "{errno}: 30 retries within {waited:?}: a busy loop");
-        let text = std::fs::read_to_string(log.path()).unwrap();
+        let text = log.text();
         let lines = text.lines().filter(|l| l.contains("accept failed")).count();
         assert_eq!(lines, 1, "{errno}: one line for 30 identical failures: {text}");
     }

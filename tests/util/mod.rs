@@ -279,3 +279,31 @@ pub(crate) fn rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .map_or(0, |v| v.trim().trim_end_matches(" kB").parse().unwrap())
 }
+
+/// A daemon's log (its standard error), kept in a file.
+pub(crate) struct Log(tempfile::NamedTempFile);
+
+impl Log {
+    /// Everything logged so far.
+    pub(crate) fn text(&self) -> String {
+        std::fs::read_to_string(self.0.path()).unwrap()
+    }
+}
+
+/// Starts a daemon on `data` whose log goes to a [`Log`].
+pub(crate) fn start_logged(data: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> (Daemon, Log) {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let daemon = Daemon::start_with(data, args, env, Some(log.reopen().unwrap()));
+    (daemon, Log(log))
+}
+
+/// Installs Debian `packages` (space-separated) if this machine can (root,
+/// apt; the package lists updated only if the first try fails). Whether it
+/// worked is for the caller to check by looking for what it needs.
+pub(crate) fn install_from_debian(packages: &str) {
+    eprintln!("installing {packages} from Debian");
+    let install = format!("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {packages}");
+    let _ = std::process::Command::new("sh")
+        .args(["-c", &format!("{install} >/dev/null 2>&1 || (apt-get update -qq && {install})")])
+        .status();
+}
