@@ -90,7 +90,8 @@ fn a_thousand_slow_heads_do_not_stop_normal_clients_and_end_at_the_header_timeou
         latest = latest.max(*at);
     }
     assert!(latest < Duration::from_millis(3400), "the last 408 came after {latest:?}");
-    // And each connection is closed.
+    // And each connection is closed with a FIN, not a reset (the daemon
+    // half-closes and reads what still trickles in, nginx's lingering close).
     for s in &mut slow {
         s.set_nonblocking(false).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -98,7 +99,13 @@ fn a_thousand_slow_heads_do_not_stop_normal_clients_and_end_at_the_header_timeou
         assert!(s.read_to_end(&mut rest).is_ok(), "closed with a FIN");
     }
     println!("slow heads: {SLOW} trickling, normal client {served} requests (worst {worst:?}), RSS +{growth} KiB");
-    assert_eq!(open_connections(&daemon), 1.0, "only the /metrics request's own");
+    // The daemon lets go of them once its lingering time (2 s) is over,
+    // though these clients still hold their ends open.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while open_connections(&daemon) > 1.0 {
+        assert!(Instant::now() < deadline, "{} connections still open", open_connections(&daemon));
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

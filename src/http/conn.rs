@@ -115,6 +115,10 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, _opened: Counted)
                     Err(_) if !buf.is_empty() => {
                         let mut reply = Reply::new(&wire, &shard, true);
                         reply.simple(408, "request head timed out\n").await;
+                        // The client may still be sending its head: without
+                        // a lingering close an unread byte turns the close
+                        // into a reset, which can destroy the 408.
+                        wire.linger(&mut incoming).await;
                         return;
                     }
                     // Closed, failed, idle too long, or shutting down while idle.
@@ -124,6 +128,7 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, _opened: Counted)
             Err(reject) => {
                 let mut reply = Reply::new(&wire, &shard, true);
                 reply.simple(reject.status, &format!("{}\n", reject.reason)).await;
+                wire.linger(&mut incoming).await;
                 return;
             }
         }
