@@ -25,6 +25,28 @@ pub(crate) struct RawConfig {
     #[arg(long, env = "PERCORE_LISTEN", value_delimiter = ',')]
     #[serde(default, deserialize_with = "one_or_many")]
     pub(crate) listen: Vec<String>,
+    /// Where to listen for HTTPS, in the forms --listen takes (e.g. `:8443`); needs --tls-cert and --tls-key, or --tls-self-signed. With --tls-cert or --tls-self-signed and no --listen-tls: 127.0.0.1:8443.
+    #[arg(long, env = "PERCORE_LISTEN_TLS", value_delimiter = ',')]
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub(crate) listen_tls: Vec<String>,
+    /// A PEM certificate chain (leaf first) for HTTPS; repeat with --tls-key for several certificates chosen by SNI (the first is the default). Reloaded on SIGHUP.
+    #[arg(long, env = "PERCORE_TLS_CERT", value_delimiter = ',')]
+    #[serde(default)]
+    pub(crate) tls_cert: Vec<PathBuf>,
+    /// The PEM private key (PKCS#8, RSA or EC) of each --tls-cert, in the same order.
+    #[arg(long, env = "PERCORE_TLS_KEY", value_delimiter = ',')]
+    #[serde(default)]
+    pub(crate) tls_key: Vec<PathBuf>,
+    /// Serve HTTPS with a certificate made at start for localhost (development only): its fingerprint and file are printed.
+    #[arg(long, env = "PERCORE_TLS_SELF_SIGNED")]
+    #[serde(default)]
+    pub(crate) tls_self_signed: bool,
+    /// What a TLS client asking for a name no certificate holds gets: `default` (the first certificate) or `refuse` (a handshake alert) [default: default].
+    #[arg(long, env = "PERCORE_TLS_UNKNOWN_SNI")]
+    pub(crate) tls_unknown_sni: Option<String>,
+    /// Time a TLS handshake may take, in ms [default: 10000].
+    #[arg(long, env = "PERCORE_TLS_HANDSHAKE_TIMEOUT_MS")]
+    pub(crate) tls_handshake_timeout_ms: Option<u64>,
     /// Allow listening beyond loopback with no --write-token: anyone who can connect may then PUT and DELETE.
     #[arg(long, env = "PERCORE_ALLOW_ANONYMOUS_WRITES")]
     #[serde(default)]
@@ -126,8 +148,13 @@ pub(crate) enum BodyFlush {
 /// Validated settings.
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
-    /// Every address to listen on (at least one).
+    /// Every plain-HTTP address to listen on.
     pub(crate) listen: Vec<SocketAddr>,
+    /// Every HTTPS address to listen on (at least one address in all).
+    pub(crate) listen_tls: Vec<SocketAddr>,
+    /// Certificates for HTTPS, when it listens.
+    pub(crate) tls: Option<crate::tls::Settings>,
+    pub(crate) tls_handshake_timeout_ms: u64,
     pub(crate) allow_anonymous_writes: bool,
     pub(crate) data_dir: PathBuf,
     pub(crate) cores: CoreSet,
@@ -164,6 +191,9 @@ impl Config {
     pub(crate) fn send_timeout(&self) -> Duration {
         Duration::from_millis(self.send_timeout_ms)
     }
+    pub(crate) fn tls_handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.tls_handshake_timeout_ms)
+    }
 }
 
 impl RawConfig {
@@ -172,6 +202,12 @@ impl RawConfig {
         RawConfig {
             config: self.config,
             listen: if self.listen.is_empty() { file.listen } else { self.listen },
+            listen_tls: if self.listen_tls.is_empty() { file.listen_tls } else { self.listen_tls },
+            tls_cert: if self.tls_cert.is_empty() { file.tls_cert } else { self.tls_cert },
+            tls_key: if self.tls_key.is_empty() { file.tls_key } else { self.tls_key },
+            tls_self_signed: self.tls_self_signed || file.tls_self_signed,
+            tls_unknown_sni: self.tls_unknown_sni.or(file.tls_unknown_sni),
+            tls_handshake_timeout_ms: self.tls_handshake_timeout_ms.or(file.tls_handshake_timeout_ms),
             allow_anonymous_writes: self.allow_anonymous_writes || file.allow_anonymous_writes,
             data_dir: self.data_dir.or(file.data_dir),
             cores: self.cores.or(file.cores),
@@ -238,11 +274,21 @@ impl TryFrom<RawConfig> for Config {
         let write_token = raw.write_token.filter(|t| !t.is_empty());
         let mut listen = Vec::new();
         for text in if raw.listen.is_empty() { vec![crate::listen::DEFAULT.to_string()] } else { raw.listen } {
-            listen.extend(crate::listen::parse(&text)?);
+            if text != "none" {
+                listen.extend(crate::listen::parse(&text)?);
+            }
         }
-        crate::listen::check_exposure(&listen, write_token.is_some(), raw.allow_anonymous_writes)?;
+        let (tls, listen_tls) = tls_settings(raw.tls_cert, raw.tls_key, raw.tls_self_signed, raw.tls_unknown_sni, raw.listen_tls)?;
+        if listen.is_empty() && listen_tls.is_empty() {
+            return Err("--listen none leaves nothing to listen on: give --listen-tls with a certificate".to_string());
+        }
+        let every: Vec<SocketAddr> = listen.iter().chain(&listen_tls).copied().collect();
+        crate::listen::check_exposure(&every, write_token.is_some(), raw.allow_anonymous_writes)?;
         Ok(Config {
             listen,
+            listen_tls,
+            tls,
+            tls_handshake_timeout_ms: positive("tls-handshake-timeout-ms", raw.tls_handshake_timeout_ms, 10_000)?,
             allow_anonymous_writes: raw.allow_anonymous_writes,
             data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from("data")),
             cores,
@@ -270,6 +316,41 @@ impl TryFrom<RawConfig> for Config {
             file_workers: positive("file-workers", raw.file_workers.map(u64::from), 128)? as u32,
         })
     }
+}
+
+/// The TLS settings and addresses: HTTPS listens when given certificates
+/// (or told to make one), on `listen_tls` or else the default TLS address.
+fn tls_settings(
+    certs: Vec<PathBuf>,
+    keys: Vec<PathBuf>,
+    self_signed: bool,
+    unknown_sni: Option<String>,
+    listen_tls: Vec<String>,
+) -> Result<(Option<crate::tls::Settings>, Vec<SocketAddr>), String> {
+    if certs.len() != keys.len() {
+        return Err(format!(
+            "--tls-cert and --tls-key come in pairs: {} certificate(s), {} key(s)",
+            certs.len(),
+            keys.len()
+        ));
+    }
+    let unknown_sni = match unknown_sni.as_deref().unwrap_or("default") {
+        "default" => crate::tls::UnknownSni::Default,
+        "refuse" => crate::tls::UnknownSni::Refuse,
+        other => return Err(format!("--tls-unknown-sni must be `default` or `refuse`, not `{other}`")),
+    };
+    if certs.is_empty() && !self_signed {
+        if !listen_tls.is_empty() {
+            return Err("--listen-tls needs a certificate: --tls-cert and --tls-key (or --tls-self-signed for development)".to_string());
+        }
+        return Ok((None, Vec::new()));
+    }
+    let mut addrs = Vec::new();
+    for text in if listen_tls.is_empty() { vec![crate::listen::DEFAULT_TLS.to_string()] } else { listen_tls } {
+        addrs.extend(crate::listen::parse(&text)?);
+    }
+    let pairs = certs.into_iter().zip(keys).collect();
+    Ok((Some(crate::tls::Settings { pairs, self_signed, unknown_sni }), addrs))
 }
 
 #[cfg(test)]

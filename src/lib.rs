@@ -29,6 +29,7 @@ mod serve;
 mod shard;
 mod store;
 mod throttle;
+mod tls;
 
 /// percore: a thread-per-core io_uring file and object server.
 #[derive(Parser, Debug)]

@@ -15,6 +15,9 @@ use std::net::{SocketAddr, ToSocketAddrs};
 /// The default listen address: loopback only.
 pub(crate) const DEFAULT: &str = "127.0.0.1:8080";
 
+/// Where HTTPS listens when certificates are given and no --listen-tls.
+pub(crate) const DEFAULT_TLS: &str = "127.0.0.1:8443";
+
 /// Parses one `--listen` value into the addresses it names.
 pub(crate) fn parse(text: &str) -> Result<Vec<SocketAddr>, String> {
     let text = text.trim();

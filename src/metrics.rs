@@ -23,6 +23,8 @@ pub(crate) struct Snapshot {
     pub(crate) latency_sum_seconds: f64,
     pub(crate) bytes_in: u64,
     pub(crate) bytes_out: u64,
+    /// TLS handshakes: full, resumed (a ticket), failed.
+    pub(crate) tls_handshakes: [u64; 3],
     /// What the shard read from its connections and store for this snapshot.
     pub(crate) gauges: Gauges,
     pub(crate) cores: Option<percore_cores::ShardStats>,
@@ -86,6 +88,19 @@ pub(crate) fn bytes_out(n: u64) {
     METRICS.with(|m| m.borrow_mut().bytes_out += n);
 }
 
+/// How a TLS handshake ended, as counted.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Handshake {
+    Full = 0,
+    Resumed = 1,
+    Failed = 2,
+}
+
+/// Counts one TLS handshake.
+pub(crate) fn handshake(how: Handshake) {
+    METRICS.with(|m| m.borrow_mut().tls_handshakes[how as usize] += 1);
+}
+
 /// This shard's counters, with the `gauges` its caller read.
 pub(crate) fn snapshot(gauges: Gauges) -> Snapshot {
     let mut s = METRICS.with(|m| m.borrow().clone());
@@ -134,6 +149,13 @@ pub(crate) fn render(shards: &[Snapshot], fenced: bool, disk_faults: [u64; 5]) -
             let _ =
                 writeln!(o, "percore_request_duration_seconds_sum{{shard=\"{}\"}} {}", s.shard, s.latency_sum_seconds);
             let _ = writeln!(o, "percore_request_duration_seconds_count{{shard=\"{}\"}} {}", s.shard, s.latency_count);
+        }
+    });
+    family("percore_tls_handshakes_total", "counter", "TLS handshakes, by result.", &mut |o| {
+        for s in shards {
+            for (result, n) in ["full", "resumed", "failed"].iter().zip(s.tls_handshakes) {
+                let _ = writeln!(o, "percore_tls_handshakes_total{{shard=\"{}\",result=\"{result}\"}} {n}", s.shard);
+            }
         }
     });
     family(

@@ -62,7 +62,22 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let open_files = raise_open_files();
     let spare_limit = store::spare_limit(open_files, shards);
     tracing::info!("open files: up to {open_files}; spare files: up to {spare_limit} per shard");
-    let (listeners, addrs) = bind_all(&config.listen, shards)?;
+    let tls = match &config.tls {
+        Some(settings) => {
+            let (pairs, note) = crate::tls::load(settings)?;
+            if let Some(note) = note {
+                println!("{note}");
+                tracing::info!("{note}");
+            }
+            let tickets = crate::tls::tickets::TicketKeys::new(crate::tls::tickets::TicketKey::generate()?);
+            let material = crate::tls::Material { pairs, unknown_sni: settings.unknown_sni, tickets };
+            // Checked here, once, so that a shard's own build cannot fail.
+            crate::tls::shard_config(&material)?;
+            Some(material)
+        }
+        None => None,
+    };
+    let (listeners, addrs) = bind_all(&config.listen, &config.listen_tls, shards)?;
     let mut listeners: Vec<Option<ShardListeners>> = listeners.into_iter().map(Some).collect();
     let cores_config = percore_cores::Config {
         cores: config.cores.clone(),
@@ -73,7 +88,7 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
         }),
     };
     let shard_config = config.clone();
-    let (shard_data_dir, shard_draining) = (data_dir.clone(), draining.clone());
+    let (shard_data_dir, shard_draining, shard_tls) = (data_dir.clone(), draining.clone(), tls.clone());
     // No shard accepts before every shard can take commits for the paths it
     // owns (start-up only; every shard passes it, even one whose set-up failed).
     let ready = Arc::new(std::sync::Barrier::new(shards));
@@ -86,18 +101,37 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
             durability: durability.clone(),
             spare_limit,
             draining: shard_draining.clone(),
+            tls: shard_tls.clone(),
         };
         async move { shard_main(listeners, config, state, &ready).await }
     })?;
-    let shown = addrs.iter().map(|a| format!("http://{a}")).collect::<Vec<_>>().join(" ");
+    let shown = addrs
+        .iter()
+        .map(|(a, tls)| if *tls { format!("https://{a}") } else { format!("http://{a}") })
+        .collect::<Vec<_>>()
+        .join(" ");
     let writers = crate::listen::writers(config.write_token.is_some(), config.allow_anonymous_writes);
     println!("percore listening on {shown} serving {} with {shards} shards; {writers}", data_dir.display());
     tracing::info!(addrs = %shown, data_dir = %data_dir.display(), shards, writers, "listening");
     notify_systemd("READY=1");
     let stop = running.stop_handle();
+    let control = match (config.tls.clone(), tls) {
+        (Some(settings), Some(material)) => {
+            let control = Arc::new(crate::tls::control::Control::new(settings, material, stop.clone(), install_tls));
+            let rotating = control.clone();
+            std::thread::Builder::new().name("percore-tls-keys".into()).spawn(move || rotating.rotate_forever())?;
+            Some(control)
+        }
+        _ => None,
+    };
     let drain = Duration::from_millis(config.drain_ms);
     std::thread::Builder::new().name("percore-signals".into()).spawn(move || {
-        let signal = wait_for_signal();
+        let signal = loop {
+            match wait_for_signal() {
+                Signal::SIGHUP => reload(control.as_deref()),
+                signal => break signal,
+            }
+        };
         notify_systemd("STOPPING=1");
         if !drain.is_zero() {
             tracing::info!("signal {signal}: draining for {drain:?} (/health answers 503), then stopping");
@@ -117,6 +151,16 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// SIGHUP: reads the TLS certificates and keys again.
+fn reload(control: Option<&crate::tls::control::Control>) {
+    match control.map(crate::tls::control::Control::reload) {
+        None => tracing::info!("SIGHUP: nothing to reload (no TLS certificates configured)"),
+        Some(Ok(0)) => tracing::info!("SIGHUP: the self-signed certificate stays as it is"),
+        Some(Ok(n)) => tracing::info!("SIGHUP: reloaded {n} TLS certificate(s); new handshakes use them"),
+        Some(Err(err)) => tracing::warn!("SIGHUP: {err}; the certificates in use stay"),
+    }
+}
+
 fn init_logging(config: &Config) -> Result<(), Box<dyn Error>> {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
         .map_err(|e| format!("--log-level `{}`: {e}", config.log_level))?;
@@ -132,21 +176,28 @@ fn init_logging(config: &Config) -> Result<(), Box<dyn Error>> {
     installed.map_err(|e| format!("cannot set up logging: {e}").into())
 }
 
-/// One shard's listeners, one per listen address.
-type ShardListeners = Vec<TcpListener>;
+/// One shard's listeners, one per listen address, each marked true if it
+/// speaks TLS.
+type ShardListeners = Vec<(TcpListener, bool)>;
 
-/// Binds `count` listeners with `SO_REUSEPORT` on each of `addrs`, and
-/// returns them by shard (each shard one listener per address) with the
-/// addresses bound.
+/// Binds `count` listeners with `SO_REUSEPORT` on each of `plain` and
+/// `tls` addresses, and returns them by shard (each shard one listener per
+/// address) with the addresses bound (and whether they speak TLS).
 ///
 /// `SO_REUSEPORT` would let a second daemon join a port silently and take
 /// half its connections (serving another data directory), so each address is
 /// first claimed by a plain socket, which fails if anything listens there;
 /// it also picks the port when an address has port 0.
-fn bind_all(addrs: &[SocketAddr], count: usize) -> Result<(Vec<ShardListeners>, Vec<SocketAddr>), Box<dyn Error>> {
+#[allow(clippy::type_complexity, reason = "used once, named by its doc")]
+fn bind_all(
+    plain: &[SocketAddr],
+    tls: &[SocketAddr],
+    count: usize,
+) -> Result<(Vec<ShardListeners>, Vec<(SocketAddr, bool)>), Box<dyn Error>> {
     let mut by_shard: Vec<ShardListeners> = (0..count).map(|_| Vec::new()).collect();
     let mut bound_addrs = Vec::new();
-    for &addr in addrs {
+    let every = plain.iter().map(|a| (*a, false)).chain(tls.iter().map(|a| (*a, true)));
+    for (addr, is_tls) in every {
         let probe = std::net::TcpListener::bind(addr).map_err(|e| match e.kind() {
             std::io::ErrorKind::AddrInUse => {
                 format!("cannot listen on {addr}: something (another percore?) already listens there; stop it or pick another --listen address")
@@ -160,9 +211,9 @@ fn bind_all(addrs: &[SocketAddr], count: usize) -> Result<(Vec<ShardListeners>, 
         drop(probe);
         let options = ListenOptions { reuse_port: true, ..ListenOptions::default() };
         for listeners in &mut by_shard {
-            listeners.push(TcpListener::bind_with(bound, &options)?);
+            listeners.push((TcpListener::bind_with(bound, &options)?, is_tls));
         }
-        bound_addrs.push(bound);
+        bound_addrs.push((bound, is_tls));
     }
     Ok((by_shard, bound_addrs))
 }
@@ -174,10 +225,12 @@ struct Given {
     durability: store::Durability,
     spare_limit: usize,
     draining: Draining,
+    /// TLS certificates and keys, when HTTPS listens.
+    tls: Option<crate::tls::Material>,
 }
 
 async fn shard_main(
-    listeners: Vec<TcpListener>,
+    listeners: ShardListeners,
     config: Config,
     given: Given,
     ready: &std::sync::Barrier,
@@ -205,8 +258,10 @@ async fn shard_main(
     let me = percore_cores::current();
     let balance = Rc::new(Balance::new(me.id, me.count));
     let store = Store::new(root, given.data_dir, me.id, given.durability, given.spare_limit);
+    let tls = given.tls.as_ref().map(crate::tls::shard_config).transpose()?;
     let shard = Rc::new(Shard {
         config,
+        tls: std::cell::RefCell::new(tls),
         store,
         connections: Default::default(),
         balance: balance.clone(),
@@ -220,7 +275,7 @@ async fn shard_main(
     // Blocks this thread briefly at start-up, before it serves anything.
     ready.wait();
     // One accept stream per listen address, taken in turn.
-    let mut incoming: Vec<_> = listeners.iter().map(TcpListener::incoming).collect();
+    let mut incoming: Vec<_> = listeners.iter().map(|(l, tls)| (l.incoming(), *tls)).collect();
     let mut next_first = 0;
     let accept_failures = crate::throttle::Throttle::default();
     let mut stop = pin!(stopping());
@@ -232,9 +287,9 @@ async fn shard_main(
             let count = incoming.len();
             for i in 0..count {
                 let at = (next_first + i) % count;
-                if let Poll::Ready(accepted) = incoming[at].poll_next(cx) {
+                if let Poll::Ready(accepted) = incoming[at].0.poll_next(cx) {
                     next_first = at + 1;
-                    return Poll::Ready(Some(accepted));
+                    return Poll::Ready(Some((accepted, incoming[at].1)));
                 }
             }
             Poll::Pending
@@ -247,23 +302,24 @@ async fn shard_main(
                 shard.store.close();
                 return Ok(());
             }
-            Some(Ok(stream)) => {
+            Some((Ok(stream), tls)) => {
                 let _ = stream.set_nodelay(true);
                 match shard.balance.target(shard.connections.get()) {
                     None => {
                         let opened = Counted::new(&shard);
-                        percore_io::spawn(conn::serve(stream, shard.clone(), opened));
+                        let tls = if tls { shard.tls.borrow().clone() } else { None };
+                        percore_io::spawn(conn::serve(stream, shard.clone(), tls, opened));
                     }
                     Some(to) => {
                         // Fails only once `to` has exited, which no shard
                         // does while another still accepts.
-                        if let Err(err) = percore_cores::post(to, move || adopt(stream)) {
+                        if let Err(err) = percore_cores::post(to, move || adopt(stream, tls)) {
                             tracing::warn!("cannot hand a connection to shard {to}: {err}; it is closed");
                         }
                     }
                 }
             }
-            Some(Err(err)) => {
+            Some((Err(err), _)) => {
                 // Out of file descriptors ends the multishot accept: back off,
                 // then the next poll re-arms it (no busy loop).
                 if let Some(held) = accept_failures.admit(std::time::Instant::now()) {
@@ -277,15 +333,27 @@ async fn shard_main(
 }
 
 /// Serves a connection that another shard accepted and handed here (runs
-/// on this shard, from its inbox).
-fn adopt(stream: TcpStream) {
+/// on this shard, from its inbox); `tls` if it came in on a TLS listener.
+fn adopt(stream: TcpStream, tls: bool) {
     let Some(shard) = crate::shard::try_current() else {
         // This shard failed its set-up and everything is stopping.
         return;
     };
     shard.balance.handed_in.set(shard.balance.handed_in.get() + 1);
     let opened = Counted::new(&shard);
-    percore_io::spawn(conn::serve(stream, shard, opened));
+    let tls = if tls { shard.tls.borrow().clone() } else { None };
+    percore_io::spawn(conn::serve(stream, shard, tls, opened));
+}
+
+/// Takes new TLS material (reloaded certificates, a new ticket key): this
+/// shard builds its own config from it, for the handshakes to come (runs
+/// on this shard, from its inbox).
+fn install_tls(material: crate::tls::Material) {
+    let Some(shard) = crate::shard::try_current() else { return };
+    match crate::tls::shard_config(&material) {
+        Ok(config) => *shard.tls.borrow_mut() = Some(config),
+        Err(err) => tracing::warn!("cannot use the new TLS material: {err}; the old stays"),
+    }
 }
 
 /// News from shard `from` of its open connections (runs on this shard, from
@@ -351,6 +419,7 @@ fn handled_signals() -> SigSet {
     let mut set = SigSet::empty();
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
+    set.add(Signal::SIGHUP);
     set.add(Signal::SIGIO);
     set
 }
@@ -361,11 +430,12 @@ fn block_signals() -> Result<(), Box<dyn Error>> {
     handled_signals().thread_block().map_err(|e| format!("cannot block signals: {e}").into())
 }
 
-/// Waits for SIGINT or SIGTERM (blocked by [`block_signals`]).
+/// Waits for SIGINT, SIGTERM or SIGHUP (blocked by [`block_signals`]).
 fn wait_for_signal() -> Signal {
     let mut set = SigSet::empty();
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
+    set.add(Signal::SIGHUP);
     loop {
         if let Ok(signal) = set.wait() {
             return signal;

@@ -20,6 +20,9 @@ use crate::store::{Outcome, Store};
 /// What a shard's connections share (shard-local, no locks).
 pub(crate) struct Shard {
     pub(crate) config: Config,
+    /// This shard's own TLS config (its keys, its ticketer), when HTTPS
+    /// listens; replaced when certificates reload or ticket keys rotate.
+    pub(crate) tls: RefCell<Option<Arc<rustls::ServerConfig>>>,
     /// The shard's file store (data directory, commits, spares).
     pub(crate) store: Store,
     pub(crate) connections: Cell<usize>,

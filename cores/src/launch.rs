@@ -110,6 +110,27 @@ impl StopHandle {
             let _ = peer.send(Message::Stop);
         }
     }
+
+    /// How many shards there are.
+    pub fn shards(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Runs `f` on shard `shard`, from any thread, with no reply: news from
+    /// the control plane (reloaded certificates, a new key), as
+    /// [`crate::post`] is between shards.
+    ///
+    /// # Errors
+    /// [`MeshError::Stopped`](crate::MeshError) if the shard's inbox is
+    /// closed (`f` is dropped); `NoSuchShard` for a bad id.
+    pub fn post<F>(&self, shard: usize, f: F) -> Result<(), crate::MeshError>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let count = self.peers.len();
+        let peer = self.peers.get(shard).ok_or(crate::MeshError::NoSuchShard { shard, count })?;
+        peer.send(Message::Run(Box::new(f))).map(|_| ()).map_err(|_| crate::MeshError::Stopped { shard })
+    }
 }
 
 /// Requests a stop of every shard, from inside a shard.

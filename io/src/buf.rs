@@ -29,6 +29,13 @@ pub unsafe trait IoBuf: Unpin + 'static {
     /// Total capacity.
     fn bytes_total(&self) -> usize;
 
+    /// The initialized bytes, to read from user space (to encrypt them, say).
+    fn init_bytes(&self) -> &[u8] {
+        // SAFETY: the trait's contract: `stable_ptr()` points at
+        // `bytes_init()` initialized bytes, alive as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.stable_ptr(), self.bytes_init()) }
+    }
+
     /// A view of part of the initialized bytes, for partial writes.
     fn slice(self, range: impl RangeBounds<usize>) -> Slice<Self>
     where

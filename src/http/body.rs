@@ -8,7 +8,7 @@
 use std::io;
 use std::time::Duration;
 
-use percore_io::RecvStream;
+use super::wire::Incoming;
 
 use super::request::Body;
 
@@ -74,26 +74,18 @@ pub(crate) enum BodyError {
     TooLarge,
 }
 
-/// Receives once from the connection's multishot receive into `buf`
-/// (copying, so the ring buffer goes straight back). Returns the bytes
-/// received; `UnexpectedEof` when the peer has closed.
-pub(crate) async fn recv_into(incoming: &mut RecvStream<'_>, buf: &mut Vec<u8>) -> io::Result<usize> {
-    match incoming.next().await {
-        Some(Ok(received)) => {
-            if buf.capacity() == 0 {
-                *buf = spare::take();
-            }
-            buf.extend_from_slice(&received);
-            crate::metrics::bytes_in(received.len());
-            Ok(received.len())
-        }
-        Some(Err(err)) => Err(err),
-        None => Err(io::ErrorKind::UnexpectedEof.into()),
+/// Receives once from the connection into `buf` (a spare buffer if it has
+/// none yet). Returns the bytes received; `UnexpectedEof` when the peer has
+/// closed.
+pub(crate) async fn recv_into(incoming: &mut Incoming<'_>, buf: &mut Vec<u8>) -> io::Result<usize> {
+    if buf.capacity() == 0 {
+        *buf = spare::take();
     }
+    incoming.recv_into(buf).await
 }
 
 pub(crate) struct BodyReader<'a, 'b> {
-    incoming: &'a mut RecvStream<'b>,
+    incoming: &'a mut Incoming<'b>,
     /// Bytes received but not consumed (starts with what followed the head).
     buf: &'a mut Vec<u8>,
     state: State,
@@ -116,7 +108,7 @@ const PIECE: usize = 64 * 1024;
 
 impl<'a, 'b> BodyReader<'a, 'b> {
     pub(crate) fn new(
-        incoming: &'a mut RecvStream<'b>,
+        incoming: &'a mut Incoming<'b>,
         buf: &'a mut Vec<u8>,
         body: Body,
         max: u64,

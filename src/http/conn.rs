@@ -8,35 +8,92 @@
 //! only.
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use percore_io::{time, TcpStream};
+use rustls::ServerConfig;
 
 use super::body;
 use super::reply::{Answered, Reply};
 use super::request::{self, Body, Limits, Method, Parsed, Request};
 use super::response::Head;
 use super::route::{self, Route, Target};
+use super::tls::{HandshakeError, Session};
 use super::wire::{Incoming, Wire};
 use super::{auth, get, home, list, probe, put};
 use crate::shard::{Counted, Shard};
 
 /// Serves one connection; `_opened` counts it among the shard's open
 /// connections until it ends (taken when it was accepted or handed over, so
-/// the count includes connections whose task has not run yet).
-pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, _opened: Counted) {
-    let wire = Wire::new(stream, shard.config.send_timeout());
+/// the count includes connections whose task has not run yet). With `tls`
+/// (a TLS listener's connection) the handshake comes first.
+pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, tls: Option<Arc<ServerConfig>>, _opened: Counted) {
+    let session = match tls.map(Session::new).transpose() {
+        Ok(session) => session,
+        Err(err) => {
+            tracing::warn!("cannot start a TLS session: {err}");
+            return;
+        }
+    };
+    let wire = Wire::new(stream, session, shard.config.send_timeout());
     if shard.connections.get() > shard.config.connections_max_per_shard {
-        let mut reply = Reply::new(&wire, &shard, true);
-        let head = reply.finish(Head::new(503).header("Retry-After", 1), 0);
-        reply.send_one(head).await;
+        // Over TLS the 503 would first cost a handshake, the very work an
+        // overloaded shard must not take on: the connection just closes.
+        if wire.tls().is_none() {
+            let mut reply = Reply::new(&wire, &shard, true);
+            let head = reply.finish(Head::new(503).header("Retry-After", 1), 0);
+            reply.send_one(head).await;
+        }
         return;
     }
-    let limits =
-        Limits { head_bytes_max: shard.config.header_bytes_max, target_bytes_max: shard.config.target_bytes_max };
     // Bytes received and not yet consumed. Empty and unallocated while the
     // connection is idle, so that an idle connection costs its task only.
     let mut buf: Vec<u8> = Vec::new();
     let mut incoming = wire.incoming(&shard.ring);
+    if wire.tls().is_some() && !handshake(&wire, &shard, &mut incoming, &mut buf).await {
+        return;
+    }
+    requests(&wire, &shard, &mut incoming, buf).await;
+    wire.close().await;
+}
+
+/// What a client that speaks plain HTTP to a TLS port gets, in plain text
+/// (as nginx does), before the connection closes.
+const PLAIN_HTTP_ON_TLS_PORT: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 45\r\nConnection: close\r\n\r\nThis port speaks HTTPS: use an https:// URL.\n";
+
+/// Runs the TLS handshake within the handshake timeout; false if the
+/// connection is done (failed, timed out, plain HTTP, stopping).
+async fn handshake(wire: &Wire, shard: &Shard, incoming: &mut Incoming<'_>, buf: &mut Vec<u8>) -> bool {
+    use crate::metrics::{handshake as count, Handshake};
+    let limit = shard.config.tls_handshake_timeout();
+    let outcome = super::within(limit, percore_cores::unless_stopping(incoming.handshake(buf))).await;
+    let failure = match outcome {
+        Ok(Some(Ok(()))) => {
+            let resumed = wire.tls().is_some_and(Session::resumed);
+            count(if resumed { Handshake::Resumed } else { Handshake::Full });
+            return true;
+        }
+        Ok(None) => return false,
+        Ok(Some(Err(HandshakeError::PlainHttp))) => {
+            count(Handshake::Failed);
+            if wire.send_clear(PLAIN_HTTP_ON_TLS_PORT).await {
+                wire.linger(incoming).await;
+            }
+            return false;
+        }
+        Ok(Some(Err(err))) => err.to_string(),
+        Err(_) => format!("no handshake within {limit:?}"),
+    };
+    count(Handshake::Failed);
+    // The client's doing, not the operator's: debug.
+    tracing::debug!("TLS handshake failed: {failure}");
+    false
+}
+
+/// Serves requests until the connection is done.
+async fn requests(wire: &Wire, shard: &Rc<Shard>, incoming: &mut Incoming<'_>, mut buf: Vec<u8>) {
+    let limits =
+        Limits { head_bytes_max: shard.config.header_bytes_max, target_bytes_max: shard.config.target_bytes_max };
     // When the head under way must be complete: set by its first byte, so a
     // client trickling a byte at a time cannot hold the connection open
     // beyond the header timeout (slowloris).
@@ -52,7 +109,7 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, _opened: Counted)
                 let started = time::loop_now();
                 let route = route::route(&request);
                 let close = !request.keep_alive || percore_cores::is_stopping();
-                let mut reply = Reply::new(&wire, &shard, close);
+                let mut reply = Reply::new(wire, shard, close);
                 if request.method == Method::Put {
                     // PUT reads its own body; a PUT refused by its route
                     // never reads it, so the connection closes.
@@ -66,7 +123,7 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, _opened: Counted)
                         // keep the framing, or close when they cannot be
                         // skipped.
                         Body::Length(n) => {
-                            if !skip_body(&mut incoming, &shard, &mut buf, n).await {
+                            if !skip_body(incoming, shard, &mut buf, n).await {
                                 return;
                             }
                         }
@@ -80,17 +137,17 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, _opened: Counted)
                     // Boxed: the connection's own future then stays small
                     // while it waits between requests (its size is that of
                     // its largest state).
-                    _ => Box::pin(respond(&mut reply, &mut incoming, &mut buf, &request, route)).await,
+                    _ => Box::pin(respond(&mut reply, incoming, &mut buf, &request, route)).await,
                 };
                 let answered = reply.answered();
-                finished(&shard, &request, route, started, answered, reply.cause());
+                finished(shard, &request, route, started, answered, reply.cause());
                 if !answered.keep_alive {
                     if request.method == Method::Put {
                         // The answer may have come before the whole body
                         // (refused, failed): closing with unread bytes would
                         // reset the connection and could destroy the answer
                         // in the client's buffers.
-                        wire.linger(&mut incoming).await;
+                        wire.linger(incoming).await;
                     }
                     return;
                 }
@@ -107,18 +164,18 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, _opened: Counted)
                 waiting.postpone(deadline);
                 let received = time::timeout_by(
                     &mut waiting,
-                    percore_cores::unless_stopping(body::recv_into(&mut incoming, &mut buf)),
+                    percore_cores::unless_stopping(body::recv_into(incoming, &mut buf)),
                 )
                 .await;
                 match received {
                     Ok(Some(Ok(_))) => {}
                     Err(_) if !buf.is_empty() => {
-                        let mut reply = Reply::new(&wire, &shard, true);
+                        let mut reply = Reply::new(wire, shard, true);
                         reply.simple(408, "request head timed out\n").await;
                         // The client may still be sending its head: without
                         // a lingering close an unread byte turns the close
                         // into a reset, which can destroy the 408.
-                        wire.linger(&mut incoming).await;
+                        wire.linger(incoming).await;
                         return;
                     }
                     // Closed, failed, idle too long, or shutting down while idle.
@@ -126,9 +183,9 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, _opened: Counted)
                 }
             }
             Err(reject) => {
-                let mut reply = Reply::new(&wire, &shard, true);
+                let mut reply = Reply::new(wire, shard, true);
                 reply.simple(reject.status, &format!("{}\n", reject.reason)).await;
-                wire.linger(&mut incoming).await;
+                wire.linger(incoming).await;
                 return;
             }
         }

@@ -1,16 +1,20 @@
 //! The connection's bytes: the one seam between HTTP and the socket under
 //! it. Everything above (`conn`, `reply`, the handlers) reads and writes
-//! through a [`Wire`] and does not know the stream is a plain TCP socket;
-//! a TLS stream will sit here next. Every send is bounded by the send
-//! timeout and counted (bytes sent, here and in the metrics; whether one
-//! failed).
+//! through a [`Wire`] and its [`Incoming`] and does not know whether the
+//! socket is plain TCP or carries a TLS session (`tls`): with one, what
+//! arrives is decrypted before it is handed up and what is sent is sealed
+//! first, and files are read and sealed in pieces instead of spliced.
+//! Every send is bounded by the send timeout and counted (plaintext bytes
+//! sent, here and in the metrics; whether one failed).
 
 use std::cell::{Cell, RefCell};
+use std::io;
 use std::time::Duration;
 
 use bytes::Bytes;
 use percore_io::{BufRing, File, IoBuf, Pipe, RecvStream, TcpStream};
 
+use super::tls::{self, HandshakeError, Session};
 use super::within;
 
 /// Responses up to this size are joined into one buffer and sent with
@@ -22,18 +26,27 @@ pub(crate) const SEND_JOIN_BYTES_MAX: usize = 16 * 1024;
 /// is one that takes a piece per timeout (1 MiB per 30 s by default).
 const SEND_FILE_PIECE: u64 = 1 << 20;
 
+/// Bytes of a file read and sealed at a time over TLS: four full records,
+/// and a bound on the memory a download holds (this plus its records).
+const SEALED_FILE_PIECE: usize = 64 * 1024;
+
 /// How long, and how many bytes, a closing connection's unread input is
 /// read and dropped for (nginx's lingering close), after its write side is
 /// shut down.
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES_MAX: usize = 8 << 20;
 
-/// What the client sends: received pieces, as they arrive.
-pub(crate) type Incoming<'a> = RecvStream<'a>;
+/// What the client sends, as it arrives (decrypted, over TLS).
+pub(crate) struct Incoming<'a> {
+    recv: RecvStream<'a>,
+    wire: &'a Wire,
+}
 
 /// One connection's stream.
 pub(crate) struct Wire {
     stream: TcpStream,
+    /// The TLS session, on a TLS listener's connection.
+    tls: Option<Session>,
     send_timeout: Duration,
     /// Bytes sent so far.
     sent: Cell<u64>,
@@ -43,8 +56,14 @@ pub(crate) struct Wire {
 }
 
 impl Wire {
-    pub(crate) fn new(stream: TcpStream, send_timeout: Duration) -> Wire {
-        Wire { stream, send_timeout, sent: Cell::new(0), broken: Cell::new(false) }
+    /// A connection whose bytes are carried by `tls` when given.
+    pub(crate) fn new(stream: TcpStream, tls: Option<Session>, send_timeout: Duration) -> Wire {
+        Wire { stream, tls, send_timeout, sent: Cell::new(0), broken: Cell::new(false) }
+    }
+
+    /// The TLS session, if the connection has one.
+    pub(crate) fn tls(&self) -> Option<&Session> {
+        self.tls.as_ref()
     }
 
     /// Bytes sent so far on this connection.
@@ -72,11 +91,56 @@ impl Wire {
     /// buffer from the shard's `ring` only when data arrives (an idle
     /// connection holds none) and stays armed between requests.
     pub(crate) fn incoming<'a>(&'a self, ring: &'a BufRing) -> Incoming<'a> {
-        self.stream.recv_multi(ring)
+        Incoming { recv: self.stream.recv_multi(ring), wire: self }
+    }
+
+    /// Sends what the TLS session has queued (records, alerts, tickets);
+    /// true if there was nothing or it all went out.
+    async fn flush_tls(&self) -> bool {
+        let Some(session) = &self.tls else { return true };
+        let mut out = Vec::new();
+        if !session.take_output(&mut out) {
+            return true;
+        }
+        let sent = matches!(within(self.send_timeout, self.stream.send_all(out)).await, Ok((Ok(()), _)));
+        if !sent {
+            self.broken.set(true);
+        }
+        sent
+    }
+
+    /// Seals `parts` and sends them as one.
+    async fn send_sealed(&self, session: &Session, parts: &[&[u8]]) -> bool {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let sealed = parts.iter().all(|part| session.seal(part).is_ok());
+        let sent = sealed && self.flush_tls().await;
+        self.count(sent, len as u64)
+    }
+
+    /// Sends bytes outside the TLS session (a plain-text 400 to a client
+    /// that spoke plain HTTP to the TLS port).
+    pub(crate) async fn send_clear(&self, bytes: &'static [u8]) -> bool {
+        let sent =
+            matches!(within(self.send_timeout, self.stream.send_all(Bytes::from_static(bytes))).await, Ok((Ok(()), _)));
+        self.count(sent, bytes.len() as u64)
+    }
+
+    /// Ends a TLS session with close_notify (nothing to do on plain TCP):
+    /// the client then knows the answer was not cut short.
+    pub(crate) async fn close(&self) {
+        if let Some(session) = &self.tls {
+            if !self.broken.get() && !session.handshaking() {
+                session.close_notify();
+                self.flush_tls().await;
+            }
+        }
     }
 
     /// Sends one buffer (a head, or a head with a small body after it).
     pub(crate) async fn send_one(&self, whole: impl IoBuf) -> bool {
+        if let Some(session) = &self.tls {
+            return self.send_sealed(session, &[whole.init_bytes()]).await;
+        }
         let len = whole.bytes_init() as u64;
         let sent = matches!(within(self.send_timeout, self.stream.send_all(whole)).await, Ok((Ok(()), _)));
         self.count(sent, len)
@@ -85,6 +149,10 @@ impl Wire {
     /// Sends every part: joined into one buffer when small, else in one
     /// writev.
     pub(crate) async fn send(&self, parts: Vec<Bytes>) -> bool {
+        if let Some(session) = &self.tls {
+            let parts: Vec<&[u8]> = parts.iter().map(|p| p.as_ref()).collect();
+            return self.send_sealed(session, &parts).await;
+        }
         let len: usize = parts.iter().map(Bytes::len).sum();
         if parts.len() > 1 && len <= SEND_JOIN_BYTES_MAX {
             return self.send_one(parts.concat()).await;
@@ -98,6 +166,10 @@ impl Wire {
     /// client.
     pub(crate) async fn send_more(&self, head: Vec<u8>) -> bool {
         let len = head.len() as u64;
+        if let Some(session) = &self.tls {
+            // Sealed now, sent with what follows.
+            return self.count(session.seal(&head).is_ok(), len);
+        }
         let sent = matches!(within(self.send_timeout, self.stream.send_all_more(head)).await, Ok((Ok(()), _)));
         self.count(sent, len)
     }
@@ -110,6 +182,9 @@ impl Wire {
     /// unusable afterwards (short, failed or timed out: the framing is
     /// broken).
     pub(crate) async fn splice(&self, pipes: &RefCell<Vec<Pipe>>, file: &File, offset: u64, len: u64) -> bool {
+        if let Some(session) = &self.tls {
+            return self.send_file_sealed(session, file, offset, len).await;
+        }
         let popped = pipes.borrow_mut().pop();
         let pipe = match popped {
             Some(pipe) => pipe,
@@ -139,21 +214,124 @@ impl Wire {
         true
     }
 
-    /// Half-closes the connection and discards what the client still
-    /// sends, briefly, so that the close that follows is a FIN rather than
-    /// a reset (which could destroy the answer in the client's buffers).
+    /// Over TLS: reads `len` bytes of `file` from `offset` a piece at a
+    /// time, seals each and sends it under the send timeout. The buffers
+    /// are reused from piece to piece.
+    async fn send_file_sealed(&self, session: &Session, file: &File, offset: u64, len: u64) -> bool {
+        let mut plain: Vec<u8> = Vec::with_capacity(SEALED_FILE_PIECE.min(len as usize));
+        let mut out: Vec<u8> = Vec::new();
+        let mut done = 0u64;
+        while done < len {
+            let want = (len - done).min(SEALED_FILE_PIECE as u64) as usize;
+            plain.clear();
+            let (read, piece) = file.read_exact_at(plain.slice(..want), offset + done).await;
+            plain = piece.into_inner();
+            // A file cut short under the answer breaks its framing.
+            if read.is_err() || plain.len() < want || session.seal(&plain[..want]).is_err() {
+                return self.count(false, 0);
+            }
+            session.take_output(&mut out);
+            let (sent, back) = match within(self.send_timeout, self.stream.send_all(std::mem::take(&mut out))).await {
+                Ok((result, back)) => (result.is_ok(), Some(back)),
+                Err(_) => (false, None),
+            };
+            if !self.count(sent, want as u64) {
+                return false;
+            }
+            out = back.unwrap_or_default();
+            done += want as u64;
+        }
+        true
+    }
+
+    /// Half-closes the connection (after close_notify, over TLS) and
+    /// discards what the client still sends, briefly and undecrypted, so
+    /// that the close that follows is a FIN rather than a reset (which
+    /// could destroy the answer in the client's buffers).
     pub(crate) async fn linger(&self, incoming: &mut Incoming<'_>) {
+        self.close().await;
         if self.stream.shutdown(percore_io::Shutdown::Write).await.is_err() {
             return;
         }
         let deadline = percore_io::time::loop_now() + LINGER_TIME;
         let mut dropped = 0;
         while dropped < LINGER_BYTES_MAX {
-            match percore_io::time::timeout_at(deadline, percore_cores::unless_stopping(incoming.next())).await {
+            match percore_io::time::timeout_at(deadline, percore_cores::unless_stopping(incoming.recv.next())).await {
                 Ok(Some(Some(Ok(data)))) => dropped += data.len(),
                 // End of input, an error, out of time, or the daemon stopping.
                 _ => return,
             }
         }
+    }
+}
+
+impl Incoming<'_> {
+    /// Receives once and appends what arrived (decrypted, over TLS) to
+    /// `buf`; returns how many bytes that added. `UnexpectedEof` when the
+    /// client has closed (or sent close_notify); `InvalidData` when its TLS
+    /// records are bad (the alert has gone back).
+    pub(crate) async fn recv_into(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        let Some(session) = &self.wire.tls else {
+            return match self.recv.next().await {
+                Some(Ok(received)) => {
+                    buf.extend_from_slice(&received);
+                    crate::metrics::bytes_in(received.len());
+                    Ok(received.len())
+                }
+                Some(Err(err)) => Err(err),
+                None => Err(io::ErrorKind::UnexpectedEof.into()),
+            };
+        };
+        loop {
+            if session.peer_closed() {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let before = buf.len();
+            let absorbed = match self.recv.next().await {
+                Some(Ok(received)) => {
+                    crate::metrics::bytes_in(received.len());
+                    session.absorb(&received, buf)
+                }
+                Some(Err(err)) => return Err(err),
+                None => return Err(io::ErrorKind::UnexpectedEof.into()),
+            };
+            // Whatever the session has to say back (an alert, a key update).
+            let flushed = self.wire.flush_tls().await;
+            absorbed.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            if !flushed {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            if buf.len() > before {
+                return Ok(buf.len() - before);
+            }
+        }
+    }
+
+    /// Runs the TLS handshake (nothing on plain TCP). Application data that
+    /// arrives with the client's last flight is appended to `buf`.
+    pub(crate) async fn handshake(&mut self, buf: &mut Vec<u8>) -> Result<(), HandshakeError> {
+        let Some(session) = &self.wire.tls else { return Ok(()) };
+        let mut first = true;
+        while session.handshaking() {
+            let absorbed = match self.recv.next().await {
+                Some(Ok(received)) => {
+                    crate::metrics::bytes_in(received.len());
+                    if first && tls::looks_like_plain_http(&received) {
+                        return Err(HandshakeError::PlainHttp);
+                    }
+                    first = false;
+                    session.absorb(&received, buf)
+                }
+                Some(Err(err)) => return Err(HandshakeError::Io(err)),
+                None => return Err(HandshakeError::Io(io::ErrorKind::UnexpectedEof.into())),
+            };
+            // The server's flight, or the alert that ends the handshake.
+            let flushed = self.wire.flush_tls().await;
+            absorbed.map_err(HandshakeError::Tls)?;
+            if !flushed {
+                return Err(HandshakeError::Io(io::ErrorKind::BrokenPipe.into()));
+            }
+        }
+        Ok(())
     }
 }
