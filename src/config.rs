@@ -278,7 +278,8 @@ impl TryFrom<RawConfig> for Config {
                 listen.extend(crate::listen::parse(&text)?);
             }
         }
-        let (tls, listen_tls) = tls_settings(raw.tls_cert, raw.tls_key, raw.tls_self_signed, raw.tls_unknown_sni, raw.listen_tls)?;
+        let (tls, listen_tls) =
+            tls_settings(raw.tls_cert, raw.tls_key, raw.tls_self_signed, raw.tls_unknown_sni, raw.listen_tls)?;
         if listen.is_empty() && listen_tls.is_empty() {
             return Err("--listen none leaves nothing to listen on: give --listen-tls with a certificate".to_string());
         }
@@ -341,7 +342,10 @@ fn tls_settings(
     };
     if certs.is_empty() && !self_signed {
         if !listen_tls.is_empty() {
-            return Err("--listen-tls needs a certificate: --tls-cert and --tls-key (or --tls-self-signed for development)".to_string());
+            return Err(
+                "--listen-tls needs a certificate: --tls-cert and --tls-key (or --tls-self-signed for development)"
+                    .to_string(),
+            );
         }
         return Ok((None, Vec::new()));
     }

@@ -28,5 +28,7 @@ mod powerloss;
 mod slow;
 // A bounded mixed load, then a graceful stop under writes.
 mod soak;
+// HTTPS: clients, certificates, resumption, reloads, hostile TLS.
+mod tls;
 // Shared helpers: start the daemon, speak HTTP.
 mod util;

@@ -142,9 +142,29 @@ fn code_lines(text: &str) -> Vec<&str> {
     let end = text.find("#[cfg(test)]\nmod tests").unwrap_or(text.len());
     text[..end]
         .lines()
-        .map(|line| line.find("//").map_or(line, |at| &line[..at]))
+        .map(|line| comment_start(line).map_or(line, |at| &line[..at]))
         .filter(|line| !line.trim().is_empty())
         .collect()
+}
+
+/// Where a `//` comment starts on `line`, outside string literals (a URL
+/// in a string is not a comment).
+fn comment_start(line: &str) -> Option<usize> {
+    let bytes = line.as_bytes();
+    let mut in_string = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if in_string => i += 1,
+            // A character literal of a quote: not a string's start.
+            b'\'' if !in_string && bytes.get(i + 1) == Some(&b'"') && bytes.get(i + 2) == Some(&b'\'') => i += 2,
+            b'"' => in_string = !in_string,
+            b'/' if !in_string && bytes.get(i + 1) == Some(&b'/') => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// The module path (`["http", "conn"]`) of a file under `src/`.

@@ -162,11 +162,9 @@ async fn requests(wire: &Wire, shard: &Rc<Shard>, incoming: &mut Incoming<'_>, m
                     *head_deadline.get_or_insert_with(|| time::loop_now() + shard.config.header_timeout())
                 };
                 waiting.postpone(deadline);
-                let received = time::timeout_by(
-                    &mut waiting,
-                    percore_cores::unless_stopping(body::recv_into(incoming, &mut buf)),
-                )
-                .await;
+                let received =
+                    time::timeout_by(&mut waiting, percore_cores::unless_stopping(body::recv_into(incoming, &mut buf)))
+                        .await;
                 match received {
                     Ok(Some(Ok(_))) => {}
                     Err(_) if !buf.is_empty() => {

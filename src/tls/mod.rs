@@ -89,7 +89,11 @@ fn load_pair(cert: &Path, key: &Path) -> Result<Pair, String> {
         format!("cannot read a private key (PKCS#8, PKCS#1 RSA or SEC1 EC, in PEM) from {}: {e}", key.display())
     })?;
     CertifiedKey::from_der(chain.clone(), private.clone_key(), &provider()).map_err(|e| {
-        format!("the key in {} does not fit the certificate in {} (or is of a kind not supported): {e}", key.display(), cert.display())
+        format!(
+            "the key in {} does not fit the certificate in {} (or is of a kind not supported): {e}",
+            key.display(),
+            cert.display()
+        )
     })?;
     let leaf = webpki::EndEntityCert::try_from(&chain[0])
         .map_err(|e| format!("cannot parse the first certificate in {}: {e}", cert.display()))?;

@@ -7,10 +7,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub(crate) mod tls;
+
 /// A running `percore serve`; stopped (SIGTERM, then SIGKILL) when dropped.
 pub(crate) struct Daemon {
     child: Option<Child>,
     pub(crate) addr: SocketAddr,
+    /// The first HTTPS address, when it listens for HTTPS.
+    pub(crate) tls_addr: Option<SocketAddr>,
+    /// Lines it printed before its start-up line (the self-signed note).
+    pub(crate) notes: Vec<String>,
     /// The data directory it serves.
     dir: PathBuf,
     /// That directory, when the daemon owns it (removed on drop).
@@ -55,16 +61,21 @@ impl Daemon {
             .stdout(Stdio::piped())
             .stderr(stderr.map_or_else(Stdio::inherit, Stdio::from));
         let mut child = command.spawn().expect("start percore");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let addr = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("http://"))
-            .unwrap_or_else(|| panic!("no address in start-up line {line:?}"))
-            .parse()
-            .unwrap();
-        Daemon { child: Some(child), addr, dir: dir.to_path_buf(), data: None }
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut notes = Vec::new();
+        let line = loop {
+            let mut line = String::new();
+            if stdout.read_line(&mut line).unwrap() == 0 || line.starts_with("percore listening on ") {
+                break line;
+            }
+            notes.push(line);
+        };
+        let found = |scheme: &str| line.split_whitespace().find_map(|w| w.strip_prefix(scheme)?.parse().ok());
+        let tls_addr = found("https://");
+        let addr = found("http://")
+            .or(tls_addr)
+            .unwrap_or_else(|| panic!("no address in start-up line {line:?} (after {notes:?})"));
+        Daemon { child: Some(child), addr, tls_addr, notes, dir: dir.to_path_buf(), data: None }
     }
 
     pub(crate) fn pid(&self) -> u32 {
