@@ -10,10 +10,13 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use percore_io::{time, IoBuf, TcpStream};
+use percore_io::time;
+use rustls::ClientConfig;
 
+use super::link::{Link, TlsPlan};
 use super::workload::{self, ByteRange, Kind, Sizes};
 
 /// What every connection does (the same on every client shard).
@@ -35,6 +38,10 @@ pub(crate) struct Plan {
     /// GETs revalidate: `If-None-Match` with the ETag this connection last
     /// got for the key (304 expected while it is unchanged).
     pub(crate) conditional: bool,
+    /// HTTPS: how to speak TLS.
+    pub(crate) tls: Option<TlsPlan>,
+    /// One request per connection (a handshake each, over TLS).
+    pub(crate) new_connection: bool,
 }
 
 /// A shard's results.
@@ -45,6 +52,10 @@ pub(crate) struct Stats {
     pub(crate) errors: BTreeMap<String, u64>,
     /// Measured responses that were 304 Not Modified.
     pub(crate) not_modified: u64,
+    /// Connections opened in the measured window, and how many of their
+    /// TLS handshakes resumed a session.
+    pub(crate) connections: u64,
+    pub(crate) resumed: u64,
 }
 
 impl Stats {
@@ -55,6 +66,8 @@ impl Stats {
             bytes: 0,
             errors: BTreeMap::new(),
             not_modified: 0,
+            connections: 0,
+            resumed: 0,
         }
     }
 
@@ -99,9 +112,14 @@ fn choose(plan: &Plan, rng: &mut Rng) -> Op {
 
 /// Appends `op`'s request to `out`; `etag`: the key's ETag to revalidate.
 fn request(plan: &Plan, op: Op, etag: Option<&str>, out: &mut Vec<u8>) {
-    let auth = plan.token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let mut auth = plan.token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    if plan.new_connection {
+        auth.push_str("Connection: close\r\n");
+    }
     match op {
-        Op::Ping => out.extend_from_slice(format!("GET /ping HTTP/1.1\r\nHost: {}\r\n\r\n", plan.host).as_bytes()),
+        Op::Ping => {
+            out.extend_from_slice(format!("GET /ping HTTP/1.1\r\nHost: {}\r\n{auth}\r\n", plan.host).as_bytes())
+        }
         Op::Get(key) => {
             let range = match plan.range {
                 Some(ByteRange { start, end: Some(end) }) => format!("Range: bytes={start}-{end}\r\n"),
@@ -139,7 +157,7 @@ struct Response {
 /// Reads one response from `stream` into `buf` (receiving into it,
 /// a buffer kept across calls); the ETag only if `want_etag` (it costs an
 /// allocation). The caller drains `buf` up to the body's end.
-async fn read_response(stream: &TcpStream, buf: &mut Vec<u8>, want_etag: bool) -> Result<Response, &'static str> {
+async fn read_response(link: &mut Link, buf: &mut Vec<u8>, want_etag: bool) -> Result<Response, &'static str> {
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut response = httparse::Response::new(&mut headers);
@@ -161,37 +179,24 @@ async fn read_response(stream: &TcpStream, buf: &mut Vec<u8>, want_etag: bool) -
                 // One allocation for a large body, not a doubling series.
                 buf.reserve((head_len + length).saturating_sub(buf.len()));
                 while buf.len() < head_len + length {
-                    fill(stream, buf).await?;
+                    fill(link, buf).await?;
                 }
                 return Ok(Response { status, body: head_len..head_len + length, etag });
             }
-            Ok(httparse::Status::Partial) => fill(stream, buf).await?,
+            Ok(httparse::Status::Partial) => fill(link, buf).await?,
             Err(_) => return Err("malformed response"),
         }
     }
 }
 
 /// Receives once, straight into the free capacity at the end of `buf` (a
-/// large body arrives where it is checked, with no copy in user space).
-async fn fill(stream: &TcpStream, buf: &mut Vec<u8>) -> Result<(), &'static str> {
+/// large body arrives where it is checked, with no copy in user space, over
+/// plain TCP).
+async fn fill(link: &mut Link, buf: &mut Vec<u8>) -> Result<(), &'static str> {
     if buf.capacity() - buf.len() < RECV_FREE_MIN {
         buf.reserve(RECV_CHUNK);
     }
-    let owned = std::mem::take(buf);
-    let len = owned.len();
-    match time::timeout(Duration::from_secs(30), stream.recv(owned.slice(len..))).await {
-        Ok((result, back)) => {
-            *buf = back.into_inner();
-            match result {
-                Ok(n) if n > 0 => Ok(()),
-                Ok(_) => Err("connection closed"),
-                Err(_) => Err("receive failed"),
-            }
-        }
-        // The timed-out receive was cancelled with the buffer; the
-        // connection ends here.
-        Err(_) => Err("response timed out"),
-    }
+    link.fill(buf).await
 }
 
 /// Free space asked for per receive, at least.
@@ -232,28 +237,65 @@ fn verify(plan: &Plan, op: Op, status: u16, body: &[u8], revalidated: bool) -> R
     }
 }
 
-/// Runs one connection until the plan's stop time.
-pub(crate) async fn run(plan: Rc<Plan>, stats: Rc<RefCell<Stats>>, index: u64) {
-    let stream = match TcpStream::connect(plan.addr).await {
-        Ok(stream) => stream,
-        Err(_) => return stats.borrow_mut().error("connect failed"),
-    };
-    let _ = stream.set_nodelay(true);
+/// Runs one connection (or, with `new_connection`, one after another)
+/// until the plan's stop time; `tls`: this shard's client config.
+pub(crate) async fn run(plan: Rc<Plan>, stats: Rc<RefCell<Stats>>, index: u64, tls: Option<Arc<ClientConfig>>) {
     let mut rng = Rng(workload::mix(index + 1) | 1);
-    let mut buf = Vec::with_capacity(64 * 1024);
-    let mut out = Vec::with_capacity(16 * 1024);
-    let mut ops = Vec::with_capacity(plan.pipeline);
-    // The ETag this connection last got for each key (`--conditional`).
-    let mut etags: std::collections::HashMap<u64, String> = std::collections::HashMap::new();
-    // Open loop: spread the connections' first sends over one interval.
-    let mut next_intended =
-        plan.interval.map(|i| Instant::now() + i.mul_f64((workload::mix(index) % 1000) as f64 / 1000.0));
+    let mut state = State {
+        buf: Vec::with_capacity(64 * 1024),
+        out: Vec::with_capacity(16 * 1024),
+        ops: Vec::with_capacity(plan.pipeline),
+        etags: std::collections::HashMap::new(),
+        // Open loop: spread the connections' first sends over one interval.
+        next_intended: plan.interval.map(|i| Instant::now() + i.mul_f64((workload::mix(index) % 1000) as f64 / 1000.0)),
+    };
+    let name = plan.tls.as_ref().map(|t| t.server_name.clone());
+    while Instant::now() < plan.stop_at {
+        let opened = Instant::now();
+        let (mut link, resumed) = match Link::open(plan.addr, tls.as_ref().zip(name.as_ref())).await {
+            Ok(open) => open,
+            Err(kind) => return stats.borrow_mut().error(kind),
+        };
+        if opened >= plan.measure_from && opened < plan.stop_at {
+            let mut stats = stats.borrow_mut();
+            stats.connections += 1;
+            stats.resumed += u64::from(resumed);
+        }
+        state.buf.clear();
+        if let Err(kind) = requests(&plan, &stats, &mut link, &mut rng, &mut state).await {
+            return stats.borrow_mut().error(kind);
+        }
+        if !plan.new_connection {
+            return;
+        }
+    }
+}
+
+/// What a connection loop keeps from one connection to the next.
+struct State {
+    buf: Vec<u8>,
+    out: Vec<u8>,
+    ops: Vec<(Op, bool)>,
+    /// The ETag this connection last got for each key (`--conditional`).
+    etags: std::collections::HashMap<u64, String>,
+    next_intended: Option<Instant>,
+}
+
+/// Sends requests on `link` until the stop time (or after one, with
+/// `new_connection`), checking and timing every response.
+async fn requests(
+    plan: &Plan,
+    stats: &RefCell<Stats>,
+    link: &mut Link,
+    rng: &mut Rng,
+    state: &mut State,
+) -> Result<(), &'static str> {
     loop {
         let now = Instant::now();
         if now >= plan.stop_at {
-            return;
+            return Ok(());
         }
-        let intended = match (&mut next_intended, plan.interval) {
+        let intended = match (&mut state.next_intended, plan.interval) {
             (Some(next), Some(interval)) => {
                 let at = *next;
                 *next += interval;
@@ -264,53 +306,51 @@ pub(crate) async fn run(plan: Rc<Plan>, stats: Rc<RefCell<Stats>>, index: u64) {
             }
             _ => now,
         };
-        out.clear();
-        ops.clear();
-        for _ in 0..plan.pipeline {
-            let op = choose(&plan, &mut rng);
+        state.out.clear();
+        state.ops.clear();
+        let depth = if plan.new_connection { 1 } else { plan.pipeline };
+        for _ in 0..depth {
+            let op = choose(plan, rng);
             let etag = match op {
-                Op::Get(key) if plan.conditional => etags.get(&key).map(String::as_str),
+                Op::Get(key) if plan.conditional => state.etags.get(&key).map(String::as_str),
                 _ => None,
             };
-            request(&plan, op, etag, &mut out);
-            ops.push((op, etag.is_some()));
+            request(plan, op, etag, &mut state.out);
+            state.ops.push((op, etag.is_some()));
         }
         let sent_at = if plan.interval.is_some() { intended } else { Instant::now() };
-        let (result, back) = stream.send_all(std::mem::take(&mut out)).await;
-        out = back;
-        if result.is_err() {
-            return stats.borrow_mut().error("send failed");
-        }
-        for &(op, revalidated) in &ops {
-            match read_response(&stream, &mut buf, plan.conditional).await {
-                Ok(Response { status, body, etag }) => {
-                    let done = Instant::now();
-                    let verified = verify(&plan, op, status, &buf[body.clone()], revalidated);
-                    buf.drain(..body.end);
-                    let mut stats = stats.borrow_mut();
-                    if let Err(kind) = verified {
-                        stats.error(kind);
-                        continue;
-                    }
-                    match (op, etag) {
-                        (Op::Get(key), Some(etag)) if plan.conditional => {
-                            etags.insert(key, etag);
-                        }
-                        // A write made a new version: revalidate against it.
-                        (Op::Put(key), _) => {
-                            etags.remove(&key);
-                        }
-                        _ => {}
-                    }
-                    if sent_at >= plan.measure_from && done <= plan.stop_at {
-                        stats.requests += 1;
-                        stats.not_modified += u64::from(status == 304);
-                        stats.bytes += body.len() as u64;
-                        let _ = stats.histogram.record(done.duration_since(sent_at).as_micros().max(1) as u64);
-                    }
-                }
-                Err(kind) => return stats.borrow_mut().error(kind),
+        let (result, back) = link.send_all(std::mem::take(&mut state.out)).await;
+        state.out = back;
+        result?;
+        for &(op, revalidated) in &state.ops {
+            let Response { status, body, etag } = read_response(link, &mut state.buf, plan.conditional).await?;
+            let done = Instant::now();
+            let verified = verify(plan, op, status, &state.buf[body.clone()], revalidated);
+            state.buf.drain(..body.end);
+            let mut stats = stats.borrow_mut();
+            if let Err(kind) = verified {
+                stats.error(kind);
+                continue;
             }
+            match (op, etag) {
+                (Op::Get(key), Some(etag)) if plan.conditional => {
+                    state.etags.insert(key, etag);
+                }
+                // A write made a new version: revalidate against it.
+                (Op::Put(key), _) => {
+                    state.etags.remove(&key);
+                }
+                _ => {}
+            }
+            if sent_at >= plan.measure_from && done <= plan.stop_at {
+                stats.requests += 1;
+                stats.not_modified += u64::from(status == 304);
+                stats.bytes += body.len() as u64;
+                let _ = stats.histogram.record(done.duration_since(sent_at).as_micros().max(1) as u64);
+            }
+        }
+        if plan.new_connection {
+            return Ok(());
         }
     }
 }

@@ -5,6 +5,7 @@
 //! visible as such.
 
 mod client;
+mod link;
 mod workload;
 
 use std::cell::RefCell;
@@ -38,7 +39,7 @@ macro_rules! say {
 /// `percore bench` options.
 #[derive(clap::Args, Debug)]
 pub(crate) struct BenchArgs {
-    /// Target, e.g. http://127.0.0.1:8080
+    /// Target, e.g. http://127.0.0.1:8080 or https://localhost:8443
     url: String,
     /// Client CPUs: a count or a list (`1`, `2-3`).
     #[arg(long, default_value = "all")]
@@ -85,6 +86,24 @@ pub(crate) struct BenchArgs {
     /// Bearer token for the requests.
     #[arg(long, env = "PERCORE_BENCH_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// HTTPS: trust the server's certificate if this CA (PEM) signed it [default: the system's roots].
+    #[arg(long)]
+    cacert: Option<String>,
+    /// HTTPS: do not verify the server's certificate at all.
+    #[arg(long)]
+    insecure: bool,
+    /// A new connection for every request (`Connection: close`): over HTTPS, each request pays a handshake, so req/s is handshakes/s.
+    #[arg(long)]
+    new_connection: bool,
+    /// HTTPS: resume sessions with tickets (with --new-connection: resumed handshakes instead of full ones).
+    #[arg(long)]
+    resume: bool,
+    /// HTTPS key exchange offered: `x25519` (as curl with OpenSSL 3.0) or `hybrid` (X25519MLKEM768 first, as current browsers).
+    #[arg(long, default_value = "x25519", value_parser = ["x25519", "hybrid"])]
+    kx: String,
+    /// HTTPS: only this TLS version, `1.2` or `1.3` [default: either, 1.3 preferred].
+    #[arg(long)]
+    tls_version: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -101,11 +120,36 @@ thread_local! {
     static STATS: RefCell<Option<Rc<RefCell<Stats>>>> = const { RefCell::new(None) };
 }
 
-fn resolve(url: &str) -> Result<(SocketAddr, String), Box<dyn Error>> {
-    let rest = url.strip_prefix("http://").ok_or("the URL must start with http://")?;
+/// The target's address, its `Host`, and whether it is HTTPS.
+fn resolve(url: &str) -> Result<(SocketAddr, String, bool), Box<dyn Error>> {
+    let (rest, tls) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(rest), _) => (rest, false),
+        (_, Some(rest)) => (rest, true),
+        _ => return Err("the URL must start with http:// or https://".into()),
+    };
     let host = rest.split('/').next().unwrap_or(rest);
-    let addr = host.to_socket_addrs()?.next().ok_or_else(|| format!("cannot resolve {host}"))?;
-    Ok((addr, host.to_string()))
+    let with_port = if host.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        host.to_string()
+    } else {
+        format!("{host}:{}", if tls { 443 } else { 80 })
+    };
+    let addr = with_port.to_socket_addrs()?.next().ok_or_else(|| format!("cannot resolve {host}"))?;
+    Ok((addr, host.to_string(), tls))
+}
+
+/// The TLS plan for an https:// target.
+fn tls_plan(args: &BenchArgs, host: &str, tls: bool) -> Result<Option<link::TlsPlan>, Box<dyn Error>> {
+    if !tls {
+        return Ok(None);
+    }
+    Ok(Some(link::TlsPlan::new(
+        host,
+        args.cacert.as_deref(),
+        args.insecure,
+        args.resume,
+        args.kx == "hybrid",
+        args.tls_version.clone(),
+    )?))
 }
 
 fn run_phase(
@@ -116,7 +160,8 @@ fn run_phase(
     duration: Duration,
     interval: Option<Duration>,
 ) -> Result<Vec<ShardResult>, Box<dyn Error>> {
-    let (addr, host) = resolve(&args.url)?;
+    let (addr, host, tls) = resolve(&args.url)?;
+    let tls = tls_plan(args, &host, tls)?;
     let cores: CoreSet = args.cores.parse()?;
     let start = Instant::now() + Duration::from_millis(50);
     let plan = Arc::new(Plan {
@@ -132,6 +177,8 @@ fn run_phase(
         token: args.token.clone(),
         range: args.range,
         conditional: args.conditional,
+        tls,
+        new_connection: args.new_connection,
     });
     let progress = std::io::stdout().is_terminal() && !args.json;
     let config = percore_cores::Config { cores, ..percore_cores::Config::default() };
@@ -143,8 +190,11 @@ fn run_phase(
             STATS.with(|s| *s.borrow_mut() = Some(stats.clone()));
             let (cpu0, wall0) = (crate::clock::thread_cpu(), Instant::now());
             let mine = (shard.id..connections).step_by(shard.count);
-            let tasks: Vec<_> =
-                mine.map(|c| percore_io::spawn(client::run(plan.clone(), stats.clone(), c as u64))).collect();
+            // This shard's own TLS config (and session cache).
+            let tls = plan.tls.as_ref().map(link::TlsPlan::config);
+            let tasks: Vec<_> = mine
+                .map(|c| percore_io::spawn(client::run(plan.clone(), stats.clone(), c as u64, tls.clone())))
+                .collect();
             if shard.id == 0 && progress {
                 percore_io::spawn(report_progress(plan.clone()));
             }
@@ -215,15 +265,25 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
 /// pace.
 fn populate(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
     const POPULATE_CONNECTIONS: u64 = 16;
-    let (addr, host) = resolve(&args.url)?;
+    let (addr, host, tls) = resolve(&args.url)?;
+    let tls = tls_plan(args, &host, tls)?;
     let lanes = POPULATE_CONNECTIONS.min(args.keys.max(1));
     let handles: Vec<_> = (0..lanes)
         .map(|lane| {
             let (keys, sizes, token, host) = (args.keys, args.size.clone(), args.token.clone(), host.clone());
+            let tls = tls.clone();
             std::thread::spawn(move || -> Result<(), String> {
                 use std::io::{Read, Write};
-                let mut stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
-                stream.set_nodelay(true).map_err(|e| e.to_string())?;
+                let tcp = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+                tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+                let mut stream: Box<dyn ReadWrite> = match tls {
+                    None => Box::new(tcp),
+                    Some(plan) => {
+                        let conn = rustls::ClientConnection::new(plan.config(), plan.server_name.clone())
+                            .map_err(|e| e.to_string())?;
+                        Box::new(rustls::StreamOwned::new(conn, tcp))
+                    }
+                };
                 for key in (lane..keys).step_by(lanes as usize) {
                     let size = sizes.of(key);
                     let auth = token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
@@ -269,15 +329,22 @@ fn populate(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// A blocking stream, plain or TLS (for populating).
+trait ReadWrite: std::io::Read + std::io::Write {}
+impl<T: std::io::Read + std::io::Write> ReadWrite for T {}
+
 fn report(args: &BenchArgs, kind: Kind, results: &[ShardResult]) {
     let mut histogram = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("bounds");
     let (mut requests, mut bytes, mut not_modified) = (0u64, 0u64, 0u64);
+    let (mut connections, mut resumed) = (0u64, 0u64);
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     for r in results {
         let _ = histogram.add(&r.stats.histogram);
         requests += r.stats.requests;
         bytes += r.stats.bytes;
         not_modified += r.stats.not_modified;
+        connections += r.stats.connections;
+        resumed += r.stats.resumed;
         for (kind, n) in &r.stats.errors {
             *errors.entry(kind.clone()).or_default() += n;
         }
@@ -296,6 +363,9 @@ fn report(args: &BenchArgs, kind: Kind, results: &[ShardResult]) {
             "range": args.range.map(|r| format!("{}-{}", r.start, r.end.map(|e| e.to_string()).unwrap_or_default())),
             "conditional": args.conditional,
             "not_modified": not_modified,
+            "new_connection": args.new_connection,
+            "connections_per_second": connections as f64 / seconds,
+            "resumed_handshakes": resumed,
             "seconds": seconds,
             "requests": requests,
             "requests_per_second": requests as f64 / seconds,
@@ -315,6 +385,9 @@ fn report(args: &BenchArgs, kind: Kind, results: &[ShardResult]) {
     );
     if args.conditional {
         say!("304 Not Modified: {not_modified} of {requests}");
+    }
+    if args.new_connection {
+        say!("{:.0} connections/s ({resumed} of {connections} TLS handshakes resumed)", connections as f64 / seconds);
     }
     say!("latency µs: p50 {} p90 {} p99 {} p99.9 {} max {}", q(0.5), q(0.9), q(0.99), q(0.999), histogram.max());
     let loads: Vec<String> = loads.iter().map(|l| format!("{:.0}%", l * 100.0)).collect();
