@@ -106,6 +106,32 @@ pub mod fuzz {
         }
     }
 
+    /// Feeds `data` to a fresh server TLS session as received pieces
+    /// (their sizes taken from the first bytes); panics if the session
+    /// hands up plaintext before a handshake completed, or breaks.
+    pub fn tls_records(data: &[u8]) {
+        use std::sync::{Arc, OnceLock};
+        static CONFIG: OnceLock<Arc<rustls::ServerConfig>> = OnceLock::new();
+        let config = CONFIG.get_or_init(crate::tls::made_up_config).clone();
+        let session = crate::http::tls::Session::new(config).expect("a session");
+        let (sizes, mut rest) = data.split_at(data.len().min(4));
+        let mut plain = Vec::new();
+        let mut out = Vec::new();
+        for &size in sizes.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (piece, after) = rest.split_at(rest.len().min(usize::from(size).max(1) * 37));
+            rest = after;
+            let absorbed = session.absorb(piece, &mut plain);
+            session.take_output(&mut out);
+            assert!(plain.is_empty() || !session.handshaking(), "plaintext before the handshake completed");
+            if absorbed.is_err() {
+                break;
+            }
+        }
+    }
+
     /// Checks `encoded` as the path after `/files/`; panics if an accepted
     /// path could leave the data directory or hide a separator.
     pub fn object_path(encoded: &str) {

@@ -30,5 +30,7 @@ mod slow;
 mod soak;
 // HTTPS: clients, certificates, resumption, reloads, hostile TLS.
 mod tls;
+// HTTPS under load, slow readers and SIGKILL.
+mod tls_load;
 // Shared helpers: start the daemon, speak HTTP.
 mod util;

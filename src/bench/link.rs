@@ -34,7 +34,7 @@ pub(crate) struct TlsPlan {
     /// measures resumed handshakes).
     pub(crate) resume: bool,
     /// Offer the post-quantum hybrid X25519MLKEM768 first (as current
-    /// browsers do); else X25519 only (as OpenSSL 3.0's curl does).
+    /// browsers do); else X25519 (then P-256), as OpenSSL 3.0's curl does.
     pub(crate) hybrid: bool,
     /// Only this TLS version (`1.2` or `1.3`); else both, 1.3 preferred.
     pub(crate) version: Option<String>,
@@ -69,7 +69,11 @@ impl TlsPlan {
     pub(crate) fn config(&self) -> Arc<ClientConfig> {
         let mut provider = rustls::crypto::aws_lc_rs::default_provider();
         if !self.hybrid {
-            provider.kx_groups = vec![rustls::crypto::aws_lc_rs::kx_group::X25519];
+            // P-256 listed second, never used for a key share while the
+            // server takes X25519: OpenSSL refuses an ECDSA P-256
+            // certificate in TLS 1.2 to a client whose groups lack P-256.
+            use rustls::crypto::aws_lc_rs::kx_group::{SECP256R1, X25519};
+            provider.kx_groups = vec![X25519, SECP256R1];
         }
         let versions: &[&rustls::SupportedProtocolVersion] = match self.version.as_deref() {
             Some("1.2") => &[&rustls::version::TLS12],
@@ -170,14 +174,24 @@ impl Link {
 
     /// Sends all of `out` (sealed, over TLS); gives the buffer back.
     pub(crate) async fn send_all(&mut self, out: Vec<u8>) -> (Result<(), &'static str>, Vec<u8>) {
-        let Some(conn) = &mut self.tls else {
+        if self.tls.is_none() {
             let (result, back) = self.stream.send_all(out).await;
             return (result.map_err(|_| "send failed"), back);
-        };
-        if conn.writer().write_all(&out).is_err() {
-            return (Err("TLS seal failed"), out);
         }
-        (self.flush().await, out)
+        // rustls takes at most its buffer limit (64 KiB) at a time: seal
+        // what it takes, send that, and go on.
+        let mut done = 0;
+        while done < out.len() {
+            let conn = self.tls.as_mut().expect("a TLS link");
+            match conn.writer().write(&out[done..]) {
+                Ok(n) if n > 0 => done += n,
+                _ => return (Err("TLS seal failed"), out),
+            }
+            if let Err(kind) = self.flush().await {
+                return (Err(kind), out);
+            }
+        }
+        (Ok(()), out)
     }
 
     /// Sends whatever the TLS session has queued.

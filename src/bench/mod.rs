@@ -301,7 +301,11 @@ fn populate(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
                         stream.read_exact(&mut byte).map_err(|e| e.to_string())?;
                         head.push(byte[0]);
                     }
-                    if !(head.starts_with(b"HTTP/1.1 201") || head.starts_with(b"HTTP/1.1 200")) {
+                    // 204: how some servers (nginx's WebDAV) acknowledge a replace.
+                    if !(head.starts_with(b"HTTP/1.1 201")
+                        || head.starts_with(b"HTTP/1.1 200")
+                        || head.starts_with(b"HTTP/1.1 204"))
+                    {
                         let text = String::from_utf8_lossy(&head).to_string();
                         let length = text
                             .lines()

@@ -17,7 +17,7 @@ mod reply;
 pub(crate) mod request;
 pub(crate) mod response;
 mod route;
-mod tls;
+pub(crate) mod tls;
 mod wire;
 
 use std::future::Future;

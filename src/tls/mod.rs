@@ -122,19 +122,32 @@ fn load_pair(cert: &Path, key: &Path) -> Result<Pair, String> {
 /// P-256), its PEM written to the temporary directory so that clients can
 /// trust it; the note says where and gives its SHA-256 fingerprint.
 fn self_signed() -> Result<(Pair, String), String> {
-    let names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
-    let made = rcgen::generate_simple_self_signed(names).map_err(|e| format!("cannot make a certificate: {e}"))?;
-    let der = made.cert.der().clone();
+    let (pair, pem) = made_up()?;
     let path = std::env::temp_dir().join(format!("percore-self-signed-{}.pem", std::process::id()));
-    std::fs::write(&path, made.cert.pem()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    std::fs::write(&path, pem).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     let note = format!(
         "TLS: self-signed certificate for localhost, 127.0.0.1 and ::1 (development only), SHA-256 fingerprint {}; written to {} (curl --cacert {})",
-        fingerprint(&der),
+        fingerprint(&pair.chain[0]),
         path.display(),
         path.display()
     );
+    Ok((pair, note))
+}
+
+/// A self-signed pair for localhost, and its certificate in PEM.
+fn made_up() -> Result<(Pair, String), String> {
+    let names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+    let made = rcgen::generate_simple_self_signed(names).map_err(|e| format!("cannot make a certificate: {e}"))?;
     let key = PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
-    Ok((Pair { chain: vec![der], key, names: vec!["localhost".into()] }, note))
+    let pair = Pair { chain: vec![made.cert.der().clone()], key, names: vec!["localhost".into()] };
+    Ok((pair, made.cert.pem()))
+}
+
+/// A server config with a made-up certificate (the fuzz target's).
+pub(crate) fn made_up_config() -> Arc<ServerConfig> {
+    let (pair, _) = made_up().expect("a made-up certificate");
+    let tickets = TicketKeys::new(tickets::TicketKey::generate().expect("randomness"));
+    shard_config(&Material { pairs: vec![pair], unknown_sni: UnknownSni::Default, tickets }).expect("a config")
 }
 
 /// `AB:CD:…`: a certificate's SHA-256, as browsers and `openssl x509
