@@ -74,14 +74,11 @@ pub(crate) enum BodyError {
     TooLarge,
 }
 
-/// Receives once from the connection into `buf` (a spare buffer if it has
-/// none yet). Returns the bytes received; `UnexpectedEof` when the peer has
-/// closed.
+/// Receives once from the connection into `buf` (a spare buffer once data
+/// arrives, if it has none). Returns the bytes received; `UnexpectedEof`
+/// when the peer has closed.
 pub(crate) async fn recv_into(incoming: &mut Incoming<'_>, buf: &mut Vec<u8>) -> io::Result<usize> {
-    if buf.capacity() == 0 {
-        *buf = spare::take();
-    }
-    incoming.recv_into(buf).await
+    incoming.recv_into(buf, spare::take).await
 }
 
 pub(crate) struct BodyReader<'a, 'b> {

@@ -50,7 +50,8 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, tls: Option<Arc<S
     // connection is idle, so that an idle connection costs its task only.
     let mut buf: Vec<u8> = Vec::new();
     let mut incoming = wire.incoming(&shard.ring);
-    if wire.tls().is_some() && !handshake(&wire, &shard, &mut incoming, &mut buf).await {
+    // Boxed: a plain connection's task does not carry the handshake's size.
+    if wire.tls().is_some() && !Box::pin(handshake(&wire, &shard, &mut incoming, &mut buf)).await {
         return;
     }
     requests(&wire, &shard, &mut incoming, buf).await;

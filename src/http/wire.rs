@@ -45,8 +45,10 @@ pub(crate) struct Incoming<'a> {
 /// One connection's stream.
 pub(crate) struct Wire {
     stream: TcpStream,
-    /// The TLS session, on a TLS listener's connection.
-    tls: Option<Session>,
+    /// The TLS session, on a TLS listener's connection (boxed, as every
+    /// TLS-only future below: a plain connection's task does not carry
+    /// their size).
+    tls: Option<Box<Session>>,
     send_timeout: Duration,
     /// Bytes sent so far.
     sent: Cell<u64>,
@@ -58,12 +60,12 @@ pub(crate) struct Wire {
 impl Wire {
     /// A connection whose bytes are carried by `tls` when given.
     pub(crate) fn new(stream: TcpStream, tls: Option<Session>, send_timeout: Duration) -> Wire {
-        Wire { stream, tls, send_timeout, sent: Cell::new(0), broken: Cell::new(false) }
+        Wire { stream, tls: tls.map(Box::new), send_timeout, sent: Cell::new(0), broken: Cell::new(false) }
     }
 
     /// The TLS session, if the connection has one.
     pub(crate) fn tls(&self) -> Option<&Session> {
-        self.tls.as_ref()
+        self.tls.as_deref()
     }
 
     /// Bytes sent so far on this connection.
@@ -131,7 +133,7 @@ impl Wire {
         if let Some(session) = &self.tls {
             if !self.broken.get() && !session.handshaking() {
                 session.close_notify();
-                self.flush_tls().await;
+                Box::pin(self.flush_tls()).await;
             }
         }
     }
@@ -139,7 +141,7 @@ impl Wire {
     /// Sends one buffer (a head, or a head with a small body after it).
     pub(crate) async fn send_one(&self, whole: impl IoBuf) -> bool {
         if let Some(session) = &self.tls {
-            return self.send_sealed(session, &[whole.init_bytes()]).await;
+            return Box::pin(self.send_sealed(session, &[whole.init_bytes()])).await;
         }
         let len = whole.bytes_init() as u64;
         let sent = matches!(within(self.send_timeout, self.stream.send_all(whole)).await, Ok((Ok(()), _)));
@@ -151,7 +153,7 @@ impl Wire {
     pub(crate) async fn send(&self, parts: Vec<Bytes>) -> bool {
         if let Some(session) = &self.tls {
             let parts: Vec<&[u8]> = parts.iter().map(|p| p.as_ref()).collect();
-            return self.send_sealed(session, &parts).await;
+            return Box::pin(self.send_sealed(session, &parts)).await;
         }
         let len: usize = parts.iter().map(Bytes::len).sum();
         if parts.len() > 1 && len <= SEND_JOIN_BYTES_MAX {
@@ -183,7 +185,7 @@ impl Wire {
     /// broken).
     pub(crate) async fn splice(&self, pipes: &RefCell<Vec<Pipe>>, file: &File, offset: u64, len: u64) -> bool {
         if let Some(session) = &self.tls {
-            return self.send_file_sealed(session, file, offset, len).await;
+            return Box::pin(self.send_file_sealed(session, file, offset, len)).await;
         }
         let popped = pipes.borrow_mut().pop();
         let pipe = match popped {
@@ -270,10 +272,16 @@ impl Incoming<'_> {
     /// `buf`; returns how many bytes that added. `UnexpectedEof` when the
     /// client has closed (or sent close_notify); `InvalidData` when its TLS
     /// records are bad (the alert has gone back).
-    pub(crate) async fn recv_into(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+    ///
+    /// An empty `buf` without capacity gets `fresh()` only once bytes have
+    /// arrived: a connection waiting for its next request holds no buffer.
+    pub(crate) async fn recv_into(&mut self, buf: &mut Vec<u8>, fresh: fn() -> Vec<u8>) -> io::Result<usize> {
         let Some(session) = &self.wire.tls else {
             return match self.recv.next().await {
                 Some(Ok(received)) => {
+                    if buf.capacity() == 0 {
+                        *buf = fresh();
+                    }
                     buf.extend_from_slice(&received);
                     crate::metrics::bytes_in(received.len());
                     Ok(received.len())
@@ -290,13 +298,16 @@ impl Incoming<'_> {
             let absorbed = match self.recv.next().await {
                 Some(Ok(received)) => {
                     crate::metrics::bytes_in(received.len());
+                    if buf.capacity() == 0 {
+                        *buf = fresh();
+                    }
                     session.absorb(&received, buf)
                 }
                 Some(Err(err)) => return Err(err),
                 None => return Err(io::ErrorKind::UnexpectedEof.into()),
             };
             // Whatever the session has to say back (an alert, a key update).
-            let flushed = self.wire.flush_tls().await;
+            let flushed = Box::pin(self.wire.flush_tls()).await;
             absorbed.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
             if !flushed {
                 return Err(io::ErrorKind::BrokenPipe.into());
