@@ -1,11 +1,13 @@
 //! One connection's TLS session (rustls' buffered API), driven by the
 //! connection's own shard: ciphertext in from the multishot receive,
 //! plaintext out to the HTTP parser, plaintext in from the handlers,
-//! records out to the socket. No thread pool and no copy beyond rustls'
-//! own: a received piece is copied once into its record buffer and
-//! decrypted there, then once into the connection's buffer; a response
-//! is copied once into a record and encrypted there, then joined into
-//! one send.
+//! records out to the socket. No thread pool. The copies are the buffered
+//! API's: a received piece is copied into rustls' record buffer and
+//! decrypted there, then into the connection's buffer (which the parser
+//! needs anyway); a response is copied into a record and encrypted there,
+//! then out of rustls into the one buffer that is sent. rustls' unbuffered
+//! API would drop one copy each way, receiving into and sealing straight
+//! out of buffers percore owns.
 //!
 //! Kernel TLS (the `tls` ULP, keys handed over after the handshake so that
 //! files splice again) would slot in here: the session would end after
