@@ -190,6 +190,48 @@ fn tickets_resume_on_any_shard_tls13_and_tls12() {
 }
 
 #[test]
+fn rotated_ticket_keys_reach_every_shard_and_old_tickets_expire() {
+    let pki = Pki::new();
+    let (crt, key) = pki.issue("localhost", &["localhost"], Key::Ecdsa);
+    let args = ["--cores", "2", "--listen-tls", "127.0.0.1:0", "--tls-cert", crt.to_str().unwrap(), "--tls-key"];
+    let data = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let daemon = Daemon::start_with(
+        data,
+        &[&args[..], &[key.to_str().unwrap()]].concat(),
+        &[("PERCORE_TEST_TICKET_ROTATE_MS", "3000")],
+        None,
+    );
+    let addr = tls_addr(&daemon);
+    let ca = pki.ca();
+    let sessions = tempfile::tempdir().unwrap();
+    let file = sessions.path().join("session");
+    let common = ["-tls1_3", "-servername", "localhost", "-CAfile", ca.to_str().unwrap()];
+    let with = |flag: &'static str| [&common[..], &[flag, file.to_str().unwrap()]].concat();
+    // A ticket sealed under the first key (rotations come 3 s, 6 s… after
+    // start: the first must be done before the first rotation).
+    let first = s_client(addr, &with("-sess_out"), "");
+    assert!(first.contains("New, TLSv1.3"), "{first}");
+    assert!(started.elapsed() < Duration::from_millis(2700), "too slow to test the rotation: {:?}", started.elapsed());
+    let at = |ms: u64| {
+        if let Some(wait) = Duration::from_millis(ms).checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    };
+    // After one rotation, on both shards: the previous key still opens it.
+    at(3400);
+    for _ in 0..2 {
+        let again = s_client(addr, &with("-sess_in"), "");
+        assert!(again.contains("Reused, TLSv1.3"), "one rotation later: {again}");
+    }
+    assert!(started.elapsed() < Duration::from_millis(5700), "too slow: {:?}", started.elapsed());
+    // After two, no shard opens it: a full handshake.
+    at(6900);
+    let late = s_client(addr, &with("-sess_in"), "");
+    assert!(late.contains("New, TLSv1.3"), "two rotations later the ticket must be refused: {late}");
+}
+
+#[test]
 fn sighup_reloads_certificates_keeps_connections_and_a_bad_file_keeps_the_old() {
     let pki = Pki::new();
     let (crt, key) = pki.issue("live", &["localhost"], Key::Ecdsa);

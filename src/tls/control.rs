@@ -60,11 +60,16 @@ impl Control {
         }
     }
 
-    /// Rotates the ticket keys every [`ROTATE_EVERY_SECS`], for the life
-    /// of the process (run on its own thread).
+    /// Rotates the ticket keys every [`ROTATE_EVERY_SECS`] (tests shorten
+    /// it with `PERCORE_TEST_TICKET_ROTATE_MS`), for the life of the
+    /// process (run on its own thread).
     pub(crate) fn rotate_forever(&self) {
+        let every = std::env::var("PERCORE_TEST_TICKET_ROTATE_MS")
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map_or(Duration::from_secs(u64::from(ROTATE_EVERY_SECS)), Duration::from_millis);
         loop {
-            std::thread::sleep(Duration::from_secs(u64::from(ROTATE_EVERY_SECS)));
+            std::thread::sleep(every);
             match self.rotate_tickets() {
                 Ok(()) => tracing::info!("TLS session ticket key rotated"),
                 Err(err) => tracing::warn!("cannot rotate the TLS session ticket key: {err}; the old one stays"),
