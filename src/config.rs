@@ -47,6 +47,12 @@ pub(crate) struct RawConfig {
     /// Time a TLS handshake may take, in ms [default: 10000].
     #[arg(long, env = "PERCORE_TLS_HANDSHAKE_TIMEOUT_MS")]
     pub(crate) tls_handshake_timeout_ms: Option<u64>,
+    /// This node's name, in /health (`X-Percore-Node`), /metrics (`percore_node_info`) and the logs [default: the host name].
+    #[arg(long, env = "PERCORE_NODE_NAME")]
+    pub(crate) node_name: Option<String>,
+    /// Behind HAProxy (`balance uri path-only`, `hash-type consistent`, servers with `id N`, weight 1): every node as NAME=ID, comma-separated, this one included; a request for an object another node owns then gets 503, never a 404 for an object that lives elsewhere (deploy/haproxy.cfg).
+    #[arg(long, env = "PERCORE_RING")]
+    pub(crate) ring: Option<String>,
     /// Allow listening beyond loopback with no --write-token: anyone who can connect may then PUT and DELETE.
     #[arg(long, env = "PERCORE_ALLOW_ANONYMOUS_WRITES")]
     #[serde(default)]
@@ -152,6 +158,10 @@ pub(crate) struct Config {
     pub(crate) listen: Vec<SocketAddr>,
     /// Every HTTPS address to listen on (at least one address in all).
     pub(crate) listen_tls: Vec<SocketAddr>,
+    /// This node's name.
+    pub(crate) node_name: String,
+    /// The nodes behind the load balancer, when there are several.
+    pub(crate) ring: Option<crate::ring::Ring>,
     /// Certificates for HTTPS, when it listens.
     pub(crate) tls: Option<crate::tls::Settings>,
     pub(crate) tls_handshake_timeout_ms: u64,
@@ -206,6 +216,8 @@ impl RawConfig {
             tls_cert: if self.tls_cert.is_empty() { file.tls_cert } else { self.tls_cert },
             tls_key: if self.tls_key.is_empty() { file.tls_key } else { self.tls_key },
             tls_self_signed: self.tls_self_signed || file.tls_self_signed,
+            node_name: self.node_name.or(file.node_name),
+            ring: self.ring.or(file.ring),
             tls_unknown_sni: self.tls_unknown_sni.or(file.tls_unknown_sni),
             tls_handshake_timeout_ms: self.tls_handshake_timeout_ms.or(file.tls_handshake_timeout_ms),
             allow_anonymous_writes: self.allow_anonymous_writes || file.allow_anonymous_writes,
@@ -285,7 +297,21 @@ impl TryFrom<RawConfig> for Config {
         }
         let every: Vec<SocketAddr> = listen.iter().chain(&listen_tls).copied().collect();
         crate::listen::check_exposure(&every, write_token.is_some(), raw.allow_anonymous_writes)?;
+        let node_name = match raw.node_name.filter(|n| !n.is_empty()) {
+            Some(name) => name,
+            None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "percore".to_string()),
+        };
+        if !node_name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            return Err(format!("--node-name `{node_name}`: use letters, digits, `-`, `_` and `.` only"));
+        }
+        let ring = raw.ring.as_deref().map(|spec| crate::ring::Ring::parse(spec, &node_name)).transpose()?;
         Ok(Config {
+            node_name,
+            ring,
             listen,
             listen_tls,
             tls,

@@ -25,6 +25,7 @@ mod listen;
 mod listing;
 mod metrics;
 mod rendered;
+mod ring;
 mod serve;
 mod shard;
 mod store;

@@ -111,8 +111,15 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
         .collect::<Vec<_>>()
         .join(" ");
     let writers = crate::listen::writers(config.write_token.is_some(), config.allow_anonymous_writes);
-    println!("percore listening on {shown} serving {} with {shards} shards; {writers}", data_dir.display());
-    tracing::info!(addrs = %shown, data_dir = %data_dir.display(), shards, writers, "listening");
+    let node = &config.node_name;
+    println!(
+        "percore listening on {shown} serving {} with {shards} shards as node {node}; {writers}",
+        data_dir.display()
+    );
+    tracing::info!(addrs = %shown, data_dir = %data_dir.display(), shards, node = %node, writers, "listening");
+    if let Some(ring) = &config.ring {
+        tracing::info!("one node of {ring}: requests for objects other nodes own get 503");
+    }
     notify_systemd("READY=1");
     let stop = running.stop_handle();
     let control = match (config.tls.clone(), tls) {

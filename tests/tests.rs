@@ -30,6 +30,8 @@ mod slow;
 mod soak;
 // HTTPS: clients, certificates, resumption, reloads, hostile TLS.
 mod tls;
+// Several nodes behind HAProxy.
+mod cluster;
 // HTTPS under load, slow readers and SIGKILL.
 mod tls_load;
 // Shared helpers: start the daemon, speak HTTP.

@@ -10,6 +10,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use percore_io::{time, TcpStream};
 use rustls::ServerConfig;
 
@@ -207,6 +208,13 @@ async fn respond(
         }
         return reply.unauthorized().await;
     }
+    if let (Some(ring), Target::File(_) | Target::Put(_) | Target::Delete(_)) =
+        (&reply.shard.config.ring, &route.target)
+    {
+        if let Some(owner) = ring.elsewhere(&request.path) {
+            return misdirected(reply, owner, matches!(route.target, Target::Put(_))).await;
+        }
+    }
     match route.target {
         Target::Home => home::home(reply, request).await,
         Target::Ping => probe::ping_or_health(reply, request, false).await,
@@ -221,6 +229,23 @@ async fn respond(
         Target::NotAllowed(allow) => reply.method_not_allowed(allow).await,
         Target::NotFound => reply.simple(404, "no such route\n").await,
     }
+}
+
+/// A request for an object another node owns (the load balancer sent it
+/// here because that node is out of its ring): 503, never a 404 for an
+/// object that may well exist there. A PUT's body is not read: the
+/// connection closes.
+async fn misdirected(reply: &mut Reply<'_>, owner: &str, put: bool) -> bool {
+    if put {
+        reply.closing();
+    }
+    let body = format!("this object belongs to node {owner}, which the load balancer cannot reach now: retry later\n");
+    let head = Head::new(503)
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .header("Retry-After", 1)
+        .header("X-Percore-Owner", owner.to_string());
+    let whole = reply.finish_with(head, body.as_bytes());
+    reply.send_one(Bytes::from(whole)).await
 }
 
 /// Records an answered request: the metrics, the access log if enabled,

@@ -30,7 +30,15 @@ pub(crate) fn ping_or_health<'a>(
         (true, true) => (503, b"draining\n"),
     };
     // Never kept by a cache: a stale health answer would mislead.
-    let head = || Head::new(status).header("Content-Type", "text/plain").header("Cache-Control", "no-store");
+    let node = reply.shard.config.node_name.clone();
+    let head = move || {
+        let head = Head::new(status).header("Content-Type", "text/plain").header("Cache-Control", "no-store");
+        if health {
+            head.header("X-Percore-Node", node)
+        } else {
+            head
+        }
+    };
     if !health && !head_only && !reply.close() {
         // The same bytes for every kept-alive `GET /ping` within a second:
         // rendered once a second per shard.
@@ -54,7 +62,12 @@ pub(crate) async fn metrics(reply: &mut Reply<'_>, request: &Request) -> bool {
     .await;
     match gathered {
         Ok(shards) => {
-            let text = crate::metrics::render(&shards, reply.shard.store.fenced(), reply.shard.store.faults().counts());
+            let mut text =
+                crate::metrics::render(&shards, reply.shard.store.fenced(), reply.shard.store.faults().counts());
+            text.push_str(&format!(
+                "# HELP percore_node_info This node's name.\n# TYPE percore_node_info gauge\npercore_node_info{{node=\"{}\"}} 1\n",
+                reply.shard.config.node_name
+            ));
             let head =
                 Head::new(200).header("Content-Type", "text/plain; version=0.0.4").header("Cache-Control", "no-store");
             let mut parts = vec![Bytes::from(reply.finish(head, text.len() as u64))];

@@ -51,8 +51,12 @@ impl Daemon {
     /// Starts on a data directory the caller owns.
     pub(crate) fn start_at(dir: &Path, args: &[&str], env: &[(&str, &str)], stderr: Option<std::fs::File>) -> Daemon {
         let mut command = Command::new(env!("CARGO_BIN_EXE_percore"));
+        // On 127.0.0.1, unless the test names its own address.
+        let listen: &[&str] = if args.contains(&"--listen") { &[] } else { &["--listen", "127.0.0.1:0"] };
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg("serve")
+            .args(listen)
+            .arg("--data-dir")
             .arg(dir)
             // As the environment, so a test's own --log-level wins.
             .env("PERCORE_LOG_LEVEL", "warn")

@@ -1,0 +1,214 @@
+//! Several percore nodes behind HAProxy, as deploy/haproxy.cfg sets them
+//! up (that file, its addresses replaced): every node and the front end on
+//! its own loopback address (127.0.0.10-13). Keys spread evenly and read
+//! back byte for byte; each object lives on exactly one node, the one
+//! HAProxy picks, which percore computes too (a misrouted key would be
+//! refused with 503 and fail the test); a node killed with SIGKILL costs
+//! only its own keys, which fail fast with 503, never 404, and come back
+//! with it.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{read_response, Daemon, Response};
+
+const NODES: [(&str, &str); 3] = [("a", "127.0.0.11"), ("b", "127.0.0.12"), ("c", "127.0.0.13")];
+const FRONT: &str = "127.0.0.10";
+
+/// HAProxy running deploy/haproxy.cfg with loopback addresses; killed
+/// when dropped.
+struct Front {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Front {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn haproxy_available() -> bool {
+    if Command::new("haproxy").arg("-v").output().is_err() {
+        crate::util::install_from_debian("haproxy");
+    }
+    let ok = Command::new("haproxy").arg("-v").output().is_ok();
+    if !ok {
+        eprintln!("*** SKIPPED: haproxy is not installed and cannot be (.ci/run installs it)");
+    }
+    ok
+}
+
+fn start_node(name: &str, ip: &str, data: tempfile::TempDir) -> Daemon {
+    let ring = NODES.iter().enumerate().map(|(i, (n, _))| format!("{n}={}:256", i + 1)).collect::<Vec<_>>().join(",");
+    let listen = format!("{ip}:0");
+    Daemon::start_in(data, &["--listen", &listen, "--cores", "1", "--node-name", name, "--ring", &ring])
+}
+
+fn start_front(nodes: &[SocketAddr]) -> Front {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind((FRONT, 0)).unwrap().local_addr().unwrap().port();
+    let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/haproxy.cfg")).unwrap();
+    let mut config = shipped.replace("bind 10.0.0.10:8080", &format!("bind {FRONT}:{port}"));
+    for (i, addr) in nodes.iter().enumerate() {
+        config = config.replace(&format!("10.0.0.{}:8080", 11 + i), &addr.to_string());
+    }
+    assert!(!config.contains("10.0.0."), "every address replaced by a loopback one:\n{config}");
+    let path = dir.path().join("haproxy.cfg");
+    std::fs::write(&path, config).unwrap();
+    let child = Command::new("haproxy").arg("-db").arg("-f").arg(&path).stdout(Stdio::null()).spawn().unwrap();
+    let addr: SocketAddr = format!("{FRONT}:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "HAProxy did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Front { child, addr, _dir: dir }
+}
+
+fn body(i: usize) -> Vec<u8> {
+    format!("object {i} ").repeat(1 + i % 40).into_bytes()
+}
+
+fn path(i: usize) -> String {
+    format!("objects/{:02}/o{i}", i % 50)
+}
+
+/// Sends `raw` on a kept-alive connection to the front end (reconnecting
+/// when HAProxy closed it) and reads the answer.
+fn exchange(conn: &mut Option<TcpStream>, front: SocketAddr, raw: &[u8]) -> Response {
+    for _ in 0..3 {
+        let stream = conn.get_or_insert_with(|| {
+            let s = TcpStream::connect(front).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+            s
+        });
+        if stream.write_all(raw).is_ok() {
+            if let Some(response) = read_response(stream, raw.starts_with(b"HEAD")) {
+                if response.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close")) {
+                    *conn = None;
+                }
+                return response;
+            }
+        }
+        *conn = None;
+    }
+    panic!("no answer through the front end");
+}
+
+#[test]
+fn three_nodes_behind_haproxy_share_keys_and_a_killed_node_costs_only_its_own() {
+    let _heavy = crate::util::heavy();
+    if !haproxy_available() {
+        return;
+    }
+    let mut nodes: Vec<Option<Daemon>> =
+        NODES.iter().map(|(name, ip)| Some(start_node(name, ip, tempfile::tempdir().unwrap()))).collect();
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.as_ref().unwrap().addr).collect();
+    // Each node says who it is.
+    for (node, (name, _)) in nodes.iter().zip(NODES) {
+        let node = node.as_ref().unwrap();
+        assert_eq!(crate::util::get(node, "/health").header("X-Percore-Node"), Some(name));
+        let metrics = crate::util::metrics(node);
+        assert!(metrics.contains(&format!("percore_node_info{{node=\"{name}\"}} 1")), "{metrics}");
+    }
+    let front = start_front(&addrs);
+    let front_addr = front.addr;
+    // 10,000 objects written through the front end by 4 writers.
+    const OBJECTS: usize = 10_000;
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let mut conn = None;
+                for i in (w..OBJECTS).step_by(4) {
+                    let data = body(i);
+                    let mut raw =
+                        format!("PUT /files/{} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", path(i), data.len())
+                            .into_bytes();
+                    raw.extend_from_slice(&data);
+                    let r = exchange(&mut conn, front_addr, &raw);
+                    assert!(r.status == 201 || r.status == 200, "PUT {}: {} {:?}", path(i), r.status, r.body);
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    // Each on exactly one node; about a third each.
+    let dirs: Vec<std::path::PathBuf> = nodes.iter().map(|n| n.as_ref().unwrap().dir().to_path_buf()).collect();
+    let mut per_node = [0usize; 3];
+    let owner: Vec<usize> = (0..OBJECTS)
+        .map(|i| {
+            let holders: Vec<usize> = (0..3).filter(|&n| dirs[n].join(path(i)).exists()).collect();
+            assert_eq!(holders.len(), 1, "{} is on nodes {holders:?}", path(i));
+            per_node[holders[0]] += 1;
+            holders[0]
+        })
+        .collect();
+    println!("objects per node: {per_node:?}");
+    for n in per_node {
+        let share = n as f64 / OBJECTS as f64;
+        assert!((share - 1.0 / 3.0).abs() <= 0.1 / 3.0, "{per_node:?}: not a third each within 10%");
+    }
+    // All read back through the front end, byte for byte.
+    let mut conn = None;
+    for i in 0..OBJECTS {
+        let r =
+            exchange(&mut conn, front_addr, format!("GET /files/{} HTTP/1.1\r\nHost: t\r\n\r\n", path(i)).as_bytes());
+        assert!(r.status == 200 && r.body == body(i), "GET {}: {}", path(i), r.status);
+    }
+    // Node b killed: its keys fail fast with 503 (never 404), the others'
+    // are served.
+    let killed = 1;
+    let data = nodes[killed].take().unwrap().kill9().unwrap();
+    let wait_until = Instant::now() + Duration::from_secs(3);
+    let mut worst = Duration::ZERO;
+    let mut statuses = std::collections::BTreeMap::new();
+    for i in (0..OBJECTS).step_by(37) {
+        let started = Instant::now();
+        let r =
+            exchange(&mut conn, front_addr, format!("GET /files/{} HTTP/1.1\r\nHost: t\r\n\r\n", path(i)).as_bytes());
+        if owner[i] == killed {
+            assert_eq!(
+                r.status,
+                503,
+                "{} lives on the killed node: {} {:?}",
+                path(i),
+                r.status,
+                String::from_utf8_lossy(&r.body)
+            );
+            // Once HAProxy has marked it down (two failed checks, 1 s), fast;
+            // before that, HAProxy retries the dead node (1 s apart).
+            if started > wait_until {
+                worst = worst.max(started.elapsed());
+            }
+        } else {
+            assert!(r.status == 200 && r.body == body(i), "{} on a live node: {}", path(i), r.status);
+        }
+        *statuses.entry(r.status).or_insert(0) += 1;
+    }
+    println!("with node b down: {statuses:?}, slowest 503 once it was marked down {worst:?}");
+    assert!(worst < Duration::from_millis(500), "a request for the dead node's keys took {worst:?}");
+    // Restarted on its data: every acknowledged object is there again.
+    let (name, ip) = NODES[killed];
+    let revived = start_node(name, ip, data);
+    assert_eq!(revived.addr.ip(), addrs[killed].ip(), "on its own address again");
+    // It came back on a new port: point HAProxy at it again.
+    drop(front);
+    let mut addrs = addrs;
+    addrs[killed] = revived.addr;
+    nodes[killed] = Some(revived);
+    let front = start_front(&addrs);
+    let mut conn = None;
+    for i in (0..OBJECTS).filter(|&i| owner[i] == killed) {
+        let r =
+            exchange(&mut conn, front.addr, format!("GET /files/{} HTTP/1.1\r\nHost: t\r\n\r\n", path(i)).as_bytes());
+        assert!(r.status == 200 && r.body == body(i), "after the restart, GET {}: {}", path(i), r.status);
+    }
+}
