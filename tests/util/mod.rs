@@ -129,6 +129,12 @@ impl Daemon {
 }
 
 impl Daemon {
+    /// Takes the data directory out of the daemon's keeping (it is then no
+    /// longer removed when the daemon is dropped), for a restart.
+    pub(crate) fn take_data(&mut self) -> Option<tempfile::TempDir> {
+        self.data.take()
+    }
+
     /// SIGKILLs the daemon (no chance to finish anything) and hands back its
     /// data directory, if it owned it, for a restart.
     pub(crate) fn kill9(mut self) -> Option<tempfile::TempDir> {
