@@ -24,6 +24,7 @@ mod http;
 mod listen;
 mod listing;
 mod metrics;
+mod rebalance;
 mod rendered;
 mod ring;
 mod serve;
@@ -41,6 +42,8 @@ enum Command {
     Serve(config::RawConfig),
     /// Load-test an HTTP server (percore or any other) from pinned client cores.
     Bench(bench::BenchArgs),
+    /// After the ring changed: move the objects this node no longer owns to their new owners.
+    Rebalance(rebalance::RebalanceArgs),
 }
 
 /// The `percore` command: parse, validate, launch, print the error chain.
@@ -52,6 +55,15 @@ pub fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     eprintln!("percore bench: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Rebalance(args) => {
+            return match rebalance::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("percore rebalance: {err}");
                     ExitCode::FAILURE
                 }
             }

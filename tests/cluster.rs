@@ -6,7 +6,9 @@
 //! refused with 503 and fail the test); a node killed with SIGKILL costs
 //! only its own keys, which fail fast with 503, never 404, and come back
 //! with it; a rolling restart (SIGTERM, one node at a time) under a steady
-//! load through HAProxy fails no request.
+//! load through HAProxy fails no request; a fourth node takes about a
+//! quarter of the keys, moved by `percore rebalance`, and every object
+//! stays readable through the front end.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
@@ -17,6 +19,8 @@ use std::time::{Duration, Instant};
 use crate::util::{read_response, Daemon, Response};
 
 const NODES: [(&str, &str); 3] = [("a", "127.0.0.11"), ("b", "127.0.0.12"), ("c", "127.0.0.13")];
+/// The node a test adds.
+const FOURTH: (&str, &str) = ("d", "127.0.0.14");
 const FRONT: &str = "127.0.0.10";
 
 /// HAProxy running deploy/haproxy.cfg with loopback addresses; killed
@@ -50,8 +54,18 @@ fn free_port(ip: &str) -> u16 {
     std::net::TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
 }
 
+/// The ring of the three nodes, or with `four` the fourth too.
+fn ring(four: bool) -> String {
+    let names = NODES.iter().map(|(n, _)| *n).chain(four.then_some(FOURTH.0));
+    names.enumerate().map(|(i, n)| format!("{n}={}:256", i + 1)).collect::<Vec<_>>().join(",")
+}
+
 fn start_node(name: &str, addr: SocketAddr, data: tempfile::TempDir) -> Daemon {
-    let ring = NODES.iter().enumerate().map(|(i, (n, _))| format!("{n}={}:256", i + 1)).collect::<Vec<_>>().join(",");
+    start_node_in(name, addr, data, false)
+}
+
+fn start_node_in(name: &str, addr: SocketAddr, data: tempfile::TempDir, four: bool) -> Daemon {
+    let ring = ring(four);
     let listen = addr.to_string();
     Daemon::start_in(data, &["--listen", &listen, "--cores", "1", "--node-name", name, "--ring", &ring])
 }
@@ -77,6 +91,14 @@ fn start_front(nodes: &[SocketAddr]) -> Front {
         config = config.replace(&format!("10.0.0.{}:8080", 11 + i), &addr.to_string());
     }
     assert!(!config.contains("10.0.0."), "every address replaced by a loopback one:\n{config}");
+    // A fourth node, as an operator adds one: a server line like the others.
+    if nodes.len() == 4 {
+        config = config.replace(
+            &format!("    server c {} id 3 check\n", nodes[2]),
+            &format!("    server c {} id 3 check\n    server d {} id 4 check\n", nodes[2], nodes[3]),
+        );
+        assert!(config.contains("server d "), "{config}");
+    }
     let path = dir.path().join("haproxy.cfg");
     std::fs::write(&path, config).unwrap();
     let child = Command::new("haproxy").arg("-db").arg("-f").arg(&path).stdout(Stdio::null()).spawn().unwrap();
@@ -218,7 +240,8 @@ fn three_nodes_behind_haproxy_share_keys_and_a_killed_node_costs_only_its_own() 
     std::thread::sleep(Duration::from_millis(1500));
     let mut conn = None;
     for i in (0..OBJECTS).filter(|&i| owner[i] == killed) {
-        let r = exchange(&mut conn, front.addr, format!("GET /files/{} HTTP/1.1\r\nHost: t\r\n\r\n", path(i)).as_bytes());
+        let r =
+            exchange(&mut conn, front.addr, format!("GET /files/{} HTTP/1.1\r\nHost: t\r\n\r\n", path(i)).as_bytes());
         assert!(r.status == 200 && r.body == body(i), "after the restart, GET {}: {}", path(i), r.status);
     }
 }
@@ -259,4 +282,86 @@ fn a_rolling_restart_under_load_through_haproxy_fails_no_request() {
     assert!(errors.is_empty(), "failed requests during the rolling restart: {errors:?}");
     assert!(report["requests"].as_u64().unwrap() > 1000, "{report}");
     drop(front);
+}
+
+/// `percore rebalance` on a node, returning what it printed.
+fn rebalance(node: &Daemon, name: &str, peers: &[(&str, SocketAddr)], extra: &[&str]) -> String {
+    let peers = peers.iter().map(|(n, a)| format!("{n}={a}")).collect::<Vec<_>>().join(",");
+    let out = Command::new(env!("CARGO_BIN_EXE_percore"))
+        .args(["rebalance", "--node-name", name, "--ring", &ring(true), "--peer", &peers, "--data-dir"])
+        .arg(node.dir())
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "rebalance on {name}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn a_fourth_node_takes_a_quarter_of_the_keys_and_everything_stays_readable() {
+    let _heavy = crate::util::heavy();
+    if !haproxy_available() {
+        return;
+    }
+    let (mut nodes, mut addrs) = start_nodes();
+    let front = start_front(&addrs);
+    const OBJECTS: usize = 3_000;
+    let mut conn = None;
+    for i in 0..OBJECTS {
+        let data = body(i);
+        let mut raw = format!("PUT /files/{} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", path(i), data.len())
+            .into_bytes();
+        raw.extend_from_slice(&data);
+        assert_eq!(exchange(&mut conn, front.addr, &raw).status, 201);
+    }
+    drop(conn);
+    // How many would move to a fourth node.
+    let fourth: SocketAddr = format!("{}:{}", FOURTH.1, free_port(FOURTH.1)).parse().unwrap();
+    let peers: Vec<(&str, SocketAddr)> =
+        NODES.iter().map(|(n, _)| *n).zip(addrs.iter().copied()).chain([(FOURTH.0, fourth)]).collect();
+    let count = |text: &str| -> usize {
+        let first_number = |l: &str| l.split(' ').find_map(|w| w.parse::<usize>().ok());
+        text.lines().filter(|l| l.ends_with(" to d")).filter_map(first_number).sum()
+    };
+    let would: usize = NODES
+        .iter()
+        .zip(&nodes)
+        .map(|((name, _), node)| count(&rebalance(node.as_ref().unwrap(), name, &peers, &["--dry-run"])))
+        .sum();
+    let share = would as f64 / OBJECTS as f64;
+    println!("a fourth node takes {would} of {OBJECTS} keys ({:.1}%)", share * 100.0);
+    assert!((0.2..0.3).contains(&share), "{would} of {OBJECTS} would move");
+    // The procedure (deploy/README.md): start d; copy; restart the old
+    // nodes on the new ring (moved keys now get 503 there, not 404); copy
+    // again and delete; point HAProxy at all four.
+    let d = start_node_in(FOURTH.0, fourth, tempfile::tempdir().unwrap(), true);
+    for ((name, _), node) in NODES.iter().zip(&nodes) {
+        rebalance(node.as_ref().unwrap(), name, &peers, &[]);
+    }
+    for (i, (name, _)) in NODES.iter().enumerate() {
+        let mut node = nodes[i].take().unwrap();
+        let data = node.take_data().unwrap();
+        assert!(node.terminate(Duration::from_secs(10)).unwrap().success());
+        nodes[i] = Some(start_node_in(name, addrs[i], data, true));
+    }
+    let mut moved = 0;
+    for ((name, _), node) in NODES.iter().zip(&nodes) {
+        moved += count(&rebalance(node.as_ref().unwrap(), name, &peers, &["--delete"]));
+    }
+    assert_eq!(moved, would, "the delete pass moves what the dry run counted");
+    drop(front);
+    addrs.push(fourth);
+    let front = start_front(&addrs);
+    std::thread::sleep(Duration::from_millis(1200));
+    // Every object on exactly one node, and read back through the front end.
+    let dirs: Vec<std::path::PathBuf> =
+        nodes.iter().map(|n| n.as_ref().unwrap().dir().to_path_buf()).chain([d.dir().to_path_buf()]).collect();
+    let mut conn = None;
+    for i in 0..OBJECTS {
+        let holders = dirs.iter().filter(|dir| dir.join(path(i)).exists()).count();
+        assert_eq!(holders, 1, "{} is on {holders} nodes", path(i));
+        let r =
+            exchange(&mut conn, front.addr, format!("GET /files/{} HTTP/1.1\r\nHost: t\r\n\r\n", path(i)).as_bytes());
+        assert!(r.status == 200 && r.body == body(i), "after adding d, GET {}: {}", path(i), r.status);
+    }
 }

@@ -1,0 +1,187 @@
+//! `percore rebalance`: after the ring changes (a node added or removed),
+//! moves the objects this node no longer owns to their new owners, each
+//! by an HTTP PUT to the owner's own address, verified by reading it back
+//! byte for byte; with `--delete`, the local copy is removed only then.
+//! Resumable: a run that stops part-way is simply run again (what was
+//! moved and deleted is gone here; what was copied and not yet deleted is
+//! copied again, harmlessly). deploy/README.md gives the whole procedure.
+//!
+//! It runs beside the node on the same data directory, outside the
+//! daemon: an operator's tool, plain blocking sockets, one connection per
+//! peer (the daemon's own paths stay on io_uring).
+
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use crate::ring::Ring;
+
+/// What stays unencoded in an object's path: RFC 3986's unreserved
+/// characters and the slash (what the daemon's own listings link to).
+const PATH_SET: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'/');
+
+/// Time any one exchange with a peer may take.
+const PEER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `percore rebalance` options.
+#[derive(clap::Args, Debug)]
+pub(crate) struct RebalanceArgs {
+    /// The node's data directory.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// This node's name in the ring.
+    #[arg(long)]
+    node_name: String,
+    /// The new ring, as every node will run it (NAME=ID:WEIGHT,…).
+    #[arg(long)]
+    ring: String,
+    /// Where each other node listens: NAME=HOST:PORT, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    peer: Vec<String>,
+    /// Bearer token for the peers' writes and reads.
+    #[arg(long, env = "PERCORE_WRITE_TOKEN", hide_env_values = true)]
+    write_token: Option<String>,
+    /// Remove each local copy once its new owner holds the same bytes.
+    #[arg(long)]
+    delete: bool,
+    /// Only count what would move, to which node.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+pub(crate) fn run(args: RebalanceArgs) -> Result<(), Box<dyn Error>> {
+    let ring = Ring::parse(&args.ring, &args.node_name)?;
+    let mut peers: BTreeMap<String, String> = BTreeMap::new();
+    for spec in &args.peer {
+        let (name, addr) = spec.split_once('=').ok_or_else(|| format!("--peer `{spec}` is not NAME=HOST:PORT"))?;
+        peers.insert(name.to_string(), addr.to_string());
+    }
+    let mut objects = Vec::new();
+    walk(&args.data_dir, &args.data_dir, &mut objects)?;
+    let mut moved: BTreeMap<String, (usize, u64)> = BTreeMap::new();
+    let mut connections: BTreeMap<String, Peer> = BTreeMap::new();
+    let mut kept = 0usize;
+    for (rel, file) in &objects {
+        let target = format!("/files/{}", utf8_percent_encode(rel, PATH_SET));
+        let Some(owner) = ring.elsewhere(&target) else {
+            kept += 1;
+            continue;
+        };
+        let entry = moved.entry(owner.to_string()).or_default();
+        if args.dry_run {
+            entry.0 += 1;
+            continue;
+        }
+        let addr = peers.get(owner).ok_or_else(|| format!("no --peer address for node {owner} (it owns {rel})"))?;
+        let peer = match connections.get_mut(owner) {
+            Some(peer) => peer,
+            None => connections.entry(owner.to_string()).or_insert(Peer::connect(addr)?),
+        };
+        let bytes = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let auth = args.write_token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        let (status, _) = peer.exchange(
+            &format!("PUT {target} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: {}\r\n\r\n", bytes.len()),
+            &bytes,
+        )?;
+        if !matches!(status, 200 | 201 | 204) {
+            return Err(format!("node {owner} answered {status} to the PUT of {rel}; nothing deleted").into());
+        }
+        let (status, stored) = peer.exchange(&format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\n{auth}\r\n"), &[])?;
+        if status != 200 || stored != bytes {
+            return Err(format!(
+                "node {owner} does not hold the same bytes of {rel} after the PUT ({status}); nothing deleted"
+            )
+            .into());
+        }
+        if args.delete {
+            std::fs::remove_file(file).map_err(|e| format!("cannot remove {}: {e}", file.display()))?;
+        }
+        entry.0 += 1;
+        entry.1 += bytes.len() as u64;
+    }
+    let verb = if args.dry_run {
+        "would move"
+    } else if args.delete {
+        "moved"
+    } else {
+        "copied"
+    };
+    for (node, (count, bytes)) in &moved {
+        println!("{verb} {count} objects ({bytes} bytes) to {node}");
+    }
+    println!("kept {kept} of {} objects here (this node owns them in the new ring)", objects.len());
+    Ok(())
+}
+
+/// Every stored object under `dir`: (path relative to `root`, file).
+/// Temporary files of uploads under way are skipped.
+fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(), Box<dyn Error>> {
+    let mut entries: Vec<_> =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        if std::os::unix::ffi::OsStrExt::as_bytes(name.as_os_str()).starts_with(crate::files::TEMP_PREFIX) {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        let path = entry.path();
+        if kind.is_dir() {
+            walk(root, &path, out)?;
+        } else if kind.is_file() {
+            let rel = path.strip_prefix(root)?.to_str().ok_or_else(|| format!("{} is not UTF-8", path.display()))?;
+            out.push((rel.to_string(), path.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// A kept-alive connection to a peer node.
+struct Peer {
+    reader: BufReader<TcpStream>,
+}
+
+impl Peer {
+    fn connect(addr: &str) -> Result<Peer, Box<dyn Error>> {
+        let stream = TcpStream::connect(addr).map_err(|e| format!("cannot reach {addr}: {e}"))?;
+        // A request goes out whole; Nagle would hold a body's last segment
+        // for the ACK of the first (40 ms a request).
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(PEER_TIMEOUT))?;
+        stream.set_write_timeout(Some(PEER_TIMEOUT))?;
+        Ok(Peer { reader: BufReader::new(stream) })
+    }
+
+    /// Sends a request head and body; returns the status and the body.
+    fn exchange(&mut self, head: &str, body: &[u8]) -> Result<(u16, Vec<u8>), Box<dyn Error>> {
+        let mut request = Vec::with_capacity(head.len() + body.len());
+        request.extend_from_slice(head.as_bytes());
+        request.extend_from_slice(body);
+        self.reader.get_mut().write_all(&request)?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line)?;
+        let status: u16 =
+            line.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| format!("bad status line {line:?}"))?;
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line)?;
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse()?;
+                }
+            }
+        }
+        let mut answer = vec![0; length];
+        self.reader.read_exact(&mut answer)?;
+        Ok((status, answer))
+    }
+}
