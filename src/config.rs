@@ -53,6 +53,9 @@ pub(crate) struct RawConfig {
     /// Behind HAProxy (`balance uri path-only`, `hash-type consistent`, servers with `id N`, weight 1): every node as NAME=ID, comma-separated, this one included; a request for an object another node owns then gets 503, never a 404 for an object that lives elsewhere (deploy/haproxy.cfg).
     #[arg(long, env = "PERCORE_RING")]
     pub(crate) ring: Option<String>,
+    /// With --ring: the other nodes as this one reaches them directly, NAME=HOST:PORT, comma-separated; a directory listing then gathers every node's entries (objects of one directory live on all of them).
+    #[arg(long, env = "PERCORE_PEERS")]
+    pub(crate) peers: Option<String>,
     /// Allow listening beyond loopback with no --write-token: anyone who can connect may then PUT and DELETE.
     #[arg(long, env = "PERCORE_ALLOW_ANONYMOUS_WRITES")]
     #[serde(default)]
@@ -162,6 +165,8 @@ pub(crate) struct Config {
     pub(crate) node_name: String,
     /// The nodes behind the load balancer, when there are several.
     pub(crate) ring: Option<crate::ring::Ring>,
+    /// The other nodes, for listings.
+    pub(crate) peers: Vec<crate::peers::Peer>,
     /// Certificates for HTTPS, when it listens.
     pub(crate) tls: Option<crate::tls::Settings>,
     pub(crate) tls_handshake_timeout_ms: u64,
@@ -218,6 +223,7 @@ impl RawConfig {
             tls_self_signed: self.tls_self_signed || file.tls_self_signed,
             node_name: self.node_name.or(file.node_name),
             ring: self.ring.or(file.ring),
+            peers: self.peers.or(file.peers),
             tls_unknown_sni: self.tls_unknown_sni.or(file.tls_unknown_sni),
             tls_handshake_timeout_ms: self.tls_handshake_timeout_ms.or(file.tls_handshake_timeout_ms),
             allow_anonymous_writes: self.allow_anonymous_writes || file.allow_anonymous_writes,
@@ -309,9 +315,14 @@ impl TryFrom<RawConfig> for Config {
             return Err(format!("--node-name `{node_name}`: use letters, digits, `-`, `_` and `.` only"));
         }
         let ring = raw.ring.as_deref().map(|spec| crate::ring::Ring::parse(spec, &node_name)).transpose()?;
+        let peers = raw.peers.as_deref().map(crate::peers::parse).transpose()?.unwrap_or_default();
+        if !peers.is_empty() && ring.is_none() {
+            return Err("--peers is for the nodes of a --ring: give --ring too".to_string());
+        }
         Ok(Config {
             node_name,
             ring,
+            peers,
             listen,
             listen_tls,
             tls,

@@ -24,6 +24,7 @@ mod http;
 mod listen;
 mod listing;
 mod metrics;
+mod peers;
 mod rebalance;
 mod rendered;
 mod ring;

@@ -59,6 +59,12 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, tls: Option<Arc<S
     wire.close().await;
 }
 
+/// How long an idle kept-alive connection still takes a request once the
+/// daemon stops: a proxy may have sent one on it just as the stop began,
+/// and would otherwise see the connection close with no answer (HAProxy then
+/// retries at once, on another pooled connection closing the same way).
+const STOP_IDLE_WINDOW: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// What a client that speaks plain HTTP to a TLS port gets, in plain text
 /// (as nginx does), before the connection closes.
 const PLAIN_HTTP_ON_TLS_PORT: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 45\r\nConnection: close\r\n\r\nThis port speaks HTTPS: use an https:// URL.\n";
@@ -103,6 +109,8 @@ async fn requests(wire: &Wire, shard: &Rc<Shard>, incoming: &mut Incoming<'_>, m
     // The connection's one timer for waiting on its client: postponed at
     // each wait rather than registered anew per request.
     let mut waiting = time::sleep_until(time::loop_now() + shard.config.idle_timeout());
+    // Set once the daemon stops while this connection is idle.
+    let mut last_call = false;
     loop {
         match request::parse(&buf, &limits) {
             Ok(Parsed::Complete(request, head_len)) => {
@@ -177,6 +185,16 @@ async fn requests(wire: &Wire, shard: &Rc<Shard>, incoming: &mut Incoming<'_>, m
                         // into a reset, which can destroy the 408.
                         wire.linger(incoming).await;
                         return;
+                    }
+                    // Stopping while idle: a request already on its way (a
+                    // proxy reusing this kept-alive connection) is still
+                    // served, and answered with `Connection: close`.
+                    Ok(None) if buf.is_empty() && !last_call => {
+                        last_call = true;
+                        match super::within(STOP_IDLE_WINDOW, body::recv_into(incoming, &mut buf)).await {
+                            Ok(Ok(_)) => {}
+                            _ => return,
+                        }
                     }
                     // Closed, failed, idle too long, or shutting down while idle.
                     _ => return,

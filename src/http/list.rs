@@ -10,6 +10,7 @@ use super::reply::Reply;
 use super::request::{Method, Request};
 use super::response::Head;
 use crate::files;
+use crate::listing::Page;
 
 /// Lists the directory `encoded` (after `/files/`, empty or ending in `/`).
 pub(crate) async fn list(reply: &mut Reply<'_>, request: &Request, encoded: &str) -> bool {
@@ -25,16 +26,21 @@ pub(crate) async fn list(reply: &mut Reply<'_>, request: &Request, encoded: &str
             Err(files::PathError::Invalid(why)) => return reply.simple(400, &format!("invalid path: {why}\n")).await,
         },
     };
-    let dir = match dir {
-        Ok(dir) => dir,
+    let gathering = !query.local && !reply.shard.config.peers.is_empty();
+    let page = match dir {
+        Ok(dir) => match crate::listing::list(&dir, &query).await {
+            Ok(page) => Some(page),
+            Err(err) => return reply.simple(io_status(&err), &format!("cannot list: {err}\n")).await,
+        },
         Err(err) if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::EXDEV | libc::ELOOP)) => {
-            return reply.simple(404, "no such directory\n").await
+            None
         }
         Err(err) => return reply.simple(io_status(&err), &format!("cannot list: {err}\n")).await,
     };
-    let page = match crate::listing::list(&dir, &query).await {
-        Ok(page) => page,
-        Err(err) => return reply.simple(io_status(&err), &format!("cannot list: {err}\n")).await,
+    // Behind a load balancer the directory's objects are on every node.
+    let page = if gathering { gather(reply, request, page, query.limit).await } else { page };
+    let Some(page) = page else {
+        return reply.simple(404, "no such directory\n").await;
     };
     let (body, content_type) = if query.html.unwrap_or(request.prefers_html) {
         (page.html(&request.path, &query), "text/html; charset=utf-8")
@@ -52,4 +58,63 @@ pub(crate) async fn list(reply: &mut Reply<'_>, request: &Request, encoded: &str
         parts.push(Bytes::from(body));
     }
     reply.send(parts).await
+}
+
+/// This node's part of a listing (`None`: no such directory here) with
+/// every peer's, asked for the same page; a peer that does not answer is
+/// named in the page. `None` if no node has the directory.
+async fn gather(reply: &Reply<'_>, request: &Request, mine: Option<Page>, limit: usize) -> Option<Page> {
+    let kept: Vec<&str> = request
+        .query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| ["prefix=", "after=", "limit="].iter().any(|k| p.starts_with(k)))
+        .collect();
+    let target =
+        format!("{}?{}local=1&format=json", request.path, kept.iter().map(|p| format!("{p}&")).collect::<String>());
+    let authorization = request.bearer.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    // Every peer at once, each a task on this shard.
+    let asked: Vec<_> = reply
+        .shard
+        .config
+        .peers
+        .iter()
+        .cloned()
+        .map(|peer| {
+            let (target, authorization) = (target.clone(), authorization.clone());
+            percore_io::spawn(async move {
+                let answer = crate::peers::get(&peer, &target, &authorization).await;
+                (peer.name, answer)
+            })
+        })
+        .collect();
+    let mut found = mine.is_some();
+    let mut pages: Vec<Page> = mine.into_iter().collect();
+    let mut unavailable = Vec::new();
+    for task in asked {
+        match task.await {
+            (name, Ok((200, body))) => match Page::from_json(&body) {
+                Ok(page) => {
+                    found = true;
+                    pages.push(page);
+                }
+                Err(why) => {
+                    tracing::warn!("node {name} sent a listing that does not parse: {why}");
+                    unavailable.push(name);
+                }
+            },
+            // No such directory there.
+            (_, Ok((404, _))) => {}
+            (name, Ok((status, _))) => {
+                tracing::warn!("node {name} answered {status} to a listing");
+                unavailable.push(name);
+            }
+            (name, Err(why)) => {
+                tracing::warn!("node {name} did not answer a listing: {why}");
+                unavailable.push(name);
+            }
+        }
+    }
+    (found || !unavailable.is_empty()).then(|| Page::merge(pages, limit, unavailable))
 }

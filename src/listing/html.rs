@@ -38,6 +38,13 @@ pub(super) fn render(page: &mut Page, dir: &str, query: &Query) -> String {
         let _ = write!(out, "<a href=\"{}\">{}</a> / ", escape(&href), escape(&decoded(segment)));
     }
     out.push_str("</nav>\n");
+    if !page.unavailable.is_empty() {
+        let names = page.unavailable.iter().map(|n| escape(n)).collect::<Vec<_>>().join(", ");
+        let _ = writeln!(
+            out,
+            "<p><strong>Incomplete:</strong> node(s) {names} did not answer; their entries are missing.</p>"
+        );
+    }
     let _ = write!(out, "<h1>{title}</h1>\n<table>\n<thead><tr>");
     for (label, sort) in [("Name", "name"), ("Size", "size"), ("Modified", "modified")] {
         let _ = write!(out, "<th><a href=\"?sort={sort}\">{label}</a></th>");
@@ -89,8 +96,16 @@ mod tests {
                 entry("sub", 0, 3, true),
             ],
             next: Some("x y".into()),
+            unavailable: vec!["n2".into()],
         };
-        let query = Query { prefix: vec![], limit: LIMIT_DEFAULT, after: None, html: Some(true), sort: Sort::Name };
+        let query = Query {
+            prefix: vec![],
+            limit: LIMIT_DEFAULT,
+            after: None,
+            html: Some(true),
+            sort: Sort::Name,
+            local: false,
+        };
         let text = render(&mut page, "/files/d%3Cir/", &query);
         assert!(text.contains(">a&lt;b&gt;&quot;c&quot;&amp;d.txt</a>"), "{text}");
         assert!(text.contains("href=\"a%3Cb%3E%22c%22%26d.txt\""), "{text}");
@@ -103,8 +118,16 @@ mod tests {
 
     #[test]
     fn headers_sort_the_rows() {
-        let mut page = Page { entries: vec![entry("a", 1, 5, false), entry("b", 9, 1, false)], next: None };
-        let query = Query { prefix: vec![], limit: LIMIT_DEFAULT, after: None, html: Some(true), sort: Sort::Size };
+        let mut page =
+            Page { entries: vec![entry("a", 1, 5, false), entry("b", 9, 1, false)], next: None, unavailable: vec![] };
+        let query = Query {
+            prefix: vec![],
+            limit: LIMIT_DEFAULT,
+            after: None,
+            html: Some(true),
+            sort: Sort::Size,
+            local: false,
+        };
         let text = render(&mut page, "/files/", &query);
         assert!(text.find(">b</a>").unwrap() < text.find(">a</a>").unwrap(), "largest first");
     }

@@ -13,7 +13,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 
 use percore_io::Dir;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::files::{self, TEMP_PREFIX};
 
@@ -33,6 +33,9 @@ pub(crate) struct Query {
     pub(crate) html: Option<bool>,
     /// `?sort=` of the HTML table.
     pub(crate) sort: Sort,
+    /// `?local=1`: this node's entries only (what a node asks its peers
+    /// for when it gathers a listing).
+    pub(crate) local: bool,
 }
 
 /// The order of an HTML listing's rows.
@@ -46,7 +49,8 @@ pub(crate) enum Sort {
 
 /// Parses `prefix=…&limit=…&after=…` (percent-encoded values).
 pub(crate) fn parse_query(query: Option<&str>) -> Result<Query, &'static str> {
-    let mut parsed = Query { prefix: Vec::new(), limit: LIMIT_DEFAULT, after: None, html: None, sort: Sort::Name };
+    let mut parsed =
+        Query { prefix: Vec::new(), limit: LIMIT_DEFAULT, after: None, html: None, sort: Sort::Name, local: false };
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let value: Vec<u8> = percent_encoding::percent_decode_str(&value.replace('+', " ")).collect();
@@ -76,13 +80,14 @@ pub(crate) fn parse_query(query: Option<&str>) -> Result<Query, &'static str> {
                     _ => return Err("sort must be name, size or modified"),
                 }
             }
-            _ => return Err("unknown query parameter (prefix, limit, after, format, sort)"),
+            "local" => parsed.local = value == b"1",
+            _ => return Err("unknown query parameter (prefix, limit, after, format, sort, local)"),
         }
     }
     Ok(parsed)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct Entry {
     name: String,
     size: u64,
@@ -95,14 +100,53 @@ struct Entry {
 }
 
 /// One page of a listing.
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub(crate) struct Page {
     entries: Vec<Entry>,
     /// The token for the next page (`?after=`), if there is one.
     next: Option<String>,
+    /// Nodes whose part of the listing is missing (down, or not
+    /// answering): the listing is then incomplete, and says so.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) unavailable: Vec<String>,
 }
 
 impl Page {
+    /// A page as another node sent it (`?format=json&local=1`).
+    pub(crate) fn from_json(bytes: &[u8]) -> Result<Page, String> {
+        let mut page: Page = serde_json::from_slice(bytes).map_err(|e| format!("not a listing: {e}"))?;
+        for entry in &mut page.entries {
+            entry.modified_secs = httpdate::parse_http_date(&entry.modified)
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs() as i64);
+        }
+        Ok(page)
+    }
+
+    /// One page from the pages of every node (each the first `limit`
+    /// entries after the same `after`): their union by name (a directory
+    /// that exists on several nodes is one entry, its latest time kept),
+    /// in name order, the first `limit`; more to come if any node had more
+    /// or entries were cut.
+    pub(crate) fn merge(pages: Vec<Page>, limit: usize, unavailable: Vec<String>) -> Page {
+        let mut more = pages.iter().any(|p| p.next.is_some());
+        let mut by_name: std::collections::BTreeMap<Vec<u8>, Entry> = std::collections::BTreeMap::new();
+        for entry in pages.into_iter().flat_map(|p| p.entries) {
+            match by_name.get_mut(entry.name.as_bytes()) {
+                Some(seen) if seen.modified_secs >= entry.modified_secs => {}
+                Some(seen) => *seen = entry,
+                None => {
+                    by_name.insert(entry.name.as_bytes().to_vec(), entry);
+                }
+            }
+        }
+        more |= by_name.len() > limit;
+        let entries: Vec<Entry> = by_name.into_values().take(limit).collect();
+        let next = if more { entries.last().map(|e| e.name.clone()) } else { None };
+        Page { entries, next, unavailable }
+    }
+
     pub(crate) fn json(&self) -> io::Result<Vec<u8>> {
         let mut json = serde_json::to_vec(self).map_err(io::Error::other)?;
         json.push(b'\n');
@@ -155,7 +199,7 @@ pub(crate) async fn list(dir: &Dir, query: &Query) -> io::Result<Page> {
         last = Some(name);
     }
     let next = if more { last.map(|n| String::from_utf8_lossy(&n).into_owned()) } else { None };
-    Ok(Page { entries, next })
+    Ok(Page { entries, next, unavailable: Vec::new() })
 }
 
 #[cfg(test)]
@@ -164,7 +208,8 @@ mod tests {
 
     #[test]
     fn queries() {
-        let plain = Query { prefix: vec![], limit: LIMIT_DEFAULT, after: None, html: None, sort: Sort::Name };
+        let plain =
+            Query { prefix: vec![], limit: LIMIT_DEFAULT, after: None, html: None, sort: Sort::Name, local: false };
         assert_eq!(parse_query(None).unwrap(), plain);
         let q = parse_query(Some("prefix=a%20b&limit=5&after=x%2Fy")).unwrap();
         assert_eq!(q, Query { prefix: b"a b".to_vec(), limit: 5, after: Some(b"x/y".to_vec()), ..plain });
@@ -175,5 +220,39 @@ mod tests {
         assert!(parse_query(Some("limit=100001")).is_err());
         assert!(parse_query(Some("limit=x")).is_err());
         assert!(parse_query(Some("sort=colour")).is_err());
+        assert!(parse_query(Some("local=1")).unwrap().local);
+    }
+
+    fn page(names: &[(&str, bool)], next: bool) -> Page {
+        let entries = names
+            .iter()
+            .map(|(n, dir)| Entry {
+                name: n.to_string(),
+                size: 1,
+                etag: None,
+                modified: String::new(),
+                is_dir: *dir,
+                modified_secs: 0,
+            })
+            .collect();
+        Page { entries, next: next.then(|| names.last().unwrap().0.to_string()), unavailable: Vec::new() }
+    }
+
+    #[test]
+    fn pages_of_several_nodes_merge_in_order_and_page_on() {
+        let a = page(&[("a1", false), ("d", true), ("z", false)], false);
+        let b = page(&[("b1", false), ("d", true)], false);
+        let merged = Page::merge(vec![a, b], 3, vec!["c".into()]);
+        let names: Vec<&str> = merged.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["a1", "b1", "d"], "sorted, the directory once, cut at the limit");
+        assert_eq!(merged.next.as_deref(), Some("d"), "more to come");
+        assert_eq!(merged.unavailable, ["c"]);
+        let json = String::from_utf8(merged.json().unwrap()).unwrap();
+        assert!(json.contains("\"unavailable\":[\"c\"]"), "{json}");
+        let whole = Page::merge(vec![page(&[("x", false)], false), page(&[("y", false)], false)], 10, vec![]);
+        assert!(whole.next.is_none() && whole.entries.len() == 2);
+        assert!(!String::from_utf8(whole.json().unwrap()).unwrap().contains("unavailable"));
+        let again = Page::from_json(&whole.json().unwrap()).unwrap();
+        assert_eq!(again.entries.len(), 2);
     }
 }
