@@ -30,6 +30,8 @@ mod slow;
 mod soak;
 // HTTPS: clients, certificates, resumption, reloads, hostile TLS.
 mod tls;
+// The deployment files (nginx, seccomp, systemd, container).
+mod deploy;
 // Several nodes behind HAProxy.
 mod cluster;
 // HTTPS under load, slow readers and SIGKILL.
