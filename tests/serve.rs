@@ -519,6 +519,7 @@ fn systemd_readiness_and_the_access_log() {
     assert_eq!(access.len(), 1, "{log}");
     assert_eq!(access[0]["fields"]["path"], "/ping");
     assert_eq!(access[0]["fields"]["status"], 200);
+    assert!(access[0]["fields"]["node"].as_str().is_some_and(|n| !n.is_empty()), "the node is named: {log}");
 }
 
 #[test]

@@ -285,13 +285,14 @@ fn finished(
     // (A deliberate 5xx, such as `/health`'s 503 while draining, records
     // no cause: it is not a fault.)
     if let Some(cause) = cause.filter(|_| answered.status >= 500) {
-        tracing::warn!(method, path = %request.path, status = answered.status, "server fault: {cause}");
+        tracing::warn!(node = %shard.config.node_name, method, path = %request.path, status = answered.status, "server fault: {cause}");
     } else if (400..500).contains(&answered.status) {
         tracing::debug!(method, path = %request.path, status = answered.status, "client error");
     }
     if shard.config.access_log {
         tracing::info!(
             target: "percore::access",
+            node = %shard.config.node_name,
             method,
             path = %request.path,
             status = answered.status,
