@@ -35,6 +35,12 @@ impl Drop for Front {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // HAProxy's log (requests that did not end cleanly, servers going
+        // down and up), shown when the test failed.
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self._dir.path().join("haproxy.log")).unwrap_or_default();
+            eprintln!("HAProxy's log:\n{log}");
+        }
     }
 }
 
@@ -103,12 +109,14 @@ fn start_front(nodes: &[SocketAddr]) -> Front {
         assert!(config.contains("server d "), "{config}");
     }
     // HAProxy's own log of requests that did not end cleanly, kept beside
-    // the config (PERCORE_TEST_HAPROXY_LOG=1 prints it when dropped).
+    // the config (printed if the test fails).
     config = config.replace("global\n", "global\n    log stderr format raw local0 info\n");
     config = config.replace("defaults\n", "defaults\n    log global\n    option httplog\n    option dontlog-normal\n");
     let path = dir.path().join("haproxy.cfg");
     std::fs::write(&path, config).unwrap();
-    let child = Command::new("haproxy").arg("-db").arg("-f").arg(&path).stdout(Stdio::null()).spawn().unwrap();
+    let log = std::fs::File::create(dir.path().join("haproxy.log")).unwrap();
+    let child =
+        Command::new("haproxy").arg("-db").arg("-f").arg(&path).stdout(Stdio::null()).stderr(log).spawn().unwrap();
     let addr: SocketAddr = format!("{FRONT}:{port}").parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(addr).is_err() {
