@@ -32,7 +32,8 @@ pub(crate) fn explain_setup(err: io::Error) -> io::Error {
         Some(libc::ENOSYS) => "this kernel has no io_uring (it needs Linux >= 6.1 built with CONFIG_IO_URING), \
              or a seccomp filter answers ENOSYS for io_uring_setup (Docker's default profile does): \
              run on a newer kernel, or allow the io_uring_setup, io_uring_enter and io_uring_register \
-             system calls in the container's seccomp profile"
+             system calls in the container's seccomp profile (percore's deploy/seccomp.sh writes Docker's \
+             default profile with exactly those added: docker run --security-opt seccomp=FILE …)"
             .to_string(),
         Some(libc::EPERM) => match disabled_sysctl {
             Some(n @ 1..) => format!(
@@ -41,7 +42,8 @@ pub(crate) fn explain_setup(err: io::Error) -> io::Error {
                 if n == 1 { ", or add this user to the group named by kernel.io_uring_group" } else { "" }
             ),
             _ => "a security policy (seccomp in a container, or an LSM) refuses io_uring_setup: \
-                  allow the io_uring_setup, io_uring_enter and io_uring_register system calls"
+                  allow the io_uring_setup, io_uring_enter and io_uring_register system calls \
+                  (for Docker: percore's deploy/seccomp.sh, then docker run --security-opt seccomp=FILE …)"
                 .to_string(),
         },
         Some(libc::ENOMEM) => "the kernel could not allocate the ring: the locked-memory limit \
