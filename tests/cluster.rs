@@ -8,7 +8,8 @@
 //! with it; a rolling restart (SIGTERM, one node at a time) under a steady
 //! load through HAProxy fails no request; a fourth node takes about a
 //! quarter of the keys, moved by `percore rebalance`, and every object
-//! stays readable through the front end.
+//! stays readable through the front end. And, without HAProxy, a node's
+//! 503 for another node's objects, for every method.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
@@ -409,4 +410,41 @@ fn a_fourth_node_takes_a_quarter_of_the_keys_and_everything_stays_readable() {
             exchange(&mut conn, front.addr, format!("GET /files/{} HTTP/1.1\r\nHost: t\r\n\r\n", path(i)).as_bytes());
         assert!(r.status == 200 && r.body == body(i), "after adding d, GET {}: {}", path(i), r.status);
     }
+}
+
+#[test]
+fn a_node_refuses_another_nodes_objects_with_503_for_every_method() {
+    let daemon = Daemon::start(&["--node-name", "a", "--ring", "a=1:256,b=2:256"]);
+    let mut conn = daemon.connect();
+    let mut ask = |raw: String| {
+        conn.write_all(raw.as_bytes()).unwrap();
+        read_response(&mut conn, raw.starts_with("HEAD")).unwrap()
+    };
+    // Some keys are a's (404: not written), some b's (503 naming b).
+    let mut theirs = None;
+    let mut ours = 0;
+    for i in 0..64 {
+        let r = ask(format!("GET /files/k{i} HTTP/1.1\r\nHost: t\r\n\r\n"));
+        match r.status {
+            404 => ours += 1,
+            503 => {
+                assert_eq!(r.header("X-Percore-Owner"), Some("b"));
+                assert_eq!(r.header("Retry-After"), Some("1"));
+                theirs.get_or_insert(i);
+            }
+            other => panic!("k{i}: {other}"),
+        }
+    }
+    let theirs = theirs.expect("some of 64 keys are b's");
+    assert!(ours > 10, "and many are a's: {ours}");
+    // HEAD: the same answer, no body (the connection stays in step).
+    let r = ask(format!("HEAD /files/k{theirs} HTTP/1.1\r\nHost: t\r\n\r\n"));
+    assert_eq!((r.status, r.body.len()), (503, 0));
+    assert_eq!(ask("GET /ping HTTP/1.1\r\nHost: t\r\n\r\n".into()).status, 200, "still in step");
+    // PUT and DELETE of b's key: refused, nothing written.
+    let r = ask(format!("DELETE /files/k{theirs} HTTP/1.1\r\nHost: t\r\n\r\n"));
+    assert_eq!(r.status, 503);
+    let r = ask(format!("PUT /files/k{theirs} HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"));
+    assert_eq!(r.status, 503);
+    assert!(!daemon.path(&format!("k{theirs}")).exists(), "nothing written for another node's key");
 }

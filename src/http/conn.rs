@@ -230,7 +230,7 @@ async fn respond(
         (&reply.shard.config.ring, &route.target)
     {
         if let Some(owner) = ring.elsewhere(&request.path) {
-            return misdirected(reply, owner, matches!(route.target, Target::Put(_))).await;
+            return misdirected(reply, request, owner, matches!(route.target, Target::Put(_))).await;
         }
     }
     match route.target {
@@ -253,7 +253,7 @@ async fn respond(
 /// here because that node is out of its ring): 503, never a 404 for an
 /// object that may well exist there. A PUT's body is not read: the
 /// connection closes.
-async fn misdirected(reply: &mut Reply<'_>, owner: &str, put: bool) -> bool {
+async fn misdirected(reply: &mut Reply<'_>, request: &Request, owner: &str, put: bool) -> bool {
     if put {
         reply.closing();
     }
@@ -262,7 +262,11 @@ async fn misdirected(reply: &mut Reply<'_>, owner: &str, put: bool) -> bool {
         .header("Content-Type", "text/plain; charset=utf-8")
         .header("Retry-After", 1)
         .header("X-Percore-Owner", owner.to_string());
-    let whole = reply.finish_with(head, body.as_bytes());
+    let whole = if request.method == Method::Head {
+        reply.finish(head, body.len() as u64)
+    } else {
+        reply.finish_with(head, body.as_bytes())
+    };
     reply.send_one(Bytes::from(whole)).await
 }
 
