@@ -37,7 +37,7 @@ pub(crate) struct RebalanceArgs {
     /// This node's name in the ring.
     #[arg(long)]
     node_name: String,
-    /// The new ring, as every node will run it (NAME=ID:WEIGHT,…).
+    /// The new ring, as every node will run it (NAME=ID:WEIGHT,…); without this node when it is being removed.
     #[arg(long)]
     ring: String,
     /// Where each other node listens: NAME=HOST:PORT, comma-separated.
@@ -55,7 +55,8 @@ pub(crate) struct RebalanceArgs {
 }
 
 pub(crate) fn run(args: RebalanceArgs) -> Result<(), Box<dyn Error>> {
-    let ring = Ring::parse(&args.ring, &args.node_name)?;
+    // This node may be leaving the ring: then every object goes.
+    let ring = Ring::parse_leaving(&args.ring, &args.node_name)?;
     let mut peers: BTreeMap<String, String> = BTreeMap::new();
     for spec in &args.peer {
         let (name, addr) = spec.split_once('=').ok_or_else(|| format!("--peer `{spec}` is not NAME=HOST:PORT"))?;

@@ -62,6 +62,16 @@ impl Ring {
     /// `spec`: `name=id,…` (HAProxy's server ids); `me`: this node's name,
     /// which must be one of them.
     pub(crate) fn parse(spec: &str, me: &str) -> Result<Ring, String> {
+        Ring::parse_with(spec, me, false)
+    }
+
+    /// As [`Ring::parse`], but `me` may be missing from the ring (a node
+    /// being removed, whose every object then belongs elsewhere).
+    pub(crate) fn parse_leaving(spec: &str, me: &str) -> Result<Ring, String> {
+        Ring::parse_with(spec, me, true)
+    }
+
+    fn parse_with(spec: &str, me: &str, may_be_absent: bool) -> Result<Ring, String> {
         let mut names = Vec::new();
         let mut points = Vec::new();
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -91,10 +101,12 @@ impl Ring {
         if names.len() < 2 {
             return Err("--ring needs at least two nodes (NAME=ID,NAME=ID…)".into());
         }
-        let me = names
-            .iter()
-            .position(|n| n == me)
-            .ok_or_else(|| format!("--ring does not name this node ({me}); set --node-name to one of its names"))?;
+        let me = match names.iter().position(|n| n == me) {
+            Some(me) => me,
+            // No node has this index: every key is elsewhere.
+            None if may_be_absent => names.len(),
+            None => return Err(format!("--ring does not name this node ({me}); set --node-name to one of its names")),
+        };
         points.sort_unstable();
         Ok(Ring { names, points, me })
     }
@@ -168,6 +180,9 @@ mod tests {
         assert_eq!(sdbm(b"ab"), u32::from(b'b') + (u32::from(b'a') << 6) + (u32::from(b'a') << 16) - u32::from(b'a'));
         assert!(Ring::parse("a=1", "a").is_err());
         assert!(Ring::parse("a=1,b=2", "z").unwrap_err().contains("--node-name"));
+        // A node leaving the ring owns nothing in it.
+        let leaving = Ring::parse_leaving("a=1,b=2", "z").unwrap();
+        assert!((0..100).all(|i| leaving.elsewhere(&format!("/files/{i}")).is_some()));
         assert!(Ring::parse("a=1,a=2", "a").is_err());
         assert!(Ring::parse("a=1,b", "a").is_err());
         assert!(Ring::parse("a=0,b=2", "a").is_err());
