@@ -242,11 +242,31 @@ fn three_nodes_behind_haproxy_share_keys_and_a_killed_node_costs_only_its_own() 
         }
     }
     assert_eq!(got, want, "the listing of one directory, paged, holds every object in it, in order");
-    // Node b killed: its keys fail fast with 503 (never 404), the others'
-    // are served.
+    // Node b killed under a mixed load through the front end: its keys
+    // fail with 503 (never 404, never wrong bytes), the others' are served.
+    let url = format!("http://{front_addr}");
+    let load = std::thread::spawn(move || {
+        Command::new(env!("CARGO_BIN_EXE_percore"))
+            .args(["bench", &url, "--workload", "mixed", "--read-percent", "90", "--keys", "300", "--size", "1KiB"])
+            .args(["--populate", "--connections", "4", "--cores", "1", "--warmup", "0.2", "--duration", "4", "--json"])
+            .output()
+            .unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(1500));
     let killed = 1;
     let data = nodes[killed].take().unwrap().kill9().unwrap();
-    let wait_until = Instant::now() + Duration::from_secs(3);
+    let killed_at = Instant::now();
+    let out = load.join().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    println!("load while node b was killed: {report}");
+    let errors = report["errors"].as_object().unwrap();
+    assert!(
+        errors.keys().all(|kind| kind.contains("503") || kind == "connection closed"),
+        "a failure other than 503 while a node was down: {errors:?}"
+    );
+    assert!(errors.keys().any(|kind| kind.contains("503")), "the dead node's keys got 503: {report}");
+    assert!(report["requests"].as_u64().unwrap() > 1000, "the other nodes' keys were served: {report}");
+    let wait_until = killed_at + Duration::from_secs(3);
     let mut worst = Duration::ZERO;
     let mut statuses = std::collections::BTreeMap::new();
     for i in (0..OBJECTS).step_by(37) {
@@ -273,6 +293,7 @@ fn three_nodes_behind_haproxy_share_keys_and_a_killed_node_costs_only_its_own() 
         *statuses.entry(r.status).or_insert(0) += 1;
     }
     println!("with node b down: {statuses:?}, slowest 503 once it was marked down {worst:?}");
+    assert!(worst > Duration::ZERO, "no request for the dead node's keys was timed after it was marked down");
     // A listing says whose part is missing.
     let r = exchange(&mut conn, front_addr, b"GET /files/objects/07/?format=json HTTP/1.1\r\nHost: t\r\n\r\n");
     let page: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();

@@ -238,7 +238,8 @@ fn verify(plan: &Plan, op: Op, status: u16, body: &[u8], revalidated: bool) -> R
 }
 
 /// Runs one connection (or, with `new_connection`, one after another)
-/// until the plan's stop time; `tls`: this shard's client config.
+/// until the plan's stop time; `tls`: this shard's client config. A
+/// connection that fails is counted as an error and replaced.
 pub(crate) async fn run(plan: Rc<Plan>, stats: Rc<RefCell<Stats>>, index: u64, tls: Option<Arc<ClientConfig>>) {
     let mut rng = Rng(workload::mix(index + 1) | 1);
     let mut state = State {
@@ -254,7 +255,12 @@ pub(crate) async fn run(plan: Rc<Plan>, stats: Rc<RefCell<Stats>>, index: u64, t
         let opened = Instant::now();
         let (mut link, resumed) = match Link::open(plan.addr, tls.as_ref().zip(name.as_ref())).await {
             Ok(open) => open,
-            Err(kind) => return stats.borrow_mut().error(kind),
+            Err(kind) => {
+                // Counted, then tried again shortly (a server restarting).
+                stats.borrow_mut().error(kind);
+                time::sleep(RECONNECT_PAUSE).await;
+                continue;
+            }
         };
         if opened >= plan.measure_from && opened < plan.stop_at {
             let mut stats = stats.borrow_mut();
@@ -262,14 +268,17 @@ pub(crate) async fn run(plan: Rc<Plan>, stats: Rc<RefCell<Stats>>, index: u64, t
             stats.resumed += u64::from(resumed);
         }
         state.buf.clear();
-        if let Err(kind) = requests(&plan, &stats, &mut link, &mut rng, &mut state).await {
-            return stats.borrow_mut().error(kind);
-        }
-        if !plan.new_connection {
-            return;
+        match requests(&plan, &stats, &mut link, &mut rng, &mut state).await {
+            // Counted; the connection is replaced and the load goes on.
+            Err(kind) => stats.borrow_mut().error(kind),
+            Ok(()) if !plan.new_connection => return,
+            Ok(()) => {}
         }
     }
 }
+
+/// The wait before connecting again after a connection failed.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(10);
 
 /// What a connection loop keeps from one connection to the next.
 struct State {
