@@ -241,6 +241,9 @@ fn idle_kib_per_connection(server: &Server, count: usize) -> f64 {
     (after.saturating_sub(before)) as f64 / count as f64
 }
 
+/// One cell's round for one server: req/s, server µs per request, p99 µs.
+type Measured = (f64, f64, f64);
+
 fn make_certificate(dir: &Path) -> (PathBuf, PathBuf) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let status = Command::new("openssl")
@@ -277,8 +280,7 @@ fn main() {
     let setup = Setup { percore: root.join("target/release/percore"), cert, key };
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     println!("HTTPS: percore vs nginx, server on CPU {SERVER_CPU}, client on CPU {CLIENT_CPU}, kernel {}, {rounds} rounds of {seconds} s", kernel.trim());
-    // (cell, server) → per round: req/s, server µs per request, p99.
-    let mut results: BTreeMap<(usize, &str), Vec<(f64, f64, f64)>> = BTreeMap::new();
+    let mut results: BTreeMap<(usize, &str), Vec<Measured>> = BTreeMap::new();
     for round in 0..rounds {
         // Fresh servers (and data) every round, kept for its cells.
         let servers = [start(&setup, "percore"), start(&setup, "nginx")];
@@ -315,7 +317,7 @@ fn main() {
         "cell (median)", "percore/s", "nginx/s", "ratio", "percore µs", "nginx µs", "ratio"
     );
     for (c, cell) in CELLS.iter().enumerate() {
-        let med = |name: &str, f: fn(&(f64, f64, f64)) -> f64| {
+        let med = |name: &str, f: fn(&Measured) -> f64| {
             results.get(&(c, name)).map(|v| median(&mut v.iter().map(f).collect::<Vec<_>>()))
         };
         let (p, n) = (med("percore", |r| r.0).unwrap(), med("nginx", |r| r.0));
