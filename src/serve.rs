@@ -275,6 +275,7 @@ async fn shard_main(
         ring,
         pipes: Default::default(),
         draining: given.draining,
+        peer_warnings: Default::default(),
     });
     crate::shard::install(shard.clone());
     let counted = shard.clone();

@@ -34,6 +34,9 @@ pub(crate) struct Shard {
     pub(crate) pipes: RefCell<Vec<Pipe>>,
     /// Set when the daemon drains before a stop.
     pub(crate) draining: Draining,
+    /// Warnings about peers that did not answer a listing, rate-limited
+    /// (a node that is down would otherwise log one per listing).
+    pub(crate) peer_warnings: crate::throttle::Throttle,
 }
 
 impl Shard {

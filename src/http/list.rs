@@ -100,21 +100,28 @@ async fn gather(reply: &Reply<'_>, request: &Request, mine: Option<Page>, limit:
                     pages.push(page);
                 }
                 Err(why) => {
-                    tracing::warn!("node {name} sent a listing that does not parse: {why}");
+                    warn_peer(reply, &format!("node {name} sent a listing that does not parse: {why}"));
                     unavailable.push(name);
                 }
             },
             // No such directory there.
             (_, Ok((404, _))) => {}
             (name, Ok((status, _))) => {
-                tracing::warn!("node {name} answered {status} to a listing");
+                warn_peer(reply, &format!("node {name} answered {status} to a listing"));
                 unavailable.push(name);
             }
             (name, Err(why)) => {
-                tracing::warn!("node {name} did not answer a listing: {why}");
+                warn_peer(reply, &format!("node {name} did not answer a listing: {why}"));
                 unavailable.push(name);
             }
         }
     }
     (found || !unavailable.is_empty()).then(|| Page::merge(pages, limit, unavailable))
+}
+
+/// Logs a peer's failure, at most once per window per shard.
+fn warn_peer(reply: &Reply<'_>, what: &str) {
+    if let Some(held) = reply.shard.peer_warnings.admit(std::time::Instant::now()) {
+        tracing::warn!("{what}; the listing names it as unavailable{}", crate::throttle::held_back(held));
+    }
 }
