@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs the comparison for a many-core host that has no toolchain: release
-# builds of percore, the peers (http-peer) and the compare bench, nginx from
-# Debian, and every shared library they load (glibc and its loader too), so
+# builds of percore, the peers (http-peer) and the compare bench, nginx and
+# HAProxy from Debian, and every shared library they load (glibc and its loader too), so
 # the kit runs on whatever Linux the host has. Writes KIT (default
 # ./bench-kit, which .gitignore keeps out of git); then copy KIT to the host
 # and run KIT/run.sh OUT_DIR there (benches/many-cores/run.sh).
@@ -34,6 +34,11 @@ if [ ! -x /usr/sbin/nginx ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx
 fi
 cp /usr/sbin/nginx "$kit/real/nginx"
+# HAProxy likewise, for the nodes-behind-HAProxy phase (cluster.sh).
+if [ ! -x /usr/sbin/haproxy ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy
+fi
+cp /usr/sbin/haproxy "$kit/real/haproxy"
 
 # Every library the binaries load, and the loader, from this machine.
 for bin in "$kit"/real/*; do
@@ -55,8 +60,8 @@ exec "\$kit/lib/$loader" --library-path "\$kit/lib" "\$kit/real/$name" "\$@"
 WRAP
     chmod +x "$kit/bin/$name"
 done
-cp benches/many-cores/run.sh "$kit/run.sh"
-chmod +x "$kit/run.sh"
+cp benches/many-cores/run.sh benches/many-cores/cluster.sh deploy/haproxy.cfg "$kit/"
+chmod +x "$kit/run.sh" "$kit/cluster.sh"
 {
     echo "built $(date -u +%FT%TZ) from $(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes')"
     echo "build host: $(uname -r), $(nproc) CPUs"

@@ -4,7 +4,7 @@
 # Writes under OUT_DIR: host.txt (kernel, CPUs, method), one directory per
 # phase with the compare table (stdout), compare.json and compare.svg, and
 # the mesh bench's output. Servers take CPUs 0..n-1, the client the top half.
-# Bounded: about 7 minutes on 16 CPUs (quick: about 2).
+# Bounded: about 8 minutes on 16 CPUs (quick: about 3).
 set -u
 kit=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: run.sh OUT_DIR [quick]}
@@ -43,6 +43,10 @@ cmp scaling-get $rounds $secs --only "get 4" --servers percore,monoio,nginx --se
 # Balance: connections = 2x shards on the most shards.
 most=${counts##*,}
 cmp balance $rounds $secs --only "ping" --servers percore --server-cores "$most" --connections $((2 * most))
+# Several nodes behind HAProxy (issue 16's goals): one node direct, one and
+# three through HAProxy.
+timeout 120 "$kit/cluster.sh" "$kit/bin/percore" "$kit/bin/haproxy" "$kit/haproxy.cfg" "$out/cluster" > /dev/null 2>&1
+echo "cluster: exit $?" >> "$out/host.txt"
 # The mesh: busy round trips against crossbeam alone, parked wake-ups.
 timeout 120 "$kit/bin/cores" 3 > "$out/cores.txt" 2>&1
 echo "cores: exit $?" >> "$out/host.txt"
