@@ -265,7 +265,16 @@ async fn shard_main(
     let me = percore_cores::current();
     let balance = Rc::new(Balance::new(me.id, me.count));
     let store = Store::new(root, given.data_dir, me.id, given.durability, given.spare_limit);
-    let tls = given.tls.as_ref().map(crate::tls::shard_config).transpose()?;
+    // Checked on the main thread before launch; were it to fail here, the
+    // other shards must not wait at the barrier for this one.
+    let tls = match given.tls.as_ref().map(crate::tls::shard_config).transpose() {
+        Ok(tls) => tls,
+        Err(err) => {
+            ready.wait();
+            percore_cores::stop();
+            return Err(err);
+        }
+    };
     let shard = Rc::new(Shard {
         config,
         tls: std::cell::RefCell::new(tls),
