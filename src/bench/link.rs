@@ -12,6 +12,7 @@ use std::time::Duration;
 use percore_io::{time, IoBuf, TcpStream};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::Resumption;
+use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, HandshakeKind, SignatureScheme};
@@ -84,7 +85,11 @@ impl TlsPlan {
             .with_protocol_versions(versions)
             .expect("the default provider supports both versions");
         let mut config = if self.insecure {
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyCertificate)).with_no_client_auth()
+            let algorithms = builder.crypto_provider().signature_verification_algorithms;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(algorithms)))
+                .with_no_client_auth()
         } else {
             let mut roots = rustls::RootCertStore::empty();
             roots.add_parsable_certificates(self.roots.iter().cloned());
@@ -99,9 +104,10 @@ impl TlsPlan {
 }
 
 /// `--insecure`: accepts any certificate (signatures are still checked
-/// against the certificate presented, so the handshake costs the same).
+/// against the certificate presented, with the provider's algorithms, so
+/// the handshake costs the same).
 #[derive(Debug)]
-struct AnyCertificate;
+struct AnyCertificate(WebPkiSupportedAlgorithms);
 
 impl ServerCertVerifier for AnyCertificate {
     fn verify_server_cert(
@@ -121,8 +127,7 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algorithms = rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms;
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &algorithms)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
     }
 
     fn verify_tls13_signature(
@@ -131,12 +136,11 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algorithms = rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms;
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &algorithms)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms.supported_schemes()
+        self.0.supported_schemes()
     }
 }
 

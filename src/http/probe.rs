@@ -30,11 +30,12 @@ pub(crate) fn ping_or_health<'a>(
         (true, true) => (503, b"draining\n"),
     };
     // Never kept by a cache: a stale health answer would mislead.
-    let node = reply.shard.config.node_name.clone();
-    let head = move || {
+    // (Borrowed, not cloned: `/ping` runs this for every request.)
+    let shard = reply.shard;
+    let head = || {
         let head = Head::new(status).header("Content-Type", "text/plain").header("Cache-Control", "no-store");
         if health {
-            head.header("X-Percore-Node", node)
+            head.header("X-Percore-Node", &shard.config.node_name)
         } else {
             head
         }
