@@ -51,24 +51,8 @@ enum Command {
 pub fn main() -> ExitCode {
     let raw = match Command::parse() {
         Command::Serve(raw) => raw,
-        Command::Bench(args) => {
-            return match bench::run(args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(err) => {
-                    eprintln!("percore bench: {err}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Command::Rebalance(args) => {
-            return match rebalance::run(args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(err) => {
-                    eprintln!("percore rebalance: {err}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::Bench(args) => return exit("percore bench", bench::run(args)),
+        Command::Rebalance(args) => return exit("percore rebalance", rebalance::run(args)),
     };
     let config = match config::Config::try_from(raw) {
         Ok(config) => config,
@@ -86,6 +70,17 @@ pub fn main() -> ExitCode {
                 eprintln!("  caused by: {cause}");
                 source = cause.source();
             }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A tool's exit: success, or its error on standard error after `what`.
+fn exit(what: &str, result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{what}: {err}");
             ExitCode::FAILURE
         }
     }

@@ -244,20 +244,12 @@ fn three_nodes_behind_haproxy_share_keys_and_a_killed_node_costs_only_its_own() 
     assert_eq!(got, want, "the listing of one directory, paged, holds every object in it, in order");
     // Node b killed under a mixed load through the front end: its keys
     // fail with 503 (never 404, never wrong bytes), the others' are served.
-    let url = format!("http://{front_addr}");
-    let load = std::thread::spawn(move || {
-        Command::new(env!("CARGO_BIN_EXE_percore"))
-            .args(["bench", &url, "--workload", "mixed", "--read-percent", "90", "--keys", "300", "--size", "1KiB"])
-            .args(["--populate", "--connections", "4", "--cores", "1", "--warmup", "0.2", "--duration", "4", "--json"])
-            .output()
-            .unwrap()
-    });
+    let load = mixed_load(front_addr, "1KiB", 4, 0.2, 4);
     std::thread::sleep(Duration::from_millis(1500));
     let killed = 1;
     let data = nodes[killed].take().unwrap().kill9().unwrap();
     let killed_at = Instant::now();
-    let out = load.join().unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = load.join().unwrap();
     println!("load while node b was killed: {report}");
     let errors = report["errors"].as_object().unwrap();
     assert!(
@@ -319,16 +311,8 @@ fn a_rolling_restart_under_load_through_haproxy_fails_no_request() {
     }
     let (mut nodes, addrs) = start_nodes();
     let front = start_front(&addrs);
-    let url = format!("http://{}", front.addr);
-    // A steady mixed load (90% GET, 10% PUT over 300 keys, every answer
-    // checked) while each node in turn gets SIGTERM and comes back.
-    let load = std::thread::spawn(move || {
-        Command::new(env!("CARGO_BIN_EXE_percore"))
-            .args(["bench", &url, "--workload", "mixed", "--read-percent", "90", "--keys", "300", "--size", "2KiB"])
-            .args(["--populate", "--connections", "8", "--cores", "1", "--warmup", "0.5", "--duration", "9", "--json"])
-            .output()
-            .unwrap()
-    });
+    // A steady mixed load while each node in turn gets SIGTERM and comes back.
+    let load = mixed_load(front.addr, "2KiB", 8, 0.5, 9);
     std::thread::sleep(Duration::from_millis(2000));
     for (i, (name, _)) in NODES.iter().enumerate() {
         let mut node = nodes[i].take().unwrap();
@@ -339,14 +323,34 @@ fn a_rolling_restart_under_load_through_haproxy_fails_no_request() {
         // Back in HAProxy's eyes (its checks are 500 ms apart) before the next.
         std::thread::sleep(Duration::from_millis(1500));
     }
-    let out = load.join().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = load.join().unwrap();
     println!("rolling restart under load: {report}");
     let errors = report["errors"].as_object().unwrap();
     assert!(errors.is_empty(), "failed requests during the rolling restart: {errors:?}");
     assert!(report["requests"].as_u64().unwrap() > 1000, "{report}");
     drop(front);
+}
+
+/// `percore bench` through the front end on its own thread: 90% GET, 10%
+/// PUT over 300 keys of `size`, every answer checked; its JSON report.
+fn mixed_load(
+    front: SocketAddr,
+    size: &'static str,
+    connections: usize,
+    warmup: f64,
+    seconds: u64,
+) -> std::thread::JoinHandle<serde_json::Value> {
+    std::thread::spawn(move || {
+        let out = Command::new(env!("CARGO_BIN_EXE_percore"))
+            .args(["bench", &format!("http://{front}"), "--workload", "mixed", "--read-percent", "90"])
+            .args(["--keys", "300", "--size", size, "--populate", "--cores", "1", "--json"])
+            .args(["--connections", &connections.to_string(), "--warmup", &warmup.to_string()])
+            .args(["--duration", &seconds.to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    })
 }
 
 /// `percore rebalance` on a node, returning what it printed.

@@ -131,19 +131,7 @@ fn a_client_that_stops_reading_is_dropped_and_a_slow_reader_is_served() {
     let mut reader = TcpStream::connect(daemon.addr).unwrap();
     reader.write_all(b"GET /files/eight HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
     let started = Instant::now();
-    let mut got = Vec::new();
-    let mut chunk = vec![0u8; 256 << 10];
-    loop {
-        let n = reader.read(&mut chunk).unwrap();
-        if n == 0 {
-            break;
-        }
-        got.extend_from_slice(&chunk[..n]);
-        let due = started + Duration::from_secs_f64(got.len() as f64 / f64::from(4u32 << 20));
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-    }
+    let got = crate::util::read_paced(&mut reader, 4 << 20);
     let took = started.elapsed();
     let body_at = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     assert!(got[body_at..] == big[..8 << 20], "the slow reader got {} body bytes", got.len() - body_at);

@@ -6,7 +6,7 @@
 //! connection costs, plain and HTTPS.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -51,23 +51,8 @@ fn a_tls_client_that_stops_reading_is_dropped_and_a_slow_one_is_served() {
     reader.write_all(b"GET /files/four HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
     reader.flush().unwrap();
     let started = Instant::now();
-    let mut got = Vec::new();
-    let mut chunk = vec![0u8; 64 << 10];
-    loop {
-        let n = match reader.read(&mut chunk) {
-            Ok(n) => n,
-            // close_notify then a close is the end; an unexpected EOF is not.
-            Err(e) => panic!("the slow reader's connection failed after {} bytes: {e}", got.len()),
-        };
-        if n == 0 {
-            break;
-        }
-        got.extend_from_slice(&chunk[..n]);
-        let due = started + Duration::from_secs_f64(got.len() as f64 / f64::from(4u32 << 20));
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-    }
+    // close_notify then a close is the end; an unexpected EOF is an error.
+    let got = crate::util::read_paced(&mut reader, 4 << 20);
     let body_at = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     assert!(got[body_at..] == big[..4 << 20], "the slow reader got {} body bytes", got.len() - body_at);
     assert!(started.elapsed() > Duration::from_millis(800), "{:?}", started.elapsed());

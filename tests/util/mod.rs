@@ -301,6 +301,29 @@ pub(crate) fn rss_kib(pid: u32) -> u64 {
         .map_or(0, |v| v.trim().trim_end_matches(" kB").parse().unwrap())
 }
 
+/// Reads `stream` to its end at `bytes_per_second` by the clock, whatever
+/// each read returns (the socket's buffers decide that): a slow client that
+/// keeps reading. Panics, saying how far it got, if the stream fails.
+pub(crate) fn read_paced(stream: &mut impl Read, bytes_per_second: u32) -> Vec<u8> {
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        let n = match stream.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) => panic!("the slow reader's connection failed after {} bytes: {e}", got.len()),
+        };
+        if n == 0 {
+            return got;
+        }
+        got.extend_from_slice(&chunk[..n]);
+        let due = started + Duration::from_secs_f64(got.len() as f64 / f64::from(bytes_per_second));
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
 /// A daemon's log (its standard error), kept in a file.
 pub(crate) struct Log(tempfile::NamedTempFile);
 
