@@ -47,6 +47,23 @@ pub(crate) struct RawConfig {
     /// Time a TLS handshake may take, in ms [default: 10000].
     #[arg(long, env = "PERCORE_TLS_HANDSHAKE_TIMEOUT_MS")]
     pub(crate) tls_handshake_timeout_ms: Option<u64>,
+    /// Where to serve the S3 API (path-style, AWS Signature V4), in the forms --listen takes; needs --s3-credentials.
+    #[arg(long, env = "PERCORE_S3_LISTEN", value_delimiter = ',')]
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub(crate) s3_listen: Vec<String>,
+    /// The S3 keys: a file with one `ACCESS_KEY_ID SECRET_KEY` pair per line (`#` comments).
+    #[arg(long, env = "PERCORE_S3_CREDENTIALS")]
+    pub(crate) s3_credentials: Option<PathBuf>,
+    /// The region the S3 API reports [default: us-east-1].
+    #[arg(long, env = "PERCORE_S3_REGION")]
+    pub(crate) s3_region: Option<String>,
+    /// Serve unsigned S3 GET and HEAD requests (anonymous reads of every bucket).
+    #[arg(long, env = "PERCORE_S3_ANONYMOUS_READS")]
+    #[serde(default)]
+    pub(crate) s3_anonymous_reads: bool,
+    /// Unfinished S3 multipart uploads older than this are removed, in seconds [default: 604800].
+    #[arg(long, env = "PERCORE_S3_UPLOAD_EXPIRY_SECS")]
+    pub(crate) s3_upload_expiry_secs: Option<u64>,
     /// This node's name, in /health (`X-Percore-Node`), /metrics (`percore_node_info`) and the logs [default: the host name].
     #[arg(long, env = "PERCORE_NODE_NAME")]
     pub(crate) node_name: Option<String>,
@@ -169,6 +186,8 @@ pub(crate) struct Config {
     pub(crate) peers: Vec<crate::peers::Peer>,
     /// Certificates for HTTPS, when it listens.
     pub(crate) tls: Option<crate::tls::Settings>,
+    /// The S3 API's settings, when it listens.
+    pub(crate) s3: Option<crate::s3::Settings>,
     pub(crate) tls_handshake_timeout_ms: u64,
     pub(crate) allow_anonymous_writes: bool,
     pub(crate) data_dir: PathBuf,
@@ -221,6 +240,11 @@ impl RawConfig {
             tls_cert: if self.tls_cert.is_empty() { file.tls_cert } else { self.tls_cert },
             tls_key: if self.tls_key.is_empty() { file.tls_key } else { self.tls_key },
             tls_self_signed: self.tls_self_signed || file.tls_self_signed,
+            s3_listen: if self.s3_listen.is_empty() { file.s3_listen } else { self.s3_listen },
+            s3_credentials: self.s3_credentials.or(file.s3_credentials),
+            s3_region: self.s3_region.or(file.s3_region),
+            s3_anonymous_reads: self.s3_anonymous_reads || file.s3_anonymous_reads,
+            s3_upload_expiry_secs: self.s3_upload_expiry_secs.or(file.s3_upload_expiry_secs),
             node_name: self.node_name.or(file.node_name),
             ring: self.ring.or(file.ring),
             peers: self.peers.or(file.peers),
@@ -319,7 +343,15 @@ impl TryFrom<RawConfig> for Config {
         if !peers.is_empty() && ring.is_none() {
             return Err("--peers is for the nodes of a --ring: give --ring too".to_string());
         }
+        let s3 = crate::s3::Settings::from_raw(
+            &raw.s3_listen,
+            raw.s3_credentials.as_deref(),
+            raw.s3_region,
+            raw.s3_anonymous_reads,
+            raw.s3_upload_expiry_secs,
+        )?;
         Ok(Config {
+            s3,
             node_name,
             ring,
             peers,

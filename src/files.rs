@@ -66,6 +66,28 @@ pub(crate) fn object_path(encoded: &str) -> Result<Vec<u8>, PathError> {
     }
 }
 
+/// Checks a decoded path by [`object_path`]'s rules (UTF-8, no control
+/// byte or backslash, no empty, `.`, `..`, reserved or overlong segment).
+pub(crate) fn check_path(decoded: &[u8]) -> Result<(), PathError> {
+    if decoded.is_empty() {
+        return Err(PathError::Invalid("empty path"));
+    }
+    if std::str::from_utf8(decoded).is_err() {
+        return Err(PathError::Invalid("path is not UTF-8"));
+    }
+    let classes = classes(decoded);
+    if classes & BACKSLASH != 0 {
+        return Err(PathError::Invalid("backslash in path"));
+    }
+    if classes & CONTROL != 0 {
+        return Err(PathError::Invalid("control character in path"));
+    }
+    match decoded.split(|&b| b == b'/').find_map(segment_problem) {
+        Some(why) => Err(PathError::Invalid(why)),
+        None => Ok(()),
+    }
+}
+
 const PERCENT: u8 = 1;
 const HASH: u8 = 2;
 const BACKSLASH: u8 = 4;

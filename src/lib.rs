@@ -28,6 +28,7 @@ mod peers;
 mod rebalance;
 mod rendered;
 mod ring;
+mod s3;
 mod serve;
 mod shard;
 mod store;

@@ -10,7 +10,12 @@
 //! default is `127.0.0.1:8080`) unless the operator says otherwise with
 //! `--allow-anonymous-writes`.
 
+use std::error::Error;
 use std::net::{SocketAddr, ToSocketAddrs};
+
+use percore_io::{ListenOptions, TcpListener};
+
+use crate::config::Config;
 
 /// The default listen address: loopback only.
 pub(crate) const DEFAULT: &str = "127.0.0.1:8080";
@@ -45,6 +50,36 @@ pub(crate) fn parse(text: &str) -> Result<Vec<SocketAddr>, String> {
     Ok(addrs)
 }
 
+/// What a listener speaks; travels with each connection it accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// percore's own API over plain HTTP.
+    Plain,
+    /// percore's own API over HTTPS.
+    Tls,
+    /// The S3 API over plain HTTP (`--s3-listen`).
+    S3,
+}
+
+impl Kind {
+    /// The address as a URL, for the start-up line.
+    pub(crate) fn url(self, addr: SocketAddr) -> String {
+        match self {
+            Kind::Plain => format!("http://{addr}"),
+            Kind::Tls => format!("https://{addr}"),
+            Kind::S3 => format!("http://{addr} (S3)"),
+        }
+    }
+}
+
+/// Every address the daemon listens on, with what it speaks there.
+pub(crate) fn every(config: &Config) -> Vec<(SocketAddr, Kind)> {
+    let plain = config.listen.iter().map(|a| (*a, Kind::Plain));
+    let tls = config.listen_tls.iter().map(|a| (*a, Kind::Tls));
+    let s3 = config.s3.iter().flat_map(|s3| s3.listen.iter().map(|a| (*a, Kind::S3)));
+    plain.chain(tls).chain(s3).collect()
+}
+
 /// Who may write, as the start-up line says it.
 pub(crate) fn writers(write_token: bool, allow_anonymous: bool) -> &'static str {
     match (write_token, allow_anonymous) {
@@ -68,6 +103,45 @@ pub(crate) fn check_exposure(addrs: &[SocketAddr], write_token: bool, allow_anon
              address such as {DEFAULT}, or pass --allow-anonymous-writes to allow it"
         )),
     }
+}
+
+/// One shard's listeners, one per listen address, with what each speaks.
+pub(crate) type ShardListeners = Vec<(TcpListener, Kind)>;
+
+/// Binds `count` listeners with `SO_REUSEPORT` on each address of
+/// `every`, and returns them by shard (each shard one listener per
+/// address) with the addresses bound (and what they speak).
+///
+/// `SO_REUSEPORT` would let a second daemon join a port silently and take
+/// half its connections (serving another data directory), so each address is
+/// first claimed by a plain socket, which fails if anything listens there;
+/// it also picks the port when an address has port 0.
+#[allow(clippy::type_complexity, reason = "used once, named by its doc")]
+pub(crate) fn bind_all(
+    every: &[(SocketAddr, Kind)],
+    count: usize,
+) -> Result<(Vec<ShardListeners>, Vec<(SocketAddr, Kind)>), Box<dyn Error>> {
+    let mut by_shard: Vec<ShardListeners> = (0..count).map(|_| Vec::new()).collect();
+    let mut bound_addrs = Vec::new();
+    for &(addr, kind) in every {
+        let probe = std::net::TcpListener::bind(addr).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                format!("cannot listen on {addr}: something (another percore?) already listens there; stop it or pick another --listen address")
+            }
+            std::io::ErrorKind::AddrNotAvailable => {
+                format!("cannot listen on {addr}: no interface of this machine has that address ({e})")
+            }
+            _ => format!("cannot listen on {addr}: {e}"),
+        })?;
+        let bound = probe.local_addr()?;
+        drop(probe);
+        let options = ListenOptions { reuse_port: true, ..ListenOptions::default() };
+        for listeners in &mut by_shard {
+            listeners.push((TcpListener::bind_with(bound, &options)?, kind));
+        }
+        bound_addrs.push((bound, kind));
+    }
+    Ok((by_shard, bound_addrs))
 }
 
 #[cfg(test)]

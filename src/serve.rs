@@ -7,7 +7,6 @@
 
 use std::error::Error;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::pin;
 use std::rc::Rc;
@@ -17,7 +16,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
 use percore_cores::{launch_with, stopping};
-use percore_io::{BufRing, Dir, ListenOptions, TcpListener, TcpStream};
+use percore_io::{BufRing, Dir, TcpStream};
 
 /// Receive buffers per shard, shared by its connections (taken only while
 /// data is being copied out, so an idle connection holds none). The kernel
@@ -77,8 +76,9 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
         }
         None => None,
     };
-    let (listeners, addrs) = bind_all(&config.listen, &config.listen_tls, shards)?;
-    let mut listeners: Vec<Option<ShardListeners>> = listeners.into_iter().map(Some).collect();
+    let every = crate::listen::every(&config);
+    let (listeners, addrs) = crate::listen::bind_all(&every, shards)?;
+    let mut listeners: Vec<Option<crate::listen::ShardListeners>> = listeners.into_iter().map(Some).collect();
     let cores_config = percore_cores::Config {
         cores: config.cores.clone(),
         grace: Duration::from_millis(config.shutdown_grace_ms),
@@ -105,11 +105,7 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
         };
         async move { shard_main(listeners, config, state, &ready).await }
     })?;
-    let shown = addrs
-        .iter()
-        .map(|(a, tls)| if *tls { format!("https://{a}") } else { format!("http://{a}") })
-        .collect::<Vec<_>>()
-        .join(" ");
+    let shown = addrs.iter().map(|(a, kind)| kind.url(*a)).collect::<Vec<_>>().join(" ");
     let writers = crate::listen::writers(config.write_token.is_some(), config.allow_anonymous_writes);
     let node = &config.node_name;
     println!(
@@ -183,48 +179,6 @@ fn init_logging(config: &Config) -> Result<(), Box<dyn Error>> {
     installed.map_err(|e| format!("cannot set up logging: {e}").into())
 }
 
-/// One shard's listeners, one per listen address, each marked true if it
-/// speaks TLS.
-type ShardListeners = Vec<(TcpListener, bool)>;
-
-/// Binds `count` listeners with `SO_REUSEPORT` on each of `plain` and
-/// `tls` addresses, and returns them by shard (each shard one listener per
-/// address) with the addresses bound (and whether they speak TLS).
-///
-/// `SO_REUSEPORT` would let a second daemon join a port silently and take
-/// half its connections (serving another data directory), so each address is
-/// first claimed by a plain socket, which fails if anything listens there;
-/// it also picks the port when an address has port 0.
-#[allow(clippy::type_complexity, reason = "used once, named by its doc")]
-fn bind_all(
-    plain: &[SocketAddr],
-    tls: &[SocketAddr],
-    count: usize,
-) -> Result<(Vec<ShardListeners>, Vec<(SocketAddr, bool)>), Box<dyn Error>> {
-    let mut by_shard: Vec<ShardListeners> = (0..count).map(|_| Vec::new()).collect();
-    let mut bound_addrs = Vec::new();
-    let every = plain.iter().map(|a| (*a, false)).chain(tls.iter().map(|a| (*a, true)));
-    for (addr, is_tls) in every {
-        let probe = std::net::TcpListener::bind(addr).map_err(|e| match e.kind() {
-            std::io::ErrorKind::AddrInUse => {
-                format!("cannot listen on {addr}: something (another percore?) already listens there; stop it or pick another --listen address")
-            }
-            std::io::ErrorKind::AddrNotAvailable => {
-                format!("cannot listen on {addr}: no interface of this machine has that address ({e})")
-            }
-            _ => format!("cannot listen on {addr}: {e}"),
-        })?;
-        let bound = probe.local_addr()?;
-        drop(probe);
-        let options = ListenOptions { reuse_port: true, ..ListenOptions::default() };
-        for listeners in &mut by_shard {
-            listeners.push((TcpListener::bind_with(bound, &options)?, is_tls));
-        }
-        bound_addrs.push((bound, is_tls));
-    }
-    Ok((by_shard, bound_addrs))
-}
-
 /// What the launcher gives each shard besides its listener and the config.
 struct Given {
     /// The data directory's canonical path.
@@ -237,7 +191,7 @@ struct Given {
 }
 
 async fn shard_main(
-    listeners: ShardListeners,
+    listeners: crate::listen::ShardListeners,
     config: Config,
     given: Given,
     ready: &std::sync::Barrier,
@@ -285,6 +239,7 @@ async fn shard_main(
         pipes: Default::default(),
         draining: given.draining,
         peer_warnings: Default::default(),
+        s3: Default::default(),
     });
     crate::shard::install(shard.clone());
     let counted = shard.clone();
@@ -292,7 +247,7 @@ async fn shard_main(
     // Blocks this thread briefly at start-up, before it serves anything.
     ready.wait();
     // One accept stream per listen address, taken in turn.
-    let mut incoming: Vec<_> = listeners.iter().map(|(l, tls)| (l.incoming(), *tls)).collect();
+    let mut incoming: Vec<_> = listeners.iter().map(|(l, kind)| (l.incoming(), *kind)).collect();
     let mut next_first = 0;
     let accept_failures = crate::throttle::Throttle::default();
     let mut stop = pin!(stopping());
@@ -319,18 +274,17 @@ async fn shard_main(
                 shard.store.close();
                 return Ok(());
             }
-            Some((Ok(stream), tls)) => {
+            Some((Ok(stream), kind)) => {
                 let _ = stream.set_nodelay(true);
                 match shard.balance.target(shard.connections.get()) {
                     None => {
                         let opened = Counted::new(&shard);
-                        let tls = if tls { shard.tls.borrow().clone() } else { None };
-                        percore_io::spawn(conn::serve(stream, shard.clone(), tls, opened));
+                        percore_io::spawn(conn::serve(stream, shard.clone(), kind, opened));
                     }
                     Some(to) => {
                         // Fails only once `to` has exited, which no shard
                         // does while another still accepts.
-                        if let Err(err) = percore_cores::post(to, move || adopt(stream, tls)) {
+                        if let Err(err) = percore_cores::post(to, move || adopt(stream, kind)) {
                             tracing::warn!("cannot hand a connection to shard {to}: {err}; it is closed");
                         }
                     }
@@ -350,16 +304,15 @@ async fn shard_main(
 }
 
 /// Serves a connection that another shard accepted and handed here (runs
-/// on this shard, from its inbox); `tls` if it came in on a TLS listener.
-fn adopt(stream: TcpStream, tls: bool) {
+/// on this shard, from its inbox), of the `kind` of listener it came in on.
+fn adopt(stream: TcpStream, kind: crate::listen::Kind) {
     let Some(shard) = crate::shard::try_current() else {
         // This shard failed its set-up and everything is stopping.
         return;
     };
     shard.balance.handed_in.set(shard.balance.handed_in.get() + 1);
     let opened = Counted::new(&shard);
-    let tls = if tls { shard.tls.borrow().clone() } else { None };
-    percore_io::spawn(conn::serve(stream, shard, tls, opened));
+    percore_io::spawn(conn::serve(stream, shard, kind, opened));
 }
 
 /// Takes new TLS material (reloaded certificates, a new ticket key): this

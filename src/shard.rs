@@ -37,6 +37,8 @@ pub(crate) struct Shard {
     /// Warnings about peers that did not answer a listing, rate-limited
     /// (a node that is down would otherwise log one per listing).
     pub(crate) peer_warnings: crate::throttle::Throttle,
+    /// The S3 API's per-shard state (signing keys, request ids).
+    pub(crate) s3: crate::s3::ShardState,
 }
 
 impl Shard {

@@ -22,13 +22,16 @@ use super::route::{self, Route, Target};
 use super::tls::{HandshakeError, Session};
 use super::wire::{Incoming, Wire};
 use super::{auth, get, home, list, probe, put};
+use crate::listen::Kind;
 use crate::shard::{Counted, Shard};
 
-/// Serves one connection; `_opened` counts it among the shard's open
-/// connections until it ends (taken when it was accepted or handed over, so
-/// the count includes connections whose task has not run yet). With `tls`
-/// (a TLS listener's connection) the handshake comes first.
-pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, tls: Option<Arc<ServerConfig>>, _opened: Counted) {
+/// Serves one connection that came in on a listener of `kind`; `_opened`
+/// counts it among the shard's open connections until it ends (taken when
+/// it was accepted or handed over, so the count includes connections whose
+/// task has not run yet). On a TLS listener the handshake comes first; on
+/// the S3 listener requests go to `s3`.
+pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, kind: Kind, _opened: Counted) {
+    let tls: Option<Arc<ServerConfig>> = if kind == Kind::Tls { shard.tls.borrow().clone() } else { None };
     let session = match tls.map(Session::new).transpose() {
         Ok(session) => session,
         Err(err) => {
@@ -55,7 +58,7 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, tls: Option<Arc<S
     if wire.tls().is_some() && !Box::pin(handshake(&wire, &shard, &mut incoming, &mut buf)).await {
         return;
     }
-    requests(&wire, &shard, &mut incoming, buf).await;
+    requests(&wire, &shard, &mut incoming, buf, kind == Kind::S3).await;
     wire.close().await;
 }
 
@@ -98,8 +101,9 @@ async fn handshake(wire: &Wire, shard: &Shard, incoming: &mut Incoming<'_>, buf:
     false
 }
 
-/// Serves requests until the connection is done.
-async fn requests(wire: &Wire, shard: &Rc<Shard>, incoming: &mut Incoming<'_>, mut buf: Vec<u8>) {
+/// Serves requests until the connection is done; `s3`: they are S3 API
+/// requests.
+async fn requests(wire: &Wire, shard: &Rc<Shard>, incoming: &mut Incoming<'_>, mut buf: Vec<u8>, s3: bool) {
     let limits =
         Limits { head_bytes_max: shard.config.header_bytes_max, target_bytes_max: shard.config.target_bytes_max };
     // When the head under way must be complete: set by its first byte, so a
@@ -115,6 +119,24 @@ async fn requests(wire: &Wire, shard: &Rc<Shard>, incoming: &mut Incoming<'_>, m
         match request::parse(&buf, &limits) {
             Ok(Parsed::Complete(request, head_len)) => {
                 head_deadline = None;
+                if s3 {
+                    // The S3 API reads any header (signatures cover them).
+                    let headers = crate::s3::head::Headers::parse(&buf[..head_len]);
+                    buf.drain(..head_len);
+                    let started = time::loop_now();
+                    let close = !request.keep_alive || percore_cores::is_stopping();
+                    let mut reply = Reply::new(wire, shard, close);
+                    Box::pin(crate::s3::serve(&mut reply, incoming, &mut buf, &request, &headers)).await;
+                    let answered = reply.answered();
+                    finished(shard, &request, "s3", started, answered, reply.cause());
+                    if !answered.keep_alive {
+                        if request.body != Body::None {
+                            wire.linger(incoming).await;
+                        }
+                        return;
+                    }
+                    continue;
+                }
                 buf.drain(..head_len);
                 let started = time::loop_now();
                 let route = route::route(&request);
@@ -150,7 +172,7 @@ async fn requests(wire: &Wire, shard: &Rc<Shard>, incoming: &mut Incoming<'_>, m
                     _ => Box::pin(respond(&mut reply, incoming, &mut buf, &request, route)).await,
                 };
                 let answered = reply.answered();
-                finished(shard, &request, route, started, answered, reply.cause());
+                finished(shard, &request, route.label, started, answered, reply.cause());
                 if !answered.keep_alive {
                     if request.method == Method::Put {
                         // The answer may have come before the whole body
@@ -276,7 +298,7 @@ async fn misdirected(reply: &mut Reply<'_>, request: &Request, owner: &str, put:
 fn finished(
     shard: &Shard,
     request: &Request,
-    route: Route<'_>,
+    label: &'static str,
     started: std::time::Instant,
     answered: Answered,
     cause: Option<&str>,
@@ -285,7 +307,7 @@ fn finished(
     // answer's last send completed in.
     let elapsed = time::loop_now().saturating_duration_since(started);
     let method = route::method_label(&request.method);
-    crate::metrics::record(method, route.label, answered.status, elapsed);
+    crate::metrics::record(method, label, answered.status, elapsed);
     // (A deliberate 5xx, such as `/health`'s 503 while draining, records
     // no cause: it is not a fault.)
     if let Some(cause) = cause.filter(|_| answered.status >= 500) {

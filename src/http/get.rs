@@ -26,12 +26,15 @@ const INLINE_BODY_BYTES_MAX: u64 = 64 * 1024;
 
 /// A representation's metadata, whichever source holds its bytes.
 #[derive(Clone, Copy, Debug)]
-struct Meta<'a> {
-    size: u64,
-    etag: &'a str,
-    last_modified: &'a str,
-    modified_secs: u64,
-    content_type: &'a str,
+pub(crate) struct Meta<'a> {
+    pub(crate) size: u64,
+    pub(crate) etag: &'a str,
+    pub(crate) last_modified: &'a str,
+    pub(crate) modified_secs: u64,
+    pub(crate) content_type: &'a str,
+    /// More header lines (`Name: value\r\n` each) for every 2xx head: an
+    /// S3 object's stored headers. Empty for `/files/`.
+    pub(crate) extra: &'a str,
 }
 
 /// Where the bytes are.
@@ -42,7 +45,7 @@ enum Source<'a> {
 
 /// What to answer, decided from the request and the meta alone.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Plan {
+pub(crate) enum Plan {
     PreconditionFailed,
     NotModified,
     /// 200 (for HEAD, the head alone).
@@ -55,7 +58,7 @@ enum Plan {
     Parts(Vec<(u64, u64)>),
 }
 
-fn plan(request: &Request, meta: &Meta<'_>) -> Plan {
+pub(crate) fn plan(request: &Request, meta: &Meta<'_>) -> Plan {
     let conditions = ReadConditions {
         if_match: request.if_match.as_deref(),
         if_none_match: request.if_none_match.as_deref(),
@@ -91,6 +94,7 @@ fn entry_meta(entry: &cache::Entry) -> Meta<'_> {
         last_modified: &entry.last_modified,
         modified_secs: entry.modified_secs,
         content_type: &entry.content_type,
+        extra: "",
     }
 }
 
@@ -140,6 +144,7 @@ pub(crate) async fn get(reply: &mut Reply<'_>, request: &Request, encoded: &str)
         last_modified: &last_modified,
         modified_secs: stat.mtime.0.max(0) as u64,
         content_type: &content_type,
+        extra: "",
     };
     let plan = plan(request, &meta);
     let sends_bytes = !matches!(plan, Plan::PreconditionFailed | Plan::NotModified);
@@ -188,6 +193,20 @@ fn base(meta: &Meta<'_>, status: u16, room: usize) -> Head {
         .header("ETag", meta.etag)
         .header("Last-Modified", meta.last_modified)
         .header("Accept-Ranges", "bytes")
+        .lines(meta.extra)
+}
+
+/// Answers a GET or HEAD of an open file whose representation the caller
+/// described (`meta`) and planned (`plan`, from [`plan`]): the S3 side's
+/// way into the same sending as `/files/`.
+pub(crate) async fn send_file(
+    reply: &mut Reply<'_>,
+    request: &Request,
+    meta: &Meta<'_>,
+    plan: Plan,
+    file: &File,
+) -> bool {
+    send(reply, request, meta, plan, Source::File(file)).await
 }
 
 /// The 200 head (room for a body that goes out in one send with it).
@@ -363,6 +382,7 @@ mod tests {
             last_modified: "Thu, 01 Jan 1970 00:00:10 GMT",
             modified_secs: 10,
             content_type: "text/plain",
+            extra: "",
         };
         let table = [
             ("GET /f HTTP/1.1\r\nHost: h\r\n\r\n", Plan::Whole),

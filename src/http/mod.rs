@@ -8,17 +8,17 @@
 mod auth;
 pub(crate) mod body;
 pub(crate) mod conn;
-mod get;
+pub(crate) mod get;
 mod home;
 mod list;
 mod probe;
-mod put;
-mod reply;
+pub(crate) mod put;
+pub(crate) mod reply;
 pub(crate) mod request;
 pub(crate) mod response;
 mod route;
 pub(crate) mod tls;
-mod wire;
+pub(crate) mod wire;
 
 use std::future::Future;
 use std::time::Duration;

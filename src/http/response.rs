@@ -57,6 +57,12 @@ impl Head {
         self
     }
 
+    /// Appends header lines already formatted (`Name: value\r\n` each).
+    pub(crate) fn lines(mut self, lines: &str) -> Head {
+        self.text.push_str(lines);
+        self
+    }
+
     pub(crate) fn status(&self) -> u16 {
         self.status
     }

@@ -132,7 +132,12 @@ impl Durability {
     /// the old version's mtime, and so its ETag if the size matches. Then
     /// the mtime is set one nanosecond past the old one (every earlier
     /// version of the inode is older still).
-    pub(crate) async fn flush_body(&self, file: &percore_io::File, reused: Option<(i64, i64)>) -> io::Result<String> {
+    pub(crate) async fn flush_body(
+        &self,
+        file: &percore_io::File,
+        reused: Option<(i64, i64)>,
+        attribute: Option<Attribute<'_>>,
+    ) -> io::Result<String> {
         let mut st = rustix::fs::fstat(file)?;
         if let Some(old) = reused.filter(|&old| (st.st_mtime, st.st_mtime_nsec as i64) <= old) {
             let later = if old.1 >= 999_999_999 { (old.0 + 1, 0) } else { (old.0, old.1 + 1) };
@@ -144,14 +149,23 @@ impl Durability {
             rustix::fs::futimens(file, &times)?;
             st = rustix::fs::fstat(file)?;
         }
+        let etag = files::etag_of(st.st_ino, st.st_size as u64, (st.st_mtime, st.st_mtime_nsec as u32));
+        if let Some(attribute) = &attribute {
+            // Metadata, not data: the journal commit of the directory fsync
+            // (write-back) or a full fsync (below) makes it durable.
+            rustix::fs::fsetxattr(file, attribute.name, &(attribute.value)(&etag), rustix::fs::XattrFlags::empty())?;
+        }
         if self.knobs.skip_body_flush {
             // Test builds only: no flush at all.
         } else if Some(st.st_dev) == self.write_back_dev {
             file.write_back().await.map_err(|e| self.flush_failed("write-back of an uploaded file", e))?;
+        } else if attribute.is_some() {
+            // fdatasync need not write an extended attribute.
+            file.sync_all().await.map_err(|e| self.flush_failed("fsync of an uploaded file", e))?;
         } else {
             file.sync_data().await.map_err(|e| self.flush_failed("fdatasync of an uploaded file", e))?;
         }
-        Ok(files::etag_of(st.st_ino, st.st_size as u64, (st.st_mtime, st.st_mtime_nsec as u32)))
+        Ok(etag)
     }
 
     /// Flushes `dir` after a rename in it (unless a test knob says not to);
@@ -168,6 +182,14 @@ impl Durability {
         let err = self.faults.saw(crate::health::Kind::Flush, err);
         self.fence.flush_failed(what, err)
     }
+}
+
+/// An extended attribute set on an uploaded file before its flush: its
+/// value made from the version's ETag (`value(etag)`), so that it can name
+/// the version it describes.
+pub(crate) struct Attribute<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) value: &'a dyn Fn(&str) -> Vec<u8>,
 }
 
 /// Removes temporary files left by an earlier run (a crash mid-upload).

@@ -48,7 +48,11 @@ mod locks;
 mod spares;
 mod upload;
 
-pub(crate) use durability::{remove_stale_temps, write_back_device, Durability, Fence, Knobs, FENCED_MESSAGE};
+pub(crate) use upload::Upload;
+
+pub(crate) use durability::{
+    remove_stale_temps, write_back_device, Attribute, Durability, Fence, Knobs, FENCED_MESSAGE,
+};
 pub(crate) use spares::spare_limit;
 
 /// One shard's store (see the module comment).
@@ -114,6 +118,12 @@ impl Store {
     /// (and fsyncing their parents) if `create`.
     pub(crate) async fn parent_dir(&self, path: &[u8], create: bool) -> io::Result<(Dir, Vec<u8>)> {
         parent_dir(&self.root, &self.durability, path, create).await
+    }
+
+    /// Makes a change to `dir`'s entries durable (raising the fence if the
+    /// flush fails).
+    pub(crate) async fn flush_dir(&self, dir: &Dir, what: &str) -> io::Result<()> {
+        self.durability.flush_dir(dir, what).await
     }
 
     /// A new temporary file name, unique in this process.

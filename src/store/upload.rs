@@ -58,8 +58,17 @@ impl Upload {
     /// Flushes and closes the body (`Durability::flush_body`); returns the
     /// new version's ETag.
     pub(crate) async fn flush(&mut self, store: &Store) -> io::Result<String> {
+        self.flush_with(store, None).await
+    }
+
+    /// [`Upload::flush`], setting `attribute` on the file first.
+    pub(crate) async fn flush_with(
+        &mut self,
+        store: &Store,
+        attribute: Option<super::Attribute<'_>>,
+    ) -> io::Result<String> {
         let file = self.file.take().expect("flushed once");
-        store.durability.flush_body(&file, self.reused).await
+        store.durability.flush_body(&file, self.reused, attribute).await
     }
 
     /// Removes the temporary file: the upload failed or was refused, or its

@@ -1,0 +1,252 @@
+//! An S3 request's body as the handlers read it: the HTTP framing
+//! (`http::body`), then `aws-chunked` when the body is sent so, each piece
+//! hashed as it passes: MD5 (the ETag), SHA-256 when the signature covers
+//! the payload, and the checksum the client sent (`x-amz-checksum-*`, in a
+//! header or the trailer) or `Content-MD5`. [`Body::finish`] checks them
+//! all once the body has ended; no byte is read twice.
+
+use aws_lc_rs::digest;
+use base64::Engine;
+use md5::Digest;
+
+use super::chunked::Decoder;
+use super::error::S3Error;
+use super::head::Headers;
+use super::sigv4::Payload;
+use crate::http::body::{BodyError, BodyReader};
+
+/// A checksum clients send (`x-amz-checksum-<name>`).
+enum Checksum {
+    Crc32(crc32fast::Hasher),
+    Crc32c(u32),
+    Sha1(digest::Context),
+    Sha256(digest::Context),
+}
+
+impl Checksum {
+    fn named(name: &str) -> Result<Checksum, S3Error> {
+        Ok(match name {
+            "crc32" => Checksum::Crc32(crc32fast::Hasher::new()),
+            "crc32c" => Checksum::Crc32c(0),
+            "sha1" => Checksum::Sha1(digest::Context::new(&digest::SHA1_FOR_LEGACY_USE_ONLY)),
+            "sha256" => Checksum::Sha256(digest::Context::new(&digest::SHA256)),
+            other => {
+                return Err(S3Error::new(
+                    400,
+                    "InvalidRequest",
+                    format!("the checksum algorithm {other} is not supported: use CRC32, CRC32C, SHA1 or SHA256"),
+                ))
+            }
+        })
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Checksum::Crc32(h) => h.update(bytes),
+            Checksum::Crc32c(c) => *c = crc32c::crc32c_append(*c, bytes),
+            Checksum::Sha1(h) | Checksum::Sha256(h) => h.update(bytes),
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        match self {
+            Checksum::Crc32(h) => h.finalize().to_be_bytes().to_vec(),
+            Checksum::Crc32c(c) => c.to_be_bytes().to_vec(),
+            Checksum::Sha1(h) | Checksum::Sha256(h) => h.finish().as_ref().to_vec(),
+        }
+    }
+}
+
+/// Where the client's checksum value is.
+enum Expected {
+    Header(String),
+    Trailer(String),
+}
+
+/// The body being read.
+pub(crate) struct Body<'r, 'b> {
+    reader: BodyReader<'r, 'b>,
+    decoder: Option<Decoder>,
+    trailer_signed: bool,
+    md5: md5::Md5,
+    sha256: Option<(digest::Context, [u8; 32])>,
+    checksum: Option<(String, Checksum, Expected)>,
+    content_md5: Option<String>,
+    /// Payload bytes returned so far.
+    total: u64,
+    max: u64,
+}
+
+/// What a finished body hashed to.
+pub(crate) struct Digests {
+    pub(crate) md5: [u8; 16],
+}
+
+/// The payload's length as the client declares it: the decoded length of
+/// an aws-chunked body, else Content-Length.
+pub(crate) fn declared_len(headers: &Headers, framing: crate::http::request::Body) -> Option<u64> {
+    if let Some(v) = headers.get("x-amz-decoded-content-length") {
+        return v.parse().ok();
+    }
+    match framing {
+        crate::http::request::Body::Length(n) => Some(n),
+        crate::http::request::Body::None => Some(0),
+        crate::http::request::Body::Chunked => None,
+    }
+}
+
+impl<'r, 'b> Body<'r, 'b> {
+    /// Reads through `reader`, checking what `payload` and `headers` promise;
+    /// at most `max` payload bytes.
+    pub(crate) fn new(
+        reader: BodyReader<'r, 'b>,
+        payload: &mut Option<Payload>,
+        headers: &Headers,
+        max: u64,
+    ) -> Result<Self, S3Error> {
+        let aws_chunked =
+            headers.get("content-encoding").is_some_and(|v| v.split(',').any(|c| c.trim() == "aws-chunked"));
+        let (decoder, trailer_signed, sha256) = match payload.take() {
+            Some(Payload::SignedChunks(chain, trailer)) => (Some(Decoder::new(Some(chain))), trailer, None),
+            Some(Payload::UnsignedTrailer) => (Some(Decoder::new(None)), false, None),
+            Some(Payload::Sha256(hash)) => {
+                (aws_chunked.then(|| Decoder::new(None)), false, Some((digest::Context::new(&digest::SHA256), hash)))
+            }
+            Some(Payload::Unsigned) | None => (aws_chunked.then(|| Decoder::new(None)), false, None),
+        };
+        let mut checksum = None;
+        for (name, value) in headers.starting_with("x-amz-checksum-") {
+            let algorithm = &name["x-amz-checksum-".len()..];
+            if algorithm == "type" || algorithm == "algorithm" {
+                continue;
+            }
+            checksum = Some((algorithm.to_string(), Checksum::named(algorithm)?, Expected::Header(value.to_string())));
+        }
+        if let Some(trailer) = headers.get("x-amz-trailer") {
+            let name = trailer.trim().to_ascii_lowercase();
+            let Some(algorithm) = name.strip_prefix("x-amz-checksum-") else {
+                return Err(S3Error::new(400, "InvalidRequest", format!("the trailer {name} is not supported")));
+            };
+            if decoder.is_none() {
+                return Err(S3Error::new(400, "InvalidRequest", "x-amz-trailer needs an aws-chunked body"));
+            }
+            checksum = Some((algorithm.to_string(), Checksum::named(algorithm)?, Expected::Trailer(name.clone())));
+        }
+        Ok(Body {
+            reader,
+            decoder,
+            trailer_signed,
+            md5: md5::Md5::new(),
+            sha256,
+            checksum,
+            content_md5: headers.get("content-md5").map(str::to_string),
+            total: 0,
+            max,
+        })
+    }
+
+    /// The next piece of the payload (decoded, hashed), or `None` at its end.
+    pub(crate) async fn next(&mut self) -> Result<Option<Vec<u8>>, S3Error> {
+        loop {
+            let raw = match self.reader.next().await {
+                Ok(Some(raw)) => raw,
+                Ok(None) => return Ok(None),
+                Err(BodyError::Io(err)) if err.kind() == std::io::ErrorKind::TimedOut => return Err(S3Error::new(
+                    400,
+                    "RequestTimeout",
+                    "your socket connection to the server was not read from or written to within the timeout period",
+                )),
+                Err(BodyError::Io(_)) => return Err(S3Error::gone()),
+                Err(BodyError::Framing(why)) => return Err(S3Error::new(400, "IncompleteBody", why)),
+                Err(BodyError::TooLarge) => return Err(too_large(self.max)),
+            };
+            // (The SHA-256 of a signed payload covers the bytes as sent,
+            // aws-chunked framing included.)
+            if let Some((hash, _)) = &mut self.sha256 {
+                hash.update(&raw);
+            }
+            let piece = match &mut self.decoder {
+                None => raw,
+                Some(decoder) => {
+                    let mut out = Vec::with_capacity(raw.len());
+                    decoder.feed(&raw, &mut out)?;
+                    if out.is_empty() {
+                        continue;
+                    }
+                    out
+                }
+            };
+            self.total += piece.len() as u64;
+            if self.total > self.max {
+                return Err(too_large(self.max));
+            }
+            self.md5.update(&piece);
+            if let Some((_, checksum, _)) = &mut self.checksum {
+                checksum.update(&piece);
+            }
+            return Ok(Some(piece));
+        }
+    }
+
+    /// Reads the whole payload into memory (XML bodies).
+    pub(crate) async fn read_all(mut self) -> Result<(Vec<u8>, Digests), S3Error> {
+        let mut all = Vec::new();
+        while let Some(piece) = self.next().await? {
+            all.extend_from_slice(&piece);
+        }
+        let digests = self.finish()?;
+        Ok((all, digests))
+    }
+
+    /// Checks everything the request promised about its payload.
+    pub(crate) fn finish(self) -> Result<Digests, S3Error> {
+        if let Some(decoder) = &self.decoder {
+            decoder.finish(self.trailer_signed)?;
+        }
+        if let Some((hash, expected)) = self.sha256 {
+            if hash.finish().as_ref() != expected {
+                return Err(S3Error::new(
+                    400,
+                    "XAmzContentSHA256Mismatch",
+                    "the provided x-amz-content-sha256 does not match what was computed",
+                ));
+            }
+        }
+        let md5: [u8; 16] = self.md5.finalize().into();
+        let b64 = base64::engine::general_purpose::STANDARD;
+        if let Some(given) = &self.content_md5 {
+            if b64.decode(given.trim()).ok().as_deref() != Some(&md5[..]) {
+                return Err(S3Error::new(
+                    400,
+                    "BadDigest",
+                    "the Content-MD5 you specified did not match what we received",
+                ));
+            }
+        }
+        if let Some((name, checksum, expected)) = self.checksum {
+            let given = match &expected {
+                Expected::Header(value) => Some(value.as_str()),
+                Expected::Trailer(trailer) => self.decoder.as_ref().and_then(|d| d.trailer_value(trailer)),
+            };
+            let Some(given) = given else {
+                return Err(S3Error::new(
+                    400,
+                    "InvalidRequest",
+                    format!("the trailer x-amz-checksum-{name} is missing"),
+                ));
+            };
+            if b64.decode(given.trim()).ok() != Some(checksum.finish()) {
+                return Err(S3Error::new(
+                    400,
+                    "BadDigest",
+                    format!("the {} you specified did not match the calculated checksum", name.to_ascii_uppercase()),
+                ));
+            }
+        }
+        Ok(Digests { md5 })
+    }
+}
+
+fn too_large(max: u64) -> S3Error {
+    S3Error::new(400, "EntityTooLarge", format!("your proposed upload exceeds the maximum allowed size ({max} bytes)"))
+}

@@ -1,0 +1,177 @@
+//! Buckets: ListBuckets, CreateBucket, HeadBucket, DeleteBucket (only when
+//! it holds no object), GetBucketLocation, GetBucketVersioning (never
+//! versioned). A bucket is a top-level directory of the data directory.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
+use percore_io::Dir;
+
+use super::error::{from_io, no_such_bucket, S3Error};
+use super::xml::Writer;
+use super::{keys, xml, Call};
+use crate::files::TEMP_PREFIX;
+
+/// Whether `bucket` exists (a directory at the top of the store).
+pub(crate) async fn exists(call: &Call<'_, '_, '_>, bucket: &str) -> Result<bool, S3Error> {
+    match call.shard().store.root().stat(bucket).await {
+        Ok(meta) => Ok(meta.is_dir()),
+        Err(err) if err.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(err) => Err(from_io("cannot look up the bucket", &err)),
+    }
+}
+
+/// Fails with NoSuchBucket unless `bucket` exists.
+pub(crate) async fn must_exist(call: &Call<'_, '_, '_>, bucket: &str) -> Result<(), S3Error> {
+    if exists(call, bucket).await? {
+        Ok(())
+    } else {
+        Err(no_such_bucket(bucket))
+    }
+}
+
+pub(crate) async fn list_buckets(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
+    let root = call.shard().store.root();
+    let entries = root.read_dir().map_err(|e| from_io("cannot list the buckets", &e))?;
+    let mut buckets: Vec<(String, u64)> = Vec::new();
+    for entry in entries {
+        let Some(name) = entry.name.to_str().map(str::to_string) else { continue };
+        if keys::check_bucket(&name).is_err() {
+            continue;
+        }
+        if let Ok(meta) = root.stat(&name).await {
+            if meta.is_dir() {
+                buckets.push((name, meta.mtime.0.max(0) as u64));
+            }
+        }
+    }
+    buckets.sort();
+    let mut out = Writer::document();
+    out.root("ListAllMyBucketsResult");
+    owner(&mut out);
+    out.open("Buckets");
+    for (name, created) in buckets {
+        out.open("Bucket");
+        out.leaf("Name", name);
+        out.leaf("CreationDate", xml::iso8601(created));
+        out.close("Bucket");
+    }
+    out.close("Buckets");
+    out.close("ListAllMyBucketsResult");
+    call.xml(out.finish()).await
+}
+
+/// The `<Owner>` of everything: percore has one.
+pub(crate) fn owner(out: &mut Writer) {
+    out.open("Owner");
+    out.leaf("ID", "percore");
+    out.leaf("DisplayName", "percore");
+    out.close("Owner");
+}
+
+pub(crate) async fn create(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<bool, S3Error> {
+    // The body (a CreateBucketConfiguration naming a region) is read and
+    // not used: percore has one region.
+    let (body, _) = call.body(xml::BODY_BYTES_MAX)?;
+    body.read_all().await?;
+    call.body_read();
+    let store = &call.shard().store;
+    if store.fenced() {
+        return Err(S3Error::new(503, "ServiceUnavailable", crate::store::FENCED_MESSAGE.trim()));
+    }
+    if exists(call, bucket).await? {
+        return Err(S3Error::new(409, "BucketAlreadyOwnedByYou", "the bucket exists and is yours"));
+    }
+    // Made as uploads make their directories: durably.
+    let mut inside = bucket.as_bytes().to_vec();
+    inside.extend_from_slice(b"/x");
+    store.parent_dir(&inside, true).await.map_err(|e| from_io("cannot create the bucket", &e))?;
+    call.empty(200, &format!("Location: /{bucket}\r\n")).await
+}
+
+pub(crate) async fn head(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<bool, S3Error> {
+    must_exist(call, bucket).await?;
+    let region = &call.shard().config.s3.as_ref().expect("S3 settings").region;
+    call.empty(200, &format!("x-amz-bucket-region: {region}\r\n")).await
+}
+
+pub(crate) async fn location(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<bool, S3Error> {
+    must_exist(call, bucket).await?;
+    let region = call.shard().config.s3.as_ref().expect("S3 settings").region.clone();
+    let mut out = Writer::document();
+    // us-east-1 is named by an empty constraint, as on S3.
+    if region == super::settings::REGION_DEFAULT {
+        out.root("LocationConstraint");
+    } else {
+        out.root("LocationConstraint");
+        out.finish_text(&region);
+    }
+    out.close("LocationConstraint");
+    call.xml(out.finish()).await
+}
+
+pub(crate) async fn versioning(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<bool, S3Error> {
+    must_exist(call, bucket).await?;
+    let mut out = Writer::document();
+    out.root("VersioningConfiguration");
+    out.close("VersioningConfiguration");
+    call.xml(out.finish()).await
+}
+
+pub(crate) async fn delete(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<bool, S3Error> {
+    must_exist(call, bucket).await?;
+    let store = &call.shard().store;
+    let dir = store.root().open_dir(bucket).await.map_err(|e| from_io("cannot open the bucket", &e))?;
+    if holds_objects(&dir).await.map_err(|e| from_io("cannot read the bucket", &e))? {
+        return Err(S3Error::new(
+            409,
+            "BucketNotEmpty",
+            "the bucket you tried to delete is not empty: delete its objects first",
+        ));
+    }
+    remove_empty(&dir).await.map_err(|e| from_io("cannot remove the bucket's empty directories", &e))?;
+    match store.root().rmdir(bucket).await {
+        Ok(()) => {}
+        Err(err) if err.raw_os_error() == Some(libc::ENOTEMPTY) => {
+            return Err(S3Error::new(409, "BucketNotEmpty", "an object was stored in the bucket meanwhile"))
+        }
+        Err(err) => return Err(from_io("cannot remove the bucket", &err)),
+    }
+    store
+        .flush_dir(store.root(), "fsync of the data directory after removing a bucket")
+        .await
+        .map_err(|e| from_io("cannot remove the bucket", &e))?;
+    call.empty(204, "").await
+}
+
+/// Whether `dir` or a directory under it holds anything but directories
+/// and temporary files.
+async fn holds_objects(dir: &Dir) -> std::io::Result<bool> {
+    let mut stack = vec![dir.open_dir(".").await?];
+    while let Some(dir) = stack.pop() {
+        for entry in dir.read_dir()? {
+            if entry.name.as_bytes().starts_with(TEMP_PREFIX) {
+                continue;
+            }
+            let meta = dir.stat(&entry.name).await?;
+            if !meta.is_dir() {
+                return Ok(true);
+            }
+            stack.push(dir.open_dir(&entry.name).await?);
+        }
+    }
+    Ok(false)
+}
+
+/// Removes the empty directories under `dir` (deepest first).
+async fn remove_empty(dir: &Dir) -> std::io::Result<()> {
+    for entry in dir.read_dir()? {
+        let name = OsStr::from_bytes(entry.name.as_bytes());
+        if dir.stat(name).await?.is_dir() {
+            let child = dir.open_dir(name).await?;
+            Box::pin(remove_empty(&child)).await?;
+            dir.rmdir(name).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,299 @@
+//! ListObjectsV2 and ListObjects (v1): a bucket's keys in the order of
+//! their bytes, from a prefix, after a start key, rolled up at a delimiter.
+//!
+//! The bucket is a directory tree, walked depth first with each
+//! directory's entries sorted so that the walk yields keys in byte order:
+//! a directory sorts as its name followed by `/` (every key under `a`
+//! starts `a/`, which sorts after `a-c`). Directories that cannot hold a
+//! key of the page (outside the prefix, wholly before the start key) are
+//! not entered, and with the delimiter `/` a directory under the prefix is
+//! one CommonPrefix without being walked (if it holds any object: empty
+//! directories left by deletes are no prefix).
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
+use base64::Engine;
+use percore_io::{Dir, OpenOptions};
+
+use super::error::{from_io, invalid_argument, S3Error};
+use super::head::encode;
+use super::meta;
+use super::xml::{self, Writer};
+use super::{bucket, Call};
+use crate::files::{self, TEMP_PREFIX};
+
+/// The most keys one page holds (as on S3).
+pub(crate) const KEYS_MAX: usize = 1000;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Version {
+    V1,
+    V2,
+}
+
+/// One listed object.
+struct Object {
+    key: Vec<u8>,
+    size: u64,
+    modified: u64,
+    etag: String,
+}
+
+enum Item {
+    Object(Object),
+    Prefix(Vec<u8>),
+}
+
+impl Item {
+    fn name(&self) -> &[u8] {
+        match self {
+            Item::Object(o) => &o.key,
+            Item::Prefix(p) => p,
+        }
+    }
+}
+
+/// What to list.
+struct Page<'a> {
+    prefix: &'a [u8],
+    delimiter: Option<&'a [u8]>,
+    /// Keys up to and including this one are skipped (and, if it ends with
+    /// the delimiter, everything under it: a CommonPrefix already listed).
+    after: Option<Vec<u8>>,
+    max: usize,
+}
+
+struct Frame {
+    dir: Dir,
+    /// The directory's keys' common start (`a/b/`; empty at the bucket).
+    at: Vec<u8>,
+    /// Entries by sort name: (sort name, is a directory, name).
+    entries: Vec<(Vec<u8>, bool, Vec<u8>)>,
+    next: usize,
+}
+
+async fn frame(dir: Dir, at: Vec<u8>) -> std::io::Result<Frame> {
+    let mut entries = Vec::new();
+    for entry in dir.read_dir()? {
+        let name = entry.name.as_bytes().to_vec();
+        if name.starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        let is_dir = match entry.kind {
+            Some(percore_io::FileKind::Dir) => true,
+            Some(percore_io::FileKind::File) => false,
+            Some(percore_io::FileKind::Symlink | percore_io::FileKind::Other) => continue,
+            None => match dir.stat(OsStr::from_bytes(&name)).await {
+                Ok(meta) if meta.is_dir() => true,
+                Ok(meta) if meta.is_file() => false,
+                _ => continue,
+            },
+        };
+        let mut sort = name.clone();
+        if is_dir {
+            sort.push(b'/');
+        }
+        entries.push((sort, is_dir, name));
+    }
+    entries.sort_unstable();
+    Ok(Frame { dir, at, entries, next: 0 })
+}
+
+/// Whether `dir` holds an object anywhere beneath it.
+async fn holds_object(dir: &Dir) -> std::io::Result<bool> {
+    let mut stack = vec![dir.open_dir(".").await?];
+    while let Some(dir) = stack.pop() {
+        for entry in dir.read_dir()? {
+            if entry.name.as_bytes().starts_with(TEMP_PREFIX) {
+                continue;
+            }
+            let meta = dir.stat(&entry.name).await?;
+            if meta.is_file() {
+                return Ok(true);
+            }
+            if meta.is_dir() {
+                stack.push(dir.open_dir(&entry.name).await?);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Walks `root` (the bucket) for up to `page.max + 1` items.
+async fn walk(root: Dir, page: &Page<'_>) -> std::io::Result<Vec<Item>> {
+    let mut items: Vec<Item> = Vec::new();
+    let mut stack = vec![frame(root, Vec::new()).await?];
+    let after = page.after.as_deref();
+    let skips_under = |p: &[u8]| -> bool {
+        // Resuming after a CommonPrefix: nothing under it again.
+        matches!((after, page.delimiter), (Some(a), Some(d)) if a.ends_with(d) && p.starts_with(a))
+    };
+    while let Some(top) = stack.last_mut() {
+        if items.len() > page.max {
+            break;
+        }
+        let Some((sort, is_dir, name)) = top.entries.get(top.next).cloned() else {
+            stack.pop();
+            continue;
+        };
+        top.next += 1;
+        let mut full = top.at.clone();
+        full.extend_from_slice(&sort);
+        if is_dir {
+            // `full` is the directory's keys' common start, `a/b/`.
+            let inside_prefix = full.starts_with(page.prefix);
+            if !inside_prefix && !page.prefix.starts_with(&full) {
+                continue;
+            }
+            if let Some(a) = after {
+                if a > full.as_slice() && !a.starts_with(&full) {
+                    continue;
+                }
+            }
+            if skips_under(&full) {
+                continue;
+            }
+            let dir = match top.dir.open_dir(OsStr::from_bytes(&name)).await {
+                Ok(dir) => dir,
+                Err(err) if err.raw_os_error() == Some(libc::ENOENT) => continue,
+                Err(err) => return Err(err),
+            };
+            if inside_prefix && page.delimiter == Some(b"/".as_slice()) {
+                if after != Some(full.as_slice()) && holds_object(&dir).await? {
+                    items.push(Item::Prefix(full));
+                }
+                continue;
+            }
+            stack.push(frame(dir, full).await?);
+            continue;
+        }
+        if !full.starts_with(page.prefix) || after.is_some_and(|a| full.as_slice() <= a) || skips_under(&full) {
+            continue;
+        }
+        if let Some(d) = page.delimiter {
+            let rest = &full[page.prefix.len()..];
+            if let Some(at) = rest.windows(d.len()).position(|w| w == d) {
+                let common = full[..page.prefix.len() + at + d.len()].to_vec();
+                let repeated = matches!(items.last(), Some(Item::Prefix(p)) if *p == common);
+                if !repeated && after != Some(common.as_slice()) {
+                    items.push(Item::Prefix(common));
+                }
+                continue;
+            }
+        }
+        let dir = &top.dir;
+        let stat = match dir.stat(OsStr::from_bytes(&name)).await {
+            Ok(stat) => stat,
+            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(err) => return Err(err),
+        };
+        let stamp = files::etag(&stat);
+        let etag = match dir.open_file(OsStr::from_bytes(&name), &OpenOptions::new()).await {
+            Ok(file) => meta::read(&file, &stamp).map(|m| m.etag),
+            Err(_) => None,
+        }
+        .unwrap_or(stamp);
+        items.push(Item::Object(Object { key: full, size: stat.size, modified: stat.mtime.0.max(0) as u64, etag }));
+    }
+    Ok(items)
+}
+
+fn token_decode(token: &str) -> Result<Vec<u8>, S3Error> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| invalid_argument("the continuation token provided is incorrect"))
+}
+
+fn token_encode(key: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
+}
+
+pub(crate) async fn list(call: &mut Call<'_, '_, '_>, bucket: &str, version: Version) -> Result<bool, S3Error> {
+    bucket::must_exist(call, bucket).await?;
+    let q = call.query;
+    let max = match q.get("max-keys") {
+        None => KEYS_MAX,
+        Some(v) => v.parse::<usize>().map_err(|_| invalid_argument("max-keys must be a number"))?.min(KEYS_MAX),
+    };
+    let url = match q.get("encoding-type") {
+        None => false,
+        Some("url") => true,
+        Some(other) => return Err(invalid_argument(format!("invalid encoding method specified: {other}"))),
+    };
+    let prefix = q.get("prefix").unwrap_or("").as_bytes().to_vec();
+    let delimiter = q.get("delimiter").filter(|d| !d.is_empty()).map(|d| d.as_bytes().to_vec());
+    let after = match version {
+        Version::V2 => match q.get("continuation-token") {
+            Some(token) => Some(token_decode(token)?),
+            None => q.get("start-after").map(|s| s.as_bytes().to_vec()),
+        },
+        Version::V1 => q.get("marker").filter(|m| !m.is_empty()).map(|m| m.as_bytes().to_vec()),
+    };
+    let page = Page { prefix: &prefix, delimiter: delimiter.as_deref(), after, max };
+    let root = call.shard().store.root().open_dir(bucket).await.map_err(|e| from_io("cannot open the bucket", &e))?;
+    let mut items = if max == 0 {
+        Vec::new()
+    } else {
+        walk(root, &page).await.map_err(|e| from_io("cannot list the bucket", &e))?
+    };
+    let truncated = items.len() > max;
+    items.truncate(max);
+    let text = |bytes: &[u8]| if url { encode(bytes, true) } else { String::from_utf8_lossy(bytes).into_owned() };
+    let mut out = Writer::document();
+    out.root("ListBucketResult");
+    out.leaf("Name", bucket);
+    out.leaf("Prefix", text(&prefix));
+    match version {
+        Version::V2 => {
+            if let Some(token) = q.get("continuation-token") {
+                out.leaf("ContinuationToken", token);
+            }
+            if let Some(start) = q.get("start-after") {
+                out.leaf("StartAfter", text(start.as_bytes()));
+            }
+            out.leaf("KeyCount", items.len());
+        }
+        Version::V1 => out.leaf("Marker", text(q.get("marker").unwrap_or("").as_bytes())),
+    }
+    out.leaf("MaxKeys", max);
+    if let Some(d) = &delimiter {
+        out.leaf("Delimiter", text(d));
+    }
+    if url {
+        out.leaf("EncodingType", "url");
+    }
+    out.leaf("IsTruncated", truncated);
+    if truncated {
+        let last = items.last().map(Item::name).unwrap_or_default();
+        match version {
+            Version::V2 => out.leaf("NextContinuationToken", token_encode(last)),
+            Version::V1 if delimiter.is_some() => out.leaf("NextMarker", text(last)),
+            Version::V1 => {}
+        }
+    }
+    let owner = version == Version::V1 || q.get("fetch-owner") == Some("true");
+    for item in &items {
+        if let Item::Object(o) = item {
+            out.open("Contents");
+            out.leaf("Key", text(&o.key));
+            out.leaf("LastModified", xml::iso8601(o.modified));
+            out.leaf("ETag", &o.etag);
+            out.leaf("Size", o.size);
+            out.leaf("StorageClass", "STANDARD");
+            if owner {
+                bucket::owner(&mut out);
+            }
+            out.close("Contents");
+        }
+    }
+    for item in &items {
+        if let Item::Prefix(p) = item {
+            out.open("CommonPrefixes");
+            out.leaf("Prefix", text(p));
+            out.close("CommonPrefixes");
+        }
+    }
+    out.close("ListBucketResult");
+    call.xml(out.finish()).await
+}

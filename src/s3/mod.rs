@@ -1,0 +1,279 @@
+//! The S3 API, on its own listener (`--s3-listen`), over the same store as
+//! `/files/`: a bucket is a top-level directory of the data directory, an
+//! object's key its path beneath it. Path-style requests
+//! (`/<bucket>/<key>`), signed with AWS Signature V4 (`sigv4`).
+//!
+//! A request's way: the connection loop hands it here with its head's
+//! headers ([`head::Headers`]); [`serve`] checks the signature, routes by
+//! method, bucket, key and query, and the handler answers (`bucket`,
+//! `object`, `listing`, `multipart`). A handler returns an [`S3Error`]
+//! before it has sent anything, which [`serve`] answers as XML. Bodies are
+//! read through [`body::Body`], which checks the payload's hashes.
+//!
+//! Files by job: `head` (headers, query, target), `sigv4`, `body` and
+//! `chunked` (payloads), `xml` and `error` (answers), `meta` (what is
+//! stored with an object), `keys` (bucket names and keys as store paths),
+//! `settings`.
+
+mod body;
+mod bucket;
+mod chunked;
+mod error;
+pub(crate) mod head;
+mod keys;
+mod listing;
+mod meta;
+mod multipart;
+mod object;
+pub(crate) mod settings;
+pub(crate) mod sigv4;
+mod xml;
+
+use std::cell::Cell;
+
+use bytes::Bytes;
+
+pub(crate) use error::S3Error;
+pub(crate) use settings::Settings;
+
+use crate::http::body::BodyReader;
+use crate::http::reply::Reply;
+use crate::http::request::{Body as Framing, Method, Request};
+use crate::http::response::Head;
+use crate::http::wire::Incoming;
+use crate::shard::Shard;
+use head::{Headers, Query, Target};
+
+/// A shard's S3 state: derived signing keys, and the count behind request
+/// ids.
+#[derive(Default)]
+pub(crate) struct ShardState {
+    pub(crate) keys: sigv4::KeyCache,
+    requests: Cell<u64>,
+}
+
+/// One S3 request under way: what the handlers read and answer through.
+pub(crate) struct Call<'c, 'a, 'b> {
+    pub(crate) reply: &'c mut Reply<'a>,
+    incoming: &'c mut Incoming<'b>,
+    buf: &'c mut Vec<u8>,
+    pub(crate) request: &'c Request,
+    pub(crate) headers: &'c Headers,
+    pub(crate) query: &'c Query,
+    /// What the signature says of the body (taken by the body's reader).
+    payload: Option<sigv4::Payload>,
+    /// The connection closes after this answer whatever happens.
+    close_after: bool,
+}
+
+impl<'c, 'a, 'b> Call<'c, 'a, 'b> {
+    pub(crate) fn shard(&self) -> &'a Shard {
+        self.reply.shard
+    }
+
+    /// Opens the body for reading, at most `max` payload bytes.
+    pub(crate) fn body(&mut self, max: u64) -> Result<(body::Body<'_, 'b>, &mut Reply<'a>), S3Error> {
+        let shard = self.reply.shard;
+        let reader = BodyReader::new(self.incoming, self.buf, self.request.body, u64::MAX, shard.config.body_timeout());
+        let body = body::Body::new(reader, &mut self.payload, self.headers, max)?;
+        Ok((body, self.reply))
+    }
+
+    /// Sends `100 Continue` if the client waits for it.
+    pub(crate) async fn continue_100(&mut self) -> bool {
+        !self.request.expect_continue || self.reply.send_one(Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n")).await
+    }
+
+    /// The body has been read in full: the connection can stay open.
+    pub(crate) fn body_read(&mut self) {
+        if !self.close_after && !percore_cores::is_stopping() {
+            self.reply.keep_open();
+        }
+    }
+
+    /// Sends a 200 with an XML document.
+    pub(crate) async fn xml(&mut self, document: String) -> Result<bool, S3Error> {
+        let head = Head::new(200).header("Content-Type", "application/xml");
+        let whole = self.reply.finish_with(head, document.as_bytes());
+        Ok(self.reply.send_one(whole).await)
+    }
+
+    /// Sends an empty answer with `status` and extra header lines.
+    pub(crate) async fn empty(&mut self, status: u16, lines: &str) -> Result<bool, S3Error> {
+        let head = Head::new(status).lines(lines);
+        let whole = self.reply.finish(head, 0);
+        Ok(self.reply.send_one(whole).await)
+    }
+}
+
+/// Serves one S3 request (its head parsed into `request` and `headers`).
+/// False if the connection is unusable afterwards.
+pub(crate) async fn serve(
+    reply: &mut Reply<'_>,
+    incoming: &mut Incoming<'_>,
+    buf: &mut Vec<u8>,
+    request: &Request,
+    headers: &Headers,
+) -> bool {
+    let shard = reply.shard;
+    let id = shard.s3.requests.get() + 1;
+    shard.s3.requests.set(id);
+    let request_id = format!("{:04X}{id:012X}", percore_cores::current().id);
+    let close_after = reply.close();
+    if request.body != Framing::None {
+        // Until a handler has read the body, any answer closes the connection.
+        reply.closing();
+    }
+    let query = match Query::parse(request.query.as_deref()) {
+        Ok(query) => query,
+        Err(why) => {
+            let err = S3Error::new(400, "InvalidURI", format!("the query could not be parsed: {why}"));
+            return answer_error(reply, request, &err, &request_id).await;
+        }
+    };
+    let mut call = Call { reply, incoming, buf, request, headers, query: &query, payload: None, close_after };
+    let outcome = match authorize(&mut call) {
+        Ok(()) => route(&mut call).await,
+        Err(err) => Err(err),
+    };
+    match outcome {
+        Ok(sent) => sent,
+        Err(err) => answer_error(call.reply, request, &err, &request_id).await,
+    }
+}
+
+/// Checks the signature (or that anonymous access is allowed here).
+fn authorize(call: &mut Call<'_, '_, '_>) -> Result<(), S3Error> {
+    let shard = call.shard();
+    let settings = shard.config.s3.as_ref().expect("an S3 listener has S3 settings");
+    let method = method_name(&call.request.method);
+    let signed = sigv4::Request { method, path: &call.request.path, query: call.query, headers: call.headers };
+    let now = crate::clock::coarse_epoch_seconds();
+    match sigv4::verify(settings, &shard.s3.keys, &signed, now)? {
+        Some(verified) => {
+            call.payload = Some(verified.payload);
+            Ok(())
+        }
+        None if call.query.has("AWSAccessKeyId") || call.query.has("Signature") => Err(S3Error::new(
+            400,
+            "InvalidRequest",
+            "signature version 2 presigned URLs are not supported: presign with AWS Signature V4 (boto3: \
+             Config(signature_version=\"s3v4\"))",
+        )),
+        None if settings.anonymous_reads && matches!(call.request.method, Method::Get | Method::Head) => Ok(()),
+        None => Err(error::access_denied(
+            "anonymous access is off: sign the request with a key from --s3-credentials (AWS Signature V4)",
+        )),
+    }
+}
+
+fn method_name(method: &Method) -> &str {
+    match method {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Other(name) => name,
+    }
+}
+
+/// Routes by method, bucket, key and the query's sub-resource.
+async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
+    let target = Target::parse(&call.request.path).map_err(|why| S3Error::new(400, "InvalidURI", why))?;
+    let method = method_name(&call.request.method).to_string();
+    let q = call.query;
+    let Some(bucket) = target.bucket else {
+        return match method.as_str() {
+            "GET" | "HEAD" => bucket::list_buckets(call).await,
+            _ => Err(method_not_allowed()),
+        };
+    };
+    keys::check_bucket(&bucket)?;
+    if target.key.is_empty() {
+        return match method.as_str() {
+            "PUT" if q.0.is_empty() => bucket::create(call, &bucket).await,
+            "HEAD" => bucket::head(call, &bucket).await,
+            "DELETE" if q.0.is_empty() => bucket::delete(call, &bucket).await,
+            "GET" if q.has("location") => bucket::location(call, &bucket).await,
+            "GET" if q.has("uploads") => multipart::list_uploads(call, &bucket).await,
+            "GET" if q.has("versioning") => bucket::versioning(call, &bucket).await,
+            "GET" if q.get("list-type") == Some("2") => listing::list(call, &bucket, listing::Version::V2).await,
+            "GET" if !has_subresource(q) => listing::list(call, &bucket, listing::Version::V1).await,
+            "POST" if q.has("delete") => object::delete_many(call, &bucket).await,
+            "GET" | "PUT" | "DELETE" | "POST" => Err(error::not_implemented("this bucket operation")),
+            _ => Err(method_not_allowed()),
+        };
+    }
+    let key = target.key;
+    let path = keys::object_path(&bucket, &key)?;
+    match method.as_str() {
+        "PUT" if q.has("partNumber") && q.has("uploadId") => {
+            if call.headers.get("x-amz-copy-source").is_some() {
+                return Err(error::not_implemented("UploadPartCopy"));
+            }
+            multipart::upload_part(call, &bucket, &path).await
+        }
+        "PUT" if call.headers.get("x-amz-copy-source").is_some() => object::copy(call, &bucket, &path).await,
+        "PUT" if !has_subresource(q) => object::put(call, &bucket, &path).await,
+        "GET" if q.has("uploadId") => multipart::list_parts(call, &bucket, &path).await,
+        "GET" | "HEAD" if !has_subresource(q) => object::get(call, &bucket, &path).await,
+        "DELETE" if q.has("uploadId") => multipart::abort(call, &bucket, &path).await,
+        "DELETE" if !has_subresource(q) => object::delete(call, &bucket, &path).await,
+        "POST" if q.has("uploads") => multipart::create(call, &bucket, &path, &key).await,
+        "POST" if q.has("uploadId") => multipart::complete(call, &bucket, &path, &key).await,
+        "GET" | "PUT" | "DELETE" | "POST" | "HEAD" => Err(error::not_implemented("this object operation")),
+        _ => Err(method_not_allowed()),
+    }
+}
+
+/// Query parameters that name an operation S3 has and percore does not
+/// (`?acl`, `?tagging`, ...): anything but the parameters of the plain
+/// operations and of a presigned URL.
+fn has_subresource(query: &Query) -> bool {
+    query.0.iter().any(|(name, _)| {
+        !(name.starts_with("X-Amz-")
+            || name.starts_with("response-")
+            || matches!(
+                name.as_str(),
+                "prefix"
+                    | "delimiter"
+                    | "marker"
+                    | "max-keys"
+                    | "encoding-type"
+                    | "list-type"
+                    | "continuation-token"
+                    | "start-after"
+                    | "fetch-owner"
+                    | "x-id"
+                    | "partNumber"
+                    | "versionId"
+            ))
+    })
+}
+
+fn method_not_allowed() -> S3Error {
+    S3Error::new(405, "MethodNotAllowed", "the specified method is not allowed against this resource")
+}
+
+/// Answers `err` as S3 does: its status, the XML body (none for HEAD).
+async fn answer_error(reply: &mut Reply<'_>, request: &Request, err: &S3Error, request_id: &str) -> bool {
+    if err.status == 0 {
+        // The client is gone: nothing to answer.
+        reply.closing();
+        return false;
+    }
+    if err.status >= 500 {
+        reply.fault(format!("{}: {}", err.code, err.message));
+    }
+    let mut head = Head::new(err.status).header("x-amz-request-id", request_id);
+    if err.status == 503 {
+        head = head.header("Retry-After", 1);
+    }
+    let whole = if request.method == Method::Head {
+        reply.finish(head, 0)
+    } else {
+        let body = err.body(&request.path, request_id);
+        reply.finish_with(head.header("Content-Type", "application/xml"), body.as_bytes())
+    };
+    reply.send_one(whole).await
+}

@@ -1,0 +1,409 @@
+//! Objects: PutObject, GetObject and HeadObject (ranges, conditionals,
+//! `response-*` overrides: the `/files/` sending path), DeleteObject,
+//! DeleteObjects, CopyObject. Writes go through the store's upload and
+//! commit protocol (`store`): durable before they are answered, never
+//! partly visible. The S3 metadata (`meta`) is set on the file before its
+//! flush.
+
+use md5::Digest;
+use percore_io::File;
+
+use super::error::{from_io, internal, invalid_request, malformed_xml, no_such_key, S3Error};
+use super::meta::{self, ObjectMeta};
+use super::sigv4::hex;
+use super::xml::{self, Writer};
+use super::{bucket, keys, Call};
+use crate::files::{self, Found};
+use crate::http::get::{self, Plan};
+use crate::http::request::Method;
+use crate::shard::on_owner;
+use crate::store::{Attribute, Conditions, Outcome, Store, Upload};
+
+/// Bytes read and written at a time when copying between files.
+const COPY_PIECE_BYTES: usize = 1 << 20;
+
+/// An upload's temporary file and what it will be committed with.
+pub(crate) struct Staged {
+    pub(crate) upload: Upload,
+    /// The S3 ETag (quoted).
+    pub(crate) etag: String,
+    /// The version's own validator (what the metadata is stamped with).
+    pub(crate) stamp: String,
+}
+
+/// The S3 ETag of an MD5.
+pub(crate) fn md5_etag(md5: &[u8]) -> String {
+    format!("\"{}\"", hex(md5))
+}
+
+/// Flushes `upload` with the metadata `headers` and `etag`.
+pub(crate) async fn flush(
+    store: &Store,
+    mut upload: Upload,
+    etag: String,
+    headers: Vec<(String, String)>,
+) -> Result<Staged, S3Error> {
+    let value =
+        |stamp: &str| ObjectMeta { stamp: stamp.to_string(), etag: etag.clone(), headers: headers.clone() }.encode();
+    let attribute = Attribute { name: meta::XATTR, value: &value };
+    match upload.flush_with(store, Some(attribute)).await {
+        Ok(stamp) => Ok(Staged { upload, etag, stamp }),
+        Err(err) => {
+            upload.discard().await;
+            Err(from_io("cannot flush the object", &err))
+        }
+    }
+}
+
+/// Commits a staged upload as `path` on the path's owner shard.
+pub(crate) async fn commit(path: &[u8], staged: Staged, conditions: Conditions) -> Result<String, S3Error> {
+    let (owner_path, temp, stamp) = (path.to_vec(), staged.upload.temp().to_vec(), staged.stamp.clone());
+    let outcome =
+        on_owner(path, move |owner| async move { owner.store.commit_put(owner_path, temp, conditions, stamp).await })
+            .await;
+    if let Outcome::Failed(std::io::ErrorKind::Interrupted, _) = outcome {
+        staged.upload.discard().await;
+    }
+    match outcome {
+        Outcome::Created(_) | Outcome::Replaced(_) => Ok(staged.etag),
+        other => Err(commit_error(other)),
+    }
+}
+
+/// The S3 error of a commit that did not happen.
+pub(crate) fn commit_error(outcome: Outcome) -> S3Error {
+    match outcome {
+        Outcome::PreconditionFailed => precondition_failed(),
+        Outcome::Fenced => S3Error::new(503, "ServiceUnavailable", crate::store::FENCED_MESSAGE.trim()),
+        Outcome::Failed(kind, message) => match kind {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                S3Error::new(507, "InsufficientStorage", message)
+            }
+            std::io::ErrorKind::IsADirectory
+            | std::io::ErrorKind::NotADirectory
+            | std::io::ErrorKind::AlreadyExists => S3Error::new(
+                409,
+                "KeyConflict",
+                format!("a key and a key under it (`a` and `a/b`) cannot both exist in this store: {message}"),
+            ),
+            _ => internal(format!("commit failed: {message}")),
+        },
+        Outcome::NotFound => no_such_key(),
+        Outcome::Created(_) | Outcome::Replaced(_) | Outcome::Deleted => internal("unexpected commit outcome"),
+    }
+}
+
+fn precondition_failed() -> S3Error {
+    S3Error::new(412, "PreconditionFailed", "at least one of the preconditions you specified did not hold")
+}
+
+/// The conditions of a write S3 clients send: `If-None-Match: *` (create
+/// only). `If-Match` compares S3 ETags, which the commit does not know.
+pub(crate) fn write_conditions(call: &Call<'_, '_, '_>) -> Result<Conditions, S3Error> {
+    if call.request.if_match.is_some() {
+        return Err(super::error::not_implemented("If-Match on writes"));
+    }
+    match call.request.if_none_match.as_deref().map(str::trim) {
+        None => Ok(Conditions::default()),
+        Some("*") => Ok(Conditions { if_match: None, if_none_match: Some("*".into()) }),
+        Some(_) => Err(super::error::not_implemented("If-None-Match other than * on writes")),
+    }
+}
+
+/// Streams the request's body into an upload of `path`, checking it, and
+/// flushes it with `headers`: the object waits for its commit.
+pub(crate) async fn receive(
+    call: &mut Call<'_, '_, '_>,
+    path: &[u8],
+    headers: Vec<(String, String)>,
+) -> Result<Staged, S3Error> {
+    let shard = call.shard();
+    if shard.store.fenced() {
+        return Err(S3Error::new(503, "ServiceUnavailable", crate::store::FENCED_MESSAGE.trim()));
+    }
+    let max = shard.config.body_bytes_max;
+    let declared = super::body::declared_len(call.headers, call.request.body);
+    if declared.is_some_and(|n| n > max) {
+        return Err(S3Error::new(
+            400,
+            "EntityTooLarge",
+            format!("your proposed upload exceeds the maximum allowed size ({max} bytes)"),
+        ));
+    }
+    let upload = shard.store.begin_upload(path, declared).await.map_err(|(what, err)| from_io(what, &err))?;
+    if !call.continue_100().await {
+        upload.discard().await;
+        return Err(S3Error::gone());
+    }
+    let (mut body, _) = call.body(max)?;
+    let written: Result<super::body::Digests, S3Error> = async {
+        let mut offset = 0u64;
+        while let Some(piece) = body.next().await? {
+            let len = piece.len() as u64;
+            let (result, _) = upload.file().write_all_at(piece, offset).await;
+            result
+                .map_err(|e| shard.store.faults().saw(crate::health::Kind::Write, e))
+                .map_err(|e| from_io("cannot store the object", &e))?;
+            offset += len;
+        }
+        body.finish()
+    }
+    .await;
+    let digests = match written {
+        Ok(digests) => digests,
+        Err(err) => {
+            upload.discard().await;
+            return Err(err);
+        }
+    };
+    call.body_read();
+    flush(&shard.store, upload, md5_etag(&digests.md5), headers).await
+}
+
+pub(crate) async fn put(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<bool, S3Error> {
+    bucket::must_exist(call, bucket).await?;
+    let conditions = write_conditions(call)?;
+    let headers = meta::from_request(call.headers).map_err(|m| S3Error::new(400, "MetadataTooLarge", m))?;
+    let staged = receive(call, path, headers).await?;
+    let etag = commit(path, staged, conditions).await?;
+    call.empty(200, &format!("ETag: {etag}\r\n")).await
+}
+
+/// The response headers S3 lets a GET override with `response-*`.
+const OVERRIDES: [(&str, &str); 6] = [
+    ("response-content-type", "content-type"),
+    ("response-content-language", "content-language"),
+    ("response-expires", "expires"),
+    ("response-cache-control", "cache-control"),
+    ("response-content-disposition", "content-disposition"),
+    ("response-content-encoding", "content-encoding"),
+];
+
+/// An open object with its representation.
+pub(crate) struct Opened {
+    pub(crate) file: File,
+    pub(crate) size: u64,
+    pub(crate) stat: percore_io::Metadata,
+    pub(crate) meta: ObjectMeta,
+}
+
+/// Opens the object at `path` with its metadata (its S3 ETag, or the
+/// store's own for a file written through `/files/`).
+pub(crate) async fn open(call: &Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<Opened, S3Error> {
+    match files::open(call.shard().store.root(), path).await {
+        Ok(Found::File(file, stat)) => {
+            let stamp = files::etag(&stat);
+            let meta = meta::read(&file, &stamp).unwrap_or(ObjectMeta {
+                stamp: stamp.clone(),
+                etag: stamp,
+                headers: Vec::new(),
+            });
+            Ok(Opened { size: stat.size, file, stat, meta })
+        }
+        Ok(Found::Dir | Found::Nothing) => {
+            bucket::must_exist(call, bucket).await?;
+            Err(no_such_key())
+        }
+        Err(err) => Err(from_io("cannot open the object", &err)),
+    }
+}
+
+pub(crate) async fn get(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<bool, S3Error> {
+    let opened = open(call, bucket, path).await?;
+    let mut headers = opened.meta.headers.clone();
+    for (param, header) in OVERRIDES {
+        if let Some(value) = call.query.get(param) {
+            headers.retain(|(n, _)| n != header);
+            headers.push((header.to_string(), value.to_string()));
+        }
+    }
+    let content_type = match headers.iter().position(|(n, _)| n == "content-type") {
+        Some(i) => headers.remove(i).1,
+        None => files::content_type(path),
+    };
+    let mut extra = String::new();
+    for (name, value) in &headers {
+        // Values were headers once: no CR or LF.
+        extra.push_str(name);
+        extra.push_str(": ");
+        extra.push_str(value);
+        extra.push_str("\r\n");
+    }
+    let last_modified = httpdate::fmt_http_date(opened.stat.modified());
+    let described = get::Meta {
+        size: opened.size,
+        etag: &opened.meta.etag,
+        last_modified: &last_modified,
+        modified_secs: opened.stat.mtime.0.max(0) as u64,
+        content_type: &content_type,
+        extra: &extra,
+    };
+    let plan = get::plan(call.request, &described);
+    match plan {
+        Plan::PreconditionFailed => Err(precondition_failed()),
+        Plan::Unsatisfiable => Err(S3Error::new(416, "InvalidRange", "the requested range is not satisfiable")),
+        plan => Ok(get::send_file(call.reply, call.request, &described, plan, &opened.file).await),
+    }
+}
+
+pub(crate) async fn delete(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<bool, S3Error> {
+    bucket::must_exist(call, bucket).await?;
+    delete_one(path).await?;
+    call.empty(204, "").await
+}
+
+/// Deletes the object at `path`; deleting what does not exist succeeds,
+/// as on S3.
+async fn delete_one(path: &[u8]) -> Result<(), S3Error> {
+    let owner_path = path.to_vec();
+    let outcome =
+        on_owner(path, move |owner| async move { owner.store.commit_delete(owner_path, Conditions::default()).await })
+            .await;
+    match outcome {
+        Outcome::Deleted | Outcome::NotFound => Ok(()),
+        // A directory (a "prefix"), not an object: nothing to delete.
+        Outcome::Failed(std::io::ErrorKind::IsADirectory, _) => Ok(()),
+        other => Err(commit_error(other)),
+    }
+}
+
+/// The most keys one DeleteObjects may name (as on S3).
+const DELETE_KEYS_MAX: usize = 1000;
+
+pub(crate) async fn delete_many(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<bool, S3Error> {
+    let (body, _) = call.body(xml::BODY_BYTES_MAX)?;
+    let (document, _) = body.read_all().await?;
+    call.body_read();
+    bucket::must_exist(call, bucket).await?;
+    let objects = xml::items(&document, "Delete", "Object", &["Key", "VersionId"]).map_err(malformed_xml)?;
+    if objects.len() > DELETE_KEYS_MAX {
+        return Err(malformed_xml(format!("more than {DELETE_KEYS_MAX} keys")));
+    }
+    let quiet = xml::flag(&document, "Quiet");
+    let mut out = Writer::document();
+    out.root("DeleteResult");
+    for object in objects {
+        let Some(key) = object[0].clone() else {
+            return Err(malformed_xml("an Object without a Key"));
+        };
+        let result = match keys::object_path(bucket, &key) {
+            Ok(path) => delete_one(&path).await,
+            Err(err) => Err(err),
+        };
+        match result {
+            Ok(()) if quiet => {}
+            Ok(()) => {
+                out.open("Deleted");
+                out.leaf("Key", &key);
+                out.close("Deleted");
+            }
+            Err(err) => {
+                out.open("Error");
+                out.leaf("Key", &key);
+                out.leaf("Code", err.code);
+                out.leaf("Message", &err.message);
+                out.close("Error");
+            }
+        }
+    }
+    out.close("DeleteResult");
+    call.xml(out.finish()).await
+}
+
+/// `x-amz-copy-source`'s bucket and key (`/bucket/key` or `bucket/key`,
+/// URL-encoded).
+pub(crate) fn copy_source(value: &str) -> Result<(String, String), S3Error> {
+    let value = value.split_once("?versionId=").map_or(value, |(v, _)| v);
+    let decoded = super::head::decode(value).map_err(|_| invalid_request("x-amz-copy-source is not UTF-8"))?;
+    let decoded = decoded.strip_prefix('/').unwrap_or(&decoded);
+    let (bucket, key) = decoded
+        .split_once('/')
+        .filter(|(_, k)| !k.is_empty())
+        .ok_or_else(|| invalid_request("x-amz-copy-source must be bucket/key"))?;
+    keys::check_bucket(bucket)?;
+    Ok((bucket.to_string(), key.to_string()))
+}
+
+/// Copies `sources` (open files, in order) into `upload`, hashing the
+/// bytes; returns their MD5.
+pub(crate) async fn copy_into(store: &Store, upload: &Upload, sources: &[(&File, u64)]) -> Result<[u8; 16], S3Error> {
+    let mut md5 = md5::Md5::new();
+    let mut offset = 0u64;
+    for (file, size) in sources {
+        let mut at = 0u64;
+        while at < *size {
+            let want = (*size - at).min(COPY_PIECE_BYTES as u64) as usize;
+            let (result, piece) = file.read_exact_at(Vec::with_capacity(want), at).await;
+            result
+                .map_err(|e| store.faults().saw(crate::health::Kind::Read, e))
+                .map_err(|e| from_io("cannot read the source", &e))?;
+            md5.update(&piece);
+            let (result, _) = upload.file().write_all_at(piece, offset).await;
+            result
+                .map_err(|e| store.faults().saw(crate::health::Kind::Write, e))
+                .map_err(|e| from_io("cannot store the object", &e))?;
+            offset += want as u64;
+            at += want as u64;
+        }
+    }
+    Ok(md5.finalize().into())
+}
+
+pub(crate) async fn copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<bool, S3Error> {
+    let (src_bucket, src_key) = copy_source(call.headers.get("x-amz-copy-source").unwrap_or(""))?;
+    let src_path = keys::object_path(&src_bucket, &src_key)?;
+    // A copy has no body (skipped, if any, by closing the connection).
+    bucket::must_exist(call, bucket).await?;
+    let conditions = write_conditions(call)?;
+    let replace = match call.headers.get("x-amz-metadata-directive").unwrap_or("COPY") {
+        "COPY" => false,
+        "REPLACE" => true,
+        other => return Err(invalid_request(format!("x-amz-metadata-directive must be COPY or REPLACE, not {other}"))),
+    };
+    if src_path == path && !replace {
+        return Err(invalid_request(
+            "this copy request is illegal because it is trying to copy an object to itself without changing the \
+             object's metadata",
+        ));
+    }
+    let source = open(call, &src_bucket, &src_path).await?;
+    if let Some(tag) = call.headers.get("x-amz-copy-source-if-match") {
+        if tag.trim() != source.meta.etag {
+            return Err(precondition_failed());
+        }
+    }
+    if let Some(tag) = call.headers.get("x-amz-copy-source-if-none-match") {
+        if tag.trim() == source.meta.etag {
+            return Err(precondition_failed());
+        }
+    }
+    let headers = if replace {
+        meta::from_request(call.headers).map_err(|m| S3Error::new(400, "MetadataTooLarge", m))?
+    } else {
+        source.meta.headers.clone()
+    };
+    let store = &call.shard().store;
+    if store.fenced() {
+        return Err(S3Error::new(503, "ServiceUnavailable", crate::store::FENCED_MESSAGE.trim()));
+    }
+    let upload = store.begin_upload(path, Some(source.size)).await.map_err(|(what, err)| from_io(what, &err))?;
+    let md5 = match copy_into(store, &upload, &[(&source.file, source.size)]).await {
+        Ok(md5) => md5,
+        Err(err) => {
+            upload.discard().await;
+            return Err(err);
+        }
+    };
+    drop(source);
+    let staged = flush(store, upload, md5_etag(&md5), headers).await?;
+    let etag = commit(path, staged, conditions).await?;
+    let mut out = Writer::document();
+    out.root("CopyObjectResult");
+    out.leaf("LastModified", xml::iso8601(crate::clock::coarse_epoch_seconds()));
+    out.leaf("ETag", &etag);
+    out.close("CopyObjectResult");
+    if call.request.method == Method::Head {
+        return Err(internal("a copy is a PUT"));
+    }
+    call.xml(out.finish()).await
+}

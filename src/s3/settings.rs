@@ -1,0 +1,116 @@
+//! The S3 listener's settings: where it listens, whose keys it accepts
+//! (`--s3-credentials FILE`: one `ACCESS_KEY_ID SECRET_KEY` pair per line,
+//! `#` comments), the region it names, and whether anonymous reads are
+//! allowed (off unless the operator says so).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// The region percore reports (GetBucketLocation) unless told another.
+pub(crate) const REGION_DEFAULT: &str = "us-east-1";
+
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) listen: Vec<SocketAddr>,
+    /// Access key id → secret key.
+    pub(crate) credentials: HashMap<String, String>,
+    pub(crate) region: String,
+    /// Unsigned GET and HEAD requests are served (`--s3-anonymous-reads`).
+    pub(crate) anonymous_reads: bool,
+    /// Multipart uploads older than this are removed.
+    pub(crate) upload_expiry_secs: u64,
+}
+
+/// How long an unfinished multipart upload is kept (7 days).
+pub(crate) const UPLOAD_EXPIRY_SECS_DEFAULT: u64 = 7 * 24 * 3600;
+
+impl Settings {
+    /// Validated settings from the raw ones: `listen` given means S3 is on.
+    pub(crate) fn from_raw(
+        listen: &[String],
+        credentials: Option<&Path>,
+        region: Option<String>,
+        anonymous_reads: bool,
+        upload_expiry_secs: Option<u64>,
+    ) -> Result<Option<Settings>, String> {
+        if listen.is_empty() {
+            if credentials.is_some() {
+                return Err("--s3-credentials is for the S3 listener: give --s3-listen too".into());
+            }
+            return Ok(None);
+        }
+        let mut addrs = Vec::new();
+        for text in listen {
+            addrs.extend(crate::listen::parse(text).map_err(|e| e.replace("--listen", "--s3-listen"))?);
+        }
+        let path = credentials.ok_or(
+            "--s3-listen needs --s3-credentials FILE (one `ACCESS_KEY_ID SECRET_KEY` pair per line): S3 requests are \
+             signed with those keys",
+        )?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the S3 credentials file {}: {e}", path.display()))?;
+        let credentials = parse_credentials(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let region = region.unwrap_or_else(|| REGION_DEFAULT.to_string());
+        if region.is_empty() || !region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(format!("--s3-region `{region}`: use letters, digits and `-` (e.g. us-east-1)"));
+        }
+        let upload_expiry_secs = upload_expiry_secs.unwrap_or(UPLOAD_EXPIRY_SECS_DEFAULT);
+        Ok(Some(Settings { listen: addrs, credentials, region, anonymous_reads, upload_expiry_secs }))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_tests(access_key: &str, secret: &str) -> Settings {
+        Settings {
+            listen: Vec::new(),
+            credentials: [(access_key.to_string(), secret.to_string())].into(),
+            region: REGION_DEFAULT.into(),
+            anonymous_reads: false,
+            upload_expiry_secs: UPLOAD_EXPIRY_SECS_DEFAULT,
+        }
+    }
+}
+
+/// Reads `ACCESS_KEY_ID SECRET_KEY` lines.
+fn parse_credentials(text: &str) -> Result<HashMap<String, String>, String> {
+    let mut out = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [key, secret] = fields.as_slice() else {
+            return Err(format!("line {}: expected `ACCESS_KEY_ID SECRET_KEY`", n + 1));
+        };
+        if key.contains('/') || !key.is_ascii() {
+            return Err(format!("line {}: an access key id is ASCII without `/`", n + 1));
+        }
+        if out.insert(key.to_string(), secret.to_string()).is_some() {
+            return Err(format!("line {}: the access key id {key} is given twice", n + 1));
+        }
+    }
+    if out.is_empty() {
+        return Err("no `ACCESS_KEY_ID SECRET_KEY` line".into());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_files() {
+        let keys = parse_credentials("# ops\nAKID1 secret/one\n\n  AKID2   two  \n").unwrap();
+        assert_eq!(keys.get("AKID1").map(String::as_str), Some("secret/one"));
+        assert_eq!(keys.get("AKID2").map(String::as_str), Some("two"));
+        assert!(parse_credentials("AKID1\n").unwrap_err().contains("line 1"));
+        assert!(parse_credentials("A B\nA C\n").unwrap_err().contains("twice"));
+        assert!(parse_credentials("# nothing\n").is_err());
+        assert!(Settings::from_raw(&["127.0.0.1:0".into()], None, None, false, None)
+            .unwrap_err()
+            .contains("--s3-credentials"));
+        assert!(Settings::from_raw(&[], None, None, false, None).unwrap().is_none());
+    }
+}

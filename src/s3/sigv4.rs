@@ -1,0 +1,588 @@
+//! AWS Signature Version 4, as S3 checks it: in the `Authorization` header
+//! or in a presigned URL's query, over the canonical request (method,
+//! path, query, the signed headers, the payload's hash), with the signing
+//! key derived from the secret, date, region and service.
+//!
+//! What is checked: the access key is known; the credential's date is the
+//! request's; the request is within [`SKEW_MAX`] of the clock (a header
+//! signature) or not expired (a presigned URL, at most [`EXPIRES_MAX`]);
+//! `host` is signed; the signature matches (compared in constant time).
+//! The payload is checked later, while the body streams, against what the
+//! signature covers: [`Payload`].
+//!
+//! The HMAC and SHA-256 are aws-lc-rs's (the TLS provider already in the
+//! build); the date arithmetic is hand-written: one well-known function
+//! (days from a civil date), smaller than a date crate.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use aws_lc_rs::{digest, hmac};
+
+use super::error::{access_denied, S3Error};
+use super::head::{encode, Headers, Query};
+use super::settings::Settings;
+
+/// How far a signed request's time may be from the server's clock.
+pub(crate) const SKEW_MAX_SECS: u64 = 15 * 60;
+/// The longest validity of a presigned URL (7 days, as on S3).
+pub(crate) const EXPIRES_MAX_SECS: u64 = 7 * 24 * 3600;
+const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+
+/// The SHA-256 of nothing, hex: a chunk signature's constant.
+const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// What the signature says about the body, checked while it is read.
+pub(crate) enum Payload {
+    /// Not covered (`UNSIGNED-PAYLOAD`, presigned URLs).
+    Unsigned,
+    /// Its SHA-256 must be this.
+    Sha256([u8; 32]),
+    /// `aws-chunked`, each chunk signed (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD`,
+    /// `trailer` with `-TRAILER`).
+    SignedChunks(Box<Chain>, bool),
+    /// `aws-chunked`, unsigned, a checksum in the trailer
+    /// (`STREAMING-UNSIGNED-PAYLOAD-TRAILER`).
+    UnsignedTrailer,
+}
+
+/// A request whose signature holds.
+pub(crate) struct Verified {
+    pub(crate) payload: Payload,
+}
+
+/// The chain of chunk signatures of an `aws-chunked` body: each chunk's
+/// signature covers its data and the signature before it, starting from
+/// the request's.
+pub(crate) struct Chain {
+    key: hmac::Key,
+    amz_date: String,
+    scope: String,
+    previous: String,
+}
+
+impl Chain {
+    /// Whether `given` signs the chunk whose data hashes to `sha256`; the
+    /// chain moves on when it does.
+    pub(crate) fn next(&mut self, sha256: &[u8], given: &str) -> bool {
+        let to_sign = format!(
+            "{ALGORITHM}-PAYLOAD\n{}\n{}\n{}\n{EMPTY_SHA256}\n{}",
+            self.amz_date,
+            self.scope,
+            self.previous,
+            hex(sha256)
+        );
+        let expected = hex(hmac::sign(&self.key, to_sign.as_bytes()).as_ref());
+        if !same(&expected, given) {
+            return false;
+        }
+        self.previous = expected;
+        true
+    }
+
+    /// Whether `given` signs the trailer lines `trailer` (each `name:value\n`).
+    pub(crate) fn trailer(&self, trailer: &str, given: &str) -> bool {
+        let hash = digest::digest(&digest::SHA256, trailer.as_bytes());
+        let to_sign = format!(
+            "{ALGORITHM}-TRAILER\n{}\n{}\n{}\n{}",
+            self.amz_date,
+            self.scope,
+            self.previous,
+            hex(hash.as_ref())
+        );
+        same(&hex(hmac::sign(&self.key, to_sign.as_bytes()).as_ref()), given)
+    }
+}
+
+/// Signing keys derived lately, per shard: deriving one is four HMACs, and
+/// a client signs every request of a day with the same one.
+#[derive(Default)]
+pub(crate) struct KeyCache(RefCell<HashMap<(String, String, String), hmac::Key>>);
+
+/// Keys kept at most (then the cache starts over).
+const KEYS_KEPT_MAX: usize = 256;
+
+impl KeyCache {
+    fn key(&self, secret: &str, access_key: &str, date: &str, region: &str) -> hmac::Key {
+        let id = (access_key.to_string(), date.to_string(), region.to_string());
+        if let Some(key) = self.0.borrow().get(&id) {
+            return key.clone();
+        }
+        let key = signing_key(secret, date, region, "s3");
+        let mut keys = self.0.borrow_mut();
+        if keys.len() >= KEYS_KEPT_MAX {
+            keys.clear();
+        }
+        keys.insert(id, key.clone());
+        key
+    }
+}
+
+/// The signing key of `secret` for one day, region and service.
+pub(crate) fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> hmac::Key {
+    let mac = |key: &[u8], data: &str| hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data.as_bytes());
+    let k = mac(format!("AWS4{secret}").as_bytes(), date);
+    let k = mac(k.as_ref(), region);
+    let k = mac(k.as_ref(), service);
+    let k = mac(k.as_ref(), "aws4_request");
+    hmac::Key::new(hmac::HMAC_SHA256, k.as_ref())
+}
+
+/// Lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 15) as usize] as char);
+    }
+    out
+}
+
+/// Compares in time independent of where the strings differ.
+fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The parts of a request a signature covers.
+pub(crate) struct Request<'a> {
+    pub(crate) method: &'a str,
+    /// The path as sent (percent-encoded).
+    pub(crate) path: &'a str,
+    pub(crate) query: &'a Query,
+    pub(crate) headers: &'a Headers,
+}
+
+/// What a signature names: who, when, where, which headers, and the
+/// signature itself.
+struct Claim {
+    access_key: String,
+    date: String,
+    region: String,
+    service: String,
+    signed_headers: Vec<String>,
+    signature: String,
+    /// `YYYYMMDDTHHMMSSZ`.
+    amz_date: String,
+}
+
+/// Checks the request's signature. `None`: the request carries none
+/// (anonymous); the caller decides whether that is allowed.
+pub(crate) fn verify(
+    settings: &Settings,
+    keys: &KeyCache,
+    request: &Request<'_>,
+    now: u64,
+) -> Result<Option<Verified>, S3Error> {
+    let presigned = request.query.has("X-Amz-Signature");
+    let claim = match (request.headers.get("authorization"), presigned) {
+        (Some(_), true) => {
+            return Err(S3Error::new(400, "InvalidArgument", "only one auth mechanism allowed: header or query"))
+        }
+        (Some(value), false) => header_claim(value, request.headers)?,
+        (None, true) => query_claim(request.query)?,
+        (None, false) => return Ok(None),
+    };
+    let Some(secret) = settings.credentials.get(&claim.access_key) else {
+        return Err(S3Error::new(
+            403,
+            "InvalidAccessKeyId",
+            "the access key id you provided does not exist in our records (--s3-credentials)",
+        ));
+    };
+    if claim.service != "s3" {
+        return Err(malformed(presigned, format!("the credential's service must be s3, not {}", claim.service)));
+    }
+    if !claim.amz_date.starts_with(&claim.date) {
+        return Err(malformed(presigned, "the credential's date is not the request's date"));
+    }
+    if !claim.signed_headers.iter().any(|h| h == "host") {
+        return Err(malformed(presigned, "the signed headers must include host"));
+    }
+    let time = parse_amz_date(&claim.amz_date)
+        .ok_or_else(|| malformed(presigned, format!("invalid date {}: use YYYYMMDDTHHMMSSZ", claim.amz_date)))?;
+    if presigned {
+        let expires: u64 = request
+            .query
+            .get("X-Amz-Expires")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| malformed(true, "X-Amz-Expires must be a number of seconds"))?;
+        if expires > EXPIRES_MAX_SECS {
+            return Err(malformed(true, "X-Amz-Expires must be less than a week (604800 seconds)"));
+        }
+        if now > time + expires {
+            return Err(access_denied("request has expired: sign a new URL"));
+        }
+        if time > now + SKEW_MAX_SECS {
+            return Err(access_denied("request is not valid yet: its X-Amz-Date is in the future"));
+        }
+    } else if time.abs_diff(now) > SKEW_MAX_SECS {
+        return Err(S3Error::new(
+            403,
+            "RequestTimeTooSkewed",
+            "the difference between the request time and the server's time is too large (over 15 minutes): \
+             check the client's clock",
+        ));
+    }
+    let content_sha256 = request.headers.get("x-amz-content-sha256");
+    let payload_claim = match (content_sha256, presigned) {
+        (Some(value), _) => value,
+        (None, true) => "UNSIGNED-PAYLOAD",
+        (None, false) => {
+            return Err(invalid("missing required header for this request: x-amz-content-sha256"));
+        }
+    };
+    let canonical = canonical_request(request, &claim.signed_headers, payload_claim, presigned)?;
+    let scope = format!("{}/{}/{}/aws4_request", claim.date, claim.region, claim.service);
+    let to_sign = format!(
+        "{ALGORITHM}\n{}\n{scope}\n{}",
+        claim.amz_date,
+        hex(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref())
+    );
+    let key = keys.key(secret, &claim.access_key, &claim.date, &claim.region);
+    let expected = hex(hmac::sign(&key, to_sign.as_bytes()).as_ref());
+    if !same(&expected, &claim.signature) {
+        return Err(S3Error::new(
+            403,
+            "SignatureDoesNotMatch",
+            "the request signature we calculated does not match the signature you provided: check your key and \
+             signing method",
+        ));
+    }
+    let chain = || {
+        Box::new(Chain {
+            key: key.clone(),
+            amz_date: claim.amz_date.clone(),
+            scope: scope.clone(),
+            previous: expected.clone(),
+        })
+    };
+    let payload = match payload_claim {
+        "UNSIGNED-PAYLOAD" => Payload::Unsigned,
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" => Payload::SignedChunks(chain(), false),
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" => Payload::SignedChunks(chain(), true),
+        "STREAMING-UNSIGNED-PAYLOAD-TRAILER" => Payload::UnsignedTrailer,
+        value => Payload::Sha256(parse_sha256(value).ok_or_else(|| {
+            invalid(format!("x-amz-content-sha256 must be a hex SHA-256 or a known payload form, not `{value}`"))
+        })?),
+    };
+    Ok(Some(Verified { payload }))
+}
+
+fn invalid(message: impl Into<String>) -> S3Error {
+    S3Error::new(400, "InvalidRequest", message)
+}
+
+fn malformed(presigned: bool, message: impl Into<String>) -> S3Error {
+    let code = if presigned { "AuthorizationQueryParametersError" } else { "AuthorizationHeaderMalformed" };
+    S3Error::new(400, code, message)
+}
+
+fn parse_sha256(value: &str) -> Option<[u8; 32]> {
+    if value.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in value.as_bytes().chunks(2).enumerate() {
+        let pair = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// `Credential=AKID/DATE/REGION/SERVICE/aws4_request`'s value split.
+fn credential(value: &str, presigned: bool) -> Result<(String, String, String, String), S3Error> {
+    let parts: Vec<&str> = value.split('/').collect();
+    match parts.as_slice() {
+        [key, date, region, service, "aws4_request"] if date.len() == 8 => {
+            Ok((key.to_string(), date.to_string(), region.to_string(), service.to_string()))
+        }
+        _ => Err(malformed(
+            presigned,
+            format!("invalid credential `{value}`: expected KEY/YYYYMMDD/REGION/s3/aws4_request"),
+        )),
+    }
+}
+
+fn header_claim(value: &str, headers: &Headers) -> Result<Claim, S3Error> {
+    let Some(rest) = value.strip_prefix(ALGORITHM) else {
+        if value.starts_with("AWS ") {
+            return Err(invalid("signature version 2 is not supported: sign with AWS Signature Version 4"));
+        }
+        return Err(malformed(false, format!("the authorization must use {ALGORITHM}")));
+    };
+    let (mut cred, mut signed, mut signature) = (None, None, None);
+    for part in rest.split(',').map(str::trim) {
+        if let Some(v) = part.strip_prefix("Credential=") {
+            cred = Some(v);
+        } else if let Some(v) = part.strip_prefix("SignedHeaders=") {
+            signed = Some(v);
+        } else if let Some(v) = part.strip_prefix("Signature=") {
+            signature = Some(v);
+        }
+    }
+    let (Some(cred), Some(signed), Some(signature)) = (cred, signed, signature) else {
+        return Err(malformed(false, "the authorization needs Credential, SignedHeaders and Signature"));
+    };
+    let (access_key, date, region, service) = credential(cred, false)?;
+    let amz_date = match headers.get("x-amz-date") {
+        Some(d) => d.to_string(),
+        None => match headers.get("date").and_then(|d| httpdate::parse_http_date(d).ok()) {
+            Some(t) => format_amz_date(t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)),
+            None => return Err(access_denied("a signed request needs an x-amz-date or Date header")),
+        },
+    };
+    Ok(Claim {
+        access_key,
+        date,
+        region,
+        service,
+        signed_headers: signed.split(';').map(str::to_string).collect(),
+        signature: signature.to_string(),
+        amz_date,
+    })
+}
+
+fn query_claim(query: &Query) -> Result<Claim, S3Error> {
+    let need = |name: &str| query.get(name).ok_or_else(|| malformed(true, format!("the query needs {name}")));
+    if need("X-Amz-Algorithm")? != ALGORITHM {
+        return Err(malformed(true, format!("X-Amz-Algorithm must be {ALGORITHM}")));
+    }
+    let (access_key, date, region, service) = credential(need("X-Amz-Credential")?, true)?;
+    Ok(Claim {
+        access_key,
+        date,
+        region,
+        service,
+        signed_headers: need("X-Amz-SignedHeaders")?.split(';').map(str::to_string).collect(),
+        signature: need("X-Amz-Signature")?.to_string(),
+        amz_date: need("X-Amz-Date")?.to_string(),
+    })
+}
+
+/// The canonical request: method, canonical path and query, the signed
+/// headers with their values, their names, the payload's hash.
+fn canonical_request(
+    request: &Request<'_>,
+    signed: &[String],
+    payload: &str,
+    presigned: bool,
+) -> Result<String, S3Error> {
+    let path = percent_encoding::percent_decode_str(request.path).collect::<Vec<u8>>();
+    let mut params: Vec<(String, String)> = request
+        .query
+        .0
+        .iter()
+        .filter(|(n, _)| !(presigned && n == "X-Amz-Signature"))
+        .map(|(n, v)| (encode(n.as_bytes(), false), encode(v.as_bytes(), false)))
+        .collect();
+    params.sort();
+    let query = params.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("&");
+    let mut out = format!("{}\n{}\n{query}\n", request.method, encode(&path, true));
+    for name in signed {
+        let value = request
+            .headers
+            .joined(name)
+            .ok_or_else(|| malformed(presigned, format!("the signed header {name} is not in the request")))?;
+        out.push_str(name);
+        out.push(':');
+        out.push_str(&collapse_spaces(&value));
+        out.push('\n');
+    }
+    out.push('\n');
+    out.push_str(&signed.join(";"));
+    out.push('\n');
+    out.push_str(payload);
+    Ok(out)
+}
+
+/// Runs of spaces inside a header value become one space.
+fn collapse_spaces(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut space = false;
+    for c in value.trim().chars() {
+        if c == ' ' {
+            if !space {
+                out.push(' ');
+            }
+            space = true;
+        } else {
+            out.push(c);
+            space = false;
+        }
+    }
+    out
+}
+
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+/// Seconds since the epoch of `YYYYMMDDTHHMMSSZ`.
+pub(crate) fn parse_amz_date(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let s = text.get(r)?;
+        s.bytes().all(|c| c.is_ascii_digit()).then(|| s.parse().ok()).flatten()
+    };
+    let (y, mo, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
+    let (h, mi, s) = (num(9..11)?, num(11..13)?, num(13..15)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let days = days_from_civil(y as i64, mo, d);
+    u64::try_from(days * 86400 + (h * 3600 + mi * 60 + s) as i64).ok()
+}
+
+/// `YYYYMMDDTHHMMSSZ` of seconds since the epoch.
+pub(crate) fn format_amz_date(secs: u64) -> String {
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    // Inverse of days_from_civil.
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+#[cfg(test)]
+/// Signs a request as a client does (header form, `payload_hash` given):
+/// the `Authorization` value. For `percore bench --s3` and the tests.
+#[allow(clippy::too_many_arguments, reason = "the pieces of a signature, each named")]
+pub(crate) fn authorization(
+    access_key: &str,
+    secret: &str,
+    region: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    payload_hash: &str,
+    amz_date: &str,
+) -> String {
+    let mut sorted: Vec<(String, String)> =
+        headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_string())).collect();
+    sorted.sort();
+    let signed: Vec<&str> = sorted.iter().map(|(n, _)| n.as_str()).collect();
+    let mut canonical = format!("{method}\n{path}\n\n");
+    for (n, v) in &sorted {
+        canonical.push_str(&format!("{n}:{v}\n"));
+    }
+    canonical.push_str(&format!("\n{}\n{payload_hash}", signed.join(";")));
+    let date = &amz_date[..8];
+    let scope = format!("{date}/{region}/s3/aws4_request");
+    let to_sign = format!(
+        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
+        hex(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref())
+    );
+    let signature = hex(hmac::sign(&signing_key(secret, date, region, "s3"), to_sign.as_bytes()).as_ref());
+    format!("{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={}, Signature={signature}", signed.join(";"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings::for_tests("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(parse_amz_date("19700101T000000Z"), Some(0));
+        assert_eq!(parse_amz_date("20150830T123600Z"), Some(1_440_938_160));
+        assert_eq!(format_amz_date(1_440_938_160), "20150830T123600Z");
+        assert_eq!(format_amz_date(951_782_400), "20000229T000000Z");
+        assert_eq!(parse_amz_date("20000229T000000Z"), Some(951_782_400));
+        for bad in ["2015-08-30T12:36:00Z", "20151330T123600Z", "20150830T123600", ""] {
+            assert_eq!(parse_amz_date(bad), None, "{bad}");
+        }
+    }
+
+    /// AWS's published example (S3 docs, "Example: GET Object"): the same
+    /// signature from the same request.
+    #[test]
+    fn the_documented_get_object_example() {
+        let head = b"GET /test.txt HTTP/1.1\r\nHost: examplebucket.s3.amazonaws.com\r\nRange: bytes=0-9\r\n\
+            x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\r\n\
+            x-amz-date: 20130524T000000Z\r\nAuthorization: AWS4-HMAC-SHA256 \
+            Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, \
+            SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, \
+            Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41\r\n\r\n";
+        let headers = Headers::parse(head);
+        let query = Query::default();
+        let request = Request { method: "GET", path: "/test.txt", query: &query, headers: &headers };
+        let s = Settings::for_tests("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+        let now = parse_amz_date("20130524T000100Z").unwrap();
+        let verified = verify(&s, &KeyCache::default(), &request, now).unwrap().expect("signed");
+        assert!(matches!(verified.payload, Payload::Sha256(_)));
+        // An hour later: too skewed.
+        let later = now + 3600;
+        assert_eq!(verify(&s, &KeyCache::default(), &request, later).err().unwrap().code, "RequestTimeTooSkewed");
+        // Another secret: no match.
+        let other = Settings::for_tests("AKIAIOSFODNN7EXAMPLE", "another");
+        assert_eq!(verify(&other, &KeyCache::default(), &request, now).err().unwrap().code, "SignatureDoesNotMatch");
+    }
+
+    /// AWS's published presigned example (S3 docs, "Example: presigned URL").
+    #[test]
+    fn the_documented_presigned_example() {
+        let q = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404";
+        let query = Query::parse(Some(q)).unwrap();
+        let headers = Headers::parse(b"GET /test.txt HTTP/1.1\r\nHost: examplebucket.s3.amazonaws.com\r\n\r\n");
+        let request = Request { method: "GET", path: "/test.txt", query: &query, headers: &headers };
+        let s = Settings::for_tests("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+        let now = parse_amz_date("20130524T010000Z").unwrap();
+        assert!(verify(&s, &KeyCache::default(), &request, now).unwrap().is_some());
+        let expired = now + 86400;
+        let err = verify(&s, &KeyCache::default(), &request, expired).err().unwrap();
+        assert_eq!((err.status, err.code), (403, "AccessDenied"), "{}", err.message);
+    }
+
+    #[test]
+    fn what_we_sign_we_verify_and_nothing_else() {
+        let amz_date = "20250101T000000Z";
+        let hash = EMPTY_SHA256;
+        let auth = authorization(
+            "AKIDEXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            "us-east-1",
+            "GET",
+            "/b/k",
+            &[("host", "127.0.0.1"), ("x-amz-content-sha256", hash), ("x-amz-date", amz_date)],
+            hash,
+            amz_date,
+        );
+        let head = format!(
+            "GET /b/k HTTP/1.1\r\nHost: 127.0.0.1\r\nx-amz-content-sha256: {hash}\r\nx-amz-date: {amz_date}\r\nAuthorization: {auth}\r\n\r\n"
+        );
+        let headers = Headers::parse(head.as_bytes());
+        let query = Query::default();
+        let now = parse_amz_date(amz_date).unwrap();
+        let ok = Request { method: "GET", path: "/b/k", query: &query, headers: &headers };
+        assert!(verify(&settings(), &KeyCache::default(), &ok, now).unwrap().is_some());
+        let moved = Request { method: "GET", path: "/b/other", query: &query, headers: &headers };
+        assert_eq!(verify(&settings(), &KeyCache::default(), &moved, now).err().unwrap().code, "SignatureDoesNotMatch");
+        let put = Request { method: "PUT", path: "/b/k", query: &query, headers: &headers };
+        assert_eq!(verify(&settings(), &KeyCache::default(), &put, now).err().unwrap().code, "SignatureDoesNotMatch");
+        let none = Headers::parse(b"GET /b/k HTTP/1.1\r\nHost: x\r\n\r\n");
+        let anonymous = Request { method: "GET", path: "/b/k", query: &query, headers: &none };
+        assert!(verify(&settings(), &KeyCache::default(), &anonymous, now).unwrap().is_none());
+    }
+}

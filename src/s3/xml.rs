@@ -1,0 +1,170 @@
+//! XML for S3: answers written with a small writer (elements, escaped text;
+//! S3's documents are flat and known, a serializer would add nothing), and
+//! the request bodies clients send (DeleteObjects,
+//! CompleteMultipartUpload) read with `quick-xml`.
+
+use quick_xml::events::Event;
+use quick_xml::Reader;
+
+/// The XML namespace of S3's answers.
+pub(crate) const NAMESPACE: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
+
+/// Builds an XML document.
+pub(crate) struct Writer(String);
+
+impl Writer {
+    pub(crate) fn document() -> Writer {
+        Writer(String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"))
+    }
+
+    /// Opens the root element, with S3's namespace.
+    pub(crate) fn root(&mut self, name: &str) {
+        self.0.push_str(&format!("<{name} xmlns=\"{NAMESPACE}\">"));
+    }
+
+    pub(crate) fn open(&mut self, name: &str) {
+        self.0.push('<');
+        self.0.push_str(name);
+        self.0.push('>');
+    }
+
+    pub(crate) fn close(&mut self, name: &str) {
+        self.0.push_str("</");
+        self.0.push_str(name);
+        self.0.push('>');
+    }
+
+    /// `<name>text</name>`, the text escaped.
+    pub(crate) fn leaf(&mut self, name: &str, text: impl std::fmt::Display) {
+        self.open(name);
+        self.0.push_str(&quick_xml::escape::escape(text.to_string()));
+        self.close(name);
+    }
+
+    /// Escaped text inside the element open now.
+    pub(crate) fn finish_text(&mut self, text: &str) {
+        self.0.push_str(&quick_xml::escape::escape(text));
+    }
+
+    pub(crate) fn finish(self) -> String {
+        self.0
+    }
+}
+
+/// ISO 8601 in UTC with milliseconds, as S3 writes times
+/// (`2009-10-12T17:50:30.000Z`).
+pub(crate) fn iso8601(secs: u64) -> String {
+    let compact = super::sigv4::format_amz_date(secs);
+    let (d, t) = (&compact[..8], &compact[9..15]);
+    format!("{}-{}-{}T{}:{}:{}.000Z", &d[..4], &d[4..6], &d[6..], &t[..2], &t[2..4], &t[4..])
+}
+
+/// The most bytes of XML a request may carry (DeleteObjects of 1,000 keys
+/// of 1 KiB each fits, as on S3).
+pub(crate) const BODY_BYTES_MAX: u64 = 2 << 20;
+
+/// The text of every element named `leaf` inside each `item` element, in
+/// order: for `<Delete><Object><Key>a</Key></Object>...`, `items(body,
+/// "Object", &["Key", "VersionId"])`. The root must be `root`.
+pub(crate) fn items(body: &[u8], root: &str, item: &str, leaves: &[&str]) -> Result<Vec<Vec<Option<String>>>, String> {
+    let mut reader = Reader::from_reader(body);
+    reader.config_mut().trim_text(true);
+    let mut path: Vec<String> = Vec::new();
+    let mut out: Vec<Vec<Option<String>>> = Vec::new();
+    let mut seen_root = false;
+    loop {
+        match reader.read_event().map_err(|e| e.to_string())? {
+            Event::Start(e) => {
+                let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                if path.is_empty() {
+                    if name != root {
+                        return Err(format!("the root element must be {root}, not {name}"));
+                    }
+                    seen_root = true;
+                }
+                if path.len() > 8 {
+                    return Err("elements nested too deep".into());
+                }
+                if path.len() == 1 && name == item {
+                    out.push(vec![None; leaves.len()]);
+                }
+                path.push(name);
+            }
+            Event::End(_) => {
+                path.pop();
+            }
+            Event::Empty(e) => {
+                let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                if path.is_empty() {
+                    return Err(format!("the root element must be {root} with content"));
+                }
+                if path.len() == 1 && name == item {
+                    out.push(vec![None; leaves.len()]);
+                }
+            }
+            Event::Text(t) if path.len() == 3 && path[1] == item => {
+                if let Some(i) = leaves.iter().position(|l| *l == path[2]) {
+                    let text = t.decode().map_err(|e| e.to_string())?;
+                    let text = quick_xml::escape::unescape(&text).map_err(|e| e.to_string())?;
+                    let slot = &mut out.last_mut().expect("inside an item")[i];
+                    slot.get_or_insert_with(String::new).push_str(&text);
+                }
+            }
+            // An entity or character reference inside a leaf's text.
+            Event::GeneralRef(r) if path.len() == 3 && path[1] == item => {
+                if let Some(i) = leaves.iter().position(|l| *l == path[2]) {
+                    let text = match r.resolve_char_ref().map_err(|e| e.to_string())? {
+                        Some(c) => c.to_string(),
+                        None => {
+                            let name = r.decode().map_err(|e| e.to_string())?;
+                            quick_xml::escape::resolve_xml_entity(&name)
+                                .ok_or_else(|| format!("unknown entity &{name};"))?
+                                .to_string()
+                        }
+                    };
+                    out.last_mut().expect("inside an item")[i].get_or_insert_with(String::new).push_str(&text);
+                }
+            }
+            Event::Eof => break,
+            Event::DocType(_) => return Err("document type declarations are not accepted".into()),
+            _ => {}
+        }
+    }
+    if !seen_root {
+        return Err(format!("no {root} element"));
+    }
+    if !path.is_empty() {
+        return Err("the document ends inside an element".into());
+    }
+    Ok(out)
+}
+
+/// Whether `<name>true</name>` appears directly under the root.
+pub(crate) fn flag(body: &[u8], name: &str) -> bool {
+    let text = String::from_utf8_lossy(body);
+    text.contains(&format!("<{name}>true</{name}>"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_escaped_and_reads_items() {
+        let mut w = Writer::document();
+        w.root("R");
+        w.leaf("Key", "a<&>\"b");
+        w.close("R");
+        let text = w.finish();
+        assert!(text.contains("<Key>a&lt;&amp;&gt;&quot;b</Key>"), "{text}");
+        let body = b"<Delete xmlns=\"x\"><Quiet>true</Quiet><Object><Key>a&amp;b</Key></Object>\
+            <Object><Key>c&#47;d</Key><VersionId>1</VersionId></Object></Delete>";
+        let got = items(body, "Delete", "Object", &["Key", "VersionId"]).unwrap();
+        assert_eq!(got, vec![vec![Some("a&b".into()), None], vec![Some("c/d".into()), Some("1".into())]]);
+        assert!(flag(body, "Quiet"));
+        assert!(items(b"<Other/>", "Delete", "Object", &["Key"]).is_err());
+        assert!(items(b"<Delete><Object><Key>a</Key>", "Delete", "Object", &["Key"]).is_err());
+        assert!(items(b"not xml at all <", "Delete", "Object", &["Key"]).is_err());
+        assert!(items(b"<!DOCTYPE x [<!ENTITY a \"b\">]><Delete/>", "Delete", "Object", &["Key"]).is_err());
+    }
+}
