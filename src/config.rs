@@ -51,6 +51,10 @@ pub(crate) struct RawConfig {
     #[arg(long, env = "PERCORE_S3_LISTEN", value_delimiter = ',')]
     #[serde(default, deserialize_with = "one_or_many")]
     pub(crate) s3_listen: Vec<String>,
+    /// Where to serve the S3 API over HTTPS (with the --tls-cert certificates), in the forms --listen takes.
+    #[arg(long, env = "PERCORE_S3_LISTEN_TLS", value_delimiter = ',')]
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub(crate) s3_listen_tls: Vec<String>,
     /// The S3 keys: a file with one `ACCESS_KEY_ID SECRET_KEY` pair per line (`#` comments).
     #[arg(long, env = "PERCORE_S3_CREDENTIALS")]
     pub(crate) s3_credentials: Option<PathBuf>,
@@ -241,6 +245,7 @@ impl RawConfig {
             tls_key: if self.tls_key.is_empty() { file.tls_key } else { self.tls_key },
             tls_self_signed: self.tls_self_signed || file.tls_self_signed,
             s3_listen: if self.s3_listen.is_empty() { file.s3_listen } else { self.s3_listen },
+            s3_listen_tls: if self.s3_listen_tls.is_empty() { file.s3_listen_tls } else { self.s3_listen_tls },
             s3_credentials: self.s3_credentials.or(file.s3_credentials),
             s3_region: self.s3_region.or(file.s3_region),
             s3_anonymous_reads: self.s3_anonymous_reads || file.s3_anonymous_reads,
@@ -320,9 +325,21 @@ impl TryFrom<RawConfig> for Config {
                 listen.extend(crate::listen::parse(&text)?);
             }
         }
+        let s3_tls = !raw.s3_listen_tls.is_empty();
         let (tls, listen_tls) =
-            tls_settings(raw.tls_cert, raw.tls_key, raw.tls_self_signed, raw.tls_unknown_sni, raw.listen_tls)?;
-        if listen.is_empty() && listen_tls.is_empty() {
+            tls_settings(raw.tls_cert, raw.tls_key, raw.tls_self_signed, raw.tls_unknown_sni, raw.listen_tls, s3_tls)?;
+        if s3_tls && tls.is_none() {
+            return Err("--s3-listen-tls needs a certificate: --tls-cert and --tls-key (or --tls-self-signed)".into());
+        }
+        let s3 = crate::s3::Settings::from_raw(
+            &raw.s3_listen,
+            &raw.s3_listen_tls,
+            raw.s3_credentials.as_deref(),
+            raw.s3_region,
+            raw.s3_anonymous_reads,
+            raw.s3_upload_expiry_secs,
+        )?;
+        if listen.is_empty() && listen_tls.is_empty() && s3.is_none() {
             return Err("--listen none leaves nothing to listen on: give --listen-tls with a certificate".to_string());
         }
         let every: Vec<SocketAddr> = listen.iter().chain(&listen_tls).copied().collect();
@@ -343,13 +360,6 @@ impl TryFrom<RawConfig> for Config {
         if !peers.is_empty() && ring.is_none() {
             return Err("--peers is for the nodes of a --ring: give --ring too".to_string());
         }
-        let s3 = crate::s3::Settings::from_raw(
-            &raw.s3_listen,
-            raw.s3_credentials.as_deref(),
-            raw.s3_region,
-            raw.s3_anonymous_reads,
-            raw.s3_upload_expiry_secs,
-        )?;
         Ok(Config {
             s3,
             node_name,
@@ -396,6 +406,7 @@ fn tls_settings(
     self_signed: bool,
     unknown_sni: Option<String>,
     listen_tls: Vec<String>,
+    s3_tls: bool,
 ) -> Result<(Option<crate::tls::Settings>, Vec<SocketAddr>), String> {
     if certs.len() != keys.len() {
         return Err(format!(
@@ -419,7 +430,10 @@ fn tls_settings(
         return Ok((None, Vec::new()));
     }
     let mut addrs = Vec::new();
-    for text in if listen_tls.is_empty() { vec![crate::listen::DEFAULT_TLS.to_string()] } else { listen_tls } {
+    // The default HTTPS address only when the certificates are for it: not
+    // when they are for the S3 API's HTTPS alone.
+    let default = if s3_tls { vec![] } else { vec![crate::listen::DEFAULT_TLS.to_string()] };
+    for text in if listen_tls.is_empty() { default } else { listen_tls } {
         addrs.extend(crate::listen::parse(&text)?);
     }
     let pairs = certs.into_iter().zip(keys).collect();

@@ -59,6 +59,8 @@ pub(crate) enum Kind {
     Tls,
     /// The S3 API over plain HTTP (`--s3-listen`).
     S3,
+    /// The S3 API over HTTPS (`--s3-listen-tls`).
+    S3Tls,
 }
 
 impl Kind {
@@ -68,7 +70,16 @@ impl Kind {
             Kind::Plain => format!("http://{addr}"),
             Kind::Tls => format!("https://{addr}"),
             Kind::S3 => format!("http://{addr} (S3)"),
+            Kind::S3Tls => format!("https://{addr} (S3)"),
         }
+    }
+
+    pub(crate) fn tls(self) -> bool {
+        matches!(self, Kind::Tls | Kind::S3Tls)
+    }
+
+    pub(crate) fn s3(self) -> bool {
+        matches!(self, Kind::S3 | Kind::S3Tls)
     }
 }
 
@@ -77,7 +88,8 @@ pub(crate) fn every(config: &Config) -> Vec<(SocketAddr, Kind)> {
     let plain = config.listen.iter().map(|a| (*a, Kind::Plain));
     let tls = config.listen_tls.iter().map(|a| (*a, Kind::Tls));
     let s3 = config.s3.iter().flat_map(|s3| s3.listen.iter().map(|a| (*a, Kind::S3)));
-    plain.chain(tls).chain(s3).collect()
+    let s3_tls = config.s3.iter().flat_map(|s3| s3.listen_tls.iter().map(|a| (*a, Kind::S3Tls)));
+    plain.chain(tls).chain(s3).chain(s3_tls).collect()
 }
 
 /// Who may write, as the start-up line says it.

@@ -31,7 +31,7 @@ use crate::shard::{Counted, Shard};
 /// task has not run yet). On a TLS listener the handshake comes first; on
 /// the S3 listener requests go to `s3`.
 pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, kind: Kind, _opened: Counted) {
-    let tls: Option<Arc<ServerConfig>> = if kind == Kind::Tls { shard.tls.borrow().clone() } else { None };
+    let tls: Option<Arc<ServerConfig>> = if kind.tls() { shard.tls.borrow().clone() } else { None };
     let session = match tls.map(Session::new).transpose() {
         Ok(session) => session,
         Err(err) => {
@@ -58,7 +58,7 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, kind: Kind, _open
     if wire.tls().is_some() && !Box::pin(handshake(&wire, &shard, &mut incoming, &mut buf)).await {
         return;
     }
-    requests(&wire, &shard, &mut incoming, buf, kind == Kind::S3).await;
+    requests(&wire, &shard, &mut incoming, buf, kind.s3()).await;
     wire.close().await;
 }
 

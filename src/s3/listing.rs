@@ -159,7 +159,9 @@ async fn walk(root: Dir, page: &Page<'_>) -> std::io::Result<Vec<Item>> {
                 Err(err) if err.raw_os_error() == Some(libc::ENOENT) => continue,
                 Err(err) => return Err(err),
             };
-            if inside_prefix && page.delimiter == Some(b"/".as_slice()) {
+            // (A directory that is the prefix itself is walked: its keys
+            // have the delimiter after the prefix only further down.)
+            if inside_prefix && full.len() > page.prefix.len() && page.delimiter == Some(b"/".as_slice()) {
                 if after != Some(full.as_slice()) && holds_object(&dir).await? {
                     items.push(Item::Prefix(full));
                 }

@@ -57,8 +57,16 @@ pub(crate) fn read(file: &impl std::os::fd::AsFd, stamp: &str) -> Option<ObjectM
 pub(crate) fn from_request(headers: &super::head::Headers) -> Result<Vec<(String, String)>, String> {
     let mut kept: Vec<(String, String)> = Vec::new();
     for name in KEPT_HEADERS {
-        if let Some(v) = headers.get(name) {
-            kept.push((name.to_string(), v.to_string()));
+        let Some(value) = headers.get(name) else { continue };
+        let value = if name == "content-encoding" {
+            // `aws-chunked` is how this request's body travelled, not the
+            // object's encoding (S3 drops it too).
+            value.split(',').map(str::trim).filter(|c| !c.eq_ignore_ascii_case("aws-chunked")).collect::<Vec<_>>().join(",")
+        } else {
+            value.to_string()
+        };
+        if !value.is_empty() {
+            kept.push((name.to_string(), value));
         }
     }
     let mut user = 0;

@@ -1,4 +1,4 @@
-//! The S3 API, on its own listener (`--s3-listen`), over the same store as
+//! The S3 API, on its own listeners (`--s3-listen`, `--s3-listen-tls`), over the same store as
 //! `/files/`: a bucket is a top-level directory of the data directory, an
 //! object's key its path beneath it. Path-style requests
 //! (`/<bucket>/<key>`), signed with AWS Signature V4 (`sigv4`).

@@ -13,6 +13,8 @@ pub(crate) const REGION_DEFAULT: &str = "us-east-1";
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
     pub(crate) listen: Vec<SocketAddr>,
+    /// Where the S3 API is served over HTTPS (the daemon's certificates).
+    pub(crate) listen_tls: Vec<SocketAddr>,
     /// Access key id → secret key.
     pub(crate) credentials: HashMap<String, String>,
     pub(crate) region: String,
@@ -29,21 +31,26 @@ impl Settings {
     /// Validated settings from the raw ones: `listen` given means S3 is on.
     pub(crate) fn from_raw(
         listen: &[String],
+        listen_tls: &[String],
         credentials: Option<&Path>,
         region: Option<String>,
         anonymous_reads: bool,
         upload_expiry_secs: Option<u64>,
     ) -> Result<Option<Settings>, String> {
-        if listen.is_empty() {
+        if listen.is_empty() && listen_tls.is_empty() {
             if credentials.is_some() {
-                return Err("--s3-credentials is for the S3 listener: give --s3-listen too".into());
+                return Err("--s3-credentials is for the S3 listener: give --s3-listen (or --s3-listen-tls) too".into());
             }
             return Ok(None);
         }
-        let mut addrs = Vec::new();
-        for text in listen {
-            addrs.extend(crate::listen::parse(text).map_err(|e| e.replace("--listen", "--s3-listen"))?);
-        }
+        let parse = |texts: &[String], flag: &str| -> Result<Vec<SocketAddr>, String> {
+            let mut addrs = Vec::new();
+            for text in texts {
+                addrs.extend(crate::listen::parse(text).map_err(|e| e.replace("--listen", flag))?);
+            }
+            Ok(addrs)
+        };
+        let (addrs, tls_addrs) = (parse(listen, "--s3-listen")?, parse(listen_tls, "--s3-listen-tls")?);
         let path = credentials.ok_or(
             "--s3-listen needs --s3-credentials FILE (one `ACCESS_KEY_ID SECRET_KEY` pair per line): S3 requests are \
              signed with those keys",
@@ -56,13 +63,14 @@ impl Settings {
             return Err(format!("--s3-region `{region}`: use letters, digits and `-` (e.g. us-east-1)"));
         }
         let upload_expiry_secs = upload_expiry_secs.unwrap_or(UPLOAD_EXPIRY_SECS_DEFAULT);
-        Ok(Some(Settings { listen: addrs, credentials, region, anonymous_reads, upload_expiry_secs }))
+        Ok(Some(Settings { listen: addrs, listen_tls: tls_addrs, credentials, region, anonymous_reads, upload_expiry_secs }))
     }
 
     #[cfg(test)]
     pub(crate) fn for_tests(access_key: &str, secret: &str) -> Settings {
         Settings {
             listen: Vec::new(),
+            listen_tls: Vec::new(),
             credentials: [(access_key.to_string(), secret.to_string())].into(),
             region: REGION_DEFAULT.into(),
             anonymous_reads: false,
@@ -108,9 +116,9 @@ mod tests {
         assert!(parse_credentials("AKID1\n").unwrap_err().contains("line 1"));
         assert!(parse_credentials("A B\nA C\n").unwrap_err().contains("twice"));
         assert!(parse_credentials("# nothing\n").is_err());
-        assert!(Settings::from_raw(&["127.0.0.1:0".into()], None, None, false, None)
+        assert!(Settings::from_raw(&["127.0.0.1:0".into()], &[], None, None, false, None)
             .unwrap_err()
             .contains("--s3-credentials"));
-        assert!(Settings::from_raw(&[], None, None, false, None).unwrap().is_none());
+        assert!(Settings::from_raw(&[], &[], None, None, false, None).unwrap().is_none());
     }
 }
