@@ -191,7 +191,7 @@ pub(crate) struct Config {
     /// Certificates for HTTPS, when it listens.
     pub(crate) tls: Option<crate::tls::Settings>,
     /// The S3 API's settings, when it listens.
-    pub(crate) s3: Option<crate::s3::Settings>,
+    pub(crate) s3: Option<crate::s3::settings::Settings>,
     pub(crate) tls_handshake_timeout_ms: u64,
     pub(crate) allow_anonymous_writes: bool,
     pub(crate) data_dir: PathBuf,
@@ -331,7 +331,7 @@ impl TryFrom<RawConfig> for Config {
         if s3_tls && tls.is_none() {
             return Err("--s3-listen-tls needs a certificate: --tls-cert and --tls-key (or --tls-self-signed)".into());
         }
-        let s3 = crate::s3::Settings::from_raw(
+        let s3 = crate::s3::settings::Settings::from_raw(
             &raw.s3_listen,
             &raw.s3_listen_tls,
             raw.s3_credentials.as_deref(),

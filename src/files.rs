@@ -192,6 +192,21 @@ pub(crate) async fn open(root: &Dir, path: &[u8]) -> io::Result<Found> {
     Ok(Found::File(file, meta))
 }
 
+/// The HTTP status of a file-system error met while storing a file.
+pub(crate) fn io_status(err: &std::io::Error) -> u16 {
+    match err.raw_os_error() {
+        Some(libc::ENOSPC | libc::EDQUOT) => 507,
+        Some(libc::EMFILE | libc::ENFILE) => 503,
+        Some(libc::ENOTDIR | libc::EISDIR | libc::EEXIST) => 409,
+        Some(libc::EXDEV | libc::ELOOP) => 400,
+        Some(libc::EACCES | libc::EPERM) => 403,
+        // The file system went read-only (an error made the kernel remount
+        // it, or an operator did): nothing the client can fix.
+        Some(libc::EROFS) => 503,
+        _ => 500,
+    }
+}
+
 /// A strong validator: changes whenever the file is replaced or modified.
 pub(crate) fn etag(meta: &Metadata) -> String {
     etag_of(meta.ino, meta.size, meta.mtime)

@@ -15,8 +15,6 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 use percore_io::{ListenOptions, TcpListener};
 
-use crate::config::Config;
-
 /// The default listen address: loopback only.
 pub(crate) const DEFAULT: &str = "127.0.0.1:8080";
 
@@ -81,15 +79,6 @@ impl Kind {
     pub(crate) fn s3(self) -> bool {
         matches!(self, Kind::S3 | Kind::S3Tls)
     }
-}
-
-/// Every address the daemon listens on, with what it speaks there.
-pub(crate) fn every(config: &Config) -> Vec<(SocketAddr, Kind)> {
-    let plain = config.listen.iter().map(|a| (*a, Kind::Plain));
-    let tls = config.listen_tls.iter().map(|a| (*a, Kind::Tls));
-    let s3 = config.s3.iter().flat_map(|s3| s3.listen.iter().map(|a| (*a, Kind::S3)));
-    let s3_tls = config.s3.iter().flat_map(|s3| s3.listen_tls.iter().map(|a| (*a, Kind::S3Tls)));
-    plain.chain(tls).chain(s3).chain(s3_tls).collect()
 }
 
 /// Who may write, as the start-up line says it.

@@ -76,7 +76,7 @@ pub(crate) fn run(config: Config) -> Result<(), Box<dyn Error>> {
         }
         None => None,
     };
-    let every = crate::listen::every(&config);
+    let every = every(&config);
     let (listeners, addrs) = crate::listen::bind_all(&every, shards)?;
     let mut listeners: Vec<Option<crate::listen::ShardListeners>> = listeners.into_iter().map(Some).collect();
     let cores_config = percore_cores::Config {
@@ -177,6 +177,15 @@ fn init_logging(config: &Config) -> Result<(), Box<dyn Error>> {
         LogFormat::Json => builder.json().try_init(),
     };
     installed.map_err(|e| format!("cannot set up logging: {e}").into())
+}
+
+/// Every address the daemon listens on, with what it speaks there.
+fn every(config: &Config) -> Vec<(std::net::SocketAddr, crate::listen::Kind)> {
+    let plain = config.listen.iter().map(|a| (*a, crate::listen::Kind::Plain));
+    let tls = config.listen_tls.iter().map(|a| (*a, crate::listen::Kind::Tls));
+    let s3 = config.s3.iter().flat_map(|s3| s3.listen.iter().map(|a| (*a, crate::listen::Kind::S3)));
+    let s3_tls = config.s3.iter().flat_map(|s3| s3.listen_tls.iter().map(|a| (*a, crate::listen::Kind::S3Tls)));
+    plain.chain(tls).chain(s3).chain(s3_tls).collect()
 }
 
 /// What the launcher gives each shard besides its listener and the config.

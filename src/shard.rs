@@ -38,7 +38,7 @@ pub(crate) struct Shard {
     /// (a node that is down would otherwise log one per listing).
     pub(crate) peer_warnings: crate::throttle::Throttle,
     /// The S3 API's per-shard state (signing keys, request ids).
-    pub(crate) s3: crate::s3::ShardState,
+    pub(crate) s3: crate::s3::state::ShardState,
 }
 
 impl Shard {

@@ -215,9 +215,11 @@ fn imports(file: &str, text: &str, files: &std::collections::BTreeSet<Vec<String
     let mut paths = Vec::new();
     let mut rest = code.as_str();
     while let Some(at) = rest.find("use ") {
-        let before = rest[..at].chars().last();
         let end = rest[at..].find(';').map_or(rest.len(), |e| at + e);
-        if before.is_none_or(|c| !c.is_alphanumeric() && c != '_') {
+        // A declaration starts its line (after any visibility); `use ` in
+        // a string or an expression is none.
+        let line_start = rest[..at].rfind('\n').map_or(0, |n| n + 1);
+        if matches!(rest[line_start..at].trim(), "" | "pub" | "pub(crate)" | "pub(super)") {
             paths.extend(expand_use(&rest[at + 4..end]));
         }
         rest = &rest[end.min(rest.len())..];

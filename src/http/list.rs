@@ -5,11 +5,11 @@ use std::os::unix::ffi::OsStrExt;
 
 use bytes::Bytes;
 
-use super::put::io_status;
 use super::reply::Reply;
 use super::request::{Method, Request};
 use super::response::Head;
 use crate::files;
+use crate::files::io_status;
 use crate::listing::Page;
 
 /// Lists the directory `encoded` (after `/files/`, empty or ending in `/`).

@@ -13,20 +13,7 @@ use crate::files;
 use crate::shard::on_owner;
 use crate::store::{Conditions, Outcome, FENCED_MESSAGE};
 
-/// Maps an I/O error before the commit to a status.
-pub(crate) fn io_status(err: &std::io::Error) -> u16 {
-    match err.raw_os_error() {
-        Some(libc::ENOSPC | libc::EDQUOT) => 507,
-        Some(libc::EMFILE | libc::ENFILE) => 503,
-        Some(libc::ENOTDIR | libc::EISDIR | libc::EEXIST) => 409,
-        Some(libc::EXDEV | libc::ELOOP) => 400,
-        Some(libc::EACCES | libc::EPERM) => 403,
-        // The file system went read-only (an error made the kernel remount
-        // it, or an operator did): nothing the client can fix.
-        Some(libc::EROFS) => 503,
-        _ => 500,
-    }
-}
+use crate::files::io_status;
 
 fn conditions(request: &Request) -> Conditions {
     Conditions { if_match: request.if_match.clone(), if_none_match: request.if_none_match.clone() }

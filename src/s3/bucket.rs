@@ -163,11 +163,16 @@ async fn holds_objects(dir: &Dir) -> std::io::Result<bool> {
     Ok(false)
 }
 
-/// Removes the empty directories under `dir` (deepest first).
+/// Removes the directories under `dir` (deepest first) and the temporary
+/// files in them: spare old versions the store keeps for reuse (a spare
+/// found unlinked is dropped when next taken: `store::spares`) and uploads
+/// still under way into the bucket (whose commit then fails).
 async fn remove_empty(dir: &Dir) -> std::io::Result<()> {
     for entry in dir.read_dir()? {
         let name = OsStr::from_bytes(entry.name.as_bytes());
-        if dir.stat(name).await?.is_dir() {
+        if entry.name.as_bytes().starts_with(TEMP_PREFIX) {
+            dir.unlink(name).await?;
+        } else if dir.stat(name).await?.is_dir() {
             let child = dir.open_dir(name).await?;
             Box::pin(remove_empty(&child)).await?;
             dir.rmdir(name).await?;

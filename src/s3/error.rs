@@ -64,7 +64,7 @@ pub(crate) fn internal(message: impl Into<String>) -> S3Error {
 
 /// Maps a store I/O error to an S3 error.
 pub(crate) fn from_io(what: &str, err: &std::io::Error) -> S3Error {
-    let status = crate::http::put::io_status(err);
+    let status = crate::files::io_status(err);
     let code = match status {
         507 => "InsufficientStorage",
         503 => "ServiceUnavailable",

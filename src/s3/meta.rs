@@ -61,7 +61,12 @@ pub(crate) fn from_request(headers: &super::head::Headers) -> Result<Vec<(String
         let value = if name == "content-encoding" {
             // `aws-chunked` is how this request's body travelled, not the
             // object's encoding (S3 drops it too).
-            value.split(',').map(str::trim).filter(|c| !c.eq_ignore_ascii_case("aws-chunked")).collect::<Vec<_>>().join(",")
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.eq_ignore_ascii_case("aws-chunked"))
+                .collect::<Vec<_>>()
+                .join(",")
         } else {
             value.to_string()
         };

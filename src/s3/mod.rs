@@ -11,13 +11,14 @@
 //! read through [`body::Body`], which checks the payload's hashes.
 //!
 //! Files by job: `head` (headers, query, target), `sigv4`, `body` and
-//! `chunked` (payloads), `xml` and `error` (answers), `meta` (what is
+//! `chunked` (payloads), `date`, `xml` and `error` (answers), `meta` (what is
 //! stored with an object), `keys` (bucket names and keys as store paths),
-//! `settings`.
+//! `settings`, `state` (a shard's).
 
 mod body;
 mod bucket;
 mod chunked;
+mod date;
 mod error;
 pub(crate) mod head;
 mod keys;
@@ -26,15 +27,15 @@ mod meta;
 mod multipart;
 mod object;
 pub(crate) mod settings;
+#[cfg(test)]
+mod sign;
 pub(crate) mod sigv4;
+pub(crate) mod state;
 mod xml;
-
-use std::cell::Cell;
 
 use bytes::Bytes;
 
 pub(crate) use error::S3Error;
-pub(crate) use settings::Settings;
 
 use crate::http::body::BodyReader;
 use crate::http::reply::Reply;
@@ -43,14 +44,6 @@ use crate::http::response::Head;
 use crate::http::wire::Incoming;
 use crate::shard::Shard;
 use head::{Headers, Query, Target};
-
-/// A shard's S3 state: derived signing keys, and the count behind request
-/// ids.
-#[derive(Default)]
-pub(crate) struct ShardState {
-    pub(crate) keys: sigv4::KeyCache,
-    requests: Cell<u64>,
-}
 
 /// One S3 request under way: what the handlers read and answer through.
 pub(crate) struct Call<'c, 'a, 'b> {
@@ -116,8 +109,7 @@ pub(crate) async fn serve(
     headers: &Headers,
 ) -> bool {
     let shard = reply.shard;
-    let id = shard.s3.requests.get() + 1;
-    shard.s3.requests.set(id);
+    let id = shard.s3.next_request();
     let request_id = format!("{:04X}{id:012X}", percore_cores::current().id);
     let close_after = reply.close();
     if request.body != Framing::None {
@@ -262,7 +254,8 @@ async fn answer_error(reply: &mut Reply<'_>, request: &Request, err: &S3Error, r
         reply.closing();
         return false;
     }
-    if err.status >= 500 {
+    // (501, an operation percore does not have, is no fault.)
+    if err.status >= 500 && err.status != 501 {
         reply.fault(format!("{}: {}", err.code, err.message));
     }
     let mut head = Head::new(err.status).header("x-amz-request-id", request_id);

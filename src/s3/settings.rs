@@ -63,7 +63,14 @@ impl Settings {
             return Err(format!("--s3-region `{region}`: use letters, digits and `-` (e.g. us-east-1)"));
         }
         let upload_expiry_secs = upload_expiry_secs.unwrap_or(UPLOAD_EXPIRY_SECS_DEFAULT);
-        Ok(Some(Settings { listen: addrs, listen_tls: tls_addrs, credentials, region, anonymous_reads, upload_expiry_secs }))
+        Ok(Some(Settings {
+            listen: addrs,
+            listen_tls: tls_addrs,
+            credentials,
+            region,
+            anonymous_reads,
+            upload_expiry_secs,
+        }))
     }
 
     #[cfg(test)]

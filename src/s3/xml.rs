@@ -54,7 +54,7 @@ impl Writer {
 /// ISO 8601 in UTC with milliseconds, as S3 writes times
 /// (`2009-10-12T17:50:30.000Z`).
 pub(crate) fn iso8601(secs: u64) -> String {
-    let compact = super::sigv4::format_amz_date(secs);
+    let compact = super::date::format_amz_date(secs);
     let (d, t) = (&compact[..8], &compact[9..15]);
     format!("{}-{}-{}T{}:{}:{}.000Z", &d[..4], &d[4..6], &d[6..], &t[..2], &t[2..4], &t[4..])
 }

@@ -15,6 +15,9 @@ pub(crate) struct Daemon {
     pub(crate) addr: SocketAddr,
     /// The first HTTPS address, when it listens for HTTPS.
     pub(crate) tls_addr: Option<SocketAddr>,
+    /// The S3 API's first address, plain and HTTPS, when it listens.
+    pub(crate) s3_addr: Option<SocketAddr>,
+    pub(crate) s3_tls_addr: Option<SocketAddr>,
     /// Lines it printed before its start-up line (the self-signed note).
     pub(crate) notes: Vec<String>,
     /// The data directory it serves.
@@ -74,12 +77,20 @@ impl Daemon {
             }
             notes.push(line);
         };
-        let found = |scheme: &str| line.split_whitespace().find_map(|w| w.strip_prefix(scheme)?.parse().ok());
-        let tls_addr = found("https://");
-        let addr = found("http://")
+        // Each address, and whether `(S3)` follows it.
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let addrs: Vec<(&str, bool)> =
+            words.iter().enumerate().map(|(i, w)| (*w, words.get(i + 1) == Some(&"(S3)"))).collect();
+        let found = |scheme: &str, s3: bool| {
+            addrs.iter().filter(|(_, is_s3)| *is_s3 == s3).find_map(|(w, _)| w.strip_prefix(scheme)?.parse().ok())
+        };
+        let tls_addr = found("https://", false);
+        let (s3_addr, s3_tls_addr) = (found("http://", true), found("https://", true));
+        let addr = found("http://", false)
             .or(tls_addr)
+            .or(s3_addr)
             .unwrap_or_else(|| panic!("no address in start-up line {line:?} (after {notes:?})"));
-        Daemon { child: Some(child), addr, tls_addr, notes, dir: dir.to_path_buf(), data: None }
+        Daemon { child: Some(child), addr, tls_addr, s3_addr, s3_tls_addr, notes, dir: dir.to_path_buf(), data: None }
     }
 
     pub(crate) fn pid(&self) -> u32 {

@@ -1,0 +1,313 @@
+//! The S3 API as its users reach it: boto3 through every operation (and over
+//! HTTPS, where it streams aws-chunked bodies with checksums), `aws s3`
+//! syncing a tree, `rclone sync` and `check`, `s3cmd`; hostile requests;
+//! kill -9 during multipart uploads and copies. The Python scripts are in
+//! `tests/s3_clients/`; `.ci/run` installs the clients (boto3 and awscli in
+//! `target/s3-clients`, rclone and s3cmd from Debian).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::Daemon;
+
+const KEY_ID: &str = "AKIDTEST";
+const SECRET: &str = "secret/key+1";
+
+/// A daemon serving S3 (plain, and HTTPS when `tls`), with its credentials
+/// file (kept until the daemon is dropped).
+struct S3 {
+    daemon: Daemon,
+    _keys: tempfile::TempDir,
+    ca: Option<PathBuf>,
+}
+
+fn keys_dir() -> tempfile::TempDir {
+    let keys = tempfile::tempdir().unwrap();
+    std::fs::write(keys.path().join("credentials"), format!("# test key\n{KEY_ID} {SECRET}\n")).unwrap();
+    keys
+}
+
+fn s3_args(keys: &Path, tls: bool) -> Vec<String> {
+    let mut args =
+        vec!["--s3-listen", "127.0.0.1:0", "--s3-credentials"].into_iter().map(String::from).collect::<Vec<_>>();
+    args.push(keys.join("credentials").to_str().unwrap().to_string());
+    if tls {
+        args.extend(["--s3-listen-tls", "127.0.0.1:0", "--tls-self-signed"].map(String::from));
+    }
+    args
+}
+
+impl S3 {
+    fn start(tls: bool) -> S3 {
+        let keys = keys_dir();
+        let args = s3_args(keys.path(), tls);
+        let daemon = Daemon::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        // The self-signed note names the certificate file.
+        let ca = daemon.notes.iter().find_map(|n| {
+            n.split_whitespace().find(|w| w.ends_with(".pem")).map(|w| PathBuf::from(w.trim_end_matches(')')))
+        });
+        S3 { daemon, _keys: keys, ca }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.daemon.s3_addr.expect("an S3 address"))
+    }
+
+    fn tls_endpoint(&self) -> String {
+        format!("https://localhost:{}", self.daemon.s3_tls_addr.expect("an S3 HTTPS address").port())
+    }
+}
+
+fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/s3-clients/bin")
+}
+
+/// The Python with boto3: `target/s3-clients` (made by `.ci/run`) or the
+/// one on the PATH.
+fn python() -> PathBuf {
+    let venv = clients_dir().join("python3");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
+fn aws() -> PathBuf {
+    let venv = clients_dir().join("aws");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("aws")
+    }
+}
+
+/// The environment every client gets: the key, the region, and none of the
+/// caller's AWS settings (a CA bundle there breaks rclone).
+fn client_env(command: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars() {
+        if name.starts_with("AWS_") || name.starts_with("RCLONE_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .env("AWS_ACCESS_KEY_ID", KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+}
+
+/// Runs a script of `tests/s3_clients` against `endpoint`; panics with its
+/// output unless it succeeds and prints `ok`.
+fn script(name: &str, endpoint: &str, ca: Option<&Path>, env: &[(&str, &str)]) -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/s3_clients");
+    let mut command = Command::new(python());
+    client_env(&mut command)
+        .arg(dir.join(name))
+        .current_dir(&dir)
+        .env("S3_ENDPOINT", endpoint)
+        .envs(env.iter().copied());
+    if let Some(ca) = ca {
+        command.env("S3_CA", ca);
+    }
+    let out = command.output().expect("python3 with boto3 (.ci/run installs it in target/s3-clients)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("ok"), "{name} failed:\n{text}");
+    text
+}
+
+fn run(command: &mut Command) -> String {
+    let out = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e} (.ci/run installs it)"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{command:?} failed:\n{text}");
+    text
+}
+
+#[test]
+fn boto3_through_every_operation() {
+    let s3 = S3::start(false);
+    script("boto3_every_operation.py", &s3.endpoint(), None, &[]);
+}
+
+#[test]
+fn boto3_over_https_streams_checked_aws_chunked_bodies() {
+    let s3 = S3::start(true);
+    script("https.py", &s3.tls_endpoint(), s3.ca.as_deref(), &[]);
+}
+
+#[test]
+fn hostile_requests_are_refused_and_store_nothing() {
+    let s3 = S3::start(false);
+    script("hostile.py", &s3.endpoint(), None, &[]);
+    let stray: Vec<_> =
+        walk(s3.daemon.dir()).into_iter().filter(|p| !p.starts_with(s3.daemon.dir().join("hostile"))).collect();
+    assert!(stray.iter().all(|p| p.starts_with(s3.daemon.dir().join(".percore-s3"))), "{stray:?}");
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// A tree of `count` small files in nested directories, and one of
+/// `big` bytes.
+fn tree(root: &Path, count: usize, big: usize) {
+    for i in 0..count {
+        let dir = root.join(format!("d{}/s{}", i % 10, i % 7));
+        std::fs::create_dir_all(&dir).unwrap();
+        let body: Vec<u8> = (0..(i * 37) % 3000).map(|b| (b as u8) ^ (i as u8)).collect();
+        std::fs::write(dir.join(format!("file {i}.txt")), body).unwrap();
+    }
+    let big: Vec<u8> = (0..big).map(|b| (b % 251) as u8).collect();
+    std::fs::write(root.join("big.bin"), big).unwrap();
+}
+
+/// Whether two trees hold the same files with the same bytes.
+fn same_trees(a: &Path, b: &Path) {
+    let rel = |root: &Path| {
+        let mut files: Vec<PathBuf> =
+            walk(root).into_iter().map(|p| p.strip_prefix(root).unwrap().to_path_buf()).collect();
+        files.sort();
+        files
+    };
+    let files = rel(a);
+    assert_eq!(files, rel(b), "the same files");
+    for f in files {
+        assert!(std::fs::read(a.join(&f)).unwrap() == std::fs::read(b.join(&f)).unwrap(), "{f:?} differs");
+    }
+}
+
+#[test]
+fn aws_cli_syncs_copies_lists_and_removes_a_tree() {
+    let s3 = S3::start(false);
+    let work = tempfile::tempdir().unwrap();
+    let local = work.path().join("local");
+    tree(&local, 1000, 64 << 20);
+    let aws = |args: &[&str]| {
+        let mut command = Command::new(aws());
+        client_env(&mut command).args(["--endpoint-url", &s3.endpoint()]).args(args);
+        run(&mut command)
+    };
+    aws(&["s3", "mb", "s3://backup"]);
+    aws(&["s3", "sync", local.to_str().unwrap(), "s3://backup/tree", "--only-show-errors"]);
+    let again = aws(&["s3", "sync", local.to_str().unwrap(), "s3://backup/tree"]);
+    assert!(again.trim().is_empty(), "a second sync copies nothing: {again}");
+    let listed = aws(&["s3", "ls", "--recursive", "s3://backup/tree/"]);
+    assert_eq!(listed.lines().count(), 1001, "{listed}");
+    let top = aws(&["s3", "ls", "s3://backup/tree/"]);
+    assert!(top.contains("PRE d0/") && top.contains("PRE d9/") && top.contains("big.bin"), "{top}");
+    let back = work.path().join("back");
+    aws(&["s3", "cp", "--recursive", "s3://backup/tree", back.to_str().unwrap(), "--only-show-errors"]);
+    same_trees(&local, &back);
+    aws(&["s3", "rm", "--recursive", "s3://backup/tree", "--only-show-errors"]);
+    assert!(aws(&["s3", "ls", "--recursive", "s3://backup/"]).trim().is_empty());
+    aws(&["s3", "rb", "s3://backup"]);
+}
+
+#[test]
+fn rclone_syncs_and_checks_both_ways_and_s3cmd_puts_gets_lists_deletes() {
+    let s3 = S3::start(false);
+    let work = tempfile::tempdir().unwrap();
+    let local = work.path().join("local");
+    tree(&local, 300, 12 << 20);
+    let config = work.path().join("rclone.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "[pc]\ntype = s3\nprovider = Other\naccess_key_id = {KEY_ID}\nsecret_access_key = {SECRET}\n\
+             endpoint = {}\nregion = us-east-1\nforce_path_style = true\n",
+            s3.endpoint()
+        ),
+    )
+    .unwrap();
+    let rclone = |args: &[&str]| {
+        let mut command = Command::new("rclone");
+        client_env(&mut command).arg("--config").arg(&config).args(args);
+        run(&mut command)
+    };
+    rclone(&["mkdir", "pc:mirror"]);
+    rclone(&["sync", local.to_str().unwrap(), "pc:mirror/tree"]);
+    let check = rclone(&["check", local.to_str().unwrap(), "pc:mirror/tree"]);
+    assert!(check.contains("0 differences found") && check.contains("301 matching files"), "{check}");
+    let back = work.path().join("back");
+    rclone(&["sync", "pc:mirror/tree", back.to_str().unwrap()]);
+    same_trees(&local, &back);
+    let hashes = rclone(&["md5sum", "pc:mirror/tree/big.bin"]);
+    let local_md5 = run(Command::new("md5sum").arg(local.join("big.bin")));
+    assert_eq!(hashes.split_whitespace().next(), local_md5.split_whitespace().next());
+
+    let s3cfg = work.path().join("s3cfg");
+    let host = s3.daemon.s3_addr.unwrap().to_string();
+    std::fs::write(
+        &s3cfg,
+        format!(
+            "[default]\naccess_key = {KEY_ID}\nsecret_key = {SECRET}\nhost_base = {host}\nhost_bucket = {host}\n\
+             use_https = False\nsignature_v2 = False\nbucket_location = us-east-1\n"
+        ),
+    )
+    .unwrap();
+    let s3cmd = |args: &[&str]| {
+        let mut command = Command::new("s3cmd");
+        client_env(&mut command).arg("-c").arg(&s3cfg).args(args);
+        run(&mut command)
+    };
+    s3cmd(&["mb", "s3://cmd"]);
+    s3cmd(&["put", local.join("big.bin").to_str().unwrap(), "s3://cmd/big.bin"]);
+    s3cmd(&["put", local.join("d1/s1/file 1.txt").to_str().unwrap(), "s3://cmd/small/one.txt"]);
+    let listed = s3cmd(&["ls", "-r", "s3://cmd"]);
+    assert!(listed.contains("s3://cmd/big.bin") && listed.contains("s3://cmd/small/one.txt"), "{listed}");
+    let got = work.path().join("got.bin");
+    s3cmd(&["get", "s3://cmd/big.bin", got.to_str().unwrap()]);
+    assert!(std::fs::read(&got).unwrap() == std::fs::read(local.join("big.bin")).unwrap());
+    s3cmd(&["del", "s3://cmd/big.bin"]);
+    let listed = s3cmd(&["ls", "-r", "s3://cmd"]);
+    assert!(!listed.contains("big.bin") && listed.contains("one.txt"), "{listed}");
+}
+
+#[test]
+fn kill9_during_multipart_uploads_and_copies_loses_nothing_acknowledged() {
+    let _heavy = crate::util::heavy();
+    let keys = keys_dir();
+    let args = s3_args(keys.path(), false);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let daemon = Daemon::start(&args);
+    let work = tempfile::tempdir().unwrap();
+    let acks = work.path().join("acks");
+    let endpoint = format!("http://{}", daemon.s3_addr.unwrap());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/s3_clients");
+    let mut load = Command::new(python());
+    client_env(&mut load)
+        .arg(dir.join("crash_load.py"))
+        .current_dir(&dir)
+        .env("S3_ENDPOINT", &endpoint)
+        .env("ACKS", &acks)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut load = load.spawn().unwrap();
+    // Kill once some objects are complete and more are under way.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(&acks).map_or(0, |a| a.matches("object").count()) < 6 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    let data = daemon.kill9().unwrap();
+    let _ = load.kill();
+    let _ = load.wait();
+    let acked = std::fs::read_to_string(&acks).unwrap();
+    assert!(acked.matches("object").count() >= 6, "the load made progress: {acked}");
+    let daemon = Daemon::start_in(data, &args);
+    let endpoint = format!("http://{}", daemon.s3_addr.unwrap());
+    let out = script("crash_check.py", &endpoint, None, &[("ACKS", acks.to_str().unwrap())]);
+    eprintln!("{out}");
+}

@@ -1,0 +1,147 @@
+"""boto3 through every operation percore's S3 API serves (tests/s3.rs)."""
+import concurrent.futures
+import hashlib
+import os
+import time
+import urllib.error
+import urllib.request
+
+from common import client, code, tls_context
+
+s3 = client()
+
+# Buckets.
+s3.create_bucket(Bucket="photos")
+assert code(lambda: s3.create_bucket(Bucket="photos")) == "BucketAlreadyOwnedByYou"
+assert code(lambda: s3.create_bucket(Bucket="No_Good")) == "InvalidBucketName"
+assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["photos"]
+s3.head_bucket(Bucket="photos")
+assert code(lambda: s3.head_bucket(Bucket="not-there")) == "404"
+assert s3.get_bucket_location(Bucket="photos").get("LocationConstraint") is None
+
+# Objects: metadata round trip, ranges, conditionals, overrides.
+body = os.urandom(4096)
+key = "2024/a b/ü+&.jpg"
+put = s3.put_object(Bucket="photos", Key=key, Body=body, ContentType="image/jpeg",
+                    Metadata={"camera": "x100", "Lens": "23mm"}, ContentDisposition="inline")
+etag = '"%s"' % hashlib.md5(body).hexdigest()
+assert put["ETag"] == etag, put
+got = s3.get_object(Bucket="photos", Key=key)
+assert got["Body"].read() == body
+assert got["ContentType"] == "image/jpeg" and got["ContentDisposition"] == "inline"
+assert got["Metadata"] == {"camera": "x100", "lens": "23mm"}, got["Metadata"]
+assert got["ETag"] == etag and got["ContentLength"] == 4096
+assert s3.get_object(Bucket="photos", Key=key, Range="bytes=10-19")["Body"].read() == body[10:20]
+assert code(lambda: s3.get_object(Bucket="photos", Key=key, Range="bytes=5000-")) == "InvalidRange"
+assert code(lambda: s3.get_object(Bucket="photos", Key=key, IfNoneMatch=etag)) == "304"
+assert code(lambda: s3.get_object(Bucket="photos", Key=key, IfMatch='"nope"')) == "PreconditionFailed"
+assert s3.get_object(Bucket="photos", Key=key, IfMatch=etag)["Body"].read() == body
+over = s3.get_object(Bucket="photos", Key=key, ResponseContentType="text/plain",
+                     ResponseContentDisposition="attachment; filename=x.jpg")
+assert over["ContentType"] == "text/plain" and over["ContentDisposition"] == "attachment; filename=x.jpg"
+head = s3.head_object(Bucket="photos", Key=key)
+assert head["ContentLength"] == 4096 and head["ETag"] == etag and head["Metadata"]["camera"] == "x100"
+assert code(lambda: s3.head_object(Bucket="photos", Key="missing")) == "404"
+assert code(lambda: s3.get_object(Bucket="photos", Key="missing")) == "NoSuchKey"
+assert code(lambda: s3.get_object(Bucket="not-there", Key="missing")) == "NoSuchBucket"
+assert code(lambda: s3.put_object(Bucket="not-there", Key="k", Body=b"x")) == "NoSuchBucket"
+
+# CopyObject: metadata copied, or replaced; onto itself only with REPLACE.
+copied = s3.copy_object(Bucket="photos", Key="copy.jpg", CopySource={"Bucket": "photos", "Key": key})
+assert copied["CopyObjectResult"]["ETag"] == etag
+assert s3.head_object(Bucket="photos", Key="copy.jpg")["Metadata"] == {"camera": "x100", "lens": "23mm"}
+s3.copy_object(Bucket="photos", Key="copy.jpg", CopySource={"Bucket": "photos", "Key": "copy.jpg"},
+               MetadataDirective="REPLACE", Metadata={"k": "v"}, ContentType="text/x-copy")
+head = s3.head_object(Bucket="photos", Key="copy.jpg")
+assert head["Metadata"] == {"k": "v"} and head["ContentType"] == "text/x-copy", head
+assert code(lambda: s3.copy_object(Bucket="photos", Key="copy.jpg",
+                                   CopySource={"Bucket": "photos", "Key": "copy.jpg"})) == "InvalidRequest"
+assert s3.get_object(Bucket="photos", Key="copy.jpg")["Body"].read() == body
+assert code(lambda: s3.put_object(Bucket="photos", Key="copy.jpg", Body=b"x", IfNoneMatch="*")) == "PreconditionFailed"
+
+# Presigned GET and PUT; an expired URL is refused.
+url = s3.generate_presigned_url("get_object", Params={"Bucket": "photos", "Key": key}, ExpiresIn=60)
+assert urllib.request.urlopen(url, context=tls_context()).read() == body
+put_url = s3.generate_presigned_url("put_object", Params={"Bucket": "photos", "Key": "up.txt"}, ExpiresIn=60)
+urllib.request.urlopen(urllib.request.Request(put_url, data=b"presigned!", method="PUT"), context=tls_context())
+assert s3.get_object(Bucket="photos", Key="up.txt")["Body"].read() == b"presigned!"
+short = s3.generate_presigned_url("get_object", Params={"Bucket": "photos", "Key": key}, ExpiresIn=1)
+time.sleep(2.1)
+try:
+    urllib.request.urlopen(short, context=tls_context())
+    raise AssertionError("an expired URL was served")
+except urllib.error.HTTPError as e:
+    assert e.code == 403 and b"<Code>AccessDenied</Code>" in e.read()
+
+# A wrong secret: refused, nothing stored.
+assert code(lambda: client(secret="wrong").list_buckets()) == "SignatureDoesNotMatch"
+assert code(lambda: client(secret="wrong").put_object(Bucket="photos", Key="evil", Body=b"x")) == "SignatureDoesNotMatch"
+assert code(lambda: s3.head_object(Bucket="photos", Key="evil")) == "404"
+
+# Multipart: 5 MiB parts, the ETag clients check, errors on bad lists.
+parts = [os.urandom(5 << 20), os.urandom(5 << 20), os.urandom(1234)]
+mpu = s3.create_multipart_upload(Bucket="photos", Key="big/video.mp4", ContentType="video/mp4", Metadata={"m": "1"})
+uid = mpu["UploadId"]
+listed = [u["UploadId"] for u in s3.list_multipart_uploads(Bucket="photos").get("Uploads", [])]
+assert listed == [uid], listed
+tags = [s3.upload_part(Bucket="photos", Key="big/video.mp4", UploadId=uid, PartNumber=n + 1, Body=p)["ETag"]
+        for n, p in enumerate(parts)]
+assert tags == ['"%s"' % hashlib.md5(p).hexdigest() for p in parts]
+stored = s3.list_parts(Bucket="photos", Key="big/video.mp4", UploadId=uid)["Parts"]
+assert [(p["PartNumber"], p["Size"], p["ETag"]) for p in stored] == [(n + 1, len(p), tags[n]) for n, p in enumerate(parts)]
+complete = lambda order: s3.complete_multipart_upload(
+    Bucket="photos", Key="big/video.mp4", UploadId=uid,
+    MultipartUpload={"Parts": [{"PartNumber": n, "ETag": tags[n - 1]} for n in order]})
+assert code(lambda: complete([2, 1, 3])) == "InvalidPartOrder"
+assert code(lambda: s3.complete_multipart_upload(Bucket="photos", Key="big/video.mp4", UploadId=uid,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": tags[1]}]})) == "InvalidPart"
+assert code(lambda: s3.head_object(Bucket="photos", Key="big/video.mp4")) == "404"
+done = complete([1, 2, 3])
+expected = '"%s-3"' % hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest()
+assert done["ETag"] == expected, (done["ETag"], expected)
+whole = s3.get_object(Bucket="photos", Key="big/video.mp4")
+assert whole["Body"].read() == b"".join(parts)
+assert whole["ETag"] == expected and whole["ContentType"] == "video/mp4" and whole["Metadata"] == {"m": "1"}
+assert s3.list_multipart_uploads(Bucket="photos").get("Uploads", []) == []
+assert code(lambda: s3.list_parts(Bucket="photos", Key="big/video.mp4", UploadId=uid)) == "NoSuchUpload"
+small = s3.create_multipart_upload(Bucket="photos", Key="small")["UploadId"]
+small_tags = [s3.upload_part(Bucket="photos", Key="small", UploadId=small, PartNumber=n, Body=b"tiny")["ETag"]
+              for n in (1, 2)]
+assert code(lambda: s3.complete_multipart_upload(Bucket="photos", Key="small", UploadId=small, MultipartUpload={
+    "Parts": [{"PartNumber": n, "ETag": small_tags[n - 1]} for n in (1, 2)]})) == "EntityTooSmall"
+s3.abort_multipart_upload(Bucket="photos", Key="small", UploadId=small)
+assert code(lambda: s3.list_parts(Bucket="photos", Key="small", UploadId=small)) == "NoSuchUpload"
+
+# DeleteObjects, and a bucket that is not empty.
+assert code(lambda: s3.delete_bucket(Bucket="photos")) == "BucketNotEmpty"
+deleted = s3.delete_objects(Bucket="photos", Delete={"Objects": [{"Key": k} for k in
+                            ("copy.jpg", "up.txt", "never-was", key, "big/video.mp4")]})
+assert sorted(d["Key"] for d in deleted["Deleted"]) == sorted(["copy.jpg", "up.txt", "never-was", key, "big/video.mp4"])
+assert deleted.get("Errors", []) == []
+assert s3.list_objects_v2(Bucket="photos")["KeyCount"] == 0
+s3.delete_bucket(Bucket="photos")
+assert code(lambda: s3.head_bucket(Bucket="photos")) == "404"
+
+# Pagination over 2,500 keys, v2 and v1, in byte order; prefixes.
+s3.create_bucket(Bucket="many")
+keys = ["p%d/%05d" % (i % 5, i) for i in range(2500)] + ["p1-x", "p10"]
+with concurrent.futures.ThreadPoolExecutor(16) as pool:
+    list(pool.map(lambda k: s3.put_object(Bucket="many", Key=k, Body=k.encode()), keys))
+pages = list(s3.get_paginator("list_objects_v2").paginate(Bucket="many", PaginationConfig={"PageSize": 1000}))
+seen = [o["Key"] for page in pages for o in page.get("Contents", [])]
+assert len(pages) == 3 and seen == sorted(keys, key=lambda k: k.encode()), (len(pages), seen[:5])
+v1 = [o["Key"] for page in s3.get_paginator("list_objects").paginate(Bucket="many", PaginationConfig={"PageSize": 700})
+      for o in page.get("Contents", [])]
+assert v1 == seen
+top = s3.list_objects_v2(Bucket="many", Delimiter="/")
+assert [p["Prefix"] for p in top["CommonPrefixes"]] == ["p0/", "p1/", "p2/", "p3/", "p4/"], top
+assert [o["Key"] for o in top["Contents"]] == ["p1-x", "p10"]
+some = s3.list_objects_v2(Bucket="many", Prefix="p3/", StartAfter="p3/01000", MaxKeys=3)
+assert [o["Key"] for o in some["Contents"]] == ["p3/01003", "p3/01008", "p3/01013"] and some["IsTruncated"]
+paged = list(s3.get_paginator("list_objects_v2").paginate(Bucket="many", Delimiter="/", PaginationConfig={"PageSize": 2}))
+assert [p["Prefix"] for page in paged for p in page.get("CommonPrefixes", [])] == ["p0/", "p1/", "p2/", "p3/", "p4/"]
+for start in range(0, len(keys), 1000):
+    s3.delete_objects(Bucket="many", Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True})
+assert s3.list_objects_v2(Bucket="many")["KeyCount"] == 0
+s3.delete_bucket(Bucket="many")
+print("ok")

@@ -1,0 +1,75 @@
+"""The S3 API against hostile and broken requests (tests/s3.rs): each is
+refused with the right status and code, and stores nothing."""
+import base64
+import hashlib
+import zlib
+
+from common import client, code
+from raw import amz_now, chunked_signed, send, signed
+
+s3 = client()
+s3.create_bucket(Bucket="hostile")
+
+
+def refused(result, status, error):
+    got_status, _, body = result
+    assert got_status == status and b"<Code>%s</Code>" % error.encode() in body, (status, error, got_status, body[:300])
+
+
+def absent(key):
+    assert code(lambda: s3.head_object(Bucket="hostile", Key=key)) == "404", key
+
+
+# No signature, a v2 signature, a skewed clock, an unknown key.
+refused(send("PUT", "/hostile/anon", body=b"x"), 403, "AccessDenied")
+refused(send("GET", "/", headers={"authorization": "AWS AKIDTEST:c2lnbmF0dXJl"}), 400, "InvalidRequest")
+refused(signed("GET", "/", amz_date=amz_now(-20 * 60)), 403, "RequestTimeTooSkewed")
+refused(signed("GET", "/", secret="not-the-secret"), 403, "SignatureDoesNotMatch")
+absent("anon")
+
+# A body that is not the one signed; a checksum or Content-MD5 that does not match.
+refused(signed("PUT", "/hostile/tampered", body=b"evil", payload_hash=hashlib.sha256(b"good").hexdigest()),
+        400, "XAmzContentSHA256Mismatch")
+absent("tampered")
+crc = base64.b64encode(zlib.crc32(b"other").to_bytes(4, "big")).decode()
+refused(signed("PUT", "/hostile/crc", body=b"data", headers={"x-amz-checksum-crc32": crc}), 400, "BadDigest")
+absent("crc")
+md5 = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+refused(signed("PUT", "/hostile/md5", body=b"data", headers={"content-md5": md5}), 400, "BadDigest")
+absent("md5")
+good_crc = base64.b64encode(zlib.crc32(b"data").to_bytes(4, "big")).decode()
+assert signed("PUT", "/hostile/crc-ok", body=b"data", headers={"x-amz-checksum-crc32": good_crc})[0] == 200
+
+# Signed aws-chunked bodies: stored when every chunk's signature holds.
+chunks = [b"a" * 70000, b"b" * 1000]
+status, _, body = chunked_signed("/hostile/chunked", chunks)
+assert status == 200, body
+assert s3.get_object(Bucket="hostile", Key="chunked")["Body"].read() == b"".join(chunks)
+refused(chunked_signed("/hostile/chunked-bad", chunks, tamper=1), 403, "SignatureDoesNotMatch")
+absent("chunked-bad")
+# Unsigned chunks with a trailing checksum that does not match.
+trailer_body = b"4\r\ndata\r\n0\r\nx-amz-checksum-crc32:%s\r\n\r\n" % crc.encode()
+refused(signed("PUT", "/hostile/trailer", body=trailer_body, payload_hash="STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+               headers={"content-encoding": "aws-chunked", "x-amz-trailer": "x-amz-checksum-crc32",
+                        "x-amz-decoded-content-length": "4"}), 400, "BadDigest")
+absent("trailer")
+
+# Keys the store cannot hold as they are: refused, never changed.
+for path in ["/hostile/a/../../etc/passwd", "/hostile/%2E%2E/x", "/hostile/a//b", "/hostile/dir/",
+             "/hostile/.percore-1-0-1", "/hostile/a%00b", "/hostile/a\\b"]:
+    status, _, body = signed("PUT", path, body=b"x")
+    assert status == 400 and (b"InvalidArgument" in body or b"InvalidURI" in body), (path, status, body[:200])
+keys = [o["Key"] for o in s3.list_objects_v2(Bucket="hostile").get("Contents", [])]
+assert keys == ["chunked", "crc-ok"], keys
+
+# XML: malformed, entity tricks, oversized.
+for doc in [b"<Delete><Object><Key>x</Key>", b"not xml", b"<Other/>",
+            b'<!DOCTYPE d [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]><Delete><Object><Key>&b;</Key></Object></Delete>']:
+    refused(signed("POST", "/hostile", query=[("delete", "")], body=doc), 400, "MalformedXML")
+huge = b"<Delete>" + b"<Object><Key>k</Key></Object>" * 100000 + b"</Delete>"
+refused(signed("POST", "/hostile", query=[("delete", "")], body=huge), 400, "EntityTooLarge")
+refused(signed("POST", "/hostile/k", query=[("uploadId", "0" * 32)], body=b"<CompleteMultipartUpload/>"), 404, "NoSuchUpload")
+refused(signed("POST", "/hostile/k", query=[("uploadId", "../../x")], body=b"<CompleteMultipartUpload/>"), 404, "NoSuchUpload")
+refused(signed("GET", "/hostile", query=[("acl", "")]), 501, "NotImplemented")
+assert [o["Key"] for o in s3.list_objects_v2(Bucket="hostile")["Contents"]] == ["chunked", "crc-ok"]
+print("ok")

@@ -1,0 +1,97 @@
+"""A small SigV4 signer over http.client, for requests no SDK sends:
+tampered bodies, signed aws-chunked bodies, skewed clocks, path tricks."""
+import datetime
+import hashlib
+import hmac
+import http.client
+import os
+import urllib.parse
+
+from common import CA, ENDPOINT, KEY_ID, SECRET, tls_context
+
+EMPTY = hashlib.sha256(b"").hexdigest()
+
+
+def _hmac(key, text):
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+def signing_key(date, secret=SECRET):
+    k = _hmac(("AWS4" + secret).encode(), date)
+    for part in ("us-east-1", "s3", "aws4_request"):
+        k = _hmac(k, part)
+    return k
+
+
+def amz_now(shift=0):
+    return (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=shift)).strftime("%Y%m%dT%H%M%SZ")
+
+
+def quote(text):
+    return urllib.parse.quote(text, safe="-_.~")
+
+
+def sign(method, path, query, headers, payload_hash, amz_date, secret=SECRET):
+    """Adds x-amz-date, x-amz-content-sha256 and Authorization to `headers`;
+    returns the signature (the seed of a chunk chain)."""
+    host = urllib.parse.urlparse(ENDPOINT).netloc
+    headers["host"] = host
+    headers["x-amz-date"] = amz_date
+    headers["x-amz-content-sha256"] = payload_hash
+    names = sorted(h.lower() for h in headers)
+    canonical_headers = "".join("%s:%s\n" % (n, str(headers[n]).strip()) for n in names)
+    canonical_query = "&".join("%s=%s" % (quote(k), quote(v)) for k, v in sorted(query))
+    canonical_path = urllib.parse.quote(urllib.parse.unquote(path), safe="/-_.~")
+    canonical = "\n".join([method, canonical_path, canonical_query, canonical_headers, ";".join(names), payload_hash])
+    scope = "%s/us-east-1/s3/aws4_request" % amz_date[:8]
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    signature = hmac.new(signing_key(amz_date[:8], secret), to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["authorization"] = "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s" % (
+        KEY_ID, scope, ";".join(names), signature)
+    return signature
+
+
+def send(method, path, query=(), headers=None, body=b""):
+    """Sends a request as given; returns (status, headers, body)."""
+    parsed = urllib.parse.urlparse(ENDPOINT)
+    if parsed.scheme == "https":
+        conn = http.client.HTTPSConnection(parsed.hostname, parsed.port, context=tls_context(), timeout=10)
+    else:
+        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+    target = path + ("?" + "&".join("%s=%s" % (quote(k), quote(v)) for k, v in query) if query else "")
+    conn.request(method, target, body=body, headers=headers or {})
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    return response.status, dict(response.getheaders()), data
+
+
+def signed(method, path, query=(), body=b"", headers=None, payload_hash=None, amz_date=None, secret=SECRET):
+    headers = dict(headers or {})
+    sign(method, path, list(query), headers, payload_hash or hashlib.sha256(body).hexdigest(), amz_date or amz_now(), secret)
+    return send(method, path, list(query), headers, body)
+
+
+def chunked_signed(path, chunks, tamper=None):
+    """A PUT with an aws-chunked body whose chunks are signed
+    (STREAMING-AWS4-HMAC-SHA256-PAYLOAD); chunk `tamper` gets a wrong signature."""
+    amz_date = amz_now()
+    data = b"".join(chunks)
+    headers = {"content-encoding": "aws-chunked", "x-amz-decoded-content-length": str(len(data))}
+    body_len = 0
+    frames = list(chunks) + [b""]
+    for c in frames:
+        body_len += len("%x;chunk-signature=%s\r\n" % (len(c), "0" * 64)) + len(c) + 2
+    headers["content-length"] = str(body_len)
+    previous = sign("PUT", path, [], headers, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", amz_date)
+    key = signing_key(amz_date[:8])
+    scope = "%s/us-east-1/s3/aws4_request" % amz_date[:8]
+    body = b""
+    for n, c in enumerate(frames):
+        to_sign = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", amz_date, scope, previous, EMPTY, hashlib.sha256(c).hexdigest()])
+        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        previous = signature
+        if n == tamper:
+            signature = "0" * 64
+        body += b"%x;chunk-signature=%s\r\n" % (len(c), signature.encode()) + c + b"\r\n"
+    return send("PUT", path, [], headers, body)
