@@ -210,6 +210,12 @@ fn aws_cli_syncs_copies_lists_and_removes_a_tree() {
     let back = work.path().join("back");
     aws(&["s3", "cp", "--recursive", "s3://backup/tree", back.to_str().unwrap(), "--only-show-errors"]);
     same_trees(&local, &back);
+    // A copy inside the store: multipart, each part copied server-side (UploadPartCopy).
+    aws(&["s3", "cp", "s3://backup/tree/big.bin", "s3://backup/copy/big.bin", "--only-show-errors"]);
+    let copied = work.path().join("copied.bin");
+    aws(&["s3", "cp", "s3://backup/copy/big.bin", copied.to_str().unwrap(), "--only-show-errors"]);
+    assert!(std::fs::read(&copied).unwrap() == std::fs::read(local.join("big.bin")).unwrap());
+    aws(&["s3", "rm", "s3://backup/copy/big.bin", "--only-show-errors"]);
     aws(&["s3", "rm", "--recursive", "s3://backup/tree", "--only-show-errors"]);
     assert!(aws(&["s3", "ls", "--recursive", "s3://backup/"]).trim().is_empty());
     aws(&["s3", "rb", "s3://backup"]);

@@ -201,7 +201,7 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
     match method.as_str() {
         "PUT" if q.has("partNumber") && q.has("uploadId") => {
             if call.headers.get("x-amz-copy-source").is_some() {
-                return Err(error::not_implemented("UploadPartCopy"));
+                return multipart::upload_part_copy(call, &bucket, &path).await;
             }
             multipart::upload_part(call, &bucket, &path).await
         }

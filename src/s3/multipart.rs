@@ -156,6 +156,57 @@ pub(crate) async fn upload_part(call: &mut Call<'_, '_, '_>, bucket: &str, path:
     call.empty(200, &format!("ETag: {etag}\r\n")).await
 }
 
+/// UploadPartCopy: a part copied from (a range of) an existing object.
+pub(crate) async fn upload_part_copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<bool, S3Error> {
+    let id = call.query.get("uploadId").unwrap_or("").to_string();
+    let number = part_number(call)?;
+    record(call, &id, bucket, path).await?;
+    let (src_bucket, src_key) = object::copy_source(call.headers.get("x-amz-copy-source").unwrap_or(""))?;
+    let source = object::open(call, &src_bucket, &super::keys::object_path(&src_bucket, &src_key)?).await?;
+    let (start, len) = match call.headers.get("x-amz-copy-source-range") {
+        None => (0, source.size),
+        Some(range) => copy_range(range, source.size)?,
+    };
+    let store = &call.shard().store;
+    if store.fenced() {
+        return Err(S3Error::new(503, "ServiceUnavailable", crate::store::FENCED_MESSAGE.trim()));
+    }
+    let part_path = format!("{}/{}", upload_dir(&id), part_name(number));
+    let upload = store.begin_upload(part_path.as_bytes(), Some(len)).await.map_err(|(what, e)| from_io(what, &e))?;
+    let md5 = match object::copy_into(store, &upload, &[(&source.file, start, len)]).await {
+        Ok(md5) => md5,
+        Err(err) => {
+            upload.discard().await;
+            return Err(err);
+        }
+    };
+    drop(source);
+    let staged = object::flush(store, upload, object::md5_etag(&md5), Vec::new()).await?;
+    let etag = object::commit(part_path.as_bytes(), staged, Conditions::default()).await?;
+    let mut out = Writer::document();
+    out.root("CopyPartResult");
+    out.leaf("LastModified", xml::iso8601(crate::clock::coarse_epoch_seconds()));
+    out.leaf("ETag", &etag);
+    out.close("CopyPartResult");
+    call.xml(out.finish()).await
+}
+
+/// `x-amz-copy-source-range: bytes=FIRST-LAST` within an object of `size`
+/// bytes: (offset, length).
+fn copy_range(range: &str, size: u64) -> Result<(u64, u64), S3Error> {
+    let bad = || {
+        invalid_argument(format!(
+            "the x-amz-copy-source-range `{range}` must be bytes=FIRST-LAST within the source's {size} bytes"
+        ))
+    };
+    let (first, last) = range.trim().strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(bad)?;
+    let (first, last): (u64, u64) = (first.parse().map_err(|_| bad())?, last.parse().map_err(|_| bad())?);
+    if first > last || last >= size {
+        return Err(bad());
+    }
+    Ok((first, last - first + 1))
+}
+
 /// A stored part.
 struct Part {
     number: u32,
@@ -283,7 +334,7 @@ pub(crate) async fn complete(
     }
     let etag = format!("\"{}-{}\"", hex(&of_md5s.finalize()), chosen.len());
     let upload = store.begin_upload(path, Some(total)).await.map_err(|(what, e)| from_io(what, &e))?;
-    let sources: Vec<(&File, u64)> = chosen.iter().map(|p| (&p.file, p.size)).collect();
+    let sources: Vec<(&File, u64, u64)> = chosen.iter().map(|p| (&p.file, 0, p.size)).collect();
     if let Err(err) = object::copy_into(store, &upload, &sources).await {
         upload.discard().await;
         return Err(err);

@@ -324,15 +324,19 @@ pub(crate) fn copy_source(value: &str) -> Result<(String, String), S3Error> {
     Ok((bucket.to_string(), key.to_string()))
 }
 
-/// Copies `sources` (open files, in order) into `upload`, hashing the
-/// bytes; returns their MD5.
-pub(crate) async fn copy_into(store: &Store, upload: &Upload, sources: &[(&File, u64)]) -> Result<[u8; 16], S3Error> {
+/// Copies `sources` (open files, each from an offset for a length, in
+/// order) into `upload`, hashing the bytes; returns their MD5.
+pub(crate) async fn copy_into(
+    store: &Store,
+    upload: &Upload,
+    sources: &[(&File, u64, u64)],
+) -> Result<[u8; 16], S3Error> {
     let mut md5 = md5::Md5::new();
     let mut offset = 0u64;
-    for (file, size) in sources {
-        let mut at = 0u64;
-        while at < *size {
-            let want = (*size - at).min(COPY_PIECE_BYTES as u64) as usize;
+    for &(file, start, len) in sources {
+        let (mut at, end) = (start, start + len);
+        while at < end {
+            let want = (end - at).min(COPY_PIECE_BYTES as u64) as usize;
             let (result, piece) = file.read_exact_at(Vec::with_capacity(want), at).await;
             result
                 .map_err(|e| store.faults().saw(crate::health::Kind::Read, e))
@@ -387,7 +391,7 @@ pub(crate) async fn copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8])
         return Err(S3Error::new(503, "ServiceUnavailable", crate::store::FENCED_MESSAGE.trim()));
     }
     let upload = store.begin_upload(path, Some(source.size)).await.map_err(|(what, err)| from_io(what, &err))?;
-    let md5 = match copy_into(store, &upload, &[(&source.file, source.size)]).await {
+    let md5 = match copy_into(store, &upload, &[(&source.file, 0, source.size)]).await {
         Ok(md5) => md5,
         Err(err) => {
             upload.discard().await;

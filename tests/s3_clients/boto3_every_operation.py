@@ -104,6 +104,19 @@ assert whole["Body"].read() == b"".join(parts)
 assert whole["ETag"] == expected and whole["ContentType"] == "video/mp4" and whole["Metadata"] == {"m": "1"}
 assert s3.list_multipart_uploads(Bucket="photos").get("Uploads", []) == []
 assert code(lambda: s3.list_parts(Bucket="photos", Key="big/video.mp4", UploadId=uid)) == "NoSuchUpload"
+# UploadPartCopy: parts copied from ranges of an object.
+cp = s3.create_multipart_upload(Bucket="photos", Key="copied.mp4")["UploadId"]
+source = {"Bucket": "photos", "Key": "big/video.mp4"}
+cp_tags = [s3.upload_part_copy(Bucket="photos", Key="copied.mp4", UploadId=cp, PartNumber=1, CopySource=source,
+                               CopySourceRange="bytes=0-5242879")["CopyPartResult"]["ETag"],
+           s3.upload_part_copy(Bucket="photos", Key="copied.mp4", UploadId=cp, PartNumber=2, CopySource=source,
+                               CopySourceRange="bytes=5242880-%d" % (len(b"".join(parts)) - 1))["CopyPartResult"]["ETag"]]
+assert cp_tags[0] == tags[0], cp_tags
+assert code(lambda: s3.upload_part_copy(Bucket="photos", Key="copied.mp4", UploadId=cp, PartNumber=3, CopySource=source,
+                                        CopySourceRange="bytes=0-99999999")) == "InvalidArgument"
+s3.complete_multipart_upload(Bucket="photos", Key="copied.mp4", UploadId=cp, MultipartUpload={
+    "Parts": [{"PartNumber": n + 1, "ETag": t} for n, t in enumerate(cp_tags)]})
+assert s3.get_object(Bucket="photos", Key="copied.mp4")["Body"].read() == b"".join(parts)
 small = s3.create_multipart_upload(Bucket="photos", Key="small")["UploadId"]
 small_tags = [s3.upload_part(Bucket="photos", Key="small", UploadId=small, PartNumber=n, Body=b"tiny")["ETag"]
               for n in (1, 2)]
@@ -115,8 +128,8 @@ assert code(lambda: s3.list_parts(Bucket="photos", Key="small", UploadId=small))
 # DeleteObjects, and a bucket that is not empty.
 assert code(lambda: s3.delete_bucket(Bucket="photos")) == "BucketNotEmpty"
 deleted = s3.delete_objects(Bucket="photos", Delete={"Objects": [{"Key": k} for k in
-                            ("copy.jpg", "up.txt", "never-was", key, "big/video.mp4")]})
-assert sorted(d["Key"] for d in deleted["Deleted"]) == sorted(["copy.jpg", "up.txt", "never-was", key, "big/video.mp4"])
+                            ("copy.jpg", "up.txt", "never-was", key, "big/video.mp4", "copied.mp4")]})
+assert sorted(d["Key"] for d in deleted["Deleted"]) == sorted(["copy.jpg", "up.txt", "never-was", key, "big/video.mp4", "copied.mp4"])
 assert deleted.get("Errors", []) == []
 assert s3.list_objects_v2(Bucket="photos")["KeyCount"] == 0
 s3.delete_bucket(Bucket="photos")
