@@ -22,6 +22,16 @@ pub(crate) const FILE_BYTES_MAX: u64 = 64 * 1024;
 /// How long an entry is trusted without looking at the file again.
 pub(crate) const TTL: Duration = Duration::from_secs(2);
 
+/// What an entry is made of, read from the file (see [`Entry`]).
+pub(crate) struct Fill {
+    pub(crate) body: Bytes,
+    pub(crate) etag: String,
+    pub(crate) last_modified: String,
+    pub(crate) modified_secs: u64,
+    pub(crate) content_type: String,
+    pub(crate) s3: Option<crate::s3::meta::ObjectMeta>,
+}
+
 /// What a GET needs to answer from the cache. Shared (`Rc`), not copied,
 /// by the cache and every answer from it.
 #[derive(Debug)]
@@ -31,9 +41,14 @@ pub(crate) struct Entry {
     pub(crate) last_modified: String,
     pub(crate) modified_secs: u64,
     pub(crate) content_type: String,
+    /// What S3 stored with the object (its MD5 ETag, headers), if current
+    /// (`s3::meta`): an S3 GET answers from the entry too.
+    pub(crate) s3: Option<crate::s3::meta::ObjectMeta>,
     /// The whole 200 answer to a kept-alive GET (head and body), with the
     /// `Date` second it was rendered for: [`Entry::whole_answer`].
     rendered: crate::rendered::Rendered,
+    /// The same for the S3 API (its ETag and stored headers).
+    rendered_s3: crate::rendered::Rendered,
     filled: Instant,
 }
 
@@ -102,13 +117,19 @@ impl Entry {
         self.rendered.get(render)
     }
 
-    /// What the entry counts against the budget.
+    /// [`Entry::whole_answer`] for the S3 API.
+    pub(crate) fn whole_s3_answer(&self, render: impl FnOnce() -> Vec<u8>) -> Bytes {
+        self.rendered_s3.get(render)
+    }
+
+    /// What the entry counts against the budget: its body, and each answer
+    /// that may be rendered from it (an S3 object's for either API).
     fn cost(&self) -> u64 {
         let body = self.body.len() as u64;
-        if self.body.len() <= RENDERED_BYTES_MAX {
-            2 * body
-        } else {
-            body
+        match (self.body.len() <= RENDERED_BYTES_MAX, self.s3.is_some()) {
+            (false, _) => body,
+            (true, false) => 2 * body,
+            (true, true) => 3 * body,
         }
     }
 }
@@ -124,22 +145,17 @@ pub(crate) fn get(path: &[u8]) -> Option<Rc<Entry>> {
 
 /// Caches `body` for `path` unless an invalidation happened since `epoch`;
 /// returns the entry either way, for the caller to answer from.
-pub(crate) fn insert(
-    path: &[u8],
-    epoch: u64,
-    body: Bytes,
-    etag: String,
-    last_modified: String,
-    modified_secs: u64,
-    content_type: String,
-) -> Rc<Entry> {
+pub(crate) fn insert(path: &[u8], epoch: u64, fill: Fill) -> Rc<Entry> {
+    let Fill { body, etag, last_modified, modified_secs, content_type, s3 } = fill;
     let entry = Rc::new(Entry {
         body,
         etag,
         last_modified,
         modified_secs,
         content_type,
+        s3,
         rendered: Default::default(),
+        rendered_s3: Default::default(),
         filled: percore_io::time::loop_now(),
     });
     let budget = BUDGET.with(Cell::get);
@@ -190,7 +206,15 @@ mod tests {
     use super::*;
 
     fn put(path: &[u8], epoch: u64, len: usize) {
-        insert(path, epoch, Bytes::from(vec![0; len]), "\"e\"".into(), "d".into(), 0, "t".into());
+        let fill = Fill {
+            body: Bytes::from(vec![0; len]),
+            etag: "\"e\"".into(),
+            last_modified: "d".into(),
+            modified_secs: 0,
+            content_type: "t".into(),
+            s3: None,
+        };
+        insert(path, epoch, fill);
     }
 
     #[test]

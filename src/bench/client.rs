@@ -42,6 +42,28 @@ pub(crate) struct Plan {
     pub(crate) tls: Option<TlsPlan>,
     /// One request per connection (a handshake each, over TLS).
     pub(crate) new_connection: bool,
+    /// S3: requests signed with this key, objects in the bucket `bench`.
+    pub(crate) s3: Option<crate::s3::sign::Signer>,
+}
+
+/// The header lines that sign an S3 request with `body` as boto3 does over
+/// plain HTTP: the payload's SHA-256 signed, its CRC32 sent.
+pub(crate) fn s3_headers(
+    signer: &crate::s3::sign::Signer,
+    method: &str,
+    path: &str,
+    host: &str,
+    body: &[u8],
+) -> String {
+    use base64::Engine;
+    let hash = crate::s3::sign::payload_hash(body);
+    let now = crate::clock::coarse_epoch_seconds();
+    if method == "PUT" {
+        let crc = base64::engine::general_purpose::STANDARD.encode(crc32fast::hash(body).to_be_bytes());
+        signer.headers(method, path, host, &[("x-amz-checksum-crc32", &crc)], &hash, now)
+    } else {
+        signer.headers(method, path, host, &[], &hash, now)
+    }
 }
 
 /// A shard's results.
@@ -127,22 +149,34 @@ fn request(plan: &Plan, op: Op, etag: Option<&str>, out: &mut Vec<u8>) {
                 None => String::new(),
             };
             let condition = etag.map(|etag| format!("If-None-Match: {etag}\r\n")).unwrap_or_default();
+            let path = match &plan.s3 {
+                Some(signer) => {
+                    let path = workload::s3_path(key);
+                    auth.push_str(&s3_headers(signer, "GET", &path, &plan.host, b""));
+                    path
+                }
+                None => workload::path(key),
+            };
             out.extend_from_slice(
-                format!("GET {} HTTP/1.1\r\nHost: {}\r\n{auth}{range}{condition}\r\n", workload::path(key), plan.host)
-                    .as_bytes(),
+                format!("GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}{range}{condition}\r\n", plan.host).as_bytes(),
             )
         }
         Op::Put(key) => {
             let size = plan.sizes.of(key);
+            let body = workload::contents(key, size);
+            let path = match &plan.s3 {
+                Some(signer) => {
+                    let path = workload::s3_path(key);
+                    auth.push_str(&s3_headers(signer, "PUT", &path, &plan.host, &body));
+                    path
+                }
+                None => workload::path(key),
+            };
             out.extend_from_slice(
-                format!(
-                    "PUT {} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Length: {size}\r\n\r\n",
-                    workload::path(key),
-                    plan.host
-                )
-                .as_bytes(),
+                format!("PUT {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Length: {size}\r\n\r\n", plan.host)
+                    .as_bytes(),
             );
-            out.extend_from_slice(&workload::contents(key, size));
+            out.extend_from_slice(&body);
         }
     }
 }

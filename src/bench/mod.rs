@@ -83,6 +83,9 @@ pub(crate) struct BenchArgs {
     /// got for the key; 304 expected while it is unchanged (counted).
     #[arg(long)]
     conditional: bool,
+    /// S3: sign every request (AWS Signature V4, the payload's SHA-256 and a CRC32 as boto3 sends them) with this key, `ACCESS_KEY_ID:SECRET_KEY`, for a daemon's --s3-listen address; keys live in the bucket `bench` (made by --populate).
+    #[arg(long, env = "PERCORE_BENCH_S3", hide_env_values = true)]
+    s3: Option<String>,
     /// Bearer token for the requests.
     #[arg(long, env = "PERCORE_BENCH_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -179,6 +182,7 @@ fn run_phase(
         conditional: args.conditional,
         tls,
         new_connection: args.new_connection,
+        s3: args.s3.as_deref().map(crate::s3::sign::Signer::parse).transpose()?,
     });
     let progress = std::io::stdout().is_terminal() && !args.json;
     let config = percore_cores::Config { cores, ..percore_cores::Config::default() };
@@ -242,6 +246,9 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
         Kind::Mixed(_) => Kind::Mixed(args.read_percent.min(100)),
         other => other,
     };
+    if args.s3.is_some() && kind == Kind::Ping {
+        return Err("--s3 serves objects, not /ping: give --workload get, put or mixed".into());
+    }
     if args.populate {
         populate(&args).map_err(|e| format!("populating failed: {e}"))?;
     }
@@ -267,11 +274,15 @@ fn populate(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
     const POPULATE_CONNECTIONS: u64 = 16;
     let (addr, host, tls) = resolve(&args.url)?;
     let tls = tls_plan(args, &host, tls)?;
+    let signer = args.s3.as_deref().map(crate::s3::sign::Signer::parse).transpose()?;
+    if let Some(signer) = &signer {
+        make_bench_bucket(addr, &host, signer)?;
+    }
     let lanes = POPULATE_CONNECTIONS.min(args.keys.max(1));
     let handles: Vec<_> = (0..lanes)
         .map(|lane| {
             let (keys, sizes, token, host) = (args.keys, args.size.clone(), args.token.clone(), host.clone());
-            let tls = tls.clone();
+            let (tls, signer) = (tls.clone(), signer.clone());
             std::thread::spawn(move || -> Result<(), String> {
                 use std::io::{Read, Write};
                 let tcp = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
@@ -286,13 +297,22 @@ fn populate(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
                 };
                 for key in (lane..keys).step_by(lanes as usize) {
                     let size = sizes.of(key);
-                    let auth = token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-                    let mut request = format!(
-                        "PUT {} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Length: {size}\r\n\r\n",
-                        workload::path(key)
-                    )
-                    .into_bytes();
-                    request.extend_from_slice(&workload::contents(key, size));
+                    let body = workload::contents(key, size);
+                    let (path, auth) = match &signer {
+                        Some(signer) => {
+                            let path = workload::s3_path(key);
+                            let auth = client::s3_headers(signer, "PUT", &path, &host, &body);
+                            (path, auth)
+                        }
+                        None => (
+                            workload::path(key),
+                            token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default(),
+                        ),
+                    };
+                    let mut request =
+                        format!("PUT {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Length: {size}\r\n\r\n")
+                            .into_bytes();
+                    request.extend_from_slice(&body);
                     stream.write_all(&request).map_err(|e| e.to_string())?;
                     // The response head, a byte at a time (it is short).
                     let mut head = Vec::new();
@@ -331,6 +351,24 @@ fn populate(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
         handle.join().map_err(|_| "a populate thread panicked")??;
     }
     Ok(())
+}
+
+/// Makes the bucket `bench` on an S3 listener (it may exist already).
+fn make_bench_bucket(addr: SocketAddr, host: &str, signer: &crate::s3::sign::Signer) -> Result<(), Box<dyn Error>> {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(addr)?;
+    let auth = client::s3_headers(signer, "PUT", "/bench", host, b"");
+    tcp.write_all(
+        format!("PUT /bench HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )?;
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer)?;
+    if answer.starts_with("HTTP/1.1 200") || answer.contains("BucketAlreadyOwnedByYou") {
+        Ok(())
+    } else {
+        Err(format!("cannot make the bucket bench: {}", answer.lines().next().unwrap_or("no answer")).into())
+    }
 }
 
 /// A blocking stream, plain or TLS (for populating).

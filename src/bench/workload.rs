@@ -101,6 +101,11 @@ pub(crate) fn path(key: u64) -> String {
     format!("/files/bench/{:02x}/key-{key}", key % 64)
 }
 
+/// The path of key `key` on an S3 listener (bucket `bench`).
+pub(crate) fn s3_path(key: u64) -> String {
+    format!("/bench/{:02x}/key-{key}", key % 64)
+}
+
 /// Contents are made of blocks of this many bytes: the key's base block,
 /// with the block's index stamped over its first 8 bytes (so a misplaced or
 /// repeated block is caught too).

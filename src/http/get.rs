@@ -160,8 +160,12 @@ pub(crate) async fn get(reply: &mut Reply<'_>, request: &Request, encoded: &str)
             return reply.simple(500, "the file changed while being read\n").await;
         }
         let modified_secs = meta.modified_secs;
+        // What S3 stored with it, so that an S3 GET can answer from the
+        // entry too (one getxattr per fill).
+        let s3 = crate::s3::meta::read(&file, &etag);
         drop(file);
-        let entry = cache::insert(&path, epoch, Bytes::from(body), etag, last_modified, modified_secs, content_type);
+        let fill = cache::Fill { body: Bytes::from(body), etag, last_modified, modified_secs, content_type, s3 };
+        let entry = cache::insert(&path, epoch, fill);
         return send(reply, request, &entry_meta(&entry), plan, Source::Cached(&entry)).await;
     }
     send(reply, request, &meta, plan, Source::File(&file)).await
@@ -194,6 +198,24 @@ fn base(meta: &Meta<'_>, status: u16, room: usize) -> Head {
         .header("Last-Modified", meta.last_modified)
         .header("Accept-Ranges", "bytes")
         .lines(meta.extra)
+}
+
+/// The whole 200 answer (head and body, kept alive) of `entry` as `meta`
+/// describes it: what a rendered answer holds.
+pub(crate) fn whole_ok(meta: &Meta<'_>, entry: &cache::Entry) -> Vec<u8> {
+    ok_head(meta, entry.body.len()).finish_with(&entry.body, false)
+}
+
+/// Answers a GET or HEAD from a cached entry, its representation described
+/// by the caller (`meta`: an S3 object's own ETag and headers).
+pub(crate) async fn send_entry(
+    reply: &mut Reply<'_>,
+    request: &Request,
+    meta: &Meta<'_>,
+    plan: Plan,
+    entry: &cache::Entry,
+) -> bool {
+    send(reply, request, meta, plan, Source::Cached(entry)).await
 }
 
 /// Answers a GET or HEAD of an open file whose representation the caller

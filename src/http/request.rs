@@ -179,11 +179,11 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Reject> {
         } else if name.eq_ignore_ascii_case("accept") {
             prefers_html |= accepts_html(header.value);
         } else if name.eq_ignore_ascii_case("authorization") {
-            let value = String::from_utf8_lossy(header.value);
-            if let Some((scheme, token)) = value.trim().split_once(' ') {
-                if scheme.eq_ignore_ascii_case("bearer") {
-                    bearer = Some(token.trim().to_string());
-                }
+            // Only a bearer token is read here (an S3 signature, long, is
+            // the S3 API's to read).
+            let value = header.value.trim_ascii();
+            if value.len() > 7 && value[..7].eq_ignore_ascii_case(b"bearer ") {
+                bearer = Some(String::from_utf8_lossy(&value[7..]).trim().to_string());
             }
         } else if name.eq_ignore_ascii_case("connection") {
             for token in String::from_utf8_lossy(header.value).split(',').map(str::trim) {

@@ -2,9 +2,18 @@
 //! (signatures cover any of them), the query's parameters, and the bucket
 //! and key of the path. Pure: no I/O.
 
-/// The head's headers, names lowercased, values trimmed, in the order sent.
+use std::borrow::Cow;
+use std::ops::Range;
+
+/// The head's headers as sent, in order: one copy of the head and the
+/// place of each field in it (no allocation per header: this is on every
+/// S3 request's path). Names compare without regard to case; values are
+/// trimmed.
 #[derive(Debug, Default)]
-pub(crate) struct Headers(Vec<(String, String)>);
+pub(crate) struct Headers {
+    text: String,
+    fields: Vec<(Range<usize>, Range<usize>)>,
+}
 
 /// At most this many headers (the HTTP layer's own limit).
 const HEADERS_MAX: usize = 64;
@@ -12,34 +21,69 @@ const HEADERS_MAX: usize = 64;
 impl Headers {
     /// Reads the headers of a head the HTTP layer has already accepted.
     pub(crate) fn parse(head: &[u8]) -> Headers {
+        let text = match std::str::from_utf8(head) {
+            Ok(text) => text.to_string(),
+            // Not UTF-8 (an obs-text value): read as what it would be.
+            Err(_) => String::from_utf8_lossy(head).into_owned(),
+        };
         let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
         let mut request = httparse::Request::new(&mut headers);
-        if request.parse(head).is_err() {
+        if request.parse(text.as_bytes()).is_err() {
             return Headers::default();
         }
-        Headers(
-            request
-                .headers
-                .iter()
-                .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).trim().to_string()))
-                .collect(),
-        )
+        let base = text.as_ptr() as usize;
+        let at = |part: &[u8]| {
+            let start = part.as_ptr() as usize - base;
+            start..start + part.len()
+        };
+        let fields = request
+            .headers
+            .iter()
+            .map(|h| {
+                let value = h.value.trim_ascii();
+                (at(h.name.as_bytes()), if value.is_empty() { 0..0 } else { at(value) })
+            })
+            .collect();
+        Headers { text, fields }
     }
 
-    /// The first value of `name` (lowercase).
+    /// The head's length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.text.len()
+    }
+
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.fields.iter().map(|(n, v)| (&self.text[n.clone()], &self.text[v.clone()]))
+    }
+
+    /// The first value of `name`.
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.pairs().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
     }
 
     /// Every value of `name`, joined with commas (as a signature sees them).
-    pub(crate) fn joined(&self, name: &str) -> Option<String> {
-        let values: Vec<&str> = self.0.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect();
-        (!values.is_empty()).then(|| values.join(","))
+    pub(crate) fn joined(&self, name: &str) -> Option<Cow<'_, str>> {
+        let mut values = self.pairs().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v);
+        let first = values.next()?;
+        match values.next() {
+            None => Some(Cow::Borrowed(first)),
+            Some(second) => {
+                let mut all = format!("{first},{second}");
+                for v in values {
+                    all.push(',');
+                    all.push_str(v);
+                }
+                Some(Cow::Owned(all))
+            }
+        }
     }
 
-    /// Every header whose name starts with `prefix`.
-    pub(crate) fn starting_with<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-        self.0.iter().filter(move |(n, _)| n.starts_with(prefix)).map(|(n, v)| (n.as_str(), v.as_str()))
+    /// Every header whose name starts with `prefix` (lowercase), names
+    /// lowercased.
+    pub(crate) fn starting_with<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (String, &'a str)> + 'a {
+        self.pairs()
+            .filter(move |(n, _)| n.len() >= prefix.len() && n[..prefix.len()].eq_ignore_ascii_case(prefix))
+            .map(|(n, v)| (n.to_ascii_lowercase(), v))
     }
 }
 
@@ -78,14 +122,22 @@ pub(crate) fn decode(text: &str) -> Result<String, &'static str> {
 /// other byte as `%XX` in upper case.
 pub(crate) fn encode(bytes: &[u8], keep_slash: bool) -> String {
     let mut out = String::with_capacity(bytes.len());
+    encode_into(&mut out, bytes, keep_slash);
+    out
+}
+
+/// [`encode`], appending to `out`.
+pub(crate) fn encode_into(out: &mut String, bytes: &[u8], keep_slash: bool) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in bytes {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || (keep_slash && b == b'/') {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push('%');
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
         }
     }
-    out
 }
 
 /// A path-style target: `/`, `/bucket`, `/bucket/` or `/bucket/key`.
@@ -128,6 +180,8 @@ mod tests {
         let h = Headers::parse(b"PUT /b/k HTTP/1.1\r\nHost: x\r\nX-Amz-Meta-A:  1 \r\nx-amz-meta-a: 2\r\n\r\n");
         assert_eq!(h.get("host"), Some("x"));
         assert_eq!(h.joined("x-amz-meta-a").as_deref(), Some("1,2"));
+        assert_eq!(h.get("X-AMZ-META-A"), Some("1"));
+        assert_eq!(h.starting_with("x-amz-meta-").next(), Some(("x-amz-meta-a".to_string(), "1")));
         assert_eq!(h.starting_with("x-amz-meta-").count(), 2);
     }
 }

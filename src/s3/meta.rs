@@ -77,7 +77,7 @@ pub(crate) fn from_request(headers: &super::head::Headers) -> Result<Vec<(String
     let mut user = 0;
     for (name, value) in headers.starting_with("x-amz-meta-") {
         user += name.len() - "x-amz-meta-".len() + value.len();
-        kept.push((name.to_string(), value.to_string()));
+        kept.push((name, value.to_string()));
     }
     if user > USER_META_BYTES_MAX {
         return Err(format!(

@@ -23,12 +23,11 @@ mod error;
 pub(crate) mod head;
 mod keys;
 mod listing;
-mod meta;
+pub(crate) mod meta;
 mod multipart;
 mod object;
 pub(crate) mod settings;
-#[cfg(test)]
-mod sign;
+pub(crate) mod sign;
 pub(crate) mod sigv4;
 pub(crate) mod state;
 mod xml;
@@ -109,8 +108,8 @@ pub(crate) async fn serve(
     headers: &Headers,
 ) -> bool {
     let shard = reply.shard;
-    let id = shard.s3.next_request();
-    let request_id = format!("{:04X}{id:012X}", percore_cores::current().id);
+    // Formatted only for an error's answer.
+    let request_id = RequestId(percore_cores::current().id, shard.s3.next_request());
     let close_after = reply.close();
     if request.body != Framing::None {
         // Until a handler has read the body, any answer closes the connection.
@@ -120,7 +119,7 @@ pub(crate) async fn serve(
         Ok(query) => query,
         Err(why) => {
             let err = S3Error::new(400, "InvalidURI", format!("the query could not be parsed: {why}"));
-            return answer_error(reply, request, &err, &request_id).await;
+            return answer_error(reply, request, &err, request_id).await;
         }
     };
     let mut call = Call { reply, incoming, buf, request, headers, query: &query, payload: None, close_after };
@@ -130,7 +129,7 @@ pub(crate) async fn serve(
     };
     match outcome {
         Ok(sent) => sent,
-        Err(err) => answer_error(call.reply, request, &err, &request_id).await,
+        Err(err) => answer_error(call.reply, request, &err, request_id).await,
     }
 }
 
@@ -169,50 +168,56 @@ fn method_name(method: &Method) -> &str {
     }
 }
 
-/// Routes by method, bucket, key and the query's sub-resource.
+/// Routes by method, bucket, key and the query's sub-resource. Every
+/// handler but GET and PUT of an object is boxed: the request's future
+/// (moved into a box per request by the connection loop) stays the size
+/// of the common ones.
 async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
-    let target = Target::parse(&call.request.path).map_err(|why| S3Error::new(400, "InvalidURI", why))?;
-    let method = method_name(&call.request.method).to_string();
+    let request: &Request = call.request;
+    let target = Target::parse(&request.path).map_err(|why| S3Error::new(400, "InvalidURI", why))?;
+    let method = method_name(&request.method);
     let q = call.query;
     let Some(bucket) = target.bucket else {
-        return match method.as_str() {
-            "GET" | "HEAD" => bucket::list_buckets(call).await,
+        return match method {
+            "GET" | "HEAD" => Box::pin(bucket::list_buckets(call)).await,
             _ => Err(method_not_allowed()),
         };
     };
     keys::check_bucket(&bucket)?;
     if target.key.is_empty() {
-        return match method.as_str() {
-            "PUT" if q.0.is_empty() => bucket::create(call, &bucket).await,
-            "HEAD" => bucket::head(call, &bucket).await,
-            "DELETE" if q.0.is_empty() => bucket::delete(call, &bucket).await,
-            "GET" if q.has("location") => bucket::location(call, &bucket).await,
-            "GET" if q.has("uploads") => multipart::list_uploads(call, &bucket).await,
-            "GET" if q.has("versioning") => bucket::versioning(call, &bucket).await,
-            "GET" if q.get("list-type") == Some("2") => listing::list(call, &bucket, listing::Version::V2).await,
-            "GET" if !has_subresource(q) => listing::list(call, &bucket, listing::Version::V1).await,
-            "POST" if q.has("delete") => object::delete_many(call, &bucket).await,
+        return match method {
+            "PUT" if q.0.is_empty() => Box::pin(bucket::create(call, &bucket)).await,
+            "HEAD" => Box::pin(bucket::head(call, &bucket)).await,
+            "DELETE" if q.0.is_empty() => Box::pin(bucket::delete(call, &bucket)).await,
+            "GET" if q.has("location") => Box::pin(bucket::location(call, &bucket)).await,
+            "GET" if q.has("uploads") => Box::pin(multipart::list_uploads(call, &bucket)).await,
+            "GET" if q.has("versioning") => Box::pin(bucket::versioning(call, &bucket)).await,
+            "GET" if q.get("list-type") == Some("2") => {
+                Box::pin(listing::list(call, &bucket, listing::Version::V2)).await
+            }
+            "GET" if !has_subresource(q) => Box::pin(listing::list(call, &bucket, listing::Version::V1)).await,
+            "POST" if q.has("delete") => Box::pin(object::delete_many(call, &bucket)).await,
             "GET" | "PUT" | "DELETE" | "POST" => Err(error::not_implemented("this bucket operation")),
             _ => Err(method_not_allowed()),
         };
     }
     let key = target.key;
     let path = keys::object_path(&bucket, &key)?;
-    match method.as_str() {
+    match method {
         "PUT" if q.has("partNumber") && q.has("uploadId") => {
             if call.headers.get("x-amz-copy-source").is_some() {
-                return multipart::upload_part_copy(call, &bucket, &path).await;
+                return Box::pin(multipart::upload_part_copy(call, &bucket, &path)).await;
             }
-            multipart::upload_part(call, &bucket, &path).await
+            Box::pin(multipart::upload_part(call, &bucket, &path)).await
         }
-        "PUT" if call.headers.get("x-amz-copy-source").is_some() => object::copy(call, &bucket, &path).await,
+        "PUT" if call.headers.get("x-amz-copy-source").is_some() => Box::pin(object::copy(call, &bucket, &path)).await,
         "PUT" if !has_subresource(q) => object::put(call, &bucket, &path).await,
-        "GET" if q.has("uploadId") => multipart::list_parts(call, &bucket, &path).await,
+        "GET" if q.has("uploadId") => Box::pin(multipart::list_parts(call, &bucket, &path)).await,
         "GET" | "HEAD" if !has_subresource(q) => object::get(call, &bucket, &path).await,
-        "DELETE" if q.has("uploadId") => multipart::abort(call, &bucket, &path).await,
-        "DELETE" if !has_subresource(q) => object::delete(call, &bucket, &path).await,
-        "POST" if q.has("uploads") => multipart::create(call, &bucket, &path, &key).await,
-        "POST" if q.has("uploadId") => multipart::complete(call, &bucket, &path, &key).await,
+        "DELETE" if q.has("uploadId") => Box::pin(multipart::abort(call, &bucket, &path)).await,
+        "DELETE" if !has_subresource(q) => Box::pin(object::delete(call, &bucket, &path)).await,
+        "POST" if q.has("uploads") => Box::pin(multipart::create(call, &bucket, &path, &key)).await,
+        "POST" if q.has("uploadId") => Box::pin(multipart::complete(call, &bucket, &path, &key)).await,
         "GET" | "PUT" | "DELETE" | "POST" | "HEAD" => Err(error::not_implemented("this object operation")),
         _ => Err(method_not_allowed()),
     }
@@ -248,7 +253,18 @@ fn method_not_allowed() -> S3Error {
 }
 
 /// Answers `err` as S3 does: its status, the XML body (none for HEAD).
-async fn answer_error(reply: &mut Reply<'_>, request: &Request, err: &S3Error, request_id: &str) -> bool {
+/// Which request of which shard: the `x-amz-request-id` of an error.
+#[derive(Clone, Copy)]
+struct RequestId(usize, u64);
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04X}{:012X}", self.0, self.1)
+    }
+}
+
+async fn answer_error(reply: &mut Reply<'_>, request: &Request, err: &S3Error, request_id: RequestId) -> bool {
+    let request_id = request_id.to_string();
     if err.status == 0 {
         // The client is gone: nothing to answer.
         reply.closing();
@@ -258,14 +274,14 @@ async fn answer_error(reply: &mut Reply<'_>, request: &Request, err: &S3Error, r
     if err.status >= 500 && err.status != 501 {
         reply.fault(format!("{}: {}", err.code, err.message));
     }
-    let mut head = Head::new(err.status).header("x-amz-request-id", request_id);
+    let mut head = Head::new(err.status).header("x-amz-request-id", &request_id);
     if err.status == 503 {
         head = head.header("Retry-After", 1);
     }
     let whole = if request.method == Method::Head {
         reply.finish(head, 0)
     } else {
-        let body = err.body(&request.path, request_id);
+        let body = err.body(&request.path, &request_id);
         reply.finish_with(head.header("Content-Type", "application/xml"), body.as_bytes())
     };
     reply.send_one(whole).await

@@ -13,6 +13,7 @@ use super::meta::{self, ObjectMeta};
 use super::sigv4::hex;
 use super::xml::{self, Writer};
 use super::{bucket, keys, Call};
+use crate::cache;
 use crate::files::{self, Found};
 use crate::http::get::{self, Plan};
 use crate::http::request::Method;
@@ -184,21 +185,30 @@ pub(crate) struct Opened {
     pub(crate) file: File,
     pub(crate) size: u64,
     pub(crate) stat: percore_io::Metadata,
-    pub(crate) meta: ObjectMeta,
+    /// The store's own validator of this version.
+    pub(crate) stamp: String,
+    /// What S3 stored with it; none for a file written through `/files/`.
+    pub(crate) meta: Option<ObjectMeta>,
 }
 
-/// Opens the object at `path` with its metadata (its S3 ETag, or the
-/// store's own for a file written through `/files/`).
+impl Opened {
+    /// Its S3 ETag (the store's own for a file written through `/files/`).
+    pub(crate) fn etag(&self) -> &str {
+        self.meta.as_ref().map_or(&self.stamp, |m| &m.etag)
+    }
+
+    pub(crate) fn headers(&self) -> &[(String, String)] {
+        self.meta.as_ref().map_or(&[], |m| &m.headers)
+    }
+}
+
+/// Opens the object at `path` with its metadata.
 pub(crate) async fn open(call: &Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<Opened, S3Error> {
     match files::open(call.shard().store.root(), path).await {
         Ok(Found::File(file, stat)) => {
             let stamp = files::etag(&stat);
-            let meta = meta::read(&file, &stamp).unwrap_or(ObjectMeta {
-                stamp: stamp.clone(),
-                etag: stamp,
-                headers: Vec::new(),
-            });
-            Ok(Opened { size: stat.size, file, stat, meta })
+            let meta = meta::read(&file, &stamp);
+            Ok(Opened { size: stat.size, file, stat, stamp, meta })
         }
         Ok(Found::Dir | Found::Nothing) => {
             bucket::must_exist(call, bucket).await?;
@@ -208,41 +218,124 @@ pub(crate) async fn open(call: &Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> 
     }
 }
 
-pub(crate) async fn get(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<bool, S3Error> {
-    let opened = open(call, bucket, path).await?;
-    let mut headers = opened.meta.headers.clone();
-    for (param, header) in OVERRIDES {
-        if let Some(value) = call.query.get(param) {
-            headers.retain(|(n, _)| n != header);
-            headers.push((header.to_string(), value.to_string()));
-        }
-    }
-    let content_type = match headers.iter().position(|(n, _)| n == "content-type") {
-        Some(i) => headers.remove(i).1,
-        None => files::content_type(path),
-    };
+/// The Content-Type and the other header lines of an object's answer: what
+/// was stored with it, overridden by the request's `response-*`.
+fn representation(call: &Call<'_, '_, '_>, stored: &[(String, String)], guessed: &str) -> (String, String) {
+    let mut content_type = None;
     let mut extra = String::new();
-    for (name, value) in &headers {
+    let overridden = |name: &str| OVERRIDES.iter().any(|(param, header)| *header == name && call.query.has(param));
+    for (name, value) in stored {
+        if overridden(name) {
+            continue;
+        }
+        if name == "content-type" {
+            content_type = Some(value.clone());
+            continue;
+        }
         // Values were headers once: no CR or LF.
         extra.push_str(name);
         extra.push_str(": ");
         extra.push_str(value);
         extra.push_str("\r\n");
     }
+    for (param, header) in OVERRIDES {
+        if let Some(value) = call.query.get(param).filter(|v| !v.contains(['\r', '\n'])) {
+            if header == "content-type" {
+                content_type = Some(value.to_string());
+            } else {
+                extra.push_str(&format!("{header}: {value}\r\n"));
+            }
+        }
+    }
+    (content_type.unwrap_or_else(|| guessed.to_string()), extra)
+}
+
+pub(crate) async fn get(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<bool, S3Error> {
+    if let Some(entry) = cache::get(path) {
+        return from_entry(call, &entry).await;
+    }
+    // Taken before the file is read: if the path is invalidated meanwhile,
+    // what was read is not cached.
+    let epoch = cache::epoch();
+    let opened = open(call, bucket, path).await?;
+    let cacheable = call.request.method == Method::Get && cache::enabled() && opened.size <= cache::FILE_BYTES_MAX;
+    if cacheable {
+        let (result, body) = opened.file.read_exact_at(Vec::with_capacity(opened.size as usize), 0).await;
+        result.map_err(|e| from_io("cannot read the object", &e))?;
+        let fill = cache::Fill {
+            body: bytes::Bytes::from(body),
+            last_modified: httpdate::fmt_http_date(opened.stat.modified()),
+            modified_secs: opened.stat.mtime.0.max(0) as u64,
+            content_type: files::content_type(path),
+            etag: opened.stamp,
+            s3: opened.meta,
+        };
+        let entry = cache::insert(path, epoch, fill);
+        return from_entry(call, &entry).await;
+    }
+    let (content_type, extra) = representation(call, opened.headers(), &files::content_type(path));
     let last_modified = httpdate::fmt_http_date(opened.stat.modified());
     let described = get::Meta {
         size: opened.size,
-        etag: &opened.meta.etag,
+        etag: opened.etag(),
         last_modified: &last_modified,
         modified_secs: opened.stat.mtime.0.max(0) as u64,
         content_type: &content_type,
         extra: &extra,
     };
-    let plan = get::plan(call.request, &described);
-    match plan {
+    let plan = planned(call, &described)?;
+    Ok(get::send_file(call.reply, call.request, &described, plan, &opened.file).await)
+}
+
+/// Answers a GET or HEAD from a cached entry.
+async fn from_entry(call: &mut Call<'_, '_, '_>, entry: &cache::Entry) -> Result<bool, S3Error> {
+    let (etag, stored) = match &entry.s3 {
+        Some(meta) => (meta.etag.as_str(), meta.headers.as_slice()),
+        None => (entry.etag.as_str(), &[][..]),
+    };
+    let request = call.request;
+    let unconditional = request.method == Method::Get
+        && request.if_match.is_none()
+        && request.if_none_match.is_none()
+        && request.if_modified_since.is_none()
+        && request.if_unmodified_since.is_none()
+        && request.range.is_none()
+        && !call.query.0.iter().any(|(name, _)| name.starts_with("response-"));
+    let (content_type, extra) = representation(call, stored, &entry.content_type);
+    if unconditional && !call.reply.close() && entry.body.len() <= cache::RENDERED_BYTES_MAX {
+        // The common answer, the same bytes for every such request within
+        // a second: rendered once a second per entry, sent without a copy
+        // (as `/files/` does).
+        let described = get::Meta {
+            size: entry.body.len() as u64,
+            etag,
+            last_modified: &entry.last_modified,
+            modified_secs: entry.modified_secs,
+            content_type: &content_type,
+            extra: &extra,
+        };
+        let whole = entry.whole_s3_answer(|| get::whole_ok(&described, entry));
+        call.reply.rendered(200);
+        return Ok(call.reply.send_one(whole).await);
+    }
+    let described = get::Meta {
+        size: entry.body.len() as u64,
+        etag,
+        last_modified: &entry.last_modified,
+        modified_secs: entry.modified_secs,
+        content_type: &content_type,
+        extra: &extra,
+    };
+    let plan = planned(call, &described)?;
+    Ok(get::send_entry(call.reply, call.request, &described, plan, entry).await)
+}
+
+/// What to answer, or the S3 error for a precondition or range that fails.
+fn planned(call: &Call<'_, '_, '_>, described: &get::Meta<'_>) -> Result<Plan, S3Error> {
+    match get::plan(call.request, described) {
         Plan::PreconditionFailed => Err(precondition_failed()),
         Plan::Unsatisfiable => Err(S3Error::new(416, "InvalidRange", "the requested range is not satisfiable")),
-        plan => Ok(get::send_file(call.reply, call.request, &described, plan, &opened.file).await),
+        plan => Ok(plan),
     }
 }
 
@@ -372,19 +465,19 @@ pub(crate) async fn copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8])
     }
     let source = open(call, &src_bucket, &src_path).await?;
     if let Some(tag) = call.headers.get("x-amz-copy-source-if-match") {
-        if tag.trim() != source.meta.etag {
+        if tag.trim() != source.etag() {
             return Err(precondition_failed());
         }
     }
     if let Some(tag) = call.headers.get("x-amz-copy-source-if-none-match") {
-        if tag.trim() == source.meta.etag {
+        if tag.trim() == source.etag() {
             return Err(precondition_failed());
         }
     }
     let headers = if replace {
         meta::from_request(call.headers).map_err(|m| S3Error::new(400, "MetadataTooLarge", m))?
     } else {
-        source.meta.headers.clone()
+        source.headers().to_vec()
     };
     let store = &call.shard().store;
     if store.fenced() {

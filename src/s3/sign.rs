@@ -1,16 +1,98 @@
-//! Signing as a client does (the header form of AWS Signature V4): what
-//! the tests check the verifier against.
+//! Signing as a client does (the header form of AWS Signature V4):
+//! `percore bench --s3`'s requests, and what the tests check the verifier
+//! against.
 
 use aws_lc_rs::{digest, hmac};
 
+use super::date::format_amz_date;
 use super::sigv4::{hex, signing_key, ALGORITHM};
 
+/// A client's key: signs requests as boto3 does over plain HTTP (the
+/// payload's SHA-256 signed).
+#[derive(Clone)]
+pub(crate) struct Signer {
+    access_key: String,
+    secret: String,
+    region: String,
+    /// The signing key of one day (derived once: four HMACs).
+    day: (String, hmac::Key),
+}
+
+impl Signer {
+    /// From `ACCESS_KEY_ID:SECRET_KEY`.
+    pub(crate) fn parse(text: &str) -> Result<Signer, String> {
+        let (access_key, secret) = text
+            .split_once(':')
+            .ok_or("--s3 takes ACCESS_KEY_ID:SECRET_KEY (a pair from the daemon's --s3-credentials)")?;
+        let region = super::settings::REGION_DEFAULT.to_string();
+        let date = format_amz_date(crate::clock::coarse_epoch_seconds())[..8].to_string();
+        let key = signing_key(secret, &date, &region, "s3");
+        Ok(Signer { access_key: access_key.into(), secret: secret.into(), region, day: (date, key) })
+    }
+
+    /// The header lines (`x-amz-date`, `x-amz-content-sha256`, any of
+    /// `extra`, `Authorization`) that sign `method path` on `host` with a
+    /// body whose SHA-256 is `payload_hash`, at `now` (seconds since the
+    /// epoch).
+    pub(crate) fn headers(
+        &self,
+        method: &str,
+        path: &str,
+        host: &str,
+        extra: &[(&str, &str)],
+        payload_hash: &str,
+        now: u64,
+    ) -> String {
+        let amz_date = format_amz_date(now);
+        let mut headers =
+            vec![("host", host), ("x-amz-content-sha256", payload_hash), ("x-amz-date", amz_date.as_str())];
+        headers.extend_from_slice(extra);
+        let derived;
+        let key = if amz_date.starts_with(&self.day.0) {
+            &self.day.1
+        } else {
+            derived = signing_key(&self.secret, &amz_date[..8], &self.region, "s3");
+            &derived
+        };
+        let auth =
+            authorization_with(key, &self.access_key, &self.region, method, path, &headers, payload_hash, &amz_date);
+        let mut out = format!("x-amz-date: {amz_date}\r\nx-amz-content-sha256: {payload_hash}\r\n");
+        for (name, value) in extra {
+            out.push_str(&format!("{name}: {value}\r\n"));
+        }
+        out.push_str(&format!("Authorization: {auth}\r\n"));
+        out
+    }
+}
+
+/// The SHA-256 of `bytes`, hex: a signed payload's hash.
+pub(crate) fn payload_hash(bytes: &[u8]) -> String {
+    hex(digest::digest(&digest::SHA256, bytes).as_ref())
+}
+
 /// Signs a request as a client does (header form, `payload_hash` given):
-/// the `Authorization` value. For `percore bench --s3` and the tests.
+/// the `Authorization` value.
+#[cfg(test)]
 #[allow(clippy::too_many_arguments, reason = "the pieces of a signature, each named")]
 pub(crate) fn authorization(
     access_key: &str,
     secret: &str,
+    region: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    payload_hash: &str,
+    amz_date: &str,
+) -> String {
+    let key = signing_key(secret, &amz_date[..8], region, "s3");
+    authorization_with(&key, access_key, region, method, path, headers, payload_hash, amz_date)
+}
+
+/// [`authorization`] with the day's signing key given.
+#[allow(clippy::too_many_arguments, reason = "the pieces of a signature, each named")]
+fn authorization_with(
+    key: &hmac::Key,
+    access_key: &str,
     region: &str,
     method: &str,
     path: &str,
@@ -33,7 +115,7 @@ pub(crate) fn authorization(
         "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
         hex(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref())
     );
-    let signature = hex(hmac::sign(&signing_key(secret, date, region, "s3"), to_sign.as_bytes()).as_ref());
+    let signature = hex(hmac::sign(key, to_sign.as_bytes()).as_ref());
     format!("{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={}, Signature={signature}", signed.join(";"))
 }
 
@@ -78,5 +160,63 @@ mod tests {
         let none = Headers::parse(b"GET /b/k HTTP/1.1\r\nHost: x\r\n\r\n");
         let anonymous = Request { method: "GET", path: "/b/k", query: &query, headers: &none };
         assert!(verify(&settings(), &KeyCache::default(), &anonymous, now).unwrap().is_none());
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use crate::s3::head::{Headers, Query};
+    use crate::s3::settings::Settings;
+    use crate::s3::sigv4::{verify, KeyCache, Request, EMPTY_SHA256};
+
+    /// How long one signature check of a boto3-shaped GET takes (release:
+    /// `cargo test --release --lib verify_timing -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn verify_timing() {
+        let settings = Settings::for_tests("AKIDTEST", "secret/key+1");
+        let signer = Signer::parse("AKIDTEST:secret/key+1").unwrap();
+        let now = crate::clock::coarse_epoch_seconds();
+        let auth = signer.headers("GET", "/bench/1f/key-31", "127.0.0.1:19002", &[], EMPTY_SHA256, now);
+        let head = format!(
+            "GET /bench/1f/key-31 HTTP/1.1\r\nHost: 127.0.0.1:19002\r\nUser-Agent: percore-bench\r\n{auth}\r\n"
+        );
+        let keys = KeyCache::default();
+        let query = Query::default();
+        let n = 200_000;
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            let headers = Headers::parse(head.as_bytes());
+            let request = Request { method: "GET", path: "/bench/1f/key-31", query: &query, headers: &headers };
+            assert!(verify(&settings, &keys, &request, now).unwrap().is_some());
+        }
+        eprintln!("parse + verify: {:.3} us", start.elapsed().as_secs_f64() * 1e6 / n as f64);
+        let headers = Headers::parse(head.as_bytes());
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            let request = Request { method: "GET", path: "/bench/1f/key-31", query: &query, headers: &headers };
+            assert!(verify(&settings, &keys, &request, now).unwrap().is_some());
+        }
+        eprintln!("verify: {:.3} us", start.elapsed().as_secs_f64() * 1e6 / n as f64);
+    }
+}
+
+#[cfg(test)]
+mod md5_timing {
+    /// MD5 throughput (release, ignored).
+    #[test]
+    #[ignore]
+    fn md5_timing() {
+        use md5::Digest;
+        let data = vec![7u8; 4096];
+        let n = 100_000;
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            let mut h = md5::Md5::new();
+            h.update(&data);
+            std::hint::black_box(h.finalize());
+        }
+        eprintln!("md5 4 KiB: {:.3} us", start.elapsed().as_secs_f64() * 1e6 / n as f64);
     }
 }

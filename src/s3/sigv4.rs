@@ -13,14 +13,14 @@
 //! The HMAC and SHA-256 are aws-lc-rs's (the TLS provider already in the
 //! build); the dates are `date`'s.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 use aws_lc_rs::{digest, hmac};
 
 use super::date::{format_amz_date, parse_amz_date};
 use super::error::{access_denied, S3Error};
-use super::head::{encode, Headers, Query};
+use super::head::{encode, encode_into, Headers, Query};
 use super::settings::Settings;
 
 /// How far a signed request's time may be from the server's clock.
@@ -97,24 +97,45 @@ impl Chain {
 /// Signing keys derived lately, per shard: deriving one is four HMACs, and
 /// a client signs every request of a day with the same one.
 #[derive(Default)]
-pub(crate) struct KeyCache(RefCell<HashMap<(String, String, String), hmac::Key>>);
+pub(crate) struct KeyCache(RefCell<Vec<Derived>>);
 
-/// Keys kept at most (then the cache starts over).
-const KEYS_KEPT_MAX: usize = 256;
+/// A derived signing key and what it was derived for.
+struct Derived {
+    access_key: String,
+    date: String,
+    region: String,
+    key: hmac::Key,
+}
+
+/// Keys kept at most (then the oldest goes).
+const KEYS_KEPT_MAX: usize = 64;
 
 impl KeyCache {
-    fn key(&self, secret: &str, access_key: &str, date: &str, region: &str) -> hmac::Key {
-        let id = (access_key.to_string(), date.to_string(), region.to_string());
-        if let Some(key) = self.0.borrow().get(&id) {
-            return key.clone();
+    /// Runs `f` with the signing key of `access_key` (whose secret is
+    /// `secret`) for one day and region: looked up without allocating,
+    /// derived on a miss.
+    fn with_key<R>(
+        &self,
+        secret: &str,
+        access_key: &str,
+        date: &str,
+        region: &str,
+        f: impl FnOnce(&hmac::Key) -> R,
+    ) -> R {
+        {
+            let keys = self.0.borrow();
+            if let Some(d) = keys.iter().find(|d| d.access_key == access_key && d.date == date && d.region == region) {
+                return f(&d.key);
+            }
         }
         let key = signing_key(secret, date, region, "s3");
+        let out = f(&key);
         let mut keys = self.0.borrow_mut();
         if keys.len() >= KEYS_KEPT_MAX {
-            keys.clear();
+            keys.remove(0);
         }
-        keys.insert(id, key.clone());
-        key
+        keys.push(Derived { access_key: access_key.into(), date: date.into(), region: region.into(), key });
+        out
     }
 }
 
@@ -131,12 +152,12 @@ pub(crate) fn signing_key(secret: &str, date: &str, region: &str, service: &str)
 /// Lower-case hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
+    let mut out = Vec::with_capacity(bytes.len() * 2);
     for &b in bytes {
-        out.push(DIGITS[(b >> 4) as usize] as char);
-        out.push(DIGITS[(b & 15) as usize] as char);
+        out.push(DIGITS[(b >> 4) as usize]);
+        out.push(DIGITS[(b & 15) as usize]);
     }
-    out
+    String::from_utf8(out).expect("hex digits are ASCII")
 }
 
 /// Compares in time independent of where the strings differ.
@@ -154,17 +175,25 @@ pub(crate) struct Request<'a> {
     pub(crate) headers: &'a Headers,
 }
 
+impl Request<'_> {
+    /// About how long the signed headers are (a capacity hint).
+    fn headers_len(&self) -> usize {
+        self.headers.len()
+    }
+}
+
 /// What a signature names: who, when, where, which headers, and the
-/// signature itself.
-struct Claim {
-    access_key: String,
-    date: String,
-    region: String,
-    service: String,
-    signed_headers: Vec<String>,
-    signature: String,
-    /// `YYYYMMDDTHHMMSSZ`.
-    amz_date: String,
+/// signature itself (borrowed from the request).
+struct Claim<'a> {
+    access_key: &'a str,
+    date: &'a str,
+    region: &'a str,
+    service: &'a str,
+    /// `host;x-amz-date;...` as sent.
+    signed_headers: &'a str,
+    signature: &'a str,
+    /// `YYYYMMDDTHHMMSSZ` (made from `Date` when there is no `x-amz-date`).
+    amz_date: Cow<'a, str>,
 }
 
 /// Checks the request's signature. `None`: the request carries none
@@ -184,7 +213,7 @@ pub(crate) fn verify(
         (None, true) => query_claim(request.query)?,
         (None, false) => return Ok(None),
     };
-    let Some(secret) = settings.credentials.get(&claim.access_key) else {
+    let Some(secret) = settings.credentials.get(claim.access_key) else {
         return Err(S3Error::new(
             403,
             "InvalidAccessKeyId",
@@ -194,10 +223,10 @@ pub(crate) fn verify(
     if claim.service != "s3" {
         return Err(malformed(presigned, format!("the credential's service must be s3, not {}", claim.service)));
     }
-    if !claim.amz_date.starts_with(&claim.date) {
+    if !claim.amz_date.starts_with(claim.date) {
         return Err(malformed(presigned, "the credential's date is not the request's date"));
     }
-    if !claim.signed_headers.iter().any(|h| h == "host") {
+    if !claim.signed_headers.split(';').any(|h| h == "host") {
         return Err(malformed(presigned, "the signed headers must include host"));
     }
     let time = parse_amz_date(&claim.amz_date)
@@ -233,16 +262,17 @@ pub(crate) fn verify(
             return Err(invalid("missing required header for this request: x-amz-content-sha256"));
         }
     };
-    let canonical = canonical_request(request, &claim.signed_headers, payload_claim, presigned)?;
+    let canonical = canonical_request(request, claim.signed_headers, payload_claim, presigned)?;
     let scope = format!("{}/{}/{}/aws4_request", claim.date, claim.region, claim.service);
-    let to_sign = format!(
-        "{ALGORITHM}\n{}\n{scope}\n{}",
-        claim.amz_date,
-        hex(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref())
-    );
-    let key = keys.key(secret, &claim.access_key, &claim.date, &claim.region);
-    let expected = hex(hmac::sign(&key, to_sign.as_bytes()).as_ref());
-    if !same(&expected, &claim.signature) {
+    let mut to_sign = String::with_capacity(160);
+    for part in [ALGORITHM, "\n", &claim.amz_date, "\n", &scope, "\n"] {
+        to_sign.push_str(part);
+    }
+    to_sign.push_str(&hex(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref()));
+    let expected =
+        keys.with_key(secret, claim.access_key, claim.date, claim.region, |key| hmac::sign(key, to_sign.as_bytes()));
+    let expected = hex(expected.as_ref());
+    if !same(&expected, claim.signature) {
         return Err(S3Error::new(
             403,
             "SignatureDoesNotMatch",
@@ -252,8 +282,8 @@ pub(crate) fn verify(
     }
     let chain = || {
         Box::new(Chain {
-            key: key.clone(),
-            amz_date: claim.amz_date.clone(),
+            key: keys.with_key(secret, claim.access_key, claim.date, claim.region, hmac::Key::clone),
+            amz_date: claim.amz_date.to_string(),
             scope: scope.clone(),
             previous: expected.clone(),
         })
@@ -280,23 +310,24 @@ fn malformed(presigned: bool, message: impl Into<String>) -> S3Error {
 }
 
 fn parse_sha256(value: &str) -> Option<[u8; 32]> {
-    if value.len() != 64 {
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let bytes = value.as_bytes();
+    if bytes.len() != 64 {
         return None;
     }
     let mut out = [0u8; 32];
-    for (i, pair) in value.as_bytes().chunks(2).enumerate() {
-        let pair = std::str::from_utf8(pair).ok()?;
-        out[i] = u8::from_str_radix(pair, 16).ok()?;
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
     }
     Some(out)
 }
 
 /// `Credential=AKID/DATE/REGION/SERVICE/aws4_request`'s value split.
-fn credential(value: &str, presigned: bool) -> Result<(String, String, String, String), S3Error> {
-    let parts: Vec<&str> = value.split('/').collect();
-    match parts.as_slice() {
-        [key, date, region, service, "aws4_request"] if date.len() == 8 => {
-            Ok((key.to_string(), date.to_string(), region.to_string(), service.to_string()))
+fn credential(value: &str, presigned: bool) -> Result<(&str, &str, &str, &str), S3Error> {
+    let mut parts = value.split('/');
+    match (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(key), Some(date), Some(region), Some(service), Some("aws4_request"), None) if date.len() == 8 => {
+            Ok((key, date, region, service))
         }
         _ => Err(malformed(
             presigned,
@@ -305,7 +336,7 @@ fn credential(value: &str, presigned: bool) -> Result<(String, String, String, S
     }
 }
 
-fn header_claim(value: &str, headers: &Headers) -> Result<Claim, S3Error> {
+fn header_claim<'a>(value: &'a str, headers: &'a Headers) -> Result<Claim<'a>, S3Error> {
     let Some(rest) = value.strip_prefix(ALGORITHM) else {
         if value.starts_with("AWS ") {
             return Err(invalid("signature version 2 is not supported: sign with AWS Signature Version 4"));
@@ -327,24 +358,18 @@ fn header_claim(value: &str, headers: &Headers) -> Result<Claim, S3Error> {
     };
     let (access_key, date, region, service) = credential(cred, false)?;
     let amz_date = match headers.get("x-amz-date") {
-        Some(d) => d.to_string(),
+        Some(d) => Cow::Borrowed(d),
         None => match headers.get("date").and_then(|d| httpdate::parse_http_date(d).ok()) {
-            Some(t) => format_amz_date(t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)),
+            Some(t) => {
+                Cow::Owned(format_amz_date(t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)))
+            }
             None => return Err(access_denied("a signed request needs an x-amz-date or Date header")),
         },
     };
-    Ok(Claim {
-        access_key,
-        date,
-        region,
-        service,
-        signed_headers: signed.split(';').map(str::to_string).collect(),
-        signature: signature.to_string(),
-        amz_date,
-    })
+    Ok(Claim { access_key, date, region, service, signed_headers: signed, signature, amz_date })
 }
 
-fn query_claim(query: &Query) -> Result<Claim, S3Error> {
+fn query_claim(query: &Query) -> Result<Claim<'_>, S3Error> {
     let need = |name: &str| query.get(name).ok_or_else(|| malformed(true, format!("the query needs {name}")));
     if need("X-Amz-Algorithm")? != ALGORITHM {
         return Err(malformed(true, format!("X-Amz-Algorithm must be {ALGORITHM}")));
@@ -355,53 +380,74 @@ fn query_claim(query: &Query) -> Result<Claim, S3Error> {
         date,
         region,
         service,
-        signed_headers: need("X-Amz-SignedHeaders")?.split(';').map(str::to_string).collect(),
-        signature: need("X-Amz-Signature")?.to_string(),
-        amz_date: need("X-Amz-Date")?.to_string(),
+        signed_headers: need("X-Amz-SignedHeaders")?,
+        signature: need("X-Amz-Signature")?,
+        amz_date: Cow::Borrowed(need("X-Amz-Date")?),
     })
 }
 
 /// The canonical request: method, canonical path and query, the signed
-/// headers with their values, their names, the payload's hash.
-fn canonical_request(
-    request: &Request<'_>,
-    signed: &[String],
-    payload: &str,
-    presigned: bool,
-) -> Result<String, S3Error> {
-    let path = percent_encoding::percent_decode_str(request.path).collect::<Vec<u8>>();
-    let mut params: Vec<(String, String)> = request
-        .query
-        .0
-        .iter()
-        .filter(|(n, _)| !(presigned && n == "X-Amz-Signature"))
-        .map(|(n, v)| (encode(n.as_bytes(), false), encode(v.as_bytes(), false)))
-        .collect();
-    params.sort();
-    let query = params.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("&");
-    let mut out = format!("{}\n{}\n{query}\n", request.method, encode(&path, true));
-    for name in signed {
+/// headers (`signed`, as the client listed them) with their values, their
+/// names, the payload's hash. Built in one string: this is on every
+/// signed request's path.
+fn canonical_request(request: &Request<'_>, signed: &str, payload: &str, presigned: bool) -> Result<String, S3Error> {
+    let mut out = String::with_capacity(256 + request.path.len() + request.headers_len());
+    out.push_str(request.method);
+    out.push('\n');
+    let plain = request.path.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b));
+    if plain {
+        // Its own encoding (the common case).
+        out.push_str(request.path);
+    } else {
+        let path = percent_encoding::percent_decode_str(request.path).collect::<Vec<u8>>();
+        encode_into(&mut out, &path, true);
+    }
+    out.push('\n');
+    if !request.query.0.is_empty() {
+        let mut params: Vec<(String, String)> = request
+            .query
+            .0
+            .iter()
+            .filter(|(n, _)| !(presigned && n == "X-Amz-Signature"))
+            .map(|(n, v)| (encode(n.as_bytes(), false), encode(v.as_bytes(), false)))
+            .collect();
+        params.sort();
+        for (i, (n, v)) in params.iter().enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            out.push_str(n);
+            out.push('=');
+            out.push_str(v);
+        }
+    }
+    out.push('\n');
+    for name in signed.split(';') {
         let value = request
             .headers
             .joined(name)
             .ok_or_else(|| malformed(presigned, format!("the signed header {name} is not in the request")))?;
         out.push_str(name);
         out.push(':');
-        out.push_str(&collapse_spaces(&value));
+        collapse_spaces_into(&mut out, &value);
         out.push('\n');
     }
     out.push('\n');
-    out.push_str(&signed.join(";"));
+    out.push_str(signed);
     out.push('\n');
     out.push_str(payload);
     Ok(out)
 }
 
-/// Runs of spaces inside a header value become one space.
-fn collapse_spaces(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
+/// Appends `value` with each run of spaces made one space.
+fn collapse_spaces_into(out: &mut String, value: &str) {
+    let value = value.trim();
+    if !value.contains("  ") {
+        out.push_str(value);
+        return;
+    }
     let mut space = false;
-    for c in value.trim().chars() {
+    for c in value.chars() {
         if c == ' ' {
             if !space {
                 out.push(' ');
@@ -412,7 +458,6 @@ fn collapse_spaces(value: &str) -> String {
             space = false;
         }
     }
-    out
 }
 
 #[cfg(test)]
