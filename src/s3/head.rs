@@ -142,20 +142,21 @@ pub(crate) fn encode_into(out: &mut String, bytes: &[u8], keep_slash: bool) {
 
 /// A path-style target: `/`, `/bucket`, `/bucket/` or `/bucket/key`.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Target {
-    pub(crate) bucket: Option<String>,
+pub(crate) struct Target<'a> {
+    pub(crate) bucket: Option<Cow<'a, str>>,
     /// The key, decoded (empty for the bucket itself).
-    pub(crate) key: String,
+    pub(crate) key: Cow<'a, str>,
 }
 
-impl Target {
-    /// Splits a still-encoded path.
-    pub(crate) fn parse(path: &str) -> Result<Target, &'static str> {
+impl Target<'_> {
+    /// Splits a still-encoded path (borrowing what needs no decoding).
+    pub(crate) fn parse(path: &str) -> Result<Target<'_>, &'static str> {
         let rest = path.strip_prefix('/').ok_or("the path must start with /")?;
         if rest.is_empty() {
-            return Ok(Target { bucket: None, key: String::new() });
+            return Ok(Target { bucket: None, key: Cow::Borrowed("") });
         }
         let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+        let decode = |text| percent_encoding::percent_decode_str(text).decode_utf8().map_err(|_| "not UTF-8");
         Ok(Target { bucket: Some(decode(bucket)?), key: decode(key)? })
     }
 }
@@ -166,9 +167,9 @@ mod tests {
 
     #[test]
     fn targets_queries_and_headers() {
-        assert_eq!(Target::parse("/").unwrap(), Target { bucket: None, key: String::new() });
-        assert_eq!(Target::parse("/b").unwrap(), Target { bucket: Some("b".into()), key: String::new() });
-        assert_eq!(Target::parse("/b/").unwrap(), Target { bucket: Some("b".into()), key: String::new() });
+        assert_eq!(Target::parse("/").unwrap(), Target { bucket: None, key: "".into() });
+        assert_eq!(Target::parse("/b").unwrap(), Target { bucket: Some("b".into()), key: "".into() });
+        assert_eq!(Target::parse("/b/").unwrap(), Target { bucket: Some("b".into()), key: "".into() });
         assert_eq!(Target::parse("/b/a%20b/c").unwrap(), Target { bucket: Some("b".into()), key: "a b/c".into() });
         assert!(Target::parse("/b/%ff").is_err());
         let q = Query::parse(Some("list-type=2&prefix=a%2Fb&delimiter=%2F&uploads")).unwrap();

@@ -151,18 +151,30 @@ pub(crate) fn signing_key(secret: &str, date: &str, region: &str, service: &str)
 
 /// Lower-case hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    push_hex(&mut out, bytes);
+    out
+}
+
+/// Appends `bytes` in lower-case hex to `out`.
+fn push_hex(out: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = Vec::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(DIGITS[(b >> 4) as usize]);
-        out.push(DIGITS[(b & 15) as usize]);
+    let mut pairs = [0u8; 64];
+    for chunk in bytes.chunks(32) {
+        for (i, &b) in chunk.iter().enumerate() {
+            pairs[2 * i] = DIGITS[(b >> 4) as usize];
+            pairs[2 * i + 1] = DIGITS[(b & 15) as usize];
+        }
+        out.push_str(std::str::from_utf8(&pairs[..2 * chunk.len()]).expect("hex digits are ASCII"));
     }
-    String::from_utf8(out).expect("hex digits are ASCII")
 }
 
 /// Compares in time independent of where the strings differ.
 fn same(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+    same_bytes(a.as_bytes(), b.as_bytes())
+}
+
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -263,16 +275,17 @@ pub(crate) fn verify(
         }
     };
     let canonical = canonical_request(request, claim.signed_headers, payload_claim, presigned)?;
-    let scope = format!("{}/{}/{}/aws4_request", claim.date, claim.region, claim.service);
-    let mut to_sign = String::with_capacity(160);
-    for part in [ALGORITHM, "\n", &claim.amz_date, "\n", &scope, "\n"] {
+    // The string to sign, its scope written in place.
+    let mut to_sign = String::with_capacity(192);
+    for part in [ALGORITHM, "\n", &claim.amz_date, "\n", claim.date, "/", claim.region, "/", claim.service, "/aws4_request\n"] {
         to_sign.push_str(part);
     }
-    to_sign.push_str(&hex(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref()));
+    push_hex(&mut to_sign, digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref());
     let expected =
         keys.with_key(secret, claim.access_key, claim.date, claim.region, |key| hmac::sign(key, to_sign.as_bytes()));
-    let expected = hex(expected.as_ref());
-    if !same(&expected, claim.signature) {
+    // Compared as bytes, in constant time (a malformed signature matches nothing).
+    let given = parse_sha256(claim.signature).unwrap_or([0xff; 32]);
+    if !same_bytes(expected.as_ref(), &given) || claim.signature.len() != 64 {
         return Err(S3Error::new(
             403,
             "SignatureDoesNotMatch",
@@ -284,8 +297,8 @@ pub(crate) fn verify(
         Box::new(Chain {
             key: keys.with_key(secret, claim.access_key, claim.date, claim.region, hmac::Key::clone),
             amz_date: claim.amz_date.to_string(),
-            scope: scope.clone(),
-            previous: expected.clone(),
+            scope: format!("{}/{}/{}/aws4_request", claim.date, claim.region, claim.service),
+            previous: hex(expected.as_ref()),
         })
     };
     let payload = match payload_claim {
@@ -310,30 +323,47 @@ fn malformed(presigned: bool, message: impl Into<String>) -> S3Error {
 }
 
 fn parse_sha256(value: &str) -> Option<[u8; 32]> {
-    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    /// Each byte's value as a hex digit, 0xff for none.
+    const DIGIT: [u8; 256] = {
+        let mut table = [0xffu8; 256];
+        let mut i = 0;
+        while i < 10 {
+            table[b'0' as usize + i] = i as u8;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 6 {
+            table[b'a' as usize + i] = 10 + i as u8;
+            table[b'A' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        table
+    };
     let bytes = value.as_bytes();
     if bytes.len() != 64 {
         return None;
     }
     let mut out = [0u8; 32];
+    let mut bad = 0u8;
     for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+        let (hi, lo) = (DIGIT[pair[0] as usize], DIGIT[pair[1] as usize]);
+        bad |= (hi | lo) & 0xf0;
+        out[i] = hi << 4 | (lo & 15);
     }
-    Some(out)
+    (bad == 0).then_some(out)
 }
 
 /// `Credential=AKID/DATE/REGION/SERVICE/aws4_request`'s value split.
 fn credential(value: &str, presigned: bool) -> Result<(&str, &str, &str, &str), S3Error> {
-    let mut parts = value.split('/');
-    match (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(key), Some(date), Some(region), Some(service), Some("aws4_request"), None) if date.len() == 8 => {
-            Ok((key, date, region, service))
-        }
-        _ => Err(malformed(
-            presigned,
-            format!("invalid credential `{value}`: expected KEY/YYYYMMDD/REGION/s3/aws4_request"),
-        )),
-    }
+    let parts = value.split_once('/').and_then(|(key, rest)| {
+        let (date, rest) = rest.split_once('/')?;
+        let (region, rest) = rest.split_once('/')?;
+        let (service, rest) = rest.split_once('/')?;
+        (rest == "aws4_request" && date.len() == 8).then_some((key, date, region, service))
+    });
+    parts.ok_or_else(|| {
+        malformed(presigned, format!("invalid credential `{value}`: expected KEY/YYYYMMDD/REGION/s3/aws4_request"))
+    })
 }
 
 fn header_claim<'a>(value: &'a str, headers: &'a Headers) -> Result<Claim<'a>, S3Error> {
@@ -394,7 +424,7 @@ fn canonical_request(request: &Request<'_>, signed: &str, payload: &str, presign
     let mut out = String::with_capacity(256 + request.path.len() + request.headers_len());
     out.push_str(request.method);
     out.push('\n');
-    let plain = request.path.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b));
+    let plain = request.path.bytes().all(|b| matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/'));
     if plain {
         // Its own encoding (the common case).
         out.push_str(request.path);
