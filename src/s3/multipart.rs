@@ -333,7 +333,7 @@ pub(crate) async fn complete(
         of_md5s.update(&raw);
     }
     let etag = format!("\"{}-{}\"", hex(&of_md5s.finalize()), chosen.len());
-    let upload = store.begin_upload(path, Some(total)).await.map_err(|(what, e)| from_io(what, &e))?;
+    let upload = object::begin(store, path, Some(total)).await?;
     let sources: Vec<(&File, u64, u64)> = chosen.iter().map(|p| (&p.file, 0, p.size)).collect();
     if let Err(err) = object::copy_into(store, &upload, &sources).await {
         upload.discard().await;

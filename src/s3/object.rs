@@ -131,7 +131,7 @@ pub(crate) async fn receive(
             format!("your proposed upload exceeds the maximum allowed size ({max} bytes)"),
         ));
     }
-    let upload = shard.store.begin_upload(path, declared).await.map_err(|(what, err)| from_io(what, &err))?;
+    let upload = begin(&shard.store, path, declared).await?;
     if !call.continue_100().await {
         upload.discard().await;
         return Err(S3Error::gone());
@@ -161,8 +161,22 @@ pub(crate) async fn receive(
     flush(&shard.store, upload, md5_etag(&digests.md5), headers).await
 }
 
-pub(crate) async fn put(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<bool, S3Error> {
-    bucket::must_exist(call, bucket).await?;
+/// Starts an upload to `path` (`bucket/key...`): the key's directories are
+/// made as needed, the bucket never (NoSuchBucket when it is missing).
+pub(crate) async fn begin(store: &Store, path: &[u8], len: Option<u64>) -> Result<Upload, S3Error> {
+    match store.begin_upload_under(path, len, 1).await {
+        Ok(upload) => Ok(upload),
+        Err((_, err)) if err.kind() == std::io::ErrorKind::NotFound => {
+            let bucket = String::from_utf8_lossy(path.split(|&b| b == b'/').next().unwrap_or_default()).into_owned();
+            Err(super::error::no_such_bucket(&bucket))
+        }
+        Err((what, err)) => Err(from_io(what, &err)),
+    }
+}
+
+/// PutObject. (The bucket is checked by the upload's start: no lookup of
+/// its own.)
+pub(crate) async fn put(call: &mut Call<'_, '_, '_>, path: &[u8]) -> Result<bool, S3Error> {
     let conditions = write_conditions(call)?;
     let headers = meta::from_request(call.headers).map_err(|m| S3Error::new(400, "MetadataTooLarge", m))?;
     let staged = receive(call, path, headers).await?;
@@ -483,7 +497,7 @@ pub(crate) async fn copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8])
     if store.fenced() {
         return Err(S3Error::new(503, "ServiceUnavailable", crate::store::FENCED_MESSAGE.trim()));
     }
-    let upload = store.begin_upload(path, Some(source.size)).await.map_err(|(what, err)| from_io(what, &err))?;
+    let upload = begin(store, path, Some(source.size)).await?;
     let md5 = match copy_into(store, &upload, &[(&source.file, 0, source.size)]).await {
         Ok(md5) => md5,
         Err(err) => {

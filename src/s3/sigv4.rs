@@ -277,7 +277,9 @@ pub(crate) fn verify(
     let canonical = canonical_request(request, claim.signed_headers, payload_claim, presigned)?;
     // The string to sign, its scope written in place.
     let mut to_sign = String::with_capacity(192);
-    for part in [ALGORITHM, "\n", &claim.amz_date, "\n", claim.date, "/", claim.region, "/", claim.service, "/aws4_request\n"] {
+    for part in
+        [ALGORITHM, "\n", &claim.amz_date, "\n", claim.date, "/", claim.region, "/", claim.service, "/aws4_request\n"]
+    {
         to_sign.push_str(part);
     }
     push_hex(&mut to_sign, digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref());
@@ -424,7 +426,10 @@ fn canonical_request(request: &Request<'_>, signed: &str, payload: &str, presign
     let mut out = String::with_capacity(256 + request.path.len() + request.headers_len());
     out.push_str(request.method);
     out.push('\n');
-    let plain = request.path.bytes().all(|b| matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/'));
+    let plain = request
+        .path
+        .bytes()
+        .all(|b| matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/'));
     if plain {
         // Its own encoding (the common case).
         out.push_str(request.path);

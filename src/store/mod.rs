@@ -117,7 +117,7 @@ impl Store {
     /// Opens the directory that holds `path`, creating missing directories
     /// (and fsyncing their parents) if `create`.
     pub(crate) async fn parent_dir(&self, path: &[u8], create: bool) -> io::Result<(Dir, Vec<u8>)> {
-        parent_dir(&self.root, &self.durability, path, create).await
+        parent_dir(&self.root, &self.durability, path, create.then_some(0)).await
     }
 
     /// Makes a change to `dir`'s entries durable (raising the fence if the
@@ -151,8 +151,15 @@ fn split(path: &[u8]) -> (Vec<&[u8]>, &[u8]) {
 }
 
 /// Opens the directory that holds `path`, creating missing directories (and
-/// fsyncing their parents) if `create`.
-async fn parent_dir(root: &Dir, durability: &Durability, path: &[u8], create: bool) -> io::Result<(Dir, Vec<u8>)> {
+/// fsyncing their parents) if `create` says how many leading components
+/// must exist already (an S3 bucket is never made by a PUT into it: a
+/// missing one is `NotFound`).
+pub(super) async fn parent_dir(
+    root: &Dir,
+    durability: &Durability,
+    path: &[u8],
+    create: Option<usize>,
+) -> io::Result<(Dir, Vec<u8>)> {
     let (dirs, leaf) = split(path);
     if !dirs.is_empty() {
         // The common case, the directories exist: one openat2 (beneath the
@@ -160,16 +167,17 @@ async fn parent_dir(root: &Dir, durability: &Durability, path: &[u8], create: bo
         let joined = dirs.join(&b'/');
         match root.open_dir(OsStr::from_bytes(&joined)).await {
             Ok(dir) => return Ok((dir, leaf.to_vec())),
-            Err(err) if create && err.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(err) if create.is_some() && err.raw_os_error() == Some(libc::ENOENT) => {}
             Err(err) => return Err(err),
         }
     }
     let mut dir = root.open_dir(".").await?;
-    for component in dirs {
+    let existing = create.unwrap_or(usize::MAX);
+    for (index, component) in dirs.into_iter().enumerate() {
         let name = OsStr::from_bytes(component);
         dir = match dir.open_dir(name).await {
             Ok(next) => next,
-            Err(err) if create && err.raw_os_error() == Some(libc::ENOENT) => {
+            Err(err) if index >= existing && err.raw_os_error() == Some(libc::ENOENT) => {
                 match dir.mkdir(name, 0o755).await {
                     Ok(()) => dir.sync_all().await.map_err(|e| durability.flush_failed("fsync of a directory", e))?,
                     Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}

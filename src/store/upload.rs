@@ -31,7 +31,25 @@ impl Store {
         path: &[u8],
         len: Option<u64>,
     ) -> Result<Upload, (&'static str, io::Error)> {
-        let (dir, _leaf) = self.parent_dir(path, true).await.map_err(|e| ("cannot create the directory", e))?;
+        self.begin_upload_under(path, len, 0).await
+    }
+
+    /// [`Store::begin_upload`], creating no directory among the first
+    /// `existing` components of the path: if one is missing, the error is
+    /// `NotFound` ("no such directory").
+    pub(crate) async fn begin_upload_under(
+        &self,
+        path: &[u8],
+        len: Option<u64>,
+        existing: usize,
+    ) -> Result<Upload, (&'static str, io::Error)> {
+        let (dir, _leaf) =
+            super::parent_dir(&self.root, &self.durability, path, Some(existing)).await.map_err(|e| {
+                match e.kind() {
+                    io::ErrorKind::NotFound => ("no such directory", e),
+                    _ => ("cannot create the directory", e),
+                }
+            })?;
         let spare = len.and_then(|n| self.spares.borrow_mut().take(dir_key(path), n));
         if let Some(spare) = spare {
             return Ok(Upload { dir, temp: spare.name, file: Some(spare.file), reused: Some(spare.mtime) });
