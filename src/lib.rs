@@ -142,18 +142,63 @@ pub mod fuzz {
         }
     }
 
+    /// Takes `data` as an S3 request: a head (through to the signature
+    /// check, which must never pass: the fuzzer does not know the secret),
+    /// then a body, fed as received pieces to the aws-chunked decoder and
+    /// whole to the XML reader. Panics if a key the store would take could
+    /// leave the data directory, or a decoder hands up more than it got.
+    pub fn s3_request(data: &[u8]) {
+        use crate::s3::{chunked, head, keys, settings, sigv4, xml};
+        let split = data.windows(4).position(|w| w == b"\r\n\r\n").map_or(data.len(), |p| p + 4);
+        let (head_bytes, body) = data.split_at(split);
+        let headers = head::Headers::parse(head_bytes);
+        let mut request = httparse::Request::new(&mut []);
+        let _ = request.parse(head_bytes);
+        let target = std::str::from_utf8(head_bytes).ok().and_then(|t| t.split_whitespace().nth(1)).unwrap_or("/");
+        let (path, query) = target.split_once('?').map_or((target, None), |(p, q)| (p, Some(q)));
+        if let (Ok(query), Ok(parsed)) = (head::Query::parse(query), head::Target::parse(path)) {
+            if let Some(bucket) = &parsed.bucket {
+                if keys::check_bucket(bucket).is_ok() && !parsed.key.is_empty() {
+                    if let Ok(store_path) = keys::object_path(bucket, &parsed.key) {
+                        super::fuzz::object_path_invariants(&store_path);
+                    }
+                }
+            }
+            let settings = settings::Settings::for_fuzzing();
+            let signed = sigv4::Request { method: "PUT", path, query: &query, headers: &headers };
+            let verified = sigv4::verify(&settings, &sigv4::KeyCache::default(), &signed, 1_700_000_000);
+            assert!(!matches!(verified, Ok(Some(_))), "a signature held without the secret");
+        }
+        let mut decoder = chunked::Decoder::new(None);
+        let mut out = Vec::new();
+        let mut fed = 0;
+        for piece in body.chunks(7) {
+            fed += piece.len();
+            if decoder.feed(piece, &mut out).is_err() {
+                break;
+            }
+            assert!(out.len() <= fed, "decoded more than was received");
+        }
+        let _ = decoder.finish(false);
+        let _ = xml::items(body, "Delete", "Object", &["Key", "VersionId"]);
+    }
+
+    /// What every accepted store path satisfies.
+    fn object_path_invariants(path: &[u8]) {
+        assert!(!path.is_empty() && !path.contains(&0) && !path.contains(&b'\\'));
+        assert!(std::str::from_utf8(path).is_ok());
+        for segment in path.split(|&b| b == b'/') {
+            assert!(!segment.is_empty() && segment != b"." && segment != b"..");
+            assert!(segment.len() <= 255 && !segment.starts_with(crate::files::TEMP_PREFIX));
+        }
+    }
+
     /// Checks `encoded` as the path after `/files/`; panics if an accepted
     /// path could leave the data directory or hide a separator.
     pub fn object_path(encoded: &str) {
         if let Ok(path) = crate::files::object_path(encoded) {
-            assert!(!path.is_empty() && path.len() <= encoded.len());
-            assert!(!path.contains(&0) && !path.contains(&b'\\'));
-            assert!(std::str::from_utf8(&path).is_ok());
-            for segment in path.split(|&b| b == b'/') {
-                assert!(!segment.is_empty() && segment != b"." && segment != b"..");
-                assert!(segment.len() <= 255);
-            }
-            assert!(path[0] != b'/');
+            assert!(path.len() <= encoded.len() && path[0] != b'/');
+            object_path_invariants(&path);
         }
     }
 }

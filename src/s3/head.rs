@@ -32,9 +32,11 @@ impl Headers {
             return Headers::default();
         }
         let base = text.as_ptr() as usize;
-        let at = |part: &[u8]| {
-            let start = part.as_ptr() as usize - base;
-            start..start + part.len()
+        // Where a part httparse returned lies in `text` (an empty part may
+        // point anywhere: it is 0..0).
+        let at = |part: &[u8]| match (part.as_ptr() as usize).checked_sub(base) {
+            Some(start) if !part.is_empty() && start + part.len() <= text.len() => start..start + part.len(),
+            _ => 0..0,
         };
         let fields = request
             .headers

@@ -17,11 +17,11 @@
 
 mod body;
 mod bucket;
-mod chunked;
+pub(crate) mod chunked;
 mod date;
 mod error;
 pub(crate) mod head;
-mod keys;
+pub(crate) mod keys;
 mod listing;
 pub(crate) mod meta;
 mod multipart;
@@ -30,7 +30,7 @@ pub(crate) mod settings;
 pub(crate) mod sign;
 pub(crate) mod sigv4;
 pub(crate) mod state;
-mod xml;
+pub(crate) mod xml;
 
 use bytes::Bytes;
 

@@ -73,6 +73,21 @@ impl Settings {
         }))
     }
 
+    /// A key no fuzzer knows the secret of.
+    pub(crate) fn for_fuzzing() -> Settings {
+        let mut secret = [0u8; 16];
+        let _ = aws_lc_rs::rand::fill(&mut secret);
+        let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        Settings {
+            listen: Vec::new(),
+            listen_tls: Vec::new(),
+            credentials: [("AKIDTEST".to_string(), secret)].into(),
+            region: REGION_DEFAULT.into(),
+            anonymous_reads: false,
+            upload_expiry_secs: UPLOAD_EXPIRY_SECS_DEFAULT,
+        }
+    }
+
     #[cfg(test)]
     pub(crate) fn for_tests(access_key: &str, secret: &str) -> Settings {
         Settings {

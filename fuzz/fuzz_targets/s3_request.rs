@@ -1,0 +1,9 @@
+//! Fuzz target: any bytes as an S3 request, head and body: header and query
+//! parsing, keys as store paths, the signature check (which must never
+//! pass without the secret), the aws-chunked decoder and the XML reader
+//! (see `percore::fuzz::s3_request`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    percore::fuzz::s3_request(data);
+});
