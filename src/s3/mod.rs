@@ -18,8 +18,11 @@
 mod body;
 mod bucket;
 pub(crate) mod chunked;
+mod copy;
 mod date;
 mod error;
+#[cfg(test)]
+mod examples;
 pub(crate) mod head;
 pub(crate) mod keys;
 mod listing;
@@ -210,7 +213,7 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
             }
             Box::pin(multipart::upload_part(call, &bucket, &path)).await
         }
-        "PUT" if call.headers.get("x-amz-copy-source").is_some() => Box::pin(object::copy(call, &bucket, &path)).await,
+        "PUT" if call.headers.get("x-amz-copy-source").is_some() => Box::pin(copy::copy(call, &bucket, &path)).await,
         "PUT" if !has_subresource(q) => object::put(call, &path).await,
         "GET" if q.has("uploadId") => Box::pin(multipart::list_parts(call, &bucket, &path)).await,
         "GET" | "HEAD" if !has_subresource(q) => object::get(call, &bucket, &path).await,

@@ -161,7 +161,7 @@ pub(crate) async fn upload_part_copy(call: &mut Call<'_, '_, '_>, bucket: &str, 
     let id = call.query.get("uploadId").unwrap_or("").to_string();
     let number = part_number(call)?;
     record(call, &id, bucket, path).await?;
-    let (src_bucket, src_key) = object::copy_source(call.headers.get("x-amz-copy-source").unwrap_or(""))?;
+    let (src_bucket, src_key) = super::copy::copy_source(call.headers.get("x-amz-copy-source").unwrap_or(""))?;
     let source = object::open(call, &src_bucket, &super::keys::object_path(&src_bucket, &src_key)?).await?;
     let (start, len) = match call.headers.get("x-amz-copy-source-range") {
         None => (0, source.size),
@@ -173,7 +173,7 @@ pub(crate) async fn upload_part_copy(call: &mut Call<'_, '_, '_>, bucket: &str, 
     }
     let part_path = format!("{}/{}", upload_dir(&id), part_name(number));
     let upload = store.begin_upload(part_path.as_bytes(), Some(len)).await.map_err(|(what, e)| from_io(what, &e))?;
-    let md5 = match object::copy_into(store, &upload, &[(&source.file, start, len)]).await {
+    let md5 = match super::copy::copy_into(store, &upload, &[(&source.file, start, len)]).await {
         Ok(md5) => md5,
         Err(err) => {
             upload.discard().await;
@@ -335,7 +335,7 @@ pub(crate) async fn complete(
     let etag = format!("\"{}-{}\"", hex(&of_md5s.finalize()), chosen.len());
     let upload = object::begin(store, path, Some(total)).await?;
     let sources: Vec<(&File, u64, u64)> = chosen.iter().map(|p| (&p.file, 0, p.size)).collect();
-    if let Err(err) = object::copy_into(store, &upload, &sources).await {
+    if let Err(err) = super::copy::copy_into(store, &upload, &sources).await {
         upload.discard().await;
         return Err(err);
     }

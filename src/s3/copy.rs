@@ -1,0 +1,119 @@
+//! CopyObject and the copying it shares with UploadPartCopy and
+//! CompleteMultipartUpload: a source read and written into a new upload in
+//! 1 MiB pieces, its MD5 computed on the way, then committed as any PUT.
+
+use md5::Digest;
+use percore_io::File;
+
+use super::error::{from_io, internal, invalid_request, S3Error};
+use super::meta;
+use super::object::{begin, commit, flush, md5_etag, open, precondition_failed, write_conditions};
+use super::xml::{self, Writer};
+use super::{bucket, keys, Call};
+use crate::http::request::Method;
+use crate::store::{Store, Upload};
+
+/// Bytes read and written at a time when copying between files.
+const COPY_PIECE_BYTES: usize = 1 << 20;
+
+/// `x-amz-copy-source`'s bucket and key (`/bucket/key` or `bucket/key`,
+/// URL-encoded).
+pub(crate) fn copy_source(value: &str) -> Result<(String, String), S3Error> {
+    let value = value.split_once("?versionId=").map_or(value, |(v, _)| v);
+    let decoded = super::head::decode(value).map_err(|_| invalid_request("x-amz-copy-source is not UTF-8"))?;
+    let decoded = decoded.strip_prefix('/').unwrap_or(&decoded);
+    let (bucket, key) = decoded
+        .split_once('/')
+        .filter(|(_, k)| !k.is_empty())
+        .ok_or_else(|| invalid_request("x-amz-copy-source must be bucket/key"))?;
+    keys::check_bucket(bucket)?;
+    Ok((bucket.to_string(), key.to_string()))
+}
+
+/// Copies `sources` (open files, each from an offset for a length, in
+/// order) into `upload`, hashing the bytes; returns their MD5.
+pub(crate) async fn copy_into(
+    store: &Store,
+    upload: &Upload,
+    sources: &[(&File, u64, u64)],
+) -> Result<[u8; 16], S3Error> {
+    let mut md5 = md5::Md5::new();
+    let mut offset = 0u64;
+    for &(file, start, len) in sources {
+        let (mut at, end) = (start, start + len);
+        while at < end {
+            let want = (end - at).min(COPY_PIECE_BYTES as u64) as usize;
+            let (result, piece) = file.read_exact_at(Vec::with_capacity(want), at).await;
+            result
+                .map_err(|e| store.faults().saw(crate::health::Kind::Read, e))
+                .map_err(|e| from_io("cannot read the source", &e))?;
+            md5.update(&piece);
+            let (result, _) = upload.file().write_all_at(piece, offset).await;
+            result
+                .map_err(|e| store.faults().saw(crate::health::Kind::Write, e))
+                .map_err(|e| from_io("cannot store the object", &e))?;
+            offset += want as u64;
+            at += want as u64;
+        }
+    }
+    Ok(md5.finalize().into())
+}
+
+pub(crate) async fn copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<bool, S3Error> {
+    let (src_bucket, src_key) = copy_source(call.headers.get("x-amz-copy-source").unwrap_or(""))?;
+    let src_path = keys::object_path(&src_bucket, &src_key)?;
+    // A copy has no body (skipped, if any, by closing the connection).
+    bucket::must_exist(call, bucket).await?;
+    let conditions = write_conditions(call)?;
+    let replace = match call.headers.get("x-amz-metadata-directive").unwrap_or("COPY") {
+        "COPY" => false,
+        "REPLACE" => true,
+        other => return Err(invalid_request(format!("x-amz-metadata-directive must be COPY or REPLACE, not {other}"))),
+    };
+    if src_path == path && !replace {
+        return Err(invalid_request(
+            "this copy request is illegal because it is trying to copy an object to itself without changing the \
+             object's metadata",
+        ));
+    }
+    let source = open(call, &src_bucket, &src_path).await?;
+    if let Some(tag) = call.headers.get("x-amz-copy-source-if-match") {
+        if tag.trim() != source.etag() {
+            return Err(precondition_failed());
+        }
+    }
+    if let Some(tag) = call.headers.get("x-amz-copy-source-if-none-match") {
+        if tag.trim() == source.etag() {
+            return Err(precondition_failed());
+        }
+    }
+    let headers = if replace {
+        meta::from_request(call.headers).map_err(|m| S3Error::new(400, "MetadataTooLarge", m))?
+    } else {
+        source.headers().to_vec()
+    };
+    let store = &call.shard().store;
+    if store.fenced() {
+        return Err(S3Error::new(503, "ServiceUnavailable", crate::store::FENCED_MESSAGE.trim()));
+    }
+    let upload = begin(store, path, Some(source.size)).await?;
+    let md5 = match copy_into(store, &upload, &[(&source.file, 0, source.size)]).await {
+        Ok(md5) => md5,
+        Err(err) => {
+            upload.discard().await;
+            return Err(err);
+        }
+    };
+    drop(source);
+    let staged = flush(store, upload, md5_etag(&md5), headers).await?;
+    let etag = commit(path, staged, conditions).await?;
+    let mut out = Writer::document();
+    out.root("CopyObjectResult");
+    out.leaf("LastModified", xml::iso8601(crate::clock::coarse_epoch_seconds()));
+    out.leaf("ETag", &etag);
+    out.close("CopyObjectResult");
+    if call.request.method == Method::Head {
+        return Err(internal("a copy is a PUT"));
+    }
+    call.xml(out.finish()).await
+}
