@@ -51,31 +51,16 @@ pub(crate) fn object_path(encoded: &str) -> Result<Vec<u8>, PathError> {
     } else {
         (raw.to_vec(), classes)
     };
-    if decoded.is_empty() {
-        return Err(PathError::Invalid("empty path"));
-    }
-    if classes & BACKSLASH != 0 {
-        return Err(PathError::Invalid("backslash in path"));
-    }
-    if classes & CONTROL != 0 {
-        return Err(PathError::Invalid("control character in path"));
-    }
-    match decoded.split(|&b| b == b'/').find_map(segment_problem) {
-        Some(why) => Err(PathError::Invalid(why)),
-        None => Ok(decoded),
-    }
+    checked(&decoded, classes)?;
+    Ok(decoded)
 }
 
-/// Checks a decoded path by [`object_path`]'s rules (UTF-8, no control
-/// byte or backslash, no empty, `.`, `..`, reserved or overlong segment).
-pub(crate) fn check_path(decoded: &[u8]) -> Result<(), PathError> {
+/// The checks after decoding, shared by [`object_path`] and [`check_path`]:
+/// `classes` are those of `decoded`'s bytes.
+fn checked(decoded: &[u8], classes: u8) -> Result<(), PathError> {
     if decoded.is_empty() {
         return Err(PathError::Invalid("empty path"));
     }
-    if std::str::from_utf8(decoded).is_err() {
-        return Err(PathError::Invalid("path is not UTF-8"));
-    }
-    let classes = classes(decoded);
     if classes & BACKSLASH != 0 {
         return Err(PathError::Invalid("backslash in path"));
     }
@@ -86,6 +71,15 @@ pub(crate) fn check_path(decoded: &[u8]) -> Result<(), PathError> {
         Some(why) => Err(PathError::Invalid(why)),
         None => Ok(()),
     }
+}
+
+/// Checks a decoded path by [`object_path`]'s rules (UTF-8, no control
+/// byte or backslash, no empty, `.`, `..`, reserved or overlong segment).
+pub(crate) fn check_path(decoded: &[u8]) -> Result<(), PathError> {
+    if std::str::from_utf8(decoded).is_err() {
+        return Err(PathError::Invalid("path is not UTF-8"));
+    }
+    checked(decoded, classes(decoded))
 }
 
 const PERCENT: u8 = 1;

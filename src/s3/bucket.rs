@@ -122,7 +122,7 @@ pub(crate) async fn delete(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<
     must_exist(call, bucket).await?;
     let store = &call.shard().store;
     let dir = store.root().open_dir(bucket).await.map_err(|e| from_io("cannot open the bucket", &e))?;
-    if holds_objects(&dir).await.map_err(|e| from_io("cannot read the bucket", &e))? {
+    if holds_object(&dir).await.map_err(|e| from_io("cannot read the bucket", &e))? {
         return Err(S3Error::new(
             409,
             "BucketNotEmpty",
@@ -144,25 +144,6 @@ pub(crate) async fn delete(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<
     call.empty(204, "").await
 }
 
-/// Whether `dir` or a directory under it holds anything but directories
-/// and temporary files.
-async fn holds_objects(dir: &Dir) -> std::io::Result<bool> {
-    let mut stack = vec![dir.open_dir(".").await?];
-    while let Some(dir) = stack.pop() {
-        for entry in dir.read_dir()? {
-            if entry.name.as_bytes().starts_with(TEMP_PREFIX) {
-                continue;
-            }
-            let meta = dir.stat(&entry.name).await?;
-            if !meta.is_dir() {
-                return Ok(true);
-            }
-            stack.push(dir.open_dir(&entry.name).await?);
-        }
-    }
-    Ok(false)
-}
-
 /// Removes the directories under `dir` (deepest first) and the temporary
 /// files in them: spare old versions the store keeps for reuse (a spare
 /// found unlinked is dropped when next taken: `store::spares`) and uploads
@@ -179,4 +160,24 @@ async fn remove_empty(dir: &Dir) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether `dir` holds an object anywhere beneath it.
+pub(crate) async fn holds_object(dir: &Dir) -> std::io::Result<bool> {
+    let mut stack = vec![dir.open_dir(".").await?];
+    while let Some(dir) = stack.pop() {
+        for entry in dir.read_dir()? {
+            if entry.name.as_bytes().starts_with(TEMP_PREFIX) {
+                continue;
+            }
+            let meta = dir.stat(&entry.name).await?;
+            if meta.is_file() {
+                return Ok(true);
+            }
+            if meta.is_dir() {
+                stack.push(dir.open_dir(&entry.name).await?);
+            }
+        }
+    }
+    Ok(false)
 }

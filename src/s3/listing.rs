@@ -100,26 +100,6 @@ async fn frame(dir: Dir, at: Vec<u8>) -> std::io::Result<Frame> {
     Ok(Frame { dir, at, entries, next: 0 })
 }
 
-/// Whether `dir` holds an object anywhere beneath it.
-async fn holds_object(dir: &Dir) -> std::io::Result<bool> {
-    let mut stack = vec![dir.open_dir(".").await?];
-    while let Some(dir) = stack.pop() {
-        for entry in dir.read_dir()? {
-            if entry.name.as_bytes().starts_with(TEMP_PREFIX) {
-                continue;
-            }
-            let meta = dir.stat(&entry.name).await?;
-            if meta.is_file() {
-                return Ok(true);
-            }
-            if meta.is_dir() {
-                stack.push(dir.open_dir(&entry.name).await?);
-            }
-        }
-    }
-    Ok(false)
-}
-
 /// Walks `root` (the bucket) for up to `page.max + 1` items.
 async fn walk(root: Dir, page: &Page<'_>) -> std::io::Result<Vec<Item>> {
     let mut items: Vec<Item> = Vec::new();
@@ -162,7 +142,7 @@ async fn walk(root: Dir, page: &Page<'_>) -> std::io::Result<Vec<Item>> {
             // (A directory that is the prefix itself is walked: its keys
             // have the delimiter after the prefix only further down.)
             if inside_prefix && full.len() > page.prefix.len() && page.delimiter == Some(b"/".as_slice()) {
-                if after != Some(full.as_slice()) && holds_object(&dir).await? {
+                if after != Some(full.as_slice()) && bucket::holds_object(&dir).await? {
                     items.push(Item::Prefix(full));
                 }
                 continue;
