@@ -152,6 +152,15 @@ pub mod fuzz {
         let split = data.windows(4).position(|w| w == b"\r\n\r\n").map_or(data.len(), |p| p + 4);
         let (head_bytes, body) = data.split_at(split);
         let headers = head::Headers::parse(head_bytes);
+        // The HTTP layer's noted fields read as the S3 parse reads them.
+        let limits = crate::http::request::Limits { head_bytes_max: 1 << 16, target_bytes_max: 1 << 16 };
+        let mut noted = head::Headers::default();
+        if let Ok(crate::http::request::Parsed::Complete(_, len)) =
+            crate::http::request::parse_noting(data, &limits, Some(noted.fields_mut()))
+        {
+            noted.take_head(&data[..len]);
+            assert_eq!(noted.pairs().collect::<Vec<_>>(), head::Headers::parse(&data[..len]).pairs().collect::<Vec<_>>());
+        }
         let mut request = httparse::Request::new(&mut []);
         let _ = request.parse(head_bytes);
         let target = std::str::from_utf8(head_bytes).ok().and_then(|t| t.split_whitespace().nth(1)).unwrap_or("/");

@@ -115,13 +115,16 @@ async fn requests(wire: &Wire, shard: &Rc<Shard>, incoming: &mut Incoming<'_>, m
     let mut waiting = time::sleep_until(time::loop_now() + shard.config.idle_timeout());
     // Set once the daemon stops while this connection is idle.
     let mut last_call = false;
+    // An S3 request's every header (signatures cover any of them): noted
+    // by the one parse of its head, kept in space reused request after
+    // request.
+    let mut headers = crate::s3::head::Headers::default();
     loop {
-        match request::parse(&buf, &limits) {
+        match request::parse_noting(&buf, &limits, s3.then(|| headers.fields_mut())) {
             Ok(Parsed::Complete(request, head_len)) => {
                 head_deadline = None;
                 if s3 {
-                    // The S3 API reads any header (signatures cover them).
-                    let headers = crate::s3::head::Headers::parse(&buf[..head_len]);
+                    headers.take_head(&buf[..head_len]);
                     buf.drain(..head_len);
                     let started = time::loop_now();
                     let close = !request.keep_alive || percore_cores::is_stopping();

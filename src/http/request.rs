@@ -6,6 +6,8 @@
 //! head) is rejected and its connection closed: guessing where the next
 //! request starts is how request smuggling works.
 
+use std::ops::Range;
+
 /// Methods the service serves, and `Other` for the rest of RFC 9110's
 /// (answered 405 with `Allow`). Methods it does not know at all are refused
 /// with 501 while parsing.
@@ -80,8 +82,19 @@ pub(crate) enum Parsed {
 
 const HEADERS_MAX: usize = 64;
 
+/// Where one header field lies in the buffer parsed: its name and its
+/// value (trimmed; an empty value is `0..0`).
+pub(crate) type Field = (Range<usize>, Range<usize>);
+
 /// Parses one request head from the start of `buf`.
 pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Reject> {
+    parse_noting(buf, limits, None)
+}
+
+/// Parses one request head from the start of `buf`; for a complete head,
+/// also notes where every header field lies in `fields` (the S3 API reads
+/// any header: noted here, the head is parsed once).
+pub(crate) fn parse_noting(buf: &[u8], limits: &Limits, mut fields: Option<&mut Vec<Field>>) -> Result<Parsed, Reject> {
     if buf.is_empty() {
         // The connection's usual state between requests: nothing to look at.
         return Ok(Parsed::Partial);
@@ -142,6 +155,19 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Reject> {
     let mut bearer: Option<String> = None;
     let mut prefers_html = false;
     let (mut if_modified_since, mut if_unmodified_since, mut if_range, mut range) = (None, None, None, None);
+    if let Some(fields) = fields.as_deref_mut() {
+        // Where a part httparse returned lies in `buf` (parts are slices
+        // of it; checked all the same: an empty part may point anywhere).
+        let at = |part: &[u8]| match (part.as_ptr() as usize).checked_sub(buf.as_ptr() as usize) {
+            Some(start) if start + part.len() <= buf.len() => start..start + part.len(),
+            _ => 0..0,
+        };
+        fields.clear();
+        fields.extend(request.headers.iter().map(|h| {
+            let value = h.value.trim_ascii();
+            (at(h.name.as_bytes()), if value.is_empty() { 0..0 } else { at(value) })
+        }));
+    }
     for header in request.headers.iter() {
         let name = header.name;
         if name.eq_ignore_ascii_case("content-length") {

@@ -3,7 +3,8 @@
 //! and key of the path. Pure: no I/O.
 
 use std::borrow::Cow;
-use std::ops::Range;
+
+use crate::http::request::Field;
 
 /// The head's headers as sent, in order: one copy of the head and the
 /// place of each field in it (no allocation per header: this is on every
@@ -12,7 +13,7 @@ use std::ops::Range;
 #[derive(Debug, Default)]
 pub(crate) struct Headers {
     text: String,
-    fields: Vec<(Range<usize>, Range<usize>)>,
+    fields: Vec<Field>,
 }
 
 /// At most this many headers (the HTTP layer's own limit).
@@ -49,12 +50,27 @@ impl Headers {
         Headers { text, fields }
     }
 
-    /// The head's length in bytes.
-    pub(crate) fn len(&self) -> usize {
-        self.text.len()
+    /// Where the HTTP layer notes each field of the next head it parses
+    /// (`request::parse_noting`): that head is then read with
+    /// [`Headers::take_head`], not parsed again.
+    pub(crate) fn fields_mut(&mut self) -> &mut Vec<Field> {
+        &mut self.fields
     }
 
-    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+    /// Takes `head`, whose fields were just noted in [`Headers::fields_mut`]:
+    /// copied into the space the last head used. A head that is not UTF-8
+    /// (an obs-text value) is read as [`Headers::parse`] reads it.
+    pub(crate) fn take_head(&mut self, head: &[u8]) {
+        match std::str::from_utf8(head) {
+            Ok(text) => {
+                self.text.clear();
+                self.text.push_str(text);
+            }
+            Err(_) => *self = Headers::parse(head),
+        }
+    }
+
+    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
         self.fields.iter().map(|(n, v)| (&self.text[n.clone()], &self.text[v.clone()]))
     }
 
@@ -186,5 +202,28 @@ mod tests {
         assert_eq!(h.get("X-AMZ-META-A"), Some("1"));
         assert_eq!(h.starting_with("x-amz-meta-").next(), Some(("x-amz-meta-a".to_string(), "1")));
         assert_eq!(h.starting_with("x-amz-meta-").count(), 2);
+    }
+
+    /// The headers noted by the HTTP layer's one parse read as a parse of
+    /// their own would.
+    #[test]
+    fn noted_headers_are_the_parsed_ones() {
+        let limits = crate::http::request::Limits { head_bytes_max: 8192, target_bytes_max: 4096 };
+        for head in [
+            &b"PUT /b/k HTTP/1.1\r\nHost: x\r\nX-Amz-Meta-A:  1 \r\nx-amz-meta-a: 2\r\nEmpty:\r\n\r\nbody"[..],
+            b"GET /b HTTP/1.1\r\nHost: h\r\nAuthorization: AWS4-HMAC-SHA256 Credential=a/b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nX-Odd: caf\xe9\r\n\r\n",
+        ] {
+            // Over the last head's (as a connection's next request does).
+            let mut noted = Headers::parse(b"GET /other HTTP/1.1\r\nHost: y\r\nA: b\r\n\r\n");
+            let len = match crate::http::request::parse_noting(head, &limits, Some(noted.fields_mut())) {
+                Ok(crate::http::request::Parsed::Complete(_, len)) => len,
+                _ => panic!("a complete head"),
+            };
+            noted.take_head(&head[..len]);
+            let parsed = Headers::parse(&head[..len]);
+            assert_eq!(noted.pairs().collect::<Vec<_>>(), parsed.pairs().collect::<Vec<_>>());
+            assert!(noted.get("host").is_some());
+        }
     }
 }

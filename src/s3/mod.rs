@@ -17,6 +17,7 @@
 
 mod body;
 mod bucket;
+mod canonical;
 pub(crate) mod chunked;
 mod copy;
 mod date;

@@ -2,10 +2,10 @@
 //! `percore bench --s3`'s requests, and what the tests check the verifier
 //! against.
 
-use aws_lc_rs::{digest, hmac};
+use sha2::{Digest, Sha256};
 
 use super::date::format_amz_date;
-use super::sigv4::{hex, signing_key, ALGORITHM};
+use super::sigv4::{hex, mac, signing_key, Key, ALGORITHM};
 
 /// A client's key: signs requests as boto3 does over plain HTTP (the
 /// payload's SHA-256 signed).
@@ -15,7 +15,7 @@ pub(crate) struct Signer {
     secret: String,
     region: String,
     /// The signing key of one day (derived once: four HMACs).
-    day: (String, hmac::Key),
+    day: (String, Key),
 }
 
 impl Signer {
@@ -67,7 +67,7 @@ impl Signer {
 
 /// The SHA-256 of `bytes`, hex: a signed payload's hash.
 pub(crate) fn payload_hash(bytes: &[u8]) -> String {
-    hex(digest::digest(&digest::SHA256, bytes).as_ref())
+    hex(&Sha256::digest(bytes))
 }
 
 /// Signs a request as a client does (header form, `payload_hash` given):
@@ -91,7 +91,7 @@ pub(crate) fn authorization(
 /// [`authorization`] with the day's signing key given.
 #[allow(clippy::too_many_arguments, reason = "the pieces of a signature, each named")]
 fn authorization_with(
-    key: &hmac::Key,
+    key: &Key,
     access_key: &str,
     region: &str,
     method: &str,
@@ -113,9 +113,9 @@ fn authorization_with(
     let scope = format!("{date}/{region}/s3/aws4_request");
     let to_sign = format!(
         "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-        hex(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref())
+        hex(&Sha256::digest(canonical.as_bytes()))
     );
-    let signature = hex(hmac::sign(key, to_sign.as_bytes()).as_ref());
+    let signature = hex(&mac(key, &[to_sign.as_bytes()]));
     format!("{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={}, Signature={signature}", signed.join(";"))
 }
 

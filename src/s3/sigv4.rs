@@ -10,17 +10,21 @@
 //! The payload is checked later, while the body streams, against what the
 //! signature covers: [`Payload`].
 //!
-//! The HMAC and SHA-256 are aws-lc-rs's (the TLS provider already in the
-//! build); the dates are `date`'s.
+//! The HMAC and SHA-256 are RustCrypto's `hmac` and `sha2` (SHA-NI where
+//! the CPU has it): a keyed HMAC is two hash states, cloned per signature,
+//! half the time of aws-lc-rs's context per call on this path (measured:
+//! 180 vs 358 ns for a string to sign). The dates are `date`'s.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
 
-use aws_lc_rs::{digest, hmac};
+use hmac::Mac;
+use sha2::{Digest, Sha256};
 
 use super::date::{format_amz_date, parse_amz_date};
 use super::error::{access_denied, S3Error};
-use super::head::{encode, encode_into, Headers, Query};
+use super::canonical;
+use super::head::{Headers, Query};
 use super::settings::Settings;
 
 /// How far a signed request's time may be from the server's clock.
@@ -55,7 +59,7 @@ pub(crate) struct Verified {
 /// signature covers its data and the signature before it, starting from
 /// the request's.
 pub(crate) struct Chain {
-    key: hmac::Key,
+    key: Key,
     amz_date: String,
     scope: String,
     previous: String,
@@ -72,7 +76,7 @@ impl Chain {
             self.previous,
             hex(sha256)
         );
-        let expected = hex(hmac::sign(&self.key, to_sign.as_bytes()).as_ref());
+        let expected = hex(&mac(&self.key, &[to_sign.as_bytes()]));
         if !same(&expected, given) {
             return false;
         }
@@ -82,7 +86,7 @@ impl Chain {
 
     /// Whether `given` signs the trailer lines `trailer` (each `name:value\n`).
     pub(crate) fn trailer(&self, trailer: &str, given: &str) -> bool {
-        let hash = digest::digest(&digest::SHA256, trailer.as_bytes());
+        let hash = Sha256::digest(trailer.as_bytes());
         let to_sign = format!(
             "{ALGORITHM}-TRAILER\n{}\n{}\n{}\n{}",
             self.amz_date,
@@ -90,7 +94,7 @@ impl Chain {
             self.previous,
             hex(hash.as_ref())
         );
-        same(&hex(hmac::sign(&self.key, to_sign.as_bytes()).as_ref()), given)
+        same(&hex(&mac(&self.key, &[to_sign.as_bytes()])), given)
     }
 }
 
@@ -104,7 +108,7 @@ struct Derived {
     access_key: String,
     date: String,
     region: String,
-    key: hmac::Key,
+    key: Key,
 }
 
 /// Keys kept at most (then the oldest goes).
@@ -120,7 +124,7 @@ impl KeyCache {
         access_key: &str,
         date: &str,
         region: &str,
-        f: impl FnOnce(&hmac::Key) -> R,
+        f: impl FnOnce(&Key) -> R,
     ) -> R {
         {
             let keys = self.0.borrow();
@@ -139,14 +143,30 @@ impl KeyCache {
     }
 }
 
+/// A signing key: HMAC-SHA256 keyed (its inner and outer states made once).
+pub(crate) type Key = hmac::Hmac<Sha256>;
+
+/// A key for HMAC-SHA256 (any length is a valid key).
+fn key(bytes: &[u8]) -> Key {
+    Key::new_from_slice(bytes).expect("HMAC takes keys of any length")
+}
+
+/// The HMAC of `parts`, one after another, under `key`.
+pub(crate) fn mac(key: &Key, parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = key.clone();
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
 /// The signing key of `secret` for one day, region and service.
-pub(crate) fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> hmac::Key {
-    let mac = |key: &[u8], data: &str| hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data.as_bytes());
-    let k = mac(format!("AWS4{secret}").as_bytes(), date);
-    let k = mac(k.as_ref(), region);
-    let k = mac(k.as_ref(), service);
-    let k = mac(k.as_ref(), "aws4_request");
-    hmac::Key::new(hmac::HMAC_SHA256, k.as_ref())
+pub(crate) fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> Key {
+    let step = |k: &[u8], data: &str| mac(&key(k), &[data.as_bytes()]);
+    let k = step(format!("AWS4{secret}").as_bytes(), date);
+    let k = step(&k, region);
+    let k = step(&k, service);
+    key(&step(&k, "aws4_request"))
 }
 
 /// Lower-case hex.
@@ -158,15 +178,22 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// Appends `bytes` in lower-case hex to `out`.
 fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut pairs = [0u8; 64];
     for chunk in bytes.chunks(32) {
-        for (i, &b) in chunk.iter().enumerate() {
-            pairs[2 * i] = DIGITS[(b >> 4) as usize];
-            pairs[2 * i + 1] = DIGITS[(b & 15) as usize];
-        }
-        out.push_str(std::str::from_utf8(&pairs[..2 * chunk.len()]).expect("hex digits are ASCII"));
+        let written = write_hex(&mut pairs, chunk);
+        out.push_str(std::str::from_utf8(written).expect("hex digits are ASCII"));
     }
+}
+
+/// Writes `bytes` (at most half of `out`'s length) in lower-case hex at
+/// the start of `out`; returns what it wrote.
+fn write_hex<'a>(out: &'a mut [u8], bytes: &[u8]) -> &'a [u8] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, &b) in bytes.iter().enumerate() {
+        out[2 * i] = DIGITS[(b >> 4) as usize];
+        out[2 * i + 1] = DIGITS[(b & 15) as usize];
+    }
+    &out[..2 * bytes.len()]
 }
 
 /// Compares in time independent of where the strings differ.
@@ -185,13 +212,6 @@ pub(crate) struct Request<'a> {
     pub(crate) path: &'a str,
     pub(crate) query: &'a Query,
     pub(crate) headers: &'a Headers,
-}
-
-impl Request<'_> {
-    /// About how long the signed headers are (a capacity hint).
-    fn headers_len(&self) -> usize {
-        self.headers.len()
-    }
 }
 
 /// What a signature names: who, when, where, which headers, and the
@@ -274,17 +294,20 @@ pub(crate) fn verify(
             return Err(invalid("missing required header for this request: x-amz-content-sha256"));
         }
     };
-    let canonical = canonical_request(request, claim.signed_headers, payload_claim, presigned)?;
-    // The string to sign, its scope written in place.
-    let mut to_sign = String::with_capacity(192);
-    for part in
-        [ALGORITHM, "\n", &claim.amz_date, "\n", claim.date, "/", claim.region, "/", claim.service, "/aws4_request\n"]
-    {
-        to_sign.push_str(part);
-    }
-    push_hex(&mut to_sign, digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref());
-    let expected =
-        keys.with_key(secret, claim.access_key, claim.date, claim.region, |key| hmac::sign(key, to_sign.as_bytes()));
+    let canonical = canonical::hash(request, claim.signed_headers, payload_claim, presigned)?;
+    let mut canonical_hex = [0u8; 64];
+    write_hex(&mut canonical_hex, &canonical);
+    // The string to sign, signed as it is written.
+    let expected = keys.with_key(secret, claim.access_key, claim.date, claim.region, |key| {
+        let parts = [ALGORITHM, "\n", &claim.amz_date, "\n", claim.date, "/", claim.region, "/", claim.service];
+        let mut mac = key.clone();
+        for part in parts {
+            mac.update(part.as_bytes());
+        }
+        mac.update(b"/aws4_request\n");
+        mac.update(&canonical_hex);
+        mac.finalize().into_bytes()
+    });
     // Compared as bytes, in constant time (a malformed signature matches nothing).
     let given = parse_sha256(claim.signature).unwrap_or([0xff; 32]);
     if !same_bytes(expected.as_ref(), &given) || claim.signature.len() != 64 {
@@ -297,7 +320,7 @@ pub(crate) fn verify(
     }
     let chain = || {
         Box::new(Chain {
-            key: keys.with_key(secret, claim.access_key, claim.date, claim.region, hmac::Key::clone),
+            key: keys.with_key(secret, claim.access_key, claim.date, claim.region, Key::clone),
             amz_date: claim.amz_date.to_string(),
             scope: format!("{}/{}/{}/aws4_request", claim.date, claim.region, claim.service),
             previous: hex(expected.as_ref()),
@@ -319,7 +342,7 @@ fn invalid(message: impl Into<String>) -> S3Error {
     S3Error::new(400, "InvalidRequest", message)
 }
 
-fn malformed(presigned: bool, message: impl Into<String>) -> S3Error {
+pub(super) fn malformed(presigned: bool, message: impl Into<String>) -> S3Error {
     let code = if presigned { "AuthorizationQueryParametersError" } else { "AuthorizationHeaderMalformed" };
     S3Error::new(400, code, message)
 }
@@ -418,79 +441,3 @@ fn query_claim(query: &Query) -> Result<Claim<'_>, S3Error> {
     })
 }
 
-/// The canonical request: method, canonical path and query, the signed
-/// headers (`signed`, as the client listed them) with their values, their
-/// names, the payload's hash. Built in one string: this is on every
-/// signed request's path.
-fn canonical_request(request: &Request<'_>, signed: &str, payload: &str, presigned: bool) -> Result<String, S3Error> {
-    let mut out = String::with_capacity(256 + request.path.len() + request.headers_len());
-    out.push_str(request.method);
-    out.push('\n');
-    let plain = request
-        .path
-        .bytes()
-        .all(|b| matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/'));
-    if plain {
-        // Its own encoding (the common case).
-        out.push_str(request.path);
-    } else {
-        let path = percent_encoding::percent_decode_str(request.path).collect::<Vec<u8>>();
-        encode_into(&mut out, &path, true);
-    }
-    out.push('\n');
-    if !request.query.0.is_empty() {
-        let mut params: Vec<(String, String)> = request
-            .query
-            .0
-            .iter()
-            .filter(|(n, _)| !(presigned && n == "X-Amz-Signature"))
-            .map(|(n, v)| (encode(n.as_bytes(), false), encode(v.as_bytes(), false)))
-            .collect();
-        params.sort();
-        for (i, (n, v)) in params.iter().enumerate() {
-            if i > 0 {
-                out.push('&');
-            }
-            out.push_str(n);
-            out.push('=');
-            out.push_str(v);
-        }
-    }
-    out.push('\n');
-    for name in signed.split(';') {
-        let value = request
-            .headers
-            .joined(name)
-            .ok_or_else(|| malformed(presigned, format!("the signed header {name} is not in the request")))?;
-        out.push_str(name);
-        out.push(':');
-        collapse_spaces_into(&mut out, &value);
-        out.push('\n');
-    }
-    out.push('\n');
-    out.push_str(signed);
-    out.push('\n');
-    out.push_str(payload);
-    Ok(out)
-}
-
-/// Appends `value` with each run of spaces made one space.
-fn collapse_spaces_into(out: &mut String, value: &str) {
-    let value = value.trim();
-    if !value.contains("  ") {
-        out.push_str(value);
-        return;
-    }
-    let mut space = false;
-    for c in value.chars() {
-        if c == ' ' {
-            if !space {
-                out.push(' ');
-            }
-            space = true;
-        } else {
-            out.push(c);
-            space = false;
-        }
-    }
-}
