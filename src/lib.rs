@@ -159,7 +159,10 @@ pub mod fuzz {
             crate::http::request::parse_noting(data, &limits, Some(noted.fields_mut()))
         {
             noted.take_head(&data[..len]);
-            assert_eq!(noted.pairs().collect::<Vec<_>>(), head::Headers::parse(&data[..len]).pairs().collect::<Vec<_>>());
+            assert_eq!(
+                noted.pairs().collect::<Vec<_>>(),
+                head::Headers::parse(&data[..len]).pairs().collect::<Vec<_>>()
+            );
         }
         let mut request = httparse::Request::new(&mut []);
         let _ = request.parse(head_bytes);

@@ -94,7 +94,7 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Reject> {
 /// Parses one request head from the start of `buf`; for a complete head,
 /// also notes where every header field lies in `fields` (the S3 API reads
 /// any header: noted here, the head is parsed once).
-pub(crate) fn parse_noting(buf: &[u8], limits: &Limits, mut fields: Option<&mut Vec<Field>>) -> Result<Parsed, Reject> {
+pub(crate) fn parse_noting(buf: &[u8], limits: &Limits, fields: Option<&mut Vec<Field>>) -> Result<Parsed, Reject> {
     if buf.is_empty() {
         // The connection's usual state between requests: nothing to look at.
         return Ok(Parsed::Partial);
@@ -155,7 +155,7 @@ pub(crate) fn parse_noting(buf: &[u8], limits: &Limits, mut fields: Option<&mut 
     let mut bearer: Option<String> = None;
     let mut prefers_html = false;
     let (mut if_modified_since, mut if_unmodified_since, mut if_range, mut range) = (None, None, None, None);
-    if let Some(fields) = fields.as_deref_mut() {
+    if let Some(fields) = fields {
         // Where a part httparse returned lies in `buf` (parts are slices
         // of it; checked all the same: an empty part may point anywhere).
         let at = |part: &[u8]| match (part.as_ptr() as usize).checked_sub(buf.as_ptr() as usize) {

@@ -20,12 +20,7 @@ impl Hashing {
 
 /// The SHA-256 of the canonical request, `signed` the signed headers' names
 /// as the client listed them and `payload` the payload claim.
-pub(crate) fn hash(
-    request: &Request<'_>,
-    signed: &str,
-    payload: &str,
-    presigned: bool,
-) -> Result<[u8; 32], S3Error> {
+pub(crate) fn hash(request: &Request<'_>, signed: &str, payload: &str, presigned: bool) -> Result<[u8; 32], S3Error> {
     let mut out = Hashing(Sha256::new());
     out.push(request.method.as_bytes());
     out.push(b"\n");

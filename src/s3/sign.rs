@@ -111,10 +111,7 @@ fn authorization_with(
     canonical.push_str(&format!("\n{}\n{payload_hash}", signed.join(";")));
     let date = &amz_date[..8];
     let scope = format!("{date}/{region}/s3/aws4_request");
-    let to_sign = format!(
-        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-        hex(&Sha256::digest(canonical.as_bytes()))
-    );
+    let to_sign = format!("{ALGORITHM}\n{amz_date}\n{scope}\n{}", hex(&Sha256::digest(canonical.as_bytes())));
     let signature = hex(&mac(key, &[to_sign.as_bytes()]));
     format!("{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={}, Signature={signature}", signed.join(";"))
 }

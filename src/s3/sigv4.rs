@@ -21,9 +21,9 @@ use std::cell::RefCell;
 use hmac::Mac;
 use sha2::{Digest, Sha256};
 
+use super::canonical;
 use super::date::{format_amz_date, parse_amz_date};
 use super::error::{access_denied, S3Error};
-use super::canonical;
 use super::head::{Headers, Query};
 use super::settings::Settings;
 
@@ -118,14 +118,7 @@ impl KeyCache {
     /// Runs `f` with the signing key of `access_key` (whose secret is
     /// `secret`) for one day and region: looked up without allocating,
     /// derived on a miss.
-    fn with_key<R>(
-        &self,
-        secret: &str,
-        access_key: &str,
-        date: &str,
-        region: &str,
-        f: impl FnOnce(&Key) -> R,
-    ) -> R {
+    fn with_key<R>(&self, secret: &str, access_key: &str, date: &str, region: &str, f: impl FnOnce(&Key) -> R) -> R {
         {
             let keys = self.0.borrow();
             if let Some(d) = keys.iter().find(|d| d.access_key == access_key && d.date == date && d.region == region) {
@@ -440,4 +433,3 @@ fn query_claim(query: &Query) -> Result<Claim<'_>, S3Error> {
         amz_date: Cow::Borrowed(need("X-Amz-Date")?),
     })
 }
-
