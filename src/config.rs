@@ -61,6 +61,9 @@ pub(crate) struct RawConfig {
     /// The region the S3 API reports [default: us-east-1].
     #[arg(long, env = "PERCORE_S3_REGION")]
     pub(crate) s3_region: Option<String>,
+    /// Also serve virtual-host-style S3 requests: a request to `BUCKET.DOMAIN` names the bucket in its host (e.g. --s3-domain s3.example.com; path-style requests are served either way).
+    #[arg(long, env = "PERCORE_S3_DOMAIN")]
+    pub(crate) s3_domain: Option<String>,
     /// Serve unsigned S3 GET and HEAD requests (anonymous reads of every bucket).
     #[arg(long, env = "PERCORE_S3_ANONYMOUS_READS")]
     #[serde(default)]
@@ -248,6 +251,7 @@ impl RawConfig {
             s3_listen_tls: if self.s3_listen_tls.is_empty() { file.s3_listen_tls } else { self.s3_listen_tls },
             s3_credentials: self.s3_credentials.or(file.s3_credentials),
             s3_region: self.s3_region.or(file.s3_region),
+            s3_domain: self.s3_domain.or(file.s3_domain),
             s3_anonymous_reads: self.s3_anonymous_reads || file.s3_anonymous_reads,
             s3_upload_expiry_secs: self.s3_upload_expiry_secs.or(file.s3_upload_expiry_secs),
             node_name: self.node_name.or(file.node_name),
@@ -336,6 +340,7 @@ impl TryFrom<RawConfig> for Config {
             &raw.s3_listen_tls,
             raw.s3_credentials.as_deref(),
             raw.s3_region,
+            raw.s3_domain,
             raw.s3_anonymous_reads,
             raw.s3_upload_expiry_secs,
         )?;

@@ -132,6 +132,16 @@ fn boto3_through_every_operation() {
 }
 
 #[test]
+fn boto3_virtual_host_style_names_the_bucket_in_the_host() {
+    let keys = keys_dir();
+    let mut args = s3_args(keys.path(), false);
+    args.extend(["--s3-domain", "S3.percore.test"].map(String::from));
+    let daemon = Daemon::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let endpoint = format!("http://{}", daemon.s3_addr.expect("an S3 address"));
+    script("virtual_host.py", &endpoint, None, &[("S3_DOMAIN", "s3.percore.test")]);
+}
+
+#[test]
 fn boto3_over_https_streams_checked_aws_chunked_bodies() {
     let s3 = S3::start(true);
     script("https.py", &s3.tls_endpoint(), s3.ca.as_deref(), &[]);

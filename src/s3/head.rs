@@ -158,7 +158,9 @@ pub(crate) fn encode_into(out: &mut String, bytes: &[u8], keep_slash: bool) {
     }
 }
 
-/// A path-style target: `/`, `/bucket`, `/bucket/` or `/bucket/key`.
+/// What a request names: a path-style target (`/`, `/bucket`, `/bucket/`
+/// or `/bucket/key`) or a virtual-host-style one (the bucket in the host,
+/// the key the whole path).
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Target<'a> {
     pub(crate) bucket: Option<Cow<'a, str>>,
@@ -177,6 +179,38 @@ impl Target<'_> {
         let decode = |text| percent_encoding::percent_decode_str(text).decode_utf8().map_err(|_| "not UTF-8");
         Ok(Target { bucket: Some(decode(bucket)?), key: decode(key)? })
     }
+
+    /// The target of a request to `host` (its `Host` header): under
+    /// `domain` (`BUCKET.DOMAIN[:PORT]`, any case) the bucket is the host's
+    /// first labels and the key the path; otherwise path-style.
+    pub(crate) fn of<'a>(
+        path: &'a str,
+        host: Option<&'a str>,
+        domain: Option<&str>,
+    ) -> Result<Target<'a>, &'static str> {
+        if let (Some(host), Some(domain)) = (host, domain) {
+            if let Some(bucket) = virtual_bucket(host, domain) {
+                let key = path.strip_prefix('/').ok_or("the path must start with /")?;
+                let key = percent_encoding::percent_decode_str(key).decode_utf8().map_err(|_| "not UTF-8")?;
+                return Ok(Target { bucket: Some(Cow::Borrowed(bucket)), key });
+            }
+        }
+        Target::parse(path)
+    }
+}
+
+/// The bucket a virtual-host-style `host` names under `domain`
+/// (lowercase), if it is one.
+fn virtual_bucket<'a>(host: &'a str, domain: &str) -> Option<&'a str> {
+    // The port, if any (an IPv6 literal has no bucket in it anyway).
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let split = name.len().checked_sub(domain.len() + 1)?;
+    let (bucket, rest) = name.split_at_checked(split)?;
+    (rest.as_bytes()[0] == b'.' && rest[1..].eq_ignore_ascii_case(domain) && !bucket.is_empty()).then_some(bucket)
 }
 
 #[cfg(test)]
@@ -190,6 +224,16 @@ mod tests {
         assert_eq!(Target::parse("/b/").unwrap(), Target { bucket: Some("b".into()), key: "".into() });
         assert_eq!(Target::parse("/b/a%20b/c").unwrap(), Target { bucket: Some("b".into()), key: "a b/c".into() });
         assert!(Target::parse("/b/%ff").is_err());
+        let d = Some("s3.example.com");
+        let of = |path, host| Target::of(path, Some(host), d).unwrap();
+        assert_eq!(of("/a%20b/c", "b.s3.example.com"), Target { bucket: Some("b".into()), key: "a b/c".into() });
+        assert_eq!(of("/k", "B.S3.Example.com:9000"), Target { bucket: Some("B".into()), key: "k".into() });
+        assert_eq!(of("/", "b.s3.example.com."), Target { bucket: Some("b".into()), key: "".into() });
+        // The domain itself, another host, no domain set: path-style.
+        assert_eq!(of("/b/k", "s3.example.com"), Target { bucket: Some("b".into()), key: "k".into() });
+        assert_eq!(of("/b/k", "b.s3.example.org"), Target { bucket: Some("b".into()), key: "k".into() });
+        assert_eq!(of("/b/k", "xs3.example.com"), Target { bucket: Some("b".into()), key: "k".into() });
+        assert_eq!(Target::of("/k", Some("b.s3.example.com"), None).unwrap().bucket.as_deref(), Some("k"));
         let q = Query::parse(Some("list-type=2&prefix=a%2Fb&delimiter=%2F&uploads")).unwrap();
         assert_eq!(q.get("prefix"), Some("a/b"));
         assert_eq!(q.get("uploads"), Some(""));

@@ -178,7 +178,9 @@ fn method_name(method: &Method) -> &str {
 /// of the common ones.
 async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
     let request: &Request = call.request;
-    let target = Target::parse(&request.path).map_err(|why| S3Error::new(400, "InvalidURI", why))?;
+    let domain = call.shard().config.s3.as_ref().and_then(|s| s.domain.as_deref());
+    let target = Target::of(&request.path, call.headers.get("host"), domain)
+        .map_err(|why| S3Error::new(400, "InvalidURI", why))?;
     let method = method_name(&request.method);
     let q = call.query;
     let Some(bucket) = target.bucket else {

@@ -18,6 +18,9 @@ pub(crate) struct Settings {
     /// Access key id → secret key.
     pub(crate) credentials: HashMap<String, String>,
     pub(crate) region: String,
+    /// Virtual-host-style requests are served under this domain
+    /// (`--s3-domain`, lowercase, without a port): `BUCKET.DOMAIN`.
+    pub(crate) domain: Option<String>,
     /// Unsigned GET and HEAD requests are served (`--s3-anonymous-reads`).
     pub(crate) anonymous_reads: bool,
     /// Multipart uploads older than this are removed.
@@ -34,6 +37,7 @@ impl Settings {
         listen_tls: &[String],
         credentials: Option<&Path>,
         region: Option<String>,
+        domain: Option<String>,
         anonymous_reads: bool,
         upload_expiry_secs: Option<u64>,
     ) -> Result<Option<Settings>, String> {
@@ -62,12 +66,23 @@ impl Settings {
         if region.is_empty() || !region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Err(format!("--s3-region `{region}`: use letters, digits and `-` (e.g. us-east-1)"));
         }
+        let domain = domain.map(|d| d.trim_end_matches('.').to_ascii_lowercase());
+        if let Some(d) = &domain {
+            let label_ok = |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if !d.split('.').all(label_ok) {
+                return Err(format!(
+                    "--s3-domain `{d}`: give a host name without port or scheme (e.g. s3.example.com); buckets are then \
+                     BUCKET.{d}"
+                ));
+            }
+        }
         let upload_expiry_secs = upload_expiry_secs.unwrap_or(UPLOAD_EXPIRY_SECS_DEFAULT);
         Ok(Some(Settings {
             listen: addrs,
             listen_tls: tls_addrs,
             credentials,
             region,
+            domain,
             anonymous_reads,
             upload_expiry_secs,
         }))
@@ -83,6 +98,7 @@ impl Settings {
             listen_tls: Vec::new(),
             credentials: [("AKIDTEST".to_string(), secret)].into(),
             region: REGION_DEFAULT.into(),
+            domain: None,
             anonymous_reads: false,
             upload_expiry_secs: UPLOAD_EXPIRY_SECS_DEFAULT,
         }
@@ -95,6 +111,7 @@ impl Settings {
             listen_tls: Vec::new(),
             credentials: [(access_key.to_string(), secret.to_string())].into(),
             region: REGION_DEFAULT.into(),
+            domain: None,
             anonymous_reads: false,
             upload_expiry_secs: UPLOAD_EXPIRY_SECS_DEFAULT,
         }
@@ -138,9 +155,9 @@ mod tests {
         assert!(parse_credentials("AKID1\n").unwrap_err().contains("line 1"));
         assert!(parse_credentials("A B\nA C\n").unwrap_err().contains("twice"));
         assert!(parse_credentials("# nothing\n").is_err());
-        assert!(Settings::from_raw(&["127.0.0.1:0".into()], &[], None, None, false, None)
+        assert!(Settings::from_raw(&["127.0.0.1:0".into()], &[], None, None, None, false, None)
             .unwrap_err()
             .contains("--s3-credentials"));
-        assert!(Settings::from_raw(&[], &[], None, None, false, None).unwrap().is_none());
+        assert!(Settings::from_raw(&[], &[], None, None, None, false, None).unwrap().is_none());
     }
 }
