@@ -330,8 +330,14 @@ impl TryFrom<RawConfig> for Config {
             }
         }
         let s3_tls = !raw.s3_listen_tls.is_empty();
-        let (tls, listen_tls) =
-            tls_settings(raw.tls_cert, raw.tls_key, raw.tls_self_signed, raw.tls_unknown_sni, raw.listen_tls, s3_tls)?;
+        let (tls, listen_tls) = crate::tls::settings::from_flags(
+            raw.tls_cert,
+            raw.tls_key,
+            raw.tls_self_signed,
+            raw.tls_unknown_sni,
+            raw.listen_tls,
+            s3_tls,
+        )?;
         if s3_tls && tls.is_none() {
             return Err("--s3-listen-tls needs a certificate: --tls-cert and --tls-key (or --tls-self-signed)".into());
         }
@@ -401,48 +407,6 @@ impl TryFrom<RawConfig> for Config {
             file_workers: positive("file-workers", raw.file_workers.map(u64::from), 128)? as u32,
         })
     }
-}
-
-/// The TLS settings and addresses: HTTPS listens when given certificates
-/// (or told to make one), on `listen_tls` or else the default TLS address.
-fn tls_settings(
-    certs: Vec<PathBuf>,
-    keys: Vec<PathBuf>,
-    self_signed: bool,
-    unknown_sni: Option<String>,
-    listen_tls: Vec<String>,
-    s3_tls: bool,
-) -> Result<(Option<crate::tls::Settings>, Vec<SocketAddr>), String> {
-    if certs.len() != keys.len() {
-        return Err(format!(
-            "--tls-cert and --tls-key come in pairs: {} certificate(s), {} key(s)",
-            certs.len(),
-            keys.len()
-        ));
-    }
-    let unknown_sni = match unknown_sni.as_deref().unwrap_or("default") {
-        "default" => crate::tls::UnknownSni::Default,
-        "refuse" => crate::tls::UnknownSni::Refuse,
-        other => return Err(format!("--tls-unknown-sni must be `default` or `refuse`, not `{other}`")),
-    };
-    if certs.is_empty() && !self_signed {
-        if !listen_tls.is_empty() {
-            return Err(
-                "--listen-tls needs a certificate: --tls-cert and --tls-key (or --tls-self-signed for development)"
-                    .to_string(),
-            );
-        }
-        return Ok((None, Vec::new()));
-    }
-    let mut addrs = Vec::new();
-    // The default HTTPS address only when the certificates are for it: not
-    // when they are for the S3 API's HTTPS alone.
-    let default = if s3_tls { vec![] } else { vec![crate::listen::DEFAULT_TLS.to_string()] };
-    for text in if listen_tls.is_empty() { default } else { listen_tls } {
-        addrs.extend(crate::listen::parse(&text)?);
-    }
-    let pairs = certs.into_iter().zip(keys).collect();
-    Ok((Some(crate::tls::Settings { pairs, self_signed, unknown_sni }), addrs))
 }
 
 #[cfg(test)]

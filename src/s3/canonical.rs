@@ -5,9 +5,17 @@
 
 use sha2::{Digest, Sha256};
 
-use super::error::S3Error;
-use super::head::{encode, encode_into};
-use super::sigv4::{malformed, Request};
+use super::error::{malformed, S3Error};
+use super::head::{encode, encode_into, Headers, Query};
+
+/// The parts of a request a signature covers.
+pub(crate) struct Request<'a> {
+    pub(crate) method: &'a str,
+    /// The path as sent (percent-encoded).
+    pub(crate) path: &'a str,
+    pub(crate) query: &'a Query,
+    pub(crate) headers: &'a Headers,
+}
 
 /// The hash, fed piece by piece (`sha2` buffers whole blocks itself).
 struct Hashing(Sha256);

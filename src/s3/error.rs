@@ -52,6 +52,13 @@ pub(crate) fn no_such_bucket(bucket: &str) -> S3Error {
 pub(crate) fn no_such_key() -> S3Error {
     S3Error::new(404, "NoSuchKey", "the specified key does not exist")
 }
+/// A signature's parts malformed: in the `Authorization` header, or in a
+/// presigned URL's query.
+pub(crate) fn malformed(presigned: bool, message: impl Into<String>) -> S3Error {
+    let code = if presigned { "AuthorizationQueryParametersError" } else { "AuthorizationHeaderMalformed" };
+    S3Error::new(400, code, message)
+}
+
 pub(crate) fn malformed_xml(why: impl std::fmt::Display) -> S3Error {
     S3Error::new(400, "MalformedXML", format!("the XML body is not well-formed or does not match the schema: {why}"))
 }

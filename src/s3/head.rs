@@ -3,8 +3,12 @@
 //! and key of the path. Pure: no I/O.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
-use crate::http::request::Field;
+/// Where a header field lies in the head: its name and its value (trimmed;
+/// an empty value is `0..0`). The HTTP layer's `request::Field`, noted
+/// while it parses.
+type Field = (Range<usize>, Range<usize>);
 
 /// The head's headers as sent, in order: one copy of the head and the
 /// place of each field in it (no allocation per header: this is on every

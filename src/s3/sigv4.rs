@@ -22,8 +22,9 @@ use hmac::Mac;
 use sha2::{Digest, Sha256};
 
 use super::canonical;
+pub(crate) use super::canonical::Request;
 use super::date::{format_amz_date, parse_amz_date};
-use super::error::{access_denied, S3Error};
+use super::error::{access_denied, malformed, S3Error};
 use super::head::{Headers, Query};
 use super::settings::Settings;
 
@@ -198,15 +199,6 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The parts of a request a signature covers.
-pub(crate) struct Request<'a> {
-    pub(crate) method: &'a str,
-    /// The path as sent (percent-encoded).
-    pub(crate) path: &'a str,
-    pub(crate) query: &'a Query,
-    pub(crate) headers: &'a Headers,
-}
-
 /// What a signature names: who, when, where, which headers, and the
 /// signature itself (borrowed from the request).
 struct Claim<'a> {
@@ -333,11 +325,6 @@ pub(crate) fn verify(
 
 fn invalid(message: impl Into<String>) -> S3Error {
     S3Error::new(400, "InvalidRequest", message)
-}
-
-pub(super) fn malformed(presigned: bool, message: impl Into<String>) -> S3Error {
-    let code = if presigned { "AuthorizationQueryParametersError" } else { "AuthorizationHeaderMalformed" };
-    S3Error::new(400, code, message)
 }
 
 fn parse_sha256(value: &str) -> Option<[u8; 32]> {

@@ -16,6 +16,7 @@
 
 pub(crate) mod control;
 pub(crate) mod resolve;
+pub(crate) mod settings;
 pub(crate) mod tickets;
 
 use std::path::{Path, PathBuf};
