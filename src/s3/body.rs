@@ -5,9 +5,9 @@
 //! header or the trailer) or `Content-MD5`. [`Body::finish`] checks them
 //! all once the body has ended; no byte is read twice.
 
+use super::md5::Md5;
 use aws_lc_rs::digest;
 use base64::Engine;
-use md5::Digest;
 
 use super::chunked::Decoder;
 use super::error::S3Error;
@@ -68,7 +68,7 @@ pub(crate) struct Body<'r, 'b> {
     reader: BodyReader<'r, 'b>,
     decoder: Option<Decoder>,
     trailer_signed: bool,
-    md5: md5::Md5,
+    md5: Md5,
     sha256: Option<(digest::Context, [u8; 32])>,
     checksum: Option<(String, Checksum, Expected)>,
     content_md5: Option<String>,
@@ -136,7 +136,7 @@ impl<'r, 'b> Body<'r, 'b> {
             reader,
             decoder,
             trailer_signed,
-            md5: md5::Md5::new(),
+            md5: Md5::new(),
             sha256,
             checksum,
             content_md5: headers.get("content-md5").map(str::to_string),
@@ -212,7 +212,7 @@ impl<'r, 'b> Body<'r, 'b> {
                 ));
             }
         }
-        let md5: [u8; 16] = self.md5.finalize().into();
+        let md5: [u8; 16] = self.md5.finalize();
         let b64 = base64::engine::general_purpose::STANDARD;
         if let Some(given) = &self.content_md5 {
             if b64.decode(given.trim()).ok().as_deref() != Some(&md5[..]) {

@@ -2,7 +2,7 @@
 //! CompleteMultipartUpload: a source read and written into a new upload in
 //! 1 MiB pieces, its MD5 computed on the way, then committed as any PUT.
 
-use md5::Digest;
+use super::md5::Md5;
 use percore_io::File;
 
 use super::error::{from_io, internal, invalid_request, S3Error};
@@ -37,7 +37,7 @@ pub(crate) async fn copy_into(
     upload: &Upload,
     sources: &[(&File, u64, u64)],
 ) -> Result<[u8; 16], S3Error> {
-    let mut md5 = md5::Md5::new();
+    let mut md5 = Md5::new();
     let mut offset = 0u64;
     for &(file, start, len) in sources {
         let (mut at, end) = (start, start + len);
@@ -56,7 +56,7 @@ pub(crate) async fn copy_into(
             at += want as u64;
         }
     }
-    Ok(md5.finalize().into())
+    Ok(md5.finalize())
 }
 
 pub(crate) async fn copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<bool, S3Error> {

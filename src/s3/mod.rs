@@ -27,6 +27,7 @@ mod examples;
 pub(crate) mod head;
 pub(crate) mod keys;
 mod listing;
+mod md5;
 pub(crate) mod meta;
 mod multipart;
 mod object;

@@ -11,7 +11,7 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
-use md5::Digest;
+use super::md5::Md5;
 use percore_io::{Dir, File, OpenOptions};
 use serde::{Deserialize, Serialize};
 
@@ -326,7 +326,7 @@ pub(crate) async fn complete(
     if total > call.shard().config.body_bytes_max.max(5 << 40) {
         return Err(S3Error::new(400, "EntityTooLarge", "the object would exceed the maximum allowed size"));
     }
-    let mut of_md5s = md5::Md5::new();
+    let mut of_md5s = Md5::new();
     for part in &chosen {
         let raw: Vec<u8> =
             (0..16).map(|i| u8::from_str_radix(&part.etag[1 + 2 * i..3 + 2 * i], 16).unwrap_or(0)).collect();
