@@ -64,7 +64,7 @@ pub(crate) async fn copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8])
     let src_path = keys::object_path(&src_bucket, &src_key)?;
     // A copy has no body (skipped, if any, by closing the connection).
     bucket::must_exist(call, bucket).await?;
-    let conditions = write_conditions(call)?;
+    let conditions = write_conditions(call, bucket, path).await?;
     let replace = match call.headers.get("x-amz-metadata-directive").unwrap_or("COPY") {
         "COPY" => false,
         "REPLACE" => true,

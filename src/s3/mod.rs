@@ -218,7 +218,7 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
             Box::pin(multipart::upload_part(call, &bucket, &path)).await
         }
         "PUT" if call.headers.get("x-amz-copy-source").is_some() => Box::pin(copy::copy(call, &bucket, &path)).await,
-        "PUT" if !has_subresource(q) => object::put(call, &path).await,
+        "PUT" if !has_subresource(q) => object::put(call, &bucket, &path).await,
         "GET" if q.has("uploadId") => Box::pin(multipart::list_parts(call, &bucket, &path)).await,
         "GET" | "HEAD" if !has_subresource(q) => object::get(call, &bucket, &path).await,
         "DELETE" if q.has("uploadId") => Box::pin(multipart::abort(call, &bucket, &path)).await,

@@ -282,7 +282,7 @@ pub(crate) async fn complete(
     let (document, _) = body.read_all().await?;
     call.body_read();
     let record = record(call, &id, bucket, path).await?;
-    let conditions = object::write_conditions(call)?;
+    let conditions = object::write_conditions(call, bucket, path).await?;
     let listed =
         xml::items(&document, "CompleteMultipartUpload", "Part", &["PartNumber", "ETag"]).map_err(malformed_xml)?;
     if listed.is_empty() {

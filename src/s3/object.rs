@@ -54,6 +54,9 @@ pub(crate) async fn flush(
 
 /// Commits a staged upload as `path` on the path's owner shard.
 pub(crate) async fn commit(path: &[u8], staged: Staged, conditions: Conditions) -> Result<String, S3Error> {
+    // An `If-Match` that held against the version then current, given as
+    // that version's validator ([`write_conditions`]).
+    let guarded = conditions.if_match.as_deref().is_some_and(|m| m != "*");
     let (owner_path, temp, stamp) = (path.to_vec(), staged.upload.temp().to_vec(), staged.stamp.clone());
     let outcome =
         on_owner(path, move |owner| async move { owner.store.commit_put(owner_path, temp, conditions, stamp).await })
@@ -63,6 +66,11 @@ pub(crate) async fn commit(path: &[u8], staged: Staged, conditions: Conditions) 
     }
     match outcome {
         Outcome::Created(_) | Outcome::Replaced(_) => Ok(staged.etag),
+        Outcome::PreconditionFailed if guarded => Err(S3Error::new(
+            409,
+            "ConditionalRequestConflict",
+            "the object changed while this conditional write was under way: read its ETag again and retry",
+        )),
         other => Err(commit_error(other)),
     }
 }
@@ -95,16 +103,36 @@ pub(crate) fn precondition_failed() -> S3Error {
 }
 
 /// The conditions of a write S3 clients send: `If-None-Match: *` (create
-/// only). `If-Match` compares S3 ETags, which the commit does not know.
-pub(crate) fn write_conditions(call: &Call<'_, '_, '_>) -> Result<Conditions, S3Error> {
-    if call.request.if_match.is_some() {
-        return Err(super::error::not_implemented("If-Match on writes"));
-    }
-    match call.request.if_none_match.as_deref().map(str::trim) {
-        None => Ok(Conditions::default()),
-        Some("*") => Ok(Conditions { if_match: None, if_none_match: Some("*".into()) }),
-        Some(_) => Err(super::error::not_implemented("If-None-Match other than * on writes")),
-    }
+/// only) and `If-Match` (replace only the version with that ETag). S3 ETags
+/// are MD5s the commit does not know: `If-Match` is checked here against
+/// the object's S3 ETag, then handed to the commit as the store's own
+/// validator of the version that matched, so that a write landing in
+/// between fails the commit ([`commit`]: 409 ConditionalRequestConflict, as
+/// S3 answers) rather than being overwritten.
+pub(crate) async fn write_conditions(
+    call: &Call<'_, '_, '_>,
+    bucket: &str,
+    path: &[u8],
+) -> Result<Conditions, S3Error> {
+    let if_none_match = match call.request.if_none_match.as_deref().map(str::trim) {
+        None => None,
+        Some("*") => Some("*".to_string()),
+        Some(_) => return Err(super::error::not_implemented("If-None-Match other than * on writes")),
+    };
+    let if_match = match call.request.if_match.as_deref().map(str::trim) {
+        None => None,
+        Some("*") => Some("*".to_string()),
+        Some(list) => {
+            let current = open(call, bucket, path).await?;
+            let unquoted = |tag: &str| tag.trim().trim_matches('"').to_string();
+            let etag = unquoted(current.etag());
+            if !list.split(',').any(|tag| unquoted(tag) == etag) {
+                return Err(precondition_failed());
+            }
+            Some(current.stamp)
+        }
+    };
+    Ok(Conditions { if_match, if_none_match })
 }
 
 /// Streams the request's body into an upload of `path`, checking it, and
@@ -172,8 +200,8 @@ pub(crate) async fn begin(store: &Store, path: &[u8], len: Option<u64>) -> Resul
 
 /// PutObject. (The bucket is checked by the upload's start: no lookup of
 /// its own.)
-pub(crate) async fn put(call: &mut Call<'_, '_, '_>, path: &[u8]) -> Result<bool, S3Error> {
-    let conditions = write_conditions(call)?;
+pub(crate) async fn put(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<bool, S3Error> {
+    let conditions = write_conditions(call, bucket, path).await?;
     let headers = meta::from_request(call.headers).map_err(|m| S3Error::new(400, "MetadataTooLarge", m))?;
     let staged = receive(call, path, headers).await?;
     let etag = commit(path, staged, conditions).await?;

@@ -66,6 +66,29 @@ def send(method, path, query=(), headers=None, body=b""):
     return response.status, dict(response.getheaders()), data
 
 
+def started_put(path, length, headers):
+    """A PUT of `length` bytes (UNSIGNED-PAYLOAD) whose head is sent and body
+    not yet: the caller sends the body (`.send`), then `finished`."""
+    headers = dict(headers)
+    headers["content-length"] = str(length)
+    sign("PUT", path, [], headers, "UNSIGNED-PAYLOAD", amz_now())
+    parsed = urllib.parse.urlparse(ENDPOINT)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+    conn.putrequest("PUT", path, skip_host=True, skip_accept_encoding=True)
+    for name, value in headers.items():
+        conn.putheader(name, value)
+    conn.endheaders()
+    return conn
+
+
+def finished(conn):
+    """The (status, body) of a request sent through `started_put`."""
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    return response.status, data
+
+
 def signed(method, path, query=(), body=b"", headers=None, payload_hash=None, amz_date=None, secret=SECRET):
     headers = dict(headers or {})
     sign(method, path, list(query), headers, payload_hash or hashlib.sha256(body).hexdigest(), amz_date or amz_now(), secret)
