@@ -80,6 +80,10 @@ pub(crate) struct Body<'r, 'b> {
 /// What a finished body hashed to.
 pub(crate) struct Digests {
     pub(crate) md5: [u8; 16],
+    /// The checksum the client sent and that held: its header's name
+    /// (`x-amz-checksum-crc32`, ...) and value (base64), kept with the
+    /// object and returned with it.
+    pub(crate) checksum: Option<(String, String)>,
 }
 
 /// The payload's length as the client declares it: the decoded length of
@@ -223,6 +227,7 @@ impl<'r, 'b> Body<'r, 'b> {
                 ));
             }
         }
+        let mut held = None;
         if let Some((name, checksum, expected)) = self.checksum {
             let given = match &expected {
                 Expected::Header(value) => Some(value.as_str()),
@@ -235,15 +240,17 @@ impl<'r, 'b> Body<'r, 'b> {
                     format!("the trailer x-amz-checksum-{name} is missing"),
                 ));
             };
-            if b64.decode(given.trim()).ok() != Some(checksum.finish()) {
+            let computed = checksum.finish();
+            if b64.decode(given.trim()).ok().as_ref() != Some(&computed) {
                 return Err(S3Error::new(
                     400,
                     "BadDigest",
                     format!("the {} you specified did not match the calculated checksum", name.to_ascii_uppercase()),
                 ));
             }
+            held = Some((format!("x-amz-checksum-{name}"), b64.encode(computed)));
         }
-        Ok(Digests { md5 })
+        Ok(Digests { md5, checksum: held })
     }
 }
 

@@ -110,7 +110,7 @@ async fn store_small(call: &Call<'_, '_, '_>, path: &[u8], bytes: Vec<u8>) -> Re
             return Err(from_io("cannot flush the upload's record", &err));
         }
     };
-    let staged = Staged { upload, etag: String::new(), stamp };
+    let staged = Staged { upload, etag: String::new(), stamp, checksum: None };
     object::commit(path, staged, Conditions::default()).await.map(|_| ())
 }
 

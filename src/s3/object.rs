@@ -26,6 +26,8 @@ pub(crate) struct Staged {
     pub(crate) etag: String,
     /// The version's own validator (what the metadata is stamped with).
     pub(crate) stamp: String,
+    /// The checksum the client sent and that held (header name, value).
+    pub(crate) checksum: Option<(String, String)>,
 }
 
 /// The S3 ETag of an MD5.
@@ -44,7 +46,7 @@ pub(crate) async fn flush(
         |stamp: &str| ObjectMeta { stamp: stamp.to_string(), etag: etag.clone(), headers: headers.clone() }.encode();
     let attribute = Attribute { name: meta::XATTR, value: &value };
     match upload.flush_with(store, Some(attribute)).await {
-        Ok(stamp) => Ok(Staged { upload, etag, stamp }),
+        Ok(stamp) => Ok(Staged { upload, etag, stamp, checksum: None }),
         Err(err) => {
             upload.discard().await;
             Err(from_io("cannot flush the object", &err))
@@ -182,7 +184,11 @@ pub(crate) async fn receive(
         }
     };
     call.body_read();
-    flush(&shard.store, upload, md5_etag(&digests.md5), headers).await
+    let mut headers = headers;
+    headers.extend(digests.checksum.clone());
+    let mut staged = flush(&shard.store, upload, md5_etag(&digests.md5), headers).await?;
+    staged.checksum = digests.checksum;
+    Ok(staged)
 }
 
 /// Starts an upload to `path` (`bucket/key...`): the key's directories are
@@ -204,8 +210,13 @@ pub(crate) async fn put(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) 
     let conditions = write_conditions(call, bucket, path).await?;
     let headers = meta::from_request(call.headers).map_err(|m| S3Error::new(400, "MetadataTooLarge", m))?;
     let staged = receive(call, path, headers).await?;
+    let checksum = staged.checksum.clone();
     let etag = commit(path, staged, conditions).await?;
-    call.empty(200, &format!("ETag: {etag}\r\n")).await
+    let mut lines = format!("ETag: {etag}\r\n");
+    if let Some((name, value)) = checksum {
+        lines.push_str(&format!("{name}: {value}\r\n"));
+    }
+    call.empty(200, &lines).await
 }
 
 /// The response headers S3 lets a GET override with `response-*`.
@@ -257,13 +268,17 @@ pub(crate) async fn open(call: &Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> 
 }
 
 /// The Content-Type and the other header lines of an object's answer: what
-/// was stored with it, overridden by the request's `response-*`.
+/// was stored with it, overridden by the request's `response-*`. The
+/// checksum of the whole object (`x-amz-checksum-*`, kept when the upload
+/// sent one) goes with answers to requests without a Range only: clients
+/// check it against the bytes they get.
 fn representation(call: &Call<'_, '_, '_>, stored: &[(String, String)], guessed: &str) -> (String, String) {
     let mut content_type = None;
     let mut extra = String::new();
     let overridden = |name: &str| OVERRIDES.iter().any(|(param, header)| *header == name && call.query.has(param));
+    let ranged = call.request.range.is_some();
     for (name, value) in stored {
-        if overridden(name) {
+        if overridden(name) || (ranged && name.starts_with("x-amz-checksum-")) {
             continue;
         }
         if name == "content-type" {
@@ -339,23 +354,26 @@ async fn from_entry(call: &mut Call<'_, '_, '_>, entry: &cache::Entry) -> Result
         && request.if_unmodified_since.is_none()
         && request.range.is_none()
         && !call.query.0.iter().any(|(name, _)| name.starts_with("response-"));
-    let (content_type, extra) = representation(call, stored, &entry.content_type);
     if unconditional && !call.reply.close() && entry.body.len() <= cache::RENDERED_BYTES_MAX {
         // The common answer, the same bytes for every such request within
         // a second: rendered once a second per entry, sent without a copy
         // (as `/files/` does).
-        let described = get::Meta {
-            size: entry.body.len() as u64,
-            etag,
-            last_modified: &entry.last_modified,
-            modified_secs: entry.modified_secs,
-            content_type: &content_type,
-            extra: &extra,
-        };
-        let whole = entry.whole_s3_answer(|| get::whole_ok(&described, entry));
+        let whole = entry.whole_s3_answer(|| {
+            let (content_type, extra) = representation(call, stored, &entry.content_type);
+            let described = get::Meta {
+                size: entry.body.len() as u64,
+                etag,
+                last_modified: &entry.last_modified,
+                modified_secs: entry.modified_secs,
+                content_type: &content_type,
+                extra: &extra,
+            };
+            get::whole_ok(&described, entry)
+        });
         call.reply.rendered(200);
         return Ok(call.reply.send_one(whole).await);
     }
+    let (content_type, extra) = representation(call, stored, &entry.content_type);
     let described = get::Meta {
         size: entry.body.len() as u64,
         etag,

@@ -59,6 +59,18 @@ assert code(lambda: s3.copy_object(Bucket="photos", Key="copy.jpg",
 assert s3.get_object(Bucket="photos", Key="copy.jpg")["Body"].read() == body
 assert code(lambda: s3.put_object(Bucket="photos", Key="copy.jpg", Body=b"x", IfNoneMatch="*")) == "PreconditionFailed"
 
+# The checksum an upload sent is kept and returned with whole-object answers
+# (boto3 checks it against the bytes); never with a range.
+summed = s3.put_object(Bucket="photos", Key="summed", Body=body, ChecksumAlgorithm="SHA256")
+whole = s3.get_object(Bucket="photos", Key="summed", ChecksumMode="ENABLED")
+assert whole["ChecksumSHA256"] == summed["ChecksumSHA256"] and whole["Body"].read() == body, whole
+assert s3.head_object(Bucket="photos", Key="summed", ChecksumMode="ENABLED")["ChecksumSHA256"] == summed["ChecksumSHA256"]
+part = s3.get_object(Bucket="photos", Key="summed", ChecksumMode="ENABLED", Range="bytes=0-99")
+assert "ChecksumSHA256" not in part and part["Body"].read() == body[:100]
+crc = s3.put_object(Bucket="photos", Key="crc", Body=b"crc32 by default")
+assert s3.get_object(Bucket="photos", Key="crc", ChecksumMode="ENABLED").get("ChecksumCRC32") == crc.get("ChecksumCRC32")
+s3.delete_objects(Bucket="photos", Delete={"Objects": [{"Key": "summed"}, {"Key": "crc"}]})
+
 # Conditional writes: If-Match replaces only the version with that ETag.
 first = s3.put_object(Bucket="photos", Key="cas", Body=b"one")["ETag"]
 second = s3.put_object(Bucket="photos", Key="cas", Body=b"two", IfMatch=first)["ETag"]
