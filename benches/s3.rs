@@ -2,7 +2,8 @@
 //! shard, pinned to CPU 0) serving both, `percore bench` on CPU 1 sending
 //! the same objects either as plain requests or as S3 requests signed as
 //! boto3 signs them over HTTP (SigV4 header, the payload's SHA-256 signed,
-//! a CRC32 sent with each PUT). Cells: GET 4 KiB, PUT 4 KiB, GET 1 MiB;
+//! a CRC32 sent with each PUT). Cells: GET 4 KiB, PUT 4 KiB, GET 1 MiB,
+//! PUT 1 MiB;
 //! the figure is the server's CPU time per request (every thread of the
 //! process, the kernel's file workers included), and S3 / plain.
 //!
@@ -48,6 +49,13 @@ const CELLS: &[Cell] = &[
         args: &["--workload", "get", "--keys", "16", "--size", "1MiB"],
         connections: 8,
         before: &["--populate", "--workload", "get", "--keys", "16", "--size", "1MiB"],
+    },
+    // Where a large upload's hashing shows: MD5 and SHA-256 over every byte.
+    Cell {
+        name: "put 1MiB",
+        args: &["--workload", "put", "--keys", "16", "--size", "1MiB"],
+        connections: 8,
+        before: &[],
     },
 ];
 
