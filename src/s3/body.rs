@@ -68,8 +68,12 @@ pub(crate) struct Body<'r, 'b> {
     reader: BodyReader<'r, 'b>,
     decoder: Option<Decoder>,
     trailer_signed: bool,
+    /// The MD5, with the payload's SHA-256 beside it when that covers the
+    /// same bytes (no aws-chunked framing).
     md5: Md5,
-    sha256: Option<(digest::Context, [u8; 32])>,
+    /// The SHA-256 the signature promises: computed beside the MD5, or
+    /// apart (over the framed bytes of an aws-chunked body).
+    sha256: Option<(Option<digest::Context>, [u8; 32])>,
     checksum: Option<(String, Checksum, Expected)>,
     content_md5: Option<String>,
     /// Payload bytes returned so far.
@@ -113,9 +117,7 @@ impl<'r, 'b> Body<'r, 'b> {
         let (decoder, trailer_signed, sha256) = match payload.take() {
             Some(Payload::SignedChunks(chain, trailer)) => (Some(Decoder::new(Some(chain))), trailer, None),
             Some(Payload::UnsignedTrailer) => (Some(Decoder::new(None)), false, None),
-            Some(Payload::Sha256(hash)) => {
-                (aws_chunked.then(|| Decoder::new(None)), false, Some((digest::Context::new(&digest::SHA256), hash)))
-            }
+            Some(Payload::Sha256(hash)) => (aws_chunked.then(|| Decoder::new(None)), false, Some(hash)),
             Some(Payload::Unsigned) | None => (aws_chunked.then(|| Decoder::new(None)), false, None),
         };
         let mut checksum = None;
@@ -136,11 +138,17 @@ impl<'r, 'b> Body<'r, 'b> {
             }
             checksum = Some((algorithm.to_string(), Checksum::named(algorithm)?, Expected::Trailer(name.clone())));
         }
+        // The payload's SHA-256 beside the MD5 when both see the same bytes.
+        let (md5, sha256) = match sha256 {
+            Some(hash) if decoder.is_none() => (Md5::with_sha256(), Some((None, hash))),
+            Some(hash) => (Md5::new(), Some((Some(digest::Context::new(&digest::SHA256)), hash))),
+            None => (Md5::new(), None),
+        };
         Ok(Body {
             reader,
             decoder,
             trailer_signed,
-            md5: Md5::new(),
+            md5,
             sha256,
             checksum,
             content_md5: headers.get("content-md5").map(str::to_string),
@@ -166,7 +174,7 @@ impl<'r, 'b> Body<'r, 'b> {
             };
             // (The SHA-256 of a signed payload covers the bytes as sent,
             // aws-chunked framing included.)
-            if let Some((hash, _)) = &mut self.sha256 {
+            if let Some((Some(hash), _)) = &mut self.sha256 {
                 hash.update(&raw);
             }
             let piece = match &mut self.decoder {
@@ -207,8 +215,13 @@ impl<'r, 'b> Body<'r, 'b> {
         if let Some(decoder) = &self.decoder {
             decoder.finish(self.trailer_signed)?;
         }
-        if let Some((hash, expected)) = self.sha256 {
-            if hash.finish().as_ref() != expected {
+        let (md5, beside) = self.md5.finalize_both();
+        if let Some((apart, expected)) = self.sha256 {
+            let computed = match apart {
+                Some(context) => context.finish().as_ref().to_vec(),
+                None => beside.map(|h| h.to_vec()).unwrap_or_default(),
+            };
+            if computed != expected {
                 return Err(S3Error::new(
                     400,
                     "XAmzContentSHA256Mismatch",
@@ -216,7 +229,6 @@ impl<'r, 'b> Body<'r, 'b> {
                 ));
             }
         }
-        let md5: [u8; 16] = self.md5.finalize();
         let b64 = base64::engine::general_purpose::STANDARD;
         if let Some(given) = &self.content_md5 {
             if b64.decode(given.trim()).ok().as_deref() != Some(&md5[..]) {
