@@ -21,11 +21,20 @@
 //! [`HANDOFF_GAP`] or more connections above the least loaded shard it knows
 //! of; then the connection goes to that shard (ties go round the shards, so
 //! several busy shards do not all pick the same one). A handed connection is
-//! never handed again.
+//! not handed again on arrival.
+//!
+//! Connections already open drift out of balance too: those of one shard
+//! close and the others' stay. So a plain HTTP connection that has just
+//! been answered and waits for its next request moves (the same way, with
+//! whatever bytes of the next request had already arrived) when its shard
+//! has [`HANDOFF_GAP`] or more connections above the least loaded one: at
+//! most one such move per shard per [`MOVE_INTERVAL`], so that each move's
+//! news can arrive before the next. After a move the target is at most
+//! level with the shard it came from: no connection moves back and forth.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use percore_io::Notify;
 
@@ -39,6 +48,9 @@ pub(crate) const GOSSIP_INTERVAL: Duration = Duration::from_millis(1);
 /// connection of every other (as far as the news is fresh), and keeps a
 /// shard from handing its only connection over.
 pub(crate) const HANDOFF_GAP: usize = 2;
+
+/// Least time between two moves of open connections by one shard.
+pub(crate) const MOVE_INTERVAL: Duration = GOSSIP_INTERVAL;
 
 /// One shard's view of the others' loads and its own handover counts.
 pub(crate) struct Balance {
@@ -54,6 +66,12 @@ pub(crate) struct Balance {
     pub(crate) handed_out: Cell<u64>,
     /// Connections another shard accepted and handed to this one.
     pub(crate) handed_in: Cell<u64>,
+    /// Open connections this shard moved to another, between requests.
+    pub(crate) moved_out: Cell<u64>,
+    /// Open connections another shard moved to this one.
+    pub(crate) moved_in: Cell<u64>,
+    /// When this shard last moved an open connection.
+    last_move: Cell<Option<Instant>>,
 }
 
 impl Balance {
@@ -65,13 +83,39 @@ impl Balance {
             changed: Notify::new(),
             handed_out: Cell::new(0),
             handed_in: Cell::new(0),
+            moved_out: Cell::new(0),
+            moved_in: Cell::new(0),
+            last_move: Cell::new(None),
         }
+    }
+
+    /// Where an open connection of this shard, idle between requests,
+    /// should go: `None` to stay. `own` is this shard's open connections,
+    /// that one included; `now` the clock.
+    pub(crate) fn move_target(&self, own: usize, now: Instant) -> Option<usize> {
+        if self.last_move.get().is_some_and(|last| now.duration_since(last) < MOVE_INTERVAL) {
+            return None;
+        }
+        // The same rule as a new connection's, as if this one were new.
+        let to = self.least_loaded(own.checked_sub(1)?)?;
+        self.last_move.set(Some(now));
+        self.moved_out.set(self.moved_out.get() + 1);
+        Some(to)
     }
 
     /// Where a connection just accepted here should be served: `None` for
     /// here, or the shard to hand it to. `own` is this shard's open
     /// connections before this one.
     pub(crate) fn target(&self, own: usize) -> Option<usize> {
+        let to = self.least_loaded(own)?;
+        self.handed_out.set(self.handed_out.get() + 1);
+        Some(to)
+    }
+
+    /// The shard a connection goes to under the rule (its view then counts
+    /// the connection), or `None`. `own`: this shard's connections without
+    /// it.
+    fn least_loaded(&self, own: usize) -> Option<usize> {
         let view = self.view.borrow();
         let shards = view.len();
         let start = self.next.get();
@@ -89,7 +133,6 @@ impl Balance {
         drop(view);
         self.view.borrow_mut()[best] += 1;
         self.next.set(best + 1);
-        self.handed_out.set(self.handed_out.get() + 1);
         Some(best)
     }
 
@@ -170,6 +213,22 @@ mod tests {
         let mut view = b.view();
         view[0] = own;
         assert!(view.iter().all(|&n| n == 2), "{view:?}");
+    }
+
+    #[test]
+    fn open_connections_move_until_level_at_most_one_per_interval() {
+        let b = Balance::new(0, 2);
+        let t0 = Instant::now();
+        b.heard(1, 2);
+        assert_eq!(b.move_target(3, t0), None, "3 against 2: moving one would only swap the excess");
+        assert_eq!(b.move_target(4, t0), Some(1), "4 against 2");
+        assert_eq!(b.view(), vec![0, 3]);
+        assert_eq!(b.move_target(3, t0), None, "3 against 3");
+        b.heard(1, 0);
+        assert_eq!(b.move_target(3, t0), None, "within the interval since the last move");
+        assert_eq!(b.move_target(3, t0 + MOVE_INTERVAL), Some(1));
+        assert_eq!(b.move_target(1, t0 + 3 * MOVE_INTERVAL), None, "a shard's only connection stays");
+        assert_eq!((b.moved_out.get(), b.handed_out.get()), (2, 0));
     }
 
     #[test]

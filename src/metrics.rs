@@ -41,6 +41,9 @@ pub(crate) struct Gauges {
     pub(crate) open: usize,
     pub(crate) handed_out: u64,
     pub(crate) handed_in: u64,
+    /// Open connections moved to or from other shards between requests.
+    pub(crate) moved_out: u64,
+    pub(crate) moved_in: u64,
     /// Uploads committed by this shard (as the paths' owner), and the
     /// directory flushes that made them durable.
     pub(crate) commits: (u64, u64),
@@ -188,6 +191,18 @@ pub(crate) fn render(shards: &[Snapshot], fenced: bool, disk_faults: [u64; 5]) -
         "counter",
         "Connections another shard accepted and handed here.",
         &|s| s.gauges.handed_in,
+    );
+    gauge(
+        "percore_connections_moved_out_total",
+        "counter",
+        "Open connections moved from here to a less loaded shard between two requests.",
+        &|s| s.gauges.moved_out,
+    );
+    gauge(
+        "percore_connections_moved_in_total",
+        "counter",
+        "Open connections another shard moved here between two requests.",
+        &|s| s.gauges.moved_in,
     );
     gauge("percore_commits_total", "counter", "Uploads committed by this shard as their path's owner.", &|s| {
         s.gauges.commits.0

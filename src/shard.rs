@@ -54,6 +54,8 @@ impl Shard {
             open: self.connections.get(),
             handed_out: self.balance.handed_out.get(),
             handed_in: self.balance.handed_in.get(),
+            moved_out: self.balance.moved_out.get(),
+            moved_in: self.balance.moved_in.get(),
             commits: store.commits,
             spare_files: store.spares.0,
             spare_files_max: store.spares.1,

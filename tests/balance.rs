@@ -102,6 +102,84 @@ fn a_handed_over_connection_loses_nothing() {
     assert!(metric(&text, "percore_connections_handed_out_total", &[]) >= 1.0, "no handover was exercised: {text}");
 }
 
+/// Pings answered so far by each shard.
+fn pings_per_shard(daemon: &Daemon, shards: usize) -> Vec<f64> {
+    let text = metrics(daemon);
+    (0..shards)
+        .map(|s| metric(&text, "percore_requests_total", &[&format!("shard=\"{s}\""), "route=\"ping\""]))
+        .collect()
+}
+
+/// Open connections drift out of balance when one shard's clients leave
+/// and the other's stay. A connection idle between requests then moves to
+/// the less loaded shard, with any bytes of its next request that had
+/// already arrived: the shards end level, and every request is answered in
+/// order and in full, whether it was written before, during or after its
+/// connection's move (each connection's next request follows its answer at
+/// once, racing the move; then three pipelined at once, a large file among
+/// them).
+#[test]
+fn open_connections_left_uneven_move_until_level_and_lose_nothing() {
+    let daemon = Daemon::start(&["--cores", "2"]);
+    let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    crate::util::write_file(daemon.dir(), "big.bin", &body);
+    // 16 connections, spread 8/8 as they open (and so staying put); which
+    // shard serves each is told by whose ping count its ping raised.
+    let mut opened: Vec<TcpStream> = (0..16).map(|_| daemon.connect()).collect();
+    for stream in &mut opened {
+        ping(stream);
+    }
+    let spread = settled(&daemon, 2);
+    let mut by_shard: [Vec<TcpStream>; 2] = [Vec::new(), Vec::new()];
+    for mut stream in opened {
+        let before = pings_per_shard(&daemon, 2);
+        ping(&mut stream);
+        let after = pings_per_shard(&daemon, 2);
+        by_shard[usize::from(after[1] > before[1])].push(stream);
+    }
+    let (mut keep, mut leave) = (std::mem::take(&mut by_shard[0]), std::mem::take(&mut by_shard[1]));
+    if keep.len() < leave.len() {
+        std::mem::swap(&mut keep, &mut leave);
+    }
+    assert!(keep.len() >= 6 && leave.len() >= 2, "spread {spread:?}: {} and {}", keep.len(), leave.len());
+    // One shard's clients leave, but two.
+    leave.truncate(2);
+    let mut held: Vec<TcpStream> = keep.into_iter().chain(leave).collect();
+    let before = settled(&daemon, 2);
+    assert!(before[0].abs_diff(before[1]) >= 4, "uneven after the closes: {before:?}");
+    let pipelined = b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n\
+                      GET /files/big.bin HTTP/1.1\r\nHost: t\r\n\r\n\
+                      GET /ping HTTP/1.1\r\nHost: t\r\n\r\n";
+    for _round in 0..20 {
+        for stream in &mut held {
+            ping(stream);
+            ping(stream);
+            stream.write_all(pipelined).unwrap();
+            for expect in [&b"pong\n"[..], &body, b"pong\n"] {
+                let response = read_response(stream, false).expect("an answer, not a reset");
+                assert_eq!(response.status, 200);
+                assert!(response.body == expect, "a body of {} bytes differs", response.body.len());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let after = settled(&daemon, 2);
+    // The held connections plus the one that asks.
+    assert_eq!(after.iter().sum::<usize>(), held.len() + 1, "{after:?}");
+    assert!(after[0].abs_diff(after[1]) <= 2, "still uneven: {before:?} -> {after:?}");
+    let text = metrics(&daemon);
+    let moved = metric(&text, "percore_connections_moved_out_total", &[]);
+    assert!(moved >= 2.0, "moves: {moved}\n{text}");
+    assert_eq!(moved, metric(&text, "percore_connections_moved_in_total", &[]));
+    // Every connection closes cleanly, wherever it ended up.
+    for mut stream in held {
+        ping(&mut stream);
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        assert_eq!(stream.read_to_end(&mut rest).unwrap(), 0, "closed cleanly");
+    }
+}
+
 /// Each shard's load can be read from `/metrics`: its thread's CPU time,
 /// which grows with work and hardly at all while the daemon idles.
 #[test]

@@ -28,9 +28,11 @@ use crate::shard::{Counted, Shard};
 /// Serves one connection that came in on a listener of `kind`; `_opened`
 /// counts it among the shard's open connections until it ends (taken when
 /// it was accepted or handed over, so the count includes connections whose
-/// task has not run yet). On a TLS listener the handshake comes first; on
-/// the S3 listener requests go to `s3`.
-pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, kind: Kind, _opened: Counted) {
+/// task has not run yet). `received`: bytes already read from it (by the
+/// shard it moved from). On a TLS listener the handshake comes first; on
+/// the S3 listener requests go to `s3`. A plain connection waiting for its
+/// next request may move on to a less loaded shard (`crate::balance`).
+pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, kind: Kind, _opened: Counted, received: Vec<u8>) {
     let tls: Option<Arc<ServerConfig>> = if kind.tls() { shard.tls.borrow().clone() } else { None };
     let session = match tls.map(Session::new).transpose() {
         Ok(session) => session,
@@ -52,14 +54,78 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, kind: Kind, _open
     }
     // Bytes received and not yet consumed. Empty and unallocated while the
     // connection is idle, so that an idle connection costs its task only.
-    let mut buf: Vec<u8> = Vec::new();
+    let mut buf: Vec<u8> = received;
     let mut incoming = wire.incoming(&shard.ring);
     // Boxed: a plain connection's task does not carry the handshake's size.
     if wire.tls().is_some() && !Box::pin(handshake(&wire, &shard, &mut incoming, &mut buf)).await {
         return;
     }
-    requests(&wire, &shard, &mut incoming, buf, kind.s3()).await;
-    wire.close().await;
+    match requests(&wire, &shard, &mut incoming, buf, kind.s3()).await {
+        None => wire.close().await,
+        Some(Move { to, received }) => {
+            drop(incoming);
+            if let Some(stream) = wire.into_plain_stream() {
+                move_to(to, stream, kind, received);
+            }
+        }
+    }
+}
+
+/// Sends an open connection, idle between requests, to shard `to` with
+/// the bytes already read from it (`crate::balance`); closed if `to` has
+/// stopped.
+pub(crate) fn move_to(to: usize, stream: TcpStream, kind: Kind, received: Vec<u8>) {
+    if let Err(err) = percore_cores::post(to, move || moved_in(stream, kind, received)) {
+        tracing::debug!("cannot move a connection to shard {to}: {err}; it is closed");
+    }
+}
+
+/// Serves a connection another shard moved here between requests (runs
+/// on this shard, from its inbox).
+fn moved_in(stream: TcpStream, kind: Kind, received: Vec<u8>) {
+    let Some(shard) = crate::shard::try_current() else { return };
+    shard.balance.moved_in.set(shard.balance.moved_in.get() + 1);
+    let opened = Counted::new(&shard);
+    percore_io::spawn(serve(stream, shard, kind, opened, received));
+}
+
+/// A connection leaving for shard `to` between requests, with the bytes
+/// that had already arrived.
+struct Move {
+    to: usize,
+    received: Vec<u8>,
+}
+
+/// How long a move waits for its receive to stop (the cancel's completion
+/// comes with the ring's next round, so in practice microseconds); past
+/// it the connection closes.
+const HALT_TIME_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The shard an idle plain connection should move to, if any.
+fn movable(wire: &Wire, shard: &Shard) -> Option<usize> {
+    if wire.tls().is_some() || percore_cores::is_stopping() {
+        return None;
+    }
+    shard.balance.move_target(shard.connections.get(), time::loop_now())
+}
+
+/// Halts the connection's receive and gathers what had already arrived
+/// into `buf`; `None` if the connection failed meanwhile.
+async fn halted(incoming: &mut Incoming<'_>, mut buf: Vec<u8>) -> Option<Vec<u8>> {
+    incoming.halt();
+    let drained = super::within(HALT_TIME_MAX, async {
+        loop {
+            match body::recv_into(incoming, &mut buf).await {
+                Ok(_) => {}
+                // The end of the halted receive (or the client closed: the
+                // next shard reads that too).
+                Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => return true,
+                Err(_) => return false,
+            }
+        }
+    })
+    .await;
+    matches!(drained, Ok(true)).then_some(buf)
 }
 
 /// How long an idle kept-alive connection still takes a request once the
@@ -101,9 +167,15 @@ async fn handshake(wire: &Wire, shard: &Shard, incoming: &mut Incoming<'_>, buf:
     false
 }
 
-/// Serves requests until the connection is done; `s3`: they are S3 API
-/// requests.
-async fn requests(wire: &Wire, shard: &Rc<Shard>, incoming: &mut Incoming<'_>, mut buf: Vec<u8>, s3: bool) {
+/// Serves requests until the connection is done (`None`) or moves to
+/// another shard; `s3`: they are S3 API requests.
+async fn requests(
+    wire: &Wire,
+    shard: &Rc<Shard>,
+    incoming: &mut Incoming<'_>,
+    mut buf: Vec<u8>,
+    s3: bool,
+) -> Option<Move> {
     let limits =
         Limits { head_bytes_max: shard.config.header_bytes_max, target_bytes_max: shard.config.target_bytes_max };
     // When the head under way must be complete: set by its first byte, so a
@@ -136,7 +208,7 @@ async fn requests(wire: &Wire, shard: &Rc<Shard>, incoming: &mut Incoming<'_>, m
                         if request.body != Body::None {
                             wire.linger(incoming).await;
                         }
-                        return;
+                        return None;
                     }
                     continue;
                 }
@@ -159,7 +231,7 @@ async fn requests(wire: &Wire, shard: &Rc<Shard>, incoming: &mut Incoming<'_>, m
                         // skipped.
                         Body::Length(n) => {
                             if !skip_body(incoming, shard, &mut buf, n).await {
-                                return;
+                                return None;
                             }
                         }
                         Body::Chunked => reply.closing(),
@@ -184,10 +256,15 @@ async fn requests(wire: &Wire, shard: &Rc<Shard>, incoming: &mut Incoming<'_>, m
                         // in the client's buffers.
                         wire.linger(incoming).await;
                     }
-                    return;
+                    return None;
                 }
             }
             Ok(Parsed::Partial) => {
+                if buf.is_empty() && !last_call {
+                    if let Some(to) = movable(wire, shard) {
+                        return halted(incoming, buf).await.map(|received| Move { to, received });
+                    }
+                }
                 // An idle connection waits for the idle timeout; one with a
                 // head under way for the header timeout.
                 let deadline = if buf.is_empty() {
@@ -209,7 +286,7 @@ async fn requests(wire: &Wire, shard: &Rc<Shard>, incoming: &mut Incoming<'_>, m
                         // a lingering close an unread byte turns the close
                         // into a reset, which can destroy the 408.
                         wire.linger(incoming).await;
-                        return;
+                        return None;
                     }
                     // Stopping while idle: a request already on its way (a
                     // proxy reusing this kept-alive connection) is still
@@ -218,18 +295,18 @@ async fn requests(wire: &Wire, shard: &Rc<Shard>, incoming: &mut Incoming<'_>, m
                         last_call = true;
                         match super::within(STOP_IDLE_WINDOW, body::recv_into(incoming, &mut buf)).await {
                             Ok(Ok(_)) => {}
-                            _ => return,
+                            _ => return None,
                         }
                     }
                     // Closed, failed, idle too long, or shutting down while idle.
-                    _ => return,
+                    _ => return None,
                 }
             }
             Err(reject) => {
                 let mut reply = Reply::new(wire, shard, true);
                 reply.simple(reject.status, &format!("{}\n", reject.reason)).await;
                 wire.linger(incoming).await;
-                return;
+                return None;
             }
         }
     }

@@ -127,6 +127,13 @@ impl Wire {
         self.count(sent, bytes.len() as u64)
     }
 
+    /// The plain TCP stream, for another shard to serve (`None` over TLS:
+    /// the session stays where it is). Only once its [`Incoming`] has been
+    /// halted and drained ([`Incoming::halt`]), so no byte is lost.
+    pub(crate) fn into_plain_stream(self) -> Option<TcpStream> {
+        self.tls.is_none().then_some(self.stream)
+    }
+
     /// Ends a TLS session with close_notify (nothing to do on plain TCP):
     /// the client then knows the answer was not cut short.
     pub(crate) async fn close(&self) {
@@ -268,6 +275,13 @@ impl Wire {
 }
 
 impl Incoming<'_> {
+    /// Stops receiving: what had already arrived still comes out of
+    /// [`Incoming::recv_into`], which then reports `UnexpectedEof`; later
+    /// bytes stay in the socket. Before the stream moves to another shard.
+    pub(crate) fn halt(&mut self) {
+        self.recv.halt();
+    }
+
     /// Receives once and appends what arrived (decrypted, over TLS) to
     /// `buf`; returns how many bytes that added. `UnexpectedEof` when the
     /// client has closed (or sent close_notify); `InvalidData` when its TLS

@@ -295,6 +295,16 @@ impl<O: Orphan + 'static> Multishot<O> {
         self.key = Some(key);
     }
 
+    /// Asks the kernel to end the request (an async cancel). Completions
+    /// it made before the cancel took still come through
+    /// [`Multishot::poll_next`], then its last one (`ECANCELED`, or
+    /// whatever ended it first), then `Ready(None)`. Nothing if not armed.
+    pub(crate) fn cancel(&self) {
+        if let Some(key) = self.key {
+            context::with(|cx| cx.driver.cancel(key));
+        }
+    }
+
     /// The next completion; `Ready(None)` when the request has ended and
     /// every completion was taken (it must be re-armed to go on).
     pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Cqe>> {

@@ -505,6 +505,7 @@ impl TcpStream {
             eof: false,
             starved: false,
             transient: 0,
+            halted: false,
         }
     }
 }
@@ -535,6 +536,8 @@ pub struct RecvStream<'a> {
     /// last data: each ends the multishot, which is re-armed, up to
     /// `TRANSIENT_RETRIES_MAX` times before the error is passed on.
     transient: u32,
+    /// [`RecvStream::halt`] was called: never re-armed again.
+    halted: bool,
 }
 
 /// Re-arms after this many transient errors in a row, then gives up (so a
@@ -548,6 +551,17 @@ impl<'a> RecvStream<'a> {
         std::future::poll_fn(move |cx| self.poll_next(cx))
     }
 
+    /// Stops receiving, losing nothing: the multishot is cancelled and
+    /// never re-armed. `next` then yields what the kernel had already
+    /// received into the ring, then `None` once the request has ended
+    /// (bytes that arrive later stay in the socket, for whoever reads it
+    /// next: another thread's ring, say). A peer that closed meanwhile also
+    /// ends it with `None`.
+    pub fn halt(&mut self) {
+        self.halted = true;
+        self.op.cancel();
+    }
+
     /// Polls for the next filled buffer.
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<RingBuf>>> {
         loop {
@@ -555,6 +569,9 @@ impl<'a> RecvStream<'a> {
                 return Poll::Ready(None);
             }
             if !self.op.is_armed() {
+                if self.halted {
+                    return Poll::Ready(None);
+                }
                 if self.starved {
                     if self.ring.available() == 0 {
                         self.ring.wait_for_buffer(cx.waker());
@@ -585,11 +602,18 @@ impl<'a> RecvStream<'a> {
                             let buf = buf.expect("a multishot recv with data reports its buffer");
                             return Poll::Ready(Some(Ok(buf)));
                         }
+                        n if self.halted
+                            && matches!(-n, libc::EINTR | libc::EAGAIN | libc::ECANCELED | libc::ENOBUFS) =>
+                        {
+                            // The end `halt` asked for (or one that came
+                            // first): no re-arm; `None` once the slot is done.
+                            continue;
+                        }
                         n if matches!(-n, libc::EINTR | libc::EAGAIN | libc::ECANCELED)
                             && self.transient < TRANSIENT_RETRIES_MAX =>
                         {
-                            // Ended by something other than us (we cancel
-                            // only by dropping the stream): arm it again.
+                            // Ended by something other than `halt` (or a
+                            // dropped stream): arm it again.
                             self.transient += 1;
                             continue;
                         }
