@@ -155,6 +155,36 @@ fn round_trip(doorbell: DoorbellKind, busy: bool) -> (f64, f64) {
     running.join().unwrap()[0].flatten().expect("shard 0 reports")
 }
 
+/// Mean nanoseconds per busy round trip, timed over the whole loop as
+/// [`crossbeam_floor`] times its own (no clock read per request): the
+/// figure to set against crossbeam alone.
+fn round_trip_mean(doorbell: DoorbellKind) -> f64 {
+    const ROUNDS: u32 = 200_000;
+    let running = launch(config(doorbell), move |shard| async move {
+        let stop = Rc::new(Cell::new(false));
+        spin_until(stop.clone());
+        if shard.id == 1 {
+            percore_cores::stopping().await;
+            stop.set(true);
+            return None;
+        }
+        // Warm up: both shards spinning, the channels' blocks allocated.
+        for _ in 0..1_000 {
+            submit_to(1, || ()).await.unwrap();
+        }
+        let start = Instant::now();
+        for _ in 0..ROUNDS {
+            submit_to(1, || ()).await.unwrap();
+        }
+        let elapsed = start.elapsed();
+        stop.set(true);
+        percore_cores::stop();
+        Some(elapsed.as_nanos() as f64 / f64::from(ROUNDS))
+    })
+    .unwrap();
+    running.join().unwrap()[0].flatten().expect("shard 0 reports")
+}
+
 /// Request/reply pairs per second from shard 0 to shard 1 with 64 requests
 /// in flight (each pair is two messages).
 fn throughput(doorbell: DoorbellKind) -> f64 {
@@ -192,6 +222,15 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let rounds: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(5);
     assert!(percore_cores::allowed_cpus().len() >= 2, "needs CPUs 0 and 1");
+    if std::env::var("CORES_BENCH_ONLY").as_deref() == Ok("mean") {
+        for _ in 0..rounds {
+            let bare = crossbeam_floor(false);
+            let boxed = crossbeam_floor(true);
+            let mean = round_trip_mean(DoorbellKind::EventFd);
+            println!("crossbeam alone {bare:.0} ns, boxed {boxed:.0} ns, mesh busy mean {mean:.0} ns ({:.2}x)", mean / bare);
+        }
+        return;
+    }
     if std::env::var("CORES_BENCH_ONLY").as_deref() == Ok("busy") {
         // For profiling: only the busy round trip, repeated.
         for _ in 0..rounds {
