@@ -227,7 +227,10 @@ fn main() {
             let bare = crossbeam_floor(false);
             let boxed = crossbeam_floor(true);
             let mean = round_trip_mean(DoorbellKind::EventFd);
-            println!("crossbeam alone {bare:.0} ns, boxed {boxed:.0} ns, mesh busy mean {mean:.0} ns ({:.2}x)", mean / bare);
+            println!(
+                "crossbeam alone {bare:.0} ns, boxed {boxed:.0} ns, mesh busy mean {mean:.0} ns ({:.2}x)",
+                mean / bare
+            );
         }
         return;
     }

@@ -23,14 +23,21 @@
 //! several busy shards do not all pick the same one). A handed connection is
 //! not handed again on arrival.
 //!
-//! Connections already open drift out of balance too: those of one shard
-//! close and the others' stay. So a plain HTTP connection that has just
-//! been answered and waits for its next request moves (the same way, with
-//! whatever bytes of the next request had already arrived) when its shard
-//! has [`HANDOFF_GAP`] or more connections above the least loaded one: at
-//! most one such move per shard per [`MOVE_INTERVAL`], so that each move's
-//! news can arrive before the next. After a move the target is at most
-//! level with the shard it came from: no connection moves back and forth.
+//! Connections already open drift out of balance too: one shard's clients
+//! leave and the others' stay, or one shard's connections are busy while
+//! another's idle. What matters there is the *active* connections: those
+//! that were answered within the last [`ACTIVE_WINDOW`] (idle ones cost
+//! nothing wherever they are). Each shard counts its own, distinct
+//! connections per window, and tells the others with its connection count.
+//! A plain HTTP connection that has just been answered and waits for its
+//! next request moves (the same way, with whatever bytes of its next
+//! request had already arrived) when its shard has [`HANDOFF_GAP`] or more
+//! active connections above the shard with the fewest: at most one move
+//! per shard per [`MOVE_INTERVAL`], so that each move's news can arrive
+//! before the next. After a move the target is at most level with the
+//! shard it came from, so no connection moves back and forth; idle
+//! connections never move (they have no request to end), so they cannot
+//! tip the rule either.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -52,15 +59,28 @@ pub(crate) const HANDOFF_GAP: usize = 2;
 /// Least time between two moves of open connections by one shard.
 pub(crate) const MOVE_INTERVAL: Duration = GOSSIP_INTERVAL;
 
+/// A connection answered within this long counts as active (the window
+/// over which each shard counts its distinct active connections).
+pub(crate) const ACTIVE_WINDOW: Duration = Duration::from_millis(10);
+
+/// What a shard tells the others of its load.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Load {
+    /// Open connections.
+    pub(crate) open: usize,
+    /// Connections answered within the last [`ACTIVE_WINDOW`].
+    pub(crate) active: usize,
+}
+
 /// One shard's view of the others' loads and its own handover counts.
 pub(crate) struct Balance {
     me: usize,
-    /// The last count each shard told us (our own entry is unused), plus the
-    /// connections we handed it since.
-    view: RefCell<Vec<usize>>,
+    /// The last load each shard told us (our own entry is unused), plus the
+    /// connections we handed or moved to it since.
+    view: RefCell<Vec<Load>>,
     /// Where the next search for the least loaded shard starts (ties).
     next: Cell<usize>,
-    /// Set when this shard's connection count changes.
+    /// Set when this shard's load changes.
     changed: Notify,
     /// Connections this shard accepted and handed to another shard.
     pub(crate) handed_out: Cell<u64>,
@@ -72,13 +92,22 @@ pub(crate) struct Balance {
     pub(crate) moved_in: Cell<u64>,
     /// When this shard last moved an open connection.
     last_move: Cell<Option<Instant>>,
+    /// The current activity window's number (connections remember the
+    /// window in which they were last counted; 0 is never current).
+    window: Cell<u64>,
+    /// Distinct connections answered in the current window, and in the
+    /// last whole one.
+    active_now: Cell<usize>,
+    active_last: Cell<usize>,
+    /// Wakes the window's clock after a quiet spell ([`windows`]).
+    woken: Notify,
 }
 
 impl Balance {
     pub(crate) fn new(me: usize, shards: usize) -> Balance {
         Balance {
             me,
-            view: RefCell::new(vec![0; shards]),
+            view: RefCell::new(vec![Load::default(); shards]),
             next: Cell::new(me + 1),
             changed: Notify::new(),
             handed_out: Cell::new(0),
@@ -86,18 +115,44 @@ impl Balance {
             moved_out: Cell::new(0),
             moved_in: Cell::new(0),
             last_move: Cell::new(None),
+            window: Cell::new(1),
+            active_now: Cell::new(0),
+            active_last: Cell::new(0),
+            woken: Notify::new(),
         }
     }
 
-    /// Where an open connection of this shard, idle between requests,
-    /// should go: `None` to stay. `own` is this shard's open connections,
-    /// that one included; `now` the clock.
-    pub(crate) fn move_target(&self, own: usize, now: Instant) -> Option<usize> {
+    /// A connection was answered; `seen` is the window it was last counted
+    /// in (its own, starting at 0), updated here.
+    pub(crate) fn answered(&self, seen: &mut u64) {
+        let window = self.window.get();
+        if *seen != window {
+            *seen = window;
+            self.active_now.set(self.active_now.get() + 1);
+            if self.active_now.get() == 1 && self.active_last.get() == 0 {
+                self.woken.notify();
+            }
+        }
+    }
+
+    /// This shard's active connections: the larger of the current window's
+    /// count so far and the last whole window's.
+    pub(crate) fn active(&self) -> usize {
+        self.active_now.get().max(self.active_last.get())
+    }
+
+    /// Where an open connection of this shard, just answered and waiting
+    /// for its next request, should go: `None` to stay. `now`: the clock.
+    pub(crate) fn move_target(&self, now: Instant) -> Option<usize> {
         if self.last_move.get().is_some_and(|last| now.duration_since(last) < MOVE_INTERVAL) {
             return None;
         }
-        // The same rule as a new connection's, as if this one were new.
-        let to = self.least_loaded(own.checked_sub(1)?)?;
+        // The same rule as a new connection's, over active connections, as
+        // if this one were new.
+        let to = self.least_loaded(|load| load.active, self.active().checked_sub(1)?)?;
+        // It no longer counts here.
+        self.active_now.set(self.active_now.get().saturating_sub(1));
+        self.active_last.set(self.active_last.get().saturating_sub(1));
         self.last_move.set(Some(now));
         self.moved_out.set(self.moved_out.get() + 1);
         Some(to)
@@ -107,23 +162,23 @@ impl Balance {
     /// here, or the shard to hand it to. `own` is this shard's open
     /// connections before this one.
     pub(crate) fn target(&self, own: usize) -> Option<usize> {
-        let to = self.least_loaded(own)?;
+        let to = self.least_loaded(|load| load.open, own)?;
         self.handed_out.set(self.handed_out.get() + 1);
         Some(to)
     }
 
-    /// The shard a connection goes to under the rule (its view then counts
-    /// the connection), or `None`. `own`: this shard's connections without
-    /// it.
-    fn least_loaded(&self, own: usize) -> Option<usize> {
+    /// The shard a connection goes to under the rule, comparing `measure`
+    /// of the loads (the view then counts the connection there in both), or
+    /// `None`. `own`: this shard's measure without the connection.
+    fn least_loaded(&self, measure: fn(&Load) -> usize, own: usize) -> Option<usize> {
         let view = self.view.borrow();
         let shards = view.len();
         let start = self.next.get();
         let (mut best, mut least) = (None, usize::MAX);
         for i in 0..shards {
             let shard = (start + i) % shards;
-            if shard != self.me && view[shard] < least {
-                (best, least) = (Some(shard), view[shard]);
+            if shard != self.me && measure(&view[shard]) < least {
+                (best, least) = (Some(shard), measure(&view[shard]));
             }
         }
         let best = best?;
@@ -131,15 +186,17 @@ impl Balance {
             return None;
         }
         drop(view);
-        self.view.borrow_mut()[best] += 1;
+        let mut view = self.view.borrow_mut();
+        view[best].open += 1;
+        view[best].active += 1;
         self.next.set(best + 1);
         Some(best)
     }
 
-    /// News from shard `from`: it has `count` open connections.
-    pub(crate) fn heard(&self, from: usize, count: usize) {
+    /// News from shard `from` of its load.
+    pub(crate) fn heard(&self, from: usize, load: Load) {
         if let Some(entry) = self.view.borrow_mut().get_mut(from) {
-            *entry = count;
+            *entry = load;
         }
     }
 
@@ -148,29 +205,56 @@ impl Balance {
         self.changed.notify();
     }
 
+    /// Ends the current activity window.
+    fn next_window(&self) {
+        self.active_last.set(self.active_now.replace(0));
+        self.window.set(self.window.get() + 1);
+    }
+
     /// What this shard believes every shard's load is (for tests).
     #[cfg(test)]
-    fn view(&self) -> Vec<usize> {
+    fn view(&self) -> Vec<Load> {
         self.view.borrow().clone()
     }
 }
 
-/// Tells the other shards this shard's connection count whenever it changes,
-/// at most once per [`GOSSIP_INTERVAL`], until the shard stops. `count` reads
-/// the count; `heard` is what the message runs on the receiving shard.
-pub(crate) async fn gossip(balance: Rc<Balance>, count: impl Fn() -> usize, heard: fn(usize, usize)) {
+/// The activity windows' clock: ends a window every [`ACTIVE_WINDOW`] while
+/// the shard has active connections (and tells `gossip`), and sleeps while
+/// it has none, until the shard stops.
+pub(crate) async fn windows(balance: Rc<Balance>) {
+    loop {
+        if balance.active() == 0 {
+            let woken = std::pin::pin!(balance.woken.notified());
+            if percore_cores::unless_stopping(woken).await.is_none() {
+                return;
+            }
+        }
+        if percore_cores::unless_stopping(percore_io::time::sleep(ACTIVE_WINDOW)).await.is_none() {
+            return;
+        }
+        balance.next_window();
+        balance.changed();
+    }
+}
+
+/// Tells the other shards this shard's load (its connection count and its
+/// active connections) whenever it changes, at most once per
+/// [`GOSSIP_INTERVAL`], until the shard stops. `count` reads the count;
+/// `heard` is what the message runs on the receiving shard.
+pub(crate) async fn gossip(balance: Rc<Balance>, count: impl Fn() -> usize, heard: fn(usize, Load)) {
     let shards = balance.view.borrow().len();
     if shards < 2 {
         return;
     }
+    percore_io::spawn(windows(balance.clone()));
     let me = balance.me;
-    let mut told = 0;
+    let mut told = Load::default();
     loop {
         let changed = std::pin::pin!(balance.changed.notified());
         if percore_cores::unless_stopping(changed).await.is_none() {
             return;
         }
-        let now = count();
+        let now = Load { open: count(), active: balance.active() };
         if now != told {
             for shard in (0..shards).filter(|&s| s != me) {
                 // A stopped shard needs no news.
@@ -190,10 +274,11 @@ mod tests {
     fn keeps_connections_until_the_gap_then_hands_to_the_least_loaded() {
         let b = Balance::new(0, 3);
         assert_eq!(b.target(0), None, "an idle shard keeps its first connection");
-        b.heard(1, 1);
-        b.heard(2, 0);
+        b.heard(1, open(1));
+        b.heard(2, open(0));
         assert_eq!(b.target(1), Some(2), "2 would be 2 above shard 2's 0");
-        assert_eq!(b.view(), vec![0, 1, 1], "the handed connection is counted at once");
+        let counts: Vec<usize> = b.view().iter().map(|l| l.open).collect();
+        assert_eq!(counts, vec![0, 1, 1], "the handed connection is counted at once");
         assert_eq!(b.target(1), None, "now within one of every shard");
         assert_eq!(b.target(2), Some(1), "ties go round: shard 1 next");
         assert_eq!(b.handed_out.get(), 2);
@@ -210,24 +295,55 @@ mod tests {
                 own += 1;
             }
         }
-        let mut view = b.view();
+        let mut view: Vec<usize> = b.view().iter().map(|l| l.open).collect();
         view[0] = own;
         assert!(view.iter().all(|&n| n == 2), "{view:?}");
     }
 
+    fn open(n: usize) -> Load {
+        Load { open: n, active: 0 }
+    }
+
+    /// Counts `n` distinct connections answered in the current window.
+    fn answer(b: &Balance, n: usize) -> Vec<u64> {
+        let mut seen = vec![0; n];
+        for s in &mut seen {
+            b.answered(s);
+            b.answered(s);
+        }
+        seen
+    }
+
     #[test]
-    fn open_connections_move_until_level_at_most_one_per_interval() {
+    fn active_connections_are_counted_once_per_window() {
+        let b = Balance::new(0, 2);
+        let mut seen = answer(&b, 3);
+        assert_eq!(b.active(), 3);
+        b.next_window();
+        assert_eq!(b.active(), 3, "the last whole window's count holds");
+        b.answered(&mut seen[0]);
+        b.next_window();
+        assert_eq!(b.active(), 1, "one answered in the window before");
+        b.next_window();
+        assert_eq!(b.active(), 0);
+    }
+
+    #[test]
+    fn active_connections_move_until_level_at_most_one_per_interval() {
         let b = Balance::new(0, 2);
         let t0 = Instant::now();
-        b.heard(1, 2);
-        assert_eq!(b.move_target(3, t0), None, "3 against 2: moving one would only swap the excess");
-        assert_eq!(b.move_target(4, t0), Some(1), "4 against 2");
-        assert_eq!(b.view(), vec![0, 3]);
-        assert_eq!(b.move_target(3, t0), None, "3 against 3");
-        b.heard(1, 0);
-        assert_eq!(b.move_target(3, t0), None, "within the interval since the last move");
-        assert_eq!(b.move_target(3, t0 + MOVE_INTERVAL), Some(1));
-        assert_eq!(b.move_target(1, t0 + 3 * MOVE_INTERVAL), None, "a shard's only connection stays");
+        // Many idle connections there, few active: the active ones count.
+        b.heard(1, Load { open: 40, active: 2 });
+        answer(&b, 3);
+        assert_eq!(b.move_target(t0), None, "3 against 2: moving one would only swap the excess");
+        answer(&b, 1);
+        assert_eq!(b.move_target(t0), Some(1), "4 against 2");
+        assert_eq!(b.view()[1], Load { open: 41, active: 3 });
+        assert_eq!(b.active(), 3, "the moved connection no longer counts here");
+        b.heard(1, Load { open: 40, active: 0 });
+        assert_eq!(b.move_target(t0), None, "within the interval since the last move");
+        assert_eq!(b.move_target(t0 + MOVE_INTERVAL), Some(1), "3 against 0");
+        assert_eq!(b.move_target(t0 + 3 * MOVE_INTERVAL), None, "2 against 1");
         assert_eq!((b.moved_out.get(), b.handed_out.get()), (2, 0));
     }
 

@@ -335,11 +335,11 @@ fn install_tls(material: crate::tls::Material) {
     }
 }
 
-/// News from shard `from` of its open connections (runs on this shard, from
+/// News from shard `from` of its load (runs on this shard, from
 /// its inbox).
-fn heard(from: usize, count: usize) {
+fn heard(from: usize, load: balance::Load) {
     if let Some(shard) = crate::shard::try_current() {
-        shard.balance.heard(from, count);
+        shard.balance.heard(from, load);
     }
 }
 

@@ -101,12 +101,12 @@ struct Move {
 /// it the connection closes.
 const HALT_TIME_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The shard an idle plain connection should move to, if any.
+/// The shard a plain connection, just answered, should move to, if any.
 fn movable(wire: &Wire, shard: &Shard) -> Option<usize> {
     if wire.tls().is_some() || percore_cores::is_stopping() {
         return None;
     }
-    shard.balance.move_target(shard.connections.get(), time::loop_now())
+    shard.balance.move_target(time::loop_now())
 }
 
 /// Halts the connection's receive and gathers what had already arrived
@@ -191,6 +191,8 @@ async fn requests(
     // by the one parse of its head, kept in space reused request after
     // request.
     let mut headers = crate::s3::head::Headers::default();
+    // The activity window this connection was last counted in (`balance`).
+    let mut seen = 0;
     loop {
         match request::parse_noting(&buf, &limits, s3.then(|| headers.fields_mut())) {
             Ok(Parsed::Complete(request, head_len)) => {
@@ -204,6 +206,7 @@ async fn requests(
                     Box::pin(crate::s3::serve(&mut reply, incoming, &mut buf, &request, &headers)).await;
                     let answered = reply.answered();
                     finished(shard, &request, "s3", started, answered, reply.cause());
+                    shard.balance.answered(&mut seen);
                     if !answered.keep_alive {
                         if request.body != Body::None {
                             wire.linger(incoming).await;
@@ -248,6 +251,7 @@ async fn requests(
                 };
                 let answered = reply.answered();
                 finished(shard, &request, route.label, started, answered, reply.cause());
+                shard.balance.answered(&mut seen);
                 if !answered.keep_alive {
                     if request.method == Method::Put {
                         // The answer may have come before the whole body
@@ -260,7 +264,7 @@ async fn requests(
                 }
             }
             Ok(Parsed::Partial) => {
-                if buf.is_empty() && !last_call {
+                if buf.is_empty() && !last_call && seen != 0 {
                     if let Some(to) = movable(wire, shard) {
                         return halted(incoming, buf).await.map(|received| Move { to, received });
                     }

@@ -35,7 +35,10 @@ pub(crate) fn ping_or_health<'a>(
     let head = || {
         let head = Head::new(status).header("Content-Type", "text/plain").header("Cache-Control", "no-store");
         if health {
+            // Which shard answered: where this connection is served now
+            // (connections move between shards: `crate::balance`).
             head.header("X-Percore-Node", &shard.config.node_name)
+                .header("X-Percore-Shard", percore_cores::current().id)
         } else {
             head
         }
