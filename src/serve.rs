@@ -288,7 +288,7 @@ async fn shard_main(
                 match shard.balance.target(shard.connections.get()) {
                     None => {
                         let opened = Counted::new(&shard);
-                        percore_io::spawn(conn::serve(stream, shard.clone(), kind, opened, Vec::new()));
+                        percore_io::spawn(conn::serve(stream, shard.clone(), kind, opened, None));
                     }
                     Some(to) => {
                         // Fails only once `to` has exited, which no shard
@@ -321,7 +321,7 @@ fn adopt(stream: TcpStream, kind: crate::listen::Kind) {
     };
     shard.balance.handed_in.set(shard.balance.handed_in.get() + 1);
     let opened = Counted::new(&shard);
-    percore_io::spawn(conn::serve(stream, shard, kind, opened, Vec::new()));
+    percore_io::spawn(conn::serve(stream, shard, kind, opened, None));
 }
 
 /// Takes new TLS material (reloaded certificates, a new ticket key): this

@@ -28,11 +28,12 @@ use crate::shard::{Counted, Shard};
 /// Serves one connection that came in on a listener of `kind`; `_opened`
 /// counts it among the shard's open connections until it ends (taken when
 /// it was accepted or handed over, so the count includes connections whose
-/// task has not run yet). `received`: bytes already read from it (by the
-/// shard it moved from). On a TLS listener the handshake comes first; on
-/// the S3 listener requests go to `s3`. A plain connection waiting for its
-/// next request may move on to a less loaded shard (`crate::balance`).
-pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, kind: Kind, _opened: Counted, received: Vec<u8>) {
+/// task has not run yet). `moved`: the connection was open on another
+/// shard, which had read these bytes of it (`None`: a new connection). On
+/// a TLS listener the handshake comes first; on the S3 listener requests
+/// go to `s3`. A plain connection waiting for its next request may move on
+/// to a less loaded shard (`crate::balance`).
+pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, kind: Kind, _opened: Counted, moved: Option<Vec<u8>>) {
     let tls: Option<Arc<ServerConfig>> = if kind.tls() { shard.tls.borrow().clone() } else { None };
     let session = match tls.map(Session::new).transpose() {
         Ok(session) => session,
@@ -42,7 +43,9 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, kind: Kind, _open
         }
     };
     let wire = Wire::new(stream, session, shard.config.send_timeout());
-    if shard.connections.get() > shard.config.connections_max_per_shard {
+    // A connection that moved here was admitted where it opened: it is
+    // never refused mid-conversation.
+    if moved.is_none() && shard.connections.get() > shard.config.connections_max_per_shard {
         // Over TLS the 503 would first cost a handshake, the very work an
         // overloaded shard must not take on: the connection just closes.
         if wire.tls().is_none() {
@@ -54,7 +57,7 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, kind: Kind, _open
     }
     // Bytes received and not yet consumed. Empty and unallocated while the
     // connection is idle, so that an idle connection costs its task only.
-    let mut buf: Vec<u8> = received;
+    let mut buf: Vec<u8> = moved.unwrap_or_default();
     let mut incoming = wire.incoming(&shard.ring);
     // Boxed: a plain connection's task does not carry the handshake's size.
     if wire.tls().is_some() && !Box::pin(handshake(&wire, &shard, &mut incoming, &mut buf)).await {
@@ -86,7 +89,7 @@ fn moved_in(stream: TcpStream, kind: Kind, received: Vec<u8>) {
     let Some(shard) = crate::shard::try_current() else { return };
     shard.balance.moved_in.set(shard.balance.moved_in.get() + 1);
     let opened = Counted::new(&shard);
-    percore_io::spawn(serve(stream, shard, kind, opened, received));
+    percore_io::spawn(serve(stream, shard, kind, opened, Some(received)));
 }
 
 /// A connection leaving for shard `to` between requests, with the bytes
