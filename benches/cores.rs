@@ -185,6 +185,112 @@ fn round_trip_mean(doorbell: DoorbellKind) -> f64 {
     running.join().unwrap()[0].flatten().expect("shard 0 reports")
 }
 
+/// The runtime alone, without the mesh: two runtimes on CPUs 0 and 1, each
+/// with a spinning task, pass a number back and forth through a crossbeam
+/// channel that a plain `Poller` drains (no boxing, no reply slot, no
+/// thread-local lookup); the asking side awaits the answer in a task. Mean
+/// nanoseconds per round trip: what the event loop's ticks add to
+/// crossbeam alone, apart from what the mesh adds.
+fn runtime_alone_mean() -> f64 {
+    use std::task::{Poll, Waker};
+    const ROUNDS: u64 = 200_000;
+    struct Answer {
+        value: Cell<Option<u64>>,
+        waker: std::cell::RefCell<Option<Waker>>,
+    }
+    /// Drains a channel; each number is handed to `on`.
+    struct Drain<F: FnMut(u64)> {
+        rx: crossbeam_channel::Receiver<u64>,
+        on: F,
+    }
+    impl<F: FnMut(u64) + 'static> percore_io::Poller for Drain<F> {
+        fn poll(&mut self) -> usize {
+            let mut n = 0;
+            while let Ok(v) = self.rx.try_recv() {
+                (self.on)(v);
+                n += 1;
+            }
+            n
+        }
+        fn has_work(&self) -> bool {
+            !self.rx.is_empty()
+        }
+    }
+    let (to_b, from_a) = crossbeam_channel::unbounded::<u64>();
+    let (to_a, from_b) = crossbeam_channel::unbounded::<u64>();
+    let (remote_tx, remote_rx) = std::sync::mpsc::channel();
+    let (a_remote_tx, a_remote_rx) = std::sync::mpsc::channel();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let b_done = done.clone();
+    let partner = std::thread::spawn(move || {
+        percore_benches::pin(1);
+        let rt = percore_io::Runtime::new().unwrap();
+        remote_tx.send(rt.remote()).unwrap();
+        let a_remote: percore_io::Remote = a_remote_rx.recv().unwrap();
+        rt.block_on(async move {
+            percore_io::add_poller(Drain {
+                rx: from_a,
+                on: move |v| {
+                    to_a.send(v + 1).unwrap();
+                    a_remote.unpark();
+                },
+            });
+            let stop = Rc::new(Cell::new(false));
+            spin_until(stop.clone());
+            while !b_done.load(Ordering::Relaxed) {
+                time::sleep(Duration::from_millis(1)).await;
+            }
+            stop.set(true);
+        });
+    });
+    percore_benches::pin(0);
+    let rt = percore_io::Runtime::new().unwrap();
+    a_remote_tx.send(rt.remote()).unwrap();
+    let b_remote: percore_io::Remote = remote_rx.recv().unwrap();
+    let elapsed = rt.block_on(async move {
+        let answer = Rc::new(Answer { value: Cell::new(None), waker: Default::default() });
+        let on_answer = answer.clone();
+        percore_io::add_poller(Drain {
+            rx: from_b,
+            on: move |v| {
+                on_answer.value.set(Some(v));
+                if let Some(w) = on_answer.waker.borrow_mut().take() {
+                    w.wake();
+                }
+            },
+        });
+        let stop = Rc::new(Cell::new(false));
+        spin_until(stop.clone());
+        let asker = percore_io::spawn(async move {
+            let ask = |v: u64| {
+                to_b.send(v).unwrap();
+                b_remote.unpark();
+                std::future::poll_fn(|cx| match answer.value.take() {
+                    Some(v) => Poll::Ready(v),
+                    None => {
+                        *answer.waker.borrow_mut() = Some(cx.waker().clone());
+                        Poll::Pending
+                    }
+                })
+            };
+            for i in 0..1_000 {
+                ask(i).await;
+            }
+            let start = Instant::now();
+            for i in 0..ROUNDS {
+                std::hint::black_box(ask(i).await);
+            }
+            start.elapsed()
+        });
+        let elapsed = asker.await;
+        stop.set(true);
+        elapsed
+    });
+    done.store(true, Ordering::Relaxed);
+    partner.join().unwrap();
+    elapsed.as_nanos() as f64 / ROUNDS as f64
+}
+
 /// Request/reply pairs per second from shard 0 to shard 1 with 64 requests
 /// in flight (each pair is two messages).
 fn throughput(doorbell: DoorbellKind) -> f64 {
@@ -227,8 +333,10 @@ fn main() {
             let bare = crossbeam_floor(false);
             let boxed = crossbeam_floor(true);
             let mean = round_trip_mean(DoorbellKind::EventFd);
+            let runtime = std::thread::spawn(runtime_alone_mean).join().unwrap();
             println!(
-                "crossbeam alone {bare:.0} ns, boxed {boxed:.0} ns, mesh busy mean {mean:.0} ns ({:.2}x)",
+                "crossbeam alone {bare:.0} ns, boxed {boxed:.0} ns, runtime alone {runtime:.0} ns ({:.2}x), mesh busy mean {mean:.0} ns ({:.2}x)",
+                runtime / bare,
                 mean / bare
             );
         }

@@ -129,7 +129,7 @@ impl StopHandle {
     {
         let count = self.peers.len();
         let peer = self.peers.get(shard).ok_or(crate::MeshError::NoSuchShard { shard, count })?;
-        peer.send(Message::Run(Box::new(f))).map(|_| ()).map_err(|_| crate::MeshError::Stopped { shard })
+        peer.send(Message::Run(mesh::job(f))).map(|_| ()).map_err(|_| crate::MeshError::Stopped { shard })
     }
 }
 

@@ -31,7 +31,39 @@ use crate::stats::Counters;
 /// Messages drained per batch before the inbox task yields.
 pub const DRAIN_BATCH: usize = 64;
 
-pub(crate) type Job = Box<dyn FnOnce() + Send>;
+/// Words of a job or a reply kept inline in its message; larger ones go to
+/// the heap.
+type Inline = smallbox::space::S4;
+
+/// A closure for another shard, carried inline when it is small. Each heap
+/// box would be allocated on one core and freed on another: glibc then
+/// takes the allocating thread's arena lock from the freeing core, and the
+/// cache lines of the lock and the chunk bounce. `FnMut`, run once: a
+/// `SmallBox` cannot be called by value.
+pub(crate) type Job = smallbox::SmallBox<dyn FnMut() + Send, Inline>;
+
+/// A request's closure: given the [`ReplyTo`] that carries its result back.
+type Ask = smallbox::SmallBox<dyn FnMut(ReplyTo) + Send, Inline>;
+
+/// Wraps a one-shot closure as a [`Job`].
+pub(crate) fn job(f: impl FnOnce() + Send + 'static) -> Job {
+    let mut f = Some(f);
+    smallbox::smallbox!(move || {
+        if let Some(f) = f.take() {
+            f();
+        }
+    })
+}
+
+/// Wraps a one-shot closure as an [`Ask`].
+fn ask(f: impl FnOnce(ReplyTo) + Send + 'static) -> Ask {
+    let mut f = Some(f);
+    smallbox::smallbox!(move |reply_to: ReplyTo| {
+        if let Some(f) = f.take() {
+            f(reply_to);
+        }
+    })
+}
 
 /// A pending slot's index plus a generation, so a late reply for a slot that
 /// was freed and reused (a requester that gave up, or an error reply from a
@@ -41,11 +73,19 @@ pub(crate) struct ReplyId {
     index: usize,
     generation: u64,
 }
-type Value = Box<dyn Any + Send>;
+/// A request's result, inline when small (as a [`Job`]).
+type Value = smallbox::SmallBox<dyn Any + Send, Inline>;
+
+fn value<R: Send + 'static>(r: R) -> Value {
+    smallbox::smallbox!(r)
+}
 
 pub(crate) enum Message {
     /// Run a closure on the receiving shard.
     Run(Job),
+    /// Run a request's closure on the receiving shard; `reply` takes its
+    /// result back (or, dropped unrun, an error).
+    Ask { ask: Ask, reply: ReplyTo },
     /// A reply to request `id` of the receiving shard.
     Reply { id: ReplyId, value: Result<Value, MeshError> },
     /// Phase 1 of shutdown: stop taking work, finish what is in flight.
@@ -316,8 +356,9 @@ impl Hasher for Fnv1a {
     }
 }
 
-/// Sends a job to `shard` and returns the future of its reply.
-fn request(shard: usize, make_job: impl FnOnce(ReplyTo) -> Job) -> Reply {
+/// Sends a request's closure to `shard` and returns the future of its
+/// reply.
+fn request(shard: usize, ask: Ask) -> Reply {
     with_local(|local| {
         let Some(target) = local.peers.get(shard) else {
             return Reply::failed(MeshError::NoSuchShard { shard, count: local.peers.len() });
@@ -326,9 +367,8 @@ fn request(shard: usize, make_job: impl FnOnce(ReplyTo) -> Job) -> Reply {
         local.next_generation.set(generation + 1);
         let index = local.pending.borrow_mut().insert(Pending { generation, value: None, waker: None });
         let id = ReplyId { index, generation };
-        let reply_to = ReplyTo { requester: local.id, id, target: shard, sent: false };
-        let job = make_job(reply_to);
-        match target.send(Message::Run(job)) {
+        let reply = ReplyTo { requester: local.id, id, target: shard, sent: false };
+        match target.send(Message::Ask { ask, reply }) {
             Ok(woke) => {
                 let c = &local.counters;
                 c.messages_out.set(c.messages_out.get() + 1);
@@ -399,7 +439,10 @@ impl Drop for Reply {
 }
 
 fn downcast<R: 'static>(value: Value) -> R {
-    *value.downcast::<R>().expect("reply of the requested type")
+    match value.downcast::<R>() {
+        Ok(value) => value.into_inner(),
+        Err(_) => unreachable!("a reply is of the type its request asked for"),
+    }
 }
 
 /// Runs `f` on shard `shard` with no reply: one message, nothing awaited
@@ -425,7 +468,7 @@ where
             return Ok(false);
         }
         let target = local.peers.get(shard).ok_or(MeshError::NoSuchShard { shard, count: local.peers.len() })?;
-        let job: Job = Box::new(f.take().expect("taken once"));
+        let job = job(f.take().expect("taken once"));
         let woke = target.send(Message::Run(job)).map_err(|_| MeshError::Stopped { shard })?;
         let c = &local.counters;
         c.messages_out.set(c.messages_out.get() + 1);
@@ -455,7 +498,7 @@ where
     if shard == current().id {
         return Ok(f());
     }
-    let reply = request(shard, move |reply_to| Box::new(move || reply_to.send(Box::new(f()))));
+    let reply = request(shard, ask(move |reply_to| reply_to.send(value(f()))));
     reply.await.map(downcast)
 }
 
@@ -477,14 +520,15 @@ where
     if shard == current().id {
         return Ok(percore_io::spawn(f()).await);
     }
-    let reply = request(shard, move |reply_to| {
-        Box::new(move || {
+    let reply = request(
+        shard,
+        ask(move |reply_to| {
             percore_io::spawn(async move {
                 let output = f().await;
-                reply_to.send(Box::new(output));
+                reply_to.send(value(output));
             });
-        })
-    });
+        }),
+    );
     reply.await.map(downcast)
 }
 
@@ -506,7 +550,7 @@ where
         .map(|shard| {
             (shard != id).then(|| {
                 let f = f.clone();
-                request(shard, move |reply_to| Box::new(move || reply_to.send(Box::new(f()))))
+                request(shard, ask(move |reply_to| reply_to.send(value(f()))))
             })
         })
         .collect();
@@ -573,9 +617,13 @@ impl Local {
     fn handle(&self, message: Message) {
         let c = &self.counters;
         match message {
-            Message::Run(job) => {
+            Message::Run(mut job) => {
                 c.messages_in.set(c.messages_in.get() + 1);
                 job();
+            }
+            Message::Ask { mut ask, reply } => {
+                c.messages_in.set(c.messages_in.get() + 1);
+                ask(reply);
             }
             Message::Reply { id, value } => {
                 c.messages_in.set(c.messages_in.get() + 1);
