@@ -60,7 +60,7 @@ exec "\$kit/lib/$loader" --library-path "\$kit/lib" "\$kit/real/$name" "\$@"
 WRAP
     chmod +x "$kit/bin/$name"
 done
-cp benches/many-cores/run.sh benches/many-cores/cluster.sh deploy/haproxy.cfg "$kit/"
+cp benches/many-cores/run.sh benches/many-cores/cluster.sh benches/skew.py deploy/haproxy.cfg "$kit/"
 chmod +x "$kit/run.sh" "$kit/cluster.sh"
 {
     echo "built $(date -u +%FT%TZ) from $(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes')"

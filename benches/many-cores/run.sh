@@ -47,6 +47,14 @@ cmp balance $rounds $secs --only "ping" --servers percore --server-cores "$most"
 # three through HAProxy.
 timeout 120 "$kit/cluster.sh" "$kit/bin/percore" "$kit/bin/haproxy" "$kit/haproxy.cfg" "$out/cluster" > /dev/null 2>&1
 echo "cluster: exit $?" >> "$out/host.txt"
+# Open connections left uneven (2 shards): moves level them (needs python3).
+if command -v python3 > /dev/null; then
+    timeout 60 python3 "$kit/skew.py" "$kit/bin/percore" > "$out/skew.txt" 2>&1
+    echo "skew: exit $?" >> "$out/host.txt"
+fi
 # The mesh: busy round trips against crossbeam alone, parked wake-ups.
 timeout 120 "$kit/bin/cores" 3 > "$out/cores.txt" 2>&1
 echo "cores: exit $?" >> "$out/host.txt"
+# The same, timed as a whole loop, with the event loop alone beside it.
+CORES_BENCH_ONLY=mean timeout 60 "$kit/bin/cores" 3 > "$out/cores-mean.txt" 2>&1
+echo "cores-mean: exit $?" >> "$out/host.txt"
