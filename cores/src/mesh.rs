@@ -31,9 +31,9 @@ use crate::stats::Counters;
 /// Messages drained per batch before the inbox task yields.
 pub const DRAIN_BATCH: usize = 64;
 
-/// Words of a job or a reply kept inline in its message; larger ones go to
-/// the heap.
-type Inline = smallbox::space::S4;
+/// Words of a job or a reply kept inline in its message (larger ones go to
+/// the heap): two, so that a message stays within a cache line.
+type Inline = smallbox::space::S2;
 
 /// A closure for another shard, carried inline when it is small. Each heap
 /// box would be allocated on one core and freed on another: glibc then
@@ -70,8 +70,8 @@ fn ask(f: impl FnOnce(ReplyTo) + Send + 'static) -> Ask {
 /// job that could not be sent) misses instead of completing the wrong request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ReplyId {
-    index: usize,
-    generation: u64,
+    index: u32,
+    generation: u32,
 }
 /// A request's result, inline when small (as a [`Job`]).
 type Value = smallbox::SmallBox<dyn Any + Send, Inline>;
@@ -145,9 +145,9 @@ impl Peer {
 /// count is shared by every shard that holds one, so each clone and drop
 /// was an atomic write to a cache line that other cores also write).
 pub(crate) struct ReplyTo {
-    requester: usize,
+    requester: u32,
     id: ReplyId,
-    target: usize,
+    target: u32,
     sent: bool,
 }
 
@@ -157,7 +157,7 @@ impl ReplyTo {
         let (requester, id) = (self.requester, self.id);
         with_local(|local| {
             local.counters.messages_out.set(local.counters.messages_out.get() + 1);
-            let _ = local.peers[requester].send(Message::Reply { id, value: Ok(value) });
+            let _ = local.peers[requester as usize].send(Message::Reply { id, value: Ok(value) });
         });
     }
 }
@@ -172,8 +172,8 @@ impl Drop for ReplyTo {
             let (requester, id, target) = (self.requester, self.id, self.target);
             let _ = LOCAL.try_with(|l| {
                 if let Some(local) = l.borrow().as_deref() {
-                    let reply = Message::Reply { id, value: Err(MeshError::Stopped { shard: target }) };
-                    let _ = local.peers[requester].send(reply);
+                    let reply = Message::Reply { id, value: Err(MeshError::Stopped { shard: target as usize }) };
+                    let _ = local.peers[requester as usize].send(reply);
                 }
             });
         }
@@ -181,7 +181,7 @@ impl Drop for ReplyTo {
 }
 
 struct Pending {
-    generation: u64,
+    generation: u32,
     value: Option<Result<Value, MeshError>>,
     waker: Option<Waker>,
 }
@@ -191,7 +191,7 @@ pub(crate) struct Local {
     pub(crate) id: usize,
     pub(crate) peers: Vec<Peer>,
     pending: RefCell<slab::Slab<Pending>>,
-    next_generation: Cell<u64>,
+    next_generation: Cell<u32>,
     pub(crate) counters: Counters,
     pub(crate) stopping: Flag,
     pub(crate) exiting: Flag,
@@ -364,10 +364,11 @@ fn request(shard: usize, ask: Ask) -> Reply {
             return Reply::failed(MeshError::NoSuchShard { shard, count: local.peers.len() });
         };
         let generation = local.next_generation.get();
-        local.next_generation.set(generation + 1);
+        // Wraps after 2^32 requests: a reply late by that many is not a risk.
+        local.next_generation.set(generation.wrapping_add(1));
         let index = local.pending.borrow_mut().insert(Pending { generation, value: None, waker: None });
-        let id = ReplyId { index, generation };
-        let reply = ReplyTo { requester: local.id, id, target: shard, sent: false };
+        let id = ReplyId { index: u32::try_from(index).expect("fewer than 2^32 requests in flight"), generation };
+        let reply = ReplyTo { requester: local.id as u32, id, target: shard as u32, sent: false };
         match target.send(Message::Ask { ask, reply }) {
             Ok(woke) => {
                 let c = &local.counters;
@@ -408,11 +409,11 @@ impl Future for Reply {
         let id = self.id.expect("Reply polled after completion");
         with_local(|local| {
             let mut pending = local.pending.borrow_mut();
-            let slot = pending.get_mut(id.index).expect("pending reply slot");
+            let slot = pending.get_mut(id.index as usize).expect("pending reply slot");
             debug_assert_eq!(slot.generation, id.generation);
             match slot.value.take() {
                 Some(value) => {
-                    pending.remove(id.index);
+                    pending.remove(id.index as usize);
                     self.id = None;
                     Poll::Ready(value)
                 }
@@ -431,7 +432,7 @@ impl Drop for Reply {
             // The requester gave up: a reply that still comes is dropped.
             LOCAL.with(|l| {
                 if let Some(local) = l.borrow().as_ref() {
-                    local.pending.borrow_mut().try_remove(id.index);
+                    local.pending.borrow_mut().try_remove(id.index as usize);
                 }
             });
         }
@@ -605,7 +606,9 @@ impl Local {
             let mut pending = self.pending.borrow_mut();
             // A slot that is gone, or reused, belongs to a requester that
             // gave up (or to a request that was never sent).
-            let Some(slot) = pending.get_mut(id.index).filter(|s| s.generation == id.generation) else { return };
+            let Some(slot) = pending.get_mut(id.index as usize).filter(|s| s.generation == id.generation) else {
+                return;
+            };
             slot.value = Some(value);
             slot.waker.take()
         };
@@ -667,6 +670,13 @@ mod tests {
     /// A wait polled and dropped (as every request's idle wait races
     /// `stopping()`) leaves no waker behind; waits still pending are all
     /// woken and finish when the flag is set.
+    /// A message and its channel slot's state word fill one cache line at
+    /// most (the receiving core reads it from the sender's cache).
+    #[test]
+    fn a_message_fits_a_cache_line_with_its_slot_state() {
+        assert!(std::mem::size_of::<Message>() <= 56, "{} bytes", std::mem::size_of::<Message>());
+    }
+
     #[test]
     fn dropped_waits_leave_no_waker_behind() {
         let local = install(0, Vec::new());
