@@ -212,7 +212,7 @@ impl Runtime {
         let mut future = pin!(future);
         shared.main_woken.store(true, Ordering::SeqCst);
         loop {
-            let now = crate::time::start_tick();
+            crate::time::start_tick();
             if shared.main_woken.swap(false, Ordering::SeqCst) {
                 if let Poll::Ready(output) = future.as_mut().poll(&mut task_cx) {
                     return output;
@@ -220,7 +220,7 @@ impl Runtime {
             }
             let polled = cx.executor.run_pollers();
             cx.executor.run_tasks(cx.config.task_budget);
-            let next_timer = fire_timers(cx, now);
+            let next_timer = fire_timers(cx);
             let busy = polled > 0
                 || cx.executor.has_local_work()
                 || shared.main_woken.load(Ordering::SeqCst)
@@ -248,10 +248,11 @@ impl Runtime {
 }
 
 /// Wakes due timers; returns the time until the next one.
-fn fire_timers(cx: &Context, now: Instant) -> Option<Duration> {
+fn fire_timers(cx: &Context) -> Option<Duration> {
     if cx.timers.borrow().len() == 0 {
         return None;
     }
+    let now = crate::time::loop_now();
     let fired = cx.timers.borrow_mut().fire(now);
     for waker in fired {
         waker.wake();

@@ -31,30 +31,49 @@ pub fn now() -> Instant {
     Instant::now()
 }
 
+/// This thread's loop clock.
+#[derive(Clone, Copy)]
+enum Tick {
+    /// No runtime runs its loop on this thread.
+    Outside,
+    /// A tick has begun and nothing has asked for the time yet.
+    Unread,
+    /// The clock as first read in this tick.
+    Read(Instant),
+}
+
 thread_local! {
-    /// The clock at the start of this thread's current loop tick.
-    static LOOP_NOW: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+    /// The clock of this thread's current loop tick, read on first use.
+    static LOOP_NOW: std::cell::Cell<Tick> = const { std::cell::Cell::new(Tick::Outside) };
 }
 
-/// The monotonic clock as this thread's loop read it at the start of the
-/// current tick: no clock read. It is behind the real clock by at most the
-/// work done so far in the tick (under load, a few hundred microseconds;
-/// the loop never sleeps between reading it and running tasks). Reads the
-/// clock outside a runtime.
+/// The monotonic clock as this thread's loop read it in the current tick:
+/// the first call in a tick reads the clock, the others do not (a busy loop
+/// with no timer and nobody asking reads no clock at all). It is behind the
+/// real clock by at most the work done since in the tick (under load, a
+/// few hundred microseconds; the loop never sleeps within a tick). Reads
+/// the clock outside a runtime.
 pub fn loop_now() -> Instant {
-    LOOP_NOW.with(|now| now.get()).unwrap_or_else(Instant::now)
+    LOOP_NOW.with(|tick| match tick.get() {
+        Tick::Read(now) => now,
+        Tick::Unread => {
+            let now = Instant::now();
+            tick.set(Tick::Read(now));
+            now
+        }
+        Tick::Outside => Instant::now(),
+    })
 }
 
-/// Reads the clock and makes it this tick's [`loop_now`].
-pub(crate) fn start_tick() -> Instant {
-    let now = Instant::now();
-    LOOP_NOW.with(|cell| cell.set(Some(now)));
-    now
+/// Begins a tick of this thread's loop: the clock is read when first asked
+/// for ([`loop_now`]).
+pub(crate) fn start_tick() {
+    LOOP_NOW.with(|tick| tick.set(Tick::Unread));
 }
 
 /// Forgets the tick's clock (the runtime is leaving this thread).
 pub(crate) fn end_ticks() {
-    let _ = LOOP_NOW.try_with(|cell| cell.set(None));
+    let _ = LOOP_NOW.try_with(|tick| tick.set(Tick::Outside));
 }
 
 /// A registered timer: its slot and the slot's generation when registered.
