@@ -18,6 +18,11 @@ fn open_per_shard(daemon: &Daemon, shards: usize) -> Vec<usize> {
 
 fn ping(stream: &mut TcpStream) {
     stream.write_all(b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    ping_answered(stream);
+}
+
+/// Reads a `/ping`'s answer.
+fn ping_answered(stream: &mut TcpStream) {
     let response = read_response(stream, false).expect("an answer");
     assert_eq!((response.status, response.body.as_slice()), (200, &b"pong\n"[..]));
 }
@@ -130,8 +135,22 @@ fn drive(streams: &mut [TcpStream], body: &[u8], time: Duration) {
                       GET /files/big.bin HTTP/1.1\r\nHost: t\r\n\r\n\
                       GET /ping HTTP/1.1\r\nHost: t\r\n\r\n";
     let start = Instant::now();
+    let mut first = true;
     while start.elapsed() < time {
         for stream in streams.iter_mut() {
+            if first {
+                // Moves happen at the first answers. There, the next request
+                // is sent while a large answer (more than the sockets'
+                // buffers hold) is still going out: it reaches the server's
+                // receive before the connection is idle, and so travels
+                // with it if it moves then.
+                stream.write_all(b"GET /files/huge.bin HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+                stream.write_all(b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+                let response = read_response(stream, false).expect("an answer, not a reset");
+                assert_eq!((response.status, response.body.len()), (200, HUGE));
+                ping_answered(stream);
+            }
             ping(stream);
             ping(stream);
             stream.write_all(pipelined).unwrap();
@@ -141,12 +160,17 @@ fn drive(streams: &mut [TcpStream], body: &[u8], time: Duration) {
                 assert!(response.body == expect, "a body of {} bytes differs", response.body.len());
             }
         }
+        first = false;
     }
 }
+
+/// Bytes of `huge.bin`: more than a loopback connection's buffers hold.
+const HUGE: usize = 16 << 20;
 
 fn big_file(daemon: &Daemon) -> Vec<u8> {
     let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     crate::util::write_file(daemon.dir(), "big.bin", &body);
+    crate::util::write_file(daemon.dir(), "huge.bin", &vec![7u8; HUGE]);
     body
 }
 
