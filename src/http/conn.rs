@@ -77,7 +77,7 @@ pub(crate) async fn serve(stream: TcpStream, shard: Rc<Shard>, kind: Kind, _open
 /// Sends an open connection, idle between requests, to shard `to` with
 /// the bytes already read from it (`crate::balance`); closed if `to` has
 /// stopped.
-pub(crate) fn move_to(to: usize, stream: TcpStream, kind: Kind, received: Vec<u8>) {
+fn move_to(to: usize, stream: TcpStream, kind: Kind, received: Vec<u8>) {
     if let Err(err) = percore_cores::post(to, move || moved_in(stream, kind, received)) {
         tracing::debug!("cannot move a connection to shard {to}: {err}; it is closed");
     }
