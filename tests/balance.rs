@@ -126,6 +126,24 @@ fn split(streams: &mut [TcpStream]) -> [usize; 2] {
     split
 }
 
+/// Opens `n` connections (spread as they open), lets the shards go quiet,
+/// and groups them by the shard serving each: the larger group first.
+fn opened_by_shard(daemon: &Daemon, n: usize) -> (Vec<TcpStream>, Vec<TcpStream>) {
+    let opened: Vec<TcpStream> = (0..n).map(|_| daemon.connect()).collect();
+    std::thread::sleep(Duration::from_millis(30));
+    let mut by_shard: [Vec<TcpStream>; 2] = [Vec::new(), Vec::new()];
+    for mut stream in opened {
+        let shard = shard_of(&mut stream);
+        by_shard[shard].push(stream);
+    }
+    let [first, second] = by_shard;
+    if first.len() >= second.len() {
+        (first, second)
+    } else {
+        (second, first)
+    }
+}
+
 /// One request on each of `streams` in turn, for `time`: each answered in
 /// order and in full (two pings, then three requests written at once, a
 /// large file among them), whether it was written before, during or after
@@ -184,16 +202,7 @@ fn busy_connections_move_off_a_shard_whose_peers_idle() {
     let daemon = Daemon::start(&["--cores", "2"]);
     let body = big_file(&daemon);
     for round in 0..5 {
-        let mut streams: Vec<TcpStream> = (0..8).map(|_| daemon.connect()).collect();
-        // Quiet, then which shard serves each.
-        std::thread::sleep(Duration::from_millis(30));
-        let mut by_shard: [Vec<TcpStream>; 2] = [Vec::new(), Vec::new()];
-        for mut stream in streams.drain(..) {
-            let shard = shard_of(&mut stream);
-            by_shard[shard].push(stream);
-        }
-        let [first, second] = by_shard;
-        let (mut busy, idle) = if first.len() >= second.len() { (first, second) } else { (second, first) };
+        let (mut busy, idle) = opened_by_shard(&daemon, 8);
         busy.truncate(4);
         assert!(busy.len() >= 3, "round {round}: {} and {} connections", busy.len(), idle.len());
         std::thread::sleep(Duration::from_millis(30));
@@ -214,15 +223,7 @@ fn busy_connections_move_off_a_shard_whose_peers_idle() {
 fn open_connections_left_uneven_move_until_level_and_lose_nothing() {
     let daemon = Daemon::start(&["--cores", "2"]);
     let body = big_file(&daemon);
-    let mut opened: Vec<TcpStream> = (0..16).map(|_| daemon.connect()).collect();
-    std::thread::sleep(Duration::from_millis(30));
-    let mut by_shard: [Vec<TcpStream>; 2] = [Vec::new(), Vec::new()];
-    for mut stream in opened.drain(..) {
-        let shard = shard_of(&mut stream);
-        by_shard[shard].push(stream);
-    }
-    let [first, second] = by_shard;
-    let (keep, mut leave) = if first.len() >= second.len() { (first, second) } else { (second, first) };
+    let (keep, mut leave) = opened_by_shard(&daemon, 16);
     // One shard's clients leave, but two.
     leave.truncate(2);
     let mut held: Vec<TcpStream> = keep.into_iter().chain(leave).collect();
