@@ -13,8 +13,10 @@
 //! journaled ext4 mount, where uploads are made durable as deployed),
 //! else the system's temporary directory. Results go to `target/s3.json`.
 //!
-//! `cargo bench -p percore-benches --bench s3 [-- ROUNDS SECONDS]`
-//! (default 3 rounds of 3 s).
+//! `cargo bench -p percore-benches --bench s3 [-- ROUNDS SECONDS [CELL...]]`
+//! (default 3 rounds of 3 s, every cell; a CELL names one, e.g. `"put 4KiB"`).
+//! `PERCORE_BIN=PATH` measures that binary instead of building this tree's
+//! (to compare two versions, run it once for each, interleaved).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -82,6 +84,9 @@ fn start(percore: &Path) -> Daemon {
         Some(dir) => tempfile::tempdir_in(dir).unwrap(),
         None => tempfile::tempdir().unwrap(),
     };
+    // The bucket `percore bench --s3` uses (its --populate makes it too;
+    // a PUT cell run alone needs it).
+    std::fs::create_dir_all(data.path().join("d/bench")).unwrap();
     let credentials = data.path().join("credentials");
     std::fs::write(&credentials, KEY.replace(':', " ")).unwrap();
     let (plain, s3) = (free_port(), free_port());
@@ -138,10 +143,22 @@ fn main() {
     let rounds = numbers.first().map_or(3, |n| *n as usize);
     let seconds = numbers.get(1).copied().unwrap_or(3.0);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    let status =
-        Command::new("cargo").args(["build", "--release", "-p", "percore"]).current_dir(&root).status().unwrap();
-    assert!(status.success());
-    let percore: PathBuf = root.join("target/release/percore");
+    let only: Vec<&String> = args.iter().filter(|a| a.parse::<f64>().is_err()).collect();
+    let cells: Vec<usize> =
+        (0..CELLS.len()).filter(|&c| only.is_empty() || only.iter().any(|o| *o == CELLS[c].name)).collect();
+    assert!(!cells.is_empty(), "no cell named {only:?}; cells: {:?}", CELLS.iter().map(|c| c.name).collect::<Vec<_>>());
+    let percore: PathBuf = match std::env::var_os("PERCORE_BIN") {
+        Some(bin) => bin.into(),
+        None => {
+            let status = Command::new("cargo")
+                .args(["build", "--release", "-p", "percore"])
+                .current_dir(&root)
+                .status()
+                .unwrap();
+            assert!(status.success());
+            root.join("target/release/percore")
+        }
+    };
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let place = std::env::var("PERCORE_BENCH_DIR").unwrap_or_else(|_| std::env::temp_dir().display().to_string());
     println!(
@@ -152,7 +169,8 @@ fn main() {
     let mut results: BTreeMap<(usize, bool), Vec<Measured>> = BTreeMap::new();
     for round in 0..rounds {
         let daemon = start(&percore);
-        for (c, cell) in CELLS.iter().enumerate() {
+        for &c in &cells {
+            let cell = &CELLS[c];
             if !cell.before.is_empty() {
                 // The objects the cell reads, both ways, written through the daemon.
                 for s3 in [false, true] {
@@ -180,7 +198,8 @@ fn main() {
         "cell", "plain req/s", "plain us/req", "S3 req/s", "S3 us/req", "S3/plain"
     );
     let mut json = serde_json::Map::new();
-    for (c, cell) in CELLS.iter().enumerate() {
+    for &c in &cells {
+        let cell = &CELLS[c];
         let med = |s3: bool, i: usize| {
             let mut values: Vec<f64> = results[&(c, s3)].iter().map(|m| if i == 0 { m.0 } else { m.1 }).collect();
             median(&mut values)

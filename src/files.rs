@@ -213,6 +213,24 @@ pub(crate) fn etag_of(ino: u64, size: u64, mtime: (i64, u32)) -> String {
     format!("\"{:x}-{:x}-{:x}.{:x}\"", ino, size, mtime.0, mtime.1)
 }
 
+/// The inode, size and modification time an [`etag_of`] validator was made
+/// of; `None` for any other text.
+pub(crate) fn etag_fields(etag: &str) -> Option<(u64, u64, (i64, u32))> {
+    let inner = etag.strip_prefix('"')?.strip_suffix('"')?;
+    let (ino, rest) = inner.split_once('-')?;
+    let (size, mtime) = rest.split_once('-')?;
+    let (secs, nanos) = mtime.split_once('.')?;
+    let hex = |digits: &str| {
+        // As etag_of writes them: lower-case digits, no sign (which
+        // `from_str_radix` would take), no leading zero.
+        let lower = !digits.is_empty() && digits.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let canonical = lower && (digits.len() == 1 || !digits.starts_with('0'));
+        canonical.then(|| u64::from_str_radix(digits, 16).ok()).flatten()
+    };
+    // A negative time is written as its two's complement.
+    Some((hex(ino)?, hex(size)?, (hex(secs)? as i64, u32::try_from(hex(nanos)?).ok()?)))
+}
+
 pub(crate) fn content_type(path: &[u8]) -> String {
     let name = std::str::from_utf8(path).unwrap_or("");
     mime_guess::from_path(name).first_or_octet_stream().essence_str().to_string()
@@ -355,6 +373,18 @@ pub(crate) fn if_range_holds(if_range: Option<&str>, etag: &str, modified_secs: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_etag_gives_back_the_fields_it_was_made_of() {
+        for fields in [(1, 0, (0, 0)), (0x1234, 4096, (1_764_000_000, 999_999_999)), (u64::MAX, u64::MAX, (-1, 7))] {
+            assert_eq!(etag_fields(&etag_of(fields.0, fields.1, fields.2)), Some(fields));
+        }
+        for other in
+            ["", "\"\"", "\"1-2-3\"", "\"1-2-3.4", "\"+1-2-3.4\"", "\"01-2-3.4\"", "\"1-2-3.100000000\"", "\"A-2-3.4\""]
+        {
+            assert_eq!(etag_fields(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn object_paths_are_plain_relative_paths() {

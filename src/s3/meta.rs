@@ -10,8 +10,19 @@
 //! validator of inode, size and modification time). A file replaced through
 //! `/files/`, or an old version reused as a spare, no longer matches: its
 //! stale attribute is ignored, never served.
+//!
+//! Stored compactly ([`Stored`], in `postcard`'s varint form): an object's
+//! usual attribute (its MD5, the CRC32 current SDKs send, a short
+//! Content-Type) fits in the 60 bytes that ext4 keeps inside a 256-byte
+//! inode; a longer value takes a block of its own, written at every
+//! upload's flush.
+//! Values in the earlier JSON form are still read.
 
 use serde::{Deserialize, Serialize};
+
+use super::object::md5_etag;
+use super::sigv4::hex;
+use crate::files;
 
 /// The extended attribute's name.
 pub(crate) const XATTR: &str = "user.percore.s3";
@@ -36,12 +47,132 @@ pub(crate) struct ObjectMeta {
 impl ObjectMeta {
     /// The attribute's value.
     pub(crate) fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("plain strings serialize")
+        let Some((_, size, (secs, nanos))) = files::etag_fields(&self.stamp) else {
+            // Not a validator of `etag_of`'s (only tests make others): the
+            // JSON form holds any text.
+            return serde_json::to_vec(self).expect("plain strings serialize");
+        };
+        let headers = self.headers.iter().map(|(name, value)| (Name::of(name), value.as_str())).collect();
+        let stored = Stored { size, secs, nanos, etag: Etag::of(&self.etag), headers };
+        let mut value = vec![STORED_V1];
+        value.extend(postcard::to_allocvec(&stored).expect("postcard writes any value to a vector"));
+        value
     }
 
     /// The metadata in `value` if it describes the version `stamp`.
     pub(crate) fn decode(value: &[u8], stamp: &str) -> Option<ObjectMeta> {
-        serde_json::from_slice::<ObjectMeta>(value).ok().filter(|m| m.stamp == stamp)
+        let Some(compact) = value.strip_prefix(&[STORED_V1]) else {
+            return serde_json::from_slice::<ObjectMeta>(value).ok().filter(|m| m.stamp == stamp);
+        };
+        let stored: Stored = postcard::from_bytes(compact).ok()?;
+        let (_, size, mtime) = files::etag_fields(stamp)?;
+        if (stored.size, (stored.secs, stored.nanos)) != (size, mtime) {
+            return None;
+        }
+        let headers = stored.headers.iter().map(|(name, value)| (name.text().to_string(), value.to_string())).collect();
+        Some(ObjectMeta { stamp: stamp.to_string(), etag: stored.etag.text(), headers })
+    }
+}
+
+/// The first byte of a compact value (a JSON one starts with `{`).
+const STORED_V1: u8 = 1;
+
+/// What the attribute holds, compactly. The version it describes is its
+/// size and modification time without the inode: the attribute lives on
+/// that inode, so its number tells no version of it from another (a spare
+/// reused for a new version keeps it; the new version's time is made
+/// later than the old's), and a copy that keeps attributes and times
+/// (`cp -a`, `rsync -aX`) keeps its metadata.
+#[derive(Serialize, Deserialize)]
+struct Stored<'a> {
+    size: u64,
+    secs: i64,
+    nanos: u32,
+    #[serde(borrow)]
+    etag: Etag<'a>,
+    #[serde(borrow)]
+    headers: Vec<(Name<'a>, &'a str)>,
+}
+
+/// An S3 ETag: an MD5 (16 bytes rather than 34 characters) or a multipart
+/// upload's MD5 of its parts' MD5s and their count; any other text as is.
+#[derive(Serialize, Deserialize)]
+enum Etag<'a> {
+    Md5([u8; 16]),
+    Parts([u8; 16], u32),
+    Text(&'a str),
+}
+
+impl<'a> Etag<'a> {
+    fn of(etag: &'a str) -> Etag<'a> {
+        let digest = |hex: &str| {
+            let lower = hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            lower.then(|| u128::from_str_radix(hex, 16).ok()).flatten().map(u128::to_be_bytes)
+        };
+        let Some(inner) = etag.strip_prefix('"').and_then(|e| e.strip_suffix('"')) else { return Etag::Text(etag) };
+        let compact = match inner.split_once('-') {
+            None => digest(inner).map(Etag::Md5),
+            Some((hex, parts)) => digest(hex).zip(parts.parse().ok()).map(|(md5, parts)| Etag::Parts(md5, parts)),
+        };
+        // Only where the text comes back exactly (a count such as `+2` or
+        // `02` would not).
+        compact.filter(|c| c.text() == etag).unwrap_or(Etag::Text(etag))
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Etag::Md5(md5) => md5_etag(md5),
+            Etag::Parts(md5, parts) => format!("\"{}-{parts}\"", hex(md5)),
+            Etag::Text(text) => text.to_string(),
+        }
+    }
+}
+
+/// A stored header's name: one of [`KEPT_HEADERS`] or a checksum's (one
+/// byte), or an `x-amz-meta-*` name.
+#[derive(Serialize, Deserialize)]
+enum Name<'a> {
+    ContentType,
+    ContentDisposition,
+    ContentEncoding,
+    ContentLanguage,
+    CacheControl,
+    ChecksumCrc32,
+    ChecksumCrc32c,
+    ChecksumSha1,
+    ChecksumSha256,
+    Other(&'a str),
+}
+
+impl<'a> Name<'a> {
+    fn of(name: &'a str) -> Name<'a> {
+        match name {
+            "content-type" => Name::ContentType,
+            "content-disposition" => Name::ContentDisposition,
+            "content-encoding" => Name::ContentEncoding,
+            "content-language" => Name::ContentLanguage,
+            "cache-control" => Name::CacheControl,
+            "x-amz-checksum-crc32" => Name::ChecksumCrc32,
+            "x-amz-checksum-crc32c" => Name::ChecksumCrc32c,
+            "x-amz-checksum-sha1" => Name::ChecksumSha1,
+            "x-amz-checksum-sha256" => Name::ChecksumSha256,
+            other => Name::Other(other),
+        }
+    }
+
+    fn text(&self) -> &'a str {
+        match self {
+            Name::ContentType => "content-type",
+            Name::ContentDisposition => "content-disposition",
+            Name::ContentEncoding => "content-encoding",
+            Name::ContentLanguage => "content-language",
+            Name::CacheControl => "cache-control",
+            Name::ChecksumCrc32 => "x-amz-checksum-crc32",
+            Name::ChecksumCrc32c => "x-amz-checksum-crc32c",
+            Name::ChecksumSha1 => "x-amz-checksum-sha1",
+            Name::ChecksumSha256 => "x-amz-checksum-sha256",
+            Name::Other(name) => name,
+        }
     }
 }
 
@@ -90,6 +221,77 @@ pub(crate) fn from_request(headers: &super::head::Headers) -> Result<Vec<(String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A validator as the store makes them.
+    fn stamp(ino: u64, size: u64, secs: i64, nanos: u32) -> String {
+        files::etag_of(ino, size, (secs, nanos))
+    }
+
+    #[test]
+    fn metadata_comes_back_as_stored_and_only_for_its_version() {
+        let single = "\"9e107d9d372bb6826bd81d3542a419d6\"";
+        let multipart = "\"0123456789abcdef0123456789abcdef-17\"";
+        let odd = ["\"9E107D9D372BB6826BD81D3542A419D6\"", "\"0123456789abcdef0123456789abcdef-017\"", "unquoted", ""];
+        let headers = vec![
+            ("content-type".to_string(), "application/octet-stream".to_string()),
+            ("x-amz-meta-mtime".to_string(), "1764000000.5".to_string()),
+            ("cache-control".to_string(), String::new()),
+        ];
+        let now = stamp(0x51ab3, 4096, 1_764_950_400, 987_654_321);
+        for etag in [single, multipart].into_iter().chain(odd) {
+            let meta = ObjectMeta { stamp: now.clone(), etag: etag.into(), headers: headers.clone() };
+            let value = meta.encode();
+            assert_eq!(value[0], STORED_V1);
+            assert_eq!(ObjectMeta::decode(&value, &now), Some(meta.clone()), "{etag}");
+            // Another size or time is another version (a reused spare gets a
+            // later time); the inode alone does not tell (see `Stored`).
+            for other in
+                [stamp(0x51ab3, 4097, 1_764_950_400, 987_654_321), stamp(0x51ab3, 4096, 1_764_950_400, 987_654_322)]
+            {
+                assert_eq!(ObjectMeta::decode(&value, &other), None);
+            }
+            let copied = stamp(0x77, 4096, 1_764_950_400, 987_654_321);
+            assert_eq!(ObjectMeta::decode(&value, &copied).map(|m| m.etag), Some(etag.to_string()));
+        }
+        // A value cut short (or any other damage postcard notices) is no metadata.
+        let value = ObjectMeta { stamp: now.clone(), etag: single.into(), headers }.encode();
+        for cut in 0..value.len() {
+            assert_eq!(ObjectMeta::decode(&value[..cut], &now), None, "{cut}");
+        }
+    }
+
+    #[test]
+    fn an_objects_usual_metadata_fits_in_an_ext4_inode() {
+        // ext4 with 256-byte inodes keeps up to 60 bytes of one attribute
+        // of this name in the inode (measured: 60 stay, 64 take a block).
+        // The largest single PUT, a time in this century, the CRC32 that
+        // current SDKs send (boto3, aws-cli) and a Content-Type or none.
+        let crc32 = ("x-amz-checksum-crc32".to_string(), "fRgE8w==".to_string());
+        for content_type in [None, Some("text/plain"), Some("image/jpeg")] {
+            let headers =
+                content_type.map(|t| ("content-type".to_string(), t.to_string())).into_iter().chain([crc32.clone()]);
+            let meta = ObjectMeta {
+                stamp: stamp(u32::MAX as u64, 5 << 30, 4_000_000_000, 999_999_999),
+                etag: "\"9e107d9d372bb6826bd81d3542a419d6\"".into(),
+                headers: headers.collect(),
+            };
+            let value = meta.encode();
+            assert!(value.len() <= 60, "{} bytes: {value:?}", value.len());
+        }
+    }
+
+    #[test]
+    fn json_values_of_earlier_versions_are_read() {
+        let now = stamp(0x51ab3, 4096, 1_764_950_400, 987_654_321);
+        let meta = ObjectMeta {
+            stamp: now.clone(),
+            etag: "\"9e107d9d372bb6826bd81d3542a419d6\"".into(),
+            headers: vec![("content-type".into(), "text/plain".into())],
+        };
+        let json = serde_json::to_vec(&meta).unwrap();
+        assert_eq!(ObjectMeta::decode(&json, &now), Some(meta));
+        assert_eq!(ObjectMeta::decode(&json, &stamp(0x51ab3, 4096, 1_764_950_401, 0)), None);
+    }
 
     #[test]
     fn stale_metadata_is_ignored() {
