@@ -221,11 +221,18 @@ pub(crate) fn etag_fields(etag: &str) -> Option<(u64, u64, (i64, u32))> {
     let (size, mtime) = rest.split_once('-')?;
     let (secs, nanos) = mtime.split_once('.')?;
     let hex = |digits: &str| {
-        // As etag_of writes them: lower-case digits, no sign (which
-        // `from_str_radix` would take), no leading zero.
-        let lower = !digits.is_empty() && digits.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        let canonical = lower && (digits.len() == 1 || !digits.starts_with('0'));
-        canonical.then(|| u64::from_str_radix(digits, 16).ok()).flatten()
+        // As etag_of writes them: lower-case digits, no leading zero.
+        if digits.is_empty() || digits.len() > 16 || (digits.len() > 1 && digits.starts_with('0')) {
+            return None;
+        }
+        digits.bytes().try_fold(0u64, |n, b| {
+            let digit = match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'f' => b - b'a' + 10,
+                _ => return None,
+            };
+            Some(n << 4 | u64::from(digit))
+        })
     };
     // A negative time is written as its two's complement.
     Some((hex(ino)?, hex(size)?, (hex(secs)? as i64, u32::try_from(hex(nanos)?).ok()?)))

@@ -66,6 +66,12 @@ pub(crate) fn hash(request: &Request<'_>, signed: &str, payload: &str, presigned
     }
     out.push(b"\n");
     for name in signed.split(';') {
+        if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(malformed(
+                presigned,
+                format!("the signed header {name} is not lowercase, as SigV4 signs names"),
+            ));
+        }
         let value = request
             .headers
             .joined(name)

@@ -30,6 +30,13 @@ mod tests {
         // Another secret: no match.
         let other = Settings::for_tests("AKIAIOSFODNN7EXAMPLE", "another");
         assert_eq!(verify(&other, &KeyCache::default(), &request, now).err().unwrap().code, "SignatureDoesNotMatch");
+        // SigV4 signs lowercase names: another case is refused as malformed.
+        let shouted =
+            std::str::from_utf8(head).unwrap().replace("SignedHeaders=host;range", "SignedHeaders=Host;range");
+        let headers = Headers::parse(shouted.as_bytes());
+        let request = Request { method: "GET", path: "/test.txt", query: &query, headers: &headers };
+        let err = verify(&s, &KeyCache::default(), &request, now).err().unwrap();
+        assert_eq!((err.status, err.code), (400, "AuthorizationHeaderMalformed"), "{}", err.message);
     }
 
     /// AWS's published presigned example (S3 docs, "Example: presigned URL").

@@ -12,7 +12,8 @@ type Field = (Range<usize>, Range<usize>);
 
 /// The head's headers as sent, in order: one copy of the head and the
 /// place of each field in it (no allocation per header: this is on every
-/// S3 request's path). Names compare without regard to case; values are
+/// S3 request's path). Names are lowercased in the copy, so that looking
+/// one up (by its lowercase name) is a plain comparison; values are
 /// trimmed.
 #[derive(Debug, Default)]
 pub(crate) struct Headers {
@@ -51,7 +52,16 @@ impl Headers {
                 (at(h.name.as_bytes()), if value.is_empty() { 0..0 } else { at(value) })
             })
             .collect();
-        Headers { text, fields }
+        let mut headers = Headers { text, fields };
+        headers.lowercase_names();
+        headers
+    }
+
+    /// Lowercases every name in the copy of the head.
+    fn lowercase_names(&mut self) {
+        for (name, _) in &self.fields {
+            self.text[name.clone()].make_ascii_lowercase();
+        }
     }
 
     /// Where the HTTP layer notes each field of the next head it parses
@@ -69,6 +79,7 @@ impl Headers {
             Ok(text) => {
                 self.text.clear();
                 self.text.push_str(text);
+                self.lowercase_names();
             }
             Err(_) => *self = Headers::parse(head),
         }
@@ -78,14 +89,27 @@ impl Headers {
         self.fields.iter().map(|(n, v)| (&self.text[n.clone()], &self.text[v.clone()]))
     }
 
-    /// The first value of `name`.
-    pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.pairs().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    /// The values of `name` (lowercase: no other matches), in order.
+    /// Names compare as bytes, length first; only a match is sliced as
+    /// text.
+    fn values<'a: 'n, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + 'n {
+        let text = self.text.as_bytes();
+        self.fields
+            .iter()
+            .filter(move |(n, _)| n.len() == name.len() && text[n.clone()] == *name.as_bytes())
+            .map(|(_, v)| &self.text[v.clone()])
     }
 
-    /// Every value of `name`, joined with commas (as a signature sees them).
+    /// The first value of `name` (lowercase).
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        debug_assert!(!name.bytes().any(|b| b.is_ascii_uppercase()), "{name} is looked up lowercase");
+        self.values(name).next()
+    }
+
+    /// Every value of `name` (lowercase: no other matches), joined with
+    /// commas (as a signature sees them).
     pub(crate) fn joined(&self, name: &str) -> Option<Cow<'_, str>> {
-        let mut values = self.pairs().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v);
+        let mut values = self.values(name);
         let first = values.next()?;
         match values.next() {
             None => Some(Cow::Borrowed(first)),
@@ -100,12 +124,9 @@ impl Headers {
         }
     }
 
-    /// Every header whose name starts with `prefix` (lowercase), names
-    /// lowercased.
+    /// Every header whose name starts with `prefix` (lowercase).
     pub(crate) fn starting_with<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (String, &'a str)> + 'a {
-        self.pairs()
-            .filter(move |(n, _)| n.len() >= prefix.len() && n[..prefix.len()].eq_ignore_ascii_case(prefix))
-            .map(|(n, v)| (n.to_ascii_lowercase(), v))
+        self.pairs().filter(move |(n, _)| n.starts_with(prefix)).map(|(n, v)| (n.to_string(), v))
     }
 }
 
@@ -247,7 +268,8 @@ mod tests {
         let h = Headers::parse(b"PUT /b/k HTTP/1.1\r\nHost: x\r\nX-Amz-Meta-A:  1 \r\nx-amz-meta-a: 2\r\n\r\n");
         assert_eq!(h.get("host"), Some("x"));
         assert_eq!(h.joined("x-amz-meta-a").as_deref(), Some("1,2"));
-        assert_eq!(h.get("X-AMZ-META-A"), Some("1"));
+        // Names are kept lowercase, values as sent.
+        assert_eq!(h.pairs().map(|(n, _)| n).collect::<Vec<_>>(), ["host", "x-amz-meta-a", "x-amz-meta-a"]);
         assert_eq!(h.starting_with("x-amz-meta-").next(), Some(("x-amz-meta-a".to_string(), "1")));
         assert_eq!(h.starting_with("x-amz-meta-").count(), 2);
     }

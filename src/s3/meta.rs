@@ -45,20 +45,6 @@ pub(crate) struct ObjectMeta {
 }
 
 impl ObjectMeta {
-    /// The attribute's value.
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        let Some((_, size, (secs, nanos))) = files::etag_fields(&self.stamp) else {
-            // Not a validator of `etag_of`'s (only tests make others): the
-            // JSON form holds any text.
-            return serde_json::to_vec(self).expect("plain strings serialize");
-        };
-        let headers = self.headers.iter().map(|(name, value)| (Name::of(name), value.as_str())).collect();
-        let stored = Stored { size, secs, nanos, etag: Etag::of(&self.etag), headers };
-        let mut value = vec![STORED_V1];
-        value.extend(postcard::to_allocvec(&stored).expect("postcard writes any value to a vector"));
-        value
-    }
-
     /// The metadata in `value` if it describes the version `stamp`.
     pub(crate) fn decode(value: &[u8], stamp: &str) -> Option<ObjectMeta> {
         let Some(compact) = value.strip_prefix(&[STORED_V1]) else {
@@ -72,6 +58,22 @@ impl ObjectMeta {
         let headers = stored.headers.iter().map(|(name, value)| (name.text().to_string(), value.to_string())).collect();
         Some(ObjectMeta { stamp: stamp.to_string(), etag: stored.etag.text(), headers })
     }
+}
+
+/// The attribute's value for the version `stamp` (a validator of
+/// `files::etag_of`'s), its S3 `etag` and kept `headers`.
+pub(crate) fn encode(stamp: &str, etag: &str, headers: &[(String, String)]) -> Vec<u8> {
+    let Some((_, size, (secs, nanos))) = files::etag_fields(stamp) else {
+        // Not a validator of `etag_of`'s (only tests make others): the
+        // JSON form holds any text.
+        let meta = ObjectMeta { stamp: stamp.into(), etag: etag.into(), headers: headers.to_vec() };
+        return serde_json::to_vec(&meta).expect("plain strings serialize");
+    };
+    let headers = headers.iter().map(|(name, value)| (Name::of(name), value.as_str())).collect();
+    let stored = Stored { size, secs, nanos, etag: Etag::of(etag), headers };
+    let mut value = Vec::with_capacity(64);
+    value.push(STORED_V1);
+    postcard::to_extend(&stored, value).expect("postcard writes any value to a vector")
 }
 
 /// The first byte of a compact value (a JSON one starts with `{`).
@@ -105,18 +107,22 @@ enum Etag<'a> {
 
 impl<'a> Etag<'a> {
     fn of(etag: &'a str) -> Etag<'a> {
+        // Only texts that [`Etag::text`] writes back exactly: lower-case
+        // hex, a count without sign or leading zero.
         let digest = |hex: &str| {
             let lower = hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
             lower.then(|| u128::from_str_radix(hex, 16).ok()).flatten().map(u128::to_be_bytes)
         };
+        let count = |digits: &str| {
+            let plain = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+            (plain && (digits.len() == 1 || !digits.starts_with('0'))).then(|| digits.parse().ok()).flatten()
+        };
         let Some(inner) = etag.strip_prefix('"').and_then(|e| e.strip_suffix('"')) else { return Etag::Text(etag) };
         let compact = match inner.split_once('-') {
             None => digest(inner).map(Etag::Md5),
-            Some((hex, parts)) => digest(hex).zip(parts.parse().ok()).map(|(md5, parts)| Etag::Parts(md5, parts)),
+            Some((hex, parts)) => digest(hex).zip(count(parts)).map(|(md5, parts)| Etag::Parts(md5, parts)),
         };
-        // Only where the text comes back exactly (a count such as `+2` or
-        // `02` would not).
-        compact.filter(|c| c.text() == etag).unwrap_or(Etag::Text(etag))
+        compact.unwrap_or(Etag::Text(etag))
     }
 
     fn text(&self) -> String {
@@ -240,7 +246,7 @@ mod tests {
         let now = stamp(0x51ab3, 4096, 1_764_950_400, 987_654_321);
         for etag in [single, multipart].into_iter().chain(odd) {
             let meta = ObjectMeta { stamp: now.clone(), etag: etag.into(), headers: headers.clone() };
-            let value = meta.encode();
+            let value = encode(&meta.stamp, &meta.etag, &meta.headers);
             assert_eq!(value[0], STORED_V1);
             assert_eq!(ObjectMeta::decode(&value, &now), Some(meta.clone()), "{etag}");
             // Another size or time is another version (a reused spare gets a
@@ -254,7 +260,7 @@ mod tests {
             assert_eq!(ObjectMeta::decode(&value, &copied).map(|m| m.etag), Some(etag.to_string()));
         }
         // A value cut short (or any other damage postcard notices) is no metadata.
-        let value = ObjectMeta { stamp: now.clone(), etag: single.into(), headers }.encode();
+        let value = encode(&now, single, &headers);
         for cut in 0..value.len() {
             assert_eq!(ObjectMeta::decode(&value[..cut], &now), None, "{cut}");
         }
@@ -275,7 +281,7 @@ mod tests {
                 etag: "\"9e107d9d372bb6826bd81d3542a419d6\"".into(),
                 headers: headers.collect(),
             };
-            let value = meta.encode();
+            let value = encode(&meta.stamp, &meta.etag, &meta.headers);
             assert!(value.len() <= 60, "{} bytes: {value:?}", value.len());
         }
     }
@@ -300,7 +306,7 @@ mod tests {
             etag: "\"abc\"".into(),
             headers: vec![("content-type".into(), "a/b".into())],
         };
-        let value = meta.encode();
+        let value = encode(&meta.stamp, &meta.etag, &meta.headers);
         assert_eq!(ObjectMeta::decode(&value, "\"v1\""), Some(meta.clone()));
         assert_eq!(ObjectMeta::decode(&value, "\"v2\""), None);
         assert_eq!(ObjectMeta::decode(b"garbage", "\"v1\""), None);

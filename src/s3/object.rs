@@ -42,8 +42,7 @@ pub(crate) async fn flush(
     etag: String,
     headers: Vec<(String, String)>,
 ) -> Result<Staged, S3Error> {
-    let value =
-        |stamp: &str| ObjectMeta { stamp: stamp.to_string(), etag: etag.clone(), headers: headers.clone() }.encode();
+    let value = |stamp: &str| meta::encode(stamp, &etag, &headers);
     let attribute = Attribute { name: meta::XATTR, value: &value };
     match upload.flush_with(store, Some(attribute)).await {
         Ok(stamp) => Ok(Staged { upload, etag, stamp, checksum: None }),
