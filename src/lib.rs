@@ -25,6 +25,7 @@ mod listen;
 mod listing;
 mod metrics;
 mod peers;
+mod ranges;
 mod rebalance;
 mod rendered;
 mod ring;

@@ -17,8 +17,9 @@ use super::request::{Method, Request};
 use super::response::Head;
 use super::wire::SEND_JOIN_BYTES_MAX;
 use crate::cache;
-use crate::files::{self, Decision, Ranges, ReadConditions};
+use crate::files::{self, Decision, ReadConditions};
 use crate::health::Kind;
+use crate::ranges::{self, Ranges};
 
 /// Files up to this size are read and sent with their head in one writev;
 /// larger ones go out through splice.
@@ -76,7 +77,7 @@ pub(crate) fn plan(request: &Request, meta: &Meta<'_>) -> Plan {
             if request.method == Method::Get
                 && files::if_range_holds(request.if_range.as_deref(), meta.etag, meta.modified_secs) =>
         {
-            match files::parse_ranges(range, meta.size) {
+            match ranges::parse_ranges(range, meta.size) {
                 Ranges::Full => Plan::Whole,
                 Ranges::Unsatisfiable => Plan::Unsatisfiable,
                 Ranges::Parts(parts) if parts.len() == 1 => Plan::Part(parts[0].0, parts[0].1),

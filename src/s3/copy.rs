@@ -7,7 +7,8 @@ use percore_io::File;
 
 use super::error::{from_io, internal, invalid_request, S3Error};
 use super::meta;
-use super::object::{begin, commit, flush, md5_etag, open, precondition_failed, write_conditions};
+use super::meta::md5_etag;
+use super::object::{begin, commit, flush, open, precondition_failed, write_conditions};
 use super::xml::{self, Writer};
 use super::{bucket, keys, Call};
 use crate::http::request::Method;

@@ -20,7 +20,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::object::md5_etag;
 use super::sigv4::hex;
 use crate::files;
 
@@ -58,6 +57,11 @@ impl ObjectMeta {
         let headers = stored.headers.iter().map(|(name, value)| (name.text().to_string(), value.to_string())).collect();
         Some(ObjectMeta { stamp: stamp.to_string(), etag: stored.etag.text(), headers })
     }
+}
+
+/// The S3 ETag of an MD5.
+pub(crate) fn md5_etag(md5: &[u8]) -> String {
+    format!("\"{}\"", hex(md5))
 }
 
 /// The attribute's value for the version `stamp` (a validator of

@@ -181,7 +181,7 @@ pub(crate) async fn upload_part_copy(call: &mut Call<'_, '_, '_>, bucket: &str, 
         }
     };
     drop(source);
-    let staged = object::flush(store, upload, object::md5_etag(&md5), Vec::new()).await?;
+    let staged = object::flush(store, upload, super::meta::md5_etag(&md5), Vec::new()).await?;
     let etag = object::commit(part_path.as_bytes(), staged, Conditions::default()).await?;
     let mut out = Writer::document();
     out.root("CopyPartResult");

@@ -9,7 +9,6 @@ use percore_io::File;
 
 use super::error::{from_io, internal, malformed_xml, no_such_key, S3Error};
 use super::meta::{self, ObjectMeta};
-use super::sigv4::hex;
 use super::xml::{self, Writer};
 use super::{bucket, keys, Call};
 use crate::cache;
@@ -28,11 +27,6 @@ pub(crate) struct Staged {
     pub(crate) stamp: String,
     /// The checksum the client sent and that held (header name, value).
     pub(crate) checksum: Option<(String, String)>,
-}
-
-/// The S3 ETag of an MD5.
-pub(crate) fn md5_etag(md5: &[u8]) -> String {
-    format!("\"{}\"", hex(md5))
 }
 
 /// Flushes `upload` with the metadata `headers` and `etag`.
@@ -185,7 +179,7 @@ pub(crate) async fn receive(
     call.body_read();
     let mut headers = headers;
     headers.extend(digests.checksum.clone());
-    let mut staged = flush(&shard.store, upload, md5_etag(&digests.md5), headers).await?;
+    let mut staged = flush(&shard.store, upload, meta::md5_etag(&digests.md5), headers).await?;
     staged.checksum = digests.checksum;
     Ok(staged)
 }
