@@ -89,6 +89,10 @@ const STORED_V1: u8 = 1;
 /// reused for a new version keeps it; the new version's time is made
 /// later than the old's), and a copy that keeps attributes and times
 /// (`cp -a`, `rsync -aX`) keeps its metadata.
+///
+/// This layout, and the order of [`Etag`]'s and [`Name`]'s variants
+/// (stored as their index), is what stored objects hold: change it only
+/// with a new first byte, and keep reading this one.
 #[derive(Serialize, Deserialize)]
 struct Stored<'a> {
     size: u64,
