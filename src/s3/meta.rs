@@ -87,8 +87,8 @@ const STORED_V1: u8 = 1;
 /// size and modification time without the inode: the attribute lives on
 /// that inode, so its number tells no version of it from another (a spare
 /// reused for a new version keeps it; the new version's time is made
-/// later than the old's), and a copy that keeps attributes and times
-/// (`cp -a`, `rsync -aX`) keeps its metadata.
+/// later than the old's); a copy that keeps attributes and times would
+/// match as well (not tested: no tool of ours copies objects that way).
 ///
 /// This layout, and the order of [`Etag`]'s and [`Name`]'s variants
 /// (stored as their index), is what stored objects hold: change it only
