@@ -47,6 +47,9 @@ pub(crate) struct Gauges {
     /// Uploads committed by this shard (as the paths' owner), and the
     /// directory flushes that made them durable.
     pub(crate) commits: (u64, u64),
+    /// Paths invalidated in every shard's cache after those commits, and
+    /// the broadcasts that carried them.
+    pub(crate) invalidations: (u64, u64),
     pub(crate) spare_files: usize,
     pub(crate) spare_files_max: usize,
 }
@@ -212,6 +215,18 @@ pub(crate) fn render(shards: &[Snapshot], fenced: bool, disk_faults: [u64; 5]) -
         "counter",
         "Directory flushes of those commits (uploads to one path waiting together share one).",
         &|s| s.gauges.commits.1,
+    );
+    gauge(
+        "percore_cache_invalidations_total",
+        "counter",
+        "Paths dropped from every shard's cache after this shard's commits.",
+        &|s| s.gauges.invalidations.0,
+    );
+    gauge(
+        "percore_cache_invalidation_broadcasts_total",
+        "counter",
+        "Broadcasts that carried those invalidations (commits finishing together share one).",
+        &|s| s.gauges.invalidations.1,
     );
     gauge(
         "percore_spare_files",

@@ -57,6 +57,7 @@ impl Shard {
             moved_out: self.balance.moved_out.get(),
             moved_in: self.balance.moved_in.get(),
             commits: store.commits,
+            invalidations: store.invalidations,
             spare_files: store.spares.0,
             spare_files_max: store.spares.1,
         }

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::util::{get, read_response, temp_files, Daemon};
+use crate::util::{get, join_all, read_response, temp_files, Daemon};
 
 pub(crate) const PATHS: [&str; 9] = ["a/k0", "a/k1", "a/k2", "b/k0", "b/k1", "b/k2", "c/d/k0", "c/d/k1", "top"];
 pub(crate) const WRITERS: usize = 4;
@@ -279,7 +279,7 @@ fn acknowledged_writes_survive_sigkill_at_random_moments() {
         std::thread::sleep(Duration::from_millis(50 + rng % 400));
         stop.store(true, Ordering::SeqCst);
         data = daemon.kill9().expect("owned data directory");
-        let ops: Vec<Op> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        let ops: Vec<Op> = join_all(handles).into_iter().flatten().collect();
         writes += ops.len();
         unknown += ops.iter().filter(|o| o.result == Ack::Unknown).count();
         let daemon = Daemon::start_in(data, &["--cores", "2"]);

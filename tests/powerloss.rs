@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::crash::{self, Op, State, PATHS, WRITERS};
-use crate::util::{put, temp_files, Daemon};
+use crate::util::{join_all, put, temp_files, Daemon};
 
 /// A file system in an image file, mounted through a loop device.
 struct LoopFs {
@@ -180,7 +180,7 @@ fn shutdown_rounds(kind: &'static str, writers: usize, paths: &'static [&'static
         // Writers keep going for a moment against the dead file system.
         std::thread::sleep(Duration::from_millis(100));
         stop.store(true, Ordering::SeqCst);
-        let ops: Vec<Op> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        let ops: Vec<Op> = join_all(handles).into_iter().flatten().collect();
         let late: Vec<&Op> = ops.iter().filter(|o| o.sent > down && matches!(o.result, crash::Ack::Acked(_))).collect();
         assert!(late.is_empty(), "{kind} round {round}: acknowledged after the shutdown: {late:?}");
         failed += ops.iter().filter(|o| o.sent > down).count();

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::crash::{self, Op, State, PATHS, WRITERS};
-use crate::util::{rss_kib, stray_temp_files, Daemon};
+use crate::util::{join_all, rss_kib, stray_temp_files, Daemon};
 
 #[test]
 fn a_mixed_soak_has_no_errors_and_flat_memory_then_sigterm_loses_nothing() {
@@ -82,7 +82,7 @@ fn a_mixed_soak_has_no_errors_and_flat_memory_then_sigterm_loses_nothing() {
     stop.store(true, Ordering::SeqCst);
     let status = daemon.terminate(Duration::from_secs(10)).expect("stopped within its grace");
     assert!(status.success(), "{status:?}");
-    let ops: Vec<Op> = writers.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let ops: Vec<Op> = join_all(writers).into_iter().flatten().collect();
     let data = daemon.kill9().expect("owned data directory");
     let daemon = Daemon::start_in(data, &["--cores", "2"]);
     assert!(stray_temp_files(&daemon).is_empty());

@@ -5,7 +5,9 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use crate::util::{delete, exchange, get, metric, metrics, put, read_response, stray_temp_files, temp_files, Daemon};
+use crate::util::{
+    delete, exchange, get, join_all, metric, metrics, put, read_response, stray_temp_files, temp_files, Daemon,
+};
 
 #[test]
 fn put_creates_replaces_and_delete_removes() {
@@ -93,7 +95,7 @@ fn exactly_one_concurrent_create_wins() {
                 })
             })
             .collect();
-        let results: Vec<(u16, String)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let results: Vec<(u16, String)> = join_all(threads);
         let winners: Vec<&String> = results.iter().filter(|(s, _)| *s == 201).map(|(_, b)| b).collect();
         assert_eq!(winners.len(), 1, "round {round}: {results:?}");
         assert!(results.iter().all(|(s, _)| *s == 201 || *s == 412), "{results:?}");
@@ -123,7 +125,7 @@ fn writers_to_one_path_share_flushes_and_keep_their_conditions() {
                 })
             })
             .collect();
-        let results: Vec<(u16, Option<String>, String)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let results: Vec<(u16, Option<String>, String)> = join_all(threads);
         assert!(results.iter().all(|(s, e, _)| (*s == 200 || *s == 201) && e.is_some()), "{results:?}");
         let mut etags: Vec<&String> = results.iter().filter_map(|(_, e, _)| e.as_ref()).collect();
         etags.sort();
@@ -149,7 +151,7 @@ fn writers_to_one_path_share_flushes_and_keep_their_conditions() {
                 })
             })
             .collect();
-        let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let statuses: Vec<u16> = join_all(threads);
         assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "round {round}: {statuses:?}");
         assert!(statuses.iter().all(|s| *s == 200 || *s == 412), "{statuses:?}");
     }
@@ -266,6 +268,43 @@ fn the_cache_never_serves_a_replaced_or_deleted_version() {
     for _ in 0..6 {
         assert_eq!(get(&daemon, "/files/hot.txt").status, 404, "read after delete");
     }
+}
+
+/// Commits of different paths that finish together share one invalidation
+/// broadcast; each is still answered only once no shard's cache holds its
+/// old bytes.
+#[test]
+fn writers_to_many_paths_share_invalidations_and_never_read_old_bytes() {
+    let daemon = std::sync::Arc::new(Daemon::start(&["--cores", "2"]));
+    let threads: Vec<_> = (0..16)
+        .map(|writer| {
+            let daemon = daemon.clone();
+            std::thread::spawn(move || {
+                let path = format!("/files/many/{writer}");
+                for version in 0..15 {
+                    let body = format!("writer {writer} version {version} ").repeat(20);
+                    let status = put(&daemon, &path, body.as_bytes(), "").status;
+                    assert!(status == 201 || status == 200, "{path}: {status}");
+                    // Fresh connections land on both shards and fill both caches.
+                    for _ in 0..4 {
+                        assert_eq!(
+                            get(&daemon, &path).body,
+                            body.as_bytes(),
+                            "read after the write of {path} {version}"
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    join_all(threads);
+    let text = metrics(&daemon);
+    let (paths, broadcasts) = (
+        metric(&text, "percore_cache_invalidations_total", &[]),
+        metric(&text, "percore_cache_invalidation_broadcasts_total", &[]),
+    );
+    assert_eq!(paths, 16.0 * 15.0, "every commit invalidated its path once");
+    assert!(broadcasts < paths, "no two of 240 concurrent commits shared a broadcast ({broadcasts})");
 }
 
 #[test]

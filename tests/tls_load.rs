@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::util::tls::{self, Key, Pki};
-use crate::util::{metric, metrics, stray_temp_files, write_file, Daemon};
+use crate::util::{join_all, metric, metrics, stray_temp_files, write_file, Daemon};
 
 fn https_args(pki: &Pki) -> Vec<String> {
     let (crt, key) = pki.issue("localhost", &["localhost"], Key::Ecdsa);
@@ -139,7 +139,7 @@ fn a_mixed_https_load_has_no_errors_then_sigkill_loses_no_acknowledged_write() {
     std::thread::sleep(Duration::from_millis(1500));
     let data = daemon.kill9().expect("owned data directory");
     stop.store(true, Ordering::SeqCst);
-    let seen: Vec<_> = writers.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let seen: Vec<_> = join_all(writers).into_iter().flatten().collect();
     let daemon = Daemon::start_in(data, &["--cores", "2"]);
     assert!(stray_temp_files(&daemon).is_empty());
     let mut checked = 0;

@@ -177,11 +177,11 @@ impl Store {
                     };
                 }
                 // A read in between may have cached an undone version.
-                invalidate_everywhere(path).await;
+                self.invalidations.everywhere(path).await;
                 let outcome = self.failed(err);
                 refused.extend(swapped.drain(..).map(|(upload, _)| (upload, outcome.clone())));
             } else {
-                invalidate_everywhere(path).await;
+                self.invalidations.everywhere(path).await;
             }
         }
         let (commits, batches) = self.commits.counts.get();
@@ -238,22 +238,14 @@ impl Store {
                 flushed.map_err(|e| self.durability.flush_failed("fsync of a directory after a delete", e))
             {
                 let _ = dir.rename_noreplace(OsStr::from_bytes(&aside), &dir, target).await;
-                invalidate_everywhere(&path).await;
+                self.invalidations.everywhere(&path).await;
                 return Err(err);
             }
             let _ = dir.unlink(OsStr::from_bytes(&aside)).await;
-            invalidate_everywhere(&path).await;
+            self.invalidations.everywhere(&path).await;
             Ok::<_, io::Error>(Outcome::Deleted)
         }
         .await
         .unwrap_or_else(|err| self.failed(err))
     }
-}
-
-/// Drops `path` from every shard's cache and waits until all have (so the
-/// answer that follows is never contradicted by a cached read). Runs under
-/// the path's lock; a shard that has stopped has no cache to worry about.
-async fn invalidate_everywhere(path: &[u8]) {
-    let path = path.to_vec();
-    let _ = percore_cores::broadcast(move || crate::cache::invalidate(&path)).await;
 }

@@ -37,6 +37,7 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
+use std::rc::Rc;
 
 use percore_io::{Dir, OpenOptions};
 
@@ -44,6 +45,7 @@ use crate::files::{self, TEMP_PREFIX};
 
 mod commit;
 mod durability;
+mod invalidate;
 mod locks;
 mod spares;
 mod upload;
@@ -66,6 +68,8 @@ pub(crate) struct Store {
     shard: usize,
     durability: Durability,
     commits: commit::Commits,
+    /// Cache invalidations after commits, sent in batches.
+    invalidations: Rc<invalidate::Invalidations>,
     spares: RefCell<spares::Spares>,
     temp_counter: Cell<u64>,
 }
@@ -76,6 +80,9 @@ pub(crate) struct Gauges {
     /// Uploads committed by this shard (as the paths' owner), and the
     /// directory flushes that made them durable.
     pub(crate) commits: (u64, u64),
+    /// Paths this shard invalidated in every shard's cache after its
+    /// commits, and the broadcasts that carried them.
+    pub(crate) invalidations: (u64, u64),
     /// Spare files held, and the limit.
     pub(crate) spares: (usize, usize),
 }
@@ -89,6 +96,7 @@ impl Store {
             shard,
             durability,
             commits: commit::Commits::default(),
+            invalidations: Default::default(),
             spares: RefCell::new(spares::Spares::new(spare_limit)),
             temp_counter: Cell::new(0),
         }
@@ -105,7 +113,11 @@ impl Store {
     }
 
     pub(crate) fn gauges(&self) -> Gauges {
-        Gauges { commits: self.commits.counts(), spares: self.spares.borrow().held() }
+        Gauges {
+            commits: self.commits.counts(),
+            invalidations: self.invalidations.counts(),
+            spares: self.spares.borrow().held(),
+        }
     }
 
     /// When the shard stops: removes its spare files and keeps no more.

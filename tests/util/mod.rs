@@ -288,6 +288,14 @@ pub(crate) fn heavy() -> std::sync::MutexGuard<'static, ()> {
     HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Joins every thread, then raises the first one's panic if any did: a
+/// failing worker must not leave the others, and the daemon they hold,
+/// running past the test.
+pub(crate) fn join_all<T>(threads: Vec<std::thread::JoinHandle<T>>) -> Vec<T> {
+    let joined: Vec<_> = threads.into_iter().map(std::thread::JoinHandle::join).collect();
+    joined.into_iter().map(|r| r.unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+}
+
 /// The daemon's `/metrics` text.
 pub(crate) fn metrics(daemon: &Daemon) -> String {
     String::from_utf8(get(daemon, "/metrics").body).unwrap()
