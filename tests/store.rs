@@ -305,6 +305,16 @@ fn writers_to_many_paths_share_invalidations_and_never_read_old_bytes() {
     );
     assert_eq!(paths, 16.0 * 15.0, "every commit invalidated its path once");
     assert!(broadcasts < paths, "no two of 240 concurrent commits shared a broadcast ({broadcasts})");
+
+    // With the cache off nothing is cached anywhere: no broadcast at all.
+    let uncached = Daemon::start(&["--cores", "2", "--cache-bytes-max", "0"]);
+    for version in 0..10 {
+        let body = format!("version {version}");
+        assert!(put(&uncached, "/files/plain", body.as_bytes(), "").status < 300);
+        assert_eq!(get(&uncached, "/files/plain").body, body.as_bytes());
+    }
+    let text = metrics(&uncached);
+    assert_eq!(metric(&text, "percore_cache_invalidation_broadcasts_total", &[]), 0.0);
 }
 
 #[test]
