@@ -4,7 +4,7 @@
 # Writes under OUT_DIR: host.txt (kernel, CPUs, method), one directory per
 # phase with the compare table (stdout), compare.json and compare.svg, and
 # the mesh bench's output. Servers take CPUs 0..n-1, the client the top half.
-# Bounded: about 8 minutes on 16 CPUs (quick: about 3).
+# Bounded: about 9 minutes on 16 CPUs (quick: about 3).
 set -u
 kit=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: run.sh OUT_DIR [quick]}
@@ -43,6 +43,10 @@ cmp scaling-get $rounds $secs --only "get 4" --servers percore,monoio,nginx --se
 # Balance: connections = 2x shards on the most shards.
 most=${counts##*,}
 cmp balance $rounds $secs --only "ping" --servers percore --server-cores "$most" --connections $((2 * most))
+# Writes across shards: 90/10 GET/PUT at every core count, percore alone
+# (each commit invalidates its path on every shard: this shows what that
+# costs per added core). One round, to stay within the device's time.
+cmp scaling-mixed 1 $secs --only "mixed" --servers percore --server-cores $counts --connections 256
 # Several nodes behind HAProxy (issue 16's goals): one node direct, one and
 # three through HAProxy.
 timeout 120 "$kit/cluster.sh" "$kit/bin/percore" "$kit/bin/haproxy" "$kit/haproxy.cfg" "$out/cluster" > /dev/null 2>&1
