@@ -48,6 +48,13 @@ impl Invalidations {
             // Every shard runs with the same cache setting: none holds a copy.
             return;
         }
+        if percore_cores::current().count == 1 {
+            // No other shard: no message, no batch.
+            let (paths, broadcasts) = self.counts.get();
+            self.counts.set((paths + 1, broadcasts));
+            crate::cache::invalidate(path);
+            return;
+        }
         let batch = self.join(path);
         poll_fn(|cx| {
             if batch.sent.get() {
