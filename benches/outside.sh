@@ -75,7 +75,7 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 pick_port() {
     local p
     while :; do
-        p=$((20000 + RANDOM % 20000))
+        p=$((10000 + RANDOM % 20000)) # below the ephemeral range (32768-)
         if port_free "$p"; then echo "$p"; return; fi
     done
 }
