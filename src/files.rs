@@ -209,8 +209,37 @@ pub(crate) fn etag(meta: &Metadata) -> String {
 /// The ETag of inode `ino` with `size` bytes, modified at `mtime` (seconds,
 /// nanoseconds): the one format, whether the fields come from a statx or an
 /// fstat.
+///
+/// Written out by hand: `format!` with its four hex fields took 2.2k
+/// instructions a call (callgrind), about a tenth of a plain PUT's own work
+/// outside the kernel; this takes a few hundred. The text is the same as
+/// `format!("\"{:x}-{:x}-{:x}.{:x}\"")` would make (tested): stored and
+/// client-held ETags stay valid.
 pub(crate) fn etag_of(ino: u64, size: u64, mtime: (i64, u32)) -> String {
-    format!("\"{:x}-{:x}-{:x}.{:x}\"", ino, size, mtime.0, mtime.1)
+    let mut out = String::with_capacity(ETAG_BYTES_MAX);
+    out.push('"');
+    push_hex(&mut out, ino);
+    out.push('-');
+    push_hex(&mut out, size);
+    out.push('-');
+    // A negative time is written as its two's complement, as `{:x}` does.
+    push_hex(&mut out, mtime.0 as u64);
+    out.push('.');
+    push_hex(&mut out, u64::from(mtime.1));
+    out.push('"');
+    out
+}
+
+/// The longest [`etag_of`]: four 16-digit numbers, three separators, quotes.
+const ETAG_BYTES_MAX: usize = 4 * 16 + 3 + 2;
+
+/// Appends `n` in lower-case hex without leading zeros ("0" for zero).
+fn push_hex(out: &mut String, n: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digits = (64 - n.leading_zeros()).div_ceil(4).max(1);
+    for i in (0..digits).rev() {
+        out.push(char::from(DIGITS[(n >> (4 * i)) as usize & 15]));
+    }
 }
 
 /// The inode, size and modification time an [`etag_of`] validator was made
@@ -316,6 +345,24 @@ pub(crate) fn if_range_holds(if_range: Option<&str>, etag: &str, modified_secs: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_etag_reads_as_format_would_write_it() {
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut fields = vec![(0, 0, (0, 0)), (u64::MAX, u64::MAX, (i64::MIN, u32::MAX)), (15, 16, (-1, 255))];
+        for _ in 0..2000 {
+            // xorshift: numbers of every length.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let shift = (x % 64) as u32;
+            fields.push((x >> shift, x.rotate_left(7) >> (63 - shift), ((x as i64) >> shift, (x >> 40) as u32)));
+        }
+        for (ino, size, mtime) in fields {
+            let expected = format!("\"{:x}-{:x}-{:x}.{:x}\"", ino, size, mtime.0, mtime.1);
+            assert_eq!(etag_of(ino, size, mtime), expected);
+        }
+    }
 
     #[test]
     fn an_etag_gives_back_the_fields_it_was_made_of() {

@@ -260,7 +260,7 @@ impl<'r, 'b> Body<'r, 'b> {
                     format!("the {} you specified did not match the calculated checksum", name.to_ascii_uppercase()),
                 ));
             }
-            held = Some((format!("x-amz-checksum-{name}"), b64.encode(computed)));
+            held = Some((["x-amz-checksum-", name.as_str()].concat(), b64.encode(computed)));
         }
         Ok(Digests { md5, checksum: held })
     }

@@ -61,7 +61,7 @@ impl ObjectMeta {
 
 /// The S3 ETag of an MD5.
 pub(crate) fn md5_etag(md5: &[u8]) -> String {
-    format!("\"{}\"", hex(md5))
+    ["\"", &hex(md5), "\""].concat()
 }
 
 /// The attribute's value for the version `stamp` (a validator of

@@ -205,9 +205,16 @@ pub(crate) async fn put(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) 
     let staged = receive(call, path, headers).await?;
     let checksum = staged.checksum.clone();
     let etag = commit(path, staged, conditions).await?;
-    let mut lines = format!("ETag: {etag}\r\n");
-    if let Some((name, value)) = checksum {
-        lines.push_str(&format!("{name}: {value}\r\n"));
+    // Pushed piece by piece: `format!` costs about a thousand instructions
+    // a line here.
+    let mut lines = String::with_capacity(128);
+    for (name, value) in
+        std::iter::once(("ETag", etag.as_str())).chain(checksum.as_ref().map(|(n, v)| (n.as_str(), v.as_str())))
+    {
+        lines.push_str(name);
+        lines.push_str(": ");
+        lines.push_str(value);
+        lines.push_str("\r\n");
     }
     call.empty(200, &lines).await
 }
