@@ -10,9 +10,10 @@
 # file); put1key (PUT 4 KiB to one key from every connection: durable on
 # both percore and monoio, nginx's PUT is not, so it is left out there).
 #
-# Clients (CLIENTS, default "wrk h2load"): `wrk -t1` and `h2load --h1 -t1`
-# (Debian packages wrk and nghttp2-client), CONNS connections (64) on
-# CLIENT_CPU (1). Servers on SERVER_CPU (0), one shard: every percore
+# Clients (CLIENTS, default "wrk h2load percore"): `wrk -t1` and `h2load
+# --h1 -t1` (Debian packages wrk and nghttp2-client) and, for the same-run
+# comparison with our own client, `percore bench --cores 1` (PERCORE_CLIENT,
+# default target/release/percore), CONNS connections (64) on CLIENT_CPU (1). Servers on SERVER_CPU (0), one shard: every percore
 # binary in PERCORE_BINS (default target/release/percore; a script that
 # `exec`s one with settings also works), and PEERS (default "nginx monoio":
 # nginx on PATH or NGINX=path; monoio and the tokio peers through
@@ -34,10 +35,12 @@ CLIENT_CPU=${CLIENT_CPU:-1}
 CONNS=${CONNS:-64}
 read -r -a BINS <<<"${PERCORE_BINS:-target/release/percore}"
 read -r -a PEER_LIST <<<"${PEERS-nginx monoio}"
-read -r -a CLIENT_LIST <<<"${CLIENTS:-wrk h2load}"
+read -r -a CLIENT_LIST <<<"${CLIENTS:-wrk h2load percore}"
+PERCORE_CLIENT=${PERCORE_CLIENT:-target/release/percore}
 NGINX=${NGINX:-nginx}
 HTTP_PEER=${HTTP_PEER:-target/release/http-peer}
 for c in "${CLIENT_LIST[@]}"; do
+    [ "$c" = percore ] && c=$PERCORE_CLIENT
     command -v "$c" >/dev/null || { echo "$c not found (Debian: wrk, nghttp2-client)" >&2; exit 1; }
 done
 
@@ -138,6 +141,15 @@ client_cmd() {
         put1key) echo "${w[*]} -s $WORK/put.lua $base/" ;;
         esac
         ;;
+    percore)
+        local b=("$PERCORE_CLIENT" bench "$base" --cores 1 --connections "$CONNS" --duration "$secs" --warmup 0 --json)
+        case $cell in
+        ping) echo "${b[*]} --workload ping" ;;
+        get4k) echo "${b[*]} --workload get --keys 1000 --size 4KiB" ;;
+        get1m) echo "${b[*]} --workload get --keys 1 --size 1MiB" ;;
+        put1key) echo "${b[*]} --workload put --keys 1 --size 4KiB" ;;
+        esac
+        ;;
     h2load)
         local h=(h2load --h1 -t1 -c"$CONNS" -D "$secs")
         case $cell in
@@ -162,6 +174,12 @@ parse() {
         if grep -q "Non-2xx\|Socket errors" <<<"$out"; then return 1; fi
         awk '/requests in/ { n = $1 } /Requests\/sec/ { r = $2 } END { printf "%d %d", n, r }' <<<"$out"
         ;;
+    percore)
+        grep -m1 '^{' <<<"$out" | python3 -c 'import json, sys
+d = json.load(sys.stdin)
+if d["errors"]: sys.exit(1)
+print(d["requests"], int(d["requests_per_second"]))'
+        ;;
     h2load)
         # "requests: T total, S started, D done, K succeeded, F failed, E errored, O timeout"
         awk '/^requests:/ { ok = $8; bad = $10 + $12 + $14 } /^status codes:/ { non2xx = $5 + $7 + $9 }
@@ -170,10 +188,32 @@ parse() {
     esac
 }
 
+# `percore bench` checks every byte it reads against its own contents: its
+# 1,000 keys (/files/bench/XX/key-N) are written by its --populate through
+# a percore server; key-0 is kept in both sizes and put back per cell (1 MiB
+# for get1m, 4 KiB otherwise).
+if [[ " ${CLIENT_LIST[*]} " == *" percore "* ]]; then
+    port=$(pick_port)
+    start "${BINS[0]}" "$port"
+    base="http://127.0.0.1:$port"
+    "$PERCORE_CLIENT" bench "$base" --cores 1 --workload get --keys 1000 --size 4KiB --populate --duration 0.2 --warmup 0 >/dev/null
+    cp "$WORK/data/files/bench/00/key-0" "$WORK/key0-4k"
+    "$PERCORE_CLIENT" bench "$base" --cores 1 --workload get --keys 1 --size 1MiB --populate --duration 0.2 --warmup 0 >/dev/null
+    cp "$WORK/data/files/bench/00/key-0" "$WORK/key0-1m"
+    kill "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null || true
+fi
+
 HZ=$(getconf CLK_TCK)
 run_cell() { # run_cell SERVER CLIENT CELL
     local name=$1 client=$2 cell=$3 port
     port=$(pick_port)
+    # percore bench's key-0: 1 MiB for get1m, 4 KiB otherwise.
+    if [ -f "$WORK/key0-4k" ]; then
+        local size=4k
+        [ "$cell" = get1m ] && size=1m
+        cp "$WORK/key0-$size" "$WORK/data/files/bench/00/key-0"
+    fi
     start "$name" "$port"
     # Warm the caches (percore's, nginx's open-file cache, the page cache).
     # shellcheck disable=SC2046
