@@ -20,7 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::sigv4::hex;
+use super::sigv4::{hex, push_hex};
 use crate::files;
 
 /// The extended attribute's name.
@@ -61,7 +61,11 @@ impl ObjectMeta {
 
 /// The S3 ETag of an MD5.
 pub(crate) fn md5_etag(md5: &[u8]) -> String {
-    ["\"", &hex(md5), "\""].concat()
+    let mut out = String::with_capacity(2 + 2 * md5.len());
+    out.push('"');
+    push_hex(&mut out, md5);
+    out.push('"');
+    out
 }
 
 /// The attribute's value for the version `stamp` (a validator of

@@ -171,7 +171,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 /// Appends `bytes` in lower-case hex to `out`.
-fn push_hex(out: &mut String, bytes: &[u8]) {
+pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
     let mut pairs = [0u8; 64];
     for chunk in bytes.chunks(32) {
         let written = write_hex(&mut pairs, chunk);
