@@ -30,8 +30,10 @@ mod slow;
 mod soak;
 // HTTPS: clients, certificates, resumption, reloads, hostile TLS.
 mod tls;
-// The deployment files (nginx, seccomp, systemd, container).
+// The deployment files (nginx, seccomp, systemd).
 mod deploy;
+// The container image under Docker.
+mod container;
 // Several nodes behind HAProxy.
 mod cluster;
 // HTTPS under load, slow readers and SIGKILL.

@@ -1,0 +1,373 @@
+//! The container image as an operator runs it with Docker: deploy/Dockerfile's
+//! runtime stage built, run as its unprivileged user under the seccomp
+//! profile deploy/seccomp.sh writes, healthy by its own HEALTHCHECK, its
+//! objects kept in the /data volume from one container to the next, and
+//! stopped cleanly by `docker stop`.
+//!
+//! No image registry is reachable from CI, so two things are made here:
+//! the base image (Debian bookworm by `debootstrap` from Debian's mirror,
+//! standing in for `debian:bookworm-slim`) and the build stage (the percore
+//! binary under test, standing in for `cargo build` in `rust:1-bookworm`).
+//! Every line of the runtime stage is used as shipped. Docker's default
+//! seccomp profile is not a file a machine has, so the test writes one of
+//! the same shape (every system call allowed by name except io_uring's,
+//! anything else refused with EPERM) and runs percore under it and under
+//! what seccomp.sh makes of it.
+//!
+//! Where Docker cannot run a container here, or debootstrap cannot be had,
+//! the test says so loudly and stops (`.ci/run` installs and starts Docker).
+
+use crate::util::{install_from_debian, read_response, Response};
+use std::cell::RefCell;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The local stand-in for `debian:bookworm-slim` (made, then removed).
+const BASE: &str = "percore-test-base:bookworm";
+/// Docker runs the first HEALTHCHECK 10 s after the start (its interval).
+const HEALTHY_WITHIN: Duration = Duration::from_secs(40);
+/// How long a started container may take to answer /health.
+const ANSWERS_WITHIN: Duration = Duration::from_secs(20);
+/// The write token the containers run with.
+const AUTH: &str = "Authorization: Bearer t\r\n";
+
+#[test]
+fn the_image_and_the_systemd_unit_start_sandboxed_and_keep_their_data() {
+    let Some(docker) = Docker::usable() else { return };
+    if !docker.has_base() {
+        return;
+    }
+    the_image_runs_as_a_user_under_the_seccomp_profile_and_keeps_its_volume(&docker);
+    the_systemd_unit_starts_sandboxed_and_stops_cleanly(&docker);
+}
+
+fn the_image_runs_as_a_user_under_the_seccomp_profile_and_keeps_its_volume(docker: &Docker) {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), runtime_stage_on_local_base()).unwrap();
+    let image = docker.build("image", ctx.path());
+    let Some((blocking, allowing)) = seccomp_profiles(ctx.path()) else { return };
+
+    // Under a default profile that leaves io_uring out, percore stops and says how to go on.
+    let refused = docker.run(&["run", "--rm", "-e", "PERCORE_WRITE_TOKEN=t", "--security-opt", &blocking, &image]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "percore cannot run without io_uring");
+    assert!(said.contains("io_uring_setup") && said.contains("deploy/seccomp.sh"), "{said}");
+
+    // Without a write token it will not listen on every interface.
+    let open = docker.run(&["run", "--rm", "--security-opt", &allowing, &image]);
+    assert!(!open.status.success(), "no token, no start");
+    assert!(String::from_utf8_lossy(&open.stderr).contains("PERCORE_WRITE_TOKEN"));
+
+    let first = docker.start(&image, &allowing);
+    let user = docker.run(&["exec", &first.id, "id", "-un"]);
+    assert_eq!(String::from_utf8_lossy(&user.stdout).trim(), "percore", "not root");
+    assert_eq!(first.put("/files/kept/a.txt", b"in the volume", "").status, 401, "writes need the token");
+    assert_eq!(first.put("/files/kept/a.txt", b"in the volume", AUTH).status, 201);
+    docker.wait_healthy(&first.id);
+    let stopped = docker.run(&["stop", "-t", "10", &first.id]);
+    assert!(stopped.status.success(), "{}", String::from_utf8_lossy(&stopped.stderr));
+    let code = docker.run(&["inspect", "-f", "{{.State.ExitCode}}", &first.id]);
+    assert_eq!(String::from_utf8_lossy(&code.stdout).trim(), "0", "SIGTERM stops percore cleanly");
+
+    let second = docker.start(&image, &allowing);
+    let read = second.get("/files/kept/a.txt");
+    assert_eq!((read.status, read.body.as_slice()), (200, &b"in the volume"[..]), "the object outlived its container");
+}
+
+/// deploy/percore.service as shipped, started by systemd as PID 1 of a
+/// container. The container may mount (systemd builds the unit's sandbox
+/// from mount namespaces) and has no seccomp filter of Docker's, so the
+/// filter that percore runs under is the unit's own `SystemCallFilter`.
+fn the_systemd_unit_starts_sandboxed_and_stops_cleanly(docker: &Docker) {
+    let ctx = tempfile::tempdir().unwrap();
+    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/percore.service");
+    std::fs::copy(unit, ctx.path().join("percore.service")).unwrap();
+    let dockerfile = format!(
+        "FROM {BASE}\n\
+         RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends systemd systemd-sysv curl \\\n\
+             && rm -rf /var/lib/apt/lists/*\n\
+         COPY percore /usr/local/bin/percore\n\
+         COPY percore.service /etc/systemd/system/percore.service\n\
+         STOPSIGNAL SIGRTMIN+3\n\
+         CMD [\"/sbin/init\"]\n"
+    );
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+    let image = docker.build("systemd", ctx.path());
+    let args = ["run", "-d", "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined"];
+    let mounts =
+        ["--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro"];
+    let out = docker.run(&[&args[..], &mounts[..], &[&image]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = docker.keep(&out);
+    let inside = |command: &[&str]| {
+        let out = docker.run(&[&["exec", &id][..], command].concat());
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let deadline = Instant::now() + ANSWERS_WITHIN;
+    while !matches!(inside(&["systemctl", "is-system-running"]).1.as_str(), "running" | "degraded") {
+        assert!(Instant::now() < deadline, "systemd never finished booting: {:?}", inside(&["systemctl", "--failed"]));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Type=notify: start returns once percore has said it is ready.
+    let started = inside(&["systemctl", "start", "percore"]);
+    assert!(started.0, "the unit starts: {:?}", inside(&["journalctl", "-u", "percore", "--no-pager"]));
+    let put = ["curl", "-sf", "-X", "PUT", "-H", "Authorization: Bearer change-me", "--data-binary", "under systemd"];
+    assert!(inside(&[&put[..], &["http://127.0.0.1:8080/files/unit.txt"]].concat()).0, "a PUT with the unit's token");
+    assert_eq!(inside(&["cat", "/var/lib/private/percore/unit.txt"]).1, "under systemd", "in its StateDirectory");
+    let pid = inside(&["systemctl", "show", "-p", "MainPID", "--value", "percore"]).1;
+    let status = inside(&["cat", &format!("/proc/{pid}/status")]).1;
+    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(str::trim).unwrap_or("").to_string();
+    assert_eq!(field("NoNewPrivs:"), "1", "{status}");
+    assert_eq!(field("Seccomp:"), "2", "the unit's system call filter holds: {status}");
+    assert!(!field("Uid:").starts_with('0'), "a dynamic user, not root: {status}");
+    assert_eq!(field("CapEff:"), "0000000000000400", "CAP_NET_BIND_SERVICE alone: {status}");
+    let writes_elsewhere = inside(&["nsenter", "-t", &pid, "-m", "touch", "/usr/local/bin/x"]);
+    assert!(!writes_elsewhere.0, "ProtectSystem=strict: /usr is read-only in the unit's namespace");
+    assert!(inside(&["systemctl", "stop", "percore"]).0);
+    assert_eq!(inside(&["systemctl", "show", "-p", "Result", "--value", "percore"]).1, "success", "a clean stop");
+}
+
+/// deploy/Dockerfile with its build stage replaced by the binary under
+/// test and its runtime stage's base by the local Debian image.
+fn runtime_stage_on_local_base() -> String {
+    let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/Dockerfile")).unwrap();
+    let (build, runtime) = shipped.split_once("\nFROM debian:bookworm-slim\n").expect("a debian:bookworm-slim stage");
+    assert!(build.contains("FROM rust:1-bookworm AS build") && build.contains("cargo build --release"), "{build}");
+    let binary = "/src/target/release/percore";
+    assert!(runtime.contains(&format!("COPY --from=build {binary} ")), "{runtime}");
+    // The label lets the test remove the build stage's image, which the
+    // builder keeps.
+    let me = std::process::id();
+    format!("FROM scratch AS build\nLABEL percore.test={me}\nCOPY percore {binary}\n\nFROM {BASE}\n{runtime}")
+}
+
+/// `--security-opt` values: a default-shaped profile without io_uring, and
+/// what deploy/seccomp.sh writes from it.
+fn seccomp_profiles(dir: &Path) -> Option<(String, String)> {
+    let header = "/usr/include/x86_64-linux-gnu/asm/unistd_64.h";
+    if !Path::new(header).exists() {
+        install_from_debian("linux-libc-dev");
+    }
+    let table = std::fs::read_to_string(header).expect("the kernel's system call table (linux-libc-dev)");
+    let names: Vec<&str> = table
+        .lines()
+        .filter_map(|l| l.strip_prefix("#define __NR_")?.split_whitespace().next())
+        .filter(|name| !name.starts_with("io_uring_"))
+        .collect();
+    assert!(names.len() > 300 && names.contains(&"epoll_wait"), "{} system calls read from {header}", names.len());
+    let default = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": 1,
+        "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]
+    });
+    let blocking = dir.join("default.json");
+    std::fs::write(&blocking, default.to_string()).unwrap();
+    if Command::new("jq").arg("--version").output().is_err() {
+        install_from_debian("jq");
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/seccomp.sh");
+    let written = Command::new(script).arg(&blocking).output().unwrap();
+    if !written.status.success() {
+        eprintln!("*** SKIPPED: deploy/seccomp.sh failed: {}", String::from_utf8_lossy(&written.stderr));
+        return None;
+    }
+    let allowing = dir.join("percore-seccomp.json");
+    std::fs::write(&allowing, written.stdout).unwrap();
+    let opt = |p: PathBuf| format!("seccomp={}", p.display());
+    Some((opt(blocking), opt(allowing)))
+}
+
+/// The Docker engine, and what this test made in it (removed on drop).
+struct Docker {
+    volume: String,
+    images: RefCell<Vec<String>>,
+    containers: RefCell<Vec<String>>,
+}
+
+struct Container {
+    id: String,
+    port: u16,
+}
+
+impl Docker {
+    /// Docker, if it answers and can run a container on this machine.
+    fn usable() -> Option<Docker> {
+        let info = Command::new("docker").arg("info").stdout(Stdio::null()).stderr(Stdio::null()).status();
+        if !info.is_ok_and(|s| s.success()) {
+            eprintln!("*** SKIPPED: Docker does not run here (`docker info` fails; .ci/run installs and starts it)");
+            return None;
+        }
+        if let Err(why) = runs_a_container() {
+            eprintln!("*** SKIPPED: Docker is installed but cannot run a container here: {why}");
+            return None;
+        }
+        Some(Docker {
+            volume: format!("percore-test-data-{}", std::process::id()),
+            images: RefCell::new(Vec::new()),
+            containers: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// Builds `ctx` (its Dockerfile, and the binary under test put beside
+    /// it as `percore`) as this test's image `name`; returns its tag.
+    fn build(&self, name: &str, ctx: &Path) -> String {
+        std::fs::copy(env!("CARGO_BIN_EXE_percore"), ctx.join("percore")).unwrap();
+        let tag = format!("percore-test-{name}-{}", std::process::id());
+        self.images.borrow_mut().push(tag.clone());
+        let built = self.run(&["build", "-q", "-t", &tag, &ctx.display().to_string()]);
+        assert!(built.status.success(), "the {name} image builds: {}", String::from_utf8_lossy(&built.stderr));
+        tag
+    }
+
+    /// Notes the container `docker run -d` printed, for removal; its id.
+    fn keep(&self, started: &Output) -> String {
+        let id = String::from_utf8_lossy(&started.stdout).trim().to_string();
+        self.containers.borrow_mut().push(id.clone());
+        id
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("docker").args(args).output().expect("docker runs")
+    }
+
+    /// The local Debian base image, made with debootstrap if missing.
+    fn has_base(&self) -> bool {
+        if self.run(&["image", "inspect", BASE]).status.success() {
+            return true;
+        }
+        if Command::new("debootstrap").arg("--version").output().is_err() {
+            install_from_debian("debootstrap");
+        }
+        let root = tempfile::tempdir().unwrap();
+        let made = Command::new("debootstrap")
+            .args(["--variant=minbase", "bookworm"])
+            .arg(root.path())
+            .arg("http://deb.debian.org/debian")
+            .output();
+        match made {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => {
+                let tail: String = String::from_utf8_lossy(&out.stderr).chars().rev().take(400).collect();
+                eprintln!("*** SKIPPED: debootstrap failed: {}", tail.chars().rev().collect::<String>());
+                return false;
+            }
+            Err(e) => {
+                eprintln!("*** SKIPPED: debootstrap is not installed and cannot be ({e})");
+                return false;
+            }
+        }
+        let import = format!("tar -C '{}' -c . | docker import - {BASE}", root.path().display());
+        let imported = Command::new("sh").args(["-c", &import]).output().unwrap();
+        assert!(imported.status.success(), "import: {}", String::from_utf8_lossy(&imported.stderr));
+        true
+    }
+
+    /// Starts the image detached with the volume, the token and `seccomp`,
+    /// and waits until it answers /health.
+    fn start(&self, image: &str, seccomp: &str) -> Container {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let publish = format!("127.0.0.1:{port}:8080");
+        let data = format!("{}:/data", self.volume);
+        let args = ["run", "-d", "-p", &publish, "-v", &data, "-e", "PERCORE_WRITE_TOKEN=t"];
+        let out = self.run(&[&args[..], &["--security-opt", seccomp, image]].concat());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let container = Container { id: self.keep(&out), port };
+        let deadline = Instant::now() + ANSWERS_WITHIN;
+        while container.ask(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n").is_none_or(|r| r.status != 200) {
+            if Instant::now() > deadline {
+                let logs = self.run(&["logs", &container.id]);
+                panic!("the container never answered /health: {}", String::from_utf8_lossy(&logs.stderr));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        container
+    }
+
+    /// Waits for Docker's own HEALTHCHECK (curl inside the container) to pass.
+    fn wait_healthy(&self, id: &str) {
+        let deadline = Instant::now() + HEALTHY_WITHIN;
+        loop {
+            let out = self.run(&["inspect", "-f", "{{.State.Health.Status}}", id]);
+            let status = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if status == "healthy" {
+                return;
+            }
+            assert!(Instant::now() < deadline, "Docker's health check says {status:?}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+impl Drop for Docker {
+    fn drop(&mut self) {
+        for id in self.containers.borrow().iter() {
+            let _ = self.run(&["rm", "-f", id]);
+        }
+        let _ = self.run(&["volume", "rm", "-f", &self.volume]);
+        for image in self.images.borrow().iter() {
+            let _ = self.run(&["rmi", "-f", image]);
+        }
+        let _ = self.run(&["rmi", "-f", BASE]);
+        let stage = format!("label=percore.test={}", std::process::id());
+        let _ = self.run(&["image", "prune", "-f", "--filter", &stage]);
+    }
+}
+
+impl Container {
+    /// One request on a new connection; None if the container does not answer.
+    fn ask(&self, raw: &[u8]) -> Option<Response> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(raw).ok()?;
+        read_response(&mut s, false)
+    }
+
+    fn get(&self, path: &str) -> Response {
+        self.ask(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()).expect("an answer")
+    }
+
+    fn put(&self, path: &str, body: &[u8], extra: &str) -> Response {
+        let mut raw =
+            format!("PUT {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n{extra}\r\n", body.len()).into_bytes();
+        raw.extend_from_slice(body);
+        self.ask(&raw).expect("an answer")
+    }
+}
+
+/// Whether Docker can run a container at all: an image of nothing but
+/// percore's binary and the libraries it loads (made here, no registry
+/// needed) runs `percore --version`. An engine can answer `info` and still
+/// fail here (podman on a host where it may not set resource limits).
+fn runs_a_container() -> Result<(), String> {
+    let root = tempfile::tempdir().unwrap();
+    let binary = Path::new(env!("CARGO_BIN_EXE_percore"));
+    let mut files = vec![binary.to_path_buf()];
+    let ldd = Command::new("ldd").arg(binary).output().map_err(|e| format!("ldd: {e}"))?;
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)`, or the loader's own line.
+        if let Some(path) = line.split_whitespace().find(|w| w.starts_with('/')) {
+            files.push(PathBuf::from(path));
+        }
+    }
+    for file in &files {
+        let inside = root.path().join(file.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(inside.parent().unwrap()).unwrap();
+        std::fs::copy(file, &inside).map_err(|e| format!("copying {}: {e}", file.display()))?;
+    }
+    let image = format!("percore-probe-{}", std::process::id());
+    let import = format!("tar -C '{}' -c . | docker import - {image}", root.path().display());
+    let imported = Command::new("sh").args(["-c", &import]).output().map_err(|e| e.to_string())?;
+    if !imported.status.success() {
+        return Err(format!("import: {}", String::from_utf8_lossy(&imported.stderr).trim()));
+    }
+    let inside = binary.display().to_string();
+    let ran = Command::new("docker").args(["run", "--rm", "--network", "none", &image, &inside, "--version"]).output();
+    let _ = Command::new("docker").args(["rmi", "-f", &image]).output();
+    let ran = ran.map_err(|e| e.to_string())?;
+    if !ran.status.success() {
+        return Err(String::from_utf8_lossy(&ran.stderr).trim().to_string());
+    }
+    Ok(())
+}
