@@ -7,6 +7,9 @@
 # On 16 or more CPUs: each node 2 cores (CPUs 0-1, 2-3, 4-5), HAProxy CPUs
 # 6-7, the client the top half. On fewer (a trial run): every node on CPU
 # 0, HAProxy and the client on the last CPU. Bounded: about a minute.
+# RATE=N: open loop at N requests a second (latency from each request's
+# intended send time), for p99 at a load that saturates neither HAProxy
+# nor the client; CONNECTIONS (default 256).
 set -u
 percore=${1:?usage: cluster.sh PERCORE HAPROXY HAPROXY_CFG OUT_DIR}
 haproxy=$2
@@ -53,17 +56,21 @@ taskset -c "$front_cpus" "$haproxy" -db -f "$tmp/one.cfg" >/dev/null 2>&1 &
 one=$!
 pids="$pids $three $one"
 sleep 2
+rate=""
+[ -z "${RATE:-}" ] || rate="--rate $RATE"
 bench() {
-    taskset -c "$client_cpus" "$percore" bench "$1" --cores "$client_cores" --connections 256 --duration 5 \
-        --warmup 1 --workload get --keys 1000 --json
+    # shellcheck disable=SC2086 # $rate is empty or two words
+    taskset -c "$client_cpus" "$percore" bench "$1" --cores "$client_cores" --connections "${CONNECTIONS:-256}" \
+        --duration 5 --warmup 1 --workload get --keys 1000 --json $rate
 }
 # The keys, through each front (the single node gets all of them through its own).
 taskset -c "$client_cpus" "$percore" bench "http://127.0.0.10:$port" --populate --workload get --keys 1000 --duration 0.1 --warmup 0 >/dev/null
 taskset -c "$client_cpus" "$percore" bench "http://127.0.0.10:$((port + 10))" --populate --workload get --keys 1000 --duration 0.1 --warmup 0 >/dev/null
 {
-    echo "host: $(uname -srm), $ncpu CPUs; nodes on CPUs $node_cpus ($node_cores cores each), HAProxy on $front_cpus, client on $client_cpus"
+    echo "host: $(uname -srm), $ncpu CPUs; nodes on CPUs $node_cpus ($node_cores cores each), HAProxy on $front_cpus, client on $client_cpus; ${CONNECTIONS:-256} connections, ${RATE:-closed loop} req/s"
     for cell in "direct-one-node http://127.0.0.14:$((port + 4)) -" "haproxy-one-node http://127.0.0.10:$((port + 10)) $one" \
         "haproxy-three-nodes http://127.0.0.10:$port $three"; do
+        # shellcheck disable=SC2086 # three words
         set -- $cell
         before=0
         [ "$3" != - ] && before=$(ticks "$3")
