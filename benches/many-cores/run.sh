@@ -64,8 +64,8 @@ echo "cores: exit $?" >> "$out/host.txt"
 CORES_BENCH_ONLY=mean timeout 60 "$kit/bin/cores" 3 > "$out/cores-mean.txt" 2>&1
 echo "cores-mean: exit $?" >> "$out/host.txt"
 # Last, so that a device call that runs out of time loses only this: p99
-# behind HAProxy at a load below every part's limit (open loop, 50,000
+# behind HAProxy at a load below every part's limit (open loop, 30,000
 # requests a second), against one node direct.
-RATE=50000 timeout 90 "$kit/cluster.sh" "$kit/bin/percore" "$kit/bin/haproxy" "$kit/haproxy.cfg" "$out/cluster-rate" \
+RATE=30000 timeout 90 "$kit/cluster.sh" "$kit/bin/percore" "$kit/bin/haproxy" "$kit/haproxy.cfg" "$out/cluster-rate" \
     > /dev/null 2>&1
 echo "cluster-rate: exit $?" >> "$out/host.txt"
