@@ -60,8 +60,9 @@ exec "\$kit/lib/$loader" --library-path "\$kit/lib" "\$kit/real/$name" "\$@"
 WRAP
     chmod +x "$kit/bin/$name"
 done
-cp benches/many-cores/run.sh benches/many-cores/cluster.sh benches/skew.py deploy/haproxy.cfg "$kit/"
-chmod +x "$kit/run.sh" "$kit/cluster.sh"
+cp benches/many-cores/run.sh benches/many-cores/cluster.sh benches/many-cores/per-shard.sh benches/skew.py \
+    deploy/haproxy.cfg "$kit/"
+chmod +x "$kit/run.sh" "$kit/cluster.sh" "$kit/per-shard.sh"
 {
     echo "built $(date -u +%FT%TZ) from $(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes')"
     echo "build host: $(uname -r), $(nproc) CPUs"

@@ -4,8 +4,11 @@
 # Writes under OUT_DIR: host.txt (kernel, CPUs, method), one directory per
 # phase with the compare table (stdout), compare.json and compare.svg, and
 # the mesh bench's output. Servers take CPUs 0..n-1, the client the top half.
-# Bounded: about 9.5 minutes on 16 CPUs (quick: about 3); the phases write
-# their results as they go, the least needed last.
+# Bounded: about 10 minutes on 16 CPUs (quick: about 3.5); the phases write
+# their results as they go, the least needed last. ONLY="PHASE ..." runs
+# those phases alone (scaling scaling-get balance scaling-mixed cluster
+# skew cores cores-mean per-shard cluster-rate), so that the whole can be
+# split over two device calls of under 10 minutes each.
 set -u
 kit=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: run.sh OUT_DIR [quick]}
@@ -28,9 +31,15 @@ counts=1
 n=2
 while [ $n -le $half ]; do counts="$counts,$n"; n=$((n * 2)); done
 if [ "$mode" = quick ]; then rounds=1; secs=2; else rounds=3; secs=3; fi
+# want PHASE: whether ONLY (if set) names it.
+want() {
+    [ -z "${ONLY:-}" ] && return 0
+    case " $ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac
+}
 cmp() {
     name=$1
     shift
+    want "$name" || return 0
     mkdir -p "$out/$name"
     timeout 420 "$kit/bin/compare" "$@" --percore "$kit/bin/percore" --http-peer "$kit/bin/http-peer" \
         --nginx "$kit/bin/nginx" --client-cpus "$client" --tmp "${TMPDIR:-/tmp}" --out "$out/$name" \
@@ -50,22 +59,36 @@ cmp balance $rounds $secs --only "ping" --servers percore --server-cores "$most"
 cmp scaling-mixed 1 $secs --only "mixed" --servers percore --server-cores $counts --connections 256
 # Several nodes behind HAProxy (issue 16's goals): one node direct, one and
 # three through HAProxy.
-timeout 120 "$kit/cluster.sh" "$kit/bin/percore" "$kit/bin/haproxy" "$kit/haproxy.cfg" "$out/cluster" > /dev/null 2>&1
-echo "cluster: exit $?" >> "$out/host.txt"
+if want cluster; then
+    timeout 120 "$kit/cluster.sh" "$kit/bin/percore" "$kit/bin/haproxy" "$kit/haproxy.cfg" "$out/cluster" > /dev/null 2>&1
+    echo "cluster: exit $?" >> "$out/host.txt"
+fi
 # Open connections left uneven (2 shards): moves level them (needs python3).
-if command -v python3 > /dev/null; then
+if want skew && command -v python3 > /dev/null; then
     timeout 60 python3 "$kit/skew.py" "$kit/bin/percore" > "$out/skew.txt" 2>&1
     echo "skew: exit $?" >> "$out/host.txt"
 fi
 # The mesh: busy round trips against crossbeam alone, parked wake-ups.
-timeout 120 "$kit/bin/cores" 3 > "$out/cores.txt" 2>&1
-echo "cores: exit $?" >> "$out/host.txt"
+if want cores; then
+    timeout 120 "$kit/bin/cores" 3 > "$out/cores.txt" 2>&1
+    echo "cores: exit $?" >> "$out/host.txt"
+fi
 # The same, timed as a whole loop, with the event loop alone beside it.
-CORES_BENCH_ONLY=mean timeout 60 "$kit/bin/cores" 3 > "$out/cores-mean.txt" 2>&1
-echo "cores-mean: exit $?" >> "$out/host.txt"
+if want cores-mean; then
+    CORES_BENCH_ONLY=mean timeout 60 "$kit/bin/cores" 3 > "$out/cores-mean.txt" 2>&1
+    echo "cores-mean: exit $?" >> "$out/host.txt"
+fi
+# Server CPU per request at every shard count under the same load per
+# shard (50,000 requests a second each, open loop).
+if want per-shard; then
+    timeout 120 "$kit/per-shard.sh" "$kit/bin/percore" "$out/per-shard" "$counts" "$client" "$half" > /dev/null 2>&1
+    echo "per-shard: exit $?" >> "$out/host.txt"
+fi
 # Last, so that a device call that runs out of time loses only this: p99
 # behind HAProxy at a load below every part's limit (open loop, 30,000
 # requests a second), against one node direct.
-RATE=30000 timeout 90 "$kit/cluster.sh" "$kit/bin/percore" "$kit/bin/haproxy" "$kit/haproxy.cfg" "$out/cluster-rate" \
-    > /dev/null 2>&1
-echo "cluster-rate: exit $?" >> "$out/host.txt"
+if want cluster-rate; then
+    RATE=30000 timeout 90 "$kit/cluster.sh" "$kit/bin/percore" "$kit/bin/haproxy" "$kit/haproxy.cfg" \
+        "$out/cluster-rate" > /dev/null 2>&1
+    echo "cluster-rate: exit $?" >> "$out/host.txt"
+fi
