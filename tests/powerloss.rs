@@ -31,6 +31,9 @@ struct LoopFs {
     image: PathBuf,
     mnt: PathBuf,
     _dir: tempfile::TempDir,
+    /// No container starts while this is mounted (`util::loop_mounts`);
+    /// last, so released after the umount (`Drop`) and the directory.
+    _mounts: std::sync::RwLockReadGuard<'static, ()>,
 }
 
 fn run(program: &str, args: &[&str]) -> Result<(), String> {
@@ -48,6 +51,7 @@ impl LoopFs {
     }
 
     fn with_size(kind: &'static str, bytes: u64) -> LoopFs {
+        let mounts = crate::util::loop_mounts();
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         let (image, mnt) = (dir.path().join("fs.img"), dir.path().join("mnt"));
         std::fs::create_dir(&mnt).unwrap();
@@ -60,7 +64,7 @@ impl LoopFs {
             _ => run("mkfs.ext4", &["-q", "-F", image_str]),
         }
         .unwrap();
-        let fs = LoopFs { image, mnt, _dir: dir };
+        let fs = LoopFs { image, mnt, _dir: dir, _mounts: mounts };
         fs.mount();
         fs
     }

@@ -288,6 +288,24 @@ pub(crate) fn heavy() -> std::sync::MutexGuard<'static, ()> {
     HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Loop mounts against new mount namespaces. A container's start copies
+/// every mount of the moment into its new namespace; a loop mount copied
+/// there outlives its umount here for a while, and the next mount of the
+/// same image then lands on the old, shut-down file system (seen once: a
+/// power-loss round's remount answered EIO while the container test ran).
+/// Tests that loop-mount hold this shared for as long as their mount
+/// lives; the container test holds it alone.
+pub(crate) fn loop_mounts() -> std::sync::RwLockReadGuard<'static, ()> {
+    MOUNTS.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// See [`loop_mounts`]: held while containers start.
+pub(crate) fn no_loop_mounts() -> std::sync::RwLockWriteGuard<'static, ()> {
+    MOUNTS.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+static MOUNTS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 /// Joins every thread, then raises the first one's panic if any did: a
 /// failing worker must not leave the others, and the daemon they hold,
 /// running past the test.
