@@ -291,8 +291,10 @@ pub(crate) fn heavy() -> std::sync::MutexGuard<'static, ()> {
 /// Loop mounts against new mount namespaces. A container's start copies
 /// every mount of the moment into its new namespace; a loop mount copied
 /// there outlives its umount here for a while, and the next mount of the
-/// same image then lands on the old, shut-down file system (seen once: a
-/// power-loss round's remount answered EIO while the container test ran).
+/// same image then lands on the old, shut-down file system (seen once
+/// while the container test ran: after a power-loss round's remount, the
+/// existing data directory could not be read, `create_dir_all` said
+/// "File exists").
 /// Tests that loop-mount hold this shared for as long as their mount
 /// lives; the container test holds it alone.
 pub(crate) fn loop_mounts() -> std::sync::RwLockReadGuard<'static, ()> {
