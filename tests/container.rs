@@ -17,7 +17,7 @@
 //! Where Docker cannot run a container here, or debootstrap cannot be had,
 //! the test says so loudly and stops (`.ci/run` installs and starts Docker).
 
-use crate::util::{install_from_debian, read_response, Response};
+use crate::util::{install_from_debian, put_request, read_response, Response};
 use std::cell::RefCell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -332,10 +332,7 @@ impl Container {
     }
 
     fn put(&self, path: &str, body: &[u8], extra: &str) -> Response {
-        let mut raw =
-            format!("PUT {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n{extra}\r\n", body.len()).into_bytes();
-        raw.extend_from_slice(body);
-        self.ask(&raw).expect("an answer")
+        self.ask(&put_request(path, body, extra)).expect("an answer")
     }
 }
 

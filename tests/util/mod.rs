@@ -243,10 +243,15 @@ pub(crate) fn write_file(root: &Path, rel: &str, data: &[u8]) {
 }
 
 pub(crate) fn put(daemon: &Daemon, path: &str, body: &[u8], extra: &str) -> Response {
+    exchange(daemon, &put_request(path, body, extra))
+}
+
+/// The bytes of `PUT path` with `body` and the `extra` header lines.
+pub(crate) fn put_request(path: &str, body: &[u8], extra: &str) -> Vec<u8> {
     let mut raw =
         format!("PUT {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n{extra}\r\n", body.len()).into_bytes();
     raw.extend_from_slice(body);
-    exchange(daemon, &raw)
+    raw
 }
 
 pub(crate) fn delete(daemon: &Daemon, path: &str, extra: &str) -> Response {
