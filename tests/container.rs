@@ -4,11 +4,15 @@
 //! objects kept in the /data volume from one container to the next, and
 //! stopped cleanly by `docker stop`.
 //!
-//! No image registry is reachable from CI, so two things are made here:
-//! the base image (Debian bookworm by `debootstrap` from Debian's mirror,
-//! standing in for `debian:bookworm-slim`) and the build stage (the percore
-//! binary under test, standing in for `cargo build` in `rust:1-bookworm`).
-//! Every line of the runtime stage is used as shipped. Docker's default
+//! No image registry is reachable from CI, so the base images are made
+//! here: Debian bookworm by `debootstrap` from Debian's mirror stands in for
+//! `debian:bookworm-slim`, and the same with gcc and this machine's Rust
+//! toolchain and crates for `rust:1-bookworm`. The image is built twice:
+//! once with the binary under test in place of the build stage (quick, for
+//! the runtime checks), once from the repository root exactly as the README
+//! says, `cargo build` in the build stage included, through `.dockerignore`
+//! (the context must be the source, not gigabytes of target/). Every other
+//! line of the Dockerfile is used as shipped. Docker's default
 //! seccomp profile is not a file a machine has, so the test writes one of
 //! the same shape (every system call allowed by name except io_uring's,
 //! anything else refused with EPERM) and runs percore under it and under
@@ -42,28 +46,34 @@ fn the_image_and_the_systemd_unit_start_sandboxed_and_keep_their_data() {
     if !docker.has_base() {
         return;
     }
-    the_image_runs_as_a_user_under_the_seccomp_profile_and_keeps_its_volume(&docker);
+    let profiles = tempfile::tempdir().unwrap();
+    let Some((blocking, allowing)) = seccomp_profiles(profiles.path()) else { return };
+    the_image_runs_as_a_user_under_the_seccomp_profile_and_keeps_its_volume(&docker, &blocking, &allowing);
     the_systemd_unit_starts_sandboxed_and_stops_cleanly(&docker);
+    the_shipped_dockerfile_builds_percore_from_the_source_tree(&docker, &allowing);
 }
 
-fn the_image_runs_as_a_user_under_the_seccomp_profile_and_keeps_its_volume(docker: &Docker) {
+fn the_image_runs_as_a_user_under_the_seccomp_profile_and_keeps_its_volume(
+    docker: &Docker,
+    blocking: &str,
+    allowing: &str,
+) {
     let ctx = tempfile::tempdir().unwrap();
     std::fs::write(ctx.path().join("Dockerfile"), runtime_stage_on_local_base()).unwrap();
     let image = docker.build("image", ctx.path());
-    let Some((blocking, allowing)) = seccomp_profiles(ctx.path()) else { return };
 
     // Under a default profile that leaves io_uring out, percore stops and says how to go on.
-    let refused = docker.run(&["run", "--rm", "-e", "PERCORE_WRITE_TOKEN=t", "--security-opt", &blocking, &image]);
+    let refused = docker.run(&["run", "--rm", "-e", "PERCORE_WRITE_TOKEN=t", "--security-opt", blocking, &image]);
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "percore cannot run without io_uring");
     assert!(said.contains("io_uring_setup") && said.contains("deploy/seccomp.sh"), "{said}");
 
     // Without a write token it will not listen on every interface.
-    let open = docker.run(&["run", "--rm", "--security-opt", &allowing, &image]);
+    let open = docker.run(&["run", "--rm", "--security-opt", allowing, &image]);
     assert!(!open.status.success(), "no token, no start");
     assert!(String::from_utf8_lossy(&open.stderr).contains("PERCORE_WRITE_TOKEN"));
 
-    let first = docker.start(&image, &allowing);
+    let first = docker.start(&image, allowing);
     let user = docker.run(&["exec", &first.id, "id", "-un"]);
     assert_eq!(String::from_utf8_lossy(&user.stdout).trim(), "percore", "not root");
     assert_eq!(first.put("/files/kept/a.txt", b"in the volume", "").status, 401, "writes need the token");
@@ -74,7 +84,7 @@ fn the_image_runs_as_a_user_under_the_seccomp_profile_and_keeps_its_volume(docke
     let code = docker.run(&["inspect", "-f", "{{.State.ExitCode}}", &first.id]);
     assert_eq!(String::from_utf8_lossy(&code.stdout).trim(), "0", "SIGTERM stops percore cleanly");
 
-    let second = docker.start(&image, &allowing);
+    let second = docker.start(&image, allowing);
     let read = second.get("/files/kept/a.txt");
     assert_eq!((read.status, read.body.as_slice()), (200, &b"in the volume"[..]), "the object outlived its container");
 }
@@ -130,6 +140,61 @@ fn the_systemd_unit_starts_sandboxed_and_stops_cleanly(docker: &Docker) {
     assert!(!writes_elsewhere.0, "ProtectSystem=strict: /usr is read-only in the unit's namespace");
     assert!(inside(&["systemctl", "stop", "percore"]).0);
     assert_eq!(inside(&["systemctl", "show", "-p", "Result", "--value", "percore"]).1, "success", "a clean stop");
+}
+
+/// deploy/Dockerfile as shipped, its build stage included, built from the
+/// repository root as the README says (`docker build -f deploy/Dockerfile
+/// .`): only its two base images are local stand-ins. The build context
+/// holds the source, not target/ or data/ (`.dockerignore`), and the
+/// stage's `cargo build --release --locked` compiles percore from it.
+fn the_shipped_dockerfile_builds_percore_from_the_source_tree(docker: &Docker, allowing: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ignored = std::fs::read_to_string(root.join(".dockerignore")).expect("a .dockerignore at the context's root");
+    let gitignore = std::fs::read_to_string(root.join(".gitignore")).unwrap();
+    for path in gitignore.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        assert!(ignored.lines().any(|l| l.trim() == path), "{path} is in .gitignore, not in .dockerignore");
+    }
+    let Some(rust) = docker.rust_stand_in() else { return };
+    let shipped = std::fs::read_to_string(root.join("deploy/Dockerfile")).unwrap();
+    let build = shipped.replacen("FROM rust:1-bookworm AS build\n", &format!("FROM {rust} AS build\n"), 1);
+    let local = build.replacen("FROM debian:bookworm-slim\n", &format!("FROM {BASE}\n"), 1);
+    assert_eq!(local.matches("\nFROM percore-test-").count(), 2, "the Dockerfile's two bases changed: {shipped}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), local).unwrap();
+    let (image, said) = docker.build_with("built", &dir.path().join("Dockerfile"), root);
+    let sent = context_bytes(&said).expect("the builder names the size of the context it was sent");
+    assert!(
+        sent < CONTEXT_AT_MOST,
+        "{sent} bytes of build context: is target/ in it? {}",
+        said.lines().next().unwrap()
+    );
+
+    let version = docker.run(&["run", "--rm", "--security-opt", allowing, &image, "--version"]);
+    let here = Command::new(env!("CARGO_BIN_EXE_percore")).arg("--version").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&version.stdout), String::from_utf8_lossy(&here.stdout), "the tree's percore");
+    let node = docker.start(&image, allowing);
+    assert_eq!(node.put("/files/built.txt", b"from source", AUTH).status, 201);
+    let read = node.get("/files/built.txt");
+    assert_eq!((read.status, read.body.as_slice()), (200, &b"from source"[..]));
+}
+
+/// The most build context the shipped Dockerfile's build may be sent: the
+/// tracked tree is under 2 MB; one debug target/ is gigabytes.
+const CONTEXT_AT_MOST: f64 = 32e6;
+
+/// The size in `Sending build context to Docker daemon  1.79MB` (the
+/// classic builder's first line; decimal units).
+fn context_bytes(said: &str) -> Option<f64> {
+    let size = said.lines().find_map(|l| l.strip_prefix("Sending build context to Docker daemon"))?.trim();
+    let split = size.find(|c: char| c.is_ascii_alphabetic())?;
+    let scale = match &size[split..] {
+        "B" => 1.0,
+        "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        _ => return None,
+    };
+    Some(size[..split].parse::<f64>().ok()? * scale)
 }
 
 /// deploy/Dockerfile with its build stage replaced by the binary under
@@ -217,11 +282,73 @@ impl Docker {
     /// it as `percore`) as this test's image `name`; returns its tag.
     fn build(&self, name: &str, ctx: &Path) -> String {
         std::fs::copy(env!("CARGO_BIN_EXE_percore"), ctx.join("percore")).unwrap();
+        self.build_with(name, &ctx.join("Dockerfile"), ctx).0
+    }
+
+    /// Builds `dockerfile` on the context `ctx` as this test's image
+    /// `name`, with Docker's classic builder (the one Debian's docker.io
+    /// has; it keeps each stage's image, which `drop` removes by label).
+    /// Its tag, and what the build printed.
+    fn build_with(&self, name: &str, dockerfile: &Path, ctx: &Path) -> (String, String) {
         let tag = format!("percore-test-{name}-{}", std::process::id());
         self.images.borrow_mut().push(tag.clone());
-        let built = self.run(&["build", "-q", "-t", &tag, &ctx.display().to_string()]);
-        assert!(built.status.success(), "the {name} image builds: {}", String::from_utf8_lossy(&built.stderr));
-        tag
+        let mut build = Command::new("docker");
+        build.env("DOCKER_BUILDKIT", "0").arg("build").arg("-f").arg(dockerfile).args(["-t", &tag]).arg(ctx);
+        let built = build.output().expect("docker runs");
+        let said = String::from_utf8_lossy(&built.stdout).into_owned();
+        if !built.status.success() {
+            let tail: Vec<&str> = said.lines().rev().take(30).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!("the {name} image builds:\n{}\n{}", tail.join("\n"), String::from_utf8_lossy(&built.stderr));
+        }
+        (tag, said)
+    }
+
+    /// A stand-in for `rust:1-bookworm`, which no registry here serves: the
+    /// local Debian base with gcc, and this machine's own Rust toolchain
+    /// and crate registry copied in, cargo kept offline. None (said loudly)
+    /// where the crates cannot be fetched first.
+    fn rust_stand_in(&self) -> Option<String> {
+        let cargo = Path::new(env!("CARGO"));
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let fetched = Command::new(cargo).args(["fetch", "--locked"]).current_dir(root).output().unwrap();
+        if !fetched.status.success() {
+            eprintln!(
+                "*** SKIPPED: the image's build: `cargo fetch` failed: {}",
+                String::from_utf8_lossy(&fetched.stderr)
+            );
+            return None;
+        }
+        let sysroot = cargo.parent().and_then(Path::parent).expect("cargo in <sysroot>/bin");
+        let home = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cargo"));
+        let ctx = tempfile::tempdir().unwrap();
+        let rust = ctx.path().join("rust");
+        std::fs::create_dir_all(rust.join("bin")).unwrap();
+        std::fs::create_dir_all(ctx.path().join("registry")).unwrap();
+        for (from, to) in [
+            (sysroot.join("bin/cargo"), rust.join("bin/cargo")),
+            (sysroot.join("bin/rustc"), rust.join("bin/rustc")),
+            (sysroot.join("lib"), rust.join("lib")),
+            (home.join("registry/index"), ctx.path().join("registry/index")),
+            (home.join("registry/cache"), ctx.path().join("registry/cache")),
+        ] {
+            link_or_copy(&from, &to);
+        }
+        let me = std::process::id();
+        let dockerfile = format!(
+            "FROM {BASE}\n\
+             LABEL percore.test={me}\n\
+             RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev \\\n\
+                 && rm -rf /var/lib/apt/lists/*\n\
+             COPY rust /usr/local/rust\n\
+             COPY registry /usr/local/cargo/registry\n\
+             ENV PATH=/usr/local/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\\n\
+                 CARGO_HOME=/usr/local/cargo CARGO_NET_OFFLINE=true\n"
+        );
+        std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+        Some(self.build_with("rust", &ctx.path().join("Dockerfile"), ctx.path()).0)
     }
 
     /// Notes the container `docker run -d` printed, for removal; its id.
@@ -370,4 +497,16 @@ fn runs_a_container() -> Result<(), String> {
         return Err(String::from_utf8_lossy(&ran.stderr).trim().to_string());
     }
     Ok(())
+}
+
+/// `from` at `to`: hard links where both are on one file system (the
+/// toolchain is over 500 MB), a copy otherwise.
+fn link_or_copy(from: &Path, to: &Path) {
+    let linked = Command::new("cp").arg("-al").arg(from).arg(to).output().unwrap();
+    if !linked.status.success() {
+        let _ = std::fs::remove_dir_all(to);
+        let _ = std::fs::remove_file(to);
+        let copied = Command::new("cp").arg("-a").arg(from).arg(to).output().unwrap();
+        assert!(copied.status.success(), "copying {}: {}", from.display(), String::from_utf8_lossy(&copied.stderr));
+    }
 }
