@@ -7,7 +7,12 @@
 //! Rounds report medians of each round's p50/p99; the floor is the fastest
 //! round's.
 //!
-//! `cargo bench -p percore-benches --bench cores [-- ROUNDS]`
+//! `cargo bench -p percore-benches --bench cores [-- ROUNDS]`; with
+//! `CORES_BENCH_ONLY=mean` only the means (crossbeam alone, the runtime
+//! alone, the mesh), `=payload` what a message's size costs (crossbeam
+//! alone and the runtime alone with 8- to 56-byte messages, beside the
+//! mesh, whose messages are 56 bytes), `=busy` and `=meshmean` one figure
+//! repeated, for profiling.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -100,6 +105,76 @@ fn crossbeam_floor(boxed: bool) -> f64 {
     elapsed.as_nanos() as f64 / ROUNDS as f64
 }
 
+/// Nanoseconds per round trip through two unbounded crossbeam channels, as
+/// [`crossbeam_floor`], with messages of type `T` (plain data, no boxing):
+/// what a message's size costs the channel (its slot, with the slot's
+/// state word, may straddle cache lines).
+fn crossbeam_payload<T: Default + Send + 'static>() -> f64 {
+    const ROUNDS: u64 = 500_000;
+    let (to_b, from_a) = crossbeam_channel::unbounded::<T>();
+    let (to_a, from_b) = crossbeam_channel::unbounded::<T>();
+    let partner = std::thread::spawn(move || {
+        percore_benches::pin(1);
+        for _ in 0..ROUNDS {
+            let v = spin_recv(&from_a);
+            to_a.send(std::hint::black_box(v)).unwrap();
+        }
+    });
+    let elapsed = std::thread::spawn(move || {
+        percore_benches::pin(0);
+        let start = Instant::now();
+        for _ in 0..ROUNDS {
+            to_b.send(T::default()).unwrap();
+            std::hint::black_box(spin_recv(&from_b));
+        }
+        start.elapsed()
+    })
+    .join()
+    .unwrap();
+    partner.join().unwrap();
+    elapsed.as_nanos() as f64 / ROUNDS as f64
+}
+
+/// A mesh message's size (56 bytes), 8-byte aligned.
+#[derive(Default)]
+struct Words7([u64; 7]);
+
+/// Two words.
+#[derive(Default)]
+#[allow(dead_code)] // only its size matters
+struct Words2([u64; 2]);
+
+/// A number carried in a message of some size.
+trait Carry: Send + 'static {
+    fn wrap(v: u64) -> Self;
+    fn value(&self) -> u64;
+}
+
+impl Carry for u64 {
+    fn wrap(v: u64) -> Self {
+        v
+    }
+    fn value(&self) -> u64 {
+        *self
+    }
+}
+
+impl Carry for Words7 {
+    fn wrap(v: u64) -> Self {
+        Words7([v, 0, 0, 0, 0, 0, 0])
+    }
+    fn value(&self) -> u64 {
+        self.0[0]
+    }
+}
+
+/// 56 bytes in a cache line of its own (the slot's state word then in the
+/// next).
+#[derive(Default)]
+#[repr(align(64))]
+#[allow(dead_code)] // only its size matters
+struct Line56([u64; 7]);
+
 fn config(doorbell: DoorbellKind) -> Config {
     Config {
         cores: CoreSet::List(vec![0, 1]),
@@ -191,7 +266,7 @@ fn round_trip_mean(doorbell: DoorbellKind) -> f64 {
 /// thread-local lookup); the asking side awaits the answer in a task. Mean
 /// nanoseconds per round trip: what the event loop's ticks add to
 /// crossbeam alone, apart from what the mesh adds.
-fn runtime_alone_mean() -> f64 {
+fn runtime_alone_mean<T: Carry>() -> f64 {
     use std::task::{Poll, Waker};
     const ROUNDS: u64 = 200_000;
     struct Answer {
@@ -199,11 +274,11 @@ fn runtime_alone_mean() -> f64 {
         waker: std::cell::RefCell<Option<Waker>>,
     }
     /// Drains a channel; each number is handed to `on`.
-    struct Drain<F: FnMut(u64)> {
-        rx: crossbeam_channel::Receiver<u64>,
+    struct Drain<T, F: FnMut(T)> {
+        rx: crossbeam_channel::Receiver<T>,
         on: F,
     }
-    impl<F: FnMut(u64) + 'static> percore_io::Poller for Drain<F> {
+    impl<T: 'static, F: FnMut(T) + 'static> percore_io::Poller for Drain<T, F> {
         fn poll(&mut self) -> usize {
             let mut n = 0;
             while let Ok(v) = self.rx.try_recv() {
@@ -216,8 +291,8 @@ fn runtime_alone_mean() -> f64 {
             !self.rx.is_empty()
         }
     }
-    let (to_b, from_a) = crossbeam_channel::unbounded::<u64>();
-    let (to_a, from_b) = crossbeam_channel::unbounded::<u64>();
+    let (to_b, from_a) = crossbeam_channel::unbounded::<T>();
+    let (to_a, from_b) = crossbeam_channel::unbounded::<T>();
     let (remote_tx, remote_rx) = std::sync::mpsc::channel();
     let (a_remote_tx, a_remote_rx) = std::sync::mpsc::channel();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -231,7 +306,7 @@ fn runtime_alone_mean() -> f64 {
             percore_io::add_poller(Drain {
                 rx: from_a,
                 on: move |v| {
-                    to_a.send(v + 1).unwrap();
+                    to_a.send(T::wrap(v.value() + 1)).unwrap();
                     a_remote.unpark();
                 },
             });
@@ -253,7 +328,7 @@ fn runtime_alone_mean() -> f64 {
         percore_io::add_poller(Drain {
             rx: from_b,
             on: move |v| {
-                on_answer.value.set(Some(v));
+                on_answer.value.set(Some(v.value()));
                 if let Some(w) = on_answer.waker.borrow_mut().take() {
                     w.wake();
                 }
@@ -263,7 +338,7 @@ fn runtime_alone_mean() -> f64 {
         spin_until(stop.clone());
         let asker = percore_io::spawn(async move {
             let ask = |v: u64| {
-                to_b.send(v).unwrap();
+                to_b.send(T::wrap(v)).unwrap();
                 b_remote.unpark();
                 std::future::poll_fn(|cx| match answer.value.take() {
                     Some(v) => Poll::Ready(v),
@@ -333,11 +408,35 @@ fn main() {
             let bare = crossbeam_floor(false);
             let boxed = crossbeam_floor(true);
             let mean = round_trip_mean(DoorbellKind::EventFd);
-            let runtime = std::thread::spawn(runtime_alone_mean).join().unwrap();
+            let runtime = std::thread::spawn(runtime_alone_mean::<u64>).join().unwrap();
             println!(
                 "crossbeam alone {bare:.0} ns, boxed {boxed:.0} ns, runtime alone {runtime:.0} ns ({:.2}x), mesh busy mean {mean:.0} ns ({:.2}x)",
                 runtime / bare,
                 mean / bare
+            );
+        }
+        return;
+    }
+    if std::env::var("CORES_BENCH_ONLY").as_deref() == Ok("meshmean") {
+        // For profiling: only the mesh's busy round trip, timed as a whole.
+        for _ in 0..rounds {
+            println!("mesh busy mean {:.0} ns", round_trip_mean(DoorbellKind::EventFd));
+        }
+        return;
+    }
+    if std::env::var("CORES_BENCH_ONLY").as_deref() == Ok("payload") {
+        for _ in 0..rounds {
+            let one = crossbeam_payload::<u64>();
+            let two = crossbeam_payload::<Words2>();
+            let seven = crossbeam_payload::<Words7>();
+            let line = crossbeam_payload::<Line56>();
+            let runtime = std::thread::spawn(runtime_alone_mean::<u64>).join().unwrap();
+            let runtime56 = std::thread::spawn(runtime_alone_mean::<Words7>).join().unwrap();
+            let mesh = round_trip_mean(DoorbellKind::EventFd);
+            let mesh_msg_ring = round_trip_mean(DoorbellKind::MsgRing);
+            println!(
+                "crossbeam alone, a message of 8 B {one:.0} ns, 16 B {two:.0} ns, 56 B {seven:.0} ns, \
+                 56 B in a line of its own {line:.0} ns | runtime alone, 8 B {runtime:.0} ns, 56 B {runtime56:.0} ns | mesh {mesh:.0} ns (msg_ring doorbell {mesh_msg_ring:.0})"
             );
         }
         return;
