@@ -267,30 +267,6 @@ fn round_trip_mean(doorbell: DoorbellKind) -> f64 {
 /// nanoseconds per round trip: what the event loop's ticks add to
 /// crossbeam alone, apart from what the mesh adds.
 fn runtime_alone_mean<T: Carry>() -> f64 {
-    use std::task::{Poll, Waker};
-    const ROUNDS: u64 = 200_000;
-    struct Answer {
-        value: Cell<Option<u64>>,
-        waker: std::cell::RefCell<Option<Waker>>,
-    }
-    /// Drains a channel; each number is handed to `on`.
-    struct Drain<T, F: FnMut(T)> {
-        rx: crossbeam_channel::Receiver<T>,
-        on: F,
-    }
-    impl<T: 'static, F: FnMut(T) + 'static> percore_io::Poller for Drain<T, F> {
-        fn poll(&mut self) -> usize {
-            let mut n = 0;
-            while let Ok(v) = self.rx.try_recv() {
-                (self.on)(v);
-                n += 1;
-            }
-            n
-        }
-        fn has_work(&self) -> bool {
-            !self.rx.is_empty()
-        }
-    }
     let (to_b, from_a) = crossbeam_channel::unbounded::<T>();
     let (to_a, from_b) = crossbeam_channel::unbounded::<T>();
     let (remote_tx, remote_rx) = std::sync::mpsc::channel();
@@ -303,13 +279,7 @@ fn runtime_alone_mean<T: Carry>() -> f64 {
         remote_tx.send(rt.remote()).unwrap();
         let a_remote: percore_io::Remote = a_remote_rx.recv().unwrap();
         rt.block_on(async move {
-            percore_io::add_poller(Drain {
-                rx: from_a,
-                on: move |v| {
-                    to_a.send(T::wrap(v.value() + 1)).unwrap();
-                    a_remote.unpark();
-                },
-            });
+            answer_each(from_a, to_a, a_remote);
             let stop = Rc::new(Cell::new(false));
             spin_until(stop.clone());
             while !b_done.load(Ordering::Relaxed) {
@@ -323,47 +293,142 @@ fn runtime_alone_mean<T: Carry>() -> f64 {
     a_remote_tx.send(rt.remote()).unwrap();
     let b_remote: percore_io::Remote = remote_rx.recv().unwrap();
     let elapsed = rt.block_on(async move {
-        let answer = Rc::new(Answer { value: Cell::new(None), waker: Default::default() });
-        let on_answer = answer.clone();
-        percore_io::add_poller(Drain {
-            rx: from_b,
-            on: move |v| {
-                on_answer.value.set(Some(v.value()));
-                if let Some(w) = on_answer.waker.borrow_mut().take() {
-                    w.wake();
-                }
-            },
-        });
         let stop = Rc::new(Cell::new(false));
         spin_until(stop.clone());
-        let asker = percore_io::spawn(async move {
-            let ask = |v: u64| {
-                to_b.send(T::wrap(v)).unwrap();
-                b_remote.unpark();
-                std::future::poll_fn(|cx| match answer.value.take() {
-                    Some(v) => Poll::Ready(v),
-                    None => {
-                        *answer.waker.borrow_mut() = Some(cx.waker().clone());
-                        Poll::Pending
-                    }
-                })
-            };
-            for i in 0..1_000 {
-                ask(i).await;
-            }
-            let start = Instant::now();
-            for i in 0..ROUNDS {
-                std::hint::black_box(ask(i).await);
-            }
-            start.elapsed()
-        });
-        let elapsed = asker.await;
+        let elapsed = ask_rounds(to_b, from_b, b_remote).await;
         stop.set(true);
         elapsed
     });
     done.store(true, Ordering::Relaxed);
     partner.join().unwrap();
-    elapsed.as_nanos() as f64 / ROUNDS as f64
+    elapsed.as_nanos() as f64 / ALONE_ROUNDS as f64
+}
+
+/// As [`runtime_alone_mean`] with 56-byte messages, but between two shards
+/// that `launch` started (each polling its unused mesh inbox every tick, as
+/// the mesh's shards do): tells the cost of the shards' setup apart from
+/// that of the mesh's own message path.
+fn launched_alone_mean() -> f64 {
+    type Ends<T> = (crossbeam_channel::Sender<T>, crossbeam_channel::Receiver<T>);
+    let (to_b, from_a) = crossbeam_channel::unbounded::<Words7>();
+    let (to_a, from_b) = crossbeam_channel::unbounded::<Words7>();
+    let ends: Arc<std::sync::Mutex<[Option<Ends<Words7>>; 2]>> =
+        Arc::new(std::sync::Mutex::new([Some((to_b, from_b)), Some((to_a, from_a))]));
+    let remotes: Arc<std::sync::Mutex<[Option<percore_io::Remote>; 2]>> = Arc::default();
+    let running = launch(config(DoorbellKind::EventFd), move |shard| {
+        let (ends, remotes) = (ends.clone(), remotes.clone());
+        async move {
+            remotes.lock().unwrap()[shard.id] = Some(percore_io::remote());
+            let other = loop {
+                if let Some(remote) = remotes.lock().unwrap()[1 - shard.id].clone() {
+                    break remote;
+                }
+                yield_now().await;
+            };
+            let (tx, rx) = ends.lock().unwrap()[shard.id].take().expect("each shard's ends, once");
+            let stop = Rc::new(Cell::new(false));
+            spin_until(stop.clone());
+            if shard.id == 1 {
+                answer_each(rx, tx, other);
+                percore_cores::stopping().await;
+                stop.set(true);
+                return None;
+            }
+            let elapsed = ask_rounds(tx, rx, other).await;
+            stop.set(true);
+            percore_cores::stop();
+            Some(elapsed.as_nanos() as f64 / ALONE_ROUNDS as f64)
+        }
+    })
+    .unwrap();
+    running.join().unwrap()[0].flatten().expect("shard 0 reports")
+}
+
+/// Round trips timed by [`ask_rounds`].
+const ALONE_ROUNDS: u64 = 200_000;
+
+/// Drains a channel; each message is handed to `on`.
+struct Drain<T, F: FnMut(T)> {
+    rx: crossbeam_channel::Receiver<T>,
+    on: F,
+}
+
+impl<T: 'static, F: FnMut(T) + 'static> percore_io::Poller for Drain<T, F> {
+    fn poll(&mut self) -> usize {
+        let mut n = 0;
+        while let Ok(v) = self.rx.try_recv() {
+            (self.on)(v);
+            n += 1;
+        }
+        n
+    }
+    fn has_work(&self) -> bool {
+        !self.rx.is_empty()
+    }
+}
+
+/// The answering side: a poller that sends back each number plus one and
+/// wakes the asker's runtime.
+fn answer_each<T: Carry>(
+    rx: crossbeam_channel::Receiver<T>,
+    tx: crossbeam_channel::Sender<T>,
+    asker: percore_io::Remote,
+) {
+    percore_io::add_poller(Drain {
+        rx,
+        on: move |v: T| {
+            tx.send(T::wrap(v.value() + 1)).unwrap();
+            asker.unpark();
+        },
+    });
+}
+
+/// The asking side: a task that sends a number, awaits the answer (which a
+/// poller hands it), and again; the time of [`ALONE_ROUNDS`] round trips
+/// after a warm-up.
+async fn ask_rounds<T: Carry>(
+    tx: crossbeam_channel::Sender<T>,
+    rx: crossbeam_channel::Receiver<T>,
+    answerer: percore_io::Remote,
+) -> Duration {
+    use std::task::{Poll, Waker};
+    struct Answer {
+        value: Cell<Option<u64>>,
+        waker: std::cell::RefCell<Option<Waker>>,
+    }
+    let answer = Rc::new(Answer { value: Cell::new(None), waker: Default::default() });
+    let on_answer = answer.clone();
+    percore_io::add_poller(Drain {
+        rx,
+        on: move |v: T| {
+            on_answer.value.set(Some(v.value()));
+            if let Some(w) = on_answer.waker.borrow_mut().take() {
+                w.wake();
+            }
+        },
+    });
+    percore_io::spawn(async move {
+        let ask = |v: u64| {
+            tx.send(T::wrap(v)).unwrap();
+            answerer.unpark();
+            std::future::poll_fn(|cx| match answer.value.take() {
+                Some(v) => Poll::Ready(v),
+                None => {
+                    *answer.waker.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            })
+        };
+        for i in 0..1_000 {
+            ask(i).await;
+        }
+        let start = Instant::now();
+        for i in 0..ALONE_ROUNDS {
+            std::hint::black_box(ask(i).await);
+        }
+        start.elapsed()
+    })
+    .await
 }
 
 /// Request/reply pairs per second from shard 0 to shard 1 with 64 requests
@@ -432,11 +497,13 @@ fn main() {
             let line = crossbeam_payload::<Line56>();
             let runtime = std::thread::spawn(runtime_alone_mean::<u64>).join().unwrap();
             let runtime56 = std::thread::spawn(runtime_alone_mean::<Words7>).join().unwrap();
+            let launched56 = launched_alone_mean();
             let mesh = round_trip_mean(DoorbellKind::EventFd);
             let mesh_msg_ring = round_trip_mean(DoorbellKind::MsgRing);
             println!(
                 "crossbeam alone, a message of 8 B {one:.0} ns, 16 B {two:.0} ns, 56 B {seven:.0} ns, \
-                 56 B in a line of its own {line:.0} ns | runtime alone, 8 B {runtime:.0} ns, 56 B {runtime56:.0} ns | mesh {mesh:.0} ns (msg_ring doorbell {mesh_msg_ring:.0})"
+                 56 B in a line of its own {line:.0} ns | runtime alone, 8 B {runtime:.0} ns, 56 B {runtime56:.0} ns, \
+                 56 B between launched shards {launched56:.0} ns | mesh {mesh:.0} ns (msg_ring doorbell {mesh_msg_ring:.0})"
             );
         }
         return;
