@@ -11,7 +11,7 @@
 //! `CORES_BENCH_ONLY=mean` only the means (crossbeam alone, the runtime
 //! alone, the mesh), `=payload` what a message's size costs (crossbeam
 //! alone and the runtime alone with 8- to 56-byte messages, beside the
-//! mesh, whose messages are 56 bytes), `=busy` and `=meshmean` one figure
+//! mesh, whose messages are 56 bytes), `=busy`, `=meshmean` and `=launched` one figure
 //! repeated, for profiling.
 
 use std::cell::Cell;
@@ -486,6 +486,13 @@ fn main() {
         // For profiling: only the mesh's busy round trip, timed as a whole.
         for _ in 0..rounds {
             println!("mesh busy mean {:.0} ns", round_trip_mean(DoorbellKind::EventFd));
+        }
+        return;
+    }
+    if std::env::var("CORES_BENCH_ONLY").as_deref() == Ok("launched") {
+        // For profiling beside `meshmean`: the same shards, plain channels.
+        for _ in 0..rounds {
+            println!("56 B between launched shards {:.0} ns", launched_alone_mean());
         }
         return;
     }
