@@ -21,6 +21,7 @@ use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
+use crossbeam_utils::CachePadded;
 
 use super::task::Task;
 use crate::driver::doorbell::Doorbell;
@@ -28,9 +29,16 @@ use crate::driver::doorbell::Doorbell;
 pub(crate) struct Shared {
     /// Unique per runtime, never reused.
     pub(crate) id: u64,
-    parked: AtomicBool,
-    /// Set by the `block_on` future's waker.
-    pub(crate) main_woken: AtomicBool,
+    /// Loaded by every waker on every wake (`unpark`), written by the
+    /// runtime only around a park. In a cache line of its own: beside
+    /// `main_woken`, which the runtime swaps at every tick, each tick's
+    /// write took the line from the wakers' caches, and every message to a
+    /// busy runtime paid a cross-core miss to read a flag that had not
+    /// changed.
+    parked: CachePadded<AtomicBool>,
+    /// Set by the `block_on` future's waker; swapped by the runtime at
+    /// every tick (so kept off `parked`'s line).
+    pub(crate) main_woken: CachePadded<AtomicBool>,
     /// Set when the runtime is gone; remote wakes are then dropped.
     pub(crate) closed: AtomicBool,
     remote_tx: Sender<Arc<Task>>,
@@ -45,8 +53,8 @@ impl Shared {
         let (remote_tx, remote_rx) = crossbeam_channel::unbounded();
         Shared {
             id,
-            parked: AtomicBool::new(false),
-            main_woken: AtomicBool::new(true),
+            parked: CachePadded::new(AtomicBool::new(false)),
+            main_woken: CachePadded::new(AtomicBool::new(true)),
             closed: AtomicBool::new(false),
             remote_tx,
             remote_rx,
@@ -141,5 +149,31 @@ impl Remote {
     /// True while the runtime is running (false after it was dropped).
     pub fn is_alive(&self) -> bool {
         !self.shared.closed.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cache line (64 bytes) that holds `field`.
+    fn line<T>(field: &T) -> usize {
+        field as *const T as usize / 64
+    }
+
+    /// What a busy runtime's wakers read (`parked`, `closed`) shares no
+    /// cache line with what the runtime writes at every tick
+    /// (`main_woken`), nor `parked` with what wakers write (the counters).
+    #[test]
+    fn the_flag_wakers_read_is_apart_from_what_the_runtime_writes_each_tick() {
+        let runtime = crate::Runtime::new().unwrap();
+        let shared = &runtime.remote().shared;
+        let ticked = line(&*shared.main_woken);
+        let parked = line(&*shared.parked);
+        assert_ne!(parked, ticked);
+        assert_ne!(line(&shared.closed), ticked);
+        assert_ne!(line(&shared.remote_wakes), ticked);
+        assert_ne!(line(&shared.remote_wakes), parked);
+        assert_ne!(line(&shared.unparks), parked);
     }
 }
