@@ -154,8 +154,6 @@ impl Remote {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     /// The cache line (64 bytes) that holds `field`.
     fn line<T>(field: &T) -> usize {
         field as *const T as usize / 64
