@@ -42,9 +42,9 @@ for workload in ${WORKLOADS:-ping get}; do
     server=$!
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/ping" >/dev/null 2>&1 && break; sleep 0.2; done
     args=(--workload ping)
-    [ $workload = get ] && args=(--workload get --keys 1000 --size 4KiB)
-    [ $workload = mixed ] && args=(--workload mixed --read-percent 90 --keys 1000 --size 4KiB)
-    [ $workload != ping ] && "$bin" bench "http://127.0.0.1:$port" --populate --keys 1000 --size 4KiB --workload ping --duration 0.5 --warmup 0 >/dev/null
+    [ "$workload" = get ] && args=(--workload get --keys 1000 --size 4KiB)
+    [ "$workload" = mixed ] && args=(--workload mixed --read-percent 90 --keys 1000 --size 4KiB)
+    [ "$workload" != ping ] && "$bin" bench "http://127.0.0.1:$port" --populate --keys 1000 --size 4KiB --workload ping --duration 0.5 --warmup 0 >/dev/null
     # Counted from a moment into the run to a moment before its end, while
     # every shard is busy (an idle shard, parked in the kernel, would not
     # take callgrind's commands), against the requests /metrics counted

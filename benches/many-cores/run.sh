@@ -7,7 +7,7 @@
 # Bounded: about 10 minutes on 16 CPUs (quick: about 3.5); the phases write
 # their results as they go, the least needed last. ONLY="PHASE ..." runs
 # those phases alone (scaling scaling-get balance scaling-mixed cluster
-# skew cores cores-mean per-shard cluster-rate), so that the whole can be
+# skew cores cores-mean cores-payload per-shard cluster-rate), so that the whole can be
 # split over two device calls of under 10 minutes each.
 set -u
 kit=$(cd "$(dirname "$0")" && pwd)
@@ -77,6 +77,12 @@ fi
 if want cores-mean; then
     CORES_BENCH_ONLY=mean timeout 60 "$kit/bin/cores" 3 > "$out/cores-mean.txt" 2>&1
     echo "cores-mean: exit $?" >> "$out/host.txt"
+fi
+# What a message's size costs (8 to 56 bytes, crossbeam alone and the
+# runtime alone), beside the mesh.
+if want cores-payload; then
+    CORES_BENCH_ONLY=payload timeout 60 "$kit/bin/cores" 3 > "$out/cores-payload.txt" 2>&1
+    echo "cores-payload: exit $?" >> "$out/host.txt"
 fi
 # Server CPU per request at every shard count under the same load per
 # shard (50,000 requests a second each, open loop).
