@@ -1,8 +1,9 @@
 //! Cross-core benchmark: request/reply round trips between two shards pinned
 //! to CPUs 0 and 1, with the target busy and with the target parked, and
 //! request/reply throughput, for both doorbells (eventfd and MSG_RING);
-//! with, in the same run, the floor: a cache line bounced between the same
-//! two CPUs by two spinning threads.
+//! with, in the same run, the floors: a cache line bounced between the same
+//! two CPUs by two spinning threads, and a parked thread woken by the other
+//! (a futex, no ring).
 //!
 //! Rounds report medians of each round's p50/p99; the floor is the fastest
 //! round's.
@@ -59,6 +60,55 @@ fn ping_pong_floor() -> f64 {
     .unwrap();
     partner.join().unwrap();
     elapsed.as_nanos() as f64 / ROUNDS as f64
+}
+
+/// The operating system's own floor for a parked target, in ns (p50,
+/// p99): a thread on CPU 0 wakes a thread parked on CPU 1
+/// (`std::thread::unpark`, a futex) and spins until it answers through an
+/// atomic; 100 us between requests, as the mesh's parked round trip waits.
+/// No ring and no doorbell: what waking a sleeping core costs on this host.
+fn parked_floor() -> (f64, f64) {
+    const SAMPLES: u64 = 5_000;
+    let asked = Arc::new(Line(AtomicU64::new(0)));
+    let answered = Arc::new(Line(AtomicU64::new(0)));
+    let (b_asked, b_answered) = (asked.clone(), answered.clone());
+    let partner = std::thread::spawn(move || {
+        percore_benches::pin(1);
+        let mut last = 0;
+        while last < SAMPLES {
+            let now = b_asked.0.load(Ordering::Acquire);
+            if now == last {
+                std::thread::park();
+                continue;
+            }
+            last = now;
+            b_answered.0.store(now, Ordering::Release);
+        }
+    });
+    let target = partner.thread().clone();
+    let mut samples = std::thread::spawn(move || {
+        percore_benches::pin(0);
+        let mut samples = Vec::with_capacity(SAMPLES as usize);
+        for i in 1..=SAMPLES {
+            let until = Instant::now() + Duration::from_micros(100);
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+            let start = Instant::now();
+            asked.0.store(i, Ordering::Release);
+            target.unpark();
+            while answered.0.load(Ordering::Acquire) != i {
+                std::hint::spin_loop();
+            }
+            samples.push(start.elapsed().as_nanos() as f64);
+        }
+        samples
+    })
+    .join()
+    .unwrap();
+    partner.join().unwrap();
+    samples.sort_by(f64::total_cmp);
+    (samples[samples.len() / 2], samples[samples.len() * 99 / 100])
 }
 
 /// Waits for a message by spinning on `try_recv` (no parking, as a busy shard).
@@ -536,8 +586,13 @@ fn main() {
     let mut busy = vec![(Vec::new(), Vec::new()); 2];
     let mut parked = vec![(Vec::new(), Vec::new()); 2];
     let mut rate = vec![Vec::new(); 2];
+    let mut woken = (Vec::new(), Vec::new());
     for round in 0..rounds {
         floor.push(ping_pong_floor());
+        let (w50, w99) = parked_floor();
+        woken.0.push(w50);
+        woken.1.push(w99);
+        println!("  round {round} a parked thread woken (futex) and answering: p50 {w50:.0} ns p99 {w99:.0} ns");
         channel.0.push(crossbeam_floor(false));
         channel.1.push(crossbeam_floor(true));
         println!(
@@ -563,6 +618,11 @@ fn main() {
     // (the conservative choice for the ratios below).
     let floor = floor.iter().copied().fold(f64::INFINITY, f64::min);
     println!("\ncache-line ping-pong floor (CPU 0 <-> 1, fastest round): {floor:.0} ns per round trip");
+    println!(
+        "a parked thread woken and answering, the host's floor for a parked target (medians): p50 {:.0} ns, p99 {:.0} ns",
+        median(&mut woken.0),
+        median(&mut woken.1)
+    );
     let (bare, boxed) = (median(&mut channel.0), median(&mut channel.1));
     println!(
         "crossbeam channels alone (spinning threads, medians): {bare:.0} ns ({:.2}x floor), boxed closures {boxed:.0} ns ({:.2}x floor)\n",
