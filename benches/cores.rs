@@ -12,8 +12,8 @@
 //! `CORES_BENCH_ONLY=mean` only the means (crossbeam alone, the runtime
 //! alone, the mesh), `=payload` what a message's size costs (crossbeam
 //! alone and the runtime alone with 8- to 56-byte messages, beside the
-//! mesh, whose messages are 56 bytes), `=busy`, `=meshmean` and `=launched` one figure
-//! repeated, for profiling.
+//! mesh, whose messages are 56 bytes), `=busy`, `=meshmean` and
+//! `=launched` one figure repeated, for profiling.
 
 use std::cell::Cell;
 use std::rc::Rc;
