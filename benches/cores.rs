@@ -400,6 +400,64 @@ fn launched_alone_mean() -> f64 {
     running.join().unwrap()[0].flatten().expect("shard 0 reports")
 }
 
+/// Mean nanoseconds per busy round trip through the mesh's inboxes
+/// without its requests and replies: shard 0 `post`s a closure to shard 1,
+/// which `post`s one back that hands the number to the waiting task (no
+/// reply slot, no `ReplyTo`, no reply future). Tells the inboxes' cost
+/// apart from the request machinery's.
+fn posted_mean() -> f64 {
+    use std::task::{Poll, Waker};
+    thread_local! {
+        static ANSWER: Cell<Option<u64>> = const { Cell::new(None) };
+        static WAITING: std::cell::RefCell<Option<Waker>> = const { std::cell::RefCell::new(None) };
+    }
+    fn answered(v: u64) {
+        ANSWER.with(|a| a.set(Some(v)));
+        if let Some(w) = WAITING.with(|w| w.borrow_mut().take()) {
+            w.wake();
+        }
+    }
+    async fn ask(v: u64) -> u64 {
+        percore_cores::post(1, move || {
+            let _ = percore_cores::post(0, move || answered(v + 1));
+        })
+        .unwrap();
+        std::future::poll_fn(|cx| match ANSWER.with(Cell::take) {
+            Some(v) => Poll::Ready(v),
+            None => {
+                WAITING.with(|w| *w.borrow_mut() = Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await
+    }
+    let running = launch(config(DoorbellKind::EventFd), move |shard| async move {
+        let stop = Rc::new(Cell::new(false));
+        spin_until(stop.clone());
+        if shard.id == 1 {
+            percore_cores::stopping().await;
+            stop.set(true);
+            return None;
+        }
+        let elapsed = percore_io::spawn(async {
+            for i in 0..1_000 {
+                ask(i).await;
+            }
+            let start = Instant::now();
+            for i in 0..ALONE_ROUNDS {
+                std::hint::black_box(ask(i).await);
+            }
+            start.elapsed()
+        })
+        .await;
+        stop.set(true);
+        percore_cores::stop();
+        Some(elapsed.as_nanos() as f64 / ALONE_ROUNDS as f64)
+    })
+    .unwrap();
+    running.join().unwrap()[0].flatten().expect("shard 0 reports")
+}
+
 /// Round trips timed by [`ask_rounds`].
 const ALONE_ROUNDS: u64 = 200_000;
 
@@ -561,12 +619,13 @@ fn main() {
             let runtime = std::thread::spawn(runtime_alone_mean::<u64>).join().unwrap();
             let runtime56 = std::thread::spawn(runtime_alone_mean::<Words7>).join().unwrap();
             let launched56 = launched_alone_mean();
+            let posted = posted_mean();
             let mesh = round_trip_mean(DoorbellKind::EventFd);
             let mesh_msg_ring = round_trip_mean(DoorbellKind::MsgRing);
             println!(
                 "crossbeam alone, a message of 8 B {one:.0} ns, 16 B {two:.0} ns, 56 B {seven:.0} ns, \
                  56 B in a line of its own {line:.0} ns | runtime alone, 8 B {runtime:.0} ns, 56 B {runtime56:.0} ns, \
-                 56 B between launched shards {launched56:.0} ns | mesh {mesh:.0} ns (msg_ring doorbell {mesh_msg_ring:.0})"
+                 56 B between launched shards {launched56:.0} ns | the mesh's inboxes by `post` {posted:.0} ns | mesh {mesh:.0} ns (msg_ring doorbell {mesh_msg_ring:.0})"
             );
         }
         return;
