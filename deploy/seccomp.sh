@@ -9,7 +9,17 @@
 # Needs jq. Nothing else in the profile changes.
 set -eu
 if [ $# -ne 1 ] || [ ! -r "$1" ]; then
-    echo "usage: $0 DOCKER_DEFAULT_SECCOMP_JSON > percore-seccomp.json" >&2
+    # The engine's version names the tag its default profile is at
+    # (Debian's "20.10.24+dfsg1" is moby's v20.10.24).
+    version=$(docker version --format '{{.Server.Version}}' 2>/dev/null || true)
+    version=${version%%+*}
+    {
+        echo "usage: $0 DEFAULT.json > percore-seccomp.json"
+        echo "DEFAULT.json is Docker's default seccomp profile, moby's profiles/seccomp/default.json"
+        echo "at your Docker's version, e.g.:"
+        echo "  curl -fsSLO https://raw.githubusercontent.com/moby/moby/v${version:-VERSION}/profiles/seccomp/default.json"
+        [ -n "$version" ] || echo "(VERSION: what \`docker version --format '{{.Server.Version}}'\` says)"
+    } >&2
     exit 2
 fi
 jq '.syscalls += [{

@@ -63,6 +63,8 @@ fn the_seccomp_script_adds_exactly_io_urings_three_calls() {
     assert_eq!(rules[1]["names"], serde_json::json!(["io_uring_setup", "io_uring_enter", "io_uring_register"]));
     let bad = Command::new(deploy("seccomp.sh")).output().unwrap();
     assert_eq!(bad.status.code(), Some(2), "no file: usage");
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert!(said.contains("moby/moby/v") && said.contains("profiles/seccomp/default.json"), "where to get it: {said}");
 }
 
 #[test]
