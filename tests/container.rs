@@ -320,6 +320,15 @@ impl Docker {
             return None;
         }
         let sysroot = cargo.parent().and_then(Path::parent).expect("cargo in <sysroot>/bin");
+        // A rustup toolchain is a directory of its own; a distribution's
+        // rustc lives in /usr, whose lib/ is not the toolchain's alone.
+        if sysroot.starts_with("/usr") || !sysroot.join("lib/rustlib").is_dir() {
+            eprintln!(
+                "*** SKIPPED: the image's build: {} is not a self-contained (rustup) toolchain to copy in",
+                sysroot.display()
+            );
+            return None;
+        }
         let home = std::env::var_os("CARGO_HOME")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cargo"));
