@@ -287,7 +287,19 @@ fn round_trip(doorbell: DoorbellKind, busy: bool) -> (f64, f64) {
 /// future is polled at the start of the tick after its wake-up, a task in
 /// the same tick (about 60 ns more a round trip from the main future).
 fn round_trip_mean(doorbell: DoorbellKind) -> f64 {
-    const ROUNDS: u32 = 200_000;
+    mean_from_shard_0(doorbell, 200_000, |_| async {
+        submit_to(1, || ()).await.unwrap();
+        0
+    })
+}
+
+/// Mean nanoseconds per round trip that `ask` makes from a task on shard 0
+/// to shard 1, both shards spinning ([`time_asks`]).
+fn mean_from_shard_0<F, Fut>(doorbell: DoorbellKind, rounds: u64, ask: F) -> f64
+where
+    F: Fn(u64) -> Fut + Copy + Send + Sync + 'static,
+    Fut: std::future::Future<Output = u64> + 'static,
+{
     let running = launch(config(doorbell), move |shard| async move {
         let stop = Rc::new(Cell::new(false));
         spin_until(stop.clone());
@@ -296,21 +308,10 @@ fn round_trip_mean(doorbell: DoorbellKind) -> f64 {
             stop.set(true);
             return None;
         }
-        let elapsed = percore_io::spawn(async {
-            // Warm up: both shards spinning, the channels' blocks allocated.
-            for _ in 0..1_000 {
-                submit_to(1, || ()).await.unwrap();
-            }
-            let start = Instant::now();
-            for _ in 0..ROUNDS {
-                submit_to(1, || ()).await.unwrap();
-            }
-            start.elapsed()
-        })
-        .await;
+        let elapsed = percore_io::spawn(time_asks(ask, rounds)).await;
         stop.set(true);
         percore_cores::stop();
-        Some(elapsed.as_nanos() as f64 / f64::from(ROUNDS))
+        Some(elapsed.as_nanos() as f64 / rounds as f64)
     })
     .unwrap();
     running.join().unwrap()[0].flatten().expect("shard 0 reports")
@@ -431,31 +432,7 @@ fn posted_mean() -> f64 {
         })
         .await
     }
-    let running = launch(config(DoorbellKind::EventFd), move |shard| async move {
-        let stop = Rc::new(Cell::new(false));
-        spin_until(stop.clone());
-        if shard.id == 1 {
-            percore_cores::stopping().await;
-            stop.set(true);
-            return None;
-        }
-        let elapsed = percore_io::spawn(async {
-            for i in 0..1_000 {
-                ask(i).await;
-            }
-            let start = Instant::now();
-            for i in 0..ALONE_ROUNDS {
-                std::hint::black_box(ask(i).await);
-            }
-            start.elapsed()
-        })
-        .await;
-        stop.set(true);
-        percore_cores::stop();
-        Some(elapsed.as_nanos() as f64 / ALONE_ROUNDS as f64)
-    })
-    .unwrap();
-    running.join().unwrap()[0].flatten().expect("shard 0 reports")
+    mean_from_shard_0(DoorbellKind::EventFd, ALONE_ROUNDS, ask)
 }
 
 /// Round trips timed by [`ask_rounds`].
@@ -533,16 +510,22 @@ async fn ask_rounds<T: Carry>(
                 }
             })
         };
-        for i in 0..1_000 {
-            ask(i).await;
-        }
-        let start = Instant::now();
-        for i in 0..ALONE_ROUNDS {
-            std::hint::black_box(ask(i).await);
-        }
-        start.elapsed()
+        time_asks(ask, ALONE_ROUNDS).await
     })
     .await
+}
+
+/// The time of `rounds` round trips that `ask` makes, one after another,
+/// after 1,000 to warm up (the channels' blocks allocated).
+async fn time_asks<Fut: std::future::Future<Output = u64>>(ask: impl Fn(u64) -> Fut, rounds: u64) -> Duration {
+    for i in 0..1_000 {
+        ask(i).await;
+    }
+    let start = Instant::now();
+    for i in 0..rounds {
+        std::hint::black_box(ask(i).await);
+    }
+    start.elapsed()
 }
 
 /// Request/reply pairs per second from shard 0 to shard 1 with 64 requests
