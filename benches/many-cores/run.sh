@@ -7,8 +7,8 @@
 # Bounded: about 10 minutes on 16 CPUs (quick: about 3.5); the phases write
 # their results as they go, the least needed last. ONLY="PHASE ..." runs
 # those phases alone (scaling scaling-get balance scaling-mixed cluster
-# skew cores cores-mean cores-payload per-shard cluster-rate), so that the whole can be
-# split over two device calls of under 10 minutes each.
+# skew cores cores-mean cores-payload per-shard cluster-rate), so that the
+# whole can be split over two device calls of under 10 minutes each.
 set -u
 kit=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: run.sh OUT_DIR [quick]}
