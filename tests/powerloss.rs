@@ -244,6 +244,86 @@ fn acknowledged_writes_survive_a_shutdown_of_ext4_with_fast_commits() {
     }
 }
 
+/// Rounds of S3 writes cut by a shutdown: three boto3 workers overwrite
+/// their keys by PutObject, CopyObject (new metadata) and multipart uploads,
+/// each version's Content-Type and `x-amz-meta-*` naming it
+/// (`tests/s3_clients/power_load.py`). After each remount every round so
+/// far is checked (`power_check.py`): each key holds its last acknowledged
+/// version or one sent after it, with body, type, metadata and ETag all of
+/// that one version (the attribute that carries them is journaled with the
+/// body, not after it), and nothing sent after the shutdown was
+/// acknowledged.
+fn s3_shutdown_rounds(kind: &'static str) {
+    let _heavy = crate::util::heavy();
+    let fs = LoopFs::new(kind);
+    let keys = crate::s3::keys_dir();
+    let mut args = crate::s3::s3_args(keys.path(), false);
+    args.extend(["--cores", "2"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let logs = tempfile::tempdir().unwrap();
+    let log = |name: &str, round: usize| logs.path().join(format!("{name}{round}"));
+    let mut out = String::new();
+    for round in 0..rounds() {
+        let data = fs.data();
+        let daemon = Daemon::start_at(&data, &args, &[], None);
+        let endpoint = format!("http://{}", daemon.s3_addr.expect("an S3 address"));
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/s3_clients");
+        let mut load = Command::new(crate::s3::python());
+        crate::s3::client_env(&mut load)
+            .arg(dir.join("power_load.py"))
+            .current_dir(&dir)
+            .env("S3_ENDPOINT", &endpoint)
+            .env("BUCKET", format!("round-{round}"))
+            .env("SENT", log("sent", round))
+            .env("ACKS", log("acks", round))
+            .env("DOWN", log("down", round))
+            .stdout(std::process::Stdio::null());
+        let mut load = load.spawn().expect("python3 with boto3 (.ci/run installs it in target/s3-clients)");
+        // Cut once some versions are acknowledged and more are under way.
+        let acked = || std::fs::read_to_string(log("acks", round)).map_or(0, |a| a.lines().count());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while acked() < 40 + 10 * round && Instant::now() < deadline {
+            assert!(load.try_wait().unwrap().is_none(), "{kind} round {round}: the S3 load stopped before the cut");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        fs.shutdown();
+        std::fs::write(log("down", round), b"").unwrap();
+        // The workers go on for a moment against the dead file system.
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = load.kill();
+        let _ = load.wait();
+        let _ = daemon.kill9();
+        fs.umount();
+        fs.mount();
+        let data = fs.data();
+        let daemon = Daemon::start_at(&data, &args, &[], None);
+        assert!(temp_files(&data).is_empty(), "{kind} round {round}: temporary files survived start-up");
+        let endpoint = format!("http://{}", daemon.s3_addr.expect("an S3 address"));
+        let rounds_so_far = (round + 1).to_string();
+        let env = [("LOGS", logs.path().to_str().unwrap()), ("ROUNDS", rounds_so_far.as_str())];
+        out = crate::s3::script("power_check.py", &endpoint, None, &env);
+        let _ = daemon.kill9();
+    }
+    let acknowledged: usize =
+        (0..rounds()).map(|r| std::fs::read_to_string(log("acks", r)).map_or(0, |a| a.lines().count())).sum();
+    println!("S3 power loss on {kind}: {} rounds, {acknowledged} acknowledged versions; {}", rounds(), out.trim());
+}
+
+#[test]
+fn acknowledged_s3_objects_and_their_metadata_survive_a_shutdown_of_xfs() {
+    if can_run() {
+        s3_shutdown_rounds("xfs");
+    }
+}
+
+#[test]
+fn acknowledged_s3_objects_and_their_metadata_survive_a_shutdown_of_ext4() {
+    if can_run() {
+        s3_shutdown_rounds("ext4");
+        s3_shutdown_rounds("ext4-fast-commit");
+    }
+}
+
 /// Acknowledged PUTs of new objects, then an immediate shutdown; returns how
 /// many of them are missing or not whole after the remount. `skip` names a
 /// step the daemon leaves out (a test-only knob), if any.

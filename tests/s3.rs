@@ -22,13 +22,13 @@ struct S3 {
     ca: Option<PathBuf>,
 }
 
-fn keys_dir() -> tempfile::TempDir {
+pub(crate) fn keys_dir() -> tempfile::TempDir {
     let keys = tempfile::tempdir().unwrap();
     std::fs::write(keys.path().join("credentials"), format!("# test key\n{KEY_ID} {SECRET}\n")).unwrap();
     keys
 }
 
-fn s3_args(keys: &Path, tls: bool) -> Vec<String> {
+pub(crate) fn s3_args(keys: &Path, tls: bool) -> Vec<String> {
     let mut args =
         vec!["--s3-listen", "127.0.0.1:0", "--s3-credentials"].into_iter().map(String::from).collect::<Vec<_>>();
     args.push(keys.join("credentials").to_str().unwrap().to_string());
@@ -65,7 +65,7 @@ fn clients_dir() -> PathBuf {
 
 /// The Python with boto3: `target/s3-clients` (made by `.ci/run`) or the
 /// one on the PATH.
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     let venv = clients_dir().join("python3");
     if venv.exists() {
         venv
@@ -85,7 +85,7 @@ fn aws() -> PathBuf {
 
 /// The environment every client gets: the key, the region, and none of the
 /// caller's AWS settings (a CA bundle there breaks rclone).
-fn client_env(command: &mut Command) -> &mut Command {
+pub(crate) fn client_env(command: &mut Command) -> &mut Command {
     for (name, _) in std::env::vars() {
         if name.starts_with("AWS_") || name.starts_with("RCLONE_") {
             command.env_remove(name);
@@ -101,7 +101,7 @@ fn client_env(command: &mut Command) -> &mut Command {
 
 /// Runs a script of `tests/s3_clients` against `endpoint`; panics with its
 /// output unless it succeeds and prints `ok`.
-fn script(name: &str, endpoint: &str, ca: Option<&Path>, env: &[(&str, &str)]) -> String {
+pub(crate) fn script(name: &str, endpoint: &str, ca: Option<&Path>, env: &[(&str, &str)]) -> String {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/s3_clients");
     let mut command = Command::new(python());
     client_env(&mut command)

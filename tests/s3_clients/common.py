@@ -1,6 +1,7 @@
 """What every S3 client script of tests/s3.rs shares: a boto3 client for the
 daemon under test (S3_ENDPOINT, S3_CA; the key the test wrote), and `code`,
 the S3 error code a call fails with."""
+import hashlib
 import os
 import ssl
 
@@ -24,6 +25,17 @@ def client(secret=SECRET, **config):
         region_name="us-east-1",
         config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 1}, **config),
     )
+
+
+def content(name, size):
+    """`size` bytes made from `name`: what a load script writes, and its check expects."""
+    seed = hashlib.sha256(name.encode()).digest()
+    return (seed * (size // 32 + 1))[:size]
+
+
+def body(pieces):
+    """The bytes of pieces `[name, size]` one after the other."""
+    return b"".join(content(name, size) for name, size in pieces)
 
 
 def code(call):

@@ -1,19 +1,13 @@
 """Writes until killed (tests/s3.rs): multipart uploads and copies, each
 acknowledged object or part appended to ACKS once the daemon has answered."""
-import hashlib
 import os
 import sys
 import threading
 
-from common import client
+from common import client, content
 
 ACKS = os.environ["ACKS"]
 lock = threading.Lock()
-
-
-def content(name, size):
-    seed = hashlib.sha256(name.encode()).digest()
-    return (seed * (size // 32 + 1))[:size]
 
 
 def ack(line):

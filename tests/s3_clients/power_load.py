@@ -1,0 +1,86 @@
+"""Writes until killed (tests/powerloss.rs, a power cut under S3 writes):
+each of three workers overwrites its own four keys of BUCKET in turn, by
+PutObject, by a server-side copy of another of its keys with new metadata,
+or by a multipart upload. Every version's Content-Type and metadata name it
+(`version`), so power_check.py can tell which version came back and check
+that its body, type, metadata and ETag all belong to it.
+
+Each write is logged to SENT (a JSON record: key, version, the body's
+pieces, type, metadata, and whether the file DOWN, written by the test once
+the file system is shut down, already existed) before it is sent, and to
+ACKS with its ETag once the daemon has answered. A worker stops at its
+first failure: once the file system is down every write fails."""
+import json
+import os
+import random
+import threading
+
+from common import body, client, content
+
+BUCKET, SENT, ACKS, DOWN = (os.environ[name] for name in ("BUCKET", "SENT", "ACKS", "DOWN"))
+lock = threading.Lock()
+
+
+def log(path, record):
+    with lock, open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+
+
+def worker(w):
+    s3 = client()
+    rng = random.Random(w)
+    keys = ["w%d/k%d" % (w, j) for j in range(4)]
+    # The pieces of each key's last acknowledged version (what a copy reads).
+    current = {}
+    v = 0
+    while True:
+        v += 1
+        key = keys[v % len(keys)]
+        kind = rng.choice(["put"] * 6 + ["copy"] * 2 + ["multipart"])
+        sources = [k for k in current if k != key]
+        if kind == "copy" and not sources:
+            kind = "put"
+        ctype = "application/x-%s-%d" % (kind, v)
+        meta = {"version": str(v), "kind": kind}
+        if kind == "put":
+            pieces = [["%s/%d" % (key, v), rng.choice([0, 1, 4096, 65536, 200000])]]
+        elif kind == "copy":
+            source = rng.choice(sources)
+            pieces = current[source]
+            meta["from"] = source
+        else:
+            pieces = [["%s/%d/1" % (key, v), 5 << 20], ["%s/%d/2" % (key, v), rng.choice([1, 100000])]]
+        log(SENT, {"key": key, "version": v, "pieces": pieces, "type": ctype, "meta": meta,
+                   "after_down": os.path.exists(DOWN)})
+        try:
+            if kind == "put":
+                etag = s3.put_object(Bucket=BUCKET, Key=key, Body=body(pieces), ContentType=ctype,
+                                     Metadata=meta)["ETag"]
+            elif kind == "copy":
+                etag = s3.copy_object(Bucket=BUCKET, Key=key, CopySource={"Bucket": BUCKET, "Key": source},
+                                      MetadataDirective="REPLACE", ContentType=ctype,
+                                      Metadata=meta)["CopyObjectResult"]["ETag"]
+            else:
+                uid = s3.create_multipart_upload(Bucket=BUCKET, Key=key, ContentType=ctype,
+                                                 Metadata=meta)["UploadId"]
+                parts = []
+                for n, (name, size) in enumerate(pieces, 1):
+                    tag = s3.upload_part(Bucket=BUCKET, Key=key, UploadId=uid, PartNumber=n,
+                                         Body=content(name, size))["ETag"]
+                    parts.append({"PartNumber": n, "ETag": tag})
+                etag = s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=uid,
+                                                    MultipartUpload={"Parts": parts})["ETag"]
+        except Exception:  # noqa: the file system is down; nothing more to do
+            return
+        log(ACKS, {"key": key, "version": v, "etag": etag})
+        current[key] = pieces
+
+
+if __name__ == "__main__":
+    client().create_bucket(Bucket=BUCKET)
+    threads = [threading.Thread(target=worker, args=(w,), daemon=True) for w in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
