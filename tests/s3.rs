@@ -226,6 +226,45 @@ fn aws_cli_syncs_copies_lists_and_removes_a_tree() {
     aws(&["s3", "cp", "s3://backup/copy/big.bin", copied.to_str().unwrap(), "--only-show-errors"]);
     assert!(std::fs::read(&copied).unwrap() == std::fs::read(local.join("big.bin")).unwrap());
     aws(&["s3", "rm", "s3://backup/copy/big.bin", "--only-show-errors"]);
+    // A stream of unknown length (`cp -` from stdin): uploaded in parts.
+    let mut command = Command::new(self::aws());
+    client_env(&mut command)
+        .args(["--endpoint-url", &s3.endpoint(), "s3", "cp", "-", "s3://backup/stream.bin", "--only-show-errors"])
+        .stdin(std::fs::File::open(local.join("big.bin")).unwrap());
+    run(&mut command);
+    // Presigned URLs: aws-cli 1 signs them with signature version 2 unless
+    // configured for version 4; the refusal says how.
+    let fetch = |url: &str| {
+        let out = Command::new("curl").args(["-s", "-w", "\n%{http_code}", url]).output().expect("curl");
+        let mut text = out.stdout;
+        let status = String::from_utf8(text.split_off(text.iter().rposition(|&b| b == b'\n').unwrap())).unwrap();
+        (status.trim().to_string(), text)
+    };
+    let url = aws(&["s3", "presign", "s3://backup/stream.bin", "--expires-in", "60"]);
+    if url.contains("AWSAccessKeyId=") {
+        let (status, body) = fetch(url.trim());
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(status, "400", "{body}");
+        assert!(body.contains("aws configure set default.s3.signature_version s3v4"), "{body}");
+    }
+    let config = work.path().join("aws-config");
+    std::fs::write(&config, "[default]\ns3 =\n    signature_version = s3v4\n").unwrap();
+    let mut command = Command::new(self::aws());
+    client_env(&mut command).env("AWS_CONFIG_FILE", &config).args([
+        "--endpoint-url",
+        &s3.endpoint(),
+        "s3",
+        "presign",
+        "s3://backup/stream.bin",
+        "--expires-in",
+        "60",
+    ]);
+    let url = run(&mut command);
+    assert!(url.contains("X-Amz-Signature="), "{url}");
+    let (status, body) = fetch(url.trim());
+    assert_eq!(status, "200");
+    assert!(body == std::fs::read(local.join("big.bin")).unwrap(), "the stream came back whole through the URL");
+    aws(&["s3", "rm", "s3://backup/stream.bin", "--only-show-errors"]);
     aws(&["s3", "rm", "--recursive", "s3://backup/tree", "--only-show-errors"]);
     assert!(aws(&["s3", "ls", "--recursive", "s3://backup/"]).trim().is_empty());
     aws(&["s3", "rb", "s3://backup"]);

@@ -153,8 +153,8 @@ fn authorize(call: &mut Call<'_, '_, '_>) -> Result<(), S3Error> {
         None if call.query.has("AWSAccessKeyId") || call.query.has("Signature") => Err(S3Error::new(
             400,
             "InvalidRequest",
-            "signature version 2 presigned URLs are not supported: presign with AWS Signature V4 (boto3: \
-             Config(signature_version=\"s3v4\"))",
+            "signature version 2 presigned URLs are not supported: presign with AWS Signature V4 (aws-cli: \
+             `aws configure set default.s3.signature_version s3v4`; boto3: Config(signature_version=\"s3v4\"))",
         )),
         None if settings.anonymous_reads && matches!(call.request.method, Method::Get | Method::Head) => Ok(()),
         None => Err(error::access_denied(
