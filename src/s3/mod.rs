@@ -204,7 +204,7 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
             }
             "GET" if !has_subresource(q) => Box::pin(listing::list(call, &bucket, listing::Version::V1)).await,
             "POST" if q.has("delete") => Box::pin(object::delete_many(call, &bucket)).await,
-            "GET" | "PUT" | "DELETE" | "POST" => Err(error::not_implemented("this bucket operation")),
+            "GET" | "PUT" | "DELETE" | "POST" => Err(unserved(method, q, "a bucket")),
             _ => Err(method_not_allowed()),
         };
     }
@@ -225,7 +225,7 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
         "DELETE" if !has_subresource(q) => Box::pin(object::delete(call, &bucket, &path)).await,
         "POST" if q.has("uploads") => Box::pin(multipart::create(call, &bucket, &path, &key)).await,
         "POST" if q.has("uploadId") => Box::pin(multipart::complete(call, &bucket, &path, &key)).await,
-        "GET" | "PUT" | "DELETE" | "POST" | "HEAD" => Err(error::not_implemented("this object operation")),
+        "GET" | "PUT" | "DELETE" | "POST" | "HEAD" => Err(unserved(method, q, "an object")),
         _ => Err(method_not_allowed()),
     }
 }
@@ -234,11 +234,16 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
 /// (`?acl`, `?tagging`, ...): anything but the parameters of the plain
 /// operations and of a presigned URL.
 fn has_subresource(query: &Query) -> bool {
-    query.0.iter().any(|(name, _)| {
+    subresource(query).is_some()
+}
+
+/// The first query parameter that names such an operation.
+fn subresource(query: &Query) -> Option<&str> {
+    query.0.iter().map(|(name, _)| name.as_str()).find(|name| {
         !(name.starts_with("X-Amz-")
             || name.starts_with("response-")
             || matches!(
-                name.as_str(),
+                *name,
                 "prefix"
                     | "delimiter"
                     | "marker"
@@ -253,6 +258,17 @@ fn has_subresource(query: &Query) -> bool {
                     | "versionId"
             ))
     })
+}
+
+/// What percore does not serve, named: `PUT ?acl on an object is not
+/// implemented by percore (...)`.
+fn unserved(method: &str, query: &Query, what: &str) -> S3Error {
+    let operation = subresource(query).map_or_else(|| method.to_string(), |name| format!("{method} ?{name}"));
+    let why =
+        "not served: versioning, ACLs and policies, tagging, lifecycle; access is by the keys of --s3-credentials";
+    let mut err = error::not_implemented(&format!("{operation} on {what}"));
+    err.message = format!("{} ({why})", err.message);
+    err
 }
 
 fn method_not_allowed() -> S3Error {

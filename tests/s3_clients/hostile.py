@@ -71,5 +71,10 @@ refused(signed("POST", "/hostile", query=[("delete", "")], body=huge), 400, "Ent
 refused(signed("POST", "/hostile/k", query=[("uploadId", "0" * 32)], body=b"<CompleteMultipartUpload/>"), 404, "NoSuchUpload")
 refused(signed("POST", "/hostile/k", query=[("uploadId", "../../x")], body=b"<CompleteMultipartUpload/>"), 404, "NoSuchUpload")
 refused(signed("GET", "/hostile", query=[("acl", "")]), 501, "NotImplemented")
+# What is not served is named, for buckets and objects.
+status, _, body = signed("GET", "/hostile", query=[("acl", "")])
+assert b"GET ?acl on a bucket is not implemented" in body, body
+status, _, body = signed("PUT", "/hostile/chunked", query=[("tagging", "")], body=b"<Tagging/>")
+assert status == 501 and b"PUT ?tagging on an object is not implemented" in body, (status, body)
 assert [o["Key"] for o in s3.list_objects_v2(Bucket="hostile")["Contents"]] == ["chunked", "crc-ok"]
 print("ok")
