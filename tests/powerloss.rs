@@ -250,12 +250,15 @@ fn acknowledged_writes_survive_a_shutdown_of_ext4_with_fast_commits() {
 /// (`tests/s3_clients/power_load.py`). After each remount every round so
 /// far is checked (`power_check.py`): each key holds its last acknowledged
 /// version or one sent after it, with body, type, metadata and ETag all of
-/// that one version (the attribute that carries them is journaled with the
-/// body, not after it), and nothing sent after the shutdown was
-/// acknowledged.
+/// that one version (the attribute that carries them is set before the
+/// body's flush, so the journal commit that makes the rename durable holds
+/// it too), and nothing sent after the shutdown was acknowledged.
 fn s3_shutdown_rounds(kind: &'static str) {
     let _heavy = crate::util::heavy();
-    let fs = LoopFs::new(kind);
+    // Each round's bucket is kept and checked again later: up to 60 MB a
+    // round (12 keys, 5 MiB multipart uploads), room for 20 rounds and more
+    // (sparse: only what is written takes space).
+    let fs = LoopFs::with_size(kind, 4 << 30);
     let keys = crate::s3::keys_dir();
     let mut args = crate::s3::s3_args(keys.path(), false);
     args.extend(["--cores", "2"].map(String::from));
