@@ -242,11 +242,13 @@ pub(crate) async fn windows(balance: Rc<Balance>) {
 /// [`GOSSIP_INTERVAL`], until the shard stops. `count` reads the count;
 /// `heard` is what the message runs on the receiving shard.
 pub(crate) async fn gossip(balance: Rc<Balance>, count: impl Fn() -> usize, heard: fn(usize, Load)) {
+    // The windows turn on every shard count: `/metrics` shows each shard's
+    // active connections even when there is no other shard to tell.
+    percore_io::spawn(windows(balance.clone()));
     let shards = balance.view.borrow().len();
     if shards < 2 {
         return;
     }
-    percore_io::spawn(windows(balance.clone()));
     let me = balance.me;
     let mut told = Load::default();
     loop {

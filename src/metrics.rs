@@ -39,6 +39,9 @@ pub(crate) struct Snapshot {
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Gauges {
     pub(crate) open: usize,
+    /// Connections answered within the last activity window: the load the
+    /// shards balance (`crate::balance::ACTIVE_WINDOW`).
+    pub(crate) active: usize,
     pub(crate) handed_out: u64,
     pub(crate) handed_in: u64,
     /// Open connections moved to or from other shards between requests.
@@ -183,6 +186,12 @@ pub(crate) fn render(shards: &[Snapshot], fenced: bool, disk_faults: [u64; 5]) -
     gauge("percore_received_bytes_total", "counter", "Bytes received from clients.", &|s| s.bytes_in);
     gauge("percore_sent_bytes_total", "counter", "Bytes sent to clients.", &|s| s.bytes_out);
     gauge("percore_open_connections", "gauge", "Open client connections.", &|s| s.gauges.open as u64);
+    gauge(
+        "percore_active_connections",
+        "gauge",
+        "Connections answered within the last 10 ms: the load the shards balance.",
+        &|s| s.gauges.active as u64,
+    );
     gauge(
         "percore_connections_handed_out_total",
         "counter",

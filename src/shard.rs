@@ -52,6 +52,7 @@ impl Shard {
         let store = self.store.gauges();
         crate::metrics::Gauges {
             open: self.connections.get(),
+            active: self.balance.active(),
             handed_out: self.balance.handed_out.get(),
             handed_in: self.balance.handed_in.get(),
             moved_out: self.balance.moved_out.get(),

@@ -290,3 +290,46 @@ fn shards_report_their_cpu_time() {
     let grew: f64 = (0..2).map(|s| cpu(&busy, s) - cpu(&idle, s)).sum();
     assert!(grew > 0.0, "2,000 answers took no CPU time: {grew}");
 }
+
+/// Each shard's active connections (answered within the last 10 ms: what
+/// the balancing compares) can be read from `/metrics`, on one shard as on
+/// two: the busy connections while they are busy, none soon after.
+#[test]
+fn shards_report_their_active_connections() {
+    for shards in [1, 2] {
+        let daemon = Daemon::start(&["--cores", &shards.to_string()]);
+        let active = |text: &str| -> usize {
+            (0..shards).map(|s| metric(text, "percore_active_connections", &[&format!("shard=\"{s}\"")]) as usize).sum()
+        };
+        let mut streams: Vec<TcpStream> = (0..4).map(|_| daemon.connect()).collect();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let busy = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for stream in &mut streams {
+                        ping(stream);
+                    }
+                }
+                streams
+            })
+        };
+        // A reading can fall after a pause of the busy thread: take several.
+        std::thread::sleep(Duration::from_millis(50));
+        let readings: Vec<usize> = (0..20)
+            .map(|_| {
+                std::thread::sleep(Duration::from_millis(5));
+                active(&metrics(&daemon))
+            })
+            .collect();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let streams = busy.join().unwrap();
+        // The four, and at most the earlier `/metrics` connections (each
+        // answered once, just before).
+        assert!(readings.contains(&4), "{shards} shard(s): four busy connections, read {readings:?}");
+        assert!(readings.iter().all(|&n| n <= 6), "{shards} shard(s): {readings:?}");
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(active(&metrics(&daemon)), 0, "{shards} shard(s): nothing answered in the last 100 ms");
+        drop(streams);
+    }
+}
