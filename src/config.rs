@@ -371,6 +371,14 @@ impl TryFrom<RawConfig> for Config {
         if !peers.is_empty() && ring.is_none() {
             return Err("--peers is for the nodes of a --ring: give --ring too".to_string());
         }
+        if ring.is_some() && s3.is_some() {
+            // Neither the 503 for another node's objects nor the listings
+            // gathered from --peers exist for S3 yet.
+            return Err("--s3-listen with --ring: the S3 API is not served by several nodes yet (a bucket's listing \
+                        would hold only this node's objects, and while a node is down its objects would read as \
+                        NoSuchKey from the others); serve S3 from a single node, without --ring"
+                .to_string());
+        }
         Ok(Config {
             s3,
             node_name,
@@ -463,5 +471,25 @@ mod tests {
         std::fs::write(&path, "listne = \"x\"\n").unwrap();
         let err = Config::try_from(RawConfig { config: Some(path), ..Default::default() }).unwrap_err();
         assert!(err.contains("unknown field"), "{err}");
+    }
+
+    /// A node of a ring does not serve S3: its listings and its answers for
+    /// other nodes' objects would be wrong (deploy/README.md).
+    #[test]
+    fn s3_is_refused_on_the_nodes_of_a_ring() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        std::fs::write(&keys, "AKID secret\n").unwrap();
+        let raw = || RawConfig {
+            s3_listen: vec!["127.0.0.1:9000".into()],
+            s3_credentials: Some(keys.clone()),
+            node_name: Some("a".into()),
+            ..Default::default()
+        };
+        assert!(Config::try_from(raw()).is_ok(), "S3 on a single node");
+        let ring = RawConfig { ring: Some("a=1,b=2".into()), node_name: Some("a".into()), ..Default::default() };
+        assert!(Config::try_from(ring).is_ok_and(|c| c.ring.is_some()), "a ring without S3");
+        let err = Config::try_from(RawConfig { ring: Some("a=1,b=2".into()), ..raw() }).unwrap_err();
+        assert!(err.contains("--s3-listen with --ring") && err.contains("single node"), "{err}");
     }
 }
