@@ -47,7 +47,7 @@ pub(crate) struct RawConfig {
     /// Time a TLS handshake may take, in ms [default: 10000].
     #[arg(long, env = "PERCORE_TLS_HANDSHAKE_TIMEOUT_MS")]
     pub(crate) tls_handshake_timeout_ms: Option<u64>,
-    /// Where to serve the S3 API (path-style, AWS Signature V4), in the forms --listen takes; needs --s3-credentials.
+    /// Where to serve the S3 API (path-style, AWS Signature V4), in the forms --listen takes; needs --s3-credentials; a single node only (not with --ring).
     #[arg(long, env = "PERCORE_S3_LISTEN", value_delimiter = ',')]
     #[serde(default, deserialize_with = "one_or_many")]
     pub(crate) s3_listen: Vec<String>,
