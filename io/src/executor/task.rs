@@ -11,7 +11,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::Wake;
 
 use super::park::Shared;
 
@@ -56,7 +55,9 @@ impl Task {
         let Some(future) = slot.as_mut() else {
             return true;
         };
-        let waker = std::task::Waker::from(self.clone());
+        // Borrowed: no reference count taken and dropped per poll (a waker
+        // that is kept, such as a reply's, is cloned from it).
+        let waker = futures_task::waker_ref(self);
         let mut cx = std::task::Context::from_waker(&waker);
         if future.as_mut().poll(&mut cx).is_ready() {
             *slot = None;
@@ -75,16 +76,16 @@ impl Task {
     }
 }
 
-impl Wake for Task {
+impl futures_task::ArcWake for Task {
     fn wake(self: Arc<Self>) {
         if !self.scheduled.swap(true, Ordering::AcqRel) {
             super::schedule(self);
         }
     }
 
-    fn wake_by_ref(self: &Arc<Self>) {
-        if !self.scheduled.swap(true, Ordering::AcqRel) {
-            super::schedule(self.clone());
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        if !arc_self.scheduled.swap(true, Ordering::AcqRel) {
+            super::schedule(arc_self.clone());
         }
     }
 }
