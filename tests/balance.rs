@@ -324,9 +324,9 @@ fn shards_report_their_active_connections() {
             .collect();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let streams = busy.join().unwrap();
-        // The four, and at most the earlier `/metrics` connections (each
-        // answered once, just before).
-        assert!(readings.contains(&4), "{shards} shard(s): four busy connections, read {readings:?}");
+        // The four, and at most the last two `/metrics` connections (each
+        // answered once, within the window).
+        assert!(readings.iter().any(|n| (4..=6).contains(n)), "{shards} shard(s): four busy, read {readings:?}");
         assert!(readings.iter().all(|&n| n <= 6), "{shards} shard(s): {readings:?}");
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(active(&metrics(&daemon)), 0, "{shards} shard(s): nothing answered in the last 100 ms");
