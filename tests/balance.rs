@@ -324,10 +324,11 @@ fn shards_report_their_active_connections() {
             .collect();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let streams = busy.join().unwrap();
-        // The four, and at most the last two `/metrics` connections (each
-        // answered once, within the window).
-        assert!(readings.iter().any(|n| (4..=6).contains(n)), "{shards} shard(s): four busy, read {readings:?}");
-        assert!(readings.iter().all(|&n| n <= 6), "{shards} shard(s): {readings:?}");
+        // The four, counted once each however many requests they make (a
+        // few hundred a window), plus the `/metrics` connections answered
+        // within the window on either shard.
+        assert!(readings.iter().any(|&n| n >= 4), "{shards} shard(s): four busy, read {readings:?}");
+        assert!(readings.iter().all(|&n| n <= 10), "{shards} shard(s): connections, not requests: {readings:?}");
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(active(&metrics(&daemon)), 0, "{shards} shard(s): nothing answered in the last 100 ms");
         drop(streams);
