@@ -17,6 +17,12 @@ impl S3Error {
         S3Error { status, code, message: message.into() }
     }
 
+    /// The same error, its message followed by `why` in brackets.
+    pub(crate) fn because(mut self, why: &str) -> S3Error {
+        self.message = format!("{} ({why})", self.message);
+        self
+    }
+
     /// The client is gone (its body stopped with the connection): nothing
     /// is answered.
     pub(crate) fn gone() -> S3Error {

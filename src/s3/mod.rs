@@ -264,11 +264,9 @@ fn subresource(query: &Query) -> Option<&str> {
 /// implemented by percore (...)`.
 fn unserved(method: &str, query: &Query, what: &str) -> S3Error {
     let operation = subresource(query).map_or_else(|| method.to_string(), |name| format!("{method} ?{name}"));
-    let why =
-        "not served: versioning, ACLs and policies, tagging, lifecycle; access is by the keys of --s3-credentials";
-    let mut err = error::not_implemented(&format!("{operation} on {what}"));
-    err.message = format!("{} ({why})", err.message);
-    err
+    error::not_implemented(&format!("{operation} on {what}")).because(
+        "not served: versioning, ACLs and policies, tagging, lifecycle; access is by the keys of --s3-credentials",
+    )
 }
 
 fn method_not_allowed() -> S3Error {
