@@ -366,3 +366,144 @@ fn kill9_during_multipart_uploads_and_copies_loses_nothing_acknowledged() {
     let out = script("crash_check.py", &endpoint, None, &[("ACKS", acks.to_str().unwrap())]);
     eprintln!("{out}");
 }
+
+#[test]
+fn boto3_folders_are_empty_objects_kept_as_marked_directories() {
+    let s3 = S3::start(false);
+    script("folders.py", &s3.endpoint(), None, &[("DATA_DIR", s3.daemon.dir().to_str().unwrap())]);
+}
+
+/// An s3fs mount of a bucket (a FUSE daemon; its own child process),
+/// unmounted and stopped on drop.
+struct Mount {
+    s3fs: std::process::Child,
+    dir: PathBuf,
+}
+
+impl Mount {
+    /// Mounts `bucket` of `s3` at `dir`; `None` (said loudly) where this
+    /// machine has no FUSE.
+    fn new(s3: &S3, bucket: &str, dir: &Path, passwd: &Path) -> Option<Mount> {
+        let options = format!(
+            "passwd_file={},url={},use_path_request_style,endpoint=us-east-1,sigv4",
+            passwd.display(),
+            s3.endpoint()
+        );
+        let mut command = Command::new("s3fs");
+        client_env(&mut command)
+            .args([bucket, dir.to_str().unwrap(), "-f", "-o", &options])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let s3fs = command.spawn().expect("s3fs (.ci/run installs it)");
+        let mut mount = Mount { s3fs, dir: dir.to_path_buf() };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+            if mounts.lines().any(|l| l.split_whitespace().nth(1) == dir.to_str()) {
+                return Some(mount);
+            }
+            if let Some(status) = mount.s3fs.try_wait().unwrap() {
+                let mut why = String::new();
+                let _ = std::io::Read::read_to_string(mount.s3fs.stderr.as_mut().unwrap(), &mut why);
+                assert!(why.to_lowercase().contains("fuse"), "s3fs exited ({status}) without mounting: {why}");
+                eprintln!("*** SKIPPED the s3fs test: this machine cannot mount FUSE: {why}");
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("s3fs did not mount {} within 20 s", dir.display());
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.s3fs.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.s3fs.kill();
+        let _ = self.s3fs.wait();
+    }
+}
+
+/// The regular files under `dir` that are objects (not the store's own
+/// temporary and spare files).
+fn objects_under(dir: &Path) -> Vec<PathBuf> {
+    if !dir.exists() {
+        return Vec::new();
+    }
+    let temp = |p: &PathBuf| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".percore-"));
+    walk(dir).into_iter().filter(|p| !temp(p)).collect()
+}
+
+#[test]
+fn s3fs_mounts_a_bucket_and_makes_renames_and_removes_files_and_directories() {
+    if !Path::new("/dev/fuse").exists() {
+        eprintln!("*** SKIPPED the s3fs test: no /dev/fuse on this machine");
+        return;
+    }
+    if Command::new("s3fs").arg("--version").output().is_err() {
+        crate::util::install_from_debian("s3fs");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let s3 = S3::start(false);
+    let work = tempfile::tempdir().unwrap();
+    let passwd = work.path().join("passwd-s3fs");
+    std::fs::write(&passwd, format!("{KEY_ID}:{SECRET}\n")).unwrap();
+    std::fs::set_permissions(&passwd, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (mnt, bucket) = (work.path().join("mnt"), s3.daemon.path("fsb"));
+    std::fs::create_dir(&mnt).unwrap();
+    std::fs::create_dir(&bucket).unwrap();
+    let Some(mount) = Mount::new(&s3, "fsb", &mnt, &passwd) else { return };
+    let big: Vec<u8> = (0..20u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(mnt.join("notes.txt"), b"first notes").unwrap();
+    std::fs::write(mnt.join("big.bin"), &big).unwrap();
+    // Directories: each a folder (an empty object `docs/`), before and
+    // without any file in it.
+    std::fs::create_dir(mnt.join("docs")).unwrap();
+    std::fs::create_dir_all(mnt.join("docs/2024/q1")).unwrap();
+    std::fs::create_dir(mnt.join("docs/empty")).unwrap();
+    std::fs::write(mnt.join("docs/2024/q1/report.txt"), b"q1 report").unwrap();
+    std::fs::set_permissions(mnt.join("docs"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    let missing = std::fs::metadata(mnt.join("not-there")).unwrap_err();
+    assert_eq!(missing.kind(), std::io::ErrorKind::NotFound, "{missing}");
+    // Renames: a directory (every object under it copied, then removed) and
+    // a file into a directory.
+    std::fs::rename(mnt.join("docs/2024"), mnt.join("docs/2025")).unwrap();
+    std::fs::rename(mnt.join("notes.txt"), mnt.join("docs/notes.txt")).unwrap();
+    let mut appended = std::fs::OpenOptions::new().append(true).open(mnt.join("docs/notes.txt")).unwrap();
+    std::io::Write::write_all(&mut appended, b", then more").unwrap();
+    drop(appended);
+    drop(mount);
+    // What the store holds, and what a fresh mount sees of it.
+    assert_eq!(std::fs::read(bucket.join("docs/2025/q1/report.txt")).unwrap(), b"q1 report");
+    assert_eq!(std::fs::read(bucket.join("docs/notes.txt")).unwrap(), b"first notes, then more");
+    assert!(std::fs::read(bucket.join("big.bin")).unwrap() == big, "the 20 MiB file (multipart) is whole");
+    assert!(objects_under(&bucket.join("docs/2024")).is_empty(), "nothing is left under the old name");
+    let Some(mount) = Mount::new(&s3, "fsb", &mnt, &passwd) else { return };
+    let names = |dir: &str| {
+        let mut names: Vec<String> = std::fs::read_dir(mnt.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(""), ["big.bin", "docs"]);
+    assert_eq!(names("docs"), ["2025", "empty", "notes.txt"]);
+    assert!(std::fs::metadata(mnt.join("docs/empty")).unwrap().is_dir(), "an empty directory stays one");
+    let mode = std::fs::metadata(mnt.join("docs")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o750, "a directory's mode is kept with its folder");
+    assert!(std::fs::read(mnt.join("big.bin")).unwrap() == big);
+    assert_eq!(std::fs::read(mnt.join("docs/2025/q1/report.txt")).unwrap(), b"q1 report");
+    // Removal: files, folders, the lot.
+    std::fs::remove_dir(mnt.join("docs/empty")).unwrap();
+    std::fs::remove_dir_all(mnt.join("docs")).unwrap();
+    std::fs::remove_file(mnt.join("big.bin")).unwrap();
+    assert!(names("").is_empty());
+    drop(mount);
+    assert!(objects_under(&bucket).is_empty(), "{:?}", objects_under(&bucket));
+    let Some(_mount) = Mount::new(&s3, "fsb", &mnt, &passwd) else { return };
+    assert!(names("").is_empty(), "no folder is left either");
+}

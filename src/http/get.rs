@@ -232,6 +232,39 @@ pub(crate) async fn send_file(
     send(reply, request, meta, plan, Source::File(file)).await
 }
 
+/// Answers a GET or HEAD of a representation without bytes (an S3
+/// folder): its head alone, or what its conditions decided.
+pub(crate) async fn send_empty(reply: &mut Reply<'_>, meta: &Meta<'_>, plan: Plan) -> bool {
+    match plan {
+        Plan::Whole => {
+            let whole = reply.finish(ok_head(meta, 0), 0);
+            reply.send_one(whole).await
+        }
+        // Not one byte of nothing can be asked for.
+        Plan::Part(..) | Plan::Parts(_) => send_bodiless(reply, meta, &Plan::Unsatisfiable).await,
+        plan => send_bodiless(reply, meta, &plan).await,
+    }
+}
+
+/// The answers that send none of the representation's bytes: 412, 304, 416.
+async fn send_bodiless(reply: &mut Reply<'_>, meta: &Meta<'_>, plan: &Plan) -> bool {
+    match plan {
+        Plan::PreconditionFailed => reply.simple(412, "precondition failed\n").await,
+        Plan::NotModified => {
+            let head = Head::new(304).header("ETag", meta.etag).header("Last-Modified", meta.last_modified);
+            let whole = reply.finish(head, 0);
+            reply.send_one(whole).await
+        }
+        _ => {
+            let head = base(meta, 416, 0)
+                .header("Content-Range", format!("bytes */{}", meta.size))
+                .header("Content-Type", "text/plain");
+            let whole = reply.finish_with(head, b"range not satisfiable\n");
+            reply.send_one(whole).await
+        }
+    }
+}
+
 /// The 200 head (room for a body that goes out in one send with it).
 fn ok_head(meta: &Meta<'_>, body: usize) -> Head {
     let room = if body <= SEND_JOIN_BYTES_MAX { body } else { 0 };
@@ -242,19 +275,7 @@ fn ok_head(meta: &Meta<'_>, body: usize) -> Head {
 async fn send(reply: &mut Reply<'_>, request: &Request, meta: &Meta<'_>, plan: Plan, source: Source<'_>) -> bool {
     let size = meta.size;
     match plan {
-        Plan::PreconditionFailed => reply.simple(412, "precondition failed\n").await,
-        Plan::NotModified => {
-            let head = Head::new(304).header("ETag", meta.etag).header("Last-Modified", meta.last_modified);
-            let whole = reply.finish(head, 0);
-            reply.send_one(whole).await
-        }
-        Plan::Unsatisfiable => {
-            let head = base(meta, 416, 0)
-                .header("Content-Range", format!("bytes */{size}"))
-                .header("Content-Type", "text/plain");
-            let whole = reply.finish_with(head, b"range not satisfiable\n");
-            reply.send_one(whole).await
-        }
+        Plan::PreconditionFailed | Plan::NotModified | Plan::Unsatisfiable => send_bodiless(reply, meta, &plan).await,
         Plan::Whole => {
             let head = ok_head(meta, size as usize);
             if request.method == Method::Head {

@@ -1,5 +1,5 @@
 //! Buckets: ListBuckets, CreateBucket, HeadBucket, DeleteBucket (only when
-//! it holds no object), GetBucketLocation, GetBucketVersioning (never
+//! it holds no object or folder), GetBucketLocation, GetBucketVersioning (never
 //! versioned). A bucket is a top-level directory of the data directory.
 
 use std::ffi::OsStr;
@@ -162,10 +162,14 @@ async fn remove_empty(dir: &Dir) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Whether `dir` holds an object anywhere beneath it.
+/// Whether `dir` is a folder or holds an object or a folder anywhere
+/// beneath it.
 pub(crate) async fn holds_object(dir: &Dir) -> std::io::Result<bool> {
     let mut stack = vec![dir.open_dir(".").await?];
     while let Some(dir) = stack.pop() {
+        if super::meta::read_folder(&dir).is_some() {
+            return Ok(true);
+        }
         for entry in dir.read_dir()? {
             if entry.name.as_bytes().starts_with(TEMP_PREFIX) {
                 continue;

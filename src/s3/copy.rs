@@ -62,32 +62,19 @@ pub(crate) async fn copy_into(
 
 pub(crate) async fn copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<bool, S3Error> {
     let (src_bucket, src_key) = copy_source(call.headers.get("x-amz-copy-source").unwrap_or(""))?;
+    if src_key.ends_with('/') {
+        return Err(invalid_request(format!(
+            "the source `{src_key}` is a folder (a key that ends in /), which holds no bytes: it can be copied \
+             only to another folder"
+        )));
+    }
     let src_path = keys::object_path(&src_bucket, &src_key)?;
     // A copy has no body (skipped, if any, by closing the connection).
     bucket::must_exist(call, bucket).await?;
     let conditions = write_conditions(call, bucket, path).await?;
-    let replace = match call.headers.get("x-amz-metadata-directive").unwrap_or("COPY") {
-        "COPY" => false,
-        "REPLACE" => true,
-        other => return Err(invalid_request(format!("x-amz-metadata-directive must be COPY or REPLACE, not {other}"))),
-    };
-    if src_path == path && !replace {
-        return Err(invalid_request(
-            "this copy request is illegal because it is trying to copy an object to itself without changing the \
-             object's metadata",
-        ));
-    }
+    let replace = replaces_metadata(call, src_path == path)?;
     let source = open(call, &src_bucket, &src_path).await?;
-    if let Some(tag) = call.headers.get("x-amz-copy-source-if-match") {
-        if tag.trim() != source.etag() {
-            return Err(precondition_failed());
-        }
-    }
-    if let Some(tag) = call.headers.get("x-amz-copy-source-if-none-match") {
-        if tag.trim() == source.etag() {
-            return Err(precondition_failed());
-        }
-    }
+    source_conditions(call, source.etag())?;
     let headers = if replace {
         meta::from_request(call.headers).map_err(|m| S3Error::new(400, "MetadataTooLarge", m))?
     } else {
@@ -108,13 +95,52 @@ pub(crate) async fn copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8])
     drop(source);
     let staged = flush(store, upload, md5_etag(&md5), headers).await?;
     let etag = commit(path, staged, conditions).await?;
-    let mut out = Writer::document();
-    out.root("CopyObjectResult");
-    out.leaf("LastModified", xml::iso8601(crate::clock::coarse_epoch_seconds()));
-    out.leaf("ETag", &etag);
-    out.close("CopyObjectResult");
     if call.request.method == Method::Head {
         return Err(internal("a copy is a PUT"));
     }
-    call.xml(out.finish()).await
+    call.xml(copy_result(&etag)).await
+}
+
+/// Whether a copy replaces the source's metadata with the request's
+/// (`x-amz-metadata-directive: REPLACE`) rather than keeping it (`COPY`, the
+/// default); a copy onto itself must replace it.
+pub(crate) fn replaces_metadata(call: &Call<'_, '_, '_>, onto_itself: bool) -> Result<bool, S3Error> {
+    let replace = match call.headers.get("x-amz-metadata-directive").unwrap_or("COPY") {
+        "COPY" => false,
+        "REPLACE" => true,
+        other => return Err(invalid_request(format!("x-amz-metadata-directive must be COPY or REPLACE, not {other}"))),
+    };
+    if onto_itself && !replace {
+        return Err(invalid_request(
+            "this copy request is illegal because it is trying to copy an object to itself without changing the \
+             object's metadata",
+        ));
+    }
+    Ok(replace)
+}
+
+/// Checks `x-amz-copy-source-if-match` and `-if-none-match` against the
+/// source's ETag.
+pub(crate) fn source_conditions(call: &Call<'_, '_, '_>, etag: &str) -> Result<(), S3Error> {
+    if let Some(tag) = call.headers.get("x-amz-copy-source-if-match") {
+        if tag.trim() != etag {
+            return Err(precondition_failed());
+        }
+    }
+    if let Some(tag) = call.headers.get("x-amz-copy-source-if-none-match") {
+        if tag.trim() == etag {
+            return Err(precondition_failed());
+        }
+    }
+    Ok(())
+}
+
+/// A copy's answer: the new version's ETag, and now.
+pub(crate) fn copy_result(etag: &str) -> String {
+    let mut out = Writer::document();
+    out.root("CopyObjectResult");
+    out.leaf("LastModified", xml::iso8601(crate::clock::coarse_epoch_seconds()));
+    out.leaf("ETag", etag);
+    out.close("CopyObjectResult");
+    out.finish()
 }

@@ -7,8 +7,9 @@
 //! starts `a/`, which sorts after `a-c`). Directories that cannot hold a
 //! key of the page (outside the prefix, wholly before the start key) are
 //! not entered, and with the delimiter `/` a directory under the prefix is
-//! one CommonPrefix without being walked (if it holds any object: empty
-//! directories left by deletes are no prefix).
+//! one CommonPrefix without being walked (if it holds any object or folder:
+//! empty directories left by deletes are no prefix). A directory marked as
+//! a folder (`folder`) is the key `a/b/`, listed as it is entered.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -64,6 +65,35 @@ struct Page<'a> {
     max: usize,
 }
 
+impl Page<'_> {
+    /// Resuming after a CommonPrefix: nothing under it again.
+    fn skips_under(&self, key: &[u8]) -> bool {
+        matches!((self.after.as_deref(), self.delimiter), (Some(a), Some(d)) if a.ends_with(d) && key.starts_with(a))
+    }
+
+    /// Whether `key` is listed as itself: not if it is outside the page,
+    /// nor if the delimiter rolls it into a CommonPrefix (added to `items`
+    /// here, once).
+    fn lists(&self, items: &mut Vec<Item>, key: &[u8]) -> bool {
+        let after = self.after.as_deref();
+        if !key.starts_with(self.prefix) || after.is_some_and(|a| key <= a) || self.skips_under(key) {
+            return false;
+        }
+        if let Some(d) = self.delimiter {
+            let rest = &key[self.prefix.len()..];
+            if let Some(at) = rest.windows(d.len()).position(|w| w == d) {
+                let common = key[..self.prefix.len() + at + d.len()].to_vec();
+                let repeated = matches!(items.last(), Some(Item::Prefix(p)) if *p == common);
+                if !repeated && after != Some(common.as_slice()) {
+                    items.push(Item::Prefix(common));
+                }
+                return false;
+            }
+        }
+        true
+    }
+}
+
 struct Frame {
     dir: Dir,
     /// The directory's keys' common start (`a/b/`; empty at the bucket).
@@ -105,10 +135,6 @@ async fn walk(root: Dir, page: &Page<'_>) -> std::io::Result<Vec<Item>> {
     let mut items: Vec<Item> = Vec::new();
     let mut stack = vec![frame(root, Vec::new()).await?];
     let after = page.after.as_deref();
-    let skips_under = |p: &[u8]| -> bool {
-        // Resuming after a CommonPrefix: nothing under it again.
-        matches!((after, page.delimiter), (Some(a), Some(d)) if a.ends_with(d) && p.starts_with(a))
-    };
     while let Some(top) = stack.last_mut() {
         if items.len() > page.max {
             break;
@@ -131,7 +157,7 @@ async fn walk(root: Dir, page: &Page<'_>) -> std::io::Result<Vec<Item>> {
                     continue;
                 }
             }
-            if skips_under(&full) {
+            if page.skips_under(&full) {
                 continue;
             }
             let dir = match top.dir.open_dir(OsStr::from_bytes(&name)).await {
@@ -147,22 +173,18 @@ async fn walk(root: Dir, page: &Page<'_>) -> std::io::Result<Vec<Item>> {
                 }
                 continue;
             }
+            // A folder is a key itself, just before the keys under it.
+            if let Some(marked) = meta::read_folder(&dir) {
+                if page.lists(&mut items, &full) {
+                    let (size, etag) = (0, meta::FOLDER_ETAG.to_string());
+                    items.push(Item::Object(Object { key: full.clone(), size, modified: marked.modified, etag }));
+                }
+            }
             stack.push(frame(dir, full).await?);
             continue;
         }
-        if !full.starts_with(page.prefix) || after.is_some_and(|a| full.as_slice() <= a) || skips_under(&full) {
+        if !page.lists(&mut items, &full) {
             continue;
-        }
-        if let Some(d) = page.delimiter {
-            let rest = &full[page.prefix.len()..];
-            if let Some(at) = rest.windows(d.len()).position(|w| w == d) {
-                let common = full[..page.prefix.len() + at + d.len()].to_vec();
-                let repeated = matches!(items.last(), Some(Item::Prefix(p)) if *p == common);
-                if !repeated && after != Some(common.as_slice()) {
-                    items.push(Item::Prefix(common));
-                }
-                continue;
-            }
         }
         let dir = &top.dir;
         let stat = match dir.stat(OsStr::from_bytes(&name)).await {

@@ -59,6 +59,30 @@ impl ObjectMeta {
     }
 }
 
+/// The extended attribute that marks a directory as a folder (a key that
+/// ends in `/`: `folder`).
+pub(crate) const FOLDER_XATTR: &str = "user.percore.s3.folder";
+
+/// Every folder's ETag: the MD5 of no bytes.
+pub(crate) const FOLDER_ETAG: &str = "\"d41d8cd98f00b204e9800998ecf8427e\"";
+
+/// What a folder's attribute holds (JSON: folders are few, and read only
+/// by their own GET and HEAD and by listings).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Folder {
+    /// When it was made, seconds since the epoch.
+    pub(crate) modified: u64,
+    /// Kept headers and `x-amz-meta-*`, as [`ObjectMeta`] holds them.
+    pub(crate) headers: Vec<(String, String)>,
+}
+
+/// The folder `dir` is, if it is one.
+pub(crate) fn read_folder(dir: &impl std::os::fd::AsFd) -> Option<Folder> {
+    let mut value = vec![0u8; 8192];
+    let n = rustix::fs::fgetxattr(dir, FOLDER_XATTR, &mut value).ok()?;
+    serde_json::from_slice(&value[..n]).ok()
+}
+
 /// The S3 ETag of an MD5.
 pub(crate) fn md5_etag(md5: &[u8]) -> String {
     let mut out = String::with_capacity(2 + 2 * md5.len());

@@ -13,7 +13,7 @@
 //! Files by job: `head` (headers, query, target), `sigv4`, `body` and
 //! `chunked` (payloads), `date`, `xml` and `error` (answers), `meta` (what is
 //! stored with an object), `keys` (bucket names and keys as store paths),
-//! `settings`, `state` (a shard's).
+//! `settings`, `state` (a shard's), `folder` (keys that end in `/`).
 
 mod body;
 mod bucket;
@@ -21,9 +21,11 @@ mod canonical;
 pub(crate) mod chunked;
 mod copy;
 mod date;
+mod delete;
 mod error;
 #[cfg(test)]
 mod examples;
+mod folder;
 pub(crate) mod head;
 pub(crate) mod keys;
 mod listing;
@@ -203,12 +205,15 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
                 Box::pin(listing::list(call, &bucket, listing::Version::V2)).await
             }
             "GET" if !has_subresource(q) => Box::pin(listing::list(call, &bucket, listing::Version::V1)).await,
-            "POST" if q.has("delete") => Box::pin(object::delete_many(call, &bucket)).await,
+            "POST" if q.has("delete") => Box::pin(delete::delete_many(call, &bucket)).await,
             "GET" | "PUT" | "DELETE" | "POST" => Err(unserved(method, q, "a bucket")),
             _ => Err(method_not_allowed()),
         };
     }
     let key = target.key;
+    if key.ends_with('/') {
+        return Box::pin(route_folder(call, &bucket, &key)).await;
+    }
     let path = keys::object_path(&bucket, &key)?;
     match method {
         "PUT" if q.has("partNumber") && q.has("uploadId") => {
@@ -222,9 +227,27 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
         "GET" if q.has("uploadId") => Box::pin(multipart::list_parts(call, &bucket, &path)).await,
         "GET" | "HEAD" if !has_subresource(q) => object::get(call, &bucket, &path).await,
         "DELETE" if q.has("uploadId") => Box::pin(multipart::abort(call, &bucket, &path)).await,
-        "DELETE" if !has_subresource(q) => Box::pin(object::delete(call, &bucket, &path)).await,
+        "DELETE" if !has_subresource(q) => Box::pin(delete::delete(call, &bucket, &path)).await,
         "POST" if q.has("uploads") => Box::pin(multipart::create(call, &bucket, &path, &key)).await,
         "POST" if q.has("uploadId") => Box::pin(multipart::complete(call, &bucket, &path, &key)).await,
+        "GET" | "PUT" | "DELETE" | "POST" | "HEAD" => Err(unserved(method, q, "an object")),
+        _ => Err(method_not_allowed()),
+    }
+}
+
+/// Routes a request for a folder (a key that ends in `/`: `folder`).
+async fn route_folder(call: &mut Call<'_, '_, '_>, bucket: &str, key: &str) -> Result<bool, S3Error> {
+    let path = keys::folder_path(bucket, key)?;
+    let method = method_name(&call.request.method);
+    let q = call.query;
+    match method {
+        "PUT" | "POST" | "DELETE" | "GET" if q.has("uploadId") || q.has("uploads") || q.has("partNumber") => {
+            Err(folder::holds_no_bytes(key).because("it cannot be uploaded in parts"))
+        }
+        "PUT" if call.headers.get("x-amz-copy-source").is_some() => folder::copy(call, bucket, &path, key).await,
+        "PUT" if !has_subresource(q) => folder::put(call, bucket, &path, key).await,
+        "GET" | "HEAD" if !has_subresource(q) => folder::get(call, bucket, &path).await,
+        "DELETE" if !has_subresource(q) => folder::delete(call, bucket, &path).await,
         "GET" | "PUT" | "DELETE" | "POST" | "HEAD" => Err(unserved(method, q, "an object")),
         _ => Err(method_not_allowed()),
     }

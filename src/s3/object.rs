@@ -1,16 +1,15 @@
 //! Objects: PutObject, GetObject and HeadObject (ranges, conditionals,
-//! `response-*` overrides: the `/files/` sending path), DeleteObject,
-//! DeleteObjects, CopyObject. Writes go through the store's upload and
-//! commit protocol (`store`): durable before they are answered, never
-//! partly visible. The S3 metadata (`meta`) is set on the file before its
-//! flush.
+//! `response-*` overrides: the `/files/` sending path), and the commit that
+//! CopyObject, multipart uploads and `delete` share. Writes go through the
+//! store's upload and commit protocol (`store`): durable before they are
+//! answered, never partly visible. The S3 metadata (`meta`) is set on the
+//! file before its flush.
 
 use percore_io::File;
 
-use super::error::{from_io, internal, malformed_xml, no_such_key, S3Error};
+use super::error::{from_io, internal, no_such_key, S3Error};
 use super::meta::{self, ObjectMeta};
-use super::xml::{self, Writer};
-use super::{bucket, keys, Call};
+use super::{bucket, Call};
 use crate::cache;
 use crate::files::{self, Found};
 use crate::http::get::{self, Plan};
@@ -275,7 +274,7 @@ fn push_line(out: &mut String, name: &str, value: &str) {
 /// checksum of the whole object (`x-amz-checksum-*`, kept when the upload
 /// sent one) goes with answers to requests without a Range only: clients
 /// check it against the bytes they get.
-fn representation(call: &Call<'_, '_, '_>, stored: &[(String, String)], guessed: &str) -> (String, String) {
+pub(super) fn representation(call: &Call<'_, '_, '_>, stored: &[(String, String)], guessed: &str) -> (String, String) {
     let mut content_type = None;
     let mut extra = String::new();
     let overridden = |name: &str| OVERRIDES.iter().any(|(param, header)| *header == name && call.query.has(param));
@@ -387,74 +386,10 @@ async fn from_entry(call: &mut Call<'_, '_, '_>, entry: &cache::Entry) -> Result
 }
 
 /// What to answer, or the S3 error for a precondition or range that fails.
-fn planned(call: &Call<'_, '_, '_>, described: &get::Meta<'_>) -> Result<Plan, S3Error> {
+pub(super) fn planned(call: &Call<'_, '_, '_>, described: &get::Meta<'_>) -> Result<Plan, S3Error> {
     match get::plan(call.request, described) {
         Plan::PreconditionFailed => Err(precondition_failed()),
         Plan::Unsatisfiable => Err(S3Error::new(416, "InvalidRange", "the requested range is not satisfiable")),
         plan => Ok(plan),
     }
-}
-
-pub(crate) async fn delete(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<bool, S3Error> {
-    bucket::must_exist(call, bucket).await?;
-    delete_one(path).await?;
-    call.empty(204, "").await
-}
-
-/// Deletes the object at `path`; deleting what does not exist succeeds,
-/// as on S3.
-async fn delete_one(path: &[u8]) -> Result<(), S3Error> {
-    let owner_path = path.to_vec();
-    let outcome =
-        on_owner(path, move |owner| async move { owner.store.commit_delete(owner_path, Conditions::default()).await })
-            .await;
-    match outcome {
-        Outcome::Deleted | Outcome::NotFound => Ok(()),
-        // A directory (a "prefix"), not an object: nothing to delete.
-        Outcome::Failed(std::io::ErrorKind::IsADirectory, _) => Ok(()),
-        other => Err(commit_error(other)),
-    }
-}
-
-/// The most keys one DeleteObjects may name (as on S3).
-const DELETE_KEYS_MAX: usize = 1000;
-
-pub(crate) async fn delete_many(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<bool, S3Error> {
-    let (body, _) = call.body(xml::BODY_BYTES_MAX)?;
-    let (document, _) = body.read_all().await?;
-    call.body_read();
-    bucket::must_exist(call, bucket).await?;
-    let objects = xml::items(&document, "Delete", "Object", &["Key", "VersionId"]).map_err(malformed_xml)?;
-    if objects.len() > DELETE_KEYS_MAX {
-        return Err(malformed_xml(format!("more than {DELETE_KEYS_MAX} keys")));
-    }
-    let quiet = xml::flag(&document, "Quiet");
-    let mut out = Writer::document();
-    out.root("DeleteResult");
-    for object in objects {
-        let Some(key) = object[0].clone() else {
-            return Err(malformed_xml("an Object without a Key"));
-        };
-        let result = match keys::object_path(bucket, &key) {
-            Ok(path) => delete_one(&path).await,
-            Err(err) => Err(err),
-        };
-        match result {
-            Ok(()) if quiet => {}
-            Ok(()) => {
-                out.open("Deleted");
-                out.leaf("Key", &key);
-                out.close("Deleted");
-            }
-            Err(err) => {
-                out.open("Error");
-                out.leaf("Key", &key);
-                out.leaf("Code", err.code);
-                out.leaf("Message", &err.message);
-                out.close("Error");
-            }
-        }
-    }
-    out.close("DeleteResult");
-    call.xml(out.finish()).await
 }

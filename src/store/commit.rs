@@ -25,7 +25,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
-use super::locks::Locks;
+use super::locks::{Locks, PathLock};
 use super::spares::{self, dir_key};
 use super::{current_etag, Conditions, Outcome, Store};
 
@@ -44,6 +44,12 @@ impl Commits {
     /// (uploads committed, batches they were committed in).
     pub(super) fn counts(&self) -> (u64, u64) {
         self.counts.get()
+    }
+
+    /// Waits for `path`'s lock, which every change to the path holds
+    /// (commits here, a directory's mark in `marks`).
+    pub(super) async fn lock(&self, path: &[u8]) -> PathLock<'_> {
+        self.locks.lock(path).await
     }
 }
 

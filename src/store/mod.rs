@@ -30,7 +30,8 @@
 //! locks, queued commits, spare files, durability mode and the shared
 //! fence), passed to whoever uses it. Files by job: `upload` (the
 //! receiving shard's side), `commit` (the owner's), `locks`, `spares`,
-//! `durability`.
+//! `durability`, `marks` (directories that carry an attribute: the S3
+//! API's folders).
 
 use std::cell::{Cell, RefCell};
 use std::ffi::OsStr;
@@ -47,9 +48,11 @@ mod commit;
 mod durability;
 mod invalidate;
 mod locks;
+mod marks;
 mod spares;
 mod upload;
 
+pub(crate) use marks::Mark;
 pub(crate) use upload::Upload;
 
 pub(crate) use durability::{

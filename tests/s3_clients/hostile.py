@@ -55,10 +55,14 @@ refused(signed("PUT", "/hostile/trailer", body=trailer_body, payload_hash="STREA
 absent("trailer")
 
 # Keys the store cannot hold as they are: refused, never changed.
-for path in ["/hostile/a/../../etc/passwd", "/hostile/%2E%2E/x", "/hostile/a//b", "/hostile/dir/",
-             "/hostile/.percore-1-0-1", "/hostile/a%00b", "/hostile/a\\b"]:
-    status, _, body = signed("PUT", path, body=b"x")
-    assert status == 400 and (b"InvalidArgument" in body or b"InvalidURI" in body), (path, status, body[:200])
+for path in ["/hostile/a/../../etc/passwd", "/hostile/%2E%2E/x", "/hostile/a//b", "/hostile/.percore-1-0-1",
+             "/hostile/a%00b", "/hostile/a\\b", "/hostile/a/..//", "/hostile/a//", "/hostile/.percore-x/"]:
+    for data in (b"x", b""):
+        status, _, body = signed("PUT", path, body=data)
+        assert status == 400 and (b"InvalidArgument" in body or b"InvalidURI" in body), (path, status, body[:200])
+# A key that ends in / is a folder (a marked directory): it takes no bytes.
+status, _, body = signed("PUT", "/hostile/dir/", body=b"x")
+assert status == 400 and b"InvalidRequest" in body and b"folder" in body, (status, body[:200])
 keys = [o["Key"] for o in s3.list_objects_v2(Bucket="hostile").get("Contents", [])]
 assert keys == ["chunked", "crc-ok"], keys
 

@@ -1,7 +1,8 @@
 """Writes until killed (tests/powerloss.rs, a power cut under S3 writes):
 each of three workers overwrites its own four keys of BUCKET in turn, by
 PutObject, by a server-side copy of another of its keys with new metadata,
-or by a multipart upload. Every version's Content-Type and metadata name it
+or by a multipart upload, and now and then its folder (a key that ends in
+/, an empty object kept as a marked directory) with new metadata. Every version's Content-Type and metadata name it
 (`version`), so power_check.py can tell which version came back and check
 that its body, type, metadata and ETag all belong to it.
 
@@ -37,8 +38,10 @@ def worker(w):
     while True:
         v += 1
         key = keys[v % len(keys)]
-        kind = rng.choice(["put"] * 6 + ["copy"] * 2 + ["multipart"])
-        sources = [k for k in current if k != key]
+        kind = rng.choice(["put"] * 6 + ["copy"] * 2 + ["multipart", "folder"])
+        if kind == "folder":
+            key = "w%d/folder/" % w
+        sources = [k for k in current if k != key and not k.endswith("/")]
         if kind == "copy" and not sources:
             kind = "put"
         ctype = "application/x-%s-%d" % (kind, v)
@@ -49,12 +52,14 @@ def worker(w):
             source = rng.choice(sources)
             pieces = current[source]
             meta["from"] = source
+        elif kind == "folder":
+            pieces = []
         else:
             pieces = [["%s/%d/1" % (key, v), 5 << 20], ["%s/%d/2" % (key, v), rng.choice([1, 100000])]]
         log(SENT, {"key": key, "version": v, "pieces": pieces, "type": ctype, "meta": meta,
                    "after_down": os.path.exists(DOWN)})
         try:
-            if kind == "put":
+            if kind in ("put", "folder"):
                 etag = s3.put_object(Bucket=BUCKET, Key=key, Body=body(pieces), ContentType=ctype,
                                      Metadata=meta)["ETag"]
             elif kind == "copy":
