@@ -1,9 +1,10 @@
 //! The S3 API as its users reach it: boto3 through every operation (and over
-//! HTTPS, where it streams aws-chunked bodies with checksums), `aws s3`
-//! syncing a tree, `rclone sync` and `check`, `s3cmd`; hostile requests;
+//! HTTPS, where it streams aws-chunked bodies with checksums) and with
+//! folders, `aws s3` syncing a tree, `rclone sync` and `check`, `s3cmd`,
+//! restic backing up into a bucket, s3fs mounting one; hostile requests;
 //! kill -9 during multipart uploads and copies. The Python scripts are in
 //! `tests/s3_clients/`; `.ci/run` installs the clients (boto3 and awscli in
-//! `target/s3-clients`, rclone and s3cmd from Debian).
+//! `target/s3-clients`, rclone, s3cmd, restic and s3fs from Debian).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -506,4 +507,40 @@ fn s3fs_mounts_a_bucket_and_makes_renames_and_removes_files_and_directories() {
     assert!(objects_under(&bucket).is_empty(), "{:?}", objects_under(&bucket));
     let Some(_mount) = Mount::new(&s3, "fsb", &mnt, &passwd) else { return };
     assert!(names("").is_empty(), "no folder is left either");
+}
+
+#[test]
+fn restic_backs_up_checks_restores_and_prunes_into_a_bucket() {
+    if Command::new("restic").arg("version").output().is_err() {
+        crate::util::install_from_debian("restic");
+    }
+    let s3 = S3::start(false);
+    let work = tempfile::tempdir().unwrap();
+    let local = work.path().join("local");
+    tree(&local, 200, 24 << 20);
+    let repository = format!("s3:{}/backups/host1", s3.endpoint());
+    let restic = |args: &[&str]| {
+        let mut command = Command::new("restic");
+        client_env(&mut command)
+            .env("RESTIC_PASSWORD", "not a secret")
+            .env("RESTIC_CACHE_DIR", work.path().join("cache"))
+            .args(["-r", &repository])
+            .args(args);
+        run(&mut command)
+    };
+    // restic makes the bucket itself.
+    restic(&["init"]);
+    restic(&["backup", "--quiet", local.to_str().unwrap()]);
+    std::fs::write(local.join("d1/changed.txt"), b"a second snapshot").unwrap();
+    restic(&["backup", "--quiet", local.to_str().unwrap()]);
+    let checked = restic(&["check", "--read-data"]);
+    assert!(checked.contains("no errors were found"), "{checked}");
+    let restored = work.path().join("restored");
+    restic(&["restore", "latest", "--target", restored.to_str().unwrap()]);
+    same_trees(&local, &restored.join(local.strip_prefix("/").unwrap()));
+    restic(&["forget", "--keep-last", "1", "--prune"]);
+    let snapshots = restic(&["snapshots", "--json"]);
+    assert_eq!(snapshots.matches("\"short_id\"").count(), 1, "{snapshots}");
+    let checked = restic(&["check", "--read-data"]);
+    assert!(checked.contains("no errors were found"), "{checked}");
 }

@@ -38,7 +38,7 @@ mod container;
 mod cluster;
 // HTTPS under load, slow readers and SIGKILL.
 mod tls_load;
-// The S3 API through boto3, aws-cli, rclone and s3cmd; hostile requests; kill -9.
+// The S3 API through boto3, aws-cli, rclone, s3cmd, restic and s3fs; hostile requests; kill -9.
 mod s3;
 // Shared helpers: start the daemon, speak HTTP.
 mod util;
