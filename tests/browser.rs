@@ -2,8 +2,11 @@
 //! loads the front page and a listing, every link on the front page
 //! answers, names with `<`, `"`, `&` and unicode show as text, and a
 //! screenshot is taken (left in the target directory for a human to look
-//! at). If Chromium is missing the test installs it from Debian when it
-//! can (root, apt), and otherwise says loudly that it skipped.
+//! at). A page from another origin writes and reads an S3 object through
+//! presigned URLs: refused by the browser until the bucket's CORS rules
+//! allow that origin. If Chromium is missing the tests install it from
+//! Debian when they can (root, apt), and otherwise say loudly that they
+//! skipped.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -83,4 +86,64 @@ fn the_pages_render_in_a_real_browser() {
     let png = std::fs::read(&shot).expect("a screenshot");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 2000, "{} bytes", png.len());
     eprintln!("browser test: screenshot of the listing at {}", shot.display());
+}
+
+/// A page that writes an object through a presigned PUT URL and reads it
+/// back through a presigned GET, then shows what happened in its body.
+fn cors_page(put: &str, get: &str) -> String {
+    format!(
+        r#"<!doctype html><html><body>waiting</body><script>
+(async () => {{
+  const seen = [];
+  try {{
+    const put = await fetch("{put}", {{ method: "PUT", body: "from the browser" }});
+    seen.push("PUT " + put.status + " " + put.headers.get("ETag"));
+    const get = await fetch("{get}");
+    seen.push("GET " + get.status + " " + (await get.text()));
+  }} catch (e) {{
+    seen.push("BLOCKED " + e.name);
+  }}
+  document.body.textContent = seen.join(" | ");
+}})();
+</script></html>"#
+    )
+}
+
+#[test]
+fn a_page_from_another_origin_uses_s3_once_the_bucket_allows_it() {
+    let Some(chromium) = chromium() else {
+        eprintln!("\n*** SKIPPED the browser CORS test: no Chromium and it could not be installed ***\n");
+        return;
+    };
+    let keys = crate::s3::keys_dir();
+    let args = crate::s3::s3_args(keys.path(), false);
+    let daemon = Daemon::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    // The page comes from the plain listener, the S3 API from another port:
+    // another origin.
+    let origin = format!("http://{}", daemon.addr);
+    let endpoint = format!("http://{}", daemon.s3_addr.expect("an S3 address"));
+    let phase = |name: &str| crate::s3::script("cors.py", &endpoint, None, &[("PHASE", name), ("ORIGIN", &origin)]);
+    let urls = phase("setup");
+    let url = |method: &str| {
+        let line = urls.lines().find(|l| l.starts_with(method)).unwrap_or_else(|| panic!("no {method} URL: {urls}"));
+        line[method.len() + 1..].to_string()
+    };
+    std::fs::create_dir(daemon.path("site")).unwrap();
+    std::fs::write(daemon.path("site/cors.html"), cors_page(&url("PUT"), &url("GET"))).unwrap();
+    let page = format!("{origin}/files/site/cors.html");
+    let profile = tempfile::tempdir().unwrap();
+    let load = || run(&chromium, profile.path(), &page, &["--dump-dom", "--virtual-time-budget=10000"]);
+    // No rules: the browser refuses the preflight's answer; nothing is stored.
+    let refused = load();
+    assert!(refused.contains("BLOCKED TypeError"), "{refused}");
+    assert!(!daemon.path("web/from-browser.txt").exists());
+    // Rules that allow the page's origin: the page writes, reads the ETag
+    // it is shown, and reads the object back.
+    phase("allow");
+    let allowed = load();
+    // (The ETag is readable because the rule exposes it: the MD5 of the body.)
+    let put = "PUT 200 \"0371e0d44aa40f3d51ebef0a55fe0f46\"";
+    assert!(allowed.contains(put) && allowed.contains("GET 200 from the browser"), "{allowed}");
+    assert_eq!(std::fs::read(daemon.path("web/from-browser.txt")).unwrap(), b"from the browser");
+    phase("remove");
 }

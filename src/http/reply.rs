@@ -42,12 +42,15 @@ pub(crate) struct Reply<'a> {
     start: u64,
     /// Why the server failed (a 5xx answer): logged once with the request.
     cause: Option<String>,
+    /// Header lines every head of this answer carries (an S3 bucket's CORS
+    /// headers for the request's origin).
+    lines: String,
 }
 
 impl<'a> Reply<'a> {
     /// An answer on `wire`; `close`: the connection closes after it.
     pub(crate) fn new(wire: &'a Wire, shard: &'a Shard, close: bool) -> Reply<'a> {
-        Reply { wire, shard, close, status: 0, start: wire.bytes_sent(), cause: None }
+        Reply { wire, shard, close, status: 0, start: wire.bytes_sent(), cause: None, lines: String::new() }
     }
 
     /// The connection closes after this answer (heads finished from now on
@@ -87,17 +90,36 @@ impl<'a> Reply<'a> {
         }
     }
 
+    /// Header lines (`Name: value\r\n` each) for every head finished from
+    /// now on.
+    pub(crate) fn add_lines(&mut self, lines: &str) {
+        self.lines.push_str(lines);
+    }
+
+    /// Whether heads of this answer get lines of [`Reply::add_lines`].
+    pub(crate) fn has_lines(&self) -> bool {
+        !self.lines.is_empty()
+    }
+
     /// Finishes `head` for a body of `len` bytes: the answer's status is
     /// now the head's.
     pub(crate) fn finish(&mut self, head: Head, len: u64) -> Vec<u8> {
         self.status = head.status();
-        head.finish(len, self.close)
+        self.with_lines(head).finish(len, self.close)
     }
 
     /// Finishes `head` with `body` after it, in one buffer.
     pub(crate) fn finish_with(&mut self, head: Head, body: &[u8]) -> Vec<u8> {
         self.status = head.status();
-        head.finish_with(body, self.close)
+        self.with_lines(head).finish_with(body, self.close)
+    }
+
+    fn with_lines(&self, head: Head) -> Head {
+        if self.lines.is_empty() {
+            head
+        } else {
+            head.lines(&self.lines)
+        }
     }
 
     /// Sends one buffer. False if the connection is unusable afterwards.

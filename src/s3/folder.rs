@@ -70,7 +70,7 @@ async fn store(bucket: &str, path: &[u8], headers: Vec<(String, String)>, mark: 
     let owner_path = path.to_vec();
     let outcome = on_owner(path, move |owner| async move {
         // The bucket (the path's first component) must be there already.
-        owner.store.mark_dir(owner_path, 1, XATTR, value, mark).await
+        owner.store.mark_dir(owner_path, Some(1), XATTR, value, mark).await
     })
     .await;
     match outcome {

@@ -13,13 +13,15 @@
 //! Files by job: `head` (headers, query, target), `sigv4`, `body` and
 //! `chunked` (payloads), `date`, `xml` and `error` (answers), `meta` (what is
 //! stored with an object), `keys` (bucket names and keys as store paths),
-//! `settings`, `state` (a shard's), `folder` (keys that end in `/`).
+//! `settings`, `state` (a shard's), `folder` (keys that end in `/`), `cors`
+//! (a bucket's rules for pages of other origins).
 
 mod body;
 mod bucket;
 mod canonical;
 pub(crate) mod chunked;
 mod copy;
+mod cors;
 mod date;
 mod delete;
 mod error;
@@ -130,9 +132,17 @@ pub(crate) async fn serve(
         }
     };
     let mut call = Call { reply, incoming, buf, request, headers, query: &query, payload: None, close_after };
-    let outcome = match authorize(&mut call) {
-        Ok(()) => route(&mut call).await,
-        Err(err) => Err(err),
+    let outcome = if method_name(&request.method) == "OPTIONS" {
+        // A browser's CORS preflight: unsigned, as browsers send it.
+        Box::pin(preflight(&mut call)).await
+    } else {
+        if let Some(origin) = headers.get("origin") {
+            Box::pin(cross_origin(&mut call, origin)).await;
+        }
+        match authorize(&mut call) {
+            Ok(()) => route(&mut call).await,
+            Err(err) => Err(err),
+        }
     };
     match outcome {
         Ok(sent) => sent,
@@ -175,6 +185,27 @@ fn method_name(method: &Method) -> &str {
     }
 }
 
+/// The bucket a request names, if it names a valid one (for CORS, which
+/// is decided before the signature is checked).
+fn bucket_of(call: &Call<'_, '_, '_>) -> Option<String> {
+    let domain = call.shard().config.s3.as_ref().and_then(|s| s.domain.as_deref());
+    let bucket = Target::of(&call.request.path, call.headers.get("host"), domain).ok()?.bucket?;
+    keys::check_bucket(&bucket).is_ok().then(|| bucket.into_owned())
+}
+
+async fn preflight(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
+    let bucket = bucket_of(call);
+    cors::preflight(call, bucket.as_deref()).await
+}
+
+/// A request from a page of `origin`: the bucket's CORS header lines join
+/// every head of the answer (errors too, so the page can read them).
+async fn cross_origin(call: &mut Call<'_, '_, '_>, origin: &str) {
+    let Some(bucket) = bucket_of(call) else { return };
+    let lines = cors::actual(call, &bucket, origin, method_name(&call.request.method)).await;
+    call.reply.add_lines(&lines);
+}
+
 /// Routes by method, bucket, key and the query's sub-resource. Every
 /// handler but GET and PUT of an object is boxed: the request's future
 /// (moved into a box per request by the connection loop) stays the size
@@ -195,6 +226,9 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
     keys::check_bucket(&bucket)?;
     if target.key.is_empty() {
         return match method {
+            "PUT" if q.has("cors") => Box::pin(cors::put(call, &bucket)).await,
+            "GET" if q.has("cors") => Box::pin(cors::get(call, &bucket)).await,
+            "DELETE" if q.has("cors") => Box::pin(cors::delete(call, &bucket)).await,
             "PUT" if q.0.is_empty() => Box::pin(bucket::create(call, &bucket)).await,
             "HEAD" => Box::pin(bucket::head(call, &bucket)).await,
             "DELETE" if q.0.is_empty() => Box::pin(bucket::delete(call, &bucket)).await,

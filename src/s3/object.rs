@@ -353,7 +353,8 @@ async fn from_entry(call: &mut Call<'_, '_, '_>, entry: &cache::Entry) -> Result
         && request.if_unmodified_since.is_none()
         && request.range.is_none()
         && !call.query.0.iter().any(|(name, _)| name.starts_with("response-"));
-    if unconditional && !call.reply.close() && entry.body.len() <= cache::RENDERED_BYTES_MAX {
+    let plain = !call.reply.close() && !call.reply.has_lines();
+    if unconditional && plain && entry.body.len() <= cache::RENDERED_BYTES_MAX {
         // The common answer, the same bytes for every such request within
         // a second: rendered once a second per entry, sent without a copy
         // (as `/files/` does).

@@ -1,7 +1,7 @@
 //! XML for S3: answers written with a small writer (elements, escaped text;
 //! S3's documents are flat and known, a serializer would add nothing), and
 //! the request bodies clients send (DeleteObjects,
-//! CompleteMultipartUpload) read with `quick-xml`.
+//! CompleteMultipartUpload, PutBucketCors) read with `quick-xml`.
 
 use quick_xml::events::Event;
 use quick_xml::Reader;
@@ -65,15 +65,37 @@ pub(crate) const BODY_BYTES_MAX: u64 = 2 << 20;
 
 /// The text of every element named `leaf` inside each `item` element, in
 /// order: for `<Delete><Object><Key>a</Key></Object>...`, `items(body,
-/// "Object", &["Key", "VersionId"])`. The root must be `root`.
+/// "Delete", "Object", &["Key", "VersionId"])` (a leaf given twice: its
+/// texts joined). The root must be `root`.
 pub(crate) fn items(body: &[u8], root: &str, item: &str, leaves: &[&str]) -> Result<Vec<Vec<Option<String>>>, String> {
+    let items = item_fields(body, root, item)?;
+    Ok(items
+        .into_iter()
+        .map(|fields| {
+            let mut values = vec![None; leaves.len()];
+            for (name, text) in fields {
+                if let Some(i) = leaves.iter().position(|l| *l == name) {
+                    values[i].get_or_insert_with(String::new).push_str(&text);
+                }
+            }
+            values
+        })
+        .collect())
+}
+
+/// The elements inside each `item` element, as (name, text) in document
+/// order, one per element with text (for repeated ones: `<CORSRule>` with
+/// several `<AllowedOrigin>`). The root must be `root`.
+pub(crate) fn item_fields(body: &[u8], root: &str, item: &str) -> Result<Vec<Vec<(String, String)>>, String> {
     let mut reader = Reader::from_reader(body);
     reader.config_mut().trim_text(true);
     let mut path: Vec<String> = Vec::new();
-    let mut out: Vec<Vec<Option<String>>> = Vec::new();
+    let mut out: Vec<Vec<(String, String)>> = Vec::new();
     let mut seen_root = false;
+    // A field opened and no text of it seen yet.
+    let mut fresh = false;
     loop {
-        match reader.read_event().map_err(|e| e.to_string())? {
+        let text = match reader.read_event().map_err(|e| e.to_string())? {
             Event::Start(e) => {
                 let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
                 if path.is_empty() {
@@ -86,12 +108,15 @@ pub(crate) fn items(body: &[u8], root: &str, item: &str, leaves: &[&str]) -> Res
                     return Err("elements nested too deep".into());
                 }
                 if path.len() == 1 && name == item {
-                    out.push(vec![None; leaves.len()]);
+                    out.push(Vec::new());
                 }
+                fresh = path.len() == 2;
                 path.push(name);
+                continue;
             }
             Event::End(_) => {
                 path.pop();
+                continue;
             }
             Event::Empty(e) => {
                 let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
@@ -99,35 +124,36 @@ pub(crate) fn items(body: &[u8], root: &str, item: &str, leaves: &[&str]) -> Res
                     return Err(format!("the root element must be {root} with content"));
                 }
                 if path.len() == 1 && name == item {
-                    out.push(vec![None; leaves.len()]);
+                    out.push(Vec::new());
                 }
+                continue;
             }
             Event::Text(t) if path.len() == 3 && path[1] == item => {
-                if let Some(i) = leaves.iter().position(|l| *l == path[2]) {
-                    let text = t.decode().map_err(|e| e.to_string())?;
-                    let text = quick_xml::escape::unescape(&text).map_err(|e| e.to_string())?;
-                    let slot = &mut out.last_mut().expect("inside an item")[i];
-                    slot.get_or_insert_with(String::new).push_str(&text);
-                }
+                let text = t.decode().map_err(|e| e.to_string())?;
+                quick_xml::escape::unescape(&text).map_err(|e| e.to_string())?.into_owned()
             }
-            // An entity or character reference inside a leaf's text.
+            // An entity or character reference inside a field's text.
             Event::GeneralRef(r) if path.len() == 3 && path[1] == item => {
-                if let Some(i) = leaves.iter().position(|l| *l == path[2]) {
-                    let text = match r.resolve_char_ref().map_err(|e| e.to_string())? {
-                        Some(c) => c.to_string(),
-                        None => {
-                            let name = r.decode().map_err(|e| e.to_string())?;
-                            quick_xml::escape::resolve_xml_entity(&name)
-                                .ok_or_else(|| format!("unknown entity &{name};"))?
-                                .to_string()
-                        }
-                    };
-                    out.last_mut().expect("inside an item")[i].get_or_insert_with(String::new).push_str(&text);
+                match r.resolve_char_ref().map_err(|e| e.to_string())? {
+                    Some(c) => c.to_string(),
+                    None => {
+                        let name = r.decode().map_err(|e| e.to_string())?;
+                        quick_xml::escape::resolve_xml_entity(&name)
+                            .ok_or_else(|| format!("unknown entity &{name};"))?
+                            .to_string()
+                    }
                 }
             }
             Event::Eof => break,
             Event::DocType(_) => return Err("document type declarations are not accepted".into()),
-            _ => {}
+            _ => continue,
+        };
+        let fields = out.last_mut().expect("inside an item");
+        if fresh {
+            fields.push((path[2].clone(), text));
+            fresh = false;
+        } else if let Some((_, so_far)) = fields.last_mut() {
+            so_far.push_str(&text);
         }
     }
     if !seen_root {

@@ -1,6 +1,7 @@
 //! Directories that carry an extended attribute of their own: how the S3
 //! API stores a folder (an empty object whose key ends in `/`, as the S3
-//! console, s3fs and Cyberduck make them) in a store whose keys are paths.
+//! console, s3fs and Cyberduck make them) in a store whose keys are paths,
+//! and a bucket's CORS rules.
 //!
 //! A mark is made as an upload's directories are (each new one fsynced
 //! into its parent), then the attribute is set and the directory itself
@@ -31,15 +32,16 @@ pub(crate) enum Mark {
 }
 
 impl Store {
-    /// Makes the directory `path` (with the missing ones above it; the
-    /// first `existing` components must be there) and sets its attribute
-    /// `name` to `value`, durably. `PreconditionFailed` if `mark` did not
-    /// hold; `NotFound` if one of the first `existing` components is
-    /// missing; `Failed(NotADirectory, ..)` if a file is in the way.
+    /// Sets the attribute `name` of the directory `path` to `value`,
+    /// durably. With `make`, the directory is made if missing, with the
+    /// missing ones above it (the first `make` components of the path must
+    /// be there); without, it must exist. `PreconditionFailed` if `mark` did
+    /// not hold; `NotFound` if what must be there is not;
+    /// `Failed(NotADirectory, ..)` if a file is in the way.
     pub(crate) async fn mark_dir(
         &self,
         path: Vec<u8>,
-        existing: usize,
+        make: Option<usize>,
         name: &str,
         value: Vec<u8>,
         mark: Mark,
@@ -49,14 +51,19 @@ impl Store {
             return Outcome::Fenced;
         }
         let marked = async {
-            let (parent, leaf) = parent_dir(&self.root, &self.durability, &path, Some(existing)).await?;
-            let leaf = OsStr::from_bytes(&leaf);
-            match parent.mkdir(leaf, 0o755).await {
-                Ok(()) => self.durability.flush_dir(&parent, "fsync of a directory after a mkdir").await?,
-                Err(err) if err.raw_os_error() == Some(libc::EEXIST) => {}
-                Err(err) => return Err(err),
-            }
-            let dir = parent.open_dir(leaf).await?;
+            let dir = match make {
+                None => self.root.open_dir(OsStr::from_bytes(&path)).await?,
+                Some(existing) => {
+                    let (parent, leaf) = parent_dir(&self.root, &self.durability, &path, Some(existing)).await?;
+                    let leaf = OsStr::from_bytes(&leaf);
+                    match parent.mkdir(leaf, 0o755).await {
+                        Ok(()) => self.durability.flush_dir(&parent, "fsync of a directory after a mkdir").await?,
+                        Err(err) if err.raw_os_error() == Some(libc::EEXIST) => {}
+                        Err(err) => return Err(err),
+                    }
+                    parent.open_dir(leaf).await?
+                }
+            };
             let flags = match mark {
                 Mark::Always => XattrFlags::empty(),
                 Mark::IfAbsent => XattrFlags::CREATE,
