@@ -149,7 +149,7 @@ pub mod fuzz {
     /// whole to the XML reader. Panics if a key the store would take could
     /// leave the data directory, or a decoder hands up more than it got.
     pub fn s3_request(data: &[u8]) {
-        use crate::s3::{chunked, head, keys, settings, sigv4, xml};
+        use crate::s3::{chunked, cors, head, keys, settings, sigv4, xml};
         let split = data.windows(4).position(|w| w == b"\r\n\r\n").map_or(data.len(), |p| p + 4);
         let (head_bytes, body) = data.split_at(split);
         let headers = head::Headers::parse(head_bytes);
@@ -172,7 +172,12 @@ pub mod fuzz {
         if let (Ok(query), Ok(parsed)) = (head::Query::parse(query), head::Target::parse(path)) {
             if let Some(bucket) = &parsed.bucket {
                 if keys::check_bucket(bucket).is_ok() && !parsed.key.is_empty() {
-                    if let Ok(store_path) = keys::object_path(bucket, &parsed.key) {
+                    let store_path = if parsed.key.ends_with('/') {
+                        keys::folder_path(bucket, &parsed.key)
+                    } else {
+                        keys::object_path(bucket, &parsed.key)
+                    };
+                    if let Ok(store_path) = store_path {
                         super::fuzz::object_path_invariants(&store_path);
                     }
                 }
@@ -194,6 +199,7 @@ pub mod fuzz {
         }
         let _ = decoder.finish(false);
         let _ = xml::items(body, "Delete", "Object", &["Key", "VersionId"]);
+        let _ = cors::parse(body);
     }
 
     /// What every accepted store path satisfies.

@@ -21,7 +21,7 @@ mod bucket;
 mod canonical;
 pub(crate) mod chunked;
 mod copy;
-mod cors;
+pub(crate) mod cors;
 mod date;
 mod delete;
 mod error;
