@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::error::{invalid_request, malformed_xml, no_such_bucket, S3Error};
+use super::error::{invalid_request, malformed_xml, S3Error};
 use super::object::commit_error;
 use super::xml::{self, Writer};
 use super::{bucket, Call};
@@ -200,9 +200,8 @@ pub(crate) async fn preflight(call: &mut Call<'_, '_, '_>, bucket: Option<&str>)
     let Some(bucket) = bucket else {
         return Err(forbidden("CORS is configured per bucket: this request names none"));
     };
-    if !bucket::exists(call, bucket).await? {
-        return Err(no_such_bucket(bucket));
-    }
+    // (A missing bucket has no rules: an unsigned request learns nothing
+    // of which buckets exist.)
     let requested = call.headers.get("access-control-request-headers").unwrap_or("").to_string();
     let headers: Vec<&str> = requested.split(',').map(str::trim).filter(|h| !h.is_empty()).collect();
     let rules = rules(call, bucket).await;
