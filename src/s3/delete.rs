@@ -9,6 +9,7 @@ use super::{bucket, folder, keys, Call};
 use crate::shard::on_owner;
 use crate::store::{Conditions, Outcome};
 
+/// DeleteObject.
 pub(crate) async fn delete(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<bool, S3Error> {
     bucket::must_exist(call, bucket).await?;
     delete_one(path).await?;

@@ -274,8 +274,11 @@ async fn route_folder(call: &mut Call<'_, '_, '_>, bucket: &str, key: &str) -> R
     let path = keys::folder_path(bucket, key)?;
     let method = method_name(&call.request.method);
     let q = call.query;
+    // (A GET's `partNumber` asks for a part of an object: a folder is one
+    // empty part.)
+    let in_parts = q.has("uploadId") || q.has("uploads") || (method == "PUT" && q.has("partNumber"));
     match method {
-        "PUT" | "POST" | "DELETE" | "GET" if q.has("uploadId") || q.has("uploads") || q.has("partNumber") => {
+        "PUT" | "POST" | "DELETE" | "GET" if in_parts => {
             Err(folder::holds_no_bytes(key).because("it cannot be uploaded in parts"))
         }
         "PUT" if call.headers.get("x-amz-copy-source").is_some() => folder::copy(call, bucket, &path, key).await,
