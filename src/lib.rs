@@ -149,7 +149,7 @@ pub mod fuzz {
     /// whole to the XML reader. Panics if a key the store would take could
     /// leave the data directory, or a decoder hands up more than it got.
     pub fn s3_request(data: &[u8]) {
-        use crate::s3::{chunked, cors, head, keys, settings, sigv4, xml};
+        use crate::s3::{chunked, cors, form, head, keys, settings, sigv4, xml};
         let split = data.windows(4).position(|w| w == b"\r\n\r\n").map_or(data.len(), |p| p + 4);
         let (head_bytes, body) = data.split_at(split);
         let headers = head::Headers::parse(head_bytes);
@@ -200,6 +200,10 @@ pub mod fuzz {
         let _ = decoder.finish(false);
         let _ = xml::items(body, "Delete", "Object", &["Key", "VersionId"]);
         let _ = cors::parse(body);
+        let _ = form::part(body);
+        if let Some(content_type) = headers.get("content-type") {
+            let _ = form::boundary(content_type);
+        }
     }
 
     /// What every accepted store path satisfies.

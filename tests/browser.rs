@@ -4,7 +4,8 @@
 //! screenshot is taken (left in the target directory for a human to look
 //! at). A page from another origin writes and reads an S3 object through
 //! presigned URLs: refused by the browser until the bucket's CORS rules
-//! allow that origin. If Chromium is missing the tests install it from
+//! allow that origin. An HTML form uploads through a presigned POST and is
+//! sent back to its page. If Chromium is missing the tests install it from
 //! Debian when they can (root, apt), and otherwise say loudly that they
 //! skipped.
 
@@ -146,4 +147,45 @@ fn a_page_from_another_origin_uses_s3_once_the_bucket_allows_it() {
     assert!(allowed.contains(put) && allowed.contains("GET 200 from the browser"), "{allowed}");
     assert_eq!(std::fs::read(daemon.path("web/from-browser.txt")).unwrap(), b"from the browser");
     phase("remove");
+}
+
+#[test]
+fn an_html_form_uploads_to_s3_and_comes_back_to_its_page() {
+    let Some(chromium) = chromium() else {
+        eprintln!("\n*** SKIPPED the browser form test: no Chromium and it could not be installed ***\n");
+        return;
+    };
+    let keys = crate::s3::keys_dir();
+    let args = crate::s3::s3_args(keys.path(), false);
+    let daemon = Daemon::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let origin = format!("http://{}", daemon.addr);
+    let endpoint = format!("http://{}", daemon.s3_addr.expect("an S3 address"));
+    let done = format!("{origin}/files/site/done.html");
+    let out = crate::s3::script("form_fields.py", &endpoint, None, &[("REDIRECT", &done)]);
+    let fields: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(out.lines().next().unwrap()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    // A plain HTML form (no script but the one that submits it), its file
+    // a text field, as S3 allows.
+    let inputs: String = fields
+        .iter()
+        .map(|(name, value)| {
+            let value = value.as_str().unwrap().replace('&', "&amp;").replace('"', "&quot;");
+            format!("<input type=\"hidden\" name=\"{name}\" value=\"{value}\">\n")
+        })
+        .collect();
+    let page = format!(
+        "<!doctype html><html><body><form method=\"post\" enctype=\"multipart/form-data\" \
+         action=\"{endpoint}/forms\">\n{inputs}<textarea name=\"file\">typed into a form</textarea>\n\
+         </form><script>document.forms[0].submit()</script></body></html>"
+    );
+    let back = "<!doctype html><html><body>waiting</body><script>\
+        document.body.textContent = 'stored ' + new URLSearchParams(location.search).get('key');</script></html>";
+    std::fs::create_dir(daemon.path("site")).unwrap();
+    std::fs::write(daemon.path("site/form.html"), page).unwrap();
+    std::fs::write(daemon.path("site/done.html"), back).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("{origin}/files/site/form.html");
+    let shown = run(&chromium, profile.path(), &url, &["--dump-dom", "--virtual-time-budget=10000"]);
+    assert!(shown.contains("stored from-a-form.txt"), "{shown}");
+    assert_eq!(std::fs::read(daemon.path("forms/from-a-form.txt")).unwrap(), b"typed into a form");
 }

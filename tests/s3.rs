@@ -1,6 +1,6 @@
 //! The S3 API as its users reach it: boto3 through every operation (and over
-//! HTTPS, where it streams aws-chunked bodies with checksums) and with
-//! folders, `aws s3` syncing a tree, `rclone sync` and `check`, `s3cmd`,
+//! HTTPS, where it streams aws-chunked bodies with checksums), with
+//! folders and with presigned POST forms, `aws s3` syncing a tree, `rclone sync` and `check`, `s3cmd`,
 //! restic backing up into a bucket, s3fs mounting one; hostile requests;
 //! kill -9 during multipart uploads and copies. The Python scripts are in
 //! `tests/s3_clients/`; `.ci/run` installs the clients (boto3 and awscli in
@@ -543,4 +543,10 @@ fn restic_backs_up_checks_restores_and_prunes_into_a_bucket() {
     assert_eq!(snapshots.matches("\"short_id\"").count(), 1, "{snapshots}");
     let checked = restic(&["check", "--read-data"]);
     assert!(checked.contains("no errors were found"), "{checked}");
+}
+
+#[test]
+fn browser_forms_made_by_boto3_upload_within_their_signed_policy() {
+    let s3 = S3::start(false);
+    script("post.py", &s3.endpoint(), None, &[]);
 }

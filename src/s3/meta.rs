@@ -228,9 +228,38 @@ pub(crate) fn read(file: &impl std::os::fd::AsFd, stamp: &str) -> Option<ObjectM
 /// The headers of a PUT (or a multipart upload's start) that are stored
 /// with the object; an error if the user metadata is too large.
 pub(crate) fn from_request(headers: &super::head::Headers) -> Result<Vec<(String, String)>, String> {
+    kept(|name| headers.get(name), headers.starting_with("x-amz-meta-"))
+}
+
+/// The same from a browser form's fields (PostObject), names in any case.
+/// Their values, unlike a head's, may hold any byte: one that could not be
+/// sent back as a header (a control character, a name that is no token)
+/// is refused.
+pub(crate) fn from_fields(fields: &[(String, String)]) -> Result<Vec<(String, String)>, String> {
+    const META: &str = "x-amz-meta-";
+    let named = |name: &str| fields.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+    let is_meta =
+        |n: &str| n.len() > META.len() && n.is_char_boundary(META.len()) && n[..META.len()].eq_ignore_ascii_case(META);
+    let token = |n: &str| n.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    for (name, value) in fields {
+        let kept_name = is_meta(name) || KEPT_HEADERS.iter().any(|k| k.eq_ignore_ascii_case(name));
+        if kept_name && (!token(name) || value.chars().any(|c| c.is_control() && c != '\t')) {
+            return Err(format!("the form field {name} cannot be stored as a header: no control characters"));
+        }
+    }
+    let user = fields.iter().filter(|(n, _)| is_meta(n)).map(|(n, v)| (n.to_ascii_lowercase(), v.as_str()));
+    kept(named, user)
+}
+
+/// The kept headers (`get`) and the user metadata (`user`, names
+/// lowercase) of an object.
+fn kept<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    user: impl Iterator<Item = (String, &'a str)>,
+) -> Result<Vec<(String, String)>, String> {
     let mut kept: Vec<(String, String)> = Vec::new();
     for name in KEPT_HEADERS {
-        let Some(value) = headers.get(name) else { continue };
+        let Some(value) = get(name) else { continue };
         let value = if name == "content-encoding" {
             // `aws-chunked` is how this request's body travelled, not the
             // object's encoding (S3 drops it too).
@@ -247,12 +276,12 @@ pub(crate) fn from_request(headers: &super::head::Headers) -> Result<Vec<(String
             kept.push((name.to_string(), value));
         }
     }
-    let mut user = 0;
-    for (name, value) in headers.starting_with("x-amz-meta-") {
-        user += name.len() - "x-amz-meta-".len() + value.len();
+    let mut bytes = 0;
+    for (name, value) in user {
+        bytes += name.len() - "x-amz-meta-".len() + value.len();
         kept.push((name, value.to_string()));
     }
-    if user > USER_META_BYTES_MAX {
+    if bytes > USER_META_BYTES_MAX {
         return Err(format!(
             "your metadata headers exceed the maximum allowed metadata size ({USER_META_BYTES_MAX} bytes)"
         ));

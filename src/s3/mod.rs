@@ -14,7 +14,8 @@
 //! `chunked` (payloads), `date`, `xml` and `error` (answers), `meta` (what is
 //! stored with an object), `keys` (bucket names and keys as store paths),
 //! `settings`, `state` (a shard's), `folder` (keys that end in `/`), `cors`
-//! (a bucket's rules for pages of other origins).
+//! (a bucket's rules for pages of other origins), `post` and `form`
+//! (uploads from browsers' HTML forms).
 
 mod body;
 mod bucket;
@@ -28,6 +29,7 @@ mod error;
 #[cfg(test)]
 mod examples;
 mod folder;
+pub(crate) mod form;
 pub(crate) mod head;
 pub(crate) mod keys;
 mod listing;
@@ -35,6 +37,7 @@ mod md5;
 pub(crate) mod meta;
 mod multipart;
 mod object;
+mod post;
 pub(crate) mod settings;
 pub(crate) mod sign;
 pub(crate) mod sigv4;
@@ -139,9 +142,13 @@ pub(crate) async fn serve(
         if let Some(origin) = headers.get("origin") {
             Box::pin(cross_origin(&mut call, origin)).await;
         }
-        match authorize(&mut call) {
-            Ok(()) => route(&mut call).await,
-            Err(err) => Err(err),
+        match form_bucket(&call) {
+            // A browser's form: signed in its own fields (`post`).
+            Some(bucket) => Box::pin(post::post(&mut call, &bucket)).await,
+            None => match authorize(&mut call) {
+                Ok(()) => route(&mut call).await,
+                Err(err) => Err(err),
+            },
         }
     };
     match outcome {
@@ -191,6 +198,18 @@ fn bucket_of(call: &Call<'_, '_, '_>) -> Option<String> {
     let domain = call.shard().config.s3.as_ref().and_then(|s| s.domain.as_deref());
     let bucket = Target::of(&call.request.path, call.headers.get("host"), domain).ok()?.bucket?;
     keys::check_bucket(&bucket).is_ok().then(|| bucket.into_owned())
+}
+
+/// The bucket of a PostObject (a browser's form: `POST /<bucket>` with a
+/// `multipart/form-data` body and no query), if the request is one.
+fn form_bucket(call: &Call<'_, '_, '_>) -> Option<String> {
+    let content_type = call.headers.get("content-type")?;
+    let form = method_name(&call.request.method) == "POST"
+        && call.query.0.is_empty()
+        && content_type.trim_start().to_ascii_lowercase().starts_with("multipart/form-data");
+    let domain = call.shard().config.s3.as_ref().and_then(|s| s.domain.as_deref());
+    let target = Target::of(&call.request.path, call.headers.get("host"), domain).ok()?;
+    (form && target.key.is_empty()).then_some(bucket_of(call)).flatten()
 }
 
 async fn preflight(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {

@@ -323,6 +323,39 @@ pub(crate) fn verify(
     Ok(Some(Verified { payload }))
 }
 
+/// Checks a browser form's signature (PostObject): the HMAC of its
+/// base64 `policy` under the signing key that `credential`
+/// (`KEY/YYYYMMDD/REGION/s3/aws4_request`) names.
+pub(crate) fn verify_policy(
+    settings: &Settings,
+    keys: &KeyCache,
+    credential_text: &str,
+    policy: &str,
+    signature: &str,
+) -> Result<(), S3Error> {
+    let (access_key, date, region, service) = credential(credential_text, true)?;
+    let Some(secret) = settings.credentials.get(access_key) else {
+        return Err(S3Error::new(
+            403,
+            "InvalidAccessKeyId",
+            "the access key id you provided does not exist in our records (--s3-credentials)",
+        ));
+    };
+    if service != "s3" {
+        return Err(malformed(true, format!("the credential's service must be s3, not {service}")));
+    }
+    let expected = keys.with_key(secret, access_key, date, region, |key| mac(key, &[policy.as_bytes()]));
+    let given = parse_sha256(signature).unwrap_or([0xff; 32]);
+    if !same_bytes(&expected, &given) || signature.len() != 64 {
+        return Err(S3Error::new(
+            403,
+            "SignatureDoesNotMatch",
+            "the form's signature does not match its policy: sign the policy with a key from --s3-credentials",
+        ));
+    }
+    Ok(())
+}
+
 fn invalid(message: impl Into<String>) -> S3Error {
     S3Error::new(400, "InvalidRequest", message)
 }
