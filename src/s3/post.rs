@@ -114,7 +114,10 @@ fn check(shard: &Shard, bucket: &str, fields: &[(String, String)], file: &Part) 
         let holds = match (op, actual) {
             ("eq", Some(actual)) => actual == expected,
             // (A Content-Type may list several, each of which must hold.)
-            ("starts-with", Some(actual)) => actual.split(',').all(|v| v.trim().starts_with(expected)),
+            ("starts-with", Some(actual)) if name == "content-type" => {
+                actual.split(',').all(|v| v.trim().starts_with(expected))
+            }
+            ("starts-with", Some(actual)) => actual.starts_with(expected),
             ("starts-with", None) => expected.is_empty(),
             ("eq", None) => false,
             _ => return Err(invalid_request(format!("a condition the policy cannot hold: {condition}"))),
@@ -191,7 +194,9 @@ pub(crate) async fn post(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<bo
             }
             md5.update(&piece);
             let (result, _) = upload.file().write_all_at(piece, offset).await;
-            result.map_err(|e| from_io("cannot store the object", &e))?;
+            result
+                .map_err(|e| shard.store.faults().saw(crate::health::Kind::Write, e))
+                .map_err(|e| from_io("cannot store the object", &e))?;
         }
         if size < allowed.sizes.0 {
             return Err(S3Error::new(
