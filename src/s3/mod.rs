@@ -203,10 +203,11 @@ fn bucket_of(call: &Call<'_, '_, '_>) -> Option<String> {
 /// The bucket of a PostObject (a browser's form: `POST /<bucket>` with a
 /// `multipart/form-data` body and no query), if the request is one.
 fn form_bucket(call: &Call<'_, '_, '_>) -> Option<String> {
-    let content_type = call.headers.get("content-type")?;
-    let form = method_name(&call.request.method) == "POST"
-        && call.query.0.is_empty()
-        && content_type.trim_start().to_ascii_lowercase().starts_with("multipart/form-data");
+    if method_name(&call.request.method) != "POST" || !call.query.0.is_empty() {
+        return None;
+    }
+    let content_type = call.headers.get("content-type")?.trim_start();
+    let form = content_type.get(..19).is_some_and(|kind| kind.eq_ignore_ascii_case("multipart/form-data"));
     let domain = call.shard().config.s3.as_ref().and_then(|s| s.domain.as_deref());
     let target = Target::of(&call.request.path, call.headers.get("host"), domain).ok()?;
     (form && target.key.is_empty()).then_some(bucket_of(call)).flatten()
