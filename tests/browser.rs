@@ -110,19 +110,39 @@ fn cors_page(put: &str, get: &str) -> String {
     )
 }
 
-#[test]
-fn a_page_from_another_origin_uses_s3_once_the_bucket_allows_it() {
-    let Some(chromium) = chromium() else {
-        eprintln!("\n*** SKIPPED the browser CORS test: no Chromium and it could not be installed ***\n");
-        return;
-    };
+/// A daemon serving plain HTTP and S3: a page from the one is of another
+/// origin than the other.
+struct TwoOrigins {
+    daemon: Daemon,
+    _keys: tempfile::TempDir,
+    /// `http://` and the plain listener's address.
+    origin: String,
+    /// `http://` and the S3 listener's address.
+    endpoint: String,
+}
+
+fn two_origins() -> TwoOrigins {
     let keys = crate::s3::keys_dir();
     let args = crate::s3::s3_args(keys.path(), false);
     let daemon = Daemon::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    // The page comes from the plain listener, the S3 API from another port:
-    // another origin.
     let origin = format!("http://{}", daemon.addr);
     let endpoint = format!("http://{}", daemon.s3_addr.expect("an S3 address"));
+    TwoOrigins { daemon, _keys: keys, origin, endpoint }
+}
+
+/// Chromium, or `None` after saying loudly that `test` is skipped.
+fn chromium_for(test: &str) -> Option<PathBuf> {
+    let found = chromium();
+    if found.is_none() {
+        eprintln!("\n*** SKIPPED the {test}: no Chromium and it could not be installed (needs root and apt) ***\n");
+    }
+    found
+}
+
+#[test]
+fn a_page_from_another_origin_uses_s3_once_the_bucket_allows_it() {
+    let Some(chromium) = chromium_for("browser CORS test") else { return };
+    let TwoOrigins { daemon, origin, endpoint, .. } = &two_origins();
     let phase = |name: &str| crate::s3::script("cors.py", &endpoint, None, &[("PHASE", name), ("ORIGIN", &origin)]);
     let urls = phase("setup");
     let url = |method: &str| {
@@ -151,15 +171,8 @@ fn a_page_from_another_origin_uses_s3_once_the_bucket_allows_it() {
 
 #[test]
 fn an_html_form_uploads_to_s3_and_comes_back_to_its_page() {
-    let Some(chromium) = chromium() else {
-        eprintln!("\n*** SKIPPED the browser form test: no Chromium and it could not be installed ***\n");
-        return;
-    };
-    let keys = crate::s3::keys_dir();
-    let args = crate::s3::s3_args(keys.path(), false);
-    let daemon = Daemon::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let origin = format!("http://{}", daemon.addr);
-    let endpoint = format!("http://{}", daemon.s3_addr.expect("an S3 address"));
+    let Some(chromium) = chromium_for("browser form test") else { return };
+    let TwoOrigins { daemon, origin, endpoint, .. } = &two_origins();
     let done = format!("{origin}/files/site/done.html");
     let out = crate::s3::script("form_fields.py", &endpoint, None, &[("REDIRECT", &done)]);
     let fields: serde_json::Map<String, serde_json::Value> =
