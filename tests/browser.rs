@@ -142,7 +142,7 @@ fn chromium_for(test: &str) -> Option<PathBuf> {
 #[test]
 fn a_page_from_another_origin_uses_s3_once_the_bucket_allows_it() {
     let Some(chromium) = chromium_for("browser CORS test") else { return };
-    let TwoOrigins { daemon, origin, endpoint, .. } = &two_origins();
+    let TwoOrigins { daemon, origin, endpoint, _keys } = two_origins();
     let phase = |name: &str| crate::s3::script("cors.py", &endpoint, None, &[("PHASE", name), ("ORIGIN", &origin)]);
     let urls = phase("setup");
     let url = |method: &str| {
@@ -172,7 +172,7 @@ fn a_page_from_another_origin_uses_s3_once_the_bucket_allows_it() {
 #[test]
 fn an_html_form_uploads_to_s3_and_comes_back_to_its_page() {
     let Some(chromium) = chromium_for("browser form test") else { return };
-    let TwoOrigins { daemon, origin, endpoint, .. } = &two_origins();
+    let TwoOrigins { daemon, origin, endpoint, _keys } = two_origins();
     let done = format!("{origin}/files/site/done.html");
     let out = crate::s3::script("form_fields.py", &endpoint, None, &[("REDIRECT", &done)]);
     let fields: serde_json::Map<String, serde_json::Value> =
