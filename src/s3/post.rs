@@ -186,11 +186,12 @@ pub(crate) async fn post(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<bo
             let offset = size;
             size += piece.len() as u64;
             if size > allowed.sizes.1.min(limit) {
-                return Err(S3Error::new(
-                    400,
-                    "EntityTooLarge",
-                    "your proposed upload exceeds the maximum allowed size",
-                ));
+                let why = format!(
+                    "the file is over {} bytes, the most the form's policy (content-length-range) and the \
+                     daemon's --body-bytes-max allow",
+                    allowed.sizes.1.min(limit)
+                );
+                return Err(S3Error::new(400, "EntityTooLarge", why));
             }
             md5.update(&piece);
             let (result, _) = upload.file().write_all_at(piece, offset).await;
@@ -199,11 +200,11 @@ pub(crate) async fn post(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<bo
                 .map_err(|e| from_io("cannot store the object", &e))?;
         }
         if size < allowed.sizes.0 {
-            return Err(S3Error::new(
-                400,
-                "EntityTooSmall",
-                "your proposed upload is smaller than the minimum allowed size",
-            ));
+            let why = format!(
+                "the file has {size} bytes; the form's policy (content-length-range) asks at least {}",
+                allowed.sizes.0
+            );
+            return Err(S3Error::new(400, "EntityTooSmall", why));
         }
         // The rest of the form, which S3 ignores, is read and dropped.
         while body.next().await?.is_some() {}
