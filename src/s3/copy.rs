@@ -8,7 +8,7 @@ use percore_io::File;
 use super::error::{from_io, internal, invalid_request, S3Error};
 use super::meta;
 use super::meta::md5_etag;
-use super::object::{begin, commit, flush, open, precondition_failed, write_conditions};
+use super::object::{begin, commit, flush, open, precondition_failed, write_conditions, write_piece};
 use super::xml::{self, Writer};
 use super::{bucket, keys, Call};
 use crate::http::request::Method;
@@ -49,10 +49,7 @@ pub(crate) async fn copy_into(
                 .map_err(|e| store.faults().saw(crate::health::Kind::Read, e))
                 .map_err(|e| from_io("cannot read the source", &e))?;
             md5.update(&piece);
-            let (result, _) = upload.file().write_all_at(piece, offset).await;
-            result
-                .map_err(|e| store.faults().saw(crate::health::Kind::Write, e))
-                .map_err(|e| from_io("cannot store the object", &e))?;
+            write_piece(store, upload, piece, offset).await?;
             offset += want as u64;
             at += want as u64;
         }

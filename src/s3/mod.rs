@@ -192,11 +192,17 @@ fn method_name(method: &Method) -> &str {
     }
 }
 
-/// The bucket a request names, if it names a valid one (for CORS, which
-/// is decided before the signature is checked).
-fn bucket_of(call: &Call<'_, '_, '_>) -> Option<String> {
+/// The bucket and key a request names: path-style, or virtual-host-style
+/// under `--s3-domain`.
+fn target<'c>(call: &Call<'c, '_, '_>) -> Result<Target<'c>, &'static str> {
     let domain = call.shard().config.s3.as_ref().and_then(|s| s.domain.as_deref());
-    let bucket = Target::of(&call.request.path, call.headers.get("host"), domain).ok()?.bucket?;
+    Target::of(&call.request.path, call.headers.get("host"), domain)
+}
+
+/// The bucket a request names, if it names a valid one (for CORS and
+/// forms, which are decided before the signature is checked).
+fn bucket_of(target: Target<'_>) -> Option<String> {
+    let bucket = target.bucket?;
     keys::check_bucket(&bucket).is_ok().then(|| bucket.into_owned())
 }
 
@@ -207,21 +213,25 @@ fn form_bucket(call: &Call<'_, '_, '_>) -> Option<String> {
         return None;
     }
     let content_type = call.headers.get("content-type")?.trim_start();
-    let form = content_type.get(..19).is_some_and(|kind| kind.eq_ignore_ascii_case("multipart/form-data"));
-    let domain = call.shard().config.s3.as_ref().and_then(|s| s.domain.as_deref());
-    let target = Target::of(&call.request.path, call.headers.get("host"), domain).ok()?;
-    (form && target.key.is_empty()).then_some(bucket_of(call)).flatten()
+    if !content_type.get(..19).is_some_and(|kind| kind.eq_ignore_ascii_case("multipart/form-data")) {
+        return None;
+    }
+    let target = target(call).ok()?;
+    if !target.key.is_empty() {
+        return None;
+    }
+    bucket_of(target)
 }
 
 async fn preflight(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
-    let bucket = bucket_of(call);
+    let bucket = target(call).ok().and_then(bucket_of);
     cors::preflight(call, bucket.as_deref()).await
 }
 
 /// A request from a page of `origin`: the bucket's CORS header lines join
 /// every head of the answer (errors too, so the page can read them).
 async fn cross_origin(call: &mut Call<'_, '_, '_>, origin: &str) {
-    let Some(bucket) = bucket_of(call) else { return };
+    let Some(bucket) = target(call).ok().and_then(bucket_of) else { return };
     let lines = cors::actual(call, &bucket, origin, method_name(&call.request.method)).await;
     call.reply.add_lines(&lines);
 }
@@ -232,9 +242,7 @@ async fn cross_origin(call: &mut Call<'_, '_, '_>, origin: &str) {
 /// of the common ones.
 async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
     let request: &Request = call.request;
-    let domain = call.shard().config.s3.as_ref().and_then(|s| s.domain.as_deref());
-    let target = Target::of(&request.path, call.headers.get("host"), domain)
-        .map_err(|why| S3Error::new(400, "InvalidURI", why))?;
+    let target = target(call).map_err(|why| S3Error::new(400, "InvalidURI", why))?;
     let method = method_name(&request.method);
     let q = call.query;
     let Some(bucket) = target.bucket else {

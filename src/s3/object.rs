@@ -159,10 +159,7 @@ pub(crate) async fn receive(
         let mut offset = 0u64;
         while let Some(piece) = body.next().await? {
             let len = piece.len() as u64;
-            let (result, _) = upload.file().write_all_at(piece, offset).await;
-            result
-                .map_err(|e| shard.store.faults().saw(crate::health::Kind::Write, e))
-                .map_err(|e| from_io("cannot store the object", &e))?;
+            write_piece(&shard.store, &upload, piece, offset).await?;
             offset += len;
         }
         body.finish()
@@ -181,6 +178,15 @@ pub(crate) async fn receive(
     let mut staged = flush(&shard.store, upload, meta::md5_etag(&digests.md5), headers).await?;
     staged.checksum = digests.checksum;
     Ok(staged)
+}
+
+/// Writes `piece` of an object's bytes into `upload` at `offset` (a disk
+/// fault counted as such).
+pub(crate) async fn write_piece(store: &Store, upload: &Upload, piece: Vec<u8>, offset: u64) -> Result<(), S3Error> {
+    let (result, _) = upload.file().write_all_at(piece, offset).await;
+    result
+        .map_err(|e| store.faults().saw(crate::health::Kind::Write, e))
+        .map_err(|e| from_io("cannot store the object", &e))
 }
 
 /// Starts an upload to `path` (`bucket/key...`): the key's directories are

@@ -16,11 +16,11 @@ use base64::Engine;
 use serde_json::Value;
 
 use super::body::Body;
-use super::error::{access_denied, from_io, invalid_request, S3Error};
+use super::error::{access_denied, invalid_request, S3Error};
 use super::form::{self, Form, Part};
 use super::md5::Md5;
 use super::meta::{self, md5_etag};
-use super::object::{begin, commit, flush};
+use super::object::{begin, commit, flush, write_piece};
 use super::xml::Writer;
 use super::{bucket, head, keys, sigv4, Call};
 use crate::shard::Shard;
@@ -194,10 +194,7 @@ pub(crate) async fn post(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<bo
                 return Err(S3Error::new(400, "EntityTooLarge", why));
             }
             md5.update(&piece);
-            let (result, _) = upload.file().write_all_at(piece, offset).await;
-            result
-                .map_err(|e| shard.store.faults().saw(crate::health::Kind::Write, e))
-                .map_err(|e| from_io("cannot store the object", &e))?;
+            write_piece(&shard.store, &upload, piece, offset).await?;
         }
         if size < allowed.sizes.0 {
             let why = format!(
