@@ -47,7 +47,7 @@ pub(crate) struct RawConfig {
     /// Time a TLS handshake may take, in ms [default: 10000].
     #[arg(long, env = "PERCORE_TLS_HANDSHAKE_TIMEOUT_MS")]
     pub(crate) tls_handshake_timeout_ms: Option<u64>,
-    /// Where to serve the S3 API (path-style, AWS Signature V4), in the forms --listen takes; needs --s3-credentials; a single node only (not with --ring).
+    /// Where to serve the S3 API (path-style, AWS Signature V4), in the forms --listen takes; needs --s3-credentials (with --ring, --s3-peers too).
     #[arg(long, env = "PERCORE_S3_LISTEN", value_delimiter = ',')]
     #[serde(default, deserialize_with = "one_or_many")]
     pub(crate) s3_listen: Vec<String>,
@@ -80,6 +80,9 @@ pub(crate) struct RawConfig {
     /// With --ring: the other nodes as this one reaches them directly, NAME=HOST:PORT, comma-separated; a directory listing then gathers every node's entries (objects of one directory live on all of them).
     #[arg(long, env = "PERCORE_PEERS")]
     pub(crate) peers: Option<String>,
+    /// With --ring and --s3-listen: every other node's plain-HTTP S3 listener, NAME=HOST:PORT, comma-separated; a bucket's listing gathers every node's keys, bucket changes reach every node, copies read sources on their owners (signed with the first key of --s3-credentials, which every node shares).
+    #[arg(long, env = "PERCORE_S3_PEERS")]
+    pub(crate) s3_peers: Option<String>,
     /// Allow listening beyond loopback with no --write-token: anyone who can connect may then PUT and DELETE.
     #[arg(long, env = "PERCORE_ALLOW_ANONYMOUS_WRITES")]
     #[serde(default)]
@@ -191,6 +194,8 @@ pub(crate) struct Config {
     pub(crate) ring: Option<crate::ring::Ring>,
     /// The other nodes, for listings.
     pub(crate) peers: Vec<crate::peers::Peer>,
+    /// The other nodes' S3 listeners (with `ring` and `s3`).
+    pub(crate) s3_peers: Vec<crate::peers::Peer>,
     /// Certificates for HTTPS, when it listens.
     pub(crate) tls: Option<crate::tls::Settings>,
     /// The S3 API's settings, when it listens.
@@ -257,6 +262,7 @@ impl RawConfig {
             node_name: self.node_name.or(file.node_name),
             ring: self.ring.or(file.ring),
             peers: self.peers.or(file.peers),
+            s3_peers: self.s3_peers.or(file.s3_peers),
             tls_unknown_sni: self.tls_unknown_sni.or(file.tls_unknown_sni),
             tls_handshake_timeout_ms: self.tls_handshake_timeout_ms.or(file.tls_handshake_timeout_ms),
             allow_anonymous_writes: self.allow_anonymous_writes || file.allow_anonymous_writes,
@@ -367,23 +373,35 @@ impl TryFrom<RawConfig> for Config {
             return Err(format!("--node-name `{node_name}`: use letters, digits, `-`, `_` and `.` only"));
         }
         let ring = raw.ring.as_deref().map(|spec| crate::ring::Ring::parse(spec, &node_name)).transpose()?;
-        let peers = raw.peers.as_deref().map(crate::peers::parse).transpose()?.unwrap_or_default();
+        let peers =
+            raw.peers.as_deref().map(|spec| crate::peers::parse(spec, "--peers")).transpose()?.unwrap_or_default();
         if !peers.is_empty() && ring.is_none() {
             return Err("--peers is for the nodes of a --ring: give --ring too".to_string());
         }
-        if ring.is_some() && s3.is_some() {
-            // Neither the 503 for another node's objects nor the listings
-            // gathered from --peers exist for S3 yet.
-            return Err("--s3-listen with --ring: the S3 API is not served by several nodes yet (a bucket's listing \
-                        would hold only this node's objects, and while a node is down its objects would read as \
-                        NoSuchKey from the others); serve S3 from a single node, without --ring"
-                .to_string());
-        }
+        let s3_peers = raw.s3_peers.as_deref().map(|spec| crate::peers::parse(spec, "--s3-peers")).transpose()?;
+        let s3_peers = match (&ring, &s3, s3_peers) {
+            (Some(ring), Some(s3), Some(peers)) => {
+                crate::s3::cluster::check_peers(ring, s3, &peers)?;
+                peers
+            }
+            (Some(_), Some(_), None) => {
+                return Err("--s3-listen with --ring needs --s3-peers (every other node's S3 listener, \
+                            NAME=HOST:PORT): a bucket's listing gathers every node's keys"
+                    .to_string())
+            }
+            (_, _, Some(_)) => {
+                return Err("--s3-peers is for the nodes of a --ring serving S3: give --ring and \
+                                           --s3-listen too"
+                    .to_string())
+            }
+            (_, _, None) => Vec::new(),
+        };
         Ok(Config {
             s3,
             node_name,
             ring,
             peers,
+            s3_peers,
             listen,
             listen_tls,
             tls,

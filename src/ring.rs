@@ -130,6 +130,11 @@ impl Ring {
         (owner != self.me).then(|| self.names[owner].as_str())
     }
 
+    /// The other nodes' names.
+    pub(crate) fn others(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().enumerate().filter(|(i, _)| *i != self.me).map(|(_, n)| n.as_str())
+    }
+
     /// Which node owns `path`.
     #[cfg(test)]
     pub(crate) fn owner(&self, path: &str) -> &str {

@@ -29,6 +29,8 @@ const FRONT: &str = "127.0.0.10";
 struct Front {
     child: Child,
     addr: SocketAddr,
+    /// The S3 front end.
+    s3: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
@@ -75,12 +77,45 @@ fn name(i: usize) -> &'static str {
 /// Starts node `i` of the ring of `addrs` (three nodes, or four), on its
 /// address there, with the others as its peers.
 fn start_node(i: usize, addrs: &[SocketAddr], data: tempfile::TempDir) -> Daemon {
-    let ring = ring(addrs.len() == 4);
-    let listen = addrs[i].to_string();
+    start_node_with(i, addrs, data, None)
+}
+
+/// The others of `addrs` as `--peers` (or `--s3-peers`) names them.
+fn peers_of(i: usize, addrs: &[SocketAddr]) -> String {
     let peers: Vec<String> =
         addrs.iter().enumerate().filter(|(j, _)| *j != i).map(|(j, a)| format!("{}={a}", name(j))).collect();
-    let peers = peers.join(",");
-    let args = ["--listen", &listen, "--cores", "1", "--node-name", name(i), "--ring", &ring, "--peers", &peers];
+    peers.join(",")
+}
+
+/// [`start_node`], serving S3 too with `s3`: every node's S3 address and
+/// the credentials file.
+fn start_node_with(
+    i: usize,
+    addrs: &[SocketAddr],
+    data: tempfile::TempDir,
+    s3: Option<(&[SocketAddr], &Path)>,
+) -> Daemon {
+    let ring = ring(addrs.len() == 4);
+    let listen = addrs[i].to_string();
+    let peers = peers_of(i, addrs);
+    let mut args: Vec<String> =
+        ["--listen", &listen, "--cores", "1", "--node-name", name(i), "--ring", &ring, "--peers", &peers]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+    if let Some((s3_addrs, keys)) = s3 {
+        for arg in [
+            "--s3-listen",
+            &s3_addrs[i].to_string(),
+            "--s3-credentials",
+            keys.to_str().unwrap(),
+            "--s3-peers",
+            &peers_of(i, s3_addrs),
+        ] {
+            args.push(arg.to_string());
+        }
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Daemon::start_in(data, &args)
 }
 
@@ -93,11 +128,25 @@ fn start_nodes() -> (Vec<Option<Daemon>>, Vec<SocketAddr>) {
 }
 
 fn start_front(nodes: &[SocketAddr]) -> Front {
+    start_front_with(nodes, None)
+}
+
+/// [`start_front`], its S3 front end (`Front::s3`) sending to `s3`, the
+/// nodes' S3 listeners (without: to their `/files/` ones, unused).
+fn start_front_with(nodes: &[SocketAddr], s3: Option<&[SocketAddr]>) -> Front {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind((FRONT, 0)).unwrap().local_addr().unwrap().port();
+    let s3_port = std::net::TcpListener::bind((FRONT, 0)).unwrap().local_addr().unwrap().port();
     let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/haproxy.cfg")).unwrap();
     let mut config = shipped.replace("bind 10.0.0.10:8080", &format!("bind {FRONT}:{port}"));
+    config = config.replace("bind 10.0.0.10:9000", &format!("bind {FRONT}:{s3_port}"));
     for (i, addr) in nodes.iter().enumerate() {
+        let s3_addr = s3.map_or(*addr, |s3| s3[i]);
+        config = config.replace(
+            &format!("10.0.0.{}:9000 id {} check port 8080", 11 + i, i + 1),
+            &format!("{s3_addr} id {} check port {}", i + 1, addr.port()),
+        );
+        config = config.replace(&format!("10.0.0.{}:9000", 11 + i), &s3_addr.to_string());
         config = config.replace(&format!("10.0.0.{}:8080", 11 + i), &addr.to_string());
     }
     assert!(!config.contains("10.0.0."), "every address replaced by a loopback one:\n{config}");
@@ -124,7 +173,8 @@ fn start_front(nodes: &[SocketAddr]) -> Front {
         assert!(Instant::now() < deadline, "HAProxy did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
-    Front { child, addr, _dir: dir }
+    let s3 = format!("{FRONT}:{s3_port}").parse().unwrap();
+    Front { child, addr, s3, _dir: dir }
 }
 
 fn body(i: usize) -> Vec<u8> {
@@ -472,4 +522,72 @@ fn a_node_refuses_another_nodes_objects_with_503_for_every_method() {
     let r = ask(format!("PUT /files/k{theirs} HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"));
     assert_eq!(r.status, 503);
     assert!(!daemon.path(&format!("k{theirs}")).exists(), "nothing written for another node's key");
+}
+
+/// The S3 API on three nodes behind HAProxy's S3 front end (deploy/haproxy.cfg):
+/// boto3 makes a bucket on every node, writes keys that land about a third
+/// on each (on the node `/files/` finds them on: read back through the
+/// `/files/` front end too), lists them gathered from every node, copies
+/// between nodes, uploads in parts, deletes in batches; with a node killed
+/// its keys get 503 and listings fail (503) rather than leave its keys
+/// out; restarted, everything is there.
+#[test]
+fn s3_on_three_nodes_behind_haproxy_lists_copies_and_deletes_across_nodes() {
+    let _heavy = crate::util::heavy();
+    if !haproxy_available() {
+        return;
+    }
+    let keys = crate::s3::keys_dir();
+    let credentials = keys.path().join("credentials");
+    let addrs: Vec<SocketAddr> =
+        NODES.iter().map(|(_, ip)| format!("{ip}:{}", free_port(ip)).parse().unwrap()).collect();
+    let s3_addrs: Vec<SocketAddr> =
+        NODES.iter().map(|(_, ip)| format!("{ip}:{}", free_port(ip)).parse().unwrap()).collect();
+    let s3 = Some((s3_addrs.as_slice(), credentials.as_path()));
+    let mut nodes: Vec<Option<Daemon>> =
+        (0..NODES.len()).map(|i| Some(start_node_with(i, &addrs, tempfile::tempdir().unwrap(), s3))).collect();
+    let front = start_front_with(&addrs, Some(&s3_addrs));
+    let work = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://{}", front.s3);
+    let files = format!("http://{}", front.addr);
+    let phase = |name: &str, extra: &[(&str, &str)]| {
+        let mut env =
+            vec![("PHASE", name), ("FILES_ENDPOINT", files.as_str()), ("WORK", work.path().to_str().unwrap())];
+        env.extend_from_slice(extra);
+        let out = crate::s3::script("cluster.py", &endpoint, None, &env);
+        println!("{name}: {}", out.trim());
+    };
+    phase("fill", &[]);
+    // Each object on exactly one node, about a third each.
+    let dirs: Vec<std::path::PathBuf> = nodes.iter().map(|n| n.as_ref().unwrap().dir().join("spread")).collect();
+    let listed = std::fs::read_to_string(work.path().join("keys")).unwrap();
+    let keys_written: Vec<&str> = listed.lines().collect();
+    let mut per_node = [0usize; 3];
+    let mut on_b = Vec::new();
+    for key in &keys_written {
+        let holders: Vec<usize> = (0..3).filter(|&n| dirs[n].join(key).is_file()).collect();
+        assert_eq!(holders.len(), 1, "{key} is on nodes {holders:?}");
+        per_node[holders[0]] += 1;
+        if holders[0] == 1 {
+            on_b.push(*key);
+        }
+    }
+    println!("S3 objects per node: {per_node:?}");
+    for n in per_node {
+        let share = n as f64 / keys_written.len() as f64;
+        assert!((0.25..=0.42).contains(&share), "{per_node:?}: not about a third each");
+    }
+    std::fs::write(work.path().join("on_b"), on_b.join("\n")).unwrap();
+    // Node b killed: its keys 503, the others' served, listings and bucket
+    // changes refused with 503 (never a listing without b's keys).
+    let data = nodes[1].take().unwrap().kill9().unwrap();
+    std::thread::sleep(Duration::from_millis(2000));
+    phase("down", &[]);
+    nodes[1] = Some(start_node_with(1, &addrs, data, s3));
+    std::thread::sleep(Duration::from_millis(1500));
+    phase("check", &[]);
+    // Nothing left behind on any node but the empty data directories.
+    for node in nodes.iter().flatten() {
+        assert!(!node.dir().join("spread").exists(), "the bucket is gone from {:?}", node.dir());
+    }
 }

@@ -9,7 +9,7 @@ use percore_io::Dir;
 
 use super::error::{from_io, no_such_bucket, S3Error};
 use super::xml::Writer;
-use super::{keys, xml, Call};
+use super::{cluster, keys, xml, Call};
 use crate::files::TEMP_PREFIX;
 
 /// Whether `bucket` exists (a directory at the top of the store).
@@ -79,13 +79,24 @@ pub(crate) async fn create(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<
     if store.fenced() {
         return Err(S3Error::new(503, "ServiceUnavailable", crate::store::FENCED_MESSAGE.trim()));
     }
-    if exists(call, bucket).await? {
+    let existed = exists(call, bucket).await?;
+    if !existed {
+        // Made as uploads make their directories: durably.
+        let mut inside = bucket.as_bytes().to_vec();
+        inside.extend_from_slice(b"/x");
+        store.parent_dir(&inside, true).await.map_err(|e| from_io("cannot create the bucket", &e))?;
+    }
+    if cluster::spans_nodes(call) {
+        // On every node (again if it existed here: a node that missed it
+        // gets it now).
+        let answers = cluster::everywhere(call, "PUT", &format!("/{bucket}"), &[], &[]).await;
+        if let Some(err) = cluster::first_failure(&answers, &[200]) {
+            return Err(err.because("the bucket is made on the nodes that answered; create it again"));
+        }
+    }
+    if existed && !cluster::local(call) {
         return Err(S3Error::new(409, "BucketAlreadyOwnedByYou", "the bucket exists and is yours"));
     }
-    // Made as uploads make their directories: durably.
-    let mut inside = bucket.as_bytes().to_vec();
-    inside.extend_from_slice(b"/x");
-    store.parent_dir(&inside, true).await.map_err(|e| from_io("cannot create the bucket", &e))?;
     call.empty(200, &format!("Location: /{bucket}\r\n")).await
 }
 
@@ -129,6 +140,9 @@ pub(crate) async fn delete(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<
             "the bucket you tried to delete is not empty: delete its objects first",
         ));
     }
+    if cluster::spans_nodes(call) {
+        delete_elsewhere(call, bucket).await?;
+    }
     remove_empty(&dir).await.map_err(|e| from_io("cannot remove the bucket's empty directories", &e))?;
     match store.root().rmdir(bucket).await {
         Ok(()) => {}
@@ -142,6 +156,41 @@ pub(crate) async fn delete(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<
         .await
         .map_err(|e| from_io("cannot remove the bucket", &e))?;
     call.empty(204, "").await
+}
+
+/// Removes `bucket` from the other nodes of the ring, once each has said it
+/// holds nothing of it. If one of them then cannot (an object stored
+/// there meanwhile, or it stopped answering), the bucket is made again on
+/// those that removed it: it stays on every node or on none.
+async fn delete_elsewhere(call: &Call<'_, '_, '_>, bucket: &str) -> Result<(), S3Error> {
+    let path = format!("/{bucket}");
+    let query = [("list-type", "2"), ("max-keys", "1")];
+    for (name, answer) in cluster::everywhere(call, "GET", &path, &query, &[]).await {
+        match answer {
+            Ok(a) if a.status == 200 && super::listing::holds_nothing(&a.body) => {}
+            Ok(a) if a.status == 200 => {
+                return Err(S3Error::new(
+                    409,
+                    "BucketNotEmpty",
+                    format!("the bucket you tried to delete is not empty (node {name} holds objects of it)"),
+                ))
+            }
+            Ok(a) if a.status == 404 => {}
+            Ok(a) => return Err(cluster::refused(&name, &a)),
+            Err(why) => return Err(cluster::unreachable(&name, &why)),
+        }
+    }
+    let answers = cluster::everywhere(call, "DELETE", &path, &[], &[]).await;
+    let Some(err) = cluster::first_failure(&answers, &[204, 404]) else { return Ok(()) };
+    let again = cluster::everywhere(call, "PUT", &path, &[], &[]).await;
+    match cluster::first_failure(&again, &[200]) {
+        None => Err(err.because("the bucket is kept on every node")),
+        Some(also) => Err(err.because(&format!(
+            "and making it again on the nodes that had removed it failed: {}; delete it again once every node \
+             answers",
+            also.message
+        ))),
+    }
 }
 
 /// Removes the directories under `dir` (deepest first) and the temporary

@@ -8,9 +8,9 @@ use percore_io::File;
 use super::error::{from_io, internal, invalid_request, S3Error};
 use super::meta;
 use super::meta::md5_etag;
-use super::object::{begin, commit, flush, open, precondition_failed, write_conditions, write_piece};
+use super::object::{begin, commit, flush, open, precondition_failed, write_conditions, write_piece, Opened};
 use super::xml::{self, Writer};
-use super::{bucket, keys, Call};
+use super::{bucket, cluster, keys, remote, Call};
 use crate::http::request::Method;
 use crate::store::{Store, Upload};
 
@@ -70,7 +70,7 @@ pub(crate) async fn copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8])
     bucket::must_exist(call, bucket).await?;
     let conditions = write_conditions(call, bucket, path).await?;
     let replace = replaces_metadata(call, src_path == path)?;
-    let source = open(call, &src_bucket, &src_path).await?;
+    let mut source = Source::open(call, &src_bucket, &src_key, &src_path, None).await?;
     source_conditions(call, source.etag())?;
     let headers = if replace {
         meta::from_request(call.headers).map_err(|m| S3Error::new(400, "MetadataTooLarge", m))?
@@ -81,8 +81,8 @@ pub(crate) async fn copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8])
     if store.fenced() {
         return Err(S3Error::new(503, "ServiceUnavailable", crate::store::FENCED_MESSAGE.trim()));
     }
-    let upload = begin(store, path, Some(source.size)).await?;
-    let md5 = match copy_into(store, &upload, &[(&source.file, 0, source.size)]).await {
+    let upload = begin(store, path, Some(source.len())).await?;
+    let md5 = match source.copy_into(store, &upload).await {
         Ok(md5) => md5,
         Err(err) => {
             upload.discard().await;
@@ -96,6 +96,74 @@ pub(crate) async fn copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8])
         return Err(internal("a copy is a PUT"));
     }
     call.xml(copy_result(&etag)).await
+}
+
+/// How a part's `x-amz-copy-source-range` becomes (offset, length) within
+/// a source of the given size.
+pub(crate) type RangeOf<'r> = &'r dyn Fn(u64) -> Result<(u64, u64), S3Error>;
+
+/// A copy's source: an open file here, or on another node of the ring
+/// (`remote`).
+pub(crate) enum Source {
+    Here(Opened, u64, u64),
+    There(remote::Source),
+}
+
+impl Source {
+    /// Opens `src_key` of `src_bucket` (at `src_path` here), all of it or
+    /// `range` (`x-amz-copy-source-range`, parsed by `range`).
+    pub(crate) async fn open(
+        call: &Call<'_, '_, '_>,
+        src_bucket: &str,
+        src_key: &str,
+        src_path: &[u8],
+        range: Option<RangeOf<'_>>,
+    ) -> Result<Source, S3Error> {
+        if let Some(peer) = cluster::owner_of(call, src_bucket, src_key) {
+            let wanted = match range {
+                // The part's first and last byte, checked by the node.
+                Some(parse) => Some(parse(u64::MAX).map(|(first, len)| (first, first + len - 1))?),
+                None => None,
+            };
+            return Ok(Source::There(remote::open(call, peer, src_bucket, src_key, wanted).await?));
+        }
+        let opened = open(call, src_bucket, src_path).await?;
+        let (start, len) = match range {
+            Some(parse) => parse(opened.size)?,
+            None => (0, opened.size),
+        };
+        Ok(Source::Here(opened, start, len))
+    }
+
+    pub(crate) fn etag(&self) -> &str {
+        match self {
+            Source::Here(opened, ..) => opened.etag(),
+            Source::There(remote) => &remote.etag,
+        }
+    }
+
+    pub(crate) fn headers(&self) -> &[(String, String)] {
+        match self {
+            Source::Here(opened, ..) => opened.headers(),
+            Source::There(remote) => &remote.headers,
+        }
+    }
+
+    /// The bytes to copy.
+    pub(crate) fn len(&self) -> u64 {
+        match self {
+            Source::Here(_, _, len) => *len,
+            Source::There(remote) => remote.len,
+        }
+    }
+
+    /// Copies the bytes into `upload`; their MD5.
+    pub(crate) async fn copy_into(&mut self, store: &Store, upload: &Upload) -> Result<[u8; 16], S3Error> {
+        match self {
+            Source::Here(opened, start, len) => copy_into(store, upload, &[(&opened.file, *start, *len)]).await,
+            Source::There(remote) => remote::copy_into(store, upload, remote).await,
+        }
+    }
 }
 
 /// Whether a copy replaces the source's metadata with the request's

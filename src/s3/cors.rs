@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{invalid_request, malformed_xml, S3Error};
 use super::object::commit_error;
 use super::xml::{self, Writer};
-use super::{bucket, Call};
+use super::{bucket, cluster, Call};
 use crate::shard::on_owner;
 use crate::store::{Mark, Outcome};
 
@@ -266,6 +266,13 @@ pub(crate) async fn put(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<boo
     bucket::must_exist(call, bucket).await?;
     let rules = parse(&document)?;
     store(bucket, Some(rules)).await?;
+    if cluster::spans_nodes(call) {
+        // Preflights and answers come from every node.
+        let answers = cluster::everywhere(call, "PUT", &format!("/{bucket}"), &[("cors", "")], &document).await;
+        if let Some(err) = cluster::first_failure(&answers, &[200]) {
+            return Err(err.because("the rules are set on the nodes that answered; set them again"));
+        }
+    }
     call.empty(200, "").await
 }
 
@@ -283,6 +290,12 @@ pub(crate) async fn get(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<boo
 pub(crate) async fn delete(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<bool, S3Error> {
     bucket::must_exist(call, bucket).await?;
     store(bucket, None).await?;
+    if cluster::spans_nodes(call) {
+        let answers = cluster::everywhere(call, "DELETE", &format!("/{bucket}"), &[("cors", "")], &[]).await;
+        if let Some(err) = cluster::first_failure(&answers, &[204]) {
+            return Err(err.because("the rules are removed from the nodes that answered; remove them again"));
+        }
+    }
     call.empty(204, "").await
 }
 

@@ -5,7 +5,8 @@
 use super::error::{malformed_xml, S3Error};
 use super::object::commit_error;
 use super::xml::{self, Writer};
-use super::{bucket, folder, keys, Call};
+use super::{bucket, cluster, folder, keys, Call};
+use crate::peers::Peer;
 use crate::shard::on_owner;
 use crate::store::{Conditions, Outcome};
 
@@ -44,12 +45,22 @@ pub(crate) async fn delete_many(call: &mut Call<'_, '_, '_>, bucket: &str) -> Re
         return Err(malformed_xml(format!("more than {DELETE_KEYS_MAX} keys")));
     }
     let quiet = xml::flag(&document, "Quiet");
-    let mut out = Writer::document();
-    out.root("DeleteResult");
+    // Each key's outcome: None deleted, or its error's code and message.
+    let mut results: Vec<(String, Option<(String, String)>)> = Vec::with_capacity(objects.len());
+    // Keys other nodes own, by node (on a ring).
+    let mut elsewhere: Vec<(&Peer, Vec<String>)> = Vec::new();
+    let spans = cluster::spans_nodes(call);
     for object in objects {
         let Some(key) = object[0].clone() else {
             return Err(malformed_xml("an Object without a Key"));
         };
+        if let Some(peer) = cluster::owner_of(call, bucket, &key).filter(|_| spans) {
+            match elsewhere.iter_mut().find(|(p, _)| p.name == peer.name) {
+                Some((_, keys)) => keys.push(key),
+                None => elsewhere.push((peer, vec![key])),
+            }
+            continue;
+        }
         let result = if key.ends_with('/') {
             match keys::folder_path(bucket, &key) {
                 Ok(path) => folder::delete_one(&path).await,
@@ -61,22 +72,77 @@ pub(crate) async fn delete_many(call: &mut Call<'_, '_, '_>, bucket: &str) -> Re
                 Err(err) => Err(err),
             }
         };
+        results.push((key, result.err().map(|e| (e.code.to_string(), e.message))));
+    }
+    for (peer, keys) in elsewhere {
+        results.extend(delete_on(call, peer, bucket, keys).await);
+    }
+    let mut out = Writer::document();
+    out.root("DeleteResult");
+    for (key, result) in results {
         match result {
-            Ok(()) if quiet => {}
-            Ok(()) => {
+            None if quiet => {}
+            None => {
                 out.open("Deleted");
                 out.leaf("Key", &key);
                 out.close("Deleted");
             }
-            Err(err) => {
+            Some((code, message)) => {
                 out.open("Error");
                 out.leaf("Key", &key);
-                out.leaf("Code", err.code);
-                out.leaf("Message", &err.message);
+                out.leaf("Code", code);
+                out.leaf("Message", message);
                 out.close("Error");
             }
         }
     }
     out.close("DeleteResult");
     call.xml(out.finish()).await
+}
+
+/// Deletes `keys` of `bucket` on `peer`, the node that owns them: each
+/// key's outcome, an error for each if the node does not answer.
+async fn delete_on(
+    call: &Call<'_, '_, '_>,
+    peer: &Peer,
+    bucket: &str,
+    keys: Vec<String>,
+) -> Vec<(String, Option<(String, String)>)> {
+    let mut document = Writer::document();
+    document.root("Delete");
+    for key in &keys {
+        document.open("Object");
+        document.leaf("Key", key);
+        document.close("Object");
+    }
+    document.close("Delete");
+    let body = document.finish().into_bytes();
+    let failed =
+        |err: S3Error| keys.iter().map(|k| (k.clone(), Some((err.code.to_string(), err.message.clone())))).collect();
+    let answer = match cluster::ask(call, peer, "POST", &format!("/{bucket}"), &[("delete", "")], body).await {
+        Ok(a) if a.status == 200 => a,
+        Ok(a) => return failed(cluster::refused(&peer.name, &a)),
+        Err(why) => return failed(cluster::unreachable(&peer.name, &why)),
+    };
+    let deleted = xml::items(&answer.body, "DeleteResult", "Deleted", &["Key"]);
+    let errors = xml::items(&answer.body, "DeleteResult", "Error", &["Key", "Code", "Message"]);
+    let (Ok(deleted), Ok(errors)) = (deleted, errors) else {
+        return failed(cluster::unreachable(&peer.name, "its DeleteResult does not parse"));
+    };
+    let mut results: Vec<(String, Option<(String, String)>)> =
+        deleted.into_iter().filter_map(|d| d[0].clone()).map(|k| (k, None)).collect();
+    for e in errors {
+        let mut e = e.into_iter();
+        if let (Some(Some(key)), Some(code), Some(message)) = (e.next(), e.next(), e.next()) {
+            results.push((key, Some((code.unwrap_or_default(), message.unwrap_or_default()))));
+        }
+    }
+    // A key the node did not mention was not deleted.
+    for key in &keys {
+        if !results.iter().any(|(k, _)| k == key) {
+            let why = format!("node {} did not say whether it deleted it", peer.name);
+            results.push((key.clone(), Some(("InternalError".to_string(), why))));
+        }
+    }
+    results
 }

@@ -10,11 +10,20 @@ pub(crate) struct S3Error {
     pub(crate) status: u16,
     pub(crate) code: &'static str,
     pub(crate) message: String,
+    /// A 5xx that is no fault of this node's (another node is down): not
+    /// logged as a server fault.
+    pub(crate) elsewhere: bool,
 }
 
 impl S3Error {
     pub(crate) fn new(status: u16, code: &'static str, message: impl Into<String>) -> S3Error {
-        S3Error { status, code, message: message.into() }
+        S3Error { status, code, message: message.into(), elsewhere: false }
+    }
+
+    /// The same error, caused by another node of the ring.
+    pub(crate) fn caused_elsewhere(mut self) -> S3Error {
+        self.elsewhere = true;
+        self
     }
 
     /// The same error, its message followed by `why` in brackets.

@@ -17,12 +17,16 @@ use std::os::unix::ffi::OsStrExt;
 use base64::Engine;
 use percore_io::{Dir, OpenOptions};
 
-use super::error::{from_io, invalid_argument, S3Error};
+use serde::{Deserialize, Serialize};
+
+use super::cluster;
+use super::error::{from_io, internal, invalid_argument, S3Error};
 use super::head::encode;
 use super::meta;
 use super::xml::{self, Writer};
 use super::{bucket, Call};
 use crate::files::{self, TEMP_PREFIX};
+use crate::http::response::Head;
 
 /// The most keys one page holds (as on S3).
 pub(crate) const KEYS_MAX: usize = 1000;
@@ -203,6 +207,82 @@ async fn walk(root: Dir, page: &Page<'_>) -> std::io::Result<Vec<Item>> {
     Ok(items)
 }
 
+/// A node's part of a listing page, as it sends it to the node that
+/// gathers the page (keys in base64url: they are bytes).
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    /// (key, size, modified, ETag)
+    objects: Vec<(String, u64, u64, String)>,
+    prefixes: Vec<String>,
+}
+
+impl From<Vec<Item>> for Wire {
+    fn from(items: Vec<Item>) -> Wire {
+        let mut wire = Wire { objects: Vec::new(), prefixes: Vec::new() };
+        for item in items {
+            match item {
+                Item::Object(o) => wire.objects.push((token_encode(&o.key), o.size, o.modified, o.etag)),
+                Item::Prefix(p) => wire.prefixes.push(token_encode(&p)),
+            }
+        }
+        wire
+    }
+}
+
+impl Wire {
+    fn into_items(self) -> Result<Vec<Item>, S3Error> {
+        let mut items = Vec::with_capacity(self.objects.len() + self.prefixes.len());
+        for (key, size, modified, etag) in self.objects {
+            items.push(Item::Object(Object { key: token_decode(&key)?, size, modified, etag }));
+        }
+        for prefix in self.prefixes {
+            items.push(Item::Prefix(token_decode(&prefix)?));
+        }
+        Ok(items)
+    }
+}
+
+/// Whether a node's part of a listing (as [`gather`] reads it) holds no
+/// key (false if it does not parse).
+pub(crate) fn holds_nothing(body: &[u8]) -> bool {
+    serde_json::from_slice::<Wire>(body).is_ok_and(|w| w.objects.is_empty() && w.prefixes.is_empty())
+}
+
+/// The page from every node: `mine` with each peer's part of the same page
+/// (each up to `page.max + 1` items), merged in key order, each key and
+/// CommonPrefix once. Every node must answer: a page without a node's keys
+/// would read as their deletion.
+async fn gather(call: &Call<'_, '_, '_>, bucket: &str, page: &Page<'_>, mine: Vec<Item>) -> Result<Vec<Item>, S3Error> {
+    let prefix = String::from_utf8_lossy(page.prefix).into_owned();
+    let delimiter = page.delimiter.map(|d| String::from_utf8_lossy(d).into_owned());
+    let after = page.after.as_deref().map(token_encode);
+    let max = (page.max).to_string();
+    let mut query: Vec<(&str, &str)> = vec![("list-type", "2"), ("prefix", &prefix), ("max-keys", &max)];
+    if let Some(d) = &delimiter {
+        query.push(("delimiter", d));
+    }
+    if let Some(a) = &after {
+        query.push((cluster::AFTER, a));
+    }
+    let mut items = mine;
+    for (name, answer) in cluster::everywhere(call, "GET", &format!("/{bucket}"), &query, &[]).await {
+        match answer {
+            Ok(a) if a.status == 200 => {
+                let wire: Wire = serde_json::from_slice(&a.body)
+                    .map_err(|e| cluster::unreachable(&name, &format!("its listing does not parse: {e}")))?;
+                items.extend(wire.into_items()?);
+            }
+            // The bucket is not there: it holds none of its keys.
+            Ok(a) if a.status == 404 => {}
+            Ok(a) => return Err(cluster::refused(&name, &a)),
+            Err(why) => return Err(cluster::unreachable(&name, &why)),
+        }
+    }
+    items.sort_by(|a, b| a.name().cmp(b.name()));
+    items.dedup_by(|a, b| a.name() == b.name());
+    Ok(items)
+}
+
 fn token_decode(token: &str) -> Result<Vec<u8>, S3Error> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
@@ -228,6 +308,7 @@ pub(crate) async fn list(call: &mut Call<'_, '_, '_>, bucket: &str, version: Ver
     let prefix = q.get("prefix").unwrap_or("").as_bytes().to_vec();
     let delimiter = q.get("delimiter").filter(|d| !d.is_empty()).map(|d| d.as_bytes().to_vec());
     let after = match version {
+        _ if cluster::local(call) => q.get(cluster::AFTER).map(token_decode).transpose()?,
         Version::V2 => match q.get("continuation-token") {
             Some(token) => Some(token_decode(token)?),
             None => q.get("start-after").map(|s| s.as_bytes().to_vec()),
@@ -241,6 +322,16 @@ pub(crate) async fn list(call: &mut Call<'_, '_, '_>, bucket: &str, version: Ver
     } else {
         walk(root, &page).await.map_err(|e| from_io("cannot list the bucket", &e))?
     };
+    if cluster::local(call) {
+        // A peer's question: this node's part, as it is.
+        let json = serde_json::to_vec(&Wire::from(items)).map_err(|e| internal(e.to_string()))?;
+        let head = Head::new(200).header("Content-Type", "application/json");
+        let whole = call.reply.finish_with(head, &json);
+        return Ok(call.reply.send_one(whole).await);
+    }
+    if cluster::spans_nodes(call) && max > 0 {
+        items = gather(call, bucket, &page, items).await?;
+    }
     let truncated = items.len() > max;
     items.truncate(max);
     let text = |bytes: &[u8]| if url { encode(bytes, true) } else { String::from_utf8_lossy(bytes).into_owned() };

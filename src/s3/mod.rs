@@ -15,12 +15,14 @@
 //! stored with an object), `keys` (bucket names and keys as store paths),
 //! `settings`, `state` (a shard's), `folder` (keys that end in `/`), `cors`
 //! (a bucket's rules for pages of other origins), `post` and `form`
-//! (uploads from browsers' HTML forms).
+//! (uploads from browsers' HTML forms), `cluster` and `remote` (the nodes
+//! of a ring: what spans them, copies from another node).
 
 mod body;
 mod bucket;
 mod canonical;
 pub(crate) mod chunked;
+pub(crate) mod cluster;
 mod copy;
 pub(crate) mod cors;
 mod date;
@@ -38,6 +40,7 @@ pub(crate) mod meta;
 mod multipart;
 mod object;
 mod post;
+mod remote;
 pub(crate) mod settings;
 pub(crate) mod sign;
 pub(crate) mod sigv4;
@@ -143,6 +146,10 @@ pub(crate) async fn serve(
             Box::pin(cross_origin(&mut call, origin)).await;
         }
         match form_bucket(&call) {
+            Some(_) if cluster::on_ring(&call) => Err(error::not_implemented("PostObject (a browser's form)").because(
+                "not served by the nodes of a ring: the front end hashes the form's path, which names no key; \
+                 upload through presigned PUT URLs",
+            )),
             // A browser's form: signed in its own fields (`post`).
             Some(bucket) => Box::pin(post::post(&mut call, &bucket)).await,
             None => match authorize(&mut call) {
@@ -257,9 +264,9 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
             "PUT" if q.has("cors") => Box::pin(cors::put(call, &bucket)).await,
             "GET" if q.has("cors") => Box::pin(cors::get(call, &bucket)).await,
             "DELETE" if q.has("cors") => Box::pin(cors::delete(call, &bucket)).await,
-            "PUT" if q.0.is_empty() => Box::pin(bucket::create(call, &bucket)).await,
+            "PUT" if !has_subresource(q) => Box::pin(bucket::create(call, &bucket)).await,
             "HEAD" => Box::pin(bucket::head(call, &bucket)).await,
-            "DELETE" if q.0.is_empty() => Box::pin(bucket::delete(call, &bucket)).await,
+            "DELETE" if !has_subresource(q) => Box::pin(bucket::delete(call, &bucket)).await,
             "GET" if q.has("location") => Box::pin(bucket::location(call, &bucket)).await,
             "GET" if q.has("uploads") => Box::pin(multipart::list_uploads(call, &bucket)).await,
             "GET" if q.has("versioning") => Box::pin(bucket::versioning(call, &bucket)).await,
@@ -273,6 +280,9 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
         };
     }
     let key = target.key;
+    if let Some(owner) = cluster::elsewhere(call, &request.path) {
+        return Err(misdirected(call, owner));
+    }
     if key.ends_with('/') {
         return Box::pin(route_folder(call, &bucket, &key)).await;
     }
@@ -295,6 +305,19 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
         "GET" | "PUT" | "DELETE" | "POST" | "HEAD" => Err(unserved(method, q, "an object")),
         _ => Err(method_not_allowed()),
     }
+}
+
+/// A request for an object another node of the ring owns (the front end
+/// sent it here because that node is out of its ring): 503, never a
+/// NoSuchKey for an object that may well exist there.
+fn misdirected(call: &mut Call<'_, '_, '_>, owner: &str) -> S3Error {
+    call.reply.add_lines(&format!("X-Percore-Owner: {owner}\r\n"));
+    S3Error::new(
+        503,
+        "ServiceUnavailable",
+        format!("this object belongs to node {owner}, which the load balancer cannot reach now: retry later"),
+    )
+    .caused_elsewhere()
 }
 
 /// Routes a request for a folder (a key that ends in `/`: `folder`).
@@ -330,6 +353,8 @@ fn subresource(query: &Query) -> Option<&str> {
     query.0.iter().map(|(name, _)| name.as_str()).find(|name| {
         !(name.starts_with("X-Amz-")
             || name.starts_with("response-")
+            || *name == cluster::LOCAL
+            || *name == cluster::AFTER
             || matches!(
                 *name,
                 "prefix"
@@ -379,8 +404,9 @@ async fn answer_error(reply: &mut Reply<'_>, request: &Request, err: &S3Error, r
         reply.closing();
         return false;
     }
-    // (501, an operation percore does not have, is no fault.)
-    if err.status >= 500 && err.status != 501 {
+    // (501, an operation percore does not have, is no fault; nor is
+    // another node's being down.)
+    if err.status >= 500 && err.status != 501 && !err.elsewhere {
         reply.fault(format!("{}: {}", err.code, err.message));
     }
     let mut head = Head::new(err.status).header("x-amz-request-id", &request_id);

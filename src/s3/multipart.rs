@@ -15,12 +15,13 @@ use super::md5::Md5;
 use percore_io::{Dir, File, OpenOptions};
 use serde::{Deserialize, Serialize};
 
+use super::copy::Source;
 use super::error::{from_io, invalid_argument, malformed_xml, S3Error};
 use super::meta;
 use super::object::{self, Staged};
 use super::sigv4::hex;
 use super::xml::{self, Writer};
-use super::{bucket, Call};
+use super::{bucket, cluster, Call};
 use crate::files;
 use crate::store::Conditions;
 
@@ -162,18 +163,19 @@ pub(crate) async fn upload_part_copy(call: &mut Call<'_, '_, '_>, bucket: &str, 
     let number = part_number(call)?;
     record(call, &id, bucket, path).await?;
     let (src_bucket, src_key) = super::copy::copy_source(call.headers.get("x-amz-copy-source").unwrap_or(""))?;
-    let source = object::open(call, &src_bucket, &super::keys::object_path(&src_bucket, &src_key)?).await?;
-    let (start, len) = match call.headers.get("x-amz-copy-source-range") {
-        None => (0, source.size),
-        Some(range) => copy_range(range, source.size)?,
-    };
+    let src_path = super::keys::object_path(&src_bucket, &src_key)?;
+    let range = call.headers.get("x-amz-copy-source-range");
+    let parse = |size: u64| copy_range(range.unwrap_or(""), size);
+    let mut source = Source::open(call, &src_bucket, &src_key, &src_path, range.map(|_| &parse as _)).await?;
+    super::copy::source_conditions(call, source.etag())?;
+    let len = source.len();
     let store = &call.shard().store;
     if store.fenced() {
         return Err(S3Error::new(503, "ServiceUnavailable", crate::store::FENCED_MESSAGE.trim()));
     }
     let part_path = format!("{}/{}", upload_dir(&id), part_name(number));
     let upload = store.begin_upload(part_path.as_bytes(), Some(len)).await.map_err(|(what, e)| from_io(what, &e))?;
-    let md5 = match super::copy::copy_into(store, &upload, &[(&source.file, start, len)]).await {
+    let md5 = match source.copy_into(store, &upload).await {
         Ok(md5) => md5,
         Err(err) => {
             upload.discard().await;
@@ -409,12 +411,35 @@ async fn sweep(call: &Call<'_, '_, '_>, now: u64) {
 pub(crate) async fn list_uploads(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<bool, S3Error> {
     bucket::must_exist(call, bucket).await?;
     let prefix = call.query.get("prefix").unwrap_or("").to_string();
-    let mut all: Vec<(String, Record)> = uploads(call.shard().store.root())
+    let mut all: Vec<(String, String, u64)> = uploads(call.shard().store.root())
         .await
         .into_iter()
         .filter(|(_, r)| r.bucket == bucket && r.key.starts_with(&prefix))
+        .map(|(id, r)| (r.key, id, r.initiated))
         .collect();
-    all.sort_by(|a, b| (&a.1.key, a.1.initiated, &a.0).cmp(&(&b.1.key, b.1.initiated, &b.0)));
+    if cluster::local(call) {
+        // A peer's question: this node's uploads, as they are.
+        let json = serde_json::to_vec(&all).map_err(|e| super::error::internal(e.to_string()))?;
+        let head = crate::http::response::Head::new(200).header("Content-Type", "application/json");
+        let whole = call.reply.finish_with(head, &json);
+        return Ok(call.reply.send_one(whole).await);
+    }
+    if cluster::spans_nodes(call) {
+        // Each upload lives on its key's node: every node must answer.
+        let query = [("uploads", ""), ("prefix", prefix.as_str())];
+        for (name, answer) in cluster::everywhere(call, "GET", &format!("/{bucket}"), &query, &[]).await {
+            match answer {
+                Ok(a) if a.status == 200 => all.extend(
+                    serde_json::from_slice::<Vec<(String, String, u64)>>(&a.body)
+                        .map_err(|e| cluster::unreachable(&name, &format!("its uploads do not parse: {e}")))?,
+                ),
+                Ok(a) if a.status == 404 => {}
+                Ok(a) => return Err(cluster::refused(&name, &a)),
+                Err(why) => return Err(cluster::unreachable(&name, &why)),
+            }
+        }
+    }
+    all.sort_by(|a, b| (&a.0, a.2, &a.1).cmp(&(&b.0, b.2, &b.1)));
     let mut out = Writer::document();
     out.root("ListMultipartUploadsResult");
     out.leaf("Bucket", bucket);
@@ -423,9 +448,9 @@ pub(crate) async fn list_uploads(call: &mut Call<'_, '_, '_>, bucket: &str) -> R
     out.leaf("Prefix", &prefix);
     out.leaf("MaxUploads", 1000);
     out.leaf("IsTruncated", false);
-    for (id, record) in &all {
+    for (key, id, initiated) in &all {
         out.open("Upload");
-        out.leaf("Key", &record.key);
+        out.leaf("Key", key);
         out.leaf("UploadId", id);
         out.open("Initiator");
         out.leaf("ID", "percore");
@@ -433,7 +458,7 @@ pub(crate) async fn list_uploads(call: &mut Call<'_, '_, '_>, bucket: &str) -> R
         out.close("Initiator");
         bucket::owner(&mut out);
         out.leaf("StorageClass", "STANDARD");
-        out.leaf("Initiated", xml::iso8601(record.initiated));
+        out.leaf("Initiated", xml::iso8601(*initiated));
         out.close("Upload");
     }
     out.close("ListMultipartUploadsResult");

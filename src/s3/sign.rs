@@ -5,6 +5,7 @@
 use sha2::{Digest, Sha256};
 
 use super::date::format_amz_date;
+use super::head::encode;
 use super::sigv4::{hex, mac, signing_key, Key, ALGORITHM};
 
 /// A client's key: signs requests as boto3 does over plain HTTP (the
@@ -24,20 +25,39 @@ impl Signer {
         let (access_key, secret) = text
             .split_once(':')
             .ok_or("--s3 takes ACCESS_KEY_ID:SECRET_KEY (a pair from the daemon's --s3-credentials)")?;
-        let region = super::settings::REGION_DEFAULT.to_string();
+        Ok(Signer::new(access_key, secret, super::settings::REGION_DEFAULT))
+    }
+
+    pub(crate) fn new(access_key: &str, secret: &str, region: &str) -> Signer {
         let date = format_amz_date(crate::clock::coarse_epoch_seconds())[..8].to_string();
-        let key = signing_key(secret, &date, &region, "s3");
-        Ok(Signer { access_key: access_key.into(), secret: secret.into(), region, day: (date, key) })
+        let key = signing_key(secret, &date, region, "s3");
+        Signer { access_key: access_key.into(), secret: secret.into(), region: region.into(), day: (date, key) }
     }
 
     /// The header lines (`x-amz-date`, `x-amz-content-sha256`, any of
     /// `extra`, `Authorization`) that sign `method path` on `host` with a
     /// body whose SHA-256 is `payload_hash`, at `now` (seconds since the
-    /// epoch).
+    /// epoch). `path` is as sent: percent-encoded as SigV4 encodes it.
     pub(crate) fn headers(
         &self,
         method: &str,
         path: &str,
+        host: &str,
+        extra: &[(&str, &str)],
+        payload_hash: &str,
+        now: u64,
+    ) -> String {
+        self.headers_with_query(method, path, &[], host, extra, payload_hash, now)
+    }
+
+    /// [`Signer::headers`] for a request with a query (`query`: its
+    /// parameters, not encoded).
+    #[allow(clippy::too_many_arguments, reason = "the pieces of a signature, each named")]
+    pub(crate) fn headers_with_query(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
         host: &str,
         extra: &[(&str, &str)],
         payload_hash: &str,
@@ -54,8 +74,18 @@ impl Signer {
             derived = signing_key(&self.secret, &amz_date[..8], &self.region, "s3");
             &derived
         };
-        let auth =
-            authorization_with(key, &self.access_key, &self.region, method, path, &headers, payload_hash, &amz_date);
+        let query = canonical_query(query);
+        let path_and_query = (path, query.as_str());
+        let auth = authorization_with(
+            key,
+            &self.access_key,
+            &self.region,
+            method,
+            path_and_query,
+            &headers,
+            payload_hash,
+            &amz_date,
+        );
         let mut out = format!("x-amz-date: {amz_date}\r\nx-amz-content-sha256: {payload_hash}\r\n");
         for (name, value) in extra {
             out.push_str(&format!("{name}: {value}\r\n"));
@@ -63,6 +93,14 @@ impl Signer {
         out.push_str(&format!("Authorization: {auth}\r\n"));
         out
     }
+}
+
+/// A query as SigV4 signs it: names and values encoded, sorted.
+pub(crate) fn canonical_query(query: &[(&str, &str)]) -> String {
+    let mut pairs: Vec<(String, String)> =
+        query.iter().map(|(n, v)| (encode(n.as_bytes(), false), encode(v.as_bytes(), false))).collect();
+    pairs.sort();
+    pairs.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("&")
 }
 
 /// The SHA-256 of `bytes`, hex: a signed payload's hash.
@@ -85,7 +123,7 @@ pub(crate) fn authorization(
     amz_date: &str,
 ) -> String {
     let key = signing_key(secret, &amz_date[..8], region, "s3");
-    authorization_with(&key, access_key, region, method, path, headers, payload_hash, amz_date)
+    authorization_with(&key, access_key, region, method, (path, ""), headers, payload_hash, amz_date)
 }
 
 /// [`authorization`] with the day's signing key given.
@@ -95,7 +133,7 @@ fn authorization_with(
     access_key: &str,
     region: &str,
     method: &str,
-    path: &str,
+    (path, query): (&str, &str),
     headers: &[(&str, &str)],
     payload_hash: &str,
     amz_date: &str,
@@ -104,7 +142,7 @@ fn authorization_with(
         headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_string())).collect();
     sorted.sort();
     let signed: Vec<&str> = sorted.iter().map(|(n, _)| n.as_str()).collect();
-    let mut canonical = format!("{method}\n{path}\n\n");
+    let mut canonical = format!("{method}\n{path}\n{query}\n");
     for (n, v) in &sorted {
         canonical.push_str(&format!("{n}:{v}\n"));
     }

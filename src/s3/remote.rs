@@ -1,0 +1,127 @@
+//! A copy's source that lives on another node of the ring (CopyObject,
+//! UploadPartCopy): read from that node's S3 listener with a signed GET
+//! (its `Range` for a part's `x-amz-copy-source-range`), streamed into the
+//! upload, its MD5 computed on the way. What the object keeps (its
+//! Content-Type, `x-amz-meta-*`, the other kept headers and a whole
+//! object's checksum) comes from the answer's head.
+
+use crate::peers::{Peer, Streamed};
+use crate::store::{Store, Upload};
+
+use super::cluster;
+use super::error::{invalid_argument, S3Error};
+use super::md5::Md5;
+use super::meta::KEPT_HEADERS;
+use super::object::write_piece;
+use super::Call;
+
+/// Bytes written into the upload at a time.
+const PIECE_BYTES: usize = 1 << 20;
+
+/// The source, its head read, its bytes to come.
+pub(crate) struct Source {
+    streamed: Streamed,
+    node: String,
+    /// The bytes to copy.
+    pub(crate) len: u64,
+    pub(crate) etag: String,
+    /// What a copy that keeps the source's metadata stores.
+    pub(crate) headers: Vec<(String, String)>,
+}
+
+/// Opens `key` of `bucket` on `peer`, all of it or `range` (`bytes=FIRST-LAST`,
+/// which must lie within it).
+pub(crate) async fn open(
+    call: &Call<'_, '_, '_>,
+    peer: &Peer,
+    bucket: &str,
+    key: &str,
+    range: Option<(u64, u64)>,
+) -> Result<Source, S3Error> {
+    let range_header = range.map(|(first, last)| format!("bytes={first}-{last}"));
+    let extra: Vec<(&str, &str)> = range_header.iter().map(|r| ("range", r.as_str())).collect();
+    let path = cluster::object_path(bucket, key);
+    let mut streamed =
+        cluster::open(call, peer, &path, &extra).await.map_err(|why| cluster::unreachable(&peer.name, &why))?;
+    let expected = if range.is_some() { 206 } else { 200 };
+    if streamed.status != expected {
+        return Err(refused(&mut streamed, &peer.name, range).await);
+    }
+    let len: u64 = streamed
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| cluster::unreachable(&peer.name, "its answer has no Content-Length"))?;
+    if let Some((first, last)) = range {
+        // The node clamps a range that runs past the end; a copy's may not.
+        if len != last - first + 1 {
+            return Err(beyond(first, last));
+        }
+    }
+    let etag = streamed.header("etag").unwrap_or_default().to_string();
+    let headers = streamed
+        .headers
+        .iter()
+        .filter(|(name, _)| {
+            KEPT_HEADERS.contains(&name.as_str())
+                || name.starts_with("x-amz-meta-")
+                || (range.is_none() && name.starts_with("x-amz-checksum-"))
+        })
+        .cloned()
+        .collect();
+    Ok(Source { streamed, node: peer.name.clone(), len, etag, headers })
+}
+
+fn beyond(first: u64, last: u64) -> S3Error {
+    invalid_argument(format!("the x-amz-copy-source-range `bytes={first}-{last}` must lie within the source"))
+}
+
+/// The node's error answer to the GET, as this copy's.
+async fn refused(streamed: &mut Streamed, node: &str, range: Option<(u64, u64)>) -> S3Error {
+    if streamed.status == 416 {
+        if let Some((first, last)) = range {
+            return beyond(first, last);
+        }
+    }
+    let mut body = Vec::new();
+    while let Ok(piece) = streamed.next(64 << 10).await {
+        if piece.is_empty() || body.len() > 64 << 10 {
+            break;
+        }
+        body.extend_from_slice(&piece);
+    }
+    let answer = crate::peers::Answer { status: streamed.status, body };
+    cluster::refused(node, &answer)
+}
+
+/// Copies the source's bytes into `upload`; their MD5.
+pub(crate) async fn copy_into(store: &Store, upload: &Upload, source: &mut Source) -> Result<[u8; 16], S3Error> {
+    let mut md5 = Md5::new();
+    let mut offset = 0u64;
+    let mut piece: Vec<u8> = Vec::with_capacity(PIECE_BYTES);
+    loop {
+        let bytes = source
+            .streamed
+            .next(PIECE_BYTES - piece.len())
+            .await
+            .map_err(|why| cluster::unreachable(&source.node, &format!("while the source was read: {why}")))?;
+        let end = bytes.is_empty();
+        if piece.is_empty() {
+            piece = bytes;
+        } else {
+            piece.extend_from_slice(&bytes);
+        }
+        if (end || piece.len() == PIECE_BYTES) && !piece.is_empty() {
+            md5.update(&piece);
+            let len = piece.len() as u64;
+            write_piece(store, upload, std::mem::take(&mut piece), offset).await?;
+            offset += len;
+        }
+        if end {
+            break;
+        }
+    }
+    if offset != source.len {
+        return Err(cluster::unreachable(&source.node, "the source ended early"));
+    }
+    Ok(md5.finalize())
+}
