@@ -491,10 +491,10 @@ mod tests {
         assert!(err.contains("unknown field"), "{err}");
     }
 
-    /// A node of a ring does not serve S3: its listings and its answers for
-    /// other nodes' objects would be wrong (deploy/README.md).
+    /// A node of a ring serves S3 only knowing every other node's S3
+    /// listener (its listings gather their keys), path-style only.
     #[test]
-    fn s3_is_refused_on_the_nodes_of_a_ring() {
+    fn s3_on_a_ring_needs_every_other_node_as_an_s3_peer() {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("keys");
         std::fs::write(&keys, "AKID secret\n").unwrap();
@@ -507,7 +507,27 @@ mod tests {
         assert!(Config::try_from(raw()).is_ok(), "S3 on a single node");
         let ring = RawConfig { ring: Some("a=1,b=2".into()), node_name: Some("a".into()), ..Default::default() };
         assert!(Config::try_from(ring).is_ok_and(|c| c.ring.is_some()), "a ring without S3");
-        let err = Config::try_from(RawConfig { ring: Some("a=1,b=2".into()), ..raw() }).unwrap_err();
-        assert!(err.contains("--s3-listen with --ring") && err.contains("single node"), "{err}");
+        let on_ring = |peers: Option<&str>| RawConfig {
+            ring: Some("a=1,b=2,c=3".into()),
+            s3_peers: peers.map(String::from),
+            ..raw()
+        };
+        let err = Config::try_from(on_ring(None)).unwrap_err();
+        assert!(err.contains("--s3-listen with --ring needs --s3-peers"), "{err}");
+        let config = Config::try_from(on_ring(Some("b=127.0.0.2:9000,c=127.0.0.3:9000"))).unwrap();
+        assert_eq!(config.s3_peers.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["b", "c"]);
+        for wrong in [
+            "b=127.0.0.2:9000",
+            "b=127.0.0.2:9000,c=127.0.0.3:9000,d=127.0.0.4:9000",
+            "b=127.0.0.2:9000,a=127.0.0.1:9000",
+        ] {
+            let err = Config::try_from(on_ring(Some(wrong))).unwrap_err();
+            assert!(err.contains("--s3-peers must name every other node of the ring once (b, c)"), "{wrong}: {err}");
+        }
+        let virtual_hosts =
+            RawConfig { s3_domain: Some("s3.test".into()), ..on_ring(Some("b=127.0.0.2:9000,c=127.0.0.3:9000")) };
+        assert!(Config::try_from(virtual_hosts).unwrap_err().contains("--s3-domain with --ring"));
+        let no_ring = RawConfig { s3_peers: Some("b=127.0.0.2:9000".into()), ..raw() };
+        assert!(Config::try_from(no_ring).unwrap_err().contains("--s3-peers is for the nodes of a --ring"));
     }
 }

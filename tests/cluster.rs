@@ -583,6 +583,10 @@ fn s3_on_three_nodes_behind_haproxy_lists_copies_and_deletes_across_nodes() {
     let data = nodes[1].take().unwrap().kill9().unwrap();
     std::thread::sleep(Duration::from_millis(2000));
     phase("down", &[]);
+    // Nothing of b's was written on the nodes that stood in for it.
+    for key in &on_b {
+        assert!(!dirs[0].join(key).exists() && !dirs[2].join(key).exists(), "{key} was written beside node b");
+    }
     nodes[1] = Some(start_node_with(1, &addrs, data, s3));
     std::thread::sleep(Duration::from_millis(1500));
     phase("check", &[]);

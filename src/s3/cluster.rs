@@ -248,3 +248,27 @@ pub(crate) fn first_failure(answers: &[(String, Result<Answer, String>)], fine: 
         Err(why) => Some(unreachable(name, why)),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_apis_hash_the_same_path_and_a_nodes_errors_name_it() {
+        // HAProxy's S3 front end hashes `/files` followed by the S3 path.
+        assert_eq!(files_path(&object_path("b", "d/k 1+2")), "/files/b/d/k%201%2B2");
+        let body = b"<?xml version=\"1.0\"?><Error><Code>BucketNotEmpty</Code><Message>not empty</Message></Error>";
+        let err = refused("b", &Answer { status: 409, body: body.to_vec() });
+        assert_eq!(
+            (err.status, err.code, err.message.as_str()),
+            (409, "BucketNotEmpty", "node b of the ring: not empty")
+        );
+        assert!(!err.elsewhere);
+        let odd = refused("c", &Answer { status: 500, body: b"<Error><Code>Odd</Code></Error>".to_vec() });
+        assert_eq!((odd.status, odd.code), (503, "ServiceUnavailable"));
+        assert!(odd.elsewhere, "another node's 5xx is not this node's fault");
+        assert!(odd.message.contains("node c") && odd.message.contains("status 500"), "{}", odd.message);
+        let down = unreachable("a", "cannot connect");
+        assert_eq!((down.status, down.elsewhere), (503, true));
+    }
+}

@@ -392,3 +392,24 @@ pub(crate) async fn list(call: &mut Call<'_, '_, '_>, bucket: &str, version: Ver
     out.close("ListBucketResult");
     call.xml(out.finish()).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nodes_part_goes_over_the_wire_and_back_as_it_was() {
+        let items = vec![
+            Item::Object(Object { key: b"a/\xff k".to_vec(), size: 3, modified: 7, etag: "\"e\"".into() }),
+            Item::Prefix(b"b/".to_vec()),
+        ];
+        let json = serde_json::to_vec(&Wire::from(items)).unwrap();
+        assert!(!holds_nothing(&json));
+        let back = serde_json::from_slice::<Wire>(&json).unwrap().into_items().unwrap();
+        assert_eq!(back.iter().map(Item::name).collect::<Vec<_>>(), [b"a/\xff k".as_slice(), b"b/"]);
+        let Item::Object(o) = &back[0] else { panic!("an object") };
+        assert_eq!((o.size, o.modified, o.etag.as_str()), (3, 7, "\"e\""));
+        assert!(holds_nothing(&serde_json::to_vec(&Wire::from(Vec::new())).unwrap()));
+        assert!(!holds_nothing(b"not json"), "what does not parse is not taken for empty");
+    }
+}

@@ -192,6 +192,23 @@ mod tests {
         assert_eq!(verify(&settings(), &KeyCache::default(), &moved, now).err().unwrap().code, "SignatureDoesNotMatch");
         let put = Request { method: "PUT", path: "/b/k", query: &query, headers: &headers };
         assert_eq!(verify(&settings(), &KeyCache::default(), &put, now).err().unwrap().code, "SignatureDoesNotMatch");
+        // With a query (what one node of a ring asks another).
+        let signer = Signer::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "us-east-1");
+        let now = crate::clock::coarse_epoch_seconds();
+        let params = [("list-type", "2"), ("prefix", "a b/c+d"), ("x-percore-local", "1")];
+        let lines = signer.headers_with_query("GET", "/b", &params, "127.0.0.1", &[], hash, now);
+        let target = format!("/b?{}", canonical_query(&params));
+        let head = format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{lines}\r\n");
+        let headers = Headers::parse(head.as_bytes());
+        let query = Query::parse(target.split_once('?').map(|(_, q)| q)).unwrap();
+        let asked = Request { method: "GET", path: "/b", query: &query, headers: &headers };
+        assert!(verify(&settings(), &KeyCache::default(), &asked, now).unwrap().is_some());
+        let other = Query::parse(Some("list-type=2&prefix=a%20b%2Fc%2Be")).unwrap();
+        let changed = Request { method: "GET", path: "/b", query: &other, headers: &headers };
+        assert_eq!(
+            verify(&settings(), &KeyCache::default(), &changed, now).err().unwrap().code,
+            "SignatureDoesNotMatch"
+        );
         let none = Headers::parse(b"GET /b/k HTTP/1.1\r\nHost: x\r\n\r\n");
         let anonymous = Request { method: "GET", path: "/b/k", query: &query, headers: &none };
         assert!(verify(&settings(), &KeyCache::default(), &anonymous, now).unwrap().is_none());

@@ -133,9 +133,18 @@ elif PHASE == "down":
     on_b = set(open(os.path.join(WORK, "on_b")).read().split("\n"))
     assert len(on_b) > 100, len(on_b)
     served = 0
+    unavailable = ("ServiceUnavailable", "503")
     for i, k in enumerate(KEYS):
         if k in on_b:
-            assert code(lambda: s3.get_object(Bucket=B, Key=k)) in ("ServiceUnavailable", "503"), k
+            assert code(lambda: s3.get_object(Bucket=B, Key=k)) in unavailable, k
+            # Nor written, copied over or deleted elsewhere.
+            if i % 10 == 0:
+                put = code(lambda: s3.put_object(Bucket=B, Key=k, Body=b"elsewhere"))
+                assert put in unavailable, (k, put)
+                assert code(lambda: s3.head_object(Bucket=B, Key=k)) in unavailable, k
+                assert code(lambda: s3.delete_object(Bucket=B, Key=k)) in unavailable, k
+                copy = lambda: s3.copy_object(Bucket=B, Key=k, CopySource={"Bucket": B, "Key": COPIES[2]})
+                assert code(copy) in unavailable, k
         else:
             assert s3.get_object(Bucket=B, Key=k)["Body"].read() == content(k, 100 + i), k
             served += 1
