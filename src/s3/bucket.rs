@@ -167,7 +167,7 @@ async fn delete_elsewhere(call: &Call<'_, '_, '_>, bucket: &str) -> Result<(), S
     let query = [("list-type", "2"), ("max-keys", "1")];
     for (name, answer) in cluster::everywhere(call, "GET", &path, &query, &[]).await {
         match answer {
-            Ok(a) if a.status == 200 && super::listing::holds_nothing(&a.body) => {}
+            Ok(a) if a.status == 200 && cluster::holds_nothing(&a.body) => {}
             Ok(a) if a.status == 200 => {
                 return Err(S3Error::new(
                     409,

@@ -16,12 +16,12 @@
 //! - a copy whose source lives on another node reads it from there
 //!   (`remote`).
 
+use serde::{Deserialize, Serialize};
+
 use crate::peers::{self, Answer, Ask, Peer, Streamed};
-use crate::ring::Ring;
 
 use super::error::S3Error;
 use super::head::encode;
-use super::settings::Settings;
 use super::sign::{canonical_query, payload_hash, Signer};
 use super::Call;
 
@@ -33,29 +33,19 @@ pub(crate) const LOCAL: &str = "x-percore-local";
 /// need not be UTF-8 on disk).
 pub(crate) const AFTER: &str = "x-percore-after";
 
-/// Checks `--s3-peers` against the ring at start-up: every other node of
-/// the ring, once.
-pub(crate) fn check_peers(ring: &Ring, settings: &Settings, peers: &[Peer]) -> Result<(), String> {
-    if settings.domain.is_some() {
-        return Err("--s3-domain with --ring: the front end hashes the path, which holds no bucket in a \
-                    virtual-host-style request; serve path-style requests only (leave out --s3-domain)"
-            .into());
-    }
-    if settings.credentials.is_empty() {
-        return Err("--ring with --s3-listen needs --s3-credentials: the nodes sign what they ask each other".into());
-    }
-    let mut others: Vec<&str> = ring.others().collect();
-    let mut named: Vec<&str> = peers.iter().map(|p| p.name.as_str()).collect();
-    others.sort_unstable();
-    named.sort_unstable();
-    if others != named {
-        return Err(format!(
-            "--s3-peers must name every other node of the ring once ({}), not {}",
-            others.join(", "),
-            if named.is_empty() { "none".to_string() } else { named.join(", ") }
-        ));
-    }
-    Ok(())
+/// A node's part of a listing page, as it sends it to the node that
+/// gathers the page (keys in base64url: on disk they are bytes).
+#[derive(Default, Serialize, Deserialize)]
+pub(crate) struct Part {
+    /// (key, size, modified, ETag)
+    pub(crate) objects: Vec<(String, u64, u64, String)>,
+    pub(crate) prefixes: Vec<String>,
+}
+
+/// Whether a node's part of a listing holds no key (false if it does not
+/// parse).
+pub(crate) fn holds_nothing(body: &[u8]) -> bool {
+    serde_json::from_slice::<Part>(body).is_ok_and(|p| p.objects.is_empty() && p.prefixes.is_empty())
 }
 
 /// Whether this node is one of a ring's.

@@ -17,9 +17,7 @@ use std::os::unix::ffi::OsStrExt;
 use base64::Engine;
 use percore_io::{Dir, OpenOptions};
 
-use serde::{Deserialize, Serialize};
-
-use super::cluster;
+use super::cluster::{self, Part};
 use super::error::{from_io, internal, invalid_argument, S3Error};
 use super::head::encode;
 use super::meta;
@@ -207,45 +205,29 @@ async fn walk(root: Dir, page: &Page<'_>) -> std::io::Result<Vec<Item>> {
     Ok(items)
 }
 
-/// A node's part of a listing page, as it sends it to the node that
-/// gathers the page (keys in base64url: they are bytes).
-#[derive(Serialize, Deserialize)]
-struct Wire {
-    /// (key, size, modified, ETag)
-    objects: Vec<(String, u64, u64, String)>,
-    prefixes: Vec<String>,
-}
-
-impl From<Vec<Item>> for Wire {
-    fn from(items: Vec<Item>) -> Wire {
-        let mut wire = Wire { objects: Vec::new(), prefixes: Vec::new() };
+impl From<Vec<Item>> for Part {
+    fn from(items: Vec<Item>) -> Part {
+        let mut part = Part::default();
         for item in items {
             match item {
-                Item::Object(o) => wire.objects.push((token_encode(&o.key), o.size, o.modified, o.etag)),
-                Item::Prefix(p) => wire.prefixes.push(token_encode(&p)),
+                Item::Object(o) => part.objects.push((token_encode(&o.key), o.size, o.modified, o.etag)),
+                Item::Prefix(p) => part.prefixes.push(token_encode(&p)),
             }
         }
-        wire
+        part
     }
 }
 
-impl Wire {
-    fn into_items(self) -> Result<Vec<Item>, S3Error> {
-        let mut items = Vec::with_capacity(self.objects.len() + self.prefixes.len());
-        for (key, size, modified, etag) in self.objects {
-            items.push(Item::Object(Object { key: token_decode(&key)?, size, modified, etag }));
-        }
-        for prefix in self.prefixes {
-            items.push(Item::Prefix(token_decode(&prefix)?));
-        }
-        Ok(items)
+/// A node's part as items.
+fn items_of(part: Part) -> Result<Vec<Item>, S3Error> {
+    let mut items = Vec::with_capacity(part.objects.len() + part.prefixes.len());
+    for (key, size, modified, etag) in part.objects {
+        items.push(Item::Object(Object { key: token_decode(&key)?, size, modified, etag }));
     }
-}
-
-/// Whether a node's part of a listing (as [`gather`] reads it) holds no
-/// key (false if it does not parse).
-pub(crate) fn holds_nothing(body: &[u8]) -> bool {
-    serde_json::from_slice::<Wire>(body).is_ok_and(|w| w.objects.is_empty() && w.prefixes.is_empty())
+    for prefix in part.prefixes {
+        items.push(Item::Prefix(token_decode(&prefix)?));
+    }
+    Ok(items)
 }
 
 /// The page from every node: `mine` with each peer's part of the same page
@@ -268,9 +250,9 @@ async fn gather(call: &Call<'_, '_, '_>, bucket: &str, page: &Page<'_>, mine: Ve
     for (name, answer) in cluster::everywhere(call, "GET", &format!("/{bucket}"), &query, &[]).await {
         match answer {
             Ok(a) if a.status == 200 => {
-                let wire: Wire = serde_json::from_slice(&a.body)
+                let part: Part = serde_json::from_slice(&a.body)
                     .map_err(|e| cluster::unreachable(&name, &format!("its listing does not parse: {e}")))?;
-                items.extend(wire.into_items()?);
+                items.extend(items_of(part)?);
             }
             // The bucket is not there: it holds none of its keys.
             Ok(a) if a.status == 404 => {}
@@ -324,7 +306,7 @@ pub(crate) async fn list(call: &mut Call<'_, '_, '_>, bucket: &str, version: Ver
     };
     if cluster::local(call) {
         // A peer's question: this node's part, as it is.
-        let json = serde_json::to_vec(&Wire::from(items)).map_err(|e| internal(e.to_string()))?;
+        let json = serde_json::to_vec(&Part::from(items)).map_err(|e| internal(e.to_string()))?;
         let head = Head::new(200).header("Content-Type", "application/json");
         let whole = call.reply.finish_with(head, &json);
         return Ok(call.reply.send_one(whole).await);
@@ -403,13 +385,13 @@ mod tests {
             Item::Object(Object { key: b"a/\xff k".to_vec(), size: 3, modified: 7, etag: "\"e\"".into() }),
             Item::Prefix(b"b/".to_vec()),
         ];
-        let json = serde_json::to_vec(&Wire::from(items)).unwrap();
-        assert!(!holds_nothing(&json));
-        let back = serde_json::from_slice::<Wire>(&json).unwrap().into_items().unwrap();
+        let json = serde_json::to_vec(&Part::from(items)).unwrap();
+        assert!(!cluster::holds_nothing(&json));
+        let back = items_of(serde_json::from_slice::<Part>(&json).unwrap()).unwrap();
         assert_eq!(back.iter().map(Item::name).collect::<Vec<_>>(), [b"a/\xff k".as_slice(), b"b/"]);
         let Item::Object(o) = &back[0] else { panic!("an object") };
         assert_eq!((o.size, o.modified, o.etag.as_str()), (3, 7, "\"e\""));
-        assert!(holds_nothing(&serde_json::to_vec(&Wire::from(Vec::new())).unwrap()));
-        assert!(!holds_nothing(b"not json"), "what does not parse is not taken for empty");
+        assert!(cluster::holds_nothing(&serde_json::to_vec(&Part::from(Vec::new())).unwrap()));
+        assert!(!cluster::holds_nothing(b"not json"), "what does not parse is not taken for empty");
     }
 }

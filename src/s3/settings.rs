@@ -7,6 +7,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use crate::peers::Peer;
+use crate::ring::Ring;
+
 /// The region percore reports (GetBucketLocation) unless told another.
 pub(crate) const REGION_DEFAULT: &str = "us-east-1";
 
@@ -118,6 +121,43 @@ impl Settings {
     }
 }
 
+/// `--s3-peers` (`spec`) checked against the ring and the S3 settings: a
+/// node of a ring that serves S3 names every other node's S3 listener,
+/// once, and serves path-style requests only (the front end hashes the
+/// path); `--s3-peers` alone is refused.
+pub(crate) fn ring_peers(ring: Option<&Ring>, s3: Option<&Settings>, spec: Option<&str>) -> Result<Vec<Peer>, String> {
+    let peers = spec.map(|spec| crate::peers::parse(spec, "--s3-peers")).transpose()?;
+    let (ring, s3, peers) = match (ring, s3, peers) {
+        (Some(ring), Some(s3), Some(peers)) => (ring, s3, peers),
+        (Some(_), Some(_), None) => {
+            return Err("--s3-listen with --ring needs --s3-peers (every other node's S3 listener, NAME=HOST:PORT): \
+                        a bucket's listing gathers every node's keys"
+                .into())
+        }
+        (_, _, Some(_)) => {
+            return Err("--s3-peers is for the nodes of a --ring serving S3: give --ring and --s3-listen too".into())
+        }
+        (_, _, None) => return Ok(Vec::new()),
+    };
+    if s3.domain.is_some() {
+        return Err("--s3-domain with --ring: the front end hashes the path, which holds no bucket in a \
+                    virtual-host-style request; serve path-style requests only (leave out --s3-domain)"
+            .into());
+    }
+    let mut others: Vec<&str> = ring.others().collect();
+    let mut named: Vec<&str> = peers.iter().map(|p| p.name.as_str()).collect();
+    others.sort_unstable();
+    named.sort_unstable();
+    if others != named {
+        return Err(format!(
+            "--s3-peers must name every other node of the ring once ({}), not {}",
+            others.join(", "),
+            if named.is_empty() { "none".to_string() } else { named.join(", ") }
+        ));
+    }
+    Ok(peers)
+}
+
 /// Reads `ACCESS_KEY_ID SECRET_KEY` lines.
 fn parse_credentials(text: &str) -> Result<HashMap<String, String>, String> {
     let mut out = HashMap::new();
@@ -159,5 +199,30 @@ mod tests {
             .unwrap_err()
             .contains("--s3-credentials"));
         assert!(Settings::from_raw(&[], &[], None, None, None, false, None).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_ring_serving_s3_names_every_other_node_once_and_serves_path_style_only() {
+        let s3 = Settings::for_tests("AKID", "secret");
+        let ring = Ring::parse("a=1,b=2,c=3", "a").unwrap();
+        assert!(ring_peers(None, Some(&s3), None).unwrap().is_empty(), "S3 on a single node");
+        assert!(ring_peers(Some(&ring), None, None).unwrap().is_empty(), "a ring without S3");
+        let err = ring_peers(Some(&ring), Some(&s3), None).unwrap_err();
+        assert!(err.contains("--s3-listen with --ring needs --s3-peers"), "{err}");
+        let peers = ring_peers(Some(&ring), Some(&s3), Some("c=127.0.0.3:9000,b=127.0.0.2:9000")).unwrap();
+        assert_eq!(peers.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["c", "b"]);
+        for wrong in [
+            "b=127.0.0.2:9000",
+            "b=127.0.0.2:9000,c=127.0.0.3:9000,d=127.0.0.4:9000",
+            "b=127.0.0.2:9000,a=127.0.0.1:9000",
+        ] {
+            let err = ring_peers(Some(&ring), Some(&s3), Some(wrong)).unwrap_err();
+            assert!(err.contains("--s3-peers must name every other node of the ring once (b, c)"), "{wrong}: {err}");
+        }
+        let virtual_hosts = Settings { domain: Some("s3.test".into()), ..s3.clone() };
+        let err = ring_peers(Some(&ring), Some(&virtual_hosts), Some("b=127.0.0.2:9000,c=127.0.0.3:9000")).unwrap_err();
+        assert!(err.contains("--s3-domain with --ring"), "{err}");
+        let err = ring_peers(None, Some(&s3), Some("b=127.0.0.2:9000")).unwrap_err();
+        assert!(err.contains("--s3-peers is for the nodes of a --ring"), "{err}");
     }
 }
