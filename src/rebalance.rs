@@ -6,6 +6,12 @@
 //! moved and deleted is gone here; what was copied and not yet deleted is
 //! copied again, harmlessly). deploy/README.md gives the whole procedure.
 //!
+//! What S3 keeps with an object (its ETag, Content-Type, `x-amz-meta-*`,
+//! checksum) goes with it in the PUT's `X-Percore-S3` header
+//! (`s3::carried`), and S3's folders (directories marked as keys that end
+//! in `/`) move as marks: `PUT /files/<dir>/` with the header; `--delete`
+//! removes the old mark.
+//!
 //! It runs beside the node on the same data directory, outside the
 //! daemon: an operator's tool, plain blocking sockets, one connection per
 //! peer (the daemon's own paths stay on io_uring).
@@ -14,12 +20,15 @@ use std::collections::BTreeMap;
 use std::error::Error;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::ring::Ring;
+use crate::s3::carried::{self, Carried};
+use crate::s3::meta::{self, Folder};
 
 /// What stays unencoded in an object's path: RFC 3986's unreserved
 /// characters and the slash (what the daemon's own listings link to).
@@ -63,7 +72,8 @@ pub(crate) fn run(args: RebalanceArgs) -> Result<(), Box<dyn Error>> {
         peers.insert(name.to_string(), addr.to_string());
     }
     let mut objects = Vec::new();
-    walk(&args.data_dir, &args.data_dir, &mut objects)?;
+    let mut folders = Vec::new();
+    walk(&args.data_dir, &args.data_dir, &mut objects, &mut folders)?;
     let mut moved: BTreeMap<String, (usize, u64)> = BTreeMap::new();
     let mut connections: BTreeMap<String, Peer> = BTreeMap::new();
     let mut kept = 0usize;
@@ -85,8 +95,9 @@ pub(crate) fn run(args: RebalanceArgs) -> Result<(), Box<dyn Error>> {
         };
         let bytes = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
         let auth = args.write_token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        let carried = s3_meta(file)?.map(|c| format!("{}: {}\r\n", carried::HEADER, c.encode())).unwrap_or_default();
         let (status, _) = peer.exchange(
-            &format!("PUT {target} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: {}\r\n\r\n", bytes.len()),
+            &format!("PUT {target} HTTP/1.1\r\nHost: {addr}\r\n{auth}{carried}Content-Length: {}\r\n\r\n", bytes.len()),
             &bytes,
         )?;
         if !matches!(status, 200 | 201 | 204) {
@@ -105,6 +116,35 @@ pub(crate) fn run(args: RebalanceArgs) -> Result<(), Box<dyn Error>> {
         entry.0 += 1;
         entry.1 += bytes.len() as u64;
     }
+    let mut folders_moved: BTreeMap<String, usize> = BTreeMap::new();
+    for (rel, dir, folder) in folders {
+        let target = format!("/files/{}/", utf8_percent_encode(&rel, PATH_SET));
+        let Some(owner) = ring.elsewhere(&target) else { continue };
+        *folders_moved.entry(owner.to_string()).or_default() += 1;
+        if args.dry_run {
+            continue;
+        }
+        let addr = peers.get(owner).ok_or_else(|| format!("no --peer address for node {owner} (it owns {rel}/)"))?;
+        let peer = match connections.get_mut(owner) {
+            Some(peer) => peer,
+            None => connections.entry(owner.to_string()).or_insert(Peer::connect(addr)?),
+        };
+        let auth = args.write_token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        let carried = format!("{}: {}\r\n", carried::HEADER, Carried::Folder(folder).encode());
+        let head = format!("PUT {target} HTTP/1.1\r\nHost: {addr}\r\n{auth}{carried}Content-Length: 0\r\n\r\n");
+        let (status, _) = peer.exchange(&head, &[])?;
+        if !matches!(status, 200 | 201) {
+            return Err(format!("node {owner} answered {status} to the folder {rel}/; its mark stays here").into());
+        }
+        if args.delete {
+            // The mark goes; the directory stays (it may hold other keys).
+            rustix::fs::removexattr(&dir, meta::FOLDER_XATTR)
+                .map_err(|e| format!("cannot unmark the folder {}: {e}", dir.display()))?;
+            std::fs::File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| format!("cannot flush {}: {e}", dir.display()))?;
+        }
+    }
     let verb = if args.dry_run {
         "would move"
     } else if args.delete {
@@ -115,13 +155,22 @@ pub(crate) fn run(args: RebalanceArgs) -> Result<(), Box<dyn Error>> {
     for (node, (count, bytes)) in &moved {
         println!("{verb} {count} objects ({bytes} bytes) to {node}");
     }
+    for (node, count) in &folders_moved {
+        println!("{verb} {count} S3 folders to {node}");
+    }
     println!("kept {kept} of {} objects here (this node owns them in the new ring)", objects.len());
     Ok(())
 }
 
-/// Every stored object under `dir`: (path relative to `root`, file).
+/// Every stored object under `dir` (path relative to `root`, file), and
+/// every S3 folder (path relative to `root`, directory, its mark).
 /// Temporary files of uploads under way are skipped.
-fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(), Box<dyn Error>> {
+fn walk(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<(String, PathBuf)>,
+    folders: &mut Vec<(String, PathBuf, Folder)>,
+) -> Result<(), Box<dyn Error>> {
     let mut entries: Vec<_> =
         std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
@@ -132,14 +181,48 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(),
         }
         let kind = entry.file_type()?;
         let path = entry.path();
+        let rel = || -> Result<String, Box<dyn Error>> {
+            Ok(path.strip_prefix(root)?.to_str().ok_or_else(|| format!("{} is not UTF-8", path.display()))?.to_string())
+        };
         if kind.is_dir() {
-            walk(root, &path, out)?;
+            if let Some(folder) = folder_mark(&path)? {
+                folders.push((rel()?, path.clone(), folder));
+            }
+            walk(root, &path, out, folders)?;
         } else if kind.is_file() {
-            let rel = path.strip_prefix(root)?.to_str().ok_or_else(|| format!("{} is not UTF-8", path.display()))?;
-            out.push((rel.to_string(), path.clone()));
+            out.push((rel()?, path.clone()));
         }
     }
     Ok(())
+}
+
+/// An extended attribute's value, if it is set.
+fn attribute(path: &Path, name: &str) -> Result<Option<Vec<u8>>, Box<dyn Error>> {
+    let mut value = vec![0u8; 8192];
+    match rustix::fs::getxattr(path, name, &mut value) {
+        Ok(n) => {
+            value.truncate(n);
+            Ok(Some(value))
+        }
+        Err(rustix::io::Errno::NODATA) => Ok(None),
+        Err(e) => Err(format!("cannot read the attribute {name} of {}: {e}", path.display()).into()),
+    }
+}
+
+/// The S3 folder the directory at `path` is, if it is one.
+fn folder_mark(path: &Path) -> Result<Option<Folder>, Box<dyn Error>> {
+    let Some(value) = attribute(path, meta::FOLDER_XATTR)? else { return Ok(None) };
+    let folder = serde_json::from_slice(&value)
+        .map_err(|e| format!("the folder mark of {} does not parse: {e}", path.display()))?;
+    Ok(Some(folder))
+}
+
+/// What S3 keeps with the object at `file`, if S3 wrote this version of it.
+fn s3_meta(file: &Path) -> Result<Option<Carried>, Box<dyn Error>> {
+    let Some(value) = attribute(file, meta::XATTR)? else { return Ok(None) };
+    let stat = std::fs::metadata(file)?;
+    let stamp = crate::files::etag_of(stat.ino(), stat.size(), (stat.mtime(), stat.mtime_nsec() as u32));
+    Ok(meta::ObjectMeta::decode(&value, &stamp).map(|m| Carried::Object { etag: m.etag, headers: m.headers }))
 }
 
 /// A kept-alive connection to a peer node.

@@ -156,7 +156,10 @@ fn start_front_with(nodes: &[SocketAddr], s3: Option<&[SocketAddr]>) -> Front {
             &format!("    server c {} id 3 check\n", nodes[2]),
             &format!("    server c {} id 3 check\n    server d {} id 4 check\n", nodes[2], nodes[3]),
         );
-        assert!(config.contains("server d "), "{config}");
+        let s3_d = s3.map_or(nodes[3], |s3| s3[3]);
+        let s3_c = format!("{} id 3 check port {}\n", s3.map_or(nodes[2], |s3| s3[2]), nodes[2].port());
+        config = config.replace(&s3_c, &format!("{s3_c}    server d {s3_d} id 4 check port {}\n", nodes[3].port()));
+        assert!(config.matches("server d ").count() == 2, "{config}");
     }
     // HAProxy's own log of requests that did not end cleanly, kept beside
     // the config (printed if the test fails).
@@ -594,4 +597,69 @@ fn s3_on_three_nodes_behind_haproxy_lists_copies_and_deletes_across_nodes() {
     for node in nodes.iter().flatten() {
         assert!(!node.dir().join("spread").exists(), "the bucket is gone from {:?}", node.dir());
     }
+}
+
+/// S3 objects and folders moved by `percore rebalance` to a fourth node
+/// keep what S3 keeps with them: ETags (MD5s and multipart ones),
+/// Content-Type, `x-amz-meta-*`, folders' marks; nothing is left twice.
+#[test]
+fn a_rebalance_carries_what_s3_keeps_with_objects_and_folders() {
+    let _heavy = crate::util::heavy();
+    if !haproxy_available() {
+        return;
+    }
+    let keys = crate::s3::keys_dir();
+    let credentials = keys.path().join("credentials");
+    let ips: Vec<&str> = NODES.iter().map(|(_, ip)| *ip).chain([FOURTH.1]).collect();
+    let four: Vec<SocketAddr> = ips.iter().map(|ip| format!("{ip}:{}", free_port(ip)).parse().unwrap()).collect();
+    let s3_four: Vec<SocketAddr> = ips.iter().map(|ip| format!("{ip}:{}", free_port(ip)).parse().unwrap()).collect();
+    let (three, s3_three) = (&four[..3], &s3_four[..3]);
+    let mut nodes: Vec<Option<Daemon>> = (0..3)
+        .map(|i| Some(start_node_with(i, three, tempfile::tempdir().unwrap(), Some((s3_three, &credentials)))))
+        .collect();
+    let front = start_front_with(three, Some(s3_three));
+    let work = tempfile::tempdir().unwrap();
+    let phase = |front: &Front, name: &str| {
+        let env = [("PHASE", name), ("WORK", work.path().to_str().unwrap())];
+        let out = crate::s3::script("rebalance.py", &format!("http://{}", front.s3), None, &env);
+        println!("{name}: {}", out.trim());
+    };
+    phase(&front, "fill");
+    // The procedure of deploy/README.md, with S3 on every node.
+    let peers: Vec<(&str, SocketAddr)> = (0..4).map(|i| (name(i), four[i])).collect();
+    let d = start_node_with(3, &four, tempfile::tempdir().unwrap(), Some((&s3_four, &credentials)));
+    for (i, node) in nodes.iter().enumerate() {
+        rebalance(node.as_ref().unwrap(), name(i), &peers, &[]);
+    }
+    for (i, slot) in nodes.iter_mut().enumerate() {
+        let mut node = slot.take().unwrap();
+        let data = node.take_data().unwrap();
+        assert!(node.terminate(Duration::from_secs(10)).unwrap().success());
+        *slot = Some(start_node_with(i, &four, data, Some((&s3_four, &credentials))));
+    }
+    let mut report = String::new();
+    for (i, node) in nodes.iter().enumerate() {
+        report += &rebalance(node.as_ref().unwrap(), name(i), &peers, &["--delete"]);
+    }
+    println!("{report}");
+    assert!(report.contains("S3 folders to d"), "some folders moved to d: {report}");
+    drop(front);
+    let front = start_front_with(&four, Some(&s3_four));
+    std::thread::sleep(Duration::from_millis(1200));
+    // Each object and folder mark on one node only.
+    let dirs: Vec<std::path::PathBuf> = nodes.iter().flatten().chain([&d]).map(|n| n.dir().join("moving")).collect();
+    let listed = std::fs::read_to_string(work.path().join("keys")).unwrap();
+    for key in listed.lines() {
+        let marked = |dir: &std::path::PathBuf| {
+            let path = dir.join(key.trim_end_matches('/'));
+            if key.ends_with('/') {
+                let mut value = [0u8; 512];
+                rustix::fs::getxattr(&path, "user.percore.s3.folder", &mut value).is_ok()
+            } else {
+                path.is_file()
+            }
+        };
+        assert_eq!(dirs.iter().filter(|dir| marked(dir)).count(), 1, "{key} is not on exactly one node");
+    }
+    phase(&front, "check");
 }

@@ -10,8 +10,10 @@ use super::request::{Body, Request};
 use super::response::Head;
 use super::wire::Incoming;
 use crate::files;
+use crate::s3::carried::{self, Carried};
+use crate::s3::meta::{self, Folder};
 use crate::shard::on_owner;
-use crate::store::{Conditions, Outcome, FENCED_MESSAGE};
+use crate::store::{Attribute, Conditions, Mark, Outcome, FENCED_MESSAGE};
 
 use crate::files::io_status;
 
@@ -33,6 +35,20 @@ pub(crate) async fn put(
     // Until the body has been read, any answer closes the connection.
     let close_after = reply.close();
     reply.closing();
+    // What S3 keeps with it, from `percore rebalance`.
+    let carried = match request.s3_carried.as_deref().map(Carried::decode).transpose() {
+        Ok(carried) => carried,
+        Err(why) => return reply.simple(400, &format!("{}: {why}\n", carried::HEADER)).await,
+    };
+    let carried = match (carried, encoded.ends_with('/')) {
+        (Some(Carried::Folder(folder)), true) => return Box::pin(mark_folder(reply, request, encoded, folder)).await,
+        (Some(Carried::Object { etag, headers }), false) => Some((etag, headers)),
+        (None, _) => None,
+        (Some(_), _) => {
+            let why = "a folder's goes with a path that ends in /, an object's with one that does not";
+            return reply.simple(400, &format!("{}: {why}\n", carried::HEADER)).await;
+        }
+    };
     let path = match files::object_path(encoded) {
         Ok(path) => path,
         Err(files::PathError::Invalid(why)) => return reply.simple(400, &format!("invalid path: {why}\n")).await,
@@ -79,7 +95,16 @@ pub(crate) async fn put(
                 .map_err(|e| shard.store.faults().saw(crate::health::Kind::Write, e))
                 .map_err(|e| (io_status(&e), format!("cannot store the file: {e}\n")))?;
         }
-        upload.flush(&shard.store).await.map_err(|e| (io_status(&e), format!("cannot flush the file: {e}\n")))
+        let flushed = match &carried {
+            // Stamped for this version, set before the flush (as S3 does).
+            Some((etag, headers)) => {
+                let value = |stamp: &str| meta::encode(stamp, etag, headers);
+                let attribute = Attribute { name: meta::XATTR, value: &value };
+                upload.flush_with(&shard.store, Some(attribute)).await
+            }
+            None => upload.flush(&shard.store).await,
+        };
+        flushed.map_err(|e| (io_status(&e), format!("cannot flush the file: {e}\n")))
     }
     .await;
     let etag = match written {
@@ -106,6 +131,32 @@ pub(crate) async fn put(
     if !close_after && !percore_cores::is_stopping() {
         reply.keep_open();
     }
+    outcome(reply, result).await
+}
+
+/// `PUT /files/<dir>/` with a folder carried by `percore rebalance`: the
+/// directory made if missing and marked as S3's folder, durably, on the
+/// path's owner shard.
+async fn mark_folder(reply: &mut Reply<'_>, request: &Request, encoded: &str, folder: Folder) -> bool {
+    if request.body != Body::None {
+        return reply.simple(400, "a folder holds no bytes: send it with an empty body\n").await;
+    }
+    let path = match files::object_path(encoded.trim_end_matches('/')) {
+        Ok(path) => path,
+        Err(files::PathError::Invalid(why)) => return reply.simple(400, &format!("invalid path: {why}\n")).await,
+    };
+    if !request.keep_alive || percore_cores::is_stopping() {
+        reply.closing();
+    } else {
+        reply.keep_open();
+    }
+    let value = serde_json::to_vec(&folder).expect("strings serialize");
+    let owner_path = path.clone();
+    let result = on_owner(&path, move |owner| async move {
+        // The bucket (the path's first component) must be there already.
+        owner.store.mark_dir(owner_path, Some(1), meta::FOLDER_XATTR, value, Mark::Always).await
+    })
+    .await;
     outcome(reply, result).await
 }
 

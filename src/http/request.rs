@@ -51,6 +51,9 @@ pub(crate) struct Request {
     /// `Accept` names `text/html` (not with `q=0`): a browser, which gets
     /// HTML where there is a choice (listings).
     pub(crate) prefers_html: bool,
+    /// `X-Percore-S3`: what S3 keeps with an object, carried by `percore
+    /// rebalance` (`s3::carried`).
+    pub(crate) s3_carried: Option<String>,
 }
 
 /// A request refused before it is served; the connection is then closed.
@@ -154,6 +157,7 @@ pub(crate) fn parse_noting(buf: &[u8], limits: &Limits, fields: Option<&mut Vec<
     let mut if_none_match: Option<String> = None;
     let mut bearer: Option<String> = None;
     let mut prefers_html = false;
+    let mut s3_carried = None;
     let (mut if_modified_since, mut if_unmodified_since, mut if_range, mut range) = (None, None, None, None);
     if let Some(fields) = fields {
         // Where a part httparse returned lies in `buf` (parts are slices
@@ -211,6 +215,8 @@ pub(crate) fn parse_noting(buf: &[u8], limits: &Limits, fields: Option<&mut Vec<
             if value.len() > 7 && value[..7].eq_ignore_ascii_case(b"bearer ") {
                 bearer = Some(String::from_utf8_lossy(&value[7..]).trim().to_string());
             }
+        } else if name.eq_ignore_ascii_case(crate::s3::carried::HEADER) {
+            s3_carried = Some(String::from_utf8_lossy(header.value).into_owned());
         } else if name.eq_ignore_ascii_case("connection") {
             for token in String::from_utf8_lossy(header.value).split(',').map(str::trim) {
                 connection_close |= token.eq_ignore_ascii_case("close");
@@ -263,6 +269,7 @@ pub(crate) fn parse_noting(buf: &[u8], limits: &Limits, fields: Option<&mut Vec<
         if_range,
         range,
         prefers_html,
+        s3_carried,
     };
     Ok(Parsed::Complete(request, head_len))
 }

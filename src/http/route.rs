@@ -125,6 +125,7 @@ mod tests {
             if_range: None,
             range: None,
             prefers_html: false,
+            s3_carried: None,
         }
     }
 

@@ -21,6 +21,7 @@
 mod body;
 mod bucket;
 mod canonical;
+pub(crate) mod carried;
 pub(crate) mod chunked;
 pub(crate) mod cluster;
 mod copy;

@@ -1,0 +1,64 @@
+"""S3 through `percore rebalance` (tests/cluster.rs): PHASE=fill writes objects
+(single-part and multipart, with Content-Type and metadata) and folders into
+bucket `moving` on three nodes and keeps what a HEAD of each says in
+$WORK/kept.json; PHASE=check, on four nodes after the rebalance, expects the
+same of every key, and every key listed once."""
+import json
+import os
+
+from common import client, content
+
+s3 = client()
+WORK = os.environ["WORK"]
+PHASE = os.environ["PHASE"]
+B = "moving"
+MiB = 1 << 20
+KEYS = [f"o/{i % 9}/k{i:03}" for i in range(240)]
+BIG = [f"big/m{i}" for i in range(4)]
+FOLDERS = [f"f{i:02}/" for i in range(24)]
+
+
+def described(key):
+    head = s3.head_object(Bucket=B, Key=key)
+    return {"etag": head["ETag"], "type": head["ContentType"], "meta": head["Metadata"], "size": head["ContentLength"]}
+
+
+def body(key):
+    return content(key, 5 * MiB + 3 if key in BIG else 50 + len(key) * 7)
+
+
+if PHASE == "fill":
+    s3.create_bucket(Bucket=B)
+    for i, k in enumerate(KEYS):
+        s3.put_object(Bucket=B, Key=k, Body=body(k), ContentType=f"text/x-{i}", Metadata={"n": str(i)})
+    for k in BIG:
+        data = body(k)
+        up = s3.create_multipart_upload(Bucket=B, Key=k, ContentType="application/x-big", Metadata={"big": k})
+        parts = []
+        for n, at in enumerate(range(0, len(data), 5 * MiB), 1):
+            r = s3.upload_part(Bucket=B, Key=k, UploadId=up["UploadId"], PartNumber=n, Body=data[at:at + 5 * MiB])
+            parts.append({"PartNumber": n, "ETag": r["ETag"]})
+        s3.complete_multipart_upload(Bucket=B, Key=k, UploadId=up["UploadId"], MultipartUpload={"Parts": parts})
+    for i, k in enumerate(FOLDERS):
+        s3.put_object(Bucket=B, Key=k, Body=b"", Metadata={"folder": str(i)})
+    kept = {k: described(k) for k in KEYS + BIG + FOLDERS}
+    assert all(kept[k]["etag"].endswith('-2"') for k in BIG), kept[BIG[0]]
+    json.dump(kept, open(os.path.join(WORK, "kept.json"), "w"))
+    open(os.path.join(WORK, "keys"), "w").write("\n".join(KEYS + BIG + FOLDERS))
+    print("ok: filled", len(kept))
+
+elif PHASE == "check":
+    kept = json.load(open(os.path.join(WORK, "kept.json")))
+    for k, was in kept.items():
+        assert described(k) == was, (k, described(k), was)
+        if not k.endswith("/"):
+            assert s3.get_object(Bucket=B, Key=k)["Body"].read() == body(k), k
+    listed, token = [], None
+    while True:
+        page = s3.list_objects_v2(Bucket=B, **({"ContinuationToken": token} if token else {}))
+        listed += [o["Key"] for o in page.get("Contents", [])]
+        if not page["IsTruncated"]:
+            break
+        token = page["NextContinuationToken"]
+    assert listed == sorted(kept), (len(listed), len(kept))
+    print("ok: checked", len(kept))
