@@ -204,6 +204,15 @@ pub mod fuzz {
         if let Some(content_type) = headers.get("content-type") {
             let _ = form::boundary(content_type);
         }
+        // What `percore rebalance` carries (any `/files/` writer may send it).
+        if let Some(value) = headers.get("x-percore-s3") {
+            if let Ok(carried) = crate::s3::carried::Carried::decode(value) {
+                assert_eq!(crate::s3::carried::Carried::decode(&carried.encode()).as_ref(), Ok(&carried));
+                let (crate::s3::carried::Carried::Object { headers, .. }
+                | crate::s3::carried::Carried::Folder(crate::s3::meta::Folder { headers, .. })) = &carried;
+                assert!(headers.iter().all(|(n, v)| !n.contains(['\r', '\n']) && !v.contains(['\r', '\n'])));
+            }
+        }
     }
 
     /// What every accepted store path satisfies.

@@ -524,6 +524,15 @@ fn a_node_refuses_another_nodes_objects_with_503_for_every_method() {
     assert_eq!(r.status, 503);
     let r = ask(format!("PUT /files/k{theirs} HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"));
     assert_eq!(r.status, 503);
+    // Its body was read: the connection stays in step (behind HAProxy, an
+    // answer before the body desynchronised it).
+    assert_eq!(ask("GET /ping HTTP/1.1\r\nHost: t\r\n\r\n".into()).status, 200, "in step after a PUT");
+    // With Expect: 100-continue, the body is asked for, read, then refused.
+    let r =
+        ask(format!("PUT /files/k{theirs} HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n"));
+    assert_eq!(r.status, 100);
+    assert_eq!(ask("abc".into()).status, 503);
+    assert_eq!(ask("GET /ping HTTP/1.1\r\nHost: t\r\n\r\n".into()).status, 200, "in step after 100 Continue");
     assert!(!daemon.path(&format!("k{theirs}")).exists(), "nothing written for another node's key");
 }
 
