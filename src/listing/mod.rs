@@ -160,6 +160,9 @@ impl Page {
     }
 }
 
+/// Names stat'ed at once.
+const STAT_BATCH: usize = 64;
+
 /// Lists one page of `dir`.
 pub(crate) async fn list(dir: &Dir, query: &Query) -> io::Result<Page> {
     let mut names: Vec<Vec<u8>> = dir
@@ -174,29 +177,40 @@ pub(crate) async fn list(dir: &Dir, query: &Query) -> io::Result<Page> {
     let mut entries = Vec::with_capacity(query.limit.min(names.len()));
     let mut last: Option<Vec<u8>> = None;
     let mut more = false;
-    for name in names {
-        if entries.len() == query.limit {
-            more = true;
-            break;
+    // Stat'ed a batch at a time, the batch's stats in flight together (they
+    // run in io_uring's workers: one round trip a batch, not one a name).
+    let mut at = 0;
+    'batches: while at < names.len() {
+        // No more than the page can still take (and one more, to know
+        // whether there is more).
+        let take = STAT_BATCH.min(query.limit - entries.len() + 1).min(names.len() - at);
+        let batch = &names[at..at + take];
+        at += take;
+        let stats = futures_util::future::join_all(batch.iter().map(|name| dir.stat(OsStr::from_bytes(name)))).await;
+        for (name, meta) in batch.iter().zip(stats) {
+            if entries.len() == query.limit {
+                more = true;
+                break 'batches;
+            }
+            let meta = match meta {
+                Ok(meta) => meta,
+                // Removed since the directory was read.
+                Err(err) if err.raw_os_error() == Some(libc::ENOENT) => continue,
+                Err(err) => return Err(err),
+            };
+            if !meta.is_file() && !meta.is_dir() {
+                continue;
+            }
+            entries.push(Entry {
+                name: String::from_utf8_lossy(name).into_owned(),
+                size: if meta.is_dir() { 0 } else { meta.size },
+                etag: meta.is_file().then(|| files::etag(&meta)),
+                modified: httpdate::fmt_http_date(meta.modified()),
+                is_dir: meta.is_dir(),
+                modified_secs: meta.mtime.0,
+            });
+            last = Some(name.clone());
         }
-        let meta = match dir.stat(OsStr::from_bytes(&name)).await {
-            Ok(meta) => meta,
-            // Removed since the directory was read.
-            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => continue,
-            Err(err) => return Err(err),
-        };
-        if !meta.is_file() && !meta.is_dir() {
-            continue;
-        }
-        entries.push(Entry {
-            name: String::from_utf8_lossy(&name).into_owned(),
-            size: if meta.is_dir() { 0 } else { meta.size },
-            etag: meta.is_file().then(|| files::etag(&meta)),
-            modified: httpdate::fmt_http_date(meta.modified()),
-            is_dir: meta.is_dir(),
-            modified_secs: meta.mtime.0,
-        });
-        last = Some(name);
     }
     let next = if more { last.map(|n| String::from_utf8_lossy(&n).into_owned()) } else { None };
     Ok(Page { entries, next, unavailable: Vec::new() })

@@ -132,12 +132,27 @@ async fn frame(dir: Dir, at: Vec<u8>) -> std::io::Result<Frame> {
     Ok(Frame { dir, at, entries, next: 0 })
 }
 
+/// Keys stat'ed and opened at once: a listing's ring round trips are per
+/// batch, not per key (the stats run in io_uring's workers); bounded so
+/// that a page holds no more than this many descriptors open.
+const BATCH: usize = 64;
+
 /// Walks `root` (the bucket) for up to `page.max + 1` items.
 async fn walk(root: Dir, page: &Page<'_>) -> std::io::Result<Vec<Item>> {
     let mut items: Vec<Item> = Vec::new();
     let mut stack = vec![frame(root, Vec::new()).await?];
     let after = page.after.as_deref();
+    // Keys of the top directory listed and not yet described: (place in
+    // `items`, name). Described before the walk leaves or enters a
+    // directory, and before the page is found full (a key removed
+    // meanwhile leaves room for another).
+    let mut pending: Vec<(usize, Vec<u8>)> = Vec::new();
     while let Some(top) = stack.last_mut() {
+        let next_is_dir = top.entries.get(top.next).is_none_or(|(_, is_dir, _)| *is_dir);
+        if !pending.is_empty() && (items.len() > page.max || next_is_dir || pending.len() == BATCH) {
+            describe(&top.dir, &mut items, std::mem::take(&mut pending)).await?;
+            continue;
+        }
         if items.len() > page.max {
             break;
         }
@@ -188,21 +203,44 @@ async fn walk(root: Dir, page: &Page<'_>) -> std::io::Result<Vec<Item>> {
         if !page.lists(&mut items, &full) {
             continue;
         }
-        let dir = &top.dir;
-        let stat = match dir.stat(OsStr::from_bytes(&name)).await {
-            Ok(stat) => stat,
-            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => continue,
+        // Its place, described with the others of its batch.
+        items.push(Item::Object(Object { key: full, size: 0, modified: 0, etag: String::new() }));
+        pending.push((items.len() - 1, name));
+    }
+    Ok(items)
+}
+
+/// Describes the `pending` keys of `dir` (their size, time and ETag, their
+/// stats and opens in flight together); a key that is no longer a file
+/// leaves the page.
+async fn describe(dir: &Dir, items: &mut Vec<Item>, pending: Vec<(usize, Vec<u8>)>) -> std::io::Result<()> {
+    let described = futures_util::future::join_all(pending.iter().map(|(_, name)| async move {
+        let stat = match dir.stat(OsStr::from_bytes(name)).await {
+            Ok(stat) if stat.is_file() => stat,
+            Ok(_) => return Ok(None),
+            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
             Err(err) => return Err(err),
         };
         let stamp = files::etag(&stat);
-        let etag = match dir.open_file(OsStr::from_bytes(&name), &OpenOptions::new()).await {
+        let etag = match dir.open_file(OsStr::from_bytes(name), &OpenOptions::new()).await {
             Ok(file) => meta::read(&file, &stamp).map(|m| m.etag),
             Err(_) => None,
         }
         .unwrap_or(stamp);
-        items.push(Item::Object(Object { key: full, size: stat.size, modified: stat.mtime.0.max(0) as u64, etag }));
+        Ok(Some((stat.size, stat.mtime.0.max(0) as u64, etag)))
+    }))
+    .await;
+    let mut gone = Vec::new();
+    for ((at, _), described) in pending.iter().zip(described) {
+        match (described?, &mut items[*at]) {
+            (Some((size, modified, etag)), Item::Object(o)) => (o.size, o.modified, o.etag) = (size, modified, etag),
+            _ => gone.push(*at),
+        }
     }
-    Ok(items)
+    for at in gone.into_iter().rev() {
+        items.remove(at);
+    }
+    Ok(())
 }
 
 impl From<Vec<Item>> for Part {
