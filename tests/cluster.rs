@@ -63,6 +63,12 @@ fn free_port(ip: &str) -> u16 {
     std::net::TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
 }
 
+/// An address with a free port on each of `ips` (for nodes that must come
+/// back on the same one).
+fn fixed_addrs(ips: &[&str]) -> Vec<SocketAddr> {
+    ips.iter().map(|ip| format!("{ip}:{}", free_port(ip)).parse().unwrap()).collect()
+}
+
 /// The ring of the three nodes, or with `four` the fourth too.
 fn ring(four: bool) -> String {
     let names = NODES.iter().map(|(n, _)| *n).chain(four.then_some(FOURTH.0));
@@ -121,8 +127,7 @@ fn start_node_with(
 
 /// Three nodes, each on its own loopback address and a fixed port.
 fn start_nodes() -> (Vec<Option<Daemon>>, Vec<SocketAddr>) {
-    let addrs: Vec<SocketAddr> =
-        NODES.iter().map(|(_, ip)| format!("{ip}:{}", free_port(ip)).parse().unwrap()).collect();
+    let addrs = fixed_addrs(&NODES.map(|(_, ip)| ip));
     let nodes = (0..NODES.len()).map(|i| Some(start_node(i, &addrs, tempfile::tempdir().unwrap()))).collect();
     (nodes, addrs)
 }
@@ -551,10 +556,8 @@ fn s3_on_three_nodes_behind_haproxy_lists_copies_and_deletes_across_nodes() {
     }
     let keys = crate::s3::keys_dir();
     let credentials = keys.path().join("credentials");
-    let addrs: Vec<SocketAddr> =
-        NODES.iter().map(|(_, ip)| format!("{ip}:{}", free_port(ip)).parse().unwrap()).collect();
-    let s3_addrs: Vec<SocketAddr> =
-        NODES.iter().map(|(_, ip)| format!("{ip}:{}", free_port(ip)).parse().unwrap()).collect();
+    let ips: Vec<&str> = NODES.iter().map(|(_, ip)| *ip).collect();
+    let (addrs, s3_addrs) = (fixed_addrs(&ips), fixed_addrs(&ips));
     let s3 = Some((s3_addrs.as_slice(), credentials.as_path()));
     let mut nodes: Vec<Option<Daemon>> =
         (0..NODES.len()).map(|i| Some(start_node_with(i, &addrs, tempfile::tempdir().unwrap(), s3))).collect();
@@ -620,8 +623,7 @@ fn a_rebalance_carries_what_s3_keeps_with_objects_and_folders() {
     let keys = crate::s3::keys_dir();
     let credentials = keys.path().join("credentials");
     let ips: Vec<&str> = NODES.iter().map(|(_, ip)| *ip).chain([FOURTH.1]).collect();
-    let four: Vec<SocketAddr> = ips.iter().map(|ip| format!("{ip}:{}", free_port(ip)).parse().unwrap()).collect();
-    let s3_four: Vec<SocketAddr> = ips.iter().map(|ip| format!("{ip}:{}", free_port(ip)).parse().unwrap()).collect();
+    let (four, s3_four) = (fixed_addrs(&ips), fixed_addrs(&ips));
     let (three, s3_three) = (&four[..3], &s3_four[..3]);
     let mut nodes: Vec<Option<Daemon>> = (0..3)
         .map(|i| Some(start_node_with(i, three, tempfile::tempdir().unwrap(), Some((s3_three, &credentials)))))

@@ -41,7 +41,9 @@ pub(crate) async fn put(
         Err(why) => return reply.simple(400, &format!("{}: {why}\n", carried::HEADER)).await,
     };
     let carried = match (carried, encoded.ends_with('/')) {
-        (Some(Carried::Folder(folder)), true) => return Box::pin(mark_folder(reply, request, encoded, folder)).await,
+        (Some(Carried::Folder(folder)), true) => {
+            return Box::pin(mark_folder(reply, request, encoded, folder, close_after)).await
+        }
         (Some(Carried::Object { etag, headers }), false) => Some((etag, headers)),
         (None, _) => None,
         (Some(_), _) => {
@@ -137,7 +139,13 @@ pub(crate) async fn put(
 /// `PUT /files/<dir>/` with a folder carried by `percore rebalance`: the
 /// directory made if missing and marked as S3's folder, durably, on the
 /// path's owner shard.
-async fn mark_folder(reply: &mut Reply<'_>, request: &Request, encoded: &str, folder: Folder) -> bool {
+async fn mark_folder(
+    reply: &mut Reply<'_>,
+    request: &Request,
+    encoded: &str,
+    folder: Folder,
+    close_after: bool,
+) -> bool {
     if request.body != Body::None {
         return reply.simple(400, "a folder holds no bytes: send it with an empty body\n").await;
     }
@@ -145,9 +153,8 @@ async fn mark_folder(reply: &mut Reply<'_>, request: &Request, encoded: &str, fo
         Ok(path) => path,
         Err(files::PathError::Invalid(why)) => return reply.simple(400, &format!("invalid path: {why}\n")).await,
     };
-    if !request.keep_alive || percore_cores::is_stopping() {
-        reply.closing();
-    } else {
+    // No body to read: the connection stays open as the client asked.
+    if !close_after && !percore_cores::is_stopping() {
         reply.keep_open();
     }
     let value = serde_json::to_vec(&folder).expect("strings serialize");
