@@ -6,7 +6,7 @@
 //!
 //! Temporary files and symlinks are not listed. Entries are read with a
 //! blocking `getdents` (io_uring has none; see `Dir::read_dir`) and stat'ed
-//! through the ring.
+//! through the ring, a batch at a time.
 
 use std::ffi::OsStr;
 use std::io;
