@@ -8,9 +8,49 @@
 use std::io;
 use std::time::Duration;
 
+use bytes::Bytes;
+
+use super::reply::Reply;
+use super::request::{Body, Request};
 use super::wire::Incoming;
 
-use super::request::Body;
+/// The largest body [`drain`] reads: a part of aws-cli's, boto3's or
+/// rclone's multipart uploads fits.
+const DRAINED_BYTES_MAX: u64 = 64 << 20;
+
+/// Reads and drops the body of a request refused without it (a 503 for
+/// another node's object), after `100 Continue` if the client waits for
+/// one, so that the exchange ends in step: HAProxy 2.6 keeps the client's
+/// connection open after an answer sent before the body and waits for the
+/// body, while a client given that answer (botocore) sends none and its
+/// next request instead, which HAProxy then reads as the body and refuses
+/// with a 400 clients do not retry. True if the body was read whole (none,
+/// or at most [`DRAINED_BYTES_MAX`] bytes): the connection may stay open.
+/// A larger one gets no `100 Continue` and is not read.
+pub(crate) async fn drain(
+    reply: &mut Reply<'_>,
+    incoming: &mut Incoming<'_>,
+    buf: &mut Vec<u8>,
+    request: &Request,
+) -> bool {
+    match request.body {
+        Body::None => return true,
+        Body::Length(n) if n <= DRAINED_BYTES_MAX => {}
+        Body::Length(_) | Body::Chunked => return false,
+    }
+    if request.expect_continue && !reply.send_one(Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n")).await {
+        return false;
+    }
+    let timeout = reply.shard.config.body_timeout();
+    let mut body = BodyReader::new(incoming, buf, request.body, DRAINED_BYTES_MAX, timeout);
+    loop {
+        match body.next().await {
+            Ok(Some(_)) => {}
+            Ok(None) => return true,
+            Err(_) => return false,
+        }
+    }
+}
 
 enum State {
     /// Bytes of the body (or of the current chunk) still to come.

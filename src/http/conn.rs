@@ -14,7 +14,7 @@ use bytes::Bytes;
 use percore_io::{time, TcpStream};
 use rustls::ServerConfig;
 
-use super::body::{self, BodyReader};
+use super::body;
 use super::reply::{Answered, Reply};
 use super::request::{self, Body, Limits, Method, Parsed, Request};
 use super::response::Head;
@@ -359,18 +359,10 @@ async fn respond(
     }
 }
 
-/// The largest body of a PUT for another node's object that is read (and
-/// dropped) before the 503, so that the exchange ends cleanly; a larger
-/// one closes the connection.
-const MISDIRECTED_BODY_BYTES_MAX: u64 = 64 << 20;
-
 /// A request for an object another node owns (the load balancer sent it
 /// here because that node is out of its ring): 503, never a 404 for an
-/// object that may well exist there. A PUT's body is read first (after a
-/// `100 Continue` if the client waits for one): HAProxy keeps the client's
-/// connection after an answer sent before the body and waits for the body,
-/// which a client given that answer may never send (`s3::misdirected` has
-/// the case); a larger body closes the connection unread.
+/// object that may well exist there. A PUT's body is read first if it is
+/// small (`body::drain`: why); a larger one closes the connection unread.
 async fn misdirected(
     reply: &mut Reply<'_>,
     incoming: &mut Incoming<'_>,
@@ -382,27 +374,8 @@ async fn misdirected(
     if put {
         let close_after = reply.close();
         reply.closing();
-        let small = match request.body {
-            Body::None => true,
-            Body::Length(n) => n <= MISDIRECTED_BODY_BYTES_MAX,
-            Body::Chunked => false,
-        };
-        // (A larger body gets no 100 Continue: the client need not send it.)
-        if small
-            && (!request.expect_continue || reply.send_one(Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n")).await)
-        {
-            let timeout = reply.shard.config.body_timeout();
-            let mut body = BodyReader::new(incoming, buf, request.body, MISDIRECTED_BODY_BYTES_MAX, timeout);
-            let whole = loop {
-                match body.next().await {
-                    Ok(Some(_)) => {}
-                    Ok(None) => break true,
-                    Err(_) => break false,
-                }
-            };
-            if whole && !close_after && !percore_cores::is_stopping() {
-                reply.keep_open();
-            }
+        if body::drain(reply, incoming, buf, request).await && !close_after && !percore_cores::is_stopping() {
+            reply.keep_open();
         }
     }
     let body = format!("this object belongs to node {owner}, which the load balancer cannot reach now: retry later\n");

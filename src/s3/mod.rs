@@ -308,41 +308,13 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
     }
 }
 
-/// The largest body of a request for another node's object that is read
-/// (and dropped) before the 503, so that the exchange ends cleanly and the
-/// connection stays open (a part of aws-cli's, boto3's or rclone's
-/// multipart uploads fits); a larger one closes it.
-const MISDIRECTED_BODY_BYTES_MAX: u64 = 64 << 20;
-
 /// A request for an object another node of the ring owns (the front end
 /// sent it here because that node is out of its ring): 503, never a
-/// NoSuchKey for an object that may well exist there.
-///
-/// Its body is read first, after a `100 Continue` if the client waits for
-/// one: HAProxy 2.6 keeps the client's connection open after a final
-/// answer sent before the body, and waits for the body, while botocore,
-/// given that answer, sends no body and its next request on the same
-/// connection, which HAProxy then reads as the body and refuses (400, which
-/// clients do not retry as they retry a 503).
+/// NoSuchKey for an object that may well exist there. Its body is read
+/// first if it is small (`http::body::drain`: why HAProxy needs that).
 async fn misdirected(call: &mut Call<'_, '_, '_>, owner: &str) -> S3Error {
-    let small = matches!(call.request.body, Framing::Length(n) if n <= MISDIRECTED_BODY_BYTES_MAX);
-    if small && call.continue_100().await {
-        if let Ok((mut body, _)) = call.body(MISDIRECTED_BODY_BYTES_MAX) {
-            let mut whole = true;
-            loop {
-                match body.next().await {
-                    Ok(Some(_)) => {}
-                    Ok(None) => break,
-                    Err(_) => {
-                        whole = false;
-                        break;
-                    }
-                }
-            }
-            if whole && body.finish().is_ok() {
-                call.body_read();
-            }
-        }
+    if crate::http::body::drain(call.reply, call.incoming, call.buf, call.request).await {
+        call.body_read();
     }
     call.reply.add_lines(&format!("X-Percore-Owner: {owner}\r\n"));
     S3Error::new(
