@@ -77,17 +77,7 @@ pub(crate) async fn get(peer: &Peer, target: &str, authorization: &str) -> Resul
 /// Sends `ask` to `addr` and reads the whole answer (at most 16 MiB).
 pub(crate) async fn exchange(addr: SocketAddr, ask: Ask<'_>) -> Result<Answer, String> {
     let mut streamed = open(addr, ask).await?;
-    let mut body = Vec::new();
-    loop {
-        let piece = streamed.next(RECV_BYTES).await?;
-        if piece.is_empty() {
-            break;
-        }
-        if body.len() + piece.len() > ANSWER_BYTES_MAX {
-            return Err("answer too large".into());
-        }
-        body.extend_from_slice(&piece);
-    }
+    let body = streamed.rest(ANSWER_BYTES_MAX).await?;
     Ok(Answer { status: streamed.status, body })
 }
 
@@ -106,6 +96,21 @@ pub(crate) struct Streamed {
 impl Streamed {
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
         header(&self.headers, name)
+    }
+
+    /// The rest of the body, at most `max` bytes.
+    pub(crate) async fn rest(&mut self, max: usize) -> Result<Vec<u8>, String> {
+        let mut body = Vec::new();
+        loop {
+            let piece = self.next(RECV_BYTES).await?;
+            if piece.is_empty() {
+                return Ok(body);
+            }
+            if body.len() + piece.len() > max {
+                return Err("answer too large".into());
+            }
+            body.extend_from_slice(&piece);
+        }
     }
 
     /// The next piece of the body, at most `max` bytes; empty at its end.

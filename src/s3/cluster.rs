@@ -214,7 +214,8 @@ pub(crate) fn refused(name: &str, answer: &Answer) -> S3Error {
         let open = format!("<{tag}>");
         let start = text.find(&open)? + open.len();
         let end = start + text[start..].find('<')?;
-        Some(text[start..end].to_string())
+        // (Escaped as `xml::Writer` escapes it.)
+        quick_xml::escape::unescape(&text[start..end]).ok().map(|t| t.into_owned())
     };
     let code = field("Code").unwrap_or_default();
     let known = ["BucketNotEmpty", "NoSuchBucket", "NoSuchKey", "AccessDenied", "SignatureDoesNotMatch"];
