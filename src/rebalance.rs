@@ -93,9 +93,14 @@ pub(crate) fn run(args: RebalanceArgs) -> Result<(), Box<dyn Error>> {
             Some(peer) => peer,
             None => connections.entry(owner.to_string()).or_insert(Peer::connect(addr)?),
         };
-        let bytes = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        // The bytes and what S3 keeps with them, of one version (the open
+        // file's, whatever replaces it meanwhile).
+        let read = |e: std::io::Error| format!("cannot read {}: {e}", file.display());
+        let mut opened = std::fs::File::open(file).map_err(read)?;
+        let carried = s3_meta(&opened)?.map(|c| format!("{}: {}\r\n", carried::HEADER, c.encode())).unwrap_or_default();
+        let mut bytes = Vec::new();
+        opened.read_to_end(&mut bytes).map_err(read)?;
         let auth = args.write_token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-        let carried = s3_meta(file)?.map(|c| format!("{}: {}\r\n", carried::HEADER, c.encode())).unwrap_or_default();
         let (status, _) = peer.exchange(
             &format!("PUT {target} HTTP/1.1\r\nHost: {addr}\r\n{auth}{carried}Content-Length: {}\r\n\r\n", bytes.len()),
             &bytes,
@@ -196,33 +201,18 @@ fn walk(
     Ok(())
 }
 
-/// An extended attribute's value, if it is set.
-fn attribute(path: &Path, name: &str) -> Result<Option<Vec<u8>>, Box<dyn Error>> {
-    let mut value = vec![0u8; 8192];
-    match rustix::fs::getxattr(path, name, &mut value) {
-        Ok(n) => {
-            value.truncate(n);
-            Ok(Some(value))
-        }
-        Err(rustix::io::Errno::NODATA) => Ok(None),
-        Err(e) => Err(format!("cannot read the attribute {name} of {}: {e}", path.display()).into()),
-    }
-}
-
-/// The S3 folder the directory at `path` is, if it is one.
+/// The S3 folder the directory at `path` is, if it is one (read as the
+/// daemon reads it).
 fn folder_mark(path: &Path) -> Result<Option<Folder>, Box<dyn Error>> {
-    let Some(value) = attribute(path, meta::FOLDER_XATTR)? else { return Ok(None) };
-    let folder = serde_json::from_slice(&value)
-        .map_err(|e| format!("the folder mark of {} does not parse: {e}", path.display()))?;
-    Ok(Some(folder))
+    let dir = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    Ok(meta::read_folder(&dir))
 }
 
-/// What S3 keeps with the object at `file`, if S3 wrote this version of it.
-fn s3_meta(file: &Path) -> Result<Option<Carried>, Box<dyn Error>> {
-    let Some(value) = attribute(file, meta::XATTR)? else { return Ok(None) };
-    let stat = std::fs::metadata(file)?;
+/// What S3 keeps with the open `file`, if S3 wrote this version of it.
+fn s3_meta(file: &std::fs::File) -> Result<Option<Carried>, Box<dyn Error>> {
+    let stat = file.metadata()?;
     let stamp = crate::files::etag_of(stat.ino(), stat.size(), (stat.mtime(), stat.mtime_nsec() as u32));
-    Ok(meta::ObjectMeta::decode(&value, &stamp).map(|m| Carried::Object { etag: m.etag, headers: m.headers }))
+    Ok(meta::read(file, &stamp).map(|m| Carried::Object { etag: m.etag, headers: m.headers }))
 }
 
 /// A kept-alive connection to a peer node.

@@ -138,8 +138,9 @@ async fn delete_on(
         }
     }
     // A key the node did not mention was not deleted.
+    let mentioned: std::collections::HashSet<String> = results.iter().map(|(k, _)| k.clone()).collect();
     for key in &keys {
-        if !results.iter().any(|(k, _)| k == key) {
+        if !mentioned.contains(key) {
             let why = format!("node {} did not say whether it deleted it", peer.name);
             results.push((key.clone(), Some(("InternalError".to_string(), why))));
         }
