@@ -85,7 +85,10 @@ fn aws() -> PathBuf {
 }
 
 /// The environment every client gets: the key, the region, and none of the
-/// caller's AWS settings (a CA bundle there breaks rclone).
+/// caller's AWS settings (a CA bundle there breaks rclone). botocore signs
+/// in Python, as a plain `pip install boto3` does; with awscrt installed
+/// (for CRC64NVME) it would sign with the CRT, as aws-cli v2 does: the
+/// checksums test asks for that (`BOTO_DISABLE_CRT=false`).
 pub(crate) fn client_env(command: &mut Command) -> &mut Command {
     for (name, _) in std::env::vars() {
         if name.starts_with("AWS_") || name.starts_with("RCLONE_") {
@@ -98,6 +101,7 @@ pub(crate) fn client_env(command: &mut Command) -> &mut Command {
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("BOTO_DISABLE_CRT", "true")
 }
 
 /// Runs a script of `tests/s3_clients` against `endpoint`; panics with its
@@ -146,6 +150,15 @@ fn boto3_virtual_host_style_names_the_bucket_in_the_host() {
 fn boto3_over_https_streams_checked_aws_chunked_bodies() {
     let s3 = S3::start(true);
     script("https.py", &s3.tls_endpoint(), s3.ca.as_deref(), &[]);
+}
+
+#[test]
+fn checksums_as_current_sdks_and_aws_cli_v2_send_them_in_headers_and_trailers() {
+    let s3 = S3::start(true);
+    // awscrt computes CRC32C and CRC64NVME for botocore, and signs.
+    let crt = ("BOTO_DISABLE_CRT", "false");
+    script("checksums.py", &s3.endpoint(), None, &[crt]);
+    script("checksums.py", &s3.tls_endpoint(), s3.ca.as_deref(), &[crt, ("S3_BUCKET", "sums-tls")]);
 }
 
 #[test]

@@ -9,53 +9,13 @@ use super::md5::Md5;
 use aws_lc_rs::digest;
 use base64::Engine;
 
+use super::checksum::{self, Algorithm, Hasher};
+
 use super::chunked::Decoder;
 use super::error::S3Error;
 use super::head::Headers;
 use super::sigv4::Payload;
 use crate::http::body::{BodyError, BodyReader};
-
-/// A checksum clients send (`x-amz-checksum-<name>`).
-enum Checksum {
-    Crc32(crc32fast::Hasher),
-    Crc32c(u32),
-    Sha1(digest::Context),
-    Sha256(digest::Context),
-}
-
-impl Checksum {
-    fn named(name: &str) -> Result<Checksum, S3Error> {
-        Ok(match name {
-            "crc32" => Checksum::Crc32(crc32fast::Hasher::new()),
-            "crc32c" => Checksum::Crc32c(0),
-            "sha1" => Checksum::Sha1(digest::Context::new(&digest::SHA1_FOR_LEGACY_USE_ONLY)),
-            "sha256" => Checksum::Sha256(digest::Context::new(&digest::SHA256)),
-            other => {
-                return Err(S3Error::new(
-                    400,
-                    "InvalidRequest",
-                    format!("the checksum algorithm {other} is not supported: use CRC32, CRC32C, SHA1 or SHA256"),
-                ))
-            }
-        })
-    }
-
-    fn update(&mut self, bytes: &[u8]) {
-        match self {
-            Checksum::Crc32(h) => h.update(bytes),
-            Checksum::Crc32c(c) => *c = crc32c::crc32c_append(*c, bytes),
-            Checksum::Sha1(h) | Checksum::Sha256(h) => h.update(bytes),
-        }
-    }
-
-    fn finish(self) -> Vec<u8> {
-        match self {
-            Checksum::Crc32(h) => h.finalize().to_be_bytes().to_vec(),
-            Checksum::Crc32c(c) => c.to_be_bytes().to_vec(),
-            Checksum::Sha1(h) | Checksum::Sha256(h) => h.finish().as_ref().to_vec(),
-        }
-    }
-}
 
 /// Where the client's checksum value is.
 enum Expected {
@@ -74,7 +34,9 @@ pub(crate) struct Body<'r, 'b> {
     /// The SHA-256 the signature promises: computed beside the MD5, or
     /// apart (over the framed bytes of an aws-chunked body).
     sha256: Option<(Option<digest::Context>, [u8; 32])>,
-    checksum: Option<(String, Checksum, Expected)>,
+    /// The checksum computed, and where the client's value is (none when
+    /// the server computes one the client did not send: [`Body::compute`]).
+    checksum: Option<(Algorithm, Hasher, Option<Expected>)>,
     content_md5: Option<String>,
     /// Payload bytes returned so far.
     total: u64,
@@ -123,10 +85,11 @@ impl<'r, 'b> Body<'r, 'b> {
         let mut checksum = None;
         for (name, value) in headers.starting_with("x-amz-checksum-") {
             let algorithm = &name["x-amz-checksum-".len()..];
-            if algorithm == "type" || algorithm == "algorithm" {
+            if algorithm == "type" || algorithm == "algorithm" || algorithm == "mode" {
                 continue;
             }
-            checksum = Some((algorithm.to_string(), Checksum::named(algorithm)?, Expected::Header(value.to_string())));
+            let algorithm = Algorithm::named(algorithm)?;
+            checksum = Some((algorithm, Hasher::new(algorithm), Some(Expected::Header(value.to_string()))));
         }
         if let Some(trailer) = headers.get("x-amz-trailer") {
             let name = trailer.trim().to_ascii_lowercase();
@@ -136,7 +99,8 @@ impl<'r, 'b> Body<'r, 'b> {
             if decoder.is_none() {
                 return Err(S3Error::new(400, "InvalidRequest", "x-amz-trailer needs an aws-chunked body"));
             }
-            checksum = Some((algorithm.to_string(), Checksum::named(algorithm)?, Expected::Trailer(name.clone())));
+            let algorithm = Algorithm::named(algorithm)?;
+            checksum = Some((algorithm, Hasher::new(algorithm), Some(Expected::Trailer(name.clone()))));
         }
         // The payload's SHA-256 beside the MD5 when both see the same bytes.
         let (md5, sha256) = match sha256 {
@@ -155,6 +119,36 @@ impl<'r, 'b> Body<'r, 'b> {
             total: 0,
             max,
         })
+    }
+
+    /// Leaves a `x-amz-checksum-*` header unchecked against the body: in
+    /// CompleteMultipartUpload it is the whole object's.
+    pub(crate) fn checksum_header_is_not_the_bodys(&mut self) {
+        if let Some((_, _, Some(Expected::Header(_)))) = &self.checksum {
+            self.checksum = None;
+        }
+    }
+
+    /// Computes the checksum `algorithm` too if the client sent none (a
+    /// part of an upload that has one); an error if it sent another.
+    pub(crate) fn compute(&mut self, algorithm: Algorithm) -> Result<(), S3Error> {
+        match &self.checksum {
+            None => self.checksum = Some((algorithm, Hasher::new(algorithm), None)),
+            Some((sent, ..)) if *sent == algorithm => {}
+            Some((sent, ..)) => {
+                return Err(S3Error::new(
+                    400,
+                    "InvalidRequest",
+                    format!(
+                        "this upload was created with the {} checksum, but the part sent {}: send x-amz-checksum-{}                          or no checksum",
+                        algorithm.upper(),
+                        sent.upper(),
+                        algorithm.name()
+                    ),
+                ))
+            }
+        }
+        Ok(())
     }
 
     /// The next piece of the payload (decoded, hashed), or `None` at its end.
@@ -240,27 +234,30 @@ impl<'r, 'b> Body<'r, 'b> {
             }
         }
         let mut held = None;
-        if let Some((name, checksum, expected)) = self.checksum {
+        if let Some((algorithm, hasher, expected)) = self.checksum {
+            let computed = hasher.finish();
             let given = match &expected {
-                Expected::Header(value) => Some(value.as_str()),
-                Expected::Trailer(trailer) => self.decoder.as_ref().and_then(|d| d.trailer_value(trailer)),
+                None => None,
+                Some(Expected::Header(value)) => Some(value.as_str()),
+                Some(Expected::Trailer(trailer)) => {
+                    let value = self.decoder.as_ref().and_then(|d| d.trailer_value(trailer));
+                    Some(value.ok_or_else(|| {
+                        S3Error::new(
+                            400,
+                            "InvalidRequest",
+                            format!("the trailer x-amz-checksum-{} is missing", algorithm.name()),
+                        )
+                    })?)
+                }
             };
-            let Some(given) = given else {
-                return Err(S3Error::new(
-                    400,
-                    "InvalidRequest",
-                    format!("the trailer x-amz-checksum-{name} is missing"),
-                ));
-            };
-            let computed = checksum.finish();
-            if b64.decode(given.trim()).ok().as_ref() != Some(&computed) {
+            if given.is_some_and(|given| b64.decode(given.trim()).ok().as_ref() != Some(&computed)) {
                 return Err(S3Error::new(
                     400,
                     "BadDigest",
-                    format!("the {} you specified did not match the calculated checksum", name.to_ascii_uppercase()),
+                    format!("the {} you specified did not match the calculated checksum", algorithm.upper()),
                 ));
             }
-            held = Some((["x-amz-checksum-", name.as_str()].concat(), b64.encode(computed)));
+            held = Some((algorithm.header(), checksum::encode(&computed)));
         }
         Ok(Digests { md5, checksum: held })
     }

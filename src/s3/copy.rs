@@ -5,6 +5,7 @@
 use super::md5::Md5;
 use percore_io::File;
 
+use super::checksum::{self, Algorithm, Hasher};
 use super::error::{from_io, internal, invalid_request, S3Error};
 use super::meta;
 use super::meta::md5_etag;
@@ -32,11 +33,13 @@ pub(crate) fn copy_source(value: &str) -> Result<(String, String), S3Error> {
 }
 
 /// Copies `sources` (open files, each from an offset for a length, in
-/// order) into `upload`, hashing the bytes; returns their MD5.
+/// order) into `upload`, hashing the bytes (into `checksum` too, if given);
+/// returns their MD5.
 pub(crate) async fn copy_into(
     store: &Store,
     upload: &Upload,
     sources: &[(&File, u64, u64)],
+    mut checksum: Option<&mut Hasher>,
 ) -> Result<[u8; 16], S3Error> {
     let mut md5 = Md5::new();
     let mut offset = 0u64;
@@ -49,6 +52,9 @@ pub(crate) async fn copy_into(
                 .map_err(|e| store.faults().saw(crate::health::Kind::Read, e))
                 .map_err(|e| from_io("cannot read the source", &e))?;
             md5.update(&piece);
+            if let Some(checksum) = checksum.as_deref_mut() {
+                checksum.update(&piece);
+            }
             write_piece(store, upload, piece, offset).await?;
             offset += want as u64;
             at += want as u64;
@@ -72,17 +78,20 @@ pub(crate) async fn copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8])
     let replace = replaces_metadata(call, src_path == path)?;
     let mut source = Source::open(call, &src_bucket, &src_key, &src_path, None).await?;
     source_conditions(call, source.etag())?;
-    let headers = if replace {
+    let mut headers = if replace {
         meta::from_request(call.headers).map_err(|m| S3Error::new(400, "MetadataTooLarge", m))?
     } else {
         source.headers().to_vec()
     };
+    // A copy keeps the source's checksum, or gets a new one if asked.
+    let fresh = call.headers.get("x-amz-checksum-algorithm").map(Algorithm::parse).transpose()?;
+    let mut hasher = fresh.map(Hasher::new);
     let store = &call.shard().store;
     if store.fenced() {
         return Err(S3Error::new(503, "ServiceUnavailable", crate::store::FENCED_MESSAGE.trim()));
     }
     let upload = begin(store, path, Some(source.len())).await?;
-    let md5 = match source.copy_into(store, &upload).await {
+    let md5 = match source.copy_into(store, &upload, hasher.as_mut()).await {
         Ok(md5) => md5,
         Err(err) => {
             upload.discard().await;
@@ -90,12 +99,17 @@ pub(crate) async fn copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8])
         }
     };
     drop(source);
+    let fresh = fresh.zip(hasher).map(|(algorithm, h)| (algorithm, checksum::encode(&h.finish())));
+    if let Some((algorithm, value)) = &fresh {
+        headers.retain(|(name, _)| !name.starts_with("x-amz-checksum-"));
+        headers.push((algorithm.header(), value.clone()));
+    }
     let staged = flush(store, upload, md5_etag(&md5), headers).await?;
     let etag = commit(path, staged, conditions).await?;
     if call.request.method == Method::Head {
         return Err(internal("a copy is a PUT"));
     }
-    call.xml(copy_result(&etag)).await
+    call.xml(copy_result(&etag, fresh.as_ref().map(|(a, v)| (*a, v.as_str())))).await
 }
 
 /// How a part's `x-amz-copy-source-range` becomes (offset, length) within
@@ -157,11 +171,19 @@ impl Source {
         }
     }
 
-    /// Copies the bytes into `upload`; their MD5.
-    pub(crate) async fn copy_into(&mut self, store: &Store, upload: &Upload) -> Result<[u8; 16], S3Error> {
+    /// Copies the bytes into `upload` (hashed into `checksum` too, if
+    /// given); their MD5.
+    pub(crate) async fn copy_into(
+        &mut self,
+        store: &Store,
+        upload: &Upload,
+        checksum: Option<&mut Hasher>,
+    ) -> Result<[u8; 16], S3Error> {
         match self {
-            Source::Here(opened, start, len) => copy_into(store, upload, &[(&opened.file, *start, *len)]).await,
-            Source::There(remote) => remote::copy_into(store, upload, remote).await,
+            Source::Here(opened, start, len) => {
+                copy_into(store, upload, &[(&opened.file, *start, *len)], checksum).await
+            }
+            Source::There(remote) => remote::copy_into(store, upload, remote, checksum).await,
         }
     }
 }
@@ -200,12 +222,17 @@ pub(crate) fn source_conditions(call: &Call<'_, '_, '_>, etag: &str) -> Result<(
     Ok(())
 }
 
-/// A copy's answer: the new version's ETag, and now.
-pub(crate) fn copy_result(etag: &str) -> String {
+/// A copy's answer: the new version's ETag, and now (and the checksum
+/// computed for it, if one was asked for).
+pub(crate) fn copy_result(etag: &str, checksum: Option<(Algorithm, &str)>) -> String {
     let mut out = Writer::document();
     out.root("CopyObjectResult");
     out.leaf("LastModified", xml::iso8601(crate::clock::coarse_epoch_seconds()));
     out.leaf("ETag", etag);
+    if let Some((algorithm, value)) = checksum {
+        out.leaf(&algorithm.element(), value);
+        out.leaf("ChecksumType", "FULL_OBJECT");
+    }
     out.close("CopyObjectResult");
     out.finish()
 }

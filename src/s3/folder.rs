@@ -158,5 +158,5 @@ pub(crate) async fn copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8],
         source.headers
     };
     store(bucket, path, headers, mark).await?;
-    call.xml(copy_result(ETAG)).await
+    call.xml(copy_result(ETAG, None)).await
 }

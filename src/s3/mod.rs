@@ -11,7 +11,8 @@
 //! read through [`body::Body`], which checks the payload's hashes.
 //!
 //! Files by job: `head` (headers, query, target), `sigv4`, `body` and
-//! `chunked` (payloads), `date`, `xml` and `error` (answers), `meta` (what is
+//! `chunked` (payloads), `checksum` (`x-amz-checksum-*`, and a multipart
+//! object's from its parts'), `uploads` (multipart uploads on disk), `date`, `xml` and `error` (answers), `meta` (what is
 //! stored with an object), `keys` (bucket names and keys as store paths),
 //! `settings`, `state` (a shard's), `folder` (keys that end in `/`), `cors`
 //! (a bucket's rules for pages of other origins), `post` and `form`
@@ -22,6 +23,7 @@ mod body;
 mod bucket;
 mod canonical;
 pub(crate) mod carried;
+mod checksum;
 pub(crate) mod chunked;
 pub(crate) mod cluster;
 mod copy;
@@ -46,6 +48,7 @@ pub(crate) mod settings;
 pub(crate) mod sign;
 pub(crate) mod sigv4;
 pub(crate) mod state;
+mod uploads;
 pub(crate) mod xml;
 
 use bytes::Bytes;
@@ -101,7 +104,12 @@ impl<'c, 'a, 'b> Call<'c, 'a, 'b> {
 
     /// Sends a 200 with an XML document.
     pub(crate) async fn xml(&mut self, document: String) -> Result<bool, S3Error> {
-        let head = Head::new(200).header("Content-Type", "application/xml");
+        self.xml_with(document, "").await
+    }
+
+    /// Sends a 200 with an XML document and extra header lines.
+    pub(crate) async fn xml_with(&mut self, document: String, lines: &str) -> Result<bool, S3Error> {
+        let head = Head::new(200).header("Content-Type", "application/xml").lines(lines);
         let whole = self.reply.finish_with(head, document.as_bytes());
         Ok(self.reply.send_one(whole).await)
     }

@@ -1,119 +1,31 @@
-//! Multipart uploads: Create, UploadPart, ListParts, Complete, Abort,
-//! ListMultipartUploads. An upload is a directory of the store,
-//! `.percore-s3/uploads/<id>/` (hidden from `/files/` and from buckets by
-//! the reserved prefix), holding `upload.json` (bucket, key, headers, when)
-//! and one file per part, each committed durably as any object is, with
-//! its MD5 ETag in its metadata. Complete copies the parts in order into
-//! one new object (its ETag the MD5 of the parts' MD5s, `-N`), commits it
-//! (it appears whole or not at all), then removes the upload. Uploads older
-//! than `--s3-upload-expiry-secs` are removed when a new one starts.
-
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
+//! Multipart uploads: Create, UploadPart, UploadPartCopy, ListParts,
+//! Complete, Abort, ListMultipartUploads, over the uploads `uploads` keeps.
+//! Complete copies the parts in order into one new object (its ETag the MD5
+//! of the parts' MD5s, `-N`; its checksum made from the parts' when the
+//! upload has one: `checksum`), commits it (it appears whole or not at
+//! all), then removes the upload. Uploads older than
+//! `--s3-upload-expiry-secs` are removed when a new one starts.
 
 use super::md5::Md5;
-use percore_io::{Dir, File, OpenOptions};
-use serde::{Deserialize, Serialize};
+use percore_io::File;
 
+use super::checksum::{self, Algorithm, Hasher, Kind};
 use super::copy::Source;
-use super::error::{from_io, invalid_argument, malformed_xml, S3Error};
+use super::error::{from_io, invalid_argument, invalid_request, malformed_xml, S3Error};
 use super::meta;
-use super::object::{self, Staged};
+use super::object;
 use super::sigv4::hex;
+use super::uploads::{part_name, parts, record, remove_upload, store_small, upload_dir, uploads, Part, Record};
 use super::xml::{self, Writer};
 use super::{bucket, cluster, Call};
-use crate::files;
 use crate::store::Conditions;
 
-/// Where uploads live, under the data directory.
-const UPLOADS: &str = ".percore-s3/uploads";
 /// Part numbers run 1..=10000 (as on S3).
 const PART_NUMBER_MAX: u32 = 10_000;
 /// Every part but the last is at least this large (as on S3).
 const PART_BYTES_MIN: u64 = 5 << 20;
 /// Parts listed per page at most.
 const PARTS_MAX: usize = 1000;
-
-#[derive(Serialize, Deserialize)]
-struct Record {
-    bucket: String,
-    key: String,
-    headers: Vec<(String, String)>,
-    /// Seconds since the epoch.
-    initiated: u64,
-}
-
-fn upload_dir(id: &str) -> String {
-    format!("{UPLOADS}/{id}")
-}
-
-fn part_name(number: u32) -> String {
-    format!("part-{number:05}")
-}
-
-/// Checks an upload id's form (ours are 32 hex digits).
-fn check_id(id: &str) -> Result<(), S3Error> {
-    if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(())
-    } else {
-        Err(no_such_upload())
-    }
-}
-
-fn no_such_upload() -> S3Error {
-    S3Error::new(
-        404,
-        "NoSuchUpload",
-        "the specified multipart upload does not exist: it may have been aborted, completed or expired",
-    )
-}
-
-/// Reads a small file of the store whole.
-async fn read_small(root: &Dir, path: &str) -> std::io::Result<Vec<u8>> {
-    let file = root.open_file(path, &OpenOptions::new()).await?;
-    let size = file.metadata().await?.size;
-    let (result, bytes) = file.read_exact_at(Vec::with_capacity(size as usize), 0).await;
-    result.map(|()| bytes)
-}
-
-/// The upload `id` of `bucket`/`key`'s record.
-async fn record(call: &Call<'_, '_, '_>, id: &str, bucket: &str, key_path: &[u8]) -> Result<Record, S3Error> {
-    check_id(id)?;
-    let bytes = match read_small(call.shard().store.root(), &format!("{}/upload.json", upload_dir(id))).await {
-        Ok(bytes) => bytes,
-        Err(err) if err.raw_os_error() == Some(libc::ENOENT) => return Err(no_such_upload()),
-        Err(err) => return Err(from_io("cannot read the upload", &err)),
-    };
-    let record: Record =
-        serde_json::from_slice(&bytes).map_err(|_| super::error::internal("an upload's record is corrupt"))?;
-    let mut path = record.bucket.as_bytes().to_vec();
-    path.push(b'/');
-    path.extend_from_slice(record.key.as_bytes());
-    if record.bucket != bucket || path != key_path {
-        return Err(no_such_upload());
-    }
-    Ok(record)
-}
-
-/// Stores `bytes` durably at `path` (through the upload and commit protocol).
-async fn store_small(call: &Call<'_, '_, '_>, path: &[u8], bytes: Vec<u8>) -> Result<(), S3Error> {
-    let store = &call.shard().store;
-    let mut upload = store.begin_upload(path, Some(bytes.len() as u64)).await.map_err(|(what, e)| from_io(what, &e))?;
-    let (result, _) = upload.file().write_all_at(bytes, 0).await;
-    if let Err(err) = result {
-        upload.discard().await;
-        return Err(from_io("cannot store the upload's record", &err));
-    }
-    let stamp = match upload.flush(store).await {
-        Ok(stamp) => stamp,
-        Err(err) => {
-            upload.discard().await;
-            return Err(from_io("cannot flush the upload's record", &err));
-        }
-    };
-    let staged = Staged { upload, etag: String::new(), stamp, checksum: None };
-    object::commit(path, staged, Conditions::default()).await.map(|_| ())
-}
 
 pub(crate) async fn create(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8], key: &str) -> Result<bool, S3Error> {
     let (body, _) = call.body(xml::BODY_BYTES_MAX)?;
@@ -122,12 +34,20 @@ pub(crate) async fn create(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8
     bucket::must_exist(call, bucket).await?;
     let _ = path;
     let headers = meta::from_request(call.headers).map_err(|m| S3Error::new(400, "MetadataTooLarge", m))?;
+    let summed =
+        checksum::for_upload(call.headers.get("x-amz-checksum-algorithm"), call.headers.get(checksum::TYPE_HEADER))?;
     let now = crate::clock::coarse_epoch_seconds();
     sweep(call, now).await;
     let mut random = [0u8; 16];
     aws_lc_rs::rand::fill(&mut random).map_err(|_| super::error::internal("no random bytes for an upload id"))?;
     let id = hex(&random);
-    let record = Record { bucket: bucket.to_string(), key: key.to_string(), headers, initiated: now };
+    let record = Record {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        headers,
+        initiated: now,
+        checksum: summed.map(|(algorithm, kind)| (algorithm.upper().to_string(), kind == Kind::FullObject)),
+    };
     let json = serde_json::to_vec(&record).expect("strings serialize");
     store_small(call, format!("{}/upload.json", upload_dir(&id)).as_bytes(), json).await?;
     let mut out = Writer::document();
@@ -136,7 +56,10 @@ pub(crate) async fn create(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8
     out.leaf("Key", key);
     out.leaf("UploadId", &id);
     out.close("InitiateMultipartUploadResult");
-    call.xml(out.finish()).await
+    let lines = summed.map_or(String::new(), |(algorithm, kind)| {
+        format!("x-amz-checksum-algorithm: {}\r\n{}: {}\r\n", algorithm.upper(), checksum::TYPE_HEADER, kind.text())
+    });
+    call.xml_with(out.finish(), &lines).await
 }
 
 fn part_number(call: &Call<'_, '_, '_>) -> Result<u32, S3Error> {
@@ -150,18 +73,22 @@ fn part_number(call: &Call<'_, '_, '_>) -> Result<u32, S3Error> {
 pub(crate) async fn upload_part(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<bool, S3Error> {
     let id = call.query.get("uploadId").unwrap_or("").to_string();
     let number = part_number(call)?;
-    record(call, &id, bucket, path).await?;
+    let summed = record(call, &id, bucket, path).await?.checksum();
     let part_path = format!("{}/{}", upload_dir(&id), part_name(number));
-    let staged = object::receive(call, part_path.as_bytes(), Vec::new()).await?;
-    let etag = object::commit(part_path.as_bytes(), staged, Conditions::default()).await?;
-    call.empty(200, &format!("ETag: {etag}\r\n")).await
+    let staged = object::receive(call, part_path.as_bytes(), Vec::new(), summed.map(|(a, _)| a)).await?;
+    let mut lines = format!("ETag: {}\r\n", staged.etag);
+    if let Some((name, value)) = &staged.checksum {
+        lines.push_str(&format!("{name}: {value}\r\n"));
+    }
+    object::commit(part_path.as_bytes(), staged, Conditions::default()).await?;
+    call.empty(200, &lines).await
 }
 
 /// UploadPartCopy: a part copied from (a range of) an existing object.
 pub(crate) async fn upload_part_copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<bool, S3Error> {
     let id = call.query.get("uploadId").unwrap_or("").to_string();
     let number = part_number(call)?;
-    record(call, &id, bucket, path).await?;
+    let summed = record(call, &id, bucket, path).await?.checksum();
     let (src_bucket, src_key) = super::copy::copy_source(call.headers.get("x-amz-copy-source").unwrap_or(""))?;
     let src_path = super::keys::object_path(&src_bucket, &src_key)?;
     let range = call.headers.get("x-amz-copy-source-range");
@@ -175,7 +102,8 @@ pub(crate) async fn upload_part_copy(call: &mut Call<'_, '_, '_>, bucket: &str, 
     }
     let part_path = format!("{}/{}", upload_dir(&id), part_name(number));
     let upload = store.begin_upload(part_path.as_bytes(), Some(len)).await.map_err(|(what, e)| from_io(what, &e))?;
-    let md5 = match source.copy_into(store, &upload).await {
+    let mut hasher = summed.map(|(algorithm, _)| Hasher::new(algorithm));
+    let md5 = match source.copy_into(store, &upload, hasher.as_mut()).await {
         Ok(md5) => md5,
         Err(err) => {
             upload.discard().await;
@@ -183,12 +111,17 @@ pub(crate) async fn upload_part_copy(call: &mut Call<'_, '_, '_>, bucket: &str, 
         }
     };
     drop(source);
-    let staged = object::flush(store, upload, super::meta::md5_etag(&md5), Vec::new()).await?;
+    let summed = summed.zip(hasher).map(|((algorithm, _), h)| (algorithm, checksum::encode(&h.finish())));
+    let headers = summed.iter().map(|(algorithm, value)| (algorithm.header(), value.clone())).collect();
+    let staged = object::flush(store, upload, super::meta::md5_etag(&md5), headers).await?;
     let etag = object::commit(part_path.as_bytes(), staged, Conditions::default()).await?;
     let mut out = Writer::document();
     out.root("CopyPartResult");
     out.leaf("LastModified", xml::iso8601(crate::clock::coarse_epoch_seconds()));
     out.leaf("ETag", &etag);
+    if let Some((algorithm, value)) = &summed {
+        out.leaf(&algorithm.element(), value);
+    }
     out.close("CopyPartResult");
     call.xml(out.finish()).await
 }
@@ -207,38 +140,6 @@ fn copy_range(range: &str, size: u64) -> Result<(u64, u64), S3Error> {
         return Err(bad());
     }
     Ok((first, last - first + 1))
-}
-
-/// A stored part.
-struct Part {
-    number: u32,
-    size: u64,
-    modified: u64,
-    /// Quoted MD5 hex.
-    etag: String,
-    file: File,
-}
-
-/// The parts of upload `id`, in order.
-async fn parts(call: &Call<'_, '_, '_>, id: &str) -> Result<Vec<Part>, S3Error> {
-    let dir =
-        call.shard().store.root().open_dir(upload_dir(id)).await.map_err(|e| from_io("cannot open the upload", &e))?;
-    let mut parts = Vec::new();
-    for entry in dir.read_dir().map_err(|e| from_io("cannot read the upload", &e))? {
-        let name = entry.name.to_string_lossy();
-        let Some(number) = name.strip_prefix("part-").and_then(|n| n.parse::<u32>().ok()) else { continue };
-        let file = match dir.open_file(OsStr::from_bytes(entry.name.as_bytes()), &OpenOptions::new()).await {
-            Ok(file) => file,
-            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => continue,
-            Err(err) => return Err(from_io("cannot open a part", &err)),
-        };
-        let stat = file.metadata().await.map_err(|e| from_io("cannot read a part", &e))?;
-        let stamp = files::etag(&stat);
-        let etag = meta::read(&file, &stamp).map(|m| m.etag).unwrap_or(stamp);
-        parts.push(Part { number, size: stat.size, modified: stat.mtime.0.max(0) as u64, etag, file });
-    }
-    parts.sort_by_key(|p| p.number);
-    Ok(parts)
 }
 
 pub(crate) async fn list_parts(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<bool, S3Error> {
@@ -261,12 +162,19 @@ pub(crate) async fn list_parts(call: &mut Call<'_, '_, '_>, bucket: &str, path: 
     out.leaf("MaxParts", max);
     out.leaf("IsTruncated", truncated);
     out.leaf("StorageClass", "STANDARD");
+    if let Some((algorithm, kind)) = record.checksum() {
+        out.leaf("ChecksumAlgorithm", algorithm.upper());
+        out.leaf("ChecksumType", kind.text());
+    }
     for part in shown {
         out.open("Part");
         out.leaf("PartNumber", part.number);
         out.leaf("LastModified", xml::iso8601(part.modified));
         out.leaf("ETag", &part.etag);
         out.leaf("Size", part.size);
+        if let Some((algorithm, value)) = part_checksum(part) {
+            out.leaf(&algorithm.element(), value);
+        }
         out.close("Part");
     }
     out.close("ListPartsResult");
@@ -280,13 +188,16 @@ pub(crate) async fn complete(
     key: &str,
 ) -> Result<bool, S3Error> {
     let id = call.query.get("uploadId").unwrap_or("").to_string();
-    let (body, _) = call.body(xml::BODY_BYTES_MAX)?;
+    let (mut body, _) = call.body(xml::BODY_BYTES_MAX)?;
+    body.checksum_header_is_not_the_bodys();
     let (document, _) = body.read_all().await?;
     call.body_read();
     let record = record(call, &id, bucket, path).await?;
     let conditions = object::write_conditions(call, bucket, path).await?;
-    let listed =
-        xml::items(&document, "CompleteMultipartUpload", "Part", &["PartNumber", "ETag"]).map_err(malformed_xml)?;
+    let summed = record.checksum();
+    let element = summed.map(|(algorithm, _)| algorithm.element());
+    let leaves: Vec<&str> = ["PartNumber", "ETag"].into_iter().chain(element.as_deref()).collect();
+    let listed = xml::items(&document, "CompleteMultipartUpload", "Part", &leaves).map_err(malformed_xml)?;
     if listed.is_empty() {
         return Err(malformed_xml("no Part listed"));
     }
@@ -303,7 +214,20 @@ pub(crate) async fn complete(
         let etag = item[1].as_deref().map(str::trim).unwrap_or("");
         let quoted = if etag.starts_with('"') { etag.to_string() } else { format!("\"{etag}\"") };
         match stored.iter().find(|p| p.number == number) {
-            Some(part) if part.etag == quoted => chosen.push(part),
+            Some(part) if part.etag == quoted => {
+                let given = item.get(2).and_then(|v| v.as_deref()).map(str::trim);
+                if given.is_some_and(|given| part_checksum(part).map(|(_, value)| value) != Some(given)) {
+                    return Err(S3Error::new(
+                        400,
+                        "InvalidPart",
+                        format!(
+                            "the {} listed for part {number} is not the checksum the part was uploaded with",
+                            element.as_deref().unwrap_or_default()
+                        ),
+                    ));
+                }
+                chosen.push(part)
+            }
             _ => {
                 return Err(S3Error::new(
                     400,
@@ -335,15 +259,21 @@ pub(crate) async fn complete(
         of_md5s.update(&raw);
     }
     let etag = format!("\"{}-{}\"", hex(&of_md5s.finalize()), chosen.len());
+    let whole = object_checksum(call, summed, &chosen, total)?;
+    let mut headers = record.headers;
+    if let Some((algorithm, kind, value)) = &whole {
+        headers.push((algorithm.header(), value.clone()));
+        headers.push((checksum::TYPE_HEADER.to_string(), kind.text().to_string()));
+    }
     let upload = object::begin(store, path, Some(total)).await?;
     let sources: Vec<(&File, u64, u64)> = chosen.iter().map(|p| (&p.file, 0, p.size)).collect();
-    if let Err(err) = super::copy::copy_into(store, &upload, &sources).await {
+    if let Err(err) = super::copy::copy_into(store, &upload, &sources, None).await {
         upload.discard().await;
         return Err(err);
     }
     drop(sources);
     drop(stored);
-    let staged = object::flush(store, upload, etag, record.headers).await?;
+    let staged = object::flush(store, upload, etag, headers).await?;
     let etag = object::commit(path, staged, conditions).await?;
     remove_upload(call.shard().store.root(), &id).await;
     let mut out = Writer::document();
@@ -352,22 +282,70 @@ pub(crate) async fn complete(
     out.leaf("Bucket", bucket);
     out.leaf("Key", key);
     out.leaf("ETag", &etag);
+    if let Some((algorithm, kind, value)) = &whole {
+        out.leaf(&algorithm.element(), value);
+        out.leaf("ChecksumType", kind.text());
+    }
     out.close("CompleteMultipartUploadResult");
     call.xml(out.finish()).await
 }
 
-/// Removes upload `id`'s directory (its parts and record). Best effort: a
-/// left-over upload is removed by a later sweep.
-async fn remove_upload(root: &Dir, id: &str) {
-    let Ok(dir) = root.open_dir(upload_dir(id)).await else { return };
-    if let Ok(entries) = dir.read_dir() {
-        for entry in entries {
-            let _ = dir.unlink(&entry.name).await;
+/// A part's checksum: its algorithm and value (base64).
+fn part_checksum(part: &Part) -> Option<(Algorithm, &str)> {
+    let (name, value) = part.checksum.as_ref()?;
+    let algorithm = Algorithm::named(name.strip_prefix("x-amz-checksum-")?).ok()?;
+    Some((algorithm, value.as_str()))
+}
+
+/// The checksum a completed upload's object gets (algorithm, kind, value),
+/// made from its `chosen` parts' (`total` bytes), and checked against what
+/// the Complete request says of the whole: `x-amz-mp-object-size`,
+/// `x-amz-checksum-type` and the value (`x-amz-checksum-<algorithm>`).
+/// None for an upload without one (or parts stored by an earlier version,
+/// which kept no checksum).
+fn object_checksum(
+    call: &Call<'_, '_, '_>,
+    summed: Option<(Algorithm, Kind)>,
+    chosen: &[&Part],
+    total: u64,
+) -> Result<Option<(Algorithm, Kind, String)>, S3Error> {
+    if let Some(size) = call.headers.get("x-amz-mp-object-size") {
+        if size.trim().parse::<u64>().ok() != Some(total) {
+            return Err(invalid_request(format!(
+                "x-amz-mp-object-size says {size} bytes, but the parts listed hold {total}"
+            )));
         }
     }
-    if let Ok(uploads) = root.open_dir(UPLOADS).await {
-        let _ = uploads.rmdir(id).await;
+    let Some((algorithm, kind)) = summed else { return Ok(None) };
+    if let Some(asked) = call.headers.get(checksum::TYPE_HEADER) {
+        if checksum::Kind::parse(asked)? != kind {
+            return Err(invalid_request(format!(
+                "this upload was created with the {} checksum type, not {asked}",
+                kind.text()
+            )));
+        }
     }
+    let mut values = Vec::with_capacity(chosen.len());
+    for part in chosen {
+        let value =
+            part_checksum(part).filter(|(a, _)| *a == algorithm).and_then(|(_, v)| checksum::decode(algorithm, v));
+        let Some(value) = value else { return Ok(None) };
+        values.push((value, part.size));
+    }
+    let value = checksum::of_parts(algorithm, kind, &values);
+    if let Some(given) = call.headers.get(&algorithm.header()) {
+        if given.trim() != value {
+            return Err(S3Error::new(
+                400,
+                "BadDigest",
+                format!(
+                    "the {} you specified for the whole object did not match the one computed from its parts ({value})",
+                    algorithm.upper()
+                ),
+            ));
+        }
+    }
+    Ok(Some((algorithm, kind, value)))
 }
 
 pub(crate) async fn abort(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<bool, S3Error> {
@@ -375,25 +353,6 @@ pub(crate) async fn abort(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]
     record(call, &id, bucket, path).await?;
     remove_upload(call.shard().store.root(), &id).await;
     call.empty(204, "").await
-}
-
-/// Every upload's id and record.
-async fn uploads(root: &Dir) -> Vec<(String, Record)> {
-    let Ok(dir) = root.open_dir(UPLOADS).await else { return Vec::new() };
-    let Ok(entries) = dir.read_dir() else { return Vec::new() };
-    let mut out = Vec::new();
-    for entry in entries {
-        let id = entry.name.to_string_lossy().into_owned();
-        if check_id(&id).is_err() {
-            continue;
-        }
-        if let Ok(bytes) = read_small(root, &format!("{}/upload.json", upload_dir(&id))).await {
-            if let Ok(record) = serde_json::from_slice::<Record>(&bytes) {
-                out.push((id, record));
-            }
-        }
-    }
-    out
 }
 
 /// Removes uploads older than the expiry.

@@ -7,6 +7,7 @@
 
 use percore_io::File;
 
+use super::checksum::{self, Algorithm, Kind};
 use super::error::{from_io, internal, no_such_key, S3Error};
 use super::meta::{self, ObjectMeta};
 use super::{bucket, Call};
@@ -130,11 +131,13 @@ pub(crate) async fn write_conditions(
 }
 
 /// Streams the request's body into an upload of `path`, checking it, and
-/// flushes it with `headers`: the object waits for its commit.
+/// flushes it with `headers` (and the checksum `want`, computed if the
+/// client sent none): the object waits for its commit.
 pub(crate) async fn receive(
     call: &mut Call<'_, '_, '_>,
     path: &[u8],
     headers: Vec<(String, String)>,
+    want: Option<Algorithm>,
 ) -> Result<Staged, S3Error> {
     let shard = call.shard();
     if shard.store.fenced() {
@@ -155,6 +158,12 @@ pub(crate) async fn receive(
         return Err(S3Error::gone());
     }
     let (mut body, _) = call.body(max)?;
+    if let Some(algorithm) = want {
+        if let Err(err) = body.compute(algorithm) {
+            upload.discard().await;
+            return Err(err);
+        }
+    }
     let written: Result<super::body::Digests, S3Error> = async {
         let mut offset = 0u64;
         while let Some(piece) = body.next().await? {
@@ -207,13 +216,14 @@ pub(crate) async fn begin(store: &Store, path: &[u8], len: Option<u64>) -> Resul
 pub(crate) async fn put(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<bool, S3Error> {
     let conditions = write_conditions(call, bucket, path).await?;
     let headers = meta::from_request(call.headers).map_err(|m| S3Error::new(400, "MetadataTooLarge", m))?;
-    let staged = receive(call, path, headers).await?;
+    let staged = receive(call, path, headers, None).await?;
     let checksum = staged.checksum.clone();
     let etag = commit(path, staged, conditions).await?;
     let mut lines = String::with_capacity(128);
     push_line(&mut lines, "ETag", &etag);
     if let Some((name, value)) = &checksum {
         push_line(&mut lines, name, value);
+        push_line(&mut lines, checksum::TYPE_HEADER, Kind::FullObject.text());
     }
     call.empty(200, &lines).await
 }
@@ -278,23 +288,31 @@ fn push_line(out: &mut String, name: &str, value: &str) {
 /// The Content-Type and the other header lines of an object's answer: what
 /// was stored with it, overridden by the request's `response-*`. The
 /// checksum of the whole object (`x-amz-checksum-*`, kept when the upload
-/// sent one) goes with answers to requests without a Range only: clients
-/// check it against the bytes they get.
+/// sent one, with its `x-amz-checksum-type`: `FULL_OBJECT` unless a
+/// multipart upload stored another) goes with answers to requests without a
+/// Range only: clients check it against the bytes they get.
 pub(super) fn representation(call: &Call<'_, '_, '_>, stored: &[(String, String)], guessed: &str) -> (String, String) {
     let mut content_type = None;
     let mut extra = String::new();
     let overridden = |name: &str| OVERRIDES.iter().any(|(param, header)| *header == name && call.query.has(param));
     let ranged = call.request.range.is_some();
+    let (mut summed, mut typed) = (false, false);
     for (name, value) in stored {
-        if overridden(name) || (ranged && name.starts_with("x-amz-checksum-")) {
+        let checksum = name.starts_with("x-amz-checksum-");
+        if overridden(name) || (ranged && checksum) {
             continue;
         }
+        summed |= checksum;
+        typed |= checksum && name == checksum::TYPE_HEADER;
         if name == "content-type" {
             content_type = Some(value.clone());
             continue;
         }
         // Values were headers once: no CR or LF.
         push_line(&mut extra, name, value);
+    }
+    if summed && !typed {
+        push_line(&mut extra, checksum::TYPE_HEADER, Kind::FullObject.text());
     }
     for (param, header) in OVERRIDES {
         if let Some(value) = call.query.get(param).filter(|v| !v.contains(['\r', '\n'])) {

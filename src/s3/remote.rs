@@ -8,6 +8,7 @@
 use crate::peers::{Peer, Streamed};
 use crate::store::{Store, Upload};
 
+use super::checksum::Hasher;
 use super::cluster;
 use super::error::{invalid_argument, S3Error};
 use super::md5::Md5;
@@ -88,8 +89,14 @@ async fn refused(streamed: &mut Streamed, node: &str, range: Option<(u64, u64)>)
     cluster::refused(node, &answer)
 }
 
-/// Copies the source's bytes into `upload`; their MD5.
-pub(crate) async fn copy_into(store: &Store, upload: &Upload, source: &mut Source) -> Result<[u8; 16], S3Error> {
+/// Copies the source's bytes into `upload` (hashed into `checksum` too, if
+/// given); their MD5.
+pub(crate) async fn copy_into(
+    store: &Store,
+    upload: &Upload,
+    source: &mut Source,
+    mut checksum: Option<&mut Hasher>,
+) -> Result<[u8; 16], S3Error> {
     let mut md5 = Md5::new();
     let mut offset = 0u64;
     let mut piece: Vec<u8> = Vec::with_capacity(PIECE_BYTES);
@@ -107,6 +114,9 @@ pub(crate) async fn copy_into(store: &Store, upload: &Upload, source: &mut Sourc
         }
         if (end || piece.len() == PIECE_BYTES) && !piece.is_empty() {
             md5.update(&piece);
+            if let Some(checksum) = checksum.as_deref_mut() {
+                checksum.update(&piece);
+            }
             let len = piece.len() as u64;
             write_piece(store, upload, std::mem::take(&mut piece), offset).await?;
             offset += len;
