@@ -302,6 +302,10 @@ async fn send(reply: &mut Reply<'_>, request: &Request, meta: &Meta<'_>, plan: P
                 .header("Content-Type", meta.content_type)
                 .header("Content-Range", format!("bytes {a}-{b}/{size}"));
             let head = reply.finish(head, b - a + 1);
+            if request.method == Method::Head {
+                // (S3's HEAD with `partNumber`: the part's head alone.)
+                return reply.send_one(head).await;
+            }
             match source {
                 Source::Cached(entry) => {
                     reply.send(vec![Bytes::from(head), entry.body.slice(a as usize..=b as usize)]).await

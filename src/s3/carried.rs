@@ -61,7 +61,8 @@ fn check_headers(headers: &[(String, String)]) -> Result<(), String> {
     for (name, value) in headers {
         let kept = KEPT_HEADERS.contains(&name.as_str())
             || (name.len() > 11 && name.starts_with("x-amz-meta-"))
-            || name.starts_with("x-amz-checksum-");
+            || name.starts_with("x-amz-checksum-")
+            || (name == super::parts::HEADER && super::parts::decode(value).is_some());
         let token =
             name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b));
         if !kept || !token {
@@ -86,7 +87,11 @@ mod tests {
     fn what_is_carried_comes_back_and_nothing_else_passes() {
         let object = Carried::Object {
             etag: "\"0123456789abcdef0123456789abcdef-3\"".into(),
-            headers: vec![("content-type".into(), "text/x-n".into()), ("x-amz-meta-n".into(), "7".into())],
+            headers: vec![
+                ("content-type".into(), "text/x-n".into()),
+                ("x-amz-meta-n".into(), "7".into()),
+                ("x-percore-parts".into(), "5242880*2,7".into()),
+            ],
         };
         assert_eq!(Carried::decode(&object.encode()), Ok(object));
         let folder = Carried::Folder(Folder { modified: 5, headers: vec![("x-amz-meta-a".into(), "b".into())] });
@@ -103,6 +108,8 @@ mod tests {
             (object(md5, "x-amz-meta-a b", "a"), "not a header S3 keeps"),
             (object(md5, "x-amz-meta-a", "a\r\nInjected: 1"), "control character"),
             (object(md5, "x-amz-meta-a", &"v".repeat(5000)), "at most"),
+            (object(md5, "x-percore-parts", "5*0"), "not a header S3 keeps"),
+            (object(md5, "x-percore-other", "1"), "not a header S3 keeps"),
             ("%%%".to_string(), "base64url"),
             (base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b"{\"other\":1}"), "does not parse"),
         ] {

@@ -83,6 +83,8 @@ pub(crate) async fn copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8])
     } else {
         source.headers().to_vec()
     };
+    // A copy is one part, whatever the source's were.
+    headers.retain(|(name, _)| name != super::parts::HEADER);
     // A copy keeps the source's checksum, or gets a new one if asked.
     let fresh = call.headers.get("x-amz-checksum-algorithm").map(Algorithm::parse).transpose()?;
     let mut hasher = fresh.map(Hasher::new);

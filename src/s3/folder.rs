@@ -117,7 +117,7 @@ pub(crate) async fn get(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) 
         content_type: &content_type,
         extra: &extra,
     };
-    let plan = planned(call, &described)?;
+    let plan = planned(call, &described, &folder.headers)?;
     Ok(get::send_empty(call.reply, &described, plan).await)
 }
 

@@ -42,6 +42,7 @@ mod md5;
 pub(crate) mod meta;
 mod multipart;
 mod object;
+mod parts;
 mod post;
 mod remote;
 pub(crate) mod settings;

@@ -261,6 +261,8 @@ pub(crate) async fn complete(
     let etag = format!("\"{}-{}\"", hex(&of_md5s.finalize()), chosen.len());
     let whole = object_checksum(call, summed, &chosen, total)?;
     let mut headers = record.headers;
+    let sizes: Vec<u64> = chosen.iter().map(|p| p.size).collect();
+    headers.extend(super::parts::encode(&sizes).map(|layout| (super::parts::HEADER.to_string(), layout)));
     if let Some((algorithm, kind, value)) = &whole {
         headers.push((algorithm.header(), value.clone()));
         headers.push((checksum::TYPE_HEADER.to_string(), kind.text().to_string()));

@@ -10,7 +10,7 @@ use percore_io::File;
 use super::checksum::{self, Algorithm, Kind};
 use super::error::{from_io, internal, no_such_key, S3Error};
 use super::meta::{self, ObjectMeta};
-use super::{bucket, Call};
+use super::{bucket, parts, Call};
 use crate::cache;
 use crate::files::{self, Found};
 use crate::http::get::{self, Plan};
@@ -295,11 +295,13 @@ pub(super) fn representation(call: &Call<'_, '_, '_>, stored: &[(String, String)
     let mut content_type = None;
     let mut extra = String::new();
     let overridden = |name: &str| OVERRIDES.iter().any(|(param, header)| *header == name && call.query.has(param));
-    let ranged = call.request.range.is_some();
+    // A part's answer (`partNumber`) is a range too: the whole's checksum is not its.
+    let part = call.query.has("partNumber");
+    let ranged = call.request.range.is_some() || part;
     let (mut summed, mut typed) = (false, false);
     for (name, value) in stored {
         let checksum = name.starts_with("x-amz-checksum-");
-        if overridden(name) || (ranged && checksum) {
+        if overridden(name) || (ranged && checksum) || name.starts_with("x-percore-") {
             continue;
         }
         summed |= checksum;
@@ -313,6 +315,9 @@ pub(super) fn representation(call: &Call<'_, '_, '_>, stored: &[(String, String)
     }
     if summed && !typed {
         push_line(&mut extra, checksum::TYPE_HEADER, Kind::FullObject.text());
+    }
+    if let Some(count) = parts::count_of(stored).filter(|_| part) {
+        push_line(&mut extra, "x-amz-mp-parts-count", &count.to_string());
     }
     for (param, header) in OVERRIDES {
         if let Some(value) = call.query.get(param).filter(|v| !v.contains(['\r', '\n'])) {
@@ -359,7 +364,7 @@ pub(crate) async fn get(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) 
         content_type: &content_type,
         extra: &extra,
     };
-    let plan = planned(call, &described)?;
+    let plan = planned(call, &described, opened.headers())?;
     Ok(get::send_file(call.reply, call.request, &described, plan, &opened.file).await)
 }
 
@@ -376,7 +381,7 @@ async fn from_entry(call: &mut Call<'_, '_, '_>, entry: &cache::Entry) -> Result
         && request.if_modified_since.is_none()
         && request.if_unmodified_since.is_none()
         && request.range.is_none()
-        && !call.query.0.iter().any(|(name, _)| name.starts_with("response-"));
+        && !call.query.0.iter().any(|(name, _)| name.starts_with("response-") || name == "partNumber");
     let plain = !call.reply.close() && !call.reply.has_lines();
     if unconditional && plain && entry.body.len() <= cache::RENDERED_BYTES_MAX {
         // The common answer, the same bytes for every such request within
@@ -406,15 +411,25 @@ async fn from_entry(call: &mut Call<'_, '_, '_>, entry: &cache::Entry) -> Result
         content_type: &content_type,
         extra: &extra,
     };
-    let plan = planned(call, &described)?;
+    let plan = planned(call, &described, stored)?;
     Ok(get::send_entry(call.reply, call.request, &described, plan, entry).await)
 }
 
-/// What to answer, or the S3 error for a precondition or range that fails.
-pub(super) fn planned(call: &Call<'_, '_, '_>, described: &get::Meta<'_>) -> Result<Plan, S3Error> {
-    match get::plan(call.request, described) {
-        Plan::PreconditionFailed => Err(precondition_failed()),
-        Plan::Unsatisfiable => Err(S3Error::new(416, "InvalidRange", "the requested range is not satisfiable")),
-        plan => Ok(plan),
+/// What to answer, or the S3 error for a precondition or range that fails;
+/// a part of the object if the request asks for one (`partNumber`, found
+/// in its `stored` headers: `parts`).
+pub(super) fn planned(
+    call: &Call<'_, '_, '_>,
+    described: &get::Meta<'_>,
+    stored: &[(String, String)],
+) -> Result<Plan, S3Error> {
+    let plan = match get::plan(call.request, described) {
+        Plan::PreconditionFailed => return Err(precondition_failed()),
+        Plan::Unsatisfiable => return Err(S3Error::new(416, "InvalidRange", "the requested range is not satisfiable")),
+        plan => plan,
+    };
+    match call.query.get("partNumber") {
+        Some(asked) => parts::plan(call, described, stored, asked, plan),
+        None => Ok(plan),
     }
 }

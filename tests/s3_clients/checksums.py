@@ -1,7 +1,8 @@
 """Checksums as current SDKs and aws-cli send them (tests/s3.rs): CRC64NVME
 (aws-cli v2's default since 2.23, which the daemon once refused), CRC32,
 CRC32C, SHA-1, SHA-256, SHA-512 and MD5 on single PUTs; multipart uploads
-whose object gets a COMPOSITE or FULL_OBJECT checksum made from the parts';
+whose object gets a COMPOSITE or FULL_OBJECT checksum made from the parts',
+and whose parts are served by number (GetObject `partNumber`);
 UploadPartCopy, CopyObject and DeleteObjects; `aws s3 cp` asked for
 CRC64NVME. Every value is checked against one computed here (awscrt for the
 CRCs, as botocore computes them), and botocore checks each GET's bytes
@@ -115,7 +116,8 @@ def multipart(key, algorithm, kind, datas, send_whole=True, per_part=True):
 
 
 five = os.urandom(5 * MiB)
-multipart("mp-crc64", "CRC64NVME", None, [five, os.urandom(5 * MiB), os.urandom(1000)])
+three = [five, os.urandom(5 * MiB), os.urandom(1000)]
+multipart("mp-crc64", "CRC64NVME", None, three)
 multipart("mp-crc32", "CRC32", None, [five, b"abc"])
 multipart("mp-crc32-full", "CRC32", "FULL_OBJECT", [five, os.urandom(77)])
 multipart("mp-crc32c-full", "CRC32C", "FULL_OBJECT", [five, os.urandom(2 * MiB)], send_whole=False)
@@ -123,6 +125,32 @@ multipart("mp-sha256", "SHA256", None, [five, os.urandom(10)])
 multipart("mp-one-part", "CRC64NVME", None, [os.urandom(123)])
 # Parts sent without a checksum get theirs from the daemon.
 multipart("mp-computed", "CRC64NVME", None, [five, os.urandom(4096)], per_part=False)
+
+
+# Parts served by number, as the SDKs' transfer managers download them: each
+# part's bytes (206), the count of parts, no whole-object checksum.
+for repeat in range(2):
+    for number, data in enumerate(three, 1):
+        got = s3.get_object(Bucket=BUCKET, Key="mp-crc64", PartNumber=number, ChecksumMode="ENABLED")
+        assert got["ResponseMetadata"]["HTTPStatusCode"] == 206 and got["PartsCount"] == 3, got
+        assert got["ContentLength"] == len(data) and "ChecksumCRC64NVME" not in got, got
+        assert got["Body"].read() == data, number
+        head = s3.head_object(Bucket=BUCKET, Key="mp-crc64", PartNumber=number)
+        assert head["ResponseMetadata"]["HTTPStatusCode"] == 206 and head["ContentLength"] == len(data), head
+        assert head["PartsCount"] == 3, head
+    small = s3.get_object(Bucket=BUCKET, Key="mp-one-part", PartNumber=1)
+    assert small["PartsCount"] == 1 and small["ContentLength"] == 123, small
+    # An object of one PUT (here served from the daemon's cache the second
+    # time) is one part, all of it.
+    whole = s3.get_object(Bucket=BUCKET, Key="single-CRC32", PartNumber=1)
+    assert whole["Body"].read() == body and "PartsCount" not in whole, whole
+assert code(lambda: s3.get_object(Bucket=BUCKET, Key="mp-crc64", PartNumber=4)) == "InvalidPartNumber"
+assert code(lambda: s3.head_object(Bucket=BUCKET, Key="mp-crc64", PartNumber=4)) == "416"
+assert code(lambda: s3.get_object(Bucket=BUCKET, Key="single-CRC32", PartNumber=2)) == "InvalidPartNumber"
+assert code(lambda: s3.get_object(Bucket=BUCKET, Key="mp-crc64", PartNumber=1, Range="bytes=0-1")) == "InvalidRequest"
+# A copy of a multipart object is one part.
+s3.copy_object(Bucket=BUCKET, Key="mp-copy", CopySource={"Bucket": BUCKET, "Key": "mp-one-part"})
+assert "PartsCount" not in s3.head_object(Bucket=BUCKET, Key="mp-copy", PartNumber=1)
 
 
 def started(key, **asked):
