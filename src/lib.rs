@@ -204,6 +204,21 @@ pub mod fuzz {
         if let Some(content_type) = headers.get("content-type") {
             let _ = form::boundary(content_type);
         }
+        // A multipart upload's checksum, a value's form, a kept part layout.
+        use crate::s3::{checksum, parts};
+        if let Ok(Some((algorithm, _))) =
+            checksum::for_upload(headers.get("x-amz-checksum-algorithm"), headers.get("x-amz-checksum-type"))
+        {
+            if let Some(value) = headers.get(&algorithm.header()) {
+                let _ = checksum::decode(algorithm, value);
+            }
+        }
+        if let Some(runs) = headers.get(parts::HEADER).and_then(parts::decode) {
+            let total: u64 = runs.iter().map(|(size, count)| size * u64::from(*count)).sum();
+            let last = parts::span(&runs, parts::count(&runs)).expect("the last part");
+            assert_eq!(last.0 + last.1, total, "the parts end where the object does");
+            assert_eq!(parts::span(&runs, parts::count(&runs) + 1), None);
+        }
         // What `percore rebalance` carries (any `/files/` writer may send it).
         if let Some(value) = headers.get("x-percore-s3") {
             if let Ok(carried) = crate::s3::carried::Carried::decode(value) {

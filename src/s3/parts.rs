@@ -39,22 +39,26 @@ pub(crate) fn decode(text: &str) -> Option<Vec<(u64, u32)>> {
     if text.is_empty() || text.len() > TEXT_BYTES_MAX {
         return None;
     }
-    text.split(',')
+    let runs: Vec<(u64, u32)> = text
+        .split(',')
         .map(|run| {
             let (size, count) = run.split_once('*').unwrap_or((run, "1"));
             let count: u32 = count.parse().ok().filter(|c| (1..=10_000).contains(c))?;
             Some((size.parse().ok()?, count))
         })
-        .collect()
+        .collect::<Option<_>>()?;
+    // Every offset within a u64, at most 10,000 parts.
+    runs.iter().try_fold(0u64, |sum, (size, count)| sum.checked_add(size.checked_mul(u64::from(*count))?))?;
+    (count(&runs) <= 10_000).then_some(runs)
 }
 
 /// How many parts the runs hold.
-fn count(runs: &[(u64, u32)]) -> u32 {
+pub(crate) fn count(runs: &[(u64, u32)]) -> u32 {
     runs.iter().map(|(_, count)| count).sum()
 }
 
 /// Part `number`'s first byte and length, if the runs have such a part.
-fn span(runs: &[(u64, u32)], number: u32) -> Option<(u64, u64)> {
+pub(crate) fn span(runs: &[(u64, u32)], number: u32) -> Option<(u64, u64)> {
     let (mut start, mut before) = (0u64, 0u32);
     for &(size, count) in runs {
         if number <= before + count {
@@ -101,6 +105,12 @@ pub(crate) fn plan(
         None if number == 1 => (0, described.size),
         None => return Err(not_satisfiable()),
     };
+    if start + len > described.size {
+        return Err(super::error::internal(format!(
+            "the kept part layout does not fit the object's {} bytes",
+            described.size
+        )));
+    }
     match len {
         0 if described.size == 0 => Ok(Plan::Whole),
         0 => Err(S3Error::new(416, "InvalidPartNumber", format!("part {number} is empty: it has no bytes to send"))),
@@ -138,7 +148,8 @@ mod tests {
     fn layouts_too_long_are_not_kept_and_garbage_does_not_decode() {
         let varied: Vec<u64> = (0..100).map(|i| (5 << 20) + i).collect();
         assert_eq!(encode(&varied), None);
-        for bad in ["", "a", "5*0", "5*x", "5,,6", "5*10001", "-1"] {
+        let huge = format!("{}*2", u64::MAX / 2 + 1);
+        for bad in ["", "a", "5*0", "5*x", "5,,6", "5*10001", "-1", "1*6000,1*6000", &huge] {
             assert_eq!(decode(bad), None, "{bad}");
         }
     }

@@ -39,6 +39,20 @@ refused(signed("PUT", "/hostile/md5", body=b"data", headers={"content-md5": md5}
 absent("md5")
 good_crc = base64.b64encode(zlib.crc32(b"data").to_bytes(4, "big")).decode()
 assert signed("PUT", "/hostile/crc-ok", body=b"data", headers={"x-amz-checksum-crc32": good_crc})[0] == 200
+# Checksums that are no checksum: an unknown algorithm, a value of another
+# width or not base64, a part layout smuggled in as a header; an upload
+# asked for a checksum kind S3 does not allow.
+refused(signed("PUT", "/hostile/alg", body=b"data", headers={"x-amz-checksum-foo": good_crc}), 400, "InvalidRequest")
+absent("alg")
+for value in [good_crc, "not base64!", ""]:
+    refused(signed("PUT", "/hostile/crc64", body=b"data", headers={"x-amz-checksum-crc64nvme": value}), 400, "BadDigest")
+absent("crc64")
+assert signed("PUT", "/hostile/layout", body=b"data", headers={"x-percore-parts": "1*4"})[0] == 200
+got = s3.get_object(Bucket="hostile", Key="layout", PartNumber=1)
+assert got["Body"].read() == b"data" and "PartsCount" not in got, got
+refused(signed("POST", "/hostile/kind", query=[("uploads", "")], headers={"x-amz-checksum-algorithm": "CRC64NVME",
+                                                              "x-amz-checksum-type": "COMPOSITE"}),
+        400, "InvalidRequest")
 
 # Signed aws-chunked bodies: stored when every chunk's signature holds.
 chunks = [b"a" * 70000, b"b" * 1000]
@@ -64,7 +78,7 @@ for path in ["/hostile/a/../../etc/passwd", "/hostile/%2E%2E/x", "/hostile/a//b"
 status, _, body = signed("PUT", "/hostile/dir/", body=b"x")
 assert status == 400 and b"InvalidRequest" in body and b"folder" in body, (status, body[:200])
 keys = [o["Key"] for o in s3.list_objects_v2(Bucket="hostile").get("Contents", [])]
-assert keys == ["chunked", "crc-ok"], keys
+assert keys == ["chunked", "crc-ok", "layout"], keys
 
 # XML: malformed, entity tricks, oversized.
 for doc in [b"<Delete><Object><Key>x</Key>", b"not xml", b"<Other/>",
