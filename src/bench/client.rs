@@ -59,7 +59,7 @@ pub(crate) fn s3_headers(
     let hash = crate::s3::sign::payload_hash(body);
     let now = crate::clock::coarse_epoch_seconds();
     if method == "PUT" {
-        let crc = base64::engine::general_purpose::STANDARD.encode(crc_fast::crc32_iso_hdlc(body).to_be_bytes());
+        let crc = base64::engine::general_purpose::STANDARD.encode(crc32fast::hash(body).to_be_bytes());
         signer.headers(method, path, host, &[("x-amz-checksum-crc32", &crc)], &hash, now)
     } else {
         signer.headers(method, path, host, &[], &hash, now)

@@ -7,8 +7,10 @@
 //! for the CRCs, the CRC of the whole object (`FULL_OBJECT`), combined from
 //! the parts' CRCs and lengths.
 //!
-//! The CRCs are `crc-fast`'s (SIMD, with its `checksum_combine`), the
-//! digests aws-lc-rs's, MD5 `super::md5`'s.
+//! CRC32 and CRC32C are `crc32fast`'s and `crc32c`'s, CRC64NVME and the
+//! combining of CRCs `crc-fast`'s (its CRC32s measured at half the others'
+//! speed here: 85 against 41-43 us a MiB), the digests aws-lc-rs's, MD5
+//! `super::md5`'s.
 
 use aws_lc_rs::digest;
 use base64::Engine;
@@ -183,28 +185,31 @@ pub(crate) fn for_upload(algorithm: Option<&str>, kind: Option<&str>) -> Result<
 
 /// A checksum being computed over bytes as they pass.
 pub(crate) enum Hasher {
-    /// A CRC and its width in bytes.
-    Crc(Box<crc_fast::Digest>, usize),
+    Crc32(crc32fast::Hasher),
+    Crc32c(u32),
+    Crc64Nvme(Box<crc_fast::Digest>),
     Digest(digest::Context),
     Md5(Box<Md5>),
 }
 
 impl Hasher {
     pub(crate) fn new(algorithm: Algorithm) -> Hasher {
-        if let Some(crc) = algorithm.crc() {
-            return Hasher::Crc(Box::new(crc_fast::Digest::new(crc)), algorithm.width());
-        }
         match algorithm {
+            Algorithm::Crc32 => Hasher::Crc32(crc32fast::Hasher::new()),
+            Algorithm::Crc32c => Hasher::Crc32c(0),
+            Algorithm::Crc64Nvme => Hasher::Crc64Nvme(Box::new(crc_fast::Digest::new(CrcAlgorithm::Crc64Nvme))),
             Algorithm::Sha1 => Hasher::Digest(digest::Context::new(&digest::SHA1_FOR_LEGACY_USE_ONLY)),
             Algorithm::Sha256 => Hasher::Digest(digest::Context::new(&digest::SHA256)),
             Algorithm::Sha512 => Hasher::Digest(digest::Context::new(&digest::SHA512)),
-            _ => Hasher::Md5(Box::default()),
+            Algorithm::Md5 => Hasher::Md5(Box::default()),
         }
     }
 
     pub(crate) fn update(&mut self, bytes: &[u8]) {
         match self {
-            Hasher::Crc(c, _) => c.update(bytes),
+            Hasher::Crc32(h) => h.update(bytes),
+            Hasher::Crc32c(c) => *c = crc32c::crc32c_append(*c, bytes),
+            Hasher::Crc64Nvme(c) => c.update(bytes),
             Hasher::Digest(d) => d.update(bytes),
             Hasher::Md5(m) => m.update(bytes),
         }
@@ -213,7 +218,9 @@ impl Hasher {
     /// The value's bytes (a CRC big-endian, as S3 encodes it).
     pub(crate) fn finish(self) -> Vec<u8> {
         match self {
-            Hasher::Crc(c, width) => c.finalize().to_be_bytes()[8 - width..].to_vec(),
+            Hasher::Crc32(h) => h.finalize().to_be_bytes().to_vec(),
+            Hasher::Crc32c(c) => c.to_be_bytes().to_vec(),
+            Hasher::Crc64Nvme(c) => c.finalize().to_be_bytes().to_vec(),
             Hasher::Digest(d) => d.finish().as_ref().to_vec(),
             Hasher::Md5(m) => m.finalize().to_vec(),
         }

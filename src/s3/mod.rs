@@ -19,6 +19,7 @@
 //! (uploads from browsers' HTML forms), `cluster` and `remote` (the nodes
 //! of a ring: what spans them, copies from another node).
 
+mod attributes;
 mod body;
 mod bucket;
 mod canonical;
@@ -308,6 +309,7 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
         "PUT" if !has_subresource(q) => object::put(call, &bucket, &path).await,
         "GET" if q.has("uploadId") => Box::pin(multipart::list_parts(call, &bucket, &path)).await,
         "GET" | "HEAD" if !has_subresource(q) => object::get(call, &bucket, &path).await,
+        "GET" if q.has("attributes") => Box::pin(attributes::get(call, &bucket, &path)).await,
         "DELETE" if q.has("uploadId") => Box::pin(multipart::abort(call, &bucket, &path)).await,
         "DELETE" if !has_subresource(q) => Box::pin(delete::delete(call, &bucket, &path)).await,
         "POST" if q.has("uploads") => Box::pin(multipart::create(call, &bucket, &path, &key)).await,

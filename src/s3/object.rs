@@ -8,7 +8,7 @@
 use percore_io::File;
 
 use super::checksum::{self, Algorithm, Kind};
-use super::error::{from_io, internal, no_such_key, S3Error};
+use super::error::{from_io, internal, invalid_argument, invalid_request, no_such_key, S3Error};
 use super::meta::{self, ObjectMeta};
 use super::{bucket, parts, Call};
 use crate::cache;
@@ -429,7 +429,48 @@ pub(super) fn planned(
         plan => plan,
     };
     match call.query.get("partNumber") {
-        Some(asked) => parts::plan(call, described, stored, asked, plan),
+        Some(asked) => part_plan(call, described, stored, asked, plan),
         None => Ok(plan),
+    }
+}
+
+/// The plan of a GET or HEAD with `partNumber` (`asked`), from the plan
+/// its conditions made (`plan`): the part's bytes (206), found in the
+/// object's `stored` headers; a NotModified or PreconditionFailed stands.
+fn part_plan(
+    call: &Call<'_, '_, '_>,
+    described: &get::Meta<'_>,
+    stored: &[(String, String)],
+    asked: &str,
+    plan: Plan,
+) -> Result<Plan, S3Error> {
+    let number: u32 = asked
+        .parse()
+        .ok()
+        .filter(|n| (1..=10_000).contains(n))
+        .ok_or_else(|| invalid_argument("part number must be an integer between 1 and 10000"))?;
+    if call.request.range.is_some() {
+        return Err(invalid_request("a request cannot ask for both a Range and a partNumber"));
+    }
+    if !matches!(plan, Plan::Whole) {
+        return Ok(plan);
+    }
+    let not_satisfiable = || S3Error::new(416, "InvalidPartNumber", format!("the object has no part {number}"));
+    let (start, len) = match stored.iter().find(|(name, _)| name == parts::HEADER) {
+        Some((_, text)) => {
+            parts::decode(text).and_then(|runs| parts::span(&runs, number)).ok_or_else(not_satisfiable)?
+        }
+        // A multipart object whose layout was not kept.
+        None if described.etag.contains('-') => return Err(S3Error::new(501, "NotImplemented", parts::layout_lost())),
+        None if number == 1 => (0, described.size),
+        None => return Err(not_satisfiable()),
+    };
+    if start + len > described.size {
+        return Err(internal(format!("the kept part layout does not fit the object's {} bytes", described.size)));
+    }
+    match len {
+        0 if described.size == 0 => Ok(Plan::Whole),
+        0 => Err(S3Error::new(416, "InvalidPartNumber", format!("part {number} is empty: it has no bytes to send"))),
+        len => Ok(Plan::Part(start, start + len - 1)),
     }
 }

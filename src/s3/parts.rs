@@ -5,10 +5,6 @@
 //! the part sizes in runs, `5242880*2,1000` for two parts of 5 MiB and a
 //! last of 1,000 bytes. An object of one PUT is one part, all of it.
 
-use super::error::{invalid_argument, invalid_request, S3Error};
-use super::Call;
-use crate::http::get::{self, Plan};
-
 /// The stored entry's name (`x-percore-*` names are kept, never sent).
 pub(crate) const HEADER: &str = "x-percore-parts";
 
@@ -71,51 +67,9 @@ pub(crate) fn span(runs: &[(u64, u32)], number: u32) -> Option<(u64, u64)> {
 }
 
 /// Why a multipart object's part cannot be served: its layout was not kept.
-const fn layout_lost() -> &'static str {
+pub(crate) const fn layout_lost() -> &'static str {
     "this object's part boundaries were not kept (it was completed by an earlier percore, or its parts vary in size \
      too much): ask for its bytes with a Range instead"
-}
-
-/// The plan of a GET or HEAD with `partNumber` (`asked`), from the plan
-/// its conditions made (`plan`): the part's bytes (206), found in the
-/// object's `stored` headers; a NotModified or PreconditionFailed stands.
-pub(crate) fn plan(
-    call: &Call<'_, '_, '_>,
-    described: &get::Meta<'_>,
-    stored: &[(String, String)],
-    asked: &str,
-    plan: Plan,
-) -> Result<Plan, S3Error> {
-    let number: u32 = asked
-        .parse()
-        .ok()
-        .filter(|n| (1..=10_000).contains(n))
-        .ok_or_else(|| invalid_argument("part number must be an integer between 1 and 10000"))?;
-    if call.request.range.is_some() {
-        return Err(invalid_request("a request cannot ask for both a Range and a partNumber"));
-    }
-    if !matches!(plan, Plan::Whole) {
-        return Ok(plan);
-    }
-    let not_satisfiable = || S3Error::new(416, "InvalidPartNumber", format!("the object has no part {number}"));
-    let (start, len) = match stored.iter().find(|(name, _)| name == HEADER) {
-        Some((_, text)) => decode(text).and_then(|runs| span(&runs, number)).ok_or_else(not_satisfiable)?,
-        // A multipart object whose layout was not kept.
-        None if described.etag.contains('-') => return Err(S3Error::new(501, "NotImplemented", layout_lost())),
-        None if number == 1 => (0, described.size),
-        None => return Err(not_satisfiable()),
-    };
-    if start + len > described.size {
-        return Err(super::error::internal(format!(
-            "the kept part layout does not fit the object's {} bytes",
-            described.size
-        )));
-    }
-    match len {
-        0 if described.size == 0 => Ok(Plan::Whole),
-        0 => Err(S3Error::new(416, "InvalidPartNumber", format!("part {number} is empty: it has no bytes to send"))),
-        len => Ok(Plan::Part(start, start + len - 1)),
-    }
 }
 
 /// How many parts the object of `stored` headers has, if it was uploaded in

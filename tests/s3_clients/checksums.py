@@ -2,7 +2,8 @@
 (aws-cli v2's default since 2.23, which the daemon once refused), CRC32,
 CRC32C, SHA-1, SHA-256, SHA-512 and MD5 on single PUTs; multipart uploads
 whose object gets a COMPOSITE or FULL_OBJECT checksum made from the parts',
-and whose parts are served by number (GetObject `partNumber`);
+and whose parts are served by number (GetObject `partNumber`) and
+described (GetObjectAttributes);
 UploadPartCopy, CopyObject and DeleteObjects; `aws s3 cp` asked for
 CRC64NVME. Every value is checked against one computed here (awscrt for the
 CRCs, as botocore computes them), and botocore checks each GET's bytes
@@ -148,6 +149,24 @@ assert code(lambda: s3.get_object(Bucket=BUCKET, Key="mp-crc64", PartNumber=4)) 
 assert code(lambda: s3.head_object(Bucket=BUCKET, Key="mp-crc64", PartNumber=4)) == "416"
 assert code(lambda: s3.get_object(Bucket=BUCKET, Key="single-CRC32", PartNumber=2)) == "InvalidPartNumber"
 assert code(lambda: s3.get_object(Bucket=BUCKET, Key="mp-crc64", PartNumber=1, Range="bytes=0-1")) == "InvalidRequest"
+# GetObjectAttributes: the same, without the bytes; parts paged.
+ALL = ["ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"]
+attrs = s3.get_object_attributes(Bucket=BUCKET, Key="mp-crc64", ObjectAttributes=ALL)
+head = s3.head_object(Bucket=BUCKET, Key="mp-crc64")
+assert attrs["ETag"] == head["ETag"].strip('"') and attrs["ObjectSize"] == sum(map(len, three)), attrs
+assert attrs["Checksum"] == {"ChecksumCRC64NVME": value("CRC64NVME", b"".join(three)), "ChecksumType": "FULL_OBJECT"}
+assert attrs["StorageClass"] == "STANDARD" and attrs["LastModified"] == head["LastModified"], attrs
+assert attrs["ObjectParts"]["TotalPartsCount"] == 3 and not attrs["ObjectParts"]["IsTruncated"], attrs
+assert [(p["PartNumber"], p["Size"]) for p in attrs["ObjectParts"]["Parts"]] == [(1, 5 * MiB), (2, 5 * MiB), (3, 1000)]
+paged = s3.get_object_attributes(Bucket=BUCKET, Key="mp-crc64", ObjectAttributes=["ObjectParts"], MaxParts=2)
+assert paged["ObjectParts"]["IsTruncated"] and paged["ObjectParts"]["NextPartNumberMarker"] == 2, paged
+rest = s3.get_object_attributes(Bucket=BUCKET, Key="mp-crc64", ObjectAttributes=["ObjectParts"], PartNumberMarker=2)
+assert [p["PartNumber"] for p in rest["ObjectParts"]["Parts"]] == [3] and "ETag" not in rest, rest
+single = s3.get_object_attributes(Bucket=BUCKET, Key="single-CRC32", ObjectAttributes=ALL)
+assert single["Checksum"]["ChecksumCRC32"] == value("CRC32", body) and "ObjectParts" not in single, single
+assert single["ObjectSize"] == len(body)
+assert code(lambda: s3.get_object_attributes(Bucket=BUCKET, Key="nothing", ObjectAttributes=ALL)) == "NoSuchKey"
+
 # A copy of a multipart object is one part.
 s3.copy_object(Bucket=BUCKET, Key="mp-copy", CopySource={"Bucket": BUCKET, "Key": "mp-one-part"})
 assert "PartsCount" not in s3.head_object(Bucket=BUCKET, Key="mp-copy", PartNumber=1)
