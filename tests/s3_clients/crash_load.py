@@ -1,5 +1,6 @@
-"""Writes until killed (tests/s3.rs): multipart uploads and copies, each
-acknowledged object or part appended to ACKS once the daemon has answered."""
+"""Writes until killed (tests/s3.rs): multipart uploads (with a CRC32 of
+the whole object, combined from the parts') and copies, each acknowledged
+object or part appended to ACKS once the daemon has answered."""
 import os
 import sys
 import threading
@@ -23,10 +24,11 @@ def worker(w):
     while True:
         i += 1
         key = "mp/%d-%d" % (w, i)
-        uid = s3.create_multipart_upload(Bucket="crash", Key=key)["UploadId"]
+        uid = s3.create_multipart_upload(Bucket="crash", Key=key, ChecksumAlgorithm="CRC32",
+                                         ChecksumType="FULL_OBJECT")["UploadId"]
         parts = []
         for n, size in ((1, 5 << 20), (2, 300000)):
-            tag = s3.upload_part(Bucket="crash", Key=key, UploadId=uid, PartNumber=n,
+            tag = s3.upload_part(Bucket="crash", Key=key, UploadId=uid, PartNumber=n, ChecksumAlgorithm="CRC32",
                                  Body=content("%s/%d" % (key, n), size))["ETag"]
             parts.append({"PartNumber": n, "ETag": tag})
             ack("part %s %s %d %s" % (key, uid, n, tag))
