@@ -67,6 +67,19 @@ pub(crate) struct Chain {
 }
 
 impl Chain {
+    /// The chain of a request signed `seed` by `secret` at `amz_date` in
+    /// `region` (AWS's published examples start from such a seed).
+    #[cfg(test)]
+    pub(crate) fn from_seed(secret: &str, amz_date: &str, region: &str, seed: &str) -> Chain {
+        let date = &amz_date[..8];
+        Chain {
+            key: signing_key(secret, date, region, "s3"),
+            amz_date: amz_date.to_string(),
+            scope: format!("{date}/{region}/s3/aws4_request"),
+            previous: seed.to_string(),
+        }
+    }
+
     /// Whether `given` signs the chunk whose data hashes to `sha256`; the
     /// chain moves on when it does.
     pub(crate) fn next(&mut self, sha256: &[u8], given: &str) -> bool {
