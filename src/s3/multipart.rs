@@ -26,6 +26,8 @@ const PART_NUMBER_MAX: u32 = 10_000;
 const PART_BYTES_MIN: u64 = 5 << 20;
 /// Parts listed per page at most.
 const PARTS_MAX: usize = 1000;
+/// Uploads listed per page at most.
+const UPLOADS_MAX: usize = 1000;
 
 pub(crate) async fn create(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8], key: &str) -> Result<bool, S3Error> {
     let (body, _) = call.body(xml::BODY_BYTES_MAX)?;
@@ -401,14 +403,37 @@ pub(crate) async fn list_uploads(call: &mut Call<'_, '_, '_>, bucket: &str) -> R
         }
     }
     all.sort_by(|a, b| (&a.0, a.2, &a.1).cmp(&(&b.0, b.2, &b.1)));
+    // A page after the markers: just after the upload they name, or (if it
+    // has gone meanwhile) after every key below the key marker and that
+    // key's uploads up to the id marker.
+    let max = match call.query.get("max-uploads") {
+        Some(m) => m.parse::<usize>().map_err(|_| invalid_argument("max-uploads must be a number"))?.min(UPLOADS_MAX),
+        None => UPLOADS_MAX,
+    };
+    let key_marker = call.query.get("key-marker").unwrap_or("").to_string();
+    let id_marker = call.query.get("upload-id-marker").unwrap_or("").to_string();
+    if !key_marker.is_empty() {
+        match all.iter().position(|(key, id, _)| *key == key_marker && *id == id_marker) {
+            Some(at) => drop(all.drain(..=at)),
+            None => all.retain(|(key, id, _)| {
+                *key > key_marker || (*key == key_marker && !id_marker.is_empty() && *id > id_marker)
+            }),
+        }
+    }
+    let truncated = all.len() > max;
+    all.truncate(max);
     let mut out = Writer::document();
     out.root("ListMultipartUploadsResult");
     out.leaf("Bucket", bucket);
-    out.leaf("KeyMarker", "");
-    out.leaf("UploadIdMarker", "");
+    out.leaf("KeyMarker", &key_marker);
+    out.leaf("UploadIdMarker", &id_marker);
+    if let (true, Some((key, id, _))) = (truncated, all.last()) {
+        out.leaf("NextKeyMarker", key);
+        out.leaf("NextUploadIdMarker", id);
+    }
     out.leaf("Prefix", &prefix);
-    out.leaf("MaxUploads", 1000);
-    out.leaf("IsTruncated", false);
+    out.leaf("MaxUploads", max);
+    out.leaf("IsTruncated", truncated);
     for (key, id, initiated) in &all {
         out.open("Upload");
         out.leaf("Key", key);

@@ -138,6 +138,18 @@ assert whole["Body"].read() == b"".join(parts)
 assert whole["ETag"] == expected and whole["ContentType"] == "video/mp4" and whole["Metadata"] == {"m": "1"}
 assert s3.list_multipart_uploads(Bucket="photos").get("Uploads", []) == []
 assert code(lambda: s3.list_parts(Bucket="photos", Key="big/video.mp4", UploadId=uid)) == "NoSuchUpload"
+# ListMultipartUploads in pages: five uploads (two of one key) two at a
+# time, each once, in key order; the paginator follows the markers.
+started = sorted((k, s3.create_multipart_upload(Bucket="photos", Key=k)["UploadId"])
+                 for k in ["pending/a", "pending/b", "pending/b", "pending/c", "pending/d"])
+pages = list(s3.get_paginator("list_multipart_uploads").paginate(Bucket="photos", PaginationConfig={"PageSize": 2}))
+assert [len(p.get("Uploads", [])) for p in pages] == [2, 2, 1], pages
+seen = [(u["Key"], u["UploadId"]) for p in pages for u in p["Uploads"]]
+assert sorted(seen) == started and [k for k, _ in seen] == sorted(k for k, _ in started), seen
+assert pages[0]["IsTruncated"] and pages[0]["NextKeyMarker"] == seen[1][0], pages[0]
+assert pages[0]["NextUploadIdMarker"] == seen[1][1] and not pages[-1]["IsTruncated"]
+for pending, upload in started:
+    s3.abort_multipart_upload(Bucket="photos", Key=pending, UploadId=upload)
 # UploadPartCopy: parts copied from ranges of an object.
 cp = s3.create_multipart_upload(Bucket="photos", Key="copied.mp4")["UploadId"]
 source = {"Bucket": "photos", "Key": "big/video.mp4"}
