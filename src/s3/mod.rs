@@ -291,6 +291,9 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
         };
     }
     let key = target.key;
+    if matches!(method, "PUT" | "POST") {
+        refuse_encryption(|name| call.headers.get(name))?;
+    }
     if let Some(owner) = cluster::elsewhere(call, &request.path) {
         return Err(Box::pin(misdirected(call, owner)).await);
     }
@@ -387,6 +390,25 @@ fn subresource(query: &Query) -> Option<&str> {
                     | "versionId"
             ))
     })
+}
+
+/// Refuses a write that asks for server-side encryption (SSE-S3, SSE-KMS,
+/// SSE-C; a header, or a browser form's field, `field` finds): percore
+/// stores bytes as they come, and a client told nothing would believe them
+/// encrypted (with SSE-C, readable only with its key).
+pub(crate) fn refuse_encryption<'v>(field: impl Fn(&str) -> Option<&'v str>) -> Result<(), S3Error> {
+    const ASKING: [&str; 3] = [
+        "x-amz-server-side-encryption",
+        "x-amz-server-side-encryption-customer-algorithm",
+        "x-amz-copy-source-server-side-encryption-customer-algorithm",
+    ];
+    match ASKING.iter().find(|name| field(name).is_some()) {
+        Some(name) => Err(error::not_implemented(&format!("server-side encryption ({name})")).because(
+            "percore stores objects as they are sent: keep the data directory on an encrypted file system \
+             (dm-crypt/LUKS) and send no server-side encryption headers",
+        )),
+        None => Ok(()),
+    }
 }
 
 /// What percore does not serve, named: `PUT ?acl on an object is not

@@ -177,6 +177,7 @@ pub(crate) async fn post(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<bo
     let mut form = Form::new(&boundary);
     let (fields, file) = fields(&mut form, &mut body).await?;
     let allowed = check(shard, bucket, &fields, &file)?;
+    super::refuse_encryption(|name| field(&fields, name))?;
     let headers = meta::from_fields(&fields).map_err(invalid_request)?;
     let path = keys::object_path(bucket, &allowed.key)?;
     let upload = begin(&shard.store, &path, None).await?;

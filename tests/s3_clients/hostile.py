@@ -39,6 +39,15 @@ refused(signed("PUT", "/hostile/md5", body=b"data", headers={"content-md5": md5}
 absent("md5")
 good_crc = base64.b64encode(zlib.crc32(b"data").to_bytes(4, "big")).decode()
 assert signed("PUT", "/hostile/crc-ok", body=b"data", headers={"x-amz-checksum-crc32": good_crc})[0] == 200
+# Server-side encryption is asked for and not done: refused, never
+# stored as if encrypted (with SSE-C the client would believe the object
+# readable only with its key).
+for sse in [{"ServerSideEncryption": "AES256"}, {"ServerSideEncryption": "aws:kms"},
+            {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": "k" * 32}]:
+    assert code(lambda: s3.put_object(Bucket="hostile", Key="sse", Body=b"secret", **sse)) == "NotImplemented", sse
+    assert code(lambda: s3.create_multipart_upload(Bucket="hostile", Key="sse", **sse)) == "NotImplemented", sse
+    assert code(lambda: s3.copy_object(Bucket="hostile", Key="sse", CopySource="hostile/crc-ok", **sse)) == "NotImplemented"
+absent("sse")
 # Checksums that are no checksum: an unknown algorithm, a value of another
 # width or not base64, a part layout smuggled in as a header; an upload
 # asked for a checksum kind S3 does not allow.

@@ -91,6 +91,12 @@ absent("elsewhere/evil.txt")
 status, _, answer = send(dict(form["fields"], **{"x-amz-meta-extra": "1"}), "extra.txt", b"x")
 assert status == 403 and b"Extra input fields: x-amz-meta-extra" in answer, (status, answer)
 absent("uploads/extra.txt")
+# A form that asks for server-side encryption (signed for it): refused.
+sse = presigned(key="sse.txt", fields={"x-amz-server-side-encryption": "AES256"},
+                conditions=[{"x-amz-server-side-encryption": "AES256"}])["fields"]
+status, _, answer = send(sse, "sse.txt", b"secret")
+assert status == 501 and b"server-side encryption" in answer, (status, answer)
+absent("sse.txt")
 sized = presigned(key="sized", conditions=[["content-length-range", 10, 100]])["fields"]
 status, _, answer = send(sized, "x", b"y" * 101)
 assert status == 400 and b"EntityTooLarge" in answer, (status, answer)
