@@ -12,7 +12,8 @@
 //!
 //! Files by job: `head` (headers, query, target), `sigv4`, `body` and
 //! `chunked` (payloads), `checksum` (`x-amz-checksum-*`, and a multipart
-//! object's from its parts'), `uploads` (multipart uploads on disk), `date`, `xml` and `error` (answers), `meta` (what is
+//! object's from its parts'), `uploads` (multipart uploads on disk), `parts`
+//! (a completed one's part layout), `attributes` (GetObjectAttributes), `date`, `xml` and `error` (answers), `meta` (what is
 //! stored with an object), `keys` (bucket names and keys as store paths),
 //! `settings`, `state` (a shard's), `folder` (keys that end in `/`), `cors`
 //! (a bucket's rules for pages of other origins), `post` and `form`
