@@ -140,7 +140,8 @@ impl<'r, 'b> Body<'r, 'b> {
                     400,
                     "InvalidRequest",
                     format!(
-                        "this upload was created with the {} checksum, but the part sent {}: send x-amz-checksum-{}                          or no checksum",
+                        "this upload was created with the {} checksum, but the part sent {}: send x-amz-checksum-{} \
+                         or no checksum",
                         algorithm.upper(),
                         sent.upper(),
                         algorithm.name()

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import zlib
 
+import botocore
 from awscrt import checksums
 from boto3.s3.transfer import TransferConfig
 
@@ -182,8 +183,13 @@ assert code(lambda: started("x", ChecksumAlgorithm="SHA256", ChecksumType="FULL_
 
 # A part with another algorithm than its upload's.
 upload = started("mixed", ChecksumAlgorithm="CRC64NVME")
-assert code(lambda: s3.upload_part(Bucket=BUCKET, Key="mixed", UploadId=upload, PartNumber=1, Body=b"x",
-                                   ChecksumAlgorithm="CRC32")) == "InvalidRequest"
+try:
+    s3.upload_part(Bucket=BUCKET, Key="mixed", UploadId=upload, PartNumber=1, Body=b"x", ChecksumAlgorithm="CRC32")
+    raise AssertionError("a CRC32 part was taken into a CRC64NVME upload")
+except botocore.exceptions.ClientError as e:
+    error = e.response["Error"]
+    assert error["Code"] == "InvalidRequest", error
+    assert error["Message"].endswith("sent CRC32: send x-amz-checksum-crc64nvme or no checksum"), error
 
 # A Complete whose checksums are not the parts': a part's, the whole's, the size.
 upload = started("lies", ChecksumAlgorithm="CRC64NVME")
