@@ -461,7 +461,9 @@ fn part_plan(
             parts::decode(text).and_then(|runs| parts::span(&runs, number)).ok_or_else(not_satisfiable)?
         }
         // A multipart object whose layout was not kept.
-        None if described.etag.contains('-') => return Err(S3Error::new(501, "NotImplemented", parts::layout_lost())),
+        None if parts::multipart_etag(described.etag) => {
+            return Err(S3Error::new(501, "NotImplemented", parts::layout_lost()))
+        }
         None if number == 1 => (0, described.size),
         None => return Err(not_satisfiable()),
     };

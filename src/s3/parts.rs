@@ -66,6 +66,19 @@ pub(crate) fn span(runs: &[(u64, u32)], number: u32) -> Option<(u64, u64)> {
     None
 }
 
+/// Whether `etag` is a multipart upload's S3 ETag (`"<32 hex>-N"`); the
+/// store's own validators (`"ino-size-time.ns"`, of files written through
+/// `/files/`) are not.
+pub(crate) fn multipart_etag(etag: &str) -> bool {
+    let inner = etag.trim_matches('"');
+    inner.split_once('-').is_some_and(|(md5, count)| {
+        md5.len() == 32
+            && md5.bytes().all(|b| b.is_ascii_hexdigit())
+            && !count.is_empty()
+            && count.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
 /// Why a multipart object's part cannot be served: its layout was not kept.
 pub(crate) const fn layout_lost() -> &'static str {
     "this object's part boundaries were not kept (it was completed by an earlier percore, or its parts vary in size \
@@ -96,6 +109,15 @@ mod tests {
         }
         assert_eq!(span(&runs, 6), None);
         assert_eq!(decode(&encode(&[7]).unwrap()), Some(vec![(7, 1)]));
+    }
+
+    #[test]
+    fn only_a_multipart_uploads_etag_reads_as_one() {
+        assert!(multipart_etag("\"0123456789abcdef0123456789abcdef-3\""));
+        assert!(!multipart_etag("\"0123456789abcdef0123456789abcdef\""));
+        let stamp = crate::files::etag_of(0x51ab3, 4096, (1_764_950_400, 987_654_321));
+        assert!(stamp.contains('-') && !multipart_etag(&stamp), "{stamp}");
+        assert!(!multipart_etag("\"0123456789abcdef0123456789abcdef-\""));
     }
 
     #[test]
