@@ -79,7 +79,10 @@ pub(crate) async fn copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8])
     let mut source = Source::open(call, &src_bucket, &src_key, &src_path, None).await?;
     source_conditions(call, source.etag())?;
     let mut headers = if replace {
-        meta::from_request(call.headers).map_err(|m| S3Error::new(400, "MetadataTooLarge", m))?
+        let mut headers = meta::from_request(call.headers).map_err(|m| S3Error::new(400, "MetadataTooLarge", m))?;
+        // The checksum describes the bytes, which the copy keeps.
+        headers.extend(source.headers().iter().filter(|(name, _)| name.starts_with("x-amz-checksum-")).cloned());
+        headers
     } else {
         source.headers().to_vec()
     };

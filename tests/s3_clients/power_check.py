@@ -1,12 +1,16 @@
 """After a power cut and a restart (tests/powerloss.rs): for every round
 logged under LOGS (sent<N>, acks<N>, bucket round-<N>; ROUNDS of them), each key
 holds its last acknowledged version or one sent after it, never an older
-one, and whole: body, Content-Type, metadata and ETag all of that version.
+one, and whole: body, Content-Type, metadata, ETag and CRC32 all of that
+version (boto3 sends a CRC32 with each PutObject, multipart uploads ask
+for one of the whole object, copies keep their source's).
 A key with no acknowledged version may be missing. Nothing sent after the
 shutdown was acknowledged, and the listing shows exactly the keys there."""
+import base64
 import hashlib
 import json
 import os
+import zlib
 
 import botocore
 
@@ -46,7 +50,7 @@ for r in range(int(os.environ["ROUNDS"])):
     assert listed <= keys, "listed but never written: %s" % sorted(listed - keys)
     for key in sorted(keys):
         try:
-            got = s3.get_object(Bucket=bucket, Key=key)
+            got = s3.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
         except botocore.exceptions.ClientError as e:
             assert e.response["Error"]["Code"] == "NoSuchKey", e
             assert key not in last, "%s/%s: acknowledged version %d lost" % (bucket, key, last[key])
@@ -64,6 +68,9 @@ for r in range(int(os.environ["ROUNDS"])):
         assert got["Metadata"] == record["meta"], "%s/%s v%d: metadata %s" % (bucket, key, version, got["Metadata"])
         assert got["ETag"] == etag(record), "%s/%s v%d: ETag %s, not %s" % (
             bucket, key, version, got["ETag"], etag(record))
+        crc = base64.b64encode(zlib.crc32(body(record["pieces"])).to_bytes(4, "big")).decode()
+        assert got.get("ChecksumCRC32") == crc, "%s/%s v%d: CRC32 %s, not %s" % (
+            bucket, key, version, got.get("ChecksumCRC32"), crc)
         checked += 1
         unacknowledged += version > last.get(key, 0)
 print("ok: %d objects checked (%d of them a version sent but not acknowledged); acknowledged: %s" % (

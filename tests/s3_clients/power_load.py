@@ -1,7 +1,8 @@
 """Writes until killed (tests/powerloss.rs, a power cut under S3 writes):
 each of three workers overwrites its own four keys of BUCKET in turn, by
 PutObject, by a server-side copy of another of its keys with new metadata,
-or by a multipart upload, and now and then its folder (a key that ends in
+or by a multipart upload (with a CRC32 of the whole object), and now and
+then its folder (a key that ends in
 /, an empty object kept as a marked directory) with new metadata. Every version's Content-Type and metadata name it
 (`version`), so power_check.py can tell which version came back and check
 that its body, type, metadata and ETag all belong to it.
@@ -67,12 +68,12 @@ def worker(w):
                                       MetadataDirective="REPLACE", ContentType=ctype,
                                       Metadata=meta)["CopyObjectResult"]["ETag"]
             else:
-                uid = s3.create_multipart_upload(Bucket=BUCKET, Key=key, ContentType=ctype,
-                                                 Metadata=meta)["UploadId"]
+                uid = s3.create_multipart_upload(Bucket=BUCKET, Key=key, ContentType=ctype, Metadata=meta,
+                                                 ChecksumAlgorithm="CRC32", ChecksumType="FULL_OBJECT")["UploadId"]
                 parts = []
                 for n, (name, size) in enumerate(pieces, 1):
                     tag = s3.upload_part(Bucket=BUCKET, Key=key, UploadId=uid, PartNumber=n,
-                                         Body=content(name, size))["ETag"]
+                                         ChecksumAlgorithm="CRC32", Body=content(name, size))["ETag"]
                     parts.append({"PartNumber": n, "ETag": tag})
                 etag = s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=uid,
                                                     MultipartUpload={"Parts": parts})["ETag"]
