@@ -30,6 +30,21 @@ mod tests {
         // Another secret: no match.
         let other = Settings::for_tests("AKIAIOSFODNN7EXAMPLE", "another");
         assert_eq!(verify(&other, &KeyCache::default(), &request, now).err().unwrap().code, "SignatureDoesNotMatch");
+        // The signature as SigV4 writes it, and only so: not in upper case, cut short, or longer.
+        let text = std::str::from_utf8(head).unwrap();
+        let signature = "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41";
+        for (changed, why) in [
+            (signature.to_uppercase(), "upper case"),
+            (signature[..63].to_string(), "63 digits"),
+            (format!("{signature}0"), "65 digits"),
+            (String::new(), "empty"),
+            (format!("{}g", &signature[..63]), "not hex"),
+        ] {
+            let headers = Headers::parse(text.replace(signature, &changed).as_bytes());
+            let request = Request { method: "GET", path: "/test.txt", query: &query, headers: &headers };
+            let err = verify(&s, &KeyCache::default(), &request, now).err().expect(why);
+            assert_eq!(err.code, "SignatureDoesNotMatch", "{why}");
+        }
         // SigV4 signs lowercase names: another case is refused as malformed.
         let shouted =
             std::str::from_utf8(head).unwrap().replace("SignedHeaders=host;range", "SignedHeaders=Host;range");

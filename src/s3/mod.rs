@@ -310,7 +310,7 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
             Box::pin(multipart::upload_part(call, &bucket, &path)).await
         }
         "PUT" if call.headers.get("x-amz-copy-source").is_some() => Box::pin(copy::copy(call, &bucket, &path)).await,
-        "PUT" if !has_subresource(q) => object::put(call, &bucket, &path).await,
+        "PUT" if !has_subresource(q) => Box::pin(object::put(call, &bucket, &path)).await,
         "GET" if q.has("uploadId") => Box::pin(multipart::list_parts(call, &bucket, &path)).await,
         "GET" | "HEAD" if !has_subresource(q) => object::get(call, &bucket, &path).await,
         "GET" if q.has("attributes") => Box::pin(attributes::get(call, &bucket, &path)).await,

@@ -335,6 +335,13 @@ pub(crate) async fn get(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) 
     if let Some(entry) = cache::get(path) {
         return from_entry(call, &entry).await;
     }
+    Box::pin(from_file(call, bucket, path)).await
+}
+
+/// GET or HEAD of an object not in the cache: opened and read (and cached
+/// if small). Boxed: the common answer, from the cache, then waits in a
+/// smaller future.
+async fn from_file(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<bool, S3Error> {
     // Taken before the file is read: if the path is invalidated meanwhile,
     // what was read is not cached.
     let epoch = cache::epoch();

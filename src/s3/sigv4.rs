@@ -212,6 +212,14 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Whether `given` is `expected` written as SigV4 writes a signature
+/// (lower-case hex), compared in constant time: as a chunk's signature is
+/// (`Chain::next`), without parsing the hex first.
+fn signature_matches(expected: &[u8], given: &str) -> bool {
+    let mut hex = [0u8; 64];
+    same_bytes(write_hex(&mut hex, &expected[..32]), given.as_bytes())
+}
+
 /// What a signature names: who, when, where, which headers, and the
 /// signature itself (borrowed from the request).
 struct Claim<'a> {
@@ -306,9 +314,7 @@ pub(crate) fn verify(
         mac.update(&canonical_hex);
         mac.finalize().into_bytes()
     });
-    // Compared as bytes, in constant time (a malformed signature matches nothing).
-    let given = parse_sha256(claim.signature).unwrap_or([0xff; 32]);
-    if !same_bytes(expected.as_ref(), &given) || claim.signature.len() != 64 {
+    if !signature_matches(expected.as_ref(), claim.signature) {
         return Err(S3Error::new(
             403,
             "SignatureDoesNotMatch",
@@ -358,8 +364,7 @@ pub(crate) fn verify_policy(
         return Err(malformed(true, format!("the credential's service must be s3, not {service}")));
     }
     let expected = keys.with_key(secret, access_key, date, region, |key| mac(key, &[policy.as_bytes()]));
-    let given = parse_sha256(signature).unwrap_or([0xff; 32]);
-    if !same_bytes(&expected, &given) || signature.len() != 64 {
+    if !signature_matches(&expected, signature) {
         return Err(S3Error::new(
             403,
             "SignatureDoesNotMatch",
