@@ -10,18 +10,18 @@
 //! A fresh daemon and data directory every round; within a round every
 //! cell runs both ways, the order alternating by round; medians reported.
 //!
-//! Each cell is measured twice: at the most each way can do, and both ways
-//! at one offered rate (`--rate`, [`EQUAL_RATE_SHARE`] of the lower of the
-//! two maxima of that round). At their maxima the two ways run at different
-//! loads: an S3 request costs the client more (it signs each one), so at
-//! its maximum the client is the limit, the server gets fewer requests per
-//! wake-up, and each costs it more, whatever the S3 path itself costs. At
-//! one rate both ways pay the same for wake-ups: that row is the S3 path's
-//! own cost. At their maxima, a side whose client ran its core at
-//! [`CLIENT_BOUND`] or more is marked `client-bound`; at the equal rate, a
-//! side that fell short of the rate (by more than [`RATE_SHORT`]) is marked
-//! `short` (a client at a rate is busier than its load suggests: it sends
-//! each request on its own, at its time).
+//! Each cell is measured twice, both ways: one request at a time on each
+//! connection, and [`PIPELINED`] at a time. With one request at a time the
+//! one-core client is the limit of the GET cells both ways (it signs every
+//! S3 request, so the S3 run then offers the server fewer requests per
+//! wake-up, and each costs the server more, whatever the S3 path costs);
+//! pipelined, it keeps the server busy both ways, and the ratio is the S3
+//! path's own. A side whose client ran its core at [`CLIENT_BOUND`] or more
+//! is marked `client-bound`: that row measures the client.
+//! (Both ways held to one lower rate was tried too: every request then
+//! pays for a wake-up and a PUT for a flush of its own, costs both ways
+//! share, so the ratio falls towards 1 for a reason that is not S3's.)
+//!
 //! The data directory goes under `PERCORE_BENCH_DIR` if set (an XFS or
 //! journaled ext4 mount, where uploads are made durable as deployed),
 //! else the system's temporary directory. Results go to `target/s3.json`.
@@ -38,12 +38,10 @@ use std::time::{Duration, Instant};
 
 use percore_benches::{cpu_time, median};
 
-/// The equal-load rows run at this share of the lower maximum.
-const EQUAL_RATE_SHARE: f64 = 0.7;
+/// Requests in flight per connection in the pipelined rows.
+const PIPELINED: usize = 4;
 /// A client core this busy was the limit of its run.
 const CLIENT_BOUND: f64 = 0.9;
-/// A run at a rate that reached less than this share of it fell short.
-const RATE_SHORT: f64 = 0.97;
 
 const SERVER_CPU: &str = "0";
 const CLIENT_CPU: &str = "1";
@@ -137,7 +135,7 @@ fn bench(
     args: &[&str],
     connections: usize,
     seconds: f64,
-    rate: Option<f64>,
+    pipeline: usize,
 ) -> serde_json::Value {
     let port = if s3 { daemon.s3 } else { daemon.plain };
     let mut command = Command::new("taskset");
@@ -150,23 +148,20 @@ fn bench(
     if s3 {
         command.args(["--s3", KEY]);
     }
-    if let Some(rate) = rate {
-        command.args(["--rate", &format!("{rate:.0}")]);
-    }
+    command.args(["--pipeline", &pipeline.to_string()]);
     let out = command.output().unwrap();
     assert!(out.status.success(), "bench failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// req/s, server µs per request, the client's core load, and the rate
-/// asked for (0: as fast as it can).
-type Measured = (f64, f64, f64, f64);
+/// req/s, server µs per request, and the client's core load.
+type Measured = (f64, f64, f64);
 
 /// Runs one side of a cell and measures the daemon's CPU time per request.
-fn measure(percore: &Path, daemon: &Daemon, s3: bool, cell: &Cell, seconds: f64, rate: Option<f64>) -> Measured {
+fn measure(percore: &Path, daemon: &Daemon, s3: bool, cell: &Cell, seconds: f64, pipeline: usize) -> Measured {
     let pid = daemon.child.id();
     let before = cpu_time(pid);
-    let json = bench(percore, daemon, s3, cell.args, cell.connections, seconds, rate);
+    let json = bench(percore, daemon, s3, cell.args, cell.connections, seconds, pipeline);
     let used = cpu_time(pid) - before;
     let requests = json["requests"].as_f64().unwrap();
     let errors = json["errors"].as_object().map_or(0, |e| e.len());
@@ -175,7 +170,7 @@ fn measure(percore: &Path, daemon: &Daemon, s3: bool, cell: &Cell, seconds: f64,
     let measured = seconds / (seconds + 0.5);
     let micros = used.as_secs_f64() * measured * 1e6 / requests.max(1.0);
     let load = json["client_core_load"].as_array().and_then(|l| l.first()).and_then(|l| l.as_f64()).unwrap_or(0.0);
-    (json["requests_per_second"].as_f64().unwrap(), micros, load, rate.unwrap_or(0.0))
+    (json["requests_per_second"].as_f64().unwrap(), micros, load)
 }
 
 fn main() {
@@ -207,7 +202,7 @@ fn main() {
          {rounds} rounds of {seconds} s",
         kernel.trim()
     );
-    // (cell, S3?, at the equal rate?) -> one measurement per round.
+    // (cell, S3?, pipelined?) -> one measurement per round.
     let mut results: BTreeMap<(usize, bool, bool), Vec<Measured>> = BTreeMap::new();
     for round in 0..rounds {
         let daemon = start(&percore);
@@ -216,64 +211,54 @@ fn main() {
             if !cell.before.is_empty() {
                 // The objects the cell reads, both ways, written through the daemon.
                 for s3 in [false, true] {
-                    bench(&percore, &daemon, s3, cell.before, 1, 0.2, None);
+                    bench(&percore, &daemon, s3, cell.before, 1, 0.2, 1);
                 }
             }
             let order = if round % 2 == 0 { [false, true] } else { [true, false] };
-            let mut lowest = f64::MAX;
-            for s3 in order {
-                let m = measure(&percore, &daemon, s3, cell, seconds, None);
-                lowest = lowest.min(m.0);
-                results.entry((c, s3, false)).or_default().push(m);
-            }
-            let rate = (lowest * EQUAL_RATE_SHARE).max(1.0);
-            for s3 in order {
-                let m = measure(&percore, &daemon, s3, cell, seconds, Some(rate));
-                results.entry((c, s3, true)).or_default().push(m);
+            for pipelined in [false, true] {
+                for s3 in order {
+                    let m = measure(&percore, &daemon, s3, cell, seconds, if pipelined { PIPELINED } else { 1 });
+                    results.entry((c, s3, pipelined)).or_default().push(m);
+                }
             }
         }
     }
     println!(
-        "{:<10} {:<15} {:>11} {:>12} {:>11} {:>12} {:>8}  limited",
-        "cell", "load", "plain req/s", "plain us/req", "S3 req/s", "S3 us/req", "S3/plain"
+        "{:<10} {:<11} {:>11} {:>12} {:>11} {:>12} {:>8}  client-bound",
+        "cell", "in flight", "plain req/s", "plain us/req", "S3 req/s", "S3 us/req", "S3/plain"
     );
     let mut json = serde_json::Map::new();
     for &c in &cells {
         let cell = &CELLS[c];
         let mut rows = serde_json::Map::new();
-        for equal in [false, true] {
+        for pipelined in [false, true] {
             let med = |s3: bool, field: fn(&Measured) -> f64| {
-                let mut values: Vec<f64> = results[&(c, s3, equal)].iter().map(field).collect();
+                let mut values: Vec<f64> = results[&(c, s3, pipelined)].iter().map(field).collect();
                 median(&mut values)
             };
             let (plain_rps, plain_us, s3_rps, s3_us) =
                 (med(false, |m| m.0), med(false, |m| m.1), med(true, |m| m.0), med(true, |m| m.1));
-            let limited = |s3: bool| {
-                let runs = &results[&(c, s3, equal)];
-                if equal {
-                    runs.iter().any(|m| m.0 < m.3 * RATE_SHORT)
-                } else {
-                    med(s3, |m| m.2) >= CLIENT_BOUND
-                }
-            };
-            let bound: Vec<&str> =
-                [(false, "plain"), (true, "S3")].into_iter().filter(|&(s3, _)| limited(s3)).map(|(_, n)| n).collect();
-            let flag = if equal { "short" } else { "client-bound" };
-            let load = if equal { "equal rate" } else { "each at its max" };
+            let bound: Vec<&str> = [(false, "plain"), (true, "S3")]
+                .into_iter()
+                .filter(|&(s3, _)| med(s3, |m| m.2) >= CLIENT_BOUND)
+                .map(|(_, name)| name)
+                .collect();
+            let in_flight = if pipelined { PIPELINED } else { 1 };
             println!(
-                "{:<10} {:<15} {:>11.0} {:>12.2} {:>11.0} {:>12.2} {:>8.2}  {}",
+                "{:<10} {:<11} {:>11.0} {:>12.2} {:>11.0} {:>12.2} {:>8.2}  {}",
                 cell.name,
-                load,
+                format!("{in_flight} per conn"),
                 plain_rps,
                 plain_us,
                 s3_rps,
                 s3_us,
                 s3_us / plain_us,
-                if bound.is_empty() { "-".to_string() } else { format!("{flag}: {}", bound.join(", ")) }
+                if bound.is_empty() { "-".to_string() } else { bound.join(", ") }
             );
             rows.insert(
-                if equal { "equal_rate" } else { "max" }.to_string(),
-                serde_json::json!({"plain": {"rps": plain_rps, "us_per_request": plain_us,
+                if pipelined { "pipelined" } else { "one_at_a_time" }.to_string(),
+                serde_json::json!({"in_flight_per_connection": in_flight,
+                                   "plain": {"rps": plain_rps, "us_per_request": plain_us,
                                              "client_core_load": med(false, |m| m.2)},
                                    "s3": {"rps": s3_rps, "us_per_request": s3_us,
                                           "client_core_load": med(true, |m| m.2)},
