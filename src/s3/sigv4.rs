@@ -215,9 +215,9 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 /// Whether `given` is `expected` written as SigV4 writes a signature
 /// (lower-case hex), compared in constant time: as a chunk's signature is
 /// (`Chain::next`), without parsing the hex first.
-fn signature_matches(expected: &[u8], given: &str) -> bool {
+fn signature_matches(expected: &[u8; 32], given: &str) -> bool {
     let mut hex = [0u8; 64];
-    same_bytes(write_hex(&mut hex, &expected[..32]), given.as_bytes())
+    same_bytes(write_hex(&mut hex, expected), given.as_bytes())
 }
 
 /// What a signature names: who, when, where, which headers, and the
@@ -304,7 +304,7 @@ pub(crate) fn verify(
     let mut canonical_hex = [0u8; 64];
     write_hex(&mut canonical_hex, &canonical);
     // The string to sign, signed as it is written.
-    let expected = keys.with_key(secret, claim.access_key, claim.date, claim.region, |key| {
+    let expected: [u8; 32] = keys.with_key(secret, claim.access_key, claim.date, claim.region, |key| {
         let parts = [ALGORITHM, "\n", &claim.amz_date, "\n", claim.date, "/", claim.region, "/", claim.service];
         let mut mac = key.clone();
         for part in parts {
@@ -312,9 +312,9 @@ pub(crate) fn verify(
         }
         mac.update(b"/aws4_request\n");
         mac.update(&canonical_hex);
-        mac.finalize().into_bytes()
+        mac.finalize().into_bytes().into()
     });
-    if !signature_matches(expected.as_ref(), claim.signature) {
+    if !signature_matches(&expected, claim.signature) {
         return Err(S3Error::new(
             403,
             "SignatureDoesNotMatch",
