@@ -13,7 +13,7 @@
 //! Files by job: `head` (headers, query, target), `sigv4`, `body` and
 //! `chunked` (payloads), `checksum` (`x-amz-checksum-*`, and a multipart
 //! object's from its parts'), `uploads` (multipart uploads on disk), `parts`
-//! (a completed one's part layout), `attributes` (GetObjectAttributes), `date`, `xml` and `error` (answers), `meta` (what is
+//! (a completed one's part layout), `attributes` (GetObjectAttributes), `tagging` (object tags: none kept), `date`, `xml` and `error` (answers), `meta` (what is
 //! stored with an object), `keys` (bucket names and keys as store paths),
 //! `settings`, `state` (a shard's), `folder` (keys that end in `/`), `cors`
 //! (a bucket's rules for pages of other origins), `post` and `form`
@@ -51,6 +51,7 @@ pub(crate) mod settings;
 pub(crate) mod sign;
 pub(crate) mod sigv4;
 pub(crate) mod state;
+mod tagging;
 mod uploads;
 pub(crate) mod xml;
 
@@ -294,6 +295,7 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
     let key = target.key;
     if matches!(method, "PUT" | "POST") {
         refuse_encryption(|name| call.headers.get(name))?;
+        tagging::refuse(call.headers.get("x-amz-tagging"))?;
     }
     if let Some(owner) = cluster::elsewhere(call, &request.path) {
         return Err(Box::pin(misdirected(call, owner)).await);
@@ -314,6 +316,8 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
         "GET" if q.has("uploadId") => Box::pin(multipart::list_parts(call, &bucket, &path)).await,
         "GET" | "HEAD" if !has_subresource(q) => object::get(call, &bucket, &path).await,
         "GET" if q.has("attributes") => Box::pin(attributes::get(call, &bucket, &path)).await,
+        "GET" if q.has("tagging") => Box::pin(tagging::get(call, &bucket, &path)).await,
+        "DELETE" if q.has("tagging") => Box::pin(tagging::delete(call, &bucket, &path)).await,
         "DELETE" if q.has("uploadId") => Box::pin(multipart::abort(call, &bucket, &path)).await,
         "DELETE" if !has_subresource(q) => Box::pin(delete::delete(call, &bucket, &path)).await,
         "POST" if q.has("uploads") => Box::pin(multipart::create(call, &bucket, &path, &key)).await,
@@ -417,7 +421,7 @@ pub(crate) fn refuse_encryption<'v>(field: impl Fn(&str) -> Option<&'v str>) -> 
 fn unserved(method: &str, query: &Query, what: &str) -> S3Error {
     let operation = subresource(query).map_or_else(|| method.to_string(), |name| format!("{method} ?{name}"));
     error::not_implemented(&format!("{operation} on {what}")).because(
-        "not served: versioning, ACLs and policies, tagging, lifecycle; access is by the keys of --s3-credentials",
+        "not served: versioning, ACLs and policies, tags (none kept), lifecycle; access is by the keys of --s3-credentials",
     )
 }
 

@@ -48,6 +48,24 @@ for sse in [{"ServerSideEncryption": "AES256"}, {"ServerSideEncryption": "aws:km
     assert code(lambda: s3.create_multipart_upload(Bucket="hostile", Key="sse", **sse)) == "NotImplemented", sse
     assert code(lambda: s3.copy_object(Bucket="hostile", Key="sse", CopySource="hostile/crc-ok", **sse)) == "NotImplemented"
 absent("sse")
+# Tags are asked for and not kept: refused, never dropped in silence; an
+# object's tags then read as the empty set it has (aws-cli v2 reads them to
+# copy an object in parts), and deleting them is a no-op on an object that
+# exists.
+tags = {"Tagging": "project=blue&team=storage"}
+assert code(lambda: s3.put_object(Bucket="hostile", Key="tagged", Body=b"x", **tags)) == "NotImplemented"
+assert code(lambda: s3.create_multipart_upload(Bucket="hostile", Key="tagged", **tags)) == "NotImplemented"
+assert code(lambda: s3.copy_object(Bucket="hostile", Key="tagged", CopySource="hostile/crc-ok",
+                                   TaggingDirective="REPLACE", **tags)) == "NotImplemented"
+absent("tagged")
+assert s3.get_object_tagging(Bucket="hostile", Key="crc-ok")["TagSet"] == []
+assert s3.delete_object_tagging(Bucket="hostile", Key="crc-ok")["ResponseMetadata"]["HTTPStatusCode"] == 204
+assert s3.get_object(Bucket="hostile", Key="crc-ok")["Body"].read() == b"data"
+assert code(lambda: s3.get_object_tagging(Bucket="hostile", Key="no-such")) == "NoSuchKey"
+assert code(lambda: s3.delete_object_tagging(Bucket="hostile", Key="no-such")) == "NoSuchKey"
+# No tags (an empty header, as some clients send) is no refusal.
+assert signed("PUT", "/hostile/untagged", body=b"u", headers={"x-amz-tagging": ""})[0] == 200
+s3.delete_object(Bucket="hostile", Key="untagged")
 # Checksums that are no checksum: an unknown algorithm, a value of another
 # width or not base64, a part layout smuggled in as a header; an upload
 # asked for a checksum kind S3 does not allow.
