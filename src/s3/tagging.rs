@@ -1,5 +1,6 @@
 //! Object tags (`x-amz-tagging`, `?tagging`): percore keeps none. A write
-//! that sends tags is refused, so no object has any, and an object's tags
+//! that sends tags is refused with 501, as S3's directory buckets refuse a
+//! tag set that is not empty, so no object has any, and an object's tags
 //! read as the empty set it truly has. aws-cli v2 reads the source's tags
 //! when it copies an object in parts (`--copy-props default`): a 501 there
 //! would fail the copy, where an empty set lets it go on.
