@@ -202,8 +202,8 @@ fn main() {
          {rounds} rounds of {seconds} s",
         kernel.trim()
     );
-    // (cell, S3?, pipelined?) -> one measurement per round.
-    let mut results: BTreeMap<(usize, bool, bool), Vec<Measured>> = BTreeMap::new();
+    // (cell, S3?, requests in flight per connection) -> one measurement per round.
+    let mut results: BTreeMap<(usize, bool, usize), Vec<Measured>> = BTreeMap::new();
     for round in 0..rounds {
         let daemon = start(&percore);
         for &c in &cells {
@@ -215,10 +215,10 @@ fn main() {
                 }
             }
             let order = if round % 2 == 0 { [false, true] } else { [true, false] };
-            for pipelined in [false, true] {
+            for in_flight in [1, PIPELINED] {
                 for s3 in order {
-                    let m = measure(&percore, &daemon, s3, cell, seconds, if pipelined { PIPELINED } else { 1 });
-                    results.entry((c, s3, pipelined)).or_default().push(m);
+                    let m = measure(&percore, &daemon, s3, cell, seconds, in_flight);
+                    results.entry((c, s3, in_flight)).or_default().push(m);
                 }
             }
         }
@@ -231,9 +231,9 @@ fn main() {
     for &c in &cells {
         let cell = &CELLS[c];
         let mut rows = serde_json::Map::new();
-        for pipelined in [false, true] {
+        for in_flight in [1, PIPELINED] {
             let med = |s3: bool, field: fn(&Measured) -> f64| {
-                let mut values: Vec<f64> = results[&(c, s3, pipelined)].iter().map(field).collect();
+                let mut values: Vec<f64> = results[&(c, s3, in_flight)].iter().map(field).collect();
                 median(&mut values)
             };
             let (plain_rps, plain_us, s3_rps, s3_us) =
@@ -243,7 +243,6 @@ fn main() {
                 .filter(|&(s3, _)| med(s3, |m| m.2) >= CLIENT_BOUND)
                 .map(|(_, name)| name)
                 .collect();
-            let in_flight = if pipelined { PIPELINED } else { 1 };
             println!(
                 "{:<10} {:<11} {:>11.0} {:>12.2} {:>11.0} {:>12.2} {:>8.2}  {}",
                 cell.name,
@@ -256,7 +255,7 @@ fn main() {
                 if bound.is_empty() { "-".to_string() } else { bound.join(", ") }
             );
             rows.insert(
-                if pipelined { "pipelined" } else { "one_at_a_time" }.to_string(),
+                if in_flight == 1 { "one_at_a_time" } else { "pipelined" }.to_string(),
                 serde_json::json!({"in_flight_per_connection": in_flight,
                                    "plain": {"rps": plain_rps, "us_per_request": plain_us,
                                              "client_core_load": med(false, |m| m.2)},
