@@ -170,6 +170,16 @@ fn hostile_requests_are_refused_and_store_nothing() {
     assert!(stray.iter().all(|p| p.starts_with(s3.daemon.dir().join(".percore-s3"))), "{stray:?}");
 }
 
+#[test]
+fn anonymous_reads_serve_unsigned_gets_only_and_take_a_public_read_acl() {
+    let keys = keys_dir();
+    let mut args = s3_args(keys.path(), false);
+    args.push("--s3-anonymous-reads".to_string());
+    let daemon = Daemon::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let endpoint = format!("http://{}", daemon.s3_addr.expect("an S3 address"));
+    script("anonymous.py", &endpoint, None, &[]);
+}
+
 /// Every file under `dir`.
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

@@ -21,7 +21,13 @@ const COPY_PIECE_BYTES: usize = 1 << 20;
 /// `x-amz-copy-source`'s bucket and key (`/bucket/key` or `bucket/key`,
 /// URL-encoded).
 pub(crate) fn copy_source(value: &str) -> Result<(String, String), S3Error> {
-    let value = value.split_once("?versionId=").map_or(value, |(v, _)| v);
+    let value = match value.split_once("?versionId=") {
+        Some((value, version)) => {
+            super::unkept::refuse_version(Some(version))?;
+            value
+        }
+        None => value,
+    };
     let decoded = super::head::decode(value).map_err(|_| invalid_request("x-amz-copy-source is not UTF-8"))?;
     let decoded = decoded.strip_prefix('/').unwrap_or(&decoded);
     let (bucket, key) = decoded

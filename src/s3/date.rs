@@ -33,6 +33,23 @@ pub(crate) fn parse_amz_date(text: &str) -> Option<u64> {
     u64::try_from(days * 86400 + (h * 3600 + mi * 60 + s) as i64).ok()
 }
 
+/// Seconds since the epoch of S3's ISO 8601 form, `YYYY-MM-DDTHH:MM:SSZ`
+/// with or without a fraction of a second (`.000Z`, dropped): a form's
+/// policy's expiration, a conditional delete's `LastModifiedTime`.
+pub(crate) fn parse_iso8601(text: &str) -> Option<u64> {
+    let whole = match text.strip_suffix('Z')?.split_once('.') {
+        Some((whole, fraction)) if !fraction.is_empty() && fraction.bytes().all(|c| c.is_ascii_digit()) => whole,
+        Some(_) => return None,
+        None => text.strip_suffix('Z')?,
+    };
+    let w = whole.as_bytes();
+    if w.len() != 19 || [w[4], w[7], w[10], w[13], w[16]] != [b'-', b'-', b'T', b':', b':'] {
+        return None;
+    }
+    let (date, time) = (&whole[..10], &whole[11..]);
+    parse_amz_date(&format!("{}{}{}T{}{}{}Z", &date[..4], &date[5..7], &date[8..], &time[..2], &time[3..5], &time[6..]))
+}
+
 /// `YYYYMMDDTHHMMSSZ` of seconds since the epoch.
 pub(crate) fn format_amz_date(secs: u64) -> String {
     let days = (secs / 86400) as i64;
@@ -57,6 +74,20 @@ mod tests {
     #[test]
     fn dates() {
         assert_eq!(parse_amz_date("19700101T000000Z"), Some(0));
+        assert_eq!(parse_iso8601("2015-08-30T12:36:00Z"), Some(1_440_938_160));
+        assert_eq!(parse_iso8601("2015-08-30T12:36:00.000Z"), Some(1_440_938_160));
+        assert_eq!(parse_iso8601("2015-08-30T12:36:00.123456Z"), Some(1_440_938_160));
+        for bad in [
+            "2015-08-30 12:36:00Z",
+            "2015-08-30T12:36:00",
+            "2015-08-30T12:36:00.Z",
+            "2015-0830T12:36:00Z",
+            "20150830T123600Z",
+            "2015-08-30T12:36:00.1x2Z",
+            "",
+        ] {
+            assert_eq!(parse_iso8601(bad), None, "{bad}");
+        }
         assert_eq!(parse_amz_date("20150830T123600Z"), Some(1_440_938_160));
         assert_eq!(format_amz_date(1_440_938_160), "20150830T123600Z");
         assert_eq!(format_amz_date(951_782_400), "20000229T000000Z");

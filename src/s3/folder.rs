@@ -121,8 +121,18 @@ pub(crate) async fn get(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) 
     Ok(get::send_empty(call.reply, &described, plan).await)
 }
 
+/// Why a conditional delete of a folder is refused.
+pub(crate) fn conditional_delete() -> S3Error {
+    not_implemented("a conditional delete of a folder (a key that ends in /)")
+        .because("a folder's ETag never changes: delete it without conditions")
+}
+
 /// DeleteObject of a folder: its mark goes, the objects under it stay.
 pub(crate) async fn delete(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<bool, S3Error> {
+    let asks = ["if-match", "if-none-match", "x-amz-if-match-size", "x-amz-if-match-last-modified-time"];
+    if asks.iter().any(|name| call.headers.get(name).is_some()) {
+        return Err(conditional_delete());
+    }
     bucket::must_exist(call, bucket).await?;
     delete_one(path).await?;
     call.empty(204, "").await

@@ -12,8 +12,8 @@
 //!
 //! Files by job: `head` (headers, query, target), `sigv4`, `body` and
 //! `chunked` (payloads), `checksum` (`x-amz-checksum-*`, and a multipart
-//! object's from its parts'), `uploads` (multipart uploads on disk), `parts`
-//! (a completed one's part layout), `attributes` (GetObjectAttributes), `tagging` (object tags: none kept), `date`, `xml` and `error` (answers), `meta` (what is
+//! object's from its parts'), `uploads` (multipart uploads on disk), `pending` (ListMultipartUploads), `parts`
+//! (a completed one's part layout), `attributes` (GetObjectAttributes), `tagging` (object tags: none kept), `unkept` (what else a request may ask that percore does not keep: refused), `date`, `xml` and `error` (answers), `meta` (what is
 //! stored with an object), `keys` (bucket names and keys as store paths),
 //! `settings`, `state` (a shard's), `folder` (keys that end in `/`), `cors`
 //! (a bucket's rules for pages of other origins), `post` and `form`
@@ -45,6 +45,7 @@ pub(crate) mod meta;
 mod multipart;
 mod object;
 pub(crate) mod parts;
+mod pending;
 mod post;
 mod remote;
 pub(crate) mod settings;
@@ -52,6 +53,7 @@ pub(crate) mod sign;
 pub(crate) mod sigv4;
 pub(crate) mod state;
 mod tagging;
+mod unkept;
 mod uploads;
 pub(crate) mod xml;
 
@@ -277,11 +279,14 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
             "PUT" if q.has("cors") => Box::pin(cors::put(call, &bucket)).await,
             "GET" if q.has("cors") => Box::pin(cors::get(call, &bucket)).await,
             "DELETE" if q.has("cors") => Box::pin(cors::delete(call, &bucket)).await,
-            "PUT" if !has_subresource(q) => Box::pin(bucket::create(call, &bucket)).await,
+            "PUT" if !has_subresource(q) => {
+                unkept::refuse_on_bucket(|name| call.headers.get(name), anonymous_reads(call.shard()))?;
+                Box::pin(bucket::create(call, &bucket)).await
+            }
             "HEAD" => Box::pin(bucket::head(call, &bucket)).await,
             "DELETE" if !has_subresource(q) => Box::pin(bucket::delete(call, &bucket)).await,
             "GET" if q.has("location") => Box::pin(bucket::location(call, &bucket)).await,
-            "GET" if q.has("uploads") => Box::pin(multipart::list_uploads(call, &bucket)).await,
+            "GET" if q.has("uploads") => Box::pin(pending::list(call, &bucket)).await,
             "GET" if q.has("versioning") => Box::pin(bucket::versioning(call, &bucket)).await,
             "GET" if q.get("list-type") == Some("2") => {
                 Box::pin(listing::list(call, &bucket, listing::Version::V2)).await
@@ -294,9 +299,10 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
     }
     let key = target.key;
     if matches!(method, "PUT" | "POST") {
-        refuse_encryption(|name| call.headers.get(name))?;
+        unkept::refuse_on_write(|name| call.headers.get(name), anonymous_reads(call.shard()))?;
         tagging::refuse(call.headers.get("x-amz-tagging"))?;
     }
+    unkept::refuse_version(q.get("versionId"))?;
     if let Some(owner) = cluster::elsewhere(call, &request.path) {
         return Err(Box::pin(misdirected(call, owner)).await);
     }
@@ -397,23 +403,9 @@ fn subresource(query: &Query) -> Option<&str> {
     })
 }
 
-/// Refuses a write that asks for server-side encryption (SSE-S3, SSE-KMS,
-/// SSE-C; a header, or a browser form's field, `field` finds): percore
-/// stores bytes as they come, and a client told nothing would believe them
-/// encrypted (with SSE-C, readable only with its key).
-pub(crate) fn refuse_encryption<'v>(field: impl Fn(&str) -> Option<&'v str>) -> Result<(), S3Error> {
-    const ASKING: [&str; 3] = [
-        "x-amz-server-side-encryption",
-        "x-amz-server-side-encryption-customer-algorithm",
-        "x-amz-copy-source-server-side-encryption-customer-algorithm",
-    ];
-    match ASKING.iter().find(|name| field(name).is_some()) {
-        Some(name) => Err(error::not_implemented(&format!("server-side encryption ({name})")).because(
-            "percore stores objects as they are sent: keep the data directory on an encrypted file system \
-             (dm-crypt/LUKS) and send no server-side encryption headers",
-        )),
-        None => Ok(()),
-    }
+/// Whether unsigned GET and HEAD requests are served.
+pub(crate) fn anonymous_reads(shard: &Shard) -> bool {
+    shard.config.s3.as_ref().is_some_and(|s| s.anonymous_reads)
 }
 
 /// What percore does not serve, named: `PUT ?acl on an object is not

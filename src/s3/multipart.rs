@@ -1,5 +1,6 @@
 //! Multipart uploads: Create, UploadPart, UploadPartCopy, ListParts,
-//! Complete, Abort, ListMultipartUploads, over the uploads `uploads` keeps.
+//! Complete, Abort, over the uploads `uploads` keeps (ListMultipartUploads:
+//! `pending`).
 //! Complete copies the parts in order into one new object (its ETag the MD5
 //! of the parts' MD5s, `-N`; its checksum made from the parts' when the
 //! upload has one: `checksum`), commits it (it appears whole or not at
@@ -17,7 +18,7 @@ use super::object;
 use super::sigv4::hex;
 use super::uploads::{part_name, parts, record, remove_upload, store_small, upload_dir, uploads, Part, Record};
 use super::xml::{self, Writer};
-use super::{bucket, cluster, Call};
+use super::{bucket, Call};
 use crate::store::Conditions;
 
 /// Part numbers run 1..=10000 (as on S3).
@@ -26,8 +27,6 @@ const PART_NUMBER_MAX: u32 = 10_000;
 const PART_BYTES_MIN: u64 = 5 << 20;
 /// Parts listed per page at most.
 const PARTS_MAX: usize = 1000;
-/// Uploads listed per page at most.
-const UPLOADS_MAX: usize = 1000;
 
 pub(crate) async fn create(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8], key: &str) -> Result<bool, S3Error> {
     let (body, _) = call.body(xml::BODY_BYTES_MAX)?;
@@ -369,84 +368,4 @@ async fn sweep(call: &Call<'_, '_, '_>, now: u64) {
             remove_upload(root, &id).await;
         }
     }
-}
-
-pub(crate) async fn list_uploads(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<bool, S3Error> {
-    bucket::must_exist(call, bucket).await?;
-    let prefix = call.query.get("prefix").unwrap_or("").to_string();
-    let mut all: Vec<(String, String, u64)> = uploads(call.shard().store.root())
-        .await
-        .into_iter()
-        .filter(|(_, r)| r.bucket == bucket && r.key.starts_with(&prefix))
-        .map(|(id, r)| (r.key, id, r.initiated))
-        .collect();
-    if cluster::local(call) {
-        // A peer's question: this node's uploads, as they are.
-        let json = serde_json::to_vec(&all).map_err(|e| super::error::internal(e.to_string()))?;
-        let head = crate::http::response::Head::new(200).header("Content-Type", "application/json");
-        let whole = call.reply.finish_with(head, &json);
-        return Ok(call.reply.send_one(whole).await);
-    }
-    if cluster::spans_nodes(call) {
-        // Each upload lives on its key's node: every node must answer.
-        let query = [("uploads", ""), ("prefix", prefix.as_str())];
-        for (name, answer) in cluster::everywhere(call, "GET", &format!("/{bucket}"), &query, &[]).await {
-            match answer {
-                Ok(a) if a.status == 200 => all.extend(
-                    serde_json::from_slice::<Vec<(String, String, u64)>>(&a.body)
-                        .map_err(|e| cluster::unreachable(&name, &format!("its uploads do not parse: {e}")))?,
-                ),
-                Ok(a) if a.status == 404 => {}
-                Ok(a) => return Err(cluster::refused(&name, &a)),
-                Err(why) => return Err(cluster::unreachable(&name, &why)),
-            }
-        }
-    }
-    all.sort_by(|a, b| (&a.0, a.2, &a.1).cmp(&(&b.0, b.2, &b.1)));
-    // A page after the markers: just after the upload they name, or (if it
-    // has gone meanwhile) after every key below the key marker and that
-    // key's uploads up to the id marker.
-    let max = match call.query.get("max-uploads") {
-        Some(m) => m.parse::<usize>().map_err(|_| invalid_argument("max-uploads must be a number"))?.min(UPLOADS_MAX),
-        None => UPLOADS_MAX,
-    };
-    let key_marker = call.query.get("key-marker").unwrap_or("").to_string();
-    let id_marker = call.query.get("upload-id-marker").unwrap_or("").to_string();
-    if !key_marker.is_empty() {
-        match all.iter().position(|(key, id, _)| *key == key_marker && *id == id_marker) {
-            Some(at) => drop(all.drain(..=at)),
-            None => all.retain(|(key, id, _)| {
-                *key > key_marker || (*key == key_marker && !id_marker.is_empty() && *id > id_marker)
-            }),
-        }
-    }
-    let truncated = all.len() > max;
-    all.truncate(max);
-    let mut out = Writer::document();
-    out.root("ListMultipartUploadsResult");
-    out.leaf("Bucket", bucket);
-    out.leaf("KeyMarker", &key_marker);
-    out.leaf("UploadIdMarker", &id_marker);
-    if let (true, Some((key, id, _))) = (truncated, all.last()) {
-        out.leaf("NextKeyMarker", key);
-        out.leaf("NextUploadIdMarker", id);
-    }
-    out.leaf("Prefix", &prefix);
-    out.leaf("MaxUploads", max);
-    out.leaf("IsTruncated", truncated);
-    for (key, id, initiated) in &all {
-        out.open("Upload");
-        out.leaf("Key", key);
-        out.leaf("UploadId", id);
-        out.open("Initiator");
-        out.leaf("ID", "percore");
-        out.leaf("DisplayName", "percore");
-        out.close("Initiator");
-        bucket::owner(&mut out);
-        out.leaf("StorageClass", "STANDARD");
-        out.leaf("Initiated", xml::iso8601(*initiated));
-        out.close("Upload");
-    }
-    out.close("ListMultipartUploadsResult");
-    call.xml(out.finish()).await
 }

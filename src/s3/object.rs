@@ -61,11 +61,7 @@ pub(crate) async fn commit(path: &[u8], staged: Staged, conditions: Conditions) 
     }
     match outcome {
         Outcome::Created(_) | Outcome::Replaced(_) => Ok(staged.etag),
-        Outcome::PreconditionFailed if guarded => Err(S3Error::new(
-            409,
-            "ConditionalRequestConflict",
-            "the object changed while this conditional write was under way: read its ETag again and retry",
-        )),
+        Outcome::PreconditionFailed if guarded => Err(conflict("write")),
         other => Err(commit_error(other)),
     }
 }
@@ -91,6 +87,23 @@ pub(crate) fn commit_error(outcome: Outcome) -> S3Error {
         Outcome::NotFound => no_such_key(),
         Outcome::Created(_) | Outcome::Replaced(_) | Outcome::Deleted => internal("unexpected commit outcome"),
     }
+}
+
+/// A conditional write or delete whose object changed between the check
+/// and the commit (as S3 answers).
+pub(crate) fn conflict(what: &str) -> S3Error {
+    S3Error::new(
+        409,
+        "ConditionalRequestConflict",
+        format!("the object changed while this conditional {what} was under way: read its ETag again and retry"),
+    )
+}
+
+/// Whether `list` (an `If-Match` value: ETags, quoted or not, or `*`) names
+/// `etag`.
+pub(crate) fn etag_listed(list: &str, etag: &str) -> bool {
+    let unquoted = |tag: &str| tag.trim().trim_matches('"').to_string();
+    list.trim() == "*" || list.split(',').any(|tag| unquoted(tag) == unquoted(etag))
 }
 
 pub(crate) fn precondition_failed() -> S3Error {
@@ -119,9 +132,7 @@ pub(crate) async fn write_conditions(
         Some("*") => Some("*".to_string()),
         Some(list) => {
             let current = open(call, bucket, path).await?;
-            let unquoted = |tag: &str| tag.trim().trim_matches('"').to_string();
-            let etag = unquoted(current.etag());
-            if !list.split(',').any(|tag| unquoted(tag) == etag) {
+            if !etag_listed(list, current.etag()) {
                 return Err(precondition_failed());
             }
             Some(current.stamp)

@@ -47,15 +47,6 @@ fn policy_failed(why: impl std::fmt::Display) -> S3Error {
     access_denied(format!("Invalid according to Policy: {why}"))
 }
 
-/// `2026-12-07T02:00:00.000Z` as seconds since the epoch.
-fn expiration(text: &str) -> Option<u64> {
-    let text = match text.split_once('.') {
-        Some((whole, fraction)) if fraction.ends_with('Z') => format!("{whole}Z"),
-        _ => text.to_string(),
-    };
-    super::date::parse_amz_date(&text.replace(['-', ':'], ""))
-}
-
 /// Checks the form's signature and its policy against its fields; the
 /// key to store the file under (`${filename}` replaced) and its sizes.
 fn check(shard: &Shard, bucket: &str, fields: &[(String, String)], file: &Part) -> Result<Allowed, S3Error> {
@@ -81,7 +72,7 @@ fn check(shard: &Shard, bucket: &str, fields: &[(String, String)], file: &Part) 
         .ok()
         .and_then(|json| serde_json::from_slice::<Value>(&json).ok())
         .ok_or_else(|| invalid_request("the policy is not base64 JSON"))?;
-    let expires = document["expiration"].as_str().and_then(expiration);
+    let expires = document["expiration"].as_str().and_then(super::date::parse_iso8601);
     let expires = expires.ok_or_else(|| invalid_request("the policy needs an expiration (ISO 8601, UTC)"))?;
     if crate::clock::coarse_epoch_seconds() > expires {
         return Err(policy_failed("Policy expired."));
@@ -177,7 +168,7 @@ pub(crate) async fn post(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<bo
     let mut form = Form::new(&boundary);
     let (fields, file) = fields(&mut form, &mut body).await?;
     let allowed = check(shard, bucket, &fields, &file)?;
-    super::refuse_encryption(|name| field(&fields, name))?;
+    super::unkept::refuse_on_write(|name| field(&fields, name), super::anonymous_reads(shard))?;
     super::tagging::refuse(field(&fields, "tagging"))?;
     let headers = meta::from_fields(&fields).map_err(invalid_request)?;
     let path = keys::object_path(bucket, &allowed.key)?;

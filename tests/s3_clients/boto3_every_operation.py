@@ -1,5 +1,6 @@
 """boto3 through every operation percore's S3 API serves (tests/s3.rs)."""
 import concurrent.futures
+import datetime
 import hashlib
 import os
 import time
@@ -91,7 +92,52 @@ slow.send(b"b" * 50_000)
 status, answer = raw.finished(slow)
 assert status == 409 and b"ConditionalRequestConflict" in answer, (status, answer)
 assert s3.get_object(Bucket="photos", Key="cas")["Body"].read() == b"in between"
-s3.delete_object(Bucket="photos", Key="cas")
+
+# Conditional deletes: If-Match (an ETag, or * for "it exists"), and the
+# size and Last-Modified that S3's directory buckets check too. One that
+# does not hold deletes nothing.
+head = s3.head_object(Bucket="photos", Key="cas")
+assert code(lambda: s3.delete_object(Bucket="photos", Key="cas", IfMatch=first)) == "PreconditionFailed"
+assert code(lambda: s3.delete_object(Bucket="photos", Key="cas", IfMatchSize=head["ContentLength"] + 1)) == "PreconditionFailed"
+earlier = head["LastModified"] - datetime.timedelta(seconds=5)
+assert code(lambda: s3.delete_object(Bucket="photos", Key="cas", IfMatchLastModifiedTime=earlier)) == "PreconditionFailed"
+assert code(lambda: s3.delete_object(Bucket="photos", Key="cas", IfMatch=head["ETag"], IfMatchSize=1)) == "PreconditionFailed"
+assert s3.get_object(Bucket="photos", Key="cas")["Body"].read() == b"in between"
+assert code(lambda: s3.delete_object(Bucket="photos", Key="never", IfMatch="*")) == "NoSuchKey"
+assert code(lambda: s3.delete_object(Bucket="photos", Key="never", IfMatch=head["ETag"])) == "NoSuchKey"
+s3.delete_object(Bucket="photos", Key="never", IfMatchSize=1)  # nothing there to check: 204, as on S3
+s3.delete_object(Bucket="photos", Key="cas", IfMatch=head["ETag"], IfMatchSize=head["ContentLength"],
+                 IfMatchLastModifiedTime=head["LastModified"])
+assert code(lambda: s3.head_object(Bucket="photos", Key="cas")) == "404"
+s3.put_object(Bucket="photos", Key="cas", Body=b"five")
+s3.delete_object(Bucket="photos", Key="cas", IfMatch="*")
+assert code(lambda: s3.head_object(Bucket="photos", Key="cas")) == "404"
+# In a batch, each Object's ETag (and Size, LastModifiedTime) is its own.
+etag_a = s3.put_object(Bucket="photos", Key="cond-a", Body=b"a")["ETag"]
+s3.put_object(Bucket="photos", Key="cond-b", Body=b"b")
+head_b = s3.head_object(Bucket="photos", Key="cond-b")
+result = s3.delete_objects(Bucket="photos", Delete={"Objects": [
+    {"Key": "cond-a", "ETag": etag_a}, {"Key": "cond-b", "ETag": etag_a}, {"Key": "cond-c", "ETag": etag_a},
+    {"Key": "cond-b", "Size": 2}, {"Key": "cond-b", "LastModifiedTime": earlier}]})
+assert [d["Key"] for d in result["Deleted"]] == ["cond-a"], result
+assert [(e["Key"], e["Code"]) for e in result["Errors"]] == [
+    ("cond-b", "PreconditionFailed"), ("cond-c", "NoSuchKey"), ("cond-b", "PreconditionFailed"),
+    ("cond-b", "PreconditionFailed")], result
+assert s3.get_object(Bucket="photos", Key="cond-b")["Body"].read() == b"b"
+# Versions: percore keeps one, whose id is null; another id is refused,
+# never taken as the current version (a DELETE would remove it).
+other = "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"
+assert code(lambda: s3.delete_object(Bucket="photos", Key="cond-b", VersionId=other)) == "InvalidArgument"
+assert code(lambda: s3.get_object(Bucket="photos", Key="cond-b", VersionId=other)) == "InvalidArgument"
+assert code(lambda: s3.copy_object(Bucket="photos", Key="cond-c",
+                                   CopySource={"Bucket": "photos", "Key": "cond-b", "VersionId": other})) == "InvalidArgument"
+result = s3.delete_objects(Bucket="photos", Delete={"Objects": [{"Key": "cond-b", "VersionId": other}]})
+assert [(e["Key"], e["Code"]) for e in result["Errors"]] == [("cond-b", "InvalidArgument")], result
+assert s3.get_object(Bucket="photos", Key="cond-b", VersionId="null")["Body"].read() == b"b"
+s3.delete_objects(Bucket="photos", Delete={"Objects": [{"Key": "cond-b", "VersionId": "null",
+                                                        "ETag": head_b["ETag"], "Size": 1,
+                                                        "LastModifiedTime": head_b["LastModified"]}]})
+assert code(lambda: s3.head_object(Bucket="photos", Key="cond-b")) == "404"
 
 # Presigned GET and PUT; an expired URL is refused.
 url = s3.generate_presigned_url("get_object", Params={"Bucket": "photos", "Key": key}, ExpiresIn=60)
@@ -148,6 +194,26 @@ seen = [(u["Key"], u["UploadId"]) for p in pages for u in p["Uploads"]]
 assert sorted(seen) == started and [k for k, _ in seen] == sorted(k for k, _ in started), seen
 assert pages[0]["IsTruncated"] and pages[0]["NextKeyMarker"] == seen[1][0], pages[0]
 assert pages[0]["NextUploadIdMarker"] == seen[1][1] and not pages[-1]["IsTruncated"]
+# With a delimiter, the keys with it after the prefix roll up into
+# CommonPrefixes, each one entry of a page, listed once across pages.
+started += [(k, s3.create_multipart_upload(Bucket="photos", Key=k)["UploadId"]) for k in ["pending/deeper/e", "top one"]]
+listed = s3.list_multipart_uploads(Bucket="photos", Delimiter="/")
+assert [p["Prefix"] for p in listed["CommonPrefixes"]] == ["pending/"], listed
+assert [u["Key"] for u in listed["Uploads"]] == ["top one"], listed
+listed = s3.list_multipart_uploads(Bucket="photos", Prefix="pending/", Delimiter="/")
+assert [u["Key"] for u in listed["Uploads"]] == ["pending/a", "pending/b", "pending/b", "pending/c", "pending/d"]
+assert [p["Prefix"] for p in listed["CommonPrefixes"]] == ["pending/deeper/"], listed
+for size, prefix in [(1, ""), (2, "pending/"), (5, "pending/")]:
+    pages = list(s3.get_paginator("list_multipart_uploads").paginate(
+        Bucket="photos", Prefix=prefix, Delimiter="/", PaginationConfig={"PageSize": size}))
+    seen = [u["Key"] for p in pages for u in p.get("Uploads", [])] + \
+        [c["Prefix"] for p in pages for c in p.get("CommonPrefixes", [])]
+    expected = ["top one", "pending/"] if prefix == "" else \
+        ["pending/a", "pending/b", "pending/b", "pending/c", "pending/d", "pending/deeper/"]
+    assert sorted(seen) == sorted(expected) and all(len(p.get("Uploads", [])) + len(p.get("CommonPrefixes", [])) <= size
+                                                    for p in pages), (size, prefix, pages)
+status, _, answer = raw.signed("GET", "/photos", query=[("uploads", ""), ("encoding-type", "url"), ("prefix", "top")])
+assert status == 200 and b"<Key>top%20one</Key>" in answer and b"<EncodingType>url</EncodingType>" in answer, answer
 for pending, upload in started:
     s3.abort_multipart_upload(Bucket="photos", Key=pending, UploadId=upload)
 # UploadPartCopy: parts copied from ranges of an object.

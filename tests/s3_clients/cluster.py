@@ -169,6 +169,16 @@ elif PHASE == "check":
     s3.delete_bucket(Bucket="another")
     assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == [B]
     assert code(lambda: s3.delete_bucket(Bucket=B)) == "BucketNotEmpty"
+    # A batch whose ETags do not match deletes nothing, whichever node holds
+    # each key (its ETag goes with it there); with the right ones it does.
+    sample = KEYS[:30]
+    wrong = '"00000000000000000000000000000000"'
+    result = s3.delete_objects(Bucket=B, Delete={"Objects": [{"Key": k, "ETag": wrong} for k in sample]})
+    assert not result.get("Deleted") and sorted(e["Key"] for e in result["Errors"]) == sample, result
+    assert {e["Code"] for e in result["Errors"]} == {"PreconditionFailed"}, result
+    etags = {k: s3.head_object(Bucket=B, Key=k)["ETag"] for k in sample}
+    result = s3.delete_objects(Bucket=B, Delete={"Objects": [{"Key": k, "ETag": etags[k]} for k in sample]})
+    assert not result.get("Errors") and sorted(d["Key"] for d in result["Deleted"]) == sample, result
     gone = everything()
     for at in range(0, len(gone), 250):
         result = s3.delete_objects(Bucket=B, Delete={"Objects": [{"Key": k} for k in gone[at:at + 250]]})

@@ -1,6 +1,7 @@
 """The S3 API against hostile and broken requests (tests/s3.rs): each is
 refused with the right status and code, and stores nothing."""
 import base64
+import datetime
 import hashlib
 import zlib
 
@@ -48,6 +49,30 @@ for sse in [{"ServerSideEncryption": "AES256"}, {"ServerSideEncryption": "aws:km
     assert code(lambda: s3.create_multipart_upload(Bucket="hostile", Key="sse", **sse)) == "NotImplemented", sse
     assert code(lambda: s3.copy_object(Bucket="hostile", Key="sse", CopySource="hostile/crc-ok", **sse)) == "NotImplemented"
 absent("sse")
+# Object Lock, appends and ACLs that would not hold are asked for and not
+# done: refused, never dropped in silence (the client would believe the
+# object undeletable, appended to, or public).
+for lock in [{"ObjectLockMode": "COMPLIANCE",
+              "ObjectLockRetainUntilDate": datetime.datetime(2099, 1, 1, tzinfo=datetime.timezone.utc)},
+             {"ObjectLockLegalHoldStatus": "ON"}]:
+    assert code(lambda: s3.put_object(Bucket="hostile", Key="locked", Body=b"x", **lock)) == "InvalidRequest", lock
+    assert code(lambda: s3.create_multipart_upload(Bucket="hostile", Key="locked", **lock)) == "InvalidRequest", lock
+    assert code(lambda: s3.copy_object(Bucket="hostile", Key="locked", CopySource="hostile/crc-ok", **lock)) == "InvalidRequest"
+absent("locked")
+assert code(lambda: s3.create_bucket(Bucket="locked", ObjectLockEnabledForBucket=True)) == "NotImplemented"
+refused(signed("PUT", "/hostile/crc-ok", body=b"more", headers={"x-amz-write-offset-bytes": "4"}), 501, "NotImplemented")
+assert s3.get_object(Bucket="hostile", Key="crc-ok")["Body"].read() == b"data"
+for acl in ["public-read", "public-read-write", "aws-exec-read"]:
+    assert code(lambda: s3.put_object(Bucket="hostile", Key="public", Body=b"x", ACL=acl)) == "AccessControlListNotSupported"
+    assert code(lambda: s3.create_bucket(Bucket="public", ACL=acl)) == "AccessControlListNotSupported"
+assert code(lambda: s3.put_object(Bucket="hostile", Key="public", Body=b"x",
+                                  GrantRead='uri="http://acs.amazonaws.com/groups/global/AllUsers"')) == "AccessControlListNotSupported"
+absent("public")
+assert code(lambda: s3.head_bucket(Bucket="public")) == "404"
+# What holds here is taken: only the keys' holders reach objects.
+for acl in ["private", "bucket-owner-full-control"]:
+    s3.put_object(Bucket="hostile", Key="private", Body=b"p", ACL=acl)
+s3.delete_object(Bucket="hostile", Key="private")
 # Tags are asked for and not kept: refused, never dropped in silence; an
 # object's tags then read as the empty set it has (aws-cli v2 reads them to
 # copy an object in parts), and deleting them is a no-op on an object that
