@@ -1,5 +1,8 @@
 //! ListObjectsV2 and ListObjects (v1): a bucket's keys in the order of
-//! their bytes, from a prefix, after a start key, rolled up at a delimiter.
+//! their bytes, from a prefix, after a start key, rolled up at a delimiter;
+//! and ListObjectVersions, the same keys each as its one version, `null`
+//! (as in a bucket without versioning: scripts that empty a bucket, and
+//! Terraform's `force_destroy`, list versions and delete them by id).
 //!
 //! The bucket is a directory tree, walked depth first with each
 //! directory's entries sorted so that the walk yields keys in byte order:
@@ -33,6 +36,8 @@ pub(crate) const KEYS_MAX: usize = 1000;
 pub(crate) enum Version {
     V1,
     V2,
+    /// ListObjectVersions.
+    Versions,
 }
 
 /// One listed object.
@@ -334,6 +339,8 @@ pub(crate) async fn list(call: &mut Call<'_, '_, '_>, bucket: &str, version: Ver
             None => q.get("start-after").map(|s| s.as_bytes().to_vec()),
         },
         Version::V1 => q.get("marker").filter(|m| !m.is_empty()).map(|m| m.as_bytes().to_vec()),
+        // One version a key: after the key marker's is after the key.
+        Version::Versions => q.get("key-marker").filter(|m| !m.is_empty()).map(|m| m.as_bytes().to_vec()),
     };
     let page = Page { prefix: &prefix, delimiter: delimiter.as_deref(), after, max };
     let root = call.shard().store.root().open_dir(bucket).await.map_err(|e| from_io("cannot open the bucket", &e))?;
@@ -356,10 +363,14 @@ pub(crate) async fn list(call: &mut Call<'_, '_, '_>, bucket: &str, version: Ver
     items.truncate(max);
     let text = |bytes: &[u8]| if url { encode(bytes, true) } else { String::from_utf8_lossy(bytes).into_owned() };
     let mut out = Writer::document();
-    out.root("ListBucketResult");
+    out.root(if version == Version::Versions { "ListVersionsResult" } else { "ListBucketResult" });
     out.leaf("Name", bucket);
     out.leaf("Prefix", text(&prefix));
     match version {
+        Version::Versions => {
+            out.leaf("KeyMarker", text(q.get("key-marker").unwrap_or("").as_bytes()));
+            out.leaf("VersionIdMarker", q.get("version-id-marker").unwrap_or(""));
+        }
         Version::V2 => {
             if let Some(token) = q.get("continuation-token") {
                 out.leaf("ContinuationToken", token);
@@ -385,13 +396,22 @@ pub(crate) async fn list(call: &mut Call<'_, '_, '_>, bucket: &str, version: Ver
             Version::V2 => out.leaf("NextContinuationToken", token_encode(last)),
             Version::V1 if delimiter.is_some() => out.leaf("NextMarker", text(last)),
             Version::V1 => {}
+            Version::Versions => {
+                out.leaf("NextKeyMarker", text(last));
+                out.leaf("NextVersionIdMarker", "null");
+            }
         }
     }
-    let owner = version == Version::V1 || q.get("fetch-owner") == Some("true");
+    let owner = version != Version::V2 || q.get("fetch-owner") == Some("true");
+    let element = if version == Version::Versions { "Version" } else { "Contents" };
     for item in &items {
         if let Item::Object(o) = item {
-            out.open("Contents");
+            out.open(element);
             out.leaf("Key", text(&o.key));
+            if version == Version::Versions {
+                out.leaf("VersionId", "null");
+                out.leaf("IsLatest", true);
+            }
             out.leaf("LastModified", xml::iso8601(o.modified));
             out.leaf("ETag", &o.etag);
             out.leaf("Size", o.size);
@@ -399,7 +419,7 @@ pub(crate) async fn list(call: &mut Call<'_, '_, '_>, bucket: &str, version: Ver
             if owner {
                 bucket::owner(&mut out);
             }
-            out.close("Contents");
+            out.close(element);
         }
     }
     for item in &items {
@@ -409,7 +429,7 @@ pub(crate) async fn list(call: &mut Call<'_, '_, '_>, bucket: &str, version: Ver
             out.close("CommonPrefixes");
         }
     }
-    out.close("ListBucketResult");
+    out.close(if version == Version::Versions { "ListVersionsResult" } else { "ListBucketResult" });
     call.xml(out.finish()).await
 }
 

@@ -288,6 +288,7 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
             "GET" if q.has("location") => Box::pin(bucket::location(call, &bucket)).await,
             "GET" if q.has("uploads") => Box::pin(pending::list(call, &bucket)).await,
             "GET" if q.has("versioning") => Box::pin(bucket::versioning(call, &bucket)).await,
+            "GET" if q.has("versions") => Box::pin(listing::list(call, &bucket, listing::Version::Versions)).await,
             "GET" if q.get("list-type") == Some("2") => {
                 Box::pin(listing::list(call, &bucket, listing::Version::V2)).await
             }
@@ -413,7 +414,8 @@ pub(crate) fn anonymous_reads(shard: &Shard) -> bool {
 fn unserved(method: &str, query: &Query, what: &str) -> S3Error {
     let operation = subresource(query).map_or_else(|| method.to_string(), |name| format!("{method} ?{name}"));
     error::not_implemented(&format!("{operation} on {what}")).because(
-        "not served: versioning, ACLs and policies, tags (none kept), lifecycle; access is by the keys of --s3-credentials",
+        "not served: versioning (each key has one version, null), ACLs and policies, tags (none kept), \
+         lifecycle; access is by the keys of --s3-credentials",
     )
 }
 

@@ -265,8 +265,21 @@ some = s3.list_objects_v2(Bucket="many", Prefix="p3/", StartAfter="p3/01000", Ma
 assert [o["Key"] for o in some["Contents"]] == ["p3/01003", "p3/01008", "p3/01013"] and some["IsTruncated"]
 paged = list(s3.get_paginator("list_objects_v2").paginate(Bucket="many", Delimiter="/", PaginationConfig={"PageSize": 2}))
 assert [p["Prefix"] for page in paged for p in page.get("CommonPrefixes", [])] == ["p0/", "p1/", "p2/", "p3/", "p4/"]
-for start in range(0, len(keys), 1000):
-    s3.delete_objects(Bucket="many", Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True})
+# ListObjectVersions: each key as its one version, null, paged by key; the
+# idiom that empties a bucket (list the versions, delete each by its id).
+assert s3.get_bucket_versioning(Bucket="many").get("Status") is None
+pages = list(s3.get_paginator("list_object_versions").paginate(Bucket="many", PaginationConfig={"PageSize": 900}))
+versions = [v for page in pages for v in page.get("Versions", [])]
+assert len(pages) == 3 and [v["Key"] for v in versions] == seen, len(pages)
+assert all(v["VersionId"] == "null" and v["IsLatest"] and v["Size"] == len(v["Key"]) for v in versions)
+assert pages[0]["NextKeyMarker"] == seen[899] and pages[0]["NextVersionIdMarker"] == "null", pages[0]["NextKeyMarker"]
+top = s3.list_object_versions(Bucket="many", Delimiter="/", Prefix="p")
+assert [p["Prefix"] for p in top["CommonPrefixes"]] == ["p0/", "p1/", "p2/", "p3/", "p4/"], top
+assert [v["Key"] for v in top["Versions"]] == ["p1-x", "p10"]
+for page in pages:
+    ids = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page["Versions"]]
+    assert not s3.delete_objects(Bucket="many", Delete={"Objects": ids, "Quiet": True}).get("Errors")
 assert s3.list_objects_v2(Bucket="many")["KeyCount"] == 0
+assert s3.list_object_versions(Bucket="many").get("Versions", []) == []
 s3.delete_bucket(Bucket="many")
 print("ok")
