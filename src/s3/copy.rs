@@ -6,10 +6,12 @@ use super::md5::Md5;
 use percore_io::File;
 
 use super::checksum::{self, Algorithm, Hasher};
-use super::error::{from_io, internal, invalid_request, S3Error};
+use super::error::{from_io, internal, invalid_argument, invalid_request, S3Error};
 use super::meta;
 use super::meta::md5_etag;
-use super::object::{begin, commit, flush, open, precondition_failed, write_conditions, write_piece, Opened};
+use super::object::{
+    begin, commit, etag_listed, flush, open, precondition_failed, write_conditions, write_piece, Opened,
+};
 use super::xml::{self, Writer};
 use super::{bucket, cluster, keys, remote, Call};
 use crate::http::request::Method;
@@ -83,7 +85,7 @@ pub(crate) async fn copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8])
     let conditions = write_conditions(call, bucket, path).await?;
     let replace = replaces_metadata(call, src_path == path)?;
     let mut source = Source::open(call, &src_bucket, &src_key, &src_path, None).await?;
-    source_conditions(call, source.etag())?;
+    source_conditions(call, source.etag(), source.modified())?;
     let mut headers = if replace {
         let mut headers = meta::from_request(call.headers).map_err(|m| S3Error::new(400, "MetadataTooLarge", m))?;
         // The checksum describes the bytes, which the copy keeps.
@@ -167,6 +169,14 @@ impl Source {
         }
     }
 
+    /// Its Last-Modified, in seconds since the epoch.
+    pub(crate) fn modified(&self) -> u64 {
+        match self {
+            Source::Here(opened, ..) => opened.stat.mtime.0.max(0) as u64,
+            Source::There(remote) => remote.modified,
+        }
+    }
+
     pub(crate) fn headers(&self) -> &[(String, String)] {
         match self {
             Source::Here(opened, ..) => opened.headers(),
@@ -217,20 +227,34 @@ pub(crate) fn replaces_metadata(call: &Call<'_, '_, '_>, onto_itself: bool) -> R
     Ok(replace)
 }
 
-/// Checks `x-amz-copy-source-if-match` and `-if-none-match` against the
-/// source's ETag.
-pub(crate) fn source_conditions(call: &Call<'_, '_, '_>, etag: &str) -> Result<(), S3Error> {
-    if let Some(tag) = call.headers.get("x-amz-copy-source-if-match") {
-        if tag.trim() != etag {
-            return Err(precondition_failed());
+/// Checks the copy's source conditions against the source's ETag and
+/// Last-Modified (seconds since the epoch), as RFC 9110 orders them (S3
+/// answers the same): `x-amz-copy-source-if-match` (an ETag, quoted or
+/// not, a list, or `*`), or else `-if-unmodified-since`; then
+/// `-if-none-match`, or else `-if-modified-since`. One that does not hold
+/// is 412 and copies nothing; a date that does not parse is refused rather
+/// than ignored.
+pub(crate) fn source_conditions(call: &Call<'_, '_, '_>, etag: &str, modified: u64) -> Result<(), S3Error> {
+    let since = |name: &str| -> Result<Option<u64>, S3Error> {
+        match call.headers.get(name) {
+            Some(text) => super::date::parse_timestamp(text)
+                .map(Some)
+                .ok_or_else(|| invalid_argument(format!("{name}: {text:?} is no HTTP date"))),
+            None => Ok(None),
         }
+    };
+    let holds = match call.headers.get("x-amz-copy-source-if-match") {
+        Some(list) => etag_listed(list, etag),
+        None => since("x-amz-copy-source-if-unmodified-since")?.is_none_or(|at| modified <= at),
+    } && match call.headers.get("x-amz-copy-source-if-none-match") {
+        Some(list) => !etag_listed(list, etag),
+        None => since("x-amz-copy-source-if-modified-since")?.is_none_or(|at| modified > at),
+    };
+    if holds {
+        Ok(())
+    } else {
+        Err(precondition_failed())
     }
-    if let Some(tag) = call.headers.get("x-amz-copy-source-if-none-match") {
-        if tag.trim() == etag {
-            return Err(precondition_failed());
-        }
-    }
-    Ok(())
 }
 
 /// A copy's answer: the new version's ETag, and now (and the checksum

@@ -50,6 +50,16 @@ pub(crate) fn parse_iso8601(text: &str) -> Option<u64> {
     parse_amz_date(&format!("{}{}{}T{}{}{}Z", &date[..4], &date[5..7], &date[8..], &time[..2], &time[3..5], &time[6..]))
 }
 
+/// Seconds since the epoch of a timestamp as clients send one: an HTTP date
+/// (`Wed, 21 Oct 2015 07:28:00 GMT`, SDKs' form in headers) or ISO 8601.
+pub(crate) fn parse_timestamp(text: &str) -> Option<u64> {
+    let text = text.trim();
+    match httpdate::parse_http_date(text) {
+        Ok(time) => time.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs()),
+        Err(_) => parse_iso8601(text),
+    }
+}
+
 /// `YYYYMMDDTHHMMSSZ` of seconds since the epoch.
 pub(crate) fn format_amz_date(secs: u64) -> String {
     let days = (secs / 86400) as i64;
@@ -75,6 +85,9 @@ mod tests {
     fn dates() {
         assert_eq!(parse_amz_date("19700101T000000Z"), Some(0));
         assert_eq!(parse_iso8601("2015-08-30T12:36:00Z"), Some(1_440_938_160));
+        assert_eq!(parse_timestamp("Sun, 30 Aug 2015 12:36:00 GMT"), Some(1_440_938_160));
+        assert_eq!(parse_timestamp(" 2015-08-30T12:36:00.000Z "), Some(1_440_938_160));
+        assert_eq!(parse_timestamp("yesterday"), None);
         assert_eq!(parse_iso8601("2015-08-30T12:36:00.000Z"), Some(1_440_938_160));
         assert_eq!(parse_iso8601("2015-08-30T12:36:00.123456Z"), Some(1_440_938_160));
         for bad in [

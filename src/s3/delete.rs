@@ -40,9 +40,10 @@ impl DeleteIf {
             None => None,
         };
         let modified = match call.headers.get("x-amz-if-match-last-modified-time") {
-            Some(text) => {
-                Some(http_seconds(text).ok_or_else(|| invalid_header("x-amz-if-match-last-modified-time", text))?)
-            }
+            Some(text) => Some(
+                super::date::parse_timestamp(text)
+                    .ok_or_else(|| invalid_header("x-amz-if-match-last-modified-time", text))?,
+            ),
             None => None,
         };
         Ok(DeleteIf { etag: call.request.if_match.clone(), size, modified })
@@ -56,9 +57,10 @@ impl DeleteIf {
             None => None,
         };
         let modified = match modified {
-            Some(text) => {
-                Some(http_seconds(text).ok_or_else(|| malformed_xml(format!("LastModifiedTime {text:?} is no time")))?)
-            }
+            Some(text) => Some(
+                super::date::parse_timestamp(text)
+                    .ok_or_else(|| malformed_xml(format!("LastModifiedTime {text:?} is no time")))?,
+            ),
             None => None,
         };
         Ok(DeleteIf { etag, size, modified })
@@ -77,16 +79,6 @@ impl DeleteIf {
 
 fn invalid_header(name: &str, text: &str) -> S3Error {
     super::error::invalid_argument(format!("{name}: {text:?} does not parse"))
-}
-
-/// Seconds since the epoch of an HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`,
-/// as SDKs send a timestamp) or of ISO 8601 (`2015-10-21T07:28:00.000Z`).
-fn http_seconds(text: &str) -> Option<u64> {
-    let text = text.trim();
-    match httpdate::parse_http_date(text) {
-        Ok(time) => time.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs()),
-        Err(_) => super::date::parse_iso8601(text),
-    }
 }
 
 /// DeleteObject.

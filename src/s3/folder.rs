@@ -161,7 +161,7 @@ pub(crate) async fn copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8],
     let mark = write_mark(call)?;
     let replace = replaces_metadata(call, src_path == path)?;
     let source = open(call, &src_bucket, &src_path).await?;
-    source_conditions(call, ETAG)?;
+    source_conditions(call, ETAG, source.modified)?;
     let headers = if replace {
         meta::from_request(call.headers).map_err(|m| S3Error::new(400, "MetadataTooLarge", m))?
     } else {

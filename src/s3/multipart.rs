@@ -95,7 +95,7 @@ pub(crate) async fn upload_part_copy(call: &mut Call<'_, '_, '_>, bucket: &str, 
     let range = call.headers.get("x-amz-copy-source-range");
     let parse = |size: u64| copy_range(range.unwrap_or(""), size);
     let mut source = Source::open(call, &src_bucket, &src_key, &src_path, range.map(|_| &parse as _)).await?;
-    super::copy::source_conditions(call, source.etag())?;
+    super::copy::source_conditions(call, source.etag(), source.modified())?;
     let len = source.len();
     let store = &call.shard().store;
     if store.fenced() {

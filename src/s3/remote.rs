@@ -26,6 +26,8 @@ pub(crate) struct Source {
     /// The bytes to copy.
     pub(crate) len: u64,
     pub(crate) etag: String,
+    /// Its Last-Modified, in seconds since the epoch.
+    pub(crate) modified: u64,
     /// What a copy that keeps the source's metadata stores.
     pub(crate) headers: Vec<(String, String)>,
 }
@@ -59,6 +61,10 @@ pub(crate) async fn open(
         }
     }
     let etag = streamed.header("etag").unwrap_or_default().to_string();
+    let modified = streamed
+        .header("last-modified")
+        .and_then(super::date::parse_timestamp)
+        .ok_or_else(|| cluster::unreachable(&peer.name, "its answer has no Last-Modified"))?;
     let headers = streamed
         .headers
         .iter()
@@ -69,7 +75,7 @@ pub(crate) async fn open(
         })
         .cloned()
         .collect();
-    Ok(Source { streamed, node: peer.name.clone(), len, etag, headers })
+    Ok(Source { streamed, node: peer.name.clone(), len, etag, modified, headers })
 }
 
 fn beyond(first: u64, last: u64) -> S3Error {

@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 
 from common import client, code, tls_context
+import raw  # the signer of tests that SDKs cannot express
 
 s3 = client()
 
@@ -59,6 +60,29 @@ assert code(lambda: s3.copy_object(Bucket="photos", Key="copy.jpg",
                                    CopySource={"Bucket": "photos", "Key": "copy.jpg"})) == "InvalidRequest"
 assert s3.get_object(Bucket="photos", Key="copy.jpg")["Body"].read() == body
 assert code(lambda: s3.put_object(Bucket="photos", Key="copy.jpg", Body=b"x", IfNoneMatch="*")) == "PreconditionFailed"
+# The copy's source conditions: each one that does not hold copies nothing
+# (412); an ETag quoted or not; If-Match wins over If-Unmodified-Since and
+# If-None-Match over If-Modified-Since, as RFC 9110 orders them.
+src = {"Bucket": "photos", "Key": key}
+modified = s3.head_object(Bucket="photos", Key=key)["LastModified"]
+before, after = modified - datetime.timedelta(hours=1), modified + datetime.timedelta(hours=1)
+for failing in [{"CopySourceIfMatch": '"0123"'}, {"CopySourceIfNoneMatch": etag},
+                {"CopySourceIfNoneMatch": etag.strip('"')}, {"CopySourceIfNoneMatch": "*"},
+                {"CopySourceIfUnmodifiedSince": before}, {"CopySourceIfModifiedSince": after},
+                {"CopySourceIfModifiedSince": modified}, {"CopySourceIfNoneMatch": etag, "CopySourceIfModifiedSince": before}]:
+    assert code(lambda: s3.copy_object(Bucket="photos", Key="cond-copy", CopySource=src, **failing)) == \
+        "PreconditionFailed", failing
+    assert code(lambda: s3.head_object(Bucket="photos", Key="cond-copy")) == "404", failing
+for holding in [{"CopySourceIfMatch": etag}, {"CopySourceIfMatch": etag.strip('"')}, {"CopySourceIfMatch": "*"},
+                {"CopySourceIfNoneMatch": '"0123"'}, {"CopySourceIfUnmodifiedSince": after},
+                {"CopySourceIfUnmodifiedSince": modified}, {"CopySourceIfModifiedSince": before},
+                {"CopySourceIfMatch": etag, "CopySourceIfUnmodifiedSince": before}]:
+    s3.copy_object(Bucket="photos", Key="cond-copy", CopySource=src, **holding)
+    assert s3.get_object(Bucket="photos", Key="cond-copy")["Body"].read() == body, holding
+    s3.delete_object(Bucket="photos", Key="cond-copy")
+refused_copy = raw.signed("PUT", "/photos/cond-copy", headers={"x-amz-copy-source": "/photos/copy.jpg",
+                                                               "x-amz-copy-source-if-modified-since": "last week"})
+assert refused_copy[0] == 400 and b"InvalidArgument" in refused_copy[2], refused_copy
 
 # The checksum an upload sent is kept and returned with whole-object answers
 # (boto3 checks it against the bytes); never with a range.
@@ -83,7 +107,6 @@ assert code(lambda: s3.put_object(Bucket="photos", Key="never", Body=b"x", IfMat
 assert code(lambda: s3.get_object(Bucket="photos", Key="never")) == "NoSuchKey"
 # A write that lands while a conditional one is under way wins; the
 # conditional one is refused (409), never overwriting what it did not see.
-import raw  # noqa: E402  (the signer of tests that SDKs cannot express)
 current = s3.head_object(Bucket="photos", Key="cas")["ETag"]
 slow = raw.started_put("/photos/cas", 100_000, {"if-match": current})
 slow.send(b"a" * 50_000)
@@ -226,6 +249,8 @@ cp_tags = [s3.upload_part_copy(Bucket="photos", Key="copied.mp4", UploadId=cp, P
 assert cp_tags[0] == tags[0], cp_tags
 assert code(lambda: s3.upload_part_copy(Bucket="photos", Key="copied.mp4", UploadId=cp, PartNumber=3, CopySource=source,
                                         CopySourceRange="bytes=0-99999999")) == "InvalidArgument"
+assert code(lambda: s3.upload_part_copy(Bucket="photos", Key="copied.mp4", UploadId=cp, PartNumber=3, CopySource=source,
+                                        CopySourceIfMatch='"0123"')) == "PreconditionFailed"
 s3.complete_multipart_upload(Bucket="photos", Key="copied.mp4", UploadId=cp, MultipartUpload={
     "Parts": [{"PartNumber": n + 1, "ETag": t} for n, t in enumerate(cp_tags)]})
 assert s3.get_object(Bucket="photos", Key="copied.mp4")["Body"].read() == b"".join(parts)
