@@ -30,8 +30,10 @@ pub(crate) const XATTR: &str = "user.percore.s3";
 pub(crate) const USER_META_BYTES_MAX: usize = 2048;
 
 /// Representation headers stored and returned as given.
-pub(crate) const KEPT_HEADERS: [&str; 5] =
-    ["content-type", "content-disposition", "content-encoding", "content-language", "cache-control"];
+/// `expires` has no number of its own in [`Name`]: it is stored by its
+/// name, which earlier versions read as well.
+pub(crate) const KEPT_HEADERS: [&str; 6] =
+    ["content-type", "content-disposition", "content-encoding", "content-language", "cache-control", "expires"];
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ObjectMeta {

@@ -25,12 +25,14 @@ assert s3.get_bucket_location(Bucket="photos").get("LocationConstraint") is None
 body = os.urandom(4096)
 key = "2024/a b/ü+&.jpg"
 put = s3.put_object(Bucket="photos", Key=key, Body=body, ContentType="image/jpeg",
-                    Metadata={"camera": "x100", "Lens": "23mm"}, ContentDisposition="inline")
+                    Metadata={"camera": "x100", "Lens": "23mm"}, ContentDisposition="inline",
+                    Expires=datetime.datetime(2030, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc))
 etag = '"%s"' % hashlib.md5(body).hexdigest()
 assert put["ETag"] == etag, put
 got = s3.get_object(Bucket="photos", Key=key)
 assert got["Body"].read() == body
 assert got["ContentType"] == "image/jpeg" and got["ContentDisposition"] == "inline"
+assert got["ResponseMetadata"]["HTTPHeaders"]["expires"] == "Wed, 02 Jan 2030 03:04:05 GMT", got["ResponseMetadata"]
 assert got["Metadata"] == {"camera": "x100", "lens": "23mm"}, got["Metadata"]
 assert got["ETag"] == etag and got["ContentLength"] == 4096
 assert s3.get_object(Bucket="photos", Key=key, Range="bytes=10-19")["Body"].read() == body[10:20]
