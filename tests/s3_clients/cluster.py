@@ -81,6 +81,11 @@ if PHASE == "fill":
     # Listings gathered from every node: complete, ordered, paged.
     keys, _ = listed(MaxKeys=100)
     assert keys == sorted(KEYS + [FOLDER]), len(keys)
+    # So are the versions (each key's one, null) that bucket-emptying scripts list.
+    pages = s3.get_paginator("list_object_versions").paginate(Bucket=B, PaginationConfig={"PageSize": 150})
+    versions = [v for page in pages for v in page.get("Versions", [])]
+    assert [v["Key"] for v in versions] == sorted(KEYS + [FOLDER]), len(versions)
+    assert {v["VersionId"] for v in versions} == {"null"}
     assert listed_v1(MaxKeys=73) == sorted(KEYS + [FOLDER])
     _, prefixes = listed(Delimiter="/")
     assert prefixes == ["d0/", "d1/", "d2/", "d3/", "d4/", "d5/", "d6/", FOLDER], prefixes
