@@ -121,7 +121,7 @@ fn refuse_acl<'v>(
         return Ok(());
     }
     let why = if acl == "public-read" {
-        "anonymous reads are off (the daemon's s3 anonymous_reads setting turns them on for every bucket)".to_string()
+        "anonymous reads are off (--s3-anonymous-reads turns them on for every bucket)".to_string()
     } else {
         format!("access here is by the keys of --s3-credentials only, so the canned ACL {acl} would not hold")
     };
