@@ -352,6 +352,16 @@ fn rclone_syncs_and_checks_both_ways_and_s3cmd_puts_gets_lists_deletes() {
     s3cmd(&["del", "s3://cmd/big.bin"]);
     let listed = s3cmd(&["ls", "-r", "s3://cmd"]);
     assert!(!listed.contains("big.bin") && listed.contains("one.txt"), "{listed}");
+    // ACLs as they hold: read back as the owner's; set private, taken;
+    // set public (anonymous reads are off), refused, saying why.
+    let info = s3cmd(&["info", "s3://cmd/small/one.txt"]);
+    assert!(info.contains("percore: FULL_CONTROL"), "{info}");
+    s3cmd(&["setacl", "--acl-private", "s3://cmd/small/one.txt"]);
+    let mut public = Command::new("s3cmd");
+    client_env(&mut public).arg("-c").arg(&s3cfg).args(["setacl", "--acl-public", "s3://cmd/small/one.txt"]);
+    let out = public.output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("AccessControlListNotSupported"), "{said}");
 }
 
 #[test]

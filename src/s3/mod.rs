@@ -10,7 +10,8 @@
 //! before it has sent anything, which [`serve`] answers as XML. Bodies are
 //! read through [`body::Body`], which checks the payload's hashes.
 //!
-//! Files by job: `head` (headers, query, target), `sigv4`, `body` and
+//! Files by job: `head` (headers, query, target), `sigv4`, `acl` (ACLs as
+//! they hold here), `body` and
 //! `chunked` (payloads), `checksum` (`x-amz-checksum-*`, and a multipart
 //! object's from its parts'), `uploads` (multipart uploads on disk), `pending` (ListMultipartUploads), `parts`
 //! (a completed one's part layout), `attributes` (GetObjectAttributes), `tagging` (object tags: none kept), `unkept` (what else a request may ask that percore does not keep: refused), `date`, `xml` and `error` (answers), `meta` (what is
@@ -20,6 +21,7 @@
 //! (uploads from browsers' HTML forms), `cluster` and `remote` (the nodes
 //! of a ring: what spans them, copies from another node).
 
+mod acl;
 mod attributes;
 mod body;
 mod bucket;
@@ -277,6 +279,8 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
     if target.key.is_empty() {
         return match method {
             "PUT" if q.has("cors") => Box::pin(cors::put(call, &bucket)).await,
+            "GET" if q.has("acl") => Box::pin(acl::get(call, &bucket, None)).await,
+            "PUT" if q.has("acl") => Box::pin(acl::put(call, &bucket, None)).await,
             "GET" if q.has("cors") => Box::pin(cors::get(call, &bucket)).await,
             "DELETE" if q.has("cors") => Box::pin(cors::delete(call, &bucket)).await,
             "PUT" if !has_subresource(q) => {
@@ -324,6 +328,8 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
         "GET" | "HEAD" if !has_subresource(q) => object::get(call, &bucket, &path).await,
         "GET" if q.has("attributes") => Box::pin(attributes::get(call, &bucket, &path)).await,
         "GET" if q.has("tagging") => Box::pin(tagging::get(call, &bucket, &path)).await,
+        "GET" if q.has("acl") => Box::pin(acl::get(call, &bucket, Some(&path))).await,
+        "PUT" if q.has("acl") => Box::pin(acl::put(call, &bucket, Some(&path))).await,
         "DELETE" if q.has("tagging") => Box::pin(tagging::delete(call, &bucket, &path)).await,
         "DELETE" if q.has("uploadId") => Box::pin(multipart::abort(call, &bucket, &path)).await,
         "DELETE" if !has_subresource(q) => Box::pin(delete::delete(call, &bucket, &path)).await,
@@ -414,8 +420,8 @@ pub(crate) fn anonymous_reads(shard: &Shard) -> bool {
 fn unserved(method: &str, query: &Query, what: &str) -> S3Error {
     let operation = subresource(query).map_or_else(|| method.to_string(), |name| format!("{method} ?{name}"));
     error::not_implemented(&format!("{operation} on {what}")).because(
-        "not served: versioning (each key has one version, null), ACLs and policies, tags (none kept), \
-         lifecycle; access is by the keys of --s3-credentials",
+        "not served: versioning (each key has one version, null), policies, tags (none kept), lifecycle; \
+         access is by the keys of --s3-credentials",
     )
 }
 

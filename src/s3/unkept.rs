@@ -128,7 +128,7 @@ fn refuse_acl<'v>(
     Err(acl_not_supported(&why))
 }
 
-fn acl_not_supported(why: &str) -> S3Error {
+pub(crate) fn acl_not_supported(why: &str) -> S3Error {
     S3Error::new(
         400,
         "AccessControlListNotSupported",

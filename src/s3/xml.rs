@@ -28,6 +28,16 @@ impl Writer {
         self.0.push('>');
     }
 
+    /// Opens `name` with `attributes` (names and values as given: constants).
+    pub(crate) fn open_with(&mut self, name: &str, attributes: &[(&str, &str)]) {
+        self.0.push('<');
+        self.0.push_str(name);
+        for (attribute, value) in attributes {
+            self.0.push_str(&format!(" {attribute}=\"{value}\""));
+        }
+        self.0.push('>');
+    }
+
     pub(crate) fn close(&mut self, name: &str) {
         self.0.push_str("</");
         self.0.push_str(name);

@@ -69,9 +69,28 @@ assert code(lambda: s3.put_object(Bucket="hostile", Key="public", Body=b"x",
                                   GrantRead='uri="http://acs.amazonaws.com/groups/global/AllUsers"')) == "AccessControlListNotSupported"
 absent("public")
 assert code(lambda: s3.head_bucket(Bucket="public")) == "404"
-# What holds here is taken: only the keys' holders reach objects.
+# What holds here is taken: only the keys' holders reach objects. ACLs read
+# as they hold (the owner, full control), and are set only to that.
 for acl in ["private", "bucket-owner-full-control"]:
     s3.put_object(Bucket="hostile", Key="private", Body=b"p", ACL=acl)
+owner_only = [{"Grantee": {"Type": "CanonicalUser", "ID": "percore", "DisplayName": "percore"},
+               "Permission": "FULL_CONTROL"}]
+assert s3.get_bucket_acl(Bucket="hostile")["Grants"] == owner_only
+assert s3.get_object_acl(Bucket="hostile", Key="private")["Grants"] == owner_only
+assert code(lambda: s3.get_object_acl(Bucket="hostile", Key="no-such")) == "NoSuchKey"
+s3.put_object_acl(Bucket="hostile", Key="private", ACL="private")
+s3.put_bucket_acl(Bucket="hostile", ACL="bucket-owner-full-control")
+owner = {"ID": "percore", "DisplayName": "percore"}
+s3.put_object_acl(Bucket="hostile", Key="private", AccessControlPolicy={"Owner": owner, "Grants": owner_only})
+everyone = {"Grantee": {"Type": "Group", "URI": "http://acs.amazonaws.com/groups/global/AllUsers"}, "Permission": "READ"}
+assert code(lambda: s3.put_object_acl(Bucket="hostile", Key="private", ACL="public-read")) == "AccessControlListNotSupported"
+assert code(lambda: s3.put_bucket_acl(Bucket="hostile", ACL="public-read")) == "AccessControlListNotSupported"
+assert code(lambda: s3.put_object_acl(Bucket="hostile", Key="private", AccessControlPolicy={
+    "Owner": owner, "Grants": owner_only + [everyone]})) == "AccessControlListNotSupported"
+assert code(lambda: s3.put_object_acl(Bucket="hostile", Key="private", GrantRead='id="someone"')) == \
+    "AccessControlListNotSupported"
+assert code(lambda: s3.put_object_acl(Bucket="hostile", Key="no-such", ACL="private")) == "NoSuchKey"
+assert s3.get_object_acl(Bucket="hostile", Key="private")["Grants"] == owner_only
 s3.delete_object(Bucket="hostile", Key="private")
 # Tags are asked for and not kept: refused, never dropped in silence; an
 # object's tags then read as the empty set it has (aws-cli v2 reads them to
@@ -141,10 +160,10 @@ huge = b"<Delete>" + b"<Object><Key>k</Key></Object>" * 100000 + b"</Delete>"
 refused(signed("POST", "/hostile", query=[("delete", "")], body=huge), 400, "EntityTooLarge")
 refused(signed("POST", "/hostile/k", query=[("uploadId", "0" * 32)], body=b"<CompleteMultipartUpload/>"), 404, "NoSuchUpload")
 refused(signed("POST", "/hostile/k", query=[("uploadId", "../../x")], body=b"<CompleteMultipartUpload/>"), 404, "NoSuchUpload")
-refused(signed("GET", "/hostile", query=[("acl", "")]), 501, "NotImplemented")
+refused(signed("GET", "/hostile", query=[("policy", "")]), 501, "NotImplemented")
 # What is not served is named, for buckets and objects.
-status, _, body = signed("GET", "/hostile", query=[("acl", "")])
-assert b"GET ?acl on a bucket is not implemented" in body, body
+status, _, body = signed("GET", "/hostile", query=[("policy", "")])
+assert b"GET ?policy on a bucket is not implemented" in body, body
 status, _, body = signed("PUT", "/hostile/chunked", query=[("tagging", "")], body=b"<Tagging/>")
 assert status == 501 and b"PUT ?tagging on an object is not implemented" in body, (status, body)
 assert [o["Key"] for o in s3.list_objects_v2(Bucket="hostile")["Contents"]] == ["chunked", "crc-ok"]
