@@ -10,16 +10,19 @@
 //! before it has sent anything, which [`serve`] answers as XML. Bodies are
 //! read through [`body::Body`], which checks the payload's hashes.
 //!
-//! Files by job: `head` (headers, query, target), `sigv4`, `acl` (ACLs as
-//! they hold here), `body` and
+//! Files by job: `head` (headers, query, target), `sigv4`, `body` and
 //! `chunked` (payloads), `checksum` (`x-amz-checksum-*`, and a multipart
-//! object's from its parts'), `uploads` (multipart uploads on disk), `pending` (ListMultipartUploads), `parts`
-//! (a completed one's part layout), `attributes` (GetObjectAttributes), `tagging` (object tags: none kept), `unkept` (what else a request may ask that percore does not keep: refused), `date`, `xml` and `error` (answers), `meta` (what is
-//! stored with an object), `keys` (bucket names and keys as store paths),
-//! `settings`, `state` (a shard's), `folder` (keys that end in `/`), `cors`
-//! (a bucket's rules for pages of other origins), `post` and `form`
-//! (uploads from browsers' HTML forms), `cluster` and `remote` (the nodes
-//! of a ring: what spans them, copies from another node).
+//! object's from its parts'), `uploads` (multipart uploads on disk),
+//! `pending` (ListMultipartUploads), `parts` (a completed one's part
+//! layout), `attributes` (GetObjectAttributes), `tagging` (object tags:
+//! none kept), `acl` (ACLs as they hold here), `unkept` (what else a
+//! request may ask that percore does not keep: refused), `date`, `xml` and
+//! `error` (answers), `meta` (what is stored with an object), `keys`
+//! (bucket names and keys as store paths), `settings`, `state` (a shard's),
+//! `folder` (keys that end in `/`), `cors` (a bucket's rules for pages of
+//! other origins), `post` and `form` (uploads from browsers' HTML forms),
+//! `cluster` and `remote` (the nodes of a ring: what spans them, copies
+//! from another node).
 
 mod acl;
 mod attributes;
