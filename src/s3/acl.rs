@@ -95,7 +95,7 @@ pub(crate) async fn put(call: &mut Call<'_, '_, '_>, bucket: &str, path: Option<
 
 #[derive(Debug, PartialEq)]
 enum Grantee {
-    /// The owner (by its ID) or a grantee named by nothing else.
+    /// The owner, by its ID.
     Owner,
     AllUsers,
     /// Another account or group, by what names it.
@@ -130,7 +130,8 @@ fn grants(document: &[u8]) -> Result<Vec<(Grantee, String)>, String> {
             Event::End(_) => {
                 let closed = path.pop();
                 if closed.as_deref() == Some("Grant") {
-                    let grantee = who.take().unwrap_or(Grantee::Owner);
+                    let unnamed = || Grantee::Other("a grantee without an ID, URI or email address".into());
+                    let grantee = who.take().unwrap_or_else(unnamed);
                     out.push((grantee, std::mem::take(&mut permission)));
                 }
             }
@@ -184,6 +185,9 @@ mod tests {
                 (Grantee::Other("a@b.c".to_string()), "WRITE".to_string())
             ]
         );
+        let unnamed = b"<AccessControlPolicy><AccessControlList><Grant><Grantee><DisplayName>x</DisplayName>\
+            </Grantee><Permission>READ</Permission></Grant></AccessControlList></AccessControlPolicy>";
+        assert!(matches!(&grants(unnamed).unwrap()[0].0, Grantee::Other(_)));
         assert!(grants(b"<Other/>").is_err());
         assert!(grants(b"not xml").is_err());
         assert!(grants(b"<AccessControlPolicy><AccessControlList>").is_err());

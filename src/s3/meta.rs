@@ -85,13 +85,14 @@ pub(crate) fn read_folder(dir: &impl std::os::fd::AsFd) -> Option<Folder> {
 
 /// The bytes of an attribute read on the stack: an object's usual one is
 /// under 200 bytes. Read into a zeroed 8 KiB buffer on the heap instead,
-/// it cost about a sixth of an uncached S3 GET's user-space instructions
-/// (callgrind, `benches/instructions.sh`).
+/// it cost about 2,300 of an uncached S3 GET's 31,700 user-space
+/// instructions outside SHA-256, and 2,650 of a plain GET's 19,000
+/// (callgrind, `benches/instructions.sh`; BENCHMARKS.md, session 21).
 const ATTRIBUTE_BYTES_ON_STACK: usize = 512;
 
 /// Calls `f` with the value of the extended attribute `name` of `fd`,
-/// whatever its size (a larger one is read into a buffer of its size); none
-/// if it has none.
+/// whatever its size (a larger one is read into 4 KiB, else 64 KiB, on the
+/// heap); none if it has none.
 fn with_attribute<R>(fd: &impl std::os::fd::AsFd, name: &str, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
     let mut small = [0u8; ATTRIBUTE_BYTES_ON_STACK];
     match rustix::fs::fgetxattr(fd, name, &mut small) {
