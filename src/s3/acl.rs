@@ -24,10 +24,7 @@ const OWNER: &str = "percore";
 
 /// GetBucketAcl (`path` none) or GetObjectAcl.
 pub(crate) async fn get(call: &mut Call<'_, '_, '_>, bucket: &str, path: Option<&[u8]>) -> Result<bool, S3Error> {
-    match path {
-        Some(path) => drop(object::open(call, bucket, path).await?),
-        None => bucket::must_exist(call, bucket).await?,
-    }
+    must_exist(call, bucket, path).await?;
     let mut out = Writer::document();
     out.root("AccessControlPolicy");
     bucket::owner(&mut out);
@@ -39,6 +36,14 @@ pub(crate) async fn get(call: &mut Call<'_, '_, '_>, bucket: &str, path: Option<
     out.close("AccessControlList");
     out.close("AccessControlPolicy");
     call.xml(out.finish()).await
+}
+
+/// The bucket, or the object at `path` in it, must be there.
+async fn must_exist(call: &Call<'_, '_, '_>, bucket: &str, path: Option<&[u8]>) -> Result<(), S3Error> {
+    match path {
+        Some(path) => object::open(call, bucket, path).await.map(drop),
+        None => bucket::must_exist(call, bucket).await,
+    }
 }
 
 fn grant(out: &mut Writer, kind: &str, permission: &str) {
@@ -86,10 +91,7 @@ pub(crate) async fn put(call: &mut Call<'_, '_, '_>, bucket: &str, path: Option<
             }
         }
     }
-    match path {
-        Some(path) => drop(object::open(call, bucket, path).await?),
-        None => bucket::must_exist(call, bucket).await?,
-    }
+    must_exist(call, bucket, path).await?;
     call.empty(200, "").await
 }
 

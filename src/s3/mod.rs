@@ -308,7 +308,6 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
     let key = target.key;
     if matches!(method, "PUT" | "POST") {
         unkept::refuse_on_write(|name| call.headers.get(name), anonymous_reads(call.shard()))?;
-        tagging::refuse(call.headers.get("x-amz-tagging"))?;
     }
     unkept::refuse_version(q.get("versionId"))?;
     if let Some(owner) = cluster::elsewhere(call, &request.path) {

@@ -169,7 +169,6 @@ pub(crate) async fn post(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<bo
     let (fields, file) = fields(&mut form, &mut body).await?;
     let allowed = check(shard, bucket, &fields, &file)?;
     super::unkept::refuse_on_write(|name| field(&fields, name), super::anonymous_reads(shard))?;
-    super::tagging::refuse(field(&fields, "tagging"))?;
     let headers = meta::from_fields(&fields).map_err(invalid_request)?;
     let path = keys::object_path(bucket, &allowed.key)?;
     let upload = begin(&shard.store, &path, None).await?;
