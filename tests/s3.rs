@@ -137,6 +137,19 @@ fn boto3_through_every_operation() {
 }
 
 #[test]
+fn boto3_object_tags_are_kept_with_the_object_through_a_kill9() {
+    let s3 = S3::start(false);
+    let files = format!("http://{}", s3.daemon.addr);
+    script("tagging.py", &s3.endpoint(), None, &[("FILES", &files)]);
+    let S3 { daemon, _keys: keys, .. } = s3;
+    let data = daemon.kill9().expect("the daemon's data directory");
+    let args = s3_args(keys.path(), false);
+    let daemon = Daemon::start_in(data, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let endpoint = format!("http://{}", daemon.s3_addr.expect("an S3 address"));
+    script("tagging.py", &endpoint, None, &[("PHASE", "check")]);
+}
+
+#[test]
 fn boto3_virtual_host_style_names_the_bucket_in_the_host() {
     let keys = keys_dir();
     let mut args = s3_args(keys.path(), false);

@@ -15,7 +15,7 @@ use super::meta::{Folder, KEPT_HEADERS};
 pub(crate) const HEADER: &str = "X-Percore-S3";
 
 /// The most bytes of headers carried (twice S3's 2 KiB of user metadata,
-/// for the kept headers and checksums beside it).
+/// for the kept headers and checksums beside it), tags apart.
 const HEADERS_BYTES_MAX: usize = 4096;
 
 /// What is carried.
@@ -62,7 +62,8 @@ fn check_headers(headers: &[(String, String)]) -> Result<(), String> {
         let kept = KEPT_HEADERS.contains(&name.as_str())
             || (name.len() > 11 && name.starts_with("x-amz-meta-"))
             || name.starts_with("x-amz-checksum-")
-            || (name == super::parts::HEADER && super::parts::decode(value).is_some());
+            || (name == super::parts::HEADER && super::parts::decode(value).is_some())
+            || (name == super::tagging::HEADER && super::tagging::stored_value_holds(value));
         let token =
             name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b));
         if !kept || !token {
@@ -71,7 +72,10 @@ fn check_headers(headers: &[(String, String)]) -> Result<(), String> {
         if value.chars().any(|c| c.is_control() && c != '\t') {
             return Err(format!("the value of {name} holds a control character"));
         }
-        bytes += name.len() + value.len();
+        // (Tags have limits of their own, checked above.)
+        if name != super::tagging::HEADER {
+            bytes += name.len() + value.len();
+        }
     }
     if bytes > HEADERS_BYTES_MAX {
         return Err(format!("{bytes} bytes of headers (at most {HEADERS_BYTES_MAX})"));
@@ -91,6 +95,8 @@ mod tests {
                 ("content-type".into(), "text/x-n".into()),
                 ("x-amz-meta-n".into(), "7".into()),
                 ("x-percore-parts".into(), "5242880*2,7".into()),
+                ("x-percore-tags".into(), format!("a=b&{}=c", "t".repeat(128))),
+                ("x-amz-meta-big".into(), "m".repeat(2000)),
             ],
         };
         assert_eq!(Carried::decode(&object.encode()), Ok(object));
@@ -110,6 +116,8 @@ mod tests {
             (object(md5, "x-amz-meta-a", &"v".repeat(5000)), "at most"),
             (object(md5, "x-percore-parts", "5*0"), "not a header S3 keeps"),
             (object(md5, "x-percore-other", "1"), "not a header S3 keeps"),
+            (object(md5, "x-percore-tags", "aws:x=1"), "not a header S3 keeps"),
+            (object(md5, "x-percore-tags", ""), "not a header S3 keeps"),
             ("%%%".to_string(), "base64url"),
             (base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b"{\"other\":1}"), "does not parse"),
         ] {

@@ -37,7 +37,7 @@ pub(crate) fn holds_no_bytes(key: &str) -> S3Error {
 }
 
 /// The folder at `path` (`bucket/a/b` for the key `a/b/`), or NoSuchKey.
-async fn open(call: &Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<Folder, S3Error> {
+pub(crate) async fn open(call: &Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<Folder, S3Error> {
     match call.shard().store.root().open_dir(OsStr::from_bytes(path)).await {
         Ok(dir) => meta::read_folder(&dir).ok_or_else(no_such_key),
         Err(err) if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
@@ -84,6 +84,7 @@ async fn store(bucket: &str, path: &[u8], headers: Vec<(String, String)>, mark: 
 pub(crate) async fn put(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8], key: &str) -> Result<bool, S3Error> {
     let mark = write_mark(call)?;
     let mut headers = meta::from_request(call.headers).map_err(|m| S3Error::new(400, "MetadataTooLarge", m))?;
+    super::tagging::add_requested(call.headers, &mut headers)?;
     if super::body::declared_len(call.headers, call.request.body).is_some_and(|n| n > 0) {
         return Err(holds_no_bytes(key));
     }
@@ -162,11 +163,12 @@ pub(crate) async fn copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8],
     let replace = replaces_metadata(call, src_path == path)?;
     let source = open(call, &src_bucket, &src_path).await?;
     source_conditions(call, ETAG, source.modified)?;
-    let headers = if replace {
+    let mut headers = if replace {
         meta::from_request(call.headers).map_err(|m| S3Error::new(400, "MetadataTooLarge", m))?
     } else {
-        source.headers
+        source.headers.clone()
     };
+    super::tagging::add_copied(call.headers, &source.headers, &mut headers)?;
     store(bucket, path, headers, mark).await?;
     call.xml(copy_result(ETAG, None)).await
 }

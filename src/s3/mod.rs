@@ -14,8 +14,8 @@
 //! `chunked` (payloads), `checksum` (`x-amz-checksum-*`, and a multipart
 //! object's from its parts'), `uploads` (multipart uploads on disk),
 //! `pending` (ListMultipartUploads), `parts` (a completed one's part
-//! layout), `attributes` (GetObjectAttributes), `tagging` (object tags:
-//! none kept), `acl` (ACLs as they hold here), `unkept` (what else a
+//! layout), `attributes` (GetObjectAttributes), `tagging` (object tags,
+//! kept with the metadata), `acl` (ACLs as they hold here), `unkept` (what else a
 //! request may ask that percore does not keep: refused), `date`, `xml` and
 //! `error` (answers), `meta` (what is stored with an object), `keys`
 //! (bucket names and keys as store paths), `settings`, `state` (a shard's),
@@ -324,15 +324,16 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
             }
             Box::pin(multipart::upload_part(call, &bucket, &path)).await
         }
+        "PUT" if q.has("tagging") => Box::pin(tagging::put(call, &bucket, &path, false)).await,
         "PUT" if call.headers.get("x-amz-copy-source").is_some() => Box::pin(copy::copy(call, &bucket, &path)).await,
         "PUT" if !has_subresource(q) => Box::pin(object::put(call, &bucket, &path)).await,
         "GET" if q.has("uploadId") => Box::pin(multipart::list_parts(call, &bucket, &path)).await,
         "GET" | "HEAD" if !has_subresource(q) => object::get(call, &bucket, &path).await,
         "GET" if q.has("attributes") => Box::pin(attributes::get(call, &bucket, &path)).await,
-        "GET" if q.has("tagging") => Box::pin(tagging::get(call, &bucket, &path)).await,
+        "GET" if q.has("tagging") => Box::pin(tagging::get(call, &bucket, &path, false)).await,
         "GET" if q.has("acl") => Box::pin(acl::get(call, &bucket, Some(&path))).await,
         "PUT" if q.has("acl") => Box::pin(acl::put(call, &bucket, Some(&path))).await,
-        "DELETE" if q.has("tagging") => Box::pin(tagging::delete(call, &bucket, &path)).await,
+        "DELETE" if q.has("tagging") => Box::pin(tagging::delete(call, &bucket, &path, false)).await,
         "DELETE" if q.has("uploadId") => Box::pin(multipart::abort(call, &bucket, &path)).await,
         "DELETE" if !has_subresource(q) => Box::pin(delete::delete(call, &bucket, &path)).await,
         "POST" if q.has("uploads") => Box::pin(multipart::create(call, &bucket, &path, &key)).await,
@@ -371,6 +372,9 @@ async fn route_folder(call: &mut Call<'_, '_, '_>, bucket: &str, key: &str) -> R
         "PUT" | "POST" | "DELETE" | "GET" if in_parts => {
             Err(folder::holds_no_bytes(key).because("it cannot be uploaded in parts"))
         }
+        "GET" if q.has("tagging") => Box::pin(tagging::get(call, bucket, &path, true)).await,
+        "PUT" if q.has("tagging") => Box::pin(tagging::put(call, bucket, &path, true)).await,
+        "DELETE" if q.has("tagging") => Box::pin(tagging::delete(call, bucket, &path, true)).await,
         "PUT" if call.headers.get("x-amz-copy-source").is_some() => folder::copy(call, bucket, &path, key).await,
         "PUT" if !has_subresource(q) => folder::put(call, bucket, &path, key).await,
         "GET" | "HEAD" if !has_subresource(q) => folder::get(call, bucket, &path).await,

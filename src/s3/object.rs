@@ -226,7 +226,8 @@ pub(crate) async fn begin(store: &Store, path: &[u8], len: Option<u64>) -> Resul
 /// its own.)
 pub(crate) async fn put(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<bool, S3Error> {
     let conditions = write_conditions(call, bucket, path).await?;
-    let headers = meta::from_request(call.headers).map_err(|m| S3Error::new(400, "MetadataTooLarge", m))?;
+    let mut headers = meta::from_request(call.headers).map_err(|m| S3Error::new(400, "MetadataTooLarge", m))?;
+    super::tagging::add_requested(call.headers, &mut headers)?;
     let staged = receive(call, path, headers, None).await?;
     let checksum = staged.checksum.clone();
     let etag = commit(path, staged, conditions).await?;
@@ -301,7 +302,8 @@ fn push_line(out: &mut String, name: &str, value: &str) {
 /// checksum of the whole object (`x-amz-checksum-*`, kept when the upload
 /// sent one, with its `x-amz-checksum-type`: `FULL_OBJECT` unless a
 /// multipart upload stored another) goes with answers to requests without a
-/// Range only: clients check it against the bytes they get.
+/// Range only: clients check it against the bytes they get. An object with
+/// tags says how many (`x-amz-tagging-count`).
 pub(super) fn representation(call: &Call<'_, '_, '_>, stored: &[(String, String)], guessed: &str) -> (String, String) {
     let mut content_type = None;
     let mut extra = String::new();
@@ -312,6 +314,10 @@ pub(super) fn representation(call: &Call<'_, '_, '_>, stored: &[(String, String)
     let (mut summed, mut typed) = (false, false);
     for (name, value) in stored {
         let checksum = name.starts_with("x-amz-checksum-");
+        if name == super::tagging::HEADER {
+            push_line(&mut extra, "x-amz-tagging-count", &super::tagging::count(value).to_string());
+            continue;
+        }
         if overridden(name) || (ranged && checksum) || name.starts_with("x-percore-") {
             continue;
         }

@@ -3,7 +3,8 @@
 //! (its `Range` for a part's `x-amz-copy-source-range`), streamed into the
 //! upload, its MD5 computed on the way. What the object keeps (its
 //! Content-Type, `x-amz-meta-*`, the other kept headers and a whole
-//! object's checksum) comes from the answer's head.
+//! object's checksum) comes from the answer's head, its tags (when the head
+//! counts some) from a GetObjectTagging of the same node.
 
 use crate::peers::{Peer, Streamed};
 use crate::store::{Store, Upload};
@@ -14,6 +15,7 @@ use super::error::{invalid_argument, S3Error};
 use super::md5::Md5;
 use super::meta::KEPT_HEADERS;
 use super::object::write_piece;
+use super::tagging::Tags;
 use super::Call;
 
 /// Bytes written into the upload at a time.
@@ -65,7 +67,7 @@ pub(crate) async fn open(
         .header("last-modified")
         .and_then(super::date::parse_timestamp)
         .ok_or_else(|| cluster::unreachable(&peer.name, "its answer has no Last-Modified"))?;
-    let headers = streamed
+    let mut headers: Vec<(String, String)> = streamed
         .headers
         .iter()
         .filter(|(name, _)| {
@@ -75,7 +77,24 @@ pub(crate) async fn open(
         })
         .cloned()
         .collect();
+    // Tags are not in the head: asked for when it says there are some.
+    let tagged = streamed.header("x-amz-tagging-count").is_some_and(|n| n.trim() != "0");
+    if tagged && range.is_none() {
+        headers.extend(tags_of(call, peer, &path).await?.stored());
+    }
     Ok(Source { streamed, node: peer.name.clone(), len, etag, modified, headers })
+}
+
+/// The tags of the object at `path` on `peer` (GetObjectTagging).
+async fn tags_of(call: &Call<'_, '_, '_>, peer: &Peer, path: &str) -> Result<Tags, S3Error> {
+    let answer = cluster::ask(call, peer, "GET", path, &[("tagging", "")], Vec::new())
+        .await
+        .map_err(|why| cluster::unreachable(&peer.name, &why))?;
+    if answer.status != 200 {
+        return Err(cluster::refused(&peer.name, &answer));
+    }
+    Tags::from_xml(&answer.body)
+        .map_err(|err| cluster::unreachable(&peer.name, &format!("its tags do not read: {}", err.message)))
 }
 
 fn beyond(first: u64, last: u64) -> S3Error {

@@ -1,6 +1,6 @@
 //! What a request may ask that percore does not keep or do, refused with a
 //! clear error rather than dropped: a client told nothing would believe it
-//! done. (Object tags, refused here with the rest, are `tagging`'s.)
+//! done.
 //! - **Server-side encryption** (SSE-S3, SSE-KMS, SSE-C): 501. With SSE-C
 //!   the client would believe the object readable only with its key.
 //! - **Object Lock** (a retention or a legal hold on a write; a bucket made
@@ -43,7 +43,6 @@ pub(crate) fn refuse_on_write<'v>(
     anonymous_reads: bool,
 ) -> Result<(), S3Error> {
     refuse_encryption(&field)?;
-    super::tagging::refuse(field("x-amz-tagging").or_else(|| field("tagging")))?;
     for name in ["x-amz-object-lock-mode", "x-amz-object-lock-retain-until-date"] {
         if field(name).is_some() {
             return Err(no_object_lock(name));

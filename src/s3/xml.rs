@@ -97,6 +97,14 @@ pub(crate) fn items(body: &[u8], root: &str, item: &str, leaves: &[&str]) -> Res
 /// order, one per element with text (for repeated ones: `<CORSRule>` with
 /// several `<AllowedOrigin>`). The root must be `root`.
 pub(crate) fn item_fields(body: &[u8], root: &str, item: &str) -> Result<Vec<Vec<(String, String)>>, String> {
+    fields_within(body, &[root], item)
+}
+
+/// [`item_fields`] of the `item` elements inside `container`, the path of
+/// elements from the root down: `&["Tagging", "TagSet"]` for each `<Tag>`
+/// of `<Tagging><TagSet><Tag>...`.
+pub(crate) fn fields_within(body: &[u8], container: &[&str], item: &str) -> Result<Vec<Vec<(String, String)>>, String> {
+    let (root, depth) = (container[0], container.len());
     let mut reader = Reader::from_reader(body);
     reader.config_mut().trim_text(true);
     let mut path: Vec<String> = Vec::new();
@@ -104,6 +112,8 @@ pub(crate) fn item_fields(body: &[u8], root: &str, item: &str) -> Result<Vec<Vec
     let mut seen_root = false;
     // A field opened and no text of it seen yet.
     let mut fresh = false;
+    // Inside a field of an item.
+    let within = |path: &[String]| path.len() == depth + 2 && path[depth] == item && path[..depth].iter().eq(container);
     loop {
         let text = match reader.read_event().map_err(|e| e.to_string())? {
             Event::Start(e) => {
@@ -117,10 +127,10 @@ pub(crate) fn item_fields(body: &[u8], root: &str, item: &str) -> Result<Vec<Vec
                 if path.len() > 8 {
                     return Err("elements nested too deep".into());
                 }
-                if path.len() == 1 && name == item {
+                if path.len() == depth && path.iter().eq(container) && name == item {
                     out.push(Vec::new());
                 }
-                fresh = path.len() == 2;
+                fresh = path.len() == depth + 1;
                 path.push(name);
                 continue;
             }
@@ -133,34 +143,32 @@ pub(crate) fn item_fields(body: &[u8], root: &str, item: &str) -> Result<Vec<Vec
                 if path.is_empty() {
                     return Err(format!("the root element must be {root} with content"));
                 }
-                if path.len() == 1 && name == item {
+                if path.len() == depth && path.iter().eq(container) && name == item {
                     out.push(Vec::new());
                 }
                 continue;
             }
-            Event::Text(t) if path.len() == 3 && path[1] == item => {
+            Event::Text(t) if within(&path) => {
                 let text = t.decode().map_err(|e| e.to_string())?;
                 quick_xml::escape::unescape(&text).map_err(|e| e.to_string())?.into_owned()
             }
             // An entity or character reference inside a field's text.
-            Event::GeneralRef(r) if path.len() == 3 && path[1] == item => {
-                match r.resolve_char_ref().map_err(|e| e.to_string())? {
-                    Some(c) => c.to_string(),
-                    None => {
-                        let name = r.decode().map_err(|e| e.to_string())?;
-                        quick_xml::escape::resolve_xml_entity(&name)
-                            .ok_or_else(|| format!("unknown entity &{name};"))?
-                            .to_string()
-                    }
+            Event::GeneralRef(r) if within(&path) => match r.resolve_char_ref().map_err(|e| e.to_string())? {
+                Some(c) => c.to_string(),
+                None => {
+                    let name = r.decode().map_err(|e| e.to_string())?;
+                    quick_xml::escape::resolve_xml_entity(&name)
+                        .ok_or_else(|| format!("unknown entity &{name};"))?
+                        .to_string()
                 }
-            }
+            },
             Event::Eof => break,
             Event::DocType(_) => return Err("document type declarations are not accepted".into()),
             _ => continue,
         };
         let fields = out.last_mut().expect("inside an item");
         if fresh {
-            fields.push((path[2].clone(), text));
+            fields.push((path[depth + 1].clone(), text));
             fresh = false;
         } else if let Some((_, so_far)) = fields.last_mut() {
             so_far.push_str(&text);

@@ -101,7 +101,7 @@ impl Store {
         unmarked.await.unwrap_or_else(|err| self.mark_failed(err))
     }
 
-    fn mark_failed(&self, err: io::Error) -> Outcome {
+    pub(super) fn mark_failed(&self, err: io::Error) -> Outcome {
         match err.raw_os_error() {
             Some(libc::ENOENT) => Outcome::NotFound,
             Some(libc::ENOTDIR) => Outcome::Failed(io::ErrorKind::NotADirectory, err.to_string()),

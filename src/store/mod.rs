@@ -31,7 +31,8 @@
 //! fence), passed to whoever uses it. Files by job: `upload` (the
 //! receiving shard's side), `commit` (the owner's), `locks`, `spares`,
 //! `durability`, `marks` (directories that carry an attribute: the S3
-//! API's folders).
+//! API's folders), `rewrite` (an attribute of a stored object changed in
+//! place: the S3 API's tags).
 
 use std::cell::{Cell, RefCell};
 use std::ffi::OsStr;
@@ -49,10 +50,12 @@ mod durability;
 mod invalidate;
 mod locks;
 mod marks;
+mod rewrite;
 mod spares;
 mod upload;
 
 pub(crate) use marks::Mark;
+pub(crate) use rewrite::Holder;
 pub(crate) use upload::Upload;
 
 pub(crate) use durability::{

@@ -92,21 +92,31 @@ assert code(lambda: s3.put_object_acl(Bucket="hostile", Key="private", GrantRead
 assert code(lambda: s3.put_object_acl(Bucket="hostile", Key="no-such", ACL="private")) == "NoSuchKey"
 assert s3.get_object_acl(Bucket="hostile", Key="private")["Grants"] == owner_only
 s3.delete_object(Bucket="hostile", Key="private")
-# Tags are asked for and not kept: refused, never dropped in silence; an
-# object's tags then read as the empty set it has (aws-cli v2 reads them to
-# copy an object in parts), and deleting them is a no-op on an object that
-# exists.
-tags = {"Tagging": "project=blue&team=storage"}
-assert code(lambda: s3.put_object(Bucket="hostile", Key="tagged", Body=b"x", **tags)) == "NotImplemented"
-assert code(lambda: s3.create_multipart_upload(Bucket="hostile", Key="tagged", **tags)) == "NotImplemented"
+# Tags that S3 would refuse are refused before anything is stored: a
+# character tags may not hold, a tag set that is no query string, a
+# directive that is neither COPY nor REPLACE, a Tagging document that is
+# not one (or too large to be one).
+for bad in ["project=a,b", "k=%FF", "aws:system=1", "a=1&a=2", "=novalue"]:
+    assert code(lambda: s3.put_object(Bucket="hostile", Key="tagged", Body=b"x", Tagging=bad)) == "InvalidTag", bad
+    assert code(lambda: s3.create_multipart_upload(Bucket="hostile", Key="tagged", Tagging=bad)) == "InvalidTag"
+    assert code(lambda: s3.copy_object(Bucket="hostile", Key="tagged", CopySource="hostile/crc-ok",
+                                       TaggingDirective="REPLACE", Tagging=bad)) == "InvalidTag"
 assert code(lambda: s3.copy_object(Bucket="hostile", Key="tagged", CopySource="hostile/crc-ok",
-                                   TaggingDirective="REPLACE", **tags)) == "NotImplemented"
+                                   TaggingDirective="copy")) == "InvalidArgument"
 absent("tagged")
+for document, error in [(b"<Tagging><TagSet><Tag><Key>a</Key><Key>b</Key></Tag></TagSet></Tagging>", "MalformedXML"),
+                        (b"<!DOCTYPE t [<!ENTITY e \"x\">]><Tagging/>", "MalformedXML"),
+                        (b"<Tagging><TagSet>" + b"<Tag><Key>k</Key></Tag>" * 4000 + b"</TagSet></Tagging>",
+                         "EntityTooLarge")]:
+    refused(signed("PUT", "/hostile/crc-ok", query=[("tagging", "")], body=document), 400, error)
 assert s3.get_object_tagging(Bucket="hostile", Key="crc-ok")["TagSet"] == []
-assert s3.delete_object_tagging(Bucket="hostile", Key="crc-ok")["ResponseMetadata"]["HTTPStatusCode"] == 204
 assert s3.get_object(Bucket="hostile", Key="crc-ok")["Body"].read() == b"data"
 assert code(lambda: s3.get_object_tagging(Bucket="hostile", Key="no-such")) == "NoSuchKey"
 assert code(lambda: s3.delete_object_tagging(Bucket="hostile", Key="no-such")) == "NoSuchKey"
+# Tags on a key that names a directory of other keys: no such object.
+assert signed("PUT", "/hostile/d/inner", body=b"i")[0] == 200
+assert code(lambda: s3.put_object_tagging(Bucket="hostile", Key="d", Tagging={"TagSet": []})) == "NoSuchKey"
+s3.delete_object(Bucket="hostile", Key="d/inner")
 # No tags (an empty header, as some clients send) is no refusal.
 assert signed("PUT", "/hostile/untagged", body=b"u", headers={"x-amz-tagging": ""})[0] == 200
 s3.delete_object(Bucket="hostile", Key="untagged")
@@ -164,7 +174,7 @@ refused(signed("GET", "/hostile", query=[("policy", "")]), 501, "NotImplemented"
 # What is not served is named, for buckets and objects.
 status, _, body = signed("GET", "/hostile", query=[("policy", "")])
 assert b"GET ?policy on a bucket is not implemented" in body, body
-status, _, body = signed("PUT", "/hostile/chunked", query=[("tagging", "")], body=b"<Tagging/>")
-assert status == 501 and b"PUT ?tagging on an object is not implemented" in body, (status, body)
+status, _, body = signed("PUT", "/hostile/chunked", query=[("retention", "")], body=b"<Retention/>")
+assert status == 501 and b"PUT ?retention on an object is not implemented" in body, (status, body)
 assert [o["Key"] for o in s3.list_objects_v2(Bucket="hostile")["Contents"]] == ["chunked", "crc-ok"]
 print("ok")
