@@ -246,13 +246,16 @@ fn acknowledged_writes_survive_a_shutdown_of_ext4_with_fast_commits() {
 
 /// Rounds of S3 writes cut by a shutdown: three boto3 workers overwrite
 /// their keys by PutObject, CopyObject (new metadata) and multipart uploads,
-/// each version's Content-Type and `x-amz-meta-*` naming it
+/// each version's Content-Type, `x-amz-meta-*` and tags naming it, and now
+/// and then replace a version's tags in place (PutObjectTagging)
 /// (`tests/s3_clients/power_load.py`). After each remount every round so
 /// far is checked (`power_check.py`): each key holds its last acknowledged
-/// version or one sent after it, with body, type, metadata and ETag all of
-/// that one version (the attribute that carries them is set before the
-/// body's flush, so the journal commit that makes the rename durable holds
-/// it too), and nothing sent after the shutdown was acknowledged.
+/// version or one sent after it, with body, type, metadata, tags and ETag
+/// all of that one version (the attribute that carries them is set before
+/// the body's flush, so the journal commit that makes the rename durable
+/// holds it too), a version's tags no older than the last replacement
+/// acknowledged for it (the file is fsynced after the attribute is
+/// rewritten), and nothing sent after the shutdown was acknowledged.
 fn s3_shutdown_rounds(kind: &'static str) {
     let _heavy = crate::util::heavy();
     // Each round's bucket is kept and checked again later: up to 60 MB a
