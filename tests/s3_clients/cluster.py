@@ -63,6 +63,17 @@ def check_all():
     for i, c in enumerate(COPIES):
         got = s3.get_object(Bucket=B, Key=c)
         assert got["Body"].read() == content(KEYS[i * 7], 100 + i * 7), c
+        assert tags(c) == copied_tags(i), (c, tags(c))
+
+
+def tags(key):
+    return {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=B, Key=key)["TagSet"]}
+
+
+def copied_tags(i):
+    """The tags of COPIES[i]: its source's (odd sources have some), or the
+    ones a copy with TaggingDirective=REPLACE gave the second."""
+    return {"new": "1"} if i == 1 else {"src": str(i * 7)} if i % 2 else {}
 
 
 if PHASE == "fill":
@@ -93,7 +104,9 @@ if PHASE == "fill":
     assert (keys, prefixes) == ([], ["d1/sub0/", "d1/sub1/", "d1/sub2/"]), (keys, prefixes)
     keys, _ = listed(StartAfter=KEYS[300])
     assert keys == sorted(KEYS + [FOLDER])[sorted(KEYS + [FOLDER]).index(KEYS[300]) + 1:]
-    # Copies between nodes keep bytes and metadata; REPLACE replaces it.
+    # Copies between nodes keep bytes, metadata and tags; REPLACE replaces them.
+    for i in range(1, len(COPIES), 2):
+        s3.put_object_tagging(Bucket=B, Key=KEYS[i * 7], Tagging={"TagSet": [{"Key": "src", "Value": str(i * 7)}]})
     for i, c in enumerate(COPIES):
         s3.copy_object(Bucket=B, Key=c, CopySource={"Bucket": B, "Key": KEYS[i * 7]})
         got = s3.get_object(Bucket=B, Key=c)
@@ -102,6 +115,8 @@ if PHASE == "fill":
     s3.copy_object(Bucket=B, Key=COPIES[0], CopySource={"Bucket": B, "Key": KEYS[0]},
                    MetadataDirective="REPLACE", Metadata={"new": "1"})
     assert s3.head_object(Bucket=B, Key=COPIES[0])["Metadata"] == {"new": "1"}
+    s3.copy_object(Bucket=B, Key=COPIES[1], CopySource={"Bucket": B, "Key": KEYS[7]}, TaggingDirective="REPLACE",
+                   Tagging="new=1")
     assert code(lambda: s3.copy_object(Bucket=B, Key="x", CopySource={"Bucket": B, "Key": "missing"})) == "NoSuchKey"
     # In parts, one copied from another node's object by ranges.
     big = content("big", 6 * MiB + 5)

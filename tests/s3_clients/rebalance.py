@@ -1,5 +1,5 @@
 """S3 through `percore rebalance` (tests/cluster.rs): PHASE=fill writes objects
-(single-part and multipart, with Content-Type and metadata) and folders into
+(single-part and multipart, with Content-Type, metadata and tags) and folders into
 bucket `moving` on three nodes and keeps what a HEAD of each says in
 $WORK/kept.json; PHASE=check, on four nodes after the rebalance, expects the
 same of every key, and every key listed once."""
@@ -20,7 +20,9 @@ FOLDERS = [f"f{i:02}/" for i in range(24)]
 
 def described(key):
     head = s3.head_object(Bucket=B, Key=key)
-    return {"etag": head["ETag"], "type": head["ContentType"], "meta": head["Metadata"], "size": head["ContentLength"]}
+    tags = s3.get_object_tagging(Bucket=B, Key=key)["TagSet"]
+    return {"etag": head["ETag"], "type": head["ContentType"], "meta": head["Metadata"], "size": head["ContentLength"],
+            "tags": tags}
 
 
 def body(key):
@@ -30,19 +32,22 @@ def body(key):
 if PHASE == "fill":
     s3.create_bucket(Bucket=B)
     for i, k in enumerate(KEYS):
-        s3.put_object(Bucket=B, Key=k, Body=body(k), ContentType=f"text/x-{i}", Metadata={"n": str(i)})
+        tags = f"n={i}&name=key {i}" if i % 2 else ""
+        s3.put_object(Bucket=B, Key=k, Body=body(k), ContentType=f"text/x-{i}", Metadata={"n": str(i)}, Tagging=tags)
     for k in BIG:
         data = body(k)
-        up = s3.create_multipart_upload(Bucket=B, Key=k, ContentType="application/x-big", Metadata={"big": k})
+        up = s3.create_multipart_upload(Bucket=B, Key=k, ContentType="application/x-big", Metadata={"big": k},
+                                        Tagging=f"big={k}")
         parts = []
         for n, at in enumerate(range(0, len(data), 5 * MiB), 1):
             r = s3.upload_part(Bucket=B, Key=k, UploadId=up["UploadId"], PartNumber=n, Body=data[at:at + 5 * MiB])
             parts.append({"PartNumber": n, "ETag": r["ETag"]})
         s3.complete_multipart_upload(Bucket=B, Key=k, UploadId=up["UploadId"], MultipartUpload={"Parts": parts})
     for i, k in enumerate(FOLDERS):
-        s3.put_object(Bucket=B, Key=k, Body=b"", Metadata={"folder": str(i)})
+        s3.put_object(Bucket=B, Key=k, Body=b"", Metadata={"folder": str(i)}, Tagging=f"folder={i}")
     kept = {k: described(k) for k in KEYS + BIG + FOLDERS}
     assert all(kept[k]["etag"].endswith('-2"') for k in BIG), kept[BIG[0]]
+    assert kept[KEYS[1]]["tags"] == [{"Key": "n", "Value": "1"}, {"Key": "name", "Value": "key 1"}], kept[KEYS[1]]
     json.dump(kept, open(os.path.join(WORK, "kept.json"), "w"))
     open(os.path.join(WORK, "keys"), "w").write("\n".join(KEYS + BIG + FOLDERS))
     print("ok: filled", len(kept))
