@@ -219,6 +219,17 @@ pub mod fuzz {
             assert_eq!(last.0 + last.1, total, "the parts end where the object does");
             assert_eq!(parts::span(&runs, parts::count(&runs) + 1), None);
         }
+        // Tags, from a header and from a document: what is taken is kept
+        // exactly and taken again when carried.
+        use crate::s3::tagging::{self, Tags};
+        let from_header = headers.get("x-amz-tagging").map(Tags::from_header);
+        for tags in from_header.into_iter().chain([Tags::from_xml(body)]).filter_map(Result::ok) {
+            assert!(tags.0.len() <= tagging::TAGS_MAX);
+            if let Some(entry) = tags.stored() {
+                assert!(tagging::stored_value_holds(&entry.1), "{entry:?}");
+                assert_eq!(Tags::of(std::slice::from_ref(&entry)), tags);
+            }
+        }
         // What `percore rebalance` carries (any `/files/` writer may send it).
         if let Some(value) = headers.get("x-percore-s3") {
             if let Ok(carried) = crate::s3::carried::Carried::decode(value) {

@@ -565,9 +565,15 @@ fn s3_on_three_nodes_behind_haproxy_lists_copies_and_deletes_across_nodes() {
     let work = tempfile::tempdir().unwrap();
     let endpoint = format!("http://{}", front.s3);
     let files = format!("http://{}", front.addr);
+    let each_node: Vec<String> = s3_addrs.iter().map(|a| format!("http://{a}")).collect();
+    let each_node = each_node.join(",");
     let phase = |name: &str, extra: &[(&str, &str)]| {
-        let mut env =
-            vec![("PHASE", name), ("FILES_ENDPOINT", files.as_str()), ("WORK", work.path().to_str().unwrap())];
+        let mut env = vec![
+            ("PHASE", name),
+            ("FILES_ENDPOINT", files.as_str()),
+            ("WORK", work.path().to_str().unwrap()),
+            ("NODES_S3", each_node.as_str()),
+        ];
         env.extend_from_slice(extra);
         let out = crate::s3::script("cluster.py", &endpoint, None, &env);
         println!("{name}: {}", out.trim());

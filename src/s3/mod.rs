@@ -15,7 +15,7 @@
 //! object's from its parts'), `uploads` (multipart uploads on disk),
 //! `pending` (ListMultipartUploads), `parts` (a completed one's part
 //! layout), `attributes` (GetObjectAttributes), `tagging` (object tags,
-//! kept with the metadata), `acl` (ACLs as they hold here), `unkept` (what else a
+//! kept with the metadata; `bucket_tagging`, a bucket's), `acl` (ACLs as they hold here), `unkept` (what else a
 //! request may ask that percore does not keep: refused), `date`, `xml` and
 //! `error` (answers), `meta` (what is stored with an object), `keys`
 //! (bucket names and keys as store paths), `settings`, `state` (a shard's),
@@ -28,6 +28,7 @@ mod acl;
 mod attributes;
 mod body;
 mod bucket;
+mod bucket_tagging;
 mod canonical;
 pub(crate) mod carried;
 pub(crate) mod checksum;
@@ -57,7 +58,7 @@ pub(crate) mod settings;
 pub(crate) mod sign;
 pub(crate) mod sigv4;
 pub(crate) mod state;
-mod tagging;
+pub(crate) mod tagging;
 mod unkept;
 mod uploads;
 pub(crate) mod xml;
@@ -286,6 +287,9 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
             "PUT" if q.has("acl") => Box::pin(acl::put(call, &bucket, None)).await,
             "GET" if q.has("cors") => Box::pin(cors::get(call, &bucket)).await,
             "DELETE" if q.has("cors") => Box::pin(cors::delete(call, &bucket)).await,
+            "PUT" if q.has("tagging") => Box::pin(bucket_tagging::put(call, &bucket)).await,
+            "GET" if q.has("tagging") => Box::pin(bucket_tagging::get(call, &bucket)).await,
+            "DELETE" if q.has("tagging") => Box::pin(bucket_tagging::delete(call, &bucket)).await,
             "PUT" if !has_subresource(q) => {
                 unkept::refuse_on_bucket(|name| call.headers.get(name), anonymous_reads(call.shard()))?;
                 Box::pin(bucket::create(call, &bucket)).await

@@ -68,6 +68,13 @@ impl Tags {
     /// The tags of a `<Tagging><TagSet><Tag><Key>..</Key><Value>..</Value>`
     /// document (PutObjectTagging's body, a form's `tagging` field).
     pub(crate) fn from_xml(document: &[u8]) -> Result<Tags, S3Error> {
+        let tags = Tags::read_xml(document)?;
+        check(&tags)?;
+        Ok(tags)
+    }
+
+    /// The same, not checked.
+    pub(crate) fn read_xml(document: &[u8]) -> Result<Tags, S3Error> {
         let items = xml::fields_within(document, &["Tagging", "TagSet"], "Tag").map_err(malformed_xml)?;
         let mut tags = Vec::with_capacity(items.len());
         for fields in items {
@@ -83,13 +90,11 @@ impl Tags {
             };
             tags.push((field("Key")?, field("Value")?));
         }
-        let tags = Tags(tags);
-        check(&tags)?;
-        Ok(tags)
+        Ok(Tags(tags))
     }
 
     /// The tags kept in a stored entry's value (written by [`Tags::stored`]).
-    fn from_stored(value: &str) -> Option<Tags> {
+    pub(crate) fn from_stored(value: &str) -> Option<Tags> {
         let mut tags = Vec::new();
         for pair in value.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=')?;
@@ -149,11 +154,11 @@ pub(crate) fn count(value: &str) -> usize {
     value.split('&').filter(|p| !p.is_empty()).count()
 }
 
-fn invalid_tag(message: impl Into<String>) -> S3Error {
+pub(crate) fn invalid_tag(message: impl Into<String>) -> S3Error {
     S3Error::new(400, "InvalidTag", message)
 }
 
-/// Checks tags as S3 does.
+/// Checks an object's tags as S3 does.
 pub(crate) fn check(tags: &Tags) -> Result<(), S3Error> {
     if tags.0.len() > TAGS_MAX {
         return Err(S3Error::new(
@@ -162,6 +167,11 @@ pub(crate) fn check(tags: &Tags) -> Result<(), S3Error> {
             format!("object tags cannot be more than {TAGS_MAX}: {} were sent", tags.0.len()),
         ));
     }
+    check_each(tags)
+}
+
+/// Checks each tag of a set (an object's or a bucket's) as S3 does.
+pub(crate) fn check_each(tags: &Tags) -> Result<(), S3Error> {
     let allowed = |c: char| {
         c.is_alphabetic() || c.is_numeric() || (c.is_whitespace() && !c.is_control()) || "_.:/=+-@".contains(c)
     };
@@ -218,8 +228,8 @@ pub(crate) fn add_copied(
     }
 }
 
-/// `tags` as GetObjectTagging answers them.
-fn document(tags: &Tags) -> String {
+/// `tags` as GetObjectTagging (and GetBucketTagging) answers them.
+pub(crate) fn document(tags: &Tags) -> String {
     let mut out = Writer::document();
     out.root("Tagging");
     out.open("TagSet");

@@ -5,7 +5,10 @@ removes it all."""
 import os
 import urllib.request
 
-from common import client, code, content
+import boto3
+from botocore.config import Config
+
+from common import KEY_ID, SECRET, client, code, content
 
 s3 = client()
 WORK = os.environ["WORK"]
@@ -49,6 +52,14 @@ def listed_v1(**kw):
         if not page["IsTruncated"]:
             return keys
         marker = got[-1]
+
+
+def on_each_node():
+    """A client of each node's own S3 listener (no front end)."""
+    return [boto3.client("s3", endpoint_url=url, aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
+                         region_name="us-east-1",
+                         config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+            for url in os.environ["NODES_S3"].split(",")]
 
 
 def everything():
@@ -146,6 +157,16 @@ if PHASE == "fill":
                                      headers={"Origin": "http://page.test", "Access-Control-Request-Method": "GET"})
         with urllib.request.urlopen(req) as r:
             assert r.headers["Access-Control-Allow-Origin"] == "http://page.test", k
+    # A bucket's tags are kept on every node, so any node answers; removed
+    # from every node too.
+    bucket_tags = [{"Key": "team", "Value": "storage"}, {"Key": "cost centre", "Value": "42"}]
+    s3.put_bucket_tagging(Bucket=B, Tagging={"TagSet": bucket_tags})
+    for node in on_each_node():
+        assert node.get_bucket_tagging(Bucket=B)["TagSet"] == bucket_tags
+    s3.delete_bucket_tagging(Bucket=B)
+    for node in on_each_node():
+        assert code(lambda: node.get_bucket_tagging(Bucket=B)) == "NoSuchTagSet"
+    s3.put_bucket_tagging(Bucket=B, Tagging={"TagSet": bucket_tags})
     check_all()
     print("ok: filled", len(everything()))
 
@@ -180,6 +201,8 @@ elif PHASE == "down":
 
 elif PHASE == "check":
     check_all()
+    assert s3.get_bucket_tagging(Bucket=B)["TagSet"] == [{"Key": "team", "Value": "storage"},
+                                                       {"Key": "cost centre", "Value": "42"}]
     # The bucket made while b was down is made on b too by making it again,
     # then removed from every node.
     try:

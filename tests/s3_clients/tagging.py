@@ -31,6 +31,7 @@ if os.environ.get("PHASE") == "check":
     assert tags("cleared") == {}, tags("cleared")
     assert tags("dir/") == {"folder": "yes"}, tags("dir/")
     assert s3.get_object(Bucket=B, Key="kept")["Body"].read() == b"kept bytes"
+    assert s3.get_bucket_tagging(Bucket=B)["TagSet"] == [{"Key": "owner", "Value": "tests"}]
     print("ok")
     raise SystemExit
 
@@ -154,6 +155,24 @@ assert status == 400 and b"MalformedXML" in body, (status, body)
 status, _, body = signed("PUT", "/%s/kept" % B, query=[("tagging", "")], body=b"<Tagging>" + b" " * (65 << 10))
 assert status == 400 and b"EntityTooLarge" in body, (status, body[:300])
 assert tags("kept") == UNICODE
+
+# A bucket's tags: none at first (NoSuchTagSet, as on S3), set, replaced,
+# removed; refused as S3 refuses them.
+assert code(lambda: s3.get_bucket_tagging(Bucket=B)) == "NoSuchTagSet"
+s3.put_bucket_tagging(Bucket=B, Tagging=tagset({"a": "1", "b": "2"}))
+assert s3.get_bucket_tagging(Bucket=B)["TagSet"] == [{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}]
+s3.put_bucket_tagging(Bucket=B, Tagging=tagset({"t%02d" % i: "v" for i in range(50)}))
+assert len(s3.get_bucket_tagging(Bucket=B)["TagSet"]) == 50
+assert code(lambda: unchecked.put_bucket_tagging(
+    Bucket=B, Tagging=tagset({"t%02d" % i: "v" for i in range(51)}))) == "InvalidTag"
+assert code(lambda: unchecked.put_bucket_tagging(Bucket=B, Tagging=tagset({"aws:x": "1"}))) == "InvalidTag"
+assert code(lambda: s3.put_bucket_tagging(
+    Bucket=B, Tagging=tagset({"k%02d" % i + "k" * 100: "v" * 200 for i in range(20)}))) == "InvalidTag"
+assert len(s3.get_bucket_tagging(Bucket=B)["TagSet"]) == 50
+assert s3.delete_bucket_tagging(Bucket=B)["ResponseMetadata"]["HTTPStatusCode"] == 204
+assert code(lambda: s3.get_bucket_tagging(Bucket=B)) == "NoSuchTagSet"
+assert code(lambda: s3.get_bucket_tagging(Bucket="no-such-bucket")) == "NoSuchBucket"
+s3.put_bucket_tagging(Bucket=B, Tagging=tagset({"owner": "tests"}))
 
 # A file written through /files/ (FILES, the daemon's HTTP address) has no
 # S3 metadata: tags are set on it, and its ETag stays the store's own.
