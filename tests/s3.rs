@@ -369,6 +369,11 @@ fn rclone_syncs_and_checks_both_ways_and_s3cmd_puts_gets_lists_deletes() {
     // set public (anonymous reads are off), refused, saying why.
     let info = s3cmd(&["info", "s3://cmd/small/one.txt"]);
     assert!(info.contains("percore: FULL_CONTROL"), "{info}");
+    // A bucket's settings as they are: who pays, no lifecycle, no policy.
+    let info = s3cmd(&["info", "s3://cmd"]);
+    for line in ["Payer:     BucketOwner", "Expiration Rule: none", "Policy:    none", "CORS:      none"] {
+        assert!(info.contains(line), "{line}: {info}");
+    }
     s3cmd(&["setacl", "--acl-private", "s3://cmd/small/one.txt"]);
     let mut public = Command::new("s3cmd");
     client_env(&mut public).arg("-c").arg(&s3cfg).args(["setacl", "--acl-public", "s3://cmd/small/one.txt"]);

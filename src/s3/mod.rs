@@ -16,7 +16,8 @@
 //! `pending` (ListMultipartUploads), `parts` (a completed one's part
 //! layout), `attributes` (GetObjectAttributes), `tagging` (object tags,
 //! kept with the metadata; `bucket_tagging`, a bucket's), `acl` (ACLs as they hold here), `unkept` (what else a
-//! request may ask that percore does not keep: refused), `date`, `xml` and
+//! request may ask that percore does not keep: refused), `unset` (bucket
+//! settings percore does not keep, read as unset), `date`, `xml` and
 //! `error` (answers), `meta` (what is stored with an object), `keys`
 //! (bucket names and keys as store paths), `settings`, `state` (a shard's),
 //! `folder` (keys that end in `/`), `cors` (a bucket's rules for pages of
@@ -60,6 +61,7 @@ pub(crate) mod sigv4;
 pub(crate) mod state;
 pub(crate) mod tagging;
 mod unkept;
+mod unset;
 mod uploads;
 pub(crate) mod xml;
 
@@ -305,6 +307,10 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
             }
             "GET" if !has_subresource(q) => Box::pin(listing::list(call, &bucket, listing::Version::V1)).await,
             "POST" if q.has("delete") => Box::pin(delete::delete_many(call, &bucket)).await,
+            "GET" | "DELETE" if unset::named(q).is_some() => {
+                let name = unset::named(q).unwrap_or_default();
+                Box::pin(unset::answer(call, &bucket, name, method == "DELETE")).await
+            }
             "GET" | "PUT" | "DELETE" | "POST" => Err(unserved(method, q, "a bucket")),
             _ => Err(method_not_allowed()),
         };
@@ -430,8 +436,8 @@ pub(crate) fn anonymous_reads(shard: &Shard) -> bool {
 fn unserved(method: &str, query: &Query, what: &str) -> S3Error {
     let operation = subresource(query).map_or_else(|| method.to_string(), |name| format!("{method} ?{name}"));
     error::not_implemented(&format!("{operation} on {what}")).because(
-        "not served: versioning (each key has one version, null), policies, tags (none kept), lifecycle; \
-         access is by the keys of --s3-credentials",
+        "not served: versioning (each key has one version, null), policies, lifecycle, replication, website \
+         hosting, encryption and notification settings; access is by the keys of --s3-credentials",
     )
 }
 

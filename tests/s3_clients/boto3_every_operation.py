@@ -295,6 +295,29 @@ assert [p["Prefix"] for page in paged for p in page.get("CommonPrefixes", [])] =
 # ListObjectVersions: each key as its one version, null, paged by key; the
 # idiom that empties a bucket (list the versions, delete each by its id).
 assert s3.get_bucket_versioning(Bucket="many").get("Status") is None
+# The bucket settings percore does not keep read as unset, as S3 answers for
+# a bucket without them (what Terraform reads of every bucket); removing
+# one removes nothing; setting one is refused.
+for read, error in [(s3.get_bucket_policy, "NoSuchBucketPolicy"), (s3.get_bucket_policy_status, "NoSuchBucketPolicy"),
+                    (s3.get_bucket_lifecycle_configuration, "NoSuchLifecycleConfiguration"),
+                    (s3.get_bucket_website, "NoSuchWebsiteConfiguration"),
+                    (s3.get_bucket_encryption, "ServerSideEncryptionConfigurationNotFoundError"),
+                    (s3.get_bucket_replication, "ReplicationConfigurationNotFoundError"),
+                    (s3.get_object_lock_configuration, "ObjectLockConfigurationNotFoundError"),
+                    (s3.get_public_access_block, "NoSuchPublicAccessBlockConfiguration")]:
+    assert code(lambda: read(Bucket="many")) == error, (read, code(lambda: read(Bucket="many")))
+    assert code(lambda: read(Bucket="no-such-bucket")) == "NoSuchBucket", read
+assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket="many")
+assert "Status" not in s3.get_bucket_accelerate_configuration(Bucket="many")
+assert s3.get_bucket_request_payment(Bucket="many")["Payer"] == "BucketOwner"
+notification = s3.get_bucket_notification_configuration(Bucket="many")
+assert not any(notification.get(k) for k in ("TopicConfigurations", "QueueConfigurations", "LambdaFunctionConfigurations"))
+for remove in [s3.delete_bucket_policy, s3.delete_bucket_lifecycle, s3.delete_bucket_website, s3.delete_bucket_encryption,
+               s3.delete_bucket_replication, s3.delete_public_access_block]:
+    assert remove(Bucket="many")["ResponseMetadata"]["HTTPStatusCode"] == 204, remove
+assert code(lambda: s3.put_bucket_policy(Bucket="many", Policy="{}")) == "NotImplemented"
+assert code(lambda: s3.put_bucket_lifecycle_configuration(Bucket="many", LifecycleConfiguration={"Rules": [
+    {"ID": "x", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}}]})) == "NotImplemented"
 pages = list(s3.get_paginator("list_object_versions").paginate(Bucket="many", PaginationConfig={"PageSize": 900}))
 versions = [v for page in pages for v in page.get("Versions", [])]
 assert len(pages) == 3 and [v["Key"] for v in versions] == seen, len(pages)

@@ -170,10 +170,10 @@ huge = b"<Delete>" + b"<Object><Key>k</Key></Object>" * 100000 + b"</Delete>"
 refused(signed("POST", "/hostile", query=[("delete", "")], body=huge), 400, "EntityTooLarge")
 refused(signed("POST", "/hostile/k", query=[("uploadId", "0" * 32)], body=b"<CompleteMultipartUpload/>"), 404, "NoSuchUpload")
 refused(signed("POST", "/hostile/k", query=[("uploadId", "../../x")], body=b"<CompleteMultipartUpload/>"), 404, "NoSuchUpload")
-refused(signed("GET", "/hostile", query=[("policy", "")]), 501, "NotImplemented")
+refused(signed("PUT", "/hostile", query=[("policy", "")], body=b"{}"), 501, "NotImplemented")
 # What is not served is named, for buckets and objects.
-status, _, body = signed("GET", "/hostile", query=[("policy", "")])
-assert b"GET ?policy on a bucket is not implemented" in body, body
+status, _, body = signed("PUT", "/hostile", query=[("policy", "")], body=b"{}")
+assert b"PUT ?policy on a bucket is not implemented" in body, body
 status, _, body = signed("PUT", "/hostile/chunked", query=[("retention", "")], body=b"<Retention/>")
 assert status == 501 and b"PUT ?retention on an object is not implemented" in body, (status, body)
 assert [o["Key"] for o in s3.list_objects_v2(Bucket="hostile")["Contents"]] == ["chunked", "crc-ok"]
