@@ -11,6 +11,8 @@ use super::error::{from_io, no_such_bucket, S3Error};
 use super::xml::Writer;
 use super::{cluster, keys, xml, Call};
 use crate::files::TEMP_PREFIX;
+use crate::shard::on_owner;
+use crate::store::{Mark, Outcome};
 
 /// Whether `bucket` exists (a directory at the top of the store).
 pub(crate) async fn exists(call: &Call<'_, '_, '_>, bucket: &str) -> Result<bool, S3Error> {
@@ -233,4 +235,23 @@ pub(crate) async fn holds_object(dir: &Dir) -> std::io::Result<bool> {
         }
     }
     Ok(false)
+}
+
+/// Sets (`Some`) or removes the attribute `name` of the bucket's directory
+/// (one of its own settings: CORS rules, tags), durably, on its owner shard.
+pub(crate) async fn store_setting(bucket: &str, name: &'static str, value: Option<Vec<u8>>) -> Result<(), S3Error> {
+    let path = bucket.as_bytes().to_vec();
+    let outcome = match value {
+        Some(value) => {
+            on_owner(bucket.as_bytes(), move |owner| async move {
+                owner.store.mark_dir(path, None, name, value, Mark::Always).await
+            })
+            .await
+        }
+        None => on_owner(bucket.as_bytes(), move |owner| async move { owner.store.unmark_dir(path, name).await }).await,
+    };
+    match outcome {
+        Outcome::Created(_) | Outcome::Replaced(_) | Outcome::Deleted | Outcome::NotFound => Ok(()),
+        other => Err(super::object::commit_error(other)),
+    }
 }

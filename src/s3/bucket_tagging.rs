@@ -9,11 +9,8 @@
 
 use super::cluster;
 use super::error::S3Error;
-use super::object::commit_error;
 use super::tagging::{self, Tags};
 use super::{bucket, Call};
-use crate::shard::on_owner;
-use crate::store::{Mark, Outcome};
 
 /// The attribute of the bucket's directory.
 const XATTR: &str = "user.percore.s3.tags";
@@ -38,27 +35,6 @@ async fn read(call: &Call<'_, '_, '_>, bucket: &str) -> Tags {
     match rustix::fs::fgetxattr(&dir, XATTR, &mut value) {
         Ok(n) => std::str::from_utf8(&value[..n]).ok().and_then(Tags::from_stored).unwrap_or_default(),
         Err(_) => Tags::default(),
-    }
-}
-
-/// Sets (`Some`, a stored value) or removes the bucket's tags on its owner shard.
-async fn store(bucket: &str, value: Option<String>) -> Result<(), S3Error> {
-    let path = bucket.as_bytes().to_vec();
-    let outcome = match value {
-        Some(value) => {
-            let value = value.into_bytes();
-            on_owner(bucket.as_bytes(), move |owner| async move {
-                owner.store.mark_dir(path, None, XATTR, value, Mark::Always).await
-            })
-            .await
-        }
-        None => {
-            on_owner(bucket.as_bytes(), move |owner| async move { owner.store.unmark_dir(path, XATTR).await }).await
-        }
-    };
-    match outcome {
-        Outcome::Created(_) | Outcome::Replaced(_) | Outcome::Deleted | Outcome::NotFound => Ok(()),
-        other => Err(commit_error(other)),
     }
 }
 
@@ -90,13 +66,9 @@ pub(crate) async fn put(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<boo
             value.len()
         )));
     }
-    store(bucket, value).await?;
-    if cluster::spans_nodes(call) {
-        let answers = cluster::everywhere(call, "PUT", &format!("/{bucket}"), &[("tagging", "")], &document).await;
-        if let Some(err) = cluster::first_failure(&answers, &[204]) {
-            return Err(err.because("the tags are set on the nodes that answered; set them again"));
-        }
-    }
+    bucket::store_setting(bucket, XATTR, value.map(String::into_bytes)).await?;
+    let partly = "the tags are set on the nodes that answered; set them again";
+    cluster::on_every_node(call, "PUT", bucket, "tagging", &document, 204, partly).await?;
     // (S3 answers 204.)
     call.empty(204, "").await
 }
@@ -114,12 +86,8 @@ pub(crate) async fn get(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<boo
 /// DeleteBucketTagging.
 pub(crate) async fn delete(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<bool, S3Error> {
     bucket::must_exist(call, bucket).await?;
-    store(bucket, None).await?;
-    if cluster::spans_nodes(call) {
-        let answers = cluster::everywhere(call, "DELETE", &format!("/{bucket}"), &[("tagging", "")], &[]).await;
-        if let Some(err) = cluster::first_failure(&answers, &[204]) {
-            return Err(err.because("the tags are removed from the nodes that answered; remove them again"));
-        }
-    }
+    bucket::store_setting(bucket, XATTR, None).await?;
+    let partly = "the tags are removed from the nodes that answered; remove them again";
+    cluster::on_every_node(call, "DELETE", bucket, "tagging", &[], 204, partly).await?;
     call.empty(204, "").await
 }

@@ -231,6 +231,29 @@ pub(crate) fn refused(name: &str, answer: &Answer) -> S3Error {
     }
 }
 
+/// On a ring, repeats a change of a bucket's own setting (`method` of
+/// `?subresource`, with `body`, answered `fine`) on every other node, so
+/// that any node answers for it; `partly` says what a failure leaves and
+/// what to do.
+pub(crate) async fn on_every_node(
+    call: &Call<'_, '_, '_>,
+    method: &'static str,
+    bucket: &str,
+    subresource: &str,
+    body: &[u8],
+    fine: u16,
+    partly: &str,
+) -> Result<(), S3Error> {
+    if !spans_nodes(call) {
+        return Ok(());
+    }
+    let answers = everywhere(call, method, &format!("/{bucket}"), &[(subresource, "")], body).await;
+    match first_failure(&answers, &[fine]) {
+        Some(err) => Err(err.because(partly)),
+        None => Ok(()),
+    }
+}
+
 /// The first failure among `answers` (a status not in `fine`).
 pub(crate) fn first_failure(answers: &[(String, Result<Answer, String>)], fine: &[u16]) -> Option<S3Error> {
     answers.iter().find_map(|(name, answer)| match answer {

@@ -13,11 +13,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::{invalid_request, malformed_xml, S3Error};
-use super::object::commit_error;
 use super::xml::{self, Writer};
 use super::{bucket, cluster, Call};
-use crate::shard::on_owner;
-use crate::store::{Mark, Outcome};
 
 /// The extended attribute of a bucket's directory that holds its rules.
 const XATTR: &str = "user.percore.s3.cors";
@@ -231,31 +228,15 @@ pub(crate) async fn preflight(call: &mut Call<'_, '_, '_>, bucket: Option<&str>)
 
 /// Sets (`Some`) or removes (`None`) the bucket's rules on its owner shard.
 async fn store(bucket: &str, rules: Option<Vec<Rule>>) -> Result<(), S3Error> {
-    let path = bucket.as_bytes().to_vec();
-    let outcome = match rules {
-        Some(rules) => {
-            let value = serde_json::to_vec(&rules).expect("strings serialize");
-            if value.len() > STORED_BYTES_MAX {
-                return Err(invalid_request(format!(
-                    "the CORS rules take {} bytes stored; percore keeps at most {STORED_BYTES_MAX} per bucket \
-                     (an extended attribute of its directory): use fewer or shorter rules",
-                    value.len()
-                )));
-            }
-            on_owner(bucket.as_bytes(), move |owner| async move {
-                owner.store.mark_dir(path, None, XATTR, value, Mark::Always).await
-            })
-            .await
-        }
-        None => {
-            on_owner(bucket.as_bytes(), move |owner| async move { owner.store.unmark_dir(path, XATTR).await }).await
-        }
-    };
-    match outcome {
-        Outcome::Created(_) | Outcome::Replaced(_) | Outcome::Deleted => Ok(()),
-        Outcome::NotFound => Ok(()),
-        other => Err(commit_error(other)),
+    let value = rules.map(|rules| serde_json::to_vec(&rules).expect("strings serialize"));
+    if let Some(value) = value.as_ref().filter(|v| v.len() > STORED_BYTES_MAX) {
+        return Err(invalid_request(format!(
+            "the CORS rules take {} bytes stored; percore keeps at most {STORED_BYTES_MAX} per bucket (an \
+             extended attribute of its directory): use fewer or shorter rules",
+            value.len()
+        )));
     }
+    bucket::store_setting(bucket, XATTR, value).await
 }
 
 /// PutBucketCors.
@@ -266,13 +247,9 @@ pub(crate) async fn put(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<boo
     bucket::must_exist(call, bucket).await?;
     let rules = parse(&document)?;
     store(bucket, Some(rules)).await?;
-    if cluster::spans_nodes(call) {
-        // Preflights and answers come from every node.
-        let answers = cluster::everywhere(call, "PUT", &format!("/{bucket}"), &[("cors", "")], &document).await;
-        if let Some(err) = cluster::first_failure(&answers, &[200]) {
-            return Err(err.because("the rules are set on the nodes that answered; set them again"));
-        }
-    }
+    // Preflights and answers come from every node.
+    let partly = "the rules are set on the nodes that answered; set them again";
+    cluster::on_every_node(call, "PUT", bucket, "cors", &document, 200, partly).await?;
     call.empty(200, "").await
 }
 
@@ -290,12 +267,8 @@ pub(crate) async fn get(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<boo
 pub(crate) async fn delete(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<bool, S3Error> {
     bucket::must_exist(call, bucket).await?;
     store(bucket, None).await?;
-    if cluster::spans_nodes(call) {
-        let answers = cluster::everywhere(call, "DELETE", &format!("/{bucket}"), &[("cors", "")], &[]).await;
-        if let Some(err) = cluster::first_failure(&answers, &[204]) {
-            return Err(err.because("the rules are removed from the nodes that answered; remove them again"));
-        }
-    }
+    let partly = "the rules are removed from the nodes that answered; remove them again";
+    cluster::on_every_node(call, "DELETE", bucket, "cors", &[], 204, partly).await?;
     call.empty(204, "").await
 }
 
