@@ -221,13 +221,13 @@ pub mod fuzz {
         }
         // Tags, from a header and from a document: what is taken is kept
         // exactly and taken again when carried.
-        use crate::s3::tagging::{self, Tags};
+        use crate::s3::tags::{self, Tags};
         let from_header = headers.get("x-amz-tagging").map(Tags::from_header);
-        for tags in from_header.into_iter().chain([Tags::from_xml(body)]).filter_map(Result::ok) {
-            assert!(tags.0.len() <= tagging::TAGS_MAX);
-            if let Some(entry) = tags.stored() {
-                assert!(tagging::stored_value_holds(&entry.1), "{entry:?}");
-                assert_eq!(Tags::of(std::slice::from_ref(&entry)), tags);
+        for set in from_header.into_iter().chain([Tags::from_xml(body)]).filter_map(Result::ok) {
+            assert!(set.0.len() <= tags::TAGS_MAX);
+            if let Some(entry) = set.stored() {
+                assert!(tags::stored_value_holds(&entry.1), "{entry:?}");
+                assert_eq!(Tags::of(std::slice::from_ref(&entry)), set);
             }
         }
         // What `percore rebalance` carries (any `/files/` writer may send it).

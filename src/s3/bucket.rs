@@ -252,6 +252,6 @@ pub(crate) async fn store_setting(bucket: &str, name: &'static str, value: Optio
     };
     match outcome {
         Outcome::Created(_) | Outcome::Replaced(_) | Outcome::Deleted | Outcome::NotFound => Ok(()),
-        other => Err(super::object::commit_error(other)),
+        other => Err(super::error::commit_error(other)),
     }
 }

@@ -9,7 +9,7 @@
 
 use super::cluster;
 use super::error::S3Error;
-use super::tagging::{self, Tags};
+use super::tags::{self, Tags};
 use super::{bucket, Call};
 
 /// The attribute of the bucket's directory.
@@ -41,12 +41,9 @@ async fn read(call: &Call<'_, '_, '_>, bucket: &str) -> Tags {
 /// Checks a bucket's tags as S3 does.
 fn check(tags: &Tags) -> Result<(), S3Error> {
     if tags.0.len() > TAGS_MAX {
-        return Err(tagging::invalid_tag(format!(
-            "a bucket carries at most {TAGS_MAX} tags: {} were sent",
-            tags.0.len()
-        )));
+        return Err(tags::invalid_tag(format!("a bucket carries at most {TAGS_MAX} tags: {} were sent", tags.0.len())));
     }
-    tagging::check_each(tags)
+    tags::check_each(tags)
 }
 
 /// PutBucketTagging: the body's tags replace the bucket's (an empty set
@@ -60,7 +57,7 @@ pub(crate) async fn put(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<boo
     check(&tags)?;
     let value = tags.stored().map(|(_, value)| value);
     if let Some(value) = value.as_ref().filter(|v| v.len() > STORED_BYTES_MAX) {
-        return Err(tagging::invalid_tag(format!(
+        return Err(tags::invalid_tag(format!(
             "the tags take {} bytes stored; percore keeps at most {STORED_BYTES_MAX} per bucket (an extended \
              attribute of its directory): use fewer or shorter tags",
             value.len()
@@ -80,7 +77,7 @@ pub(crate) async fn get(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<boo
     if tags.0.is_empty() {
         return Err(S3Error::new(404, "NoSuchTagSet", "the bucket has no tags"));
     }
-    call.xml(tagging::document(&tags)).await
+    call.xml(tags::document(&tags)).await
 }
 
 /// DeleteBucketTagging.

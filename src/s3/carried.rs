@@ -63,7 +63,7 @@ fn check_headers(headers: &[(String, String)]) -> Result<(), String> {
             || (name.len() > 11 && name.starts_with("x-amz-meta-"))
             || name.starts_with("x-amz-checksum-")
             || (name == super::parts::HEADER && super::parts::decode(value).is_some())
-            || (name == super::tagging::HEADER && super::tagging::stored_value_holds(value));
+            || (name == super::tags::HEADER && super::tags::stored_value_holds(value));
         let token =
             name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b));
         if !kept || !token {
@@ -73,7 +73,7 @@ fn check_headers(headers: &[(String, String)]) -> Result<(), String> {
             return Err(format!("the value of {name} holds a control character"));
         }
         // (Tags have limits of their own, checked above.)
-        if name != super::tagging::HEADER {
+        if name != super::tags::HEADER {
             bytes += name.len() + value.len();
         }
     }

@@ -96,7 +96,7 @@ pub(crate) async fn copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8])
     };
     // A copy is one part, whatever the source's were.
     headers.retain(|(name, _)| name != super::parts::HEADER);
-    super::tagging::add_copied(call.headers, source.headers(), &mut headers)?;
+    super::tags::add_copied(call.headers, source.headers(), &mut headers)?;
     // A copy keeps the source's checksum, or gets a new one if asked.
     let fresh = call.headers.get("x-amz-checksum-algorithm").map(Algorithm::parse).transpose()?;
     let mut hasher = fresh.map(Hasher::new);

@@ -3,6 +3,7 @@
 //! to do, sent as an XML `<Error>` body.
 
 use super::xml;
+use crate::store::Outcome;
 
 /// An S3 error answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,4 +101,31 @@ pub(crate) fn from_io(what: &str, err: &std::io::Error) -> S3Error {
         _ => format!("{what}: {err}"),
     };
     S3Error::new(if status == 507 { 507 } else { status }, code, message)
+}
+
+/// The S3 error of a commit that did not happen.
+pub(crate) fn commit_error(outcome: Outcome) -> S3Error {
+    match outcome {
+        Outcome::PreconditionFailed => precondition_failed(),
+        Outcome::Fenced => S3Error::new(503, "ServiceUnavailable", crate::store::FENCED_MESSAGE.trim()),
+        Outcome::Failed(kind, message) => match kind {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                S3Error::new(507, "InsufficientStorage", message)
+            }
+            std::io::ErrorKind::IsADirectory
+            | std::io::ErrorKind::NotADirectory
+            | std::io::ErrorKind::AlreadyExists => S3Error::new(
+                409,
+                "KeyConflict",
+                format!("a key and a key under it (`a` and `a/b`) cannot both exist in this store: {message}"),
+            ),
+            _ => internal(format!("commit failed: {message}")),
+        },
+        Outcome::NotFound => no_such_key(),
+        Outcome::Created(_) | Outcome::Replaced(_) | Outcome::Deleted => internal("unexpected commit outcome"),
+    }
+}
+
+pub(crate) fn precondition_failed() -> S3Error {
+    S3Error::new(412, "PreconditionFailed", "at least one of the preconditions you specified did not hold")
 }

@@ -84,7 +84,7 @@ async fn store(bucket: &str, path: &[u8], headers: Vec<(String, String)>, mark: 
 pub(crate) async fn put(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8], key: &str) -> Result<bool, S3Error> {
     let mark = write_mark(call)?;
     let mut headers = meta::from_request(call.headers).map_err(|m| S3Error::new(400, "MetadataTooLarge", m))?;
-    super::tagging::add_requested(call.headers, &mut headers)?;
+    super::tags::add_requested(call.headers, &mut headers)?;
     if super::body::declared_len(call.headers, call.request.body).is_some_and(|n| n > 0) {
         return Err(holds_no_bytes(key));
     }
@@ -168,7 +168,7 @@ pub(crate) async fn copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8],
     } else {
         source.headers.clone()
     };
-    super::tagging::add_copied(call.headers, &source.headers, &mut headers)?;
+    super::tags::add_copied(call.headers, &source.headers, &mut headers)?;
     store(bucket, path, headers, mark).await?;
     call.xml(copy_result(ETAG, None)).await
 }

@@ -14,8 +14,9 @@
 //! `chunked` (payloads), `checksum` (`x-amz-checksum-*`, and a multipart
 //! object's from its parts'), `uploads` (multipart uploads on disk),
 //! `pending` (ListMultipartUploads), `parts` (a completed one's part
-//! layout), `attributes` (GetObjectAttributes), `tagging` (object tags,
-//! kept with the metadata; `bucket_tagging`, a bucket's), `acl` (ACLs as they hold here), `unkept` (what else a
+//! layout), `attributes` (GetObjectAttributes), `tags` (object tags
+//! as requests carry them and the metadata keeps them), `tagging` (an
+//! object's tags read and set; `bucket_tagging`, a bucket's), `acl` (ACLs as they hold here), `unkept` (what else a
 //! request may ask that percore does not keep: refused), `unset` (bucket
 //! settings percore does not keep, read as unset), `date`, `xml` and
 //! `error` (answers), `meta` (what is stored with an object), `keys`
@@ -59,7 +60,8 @@ pub(crate) mod settings;
 pub(crate) mod sign;
 pub(crate) mod sigv4;
 pub(crate) mod state;
-pub(crate) mod tagging;
+mod tagging;
+pub(crate) mod tags;
 mod unkept;
 mod unset;
 mod uploads;

@@ -35,7 +35,7 @@ pub(crate) async fn create(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8
     bucket::must_exist(call, bucket).await?;
     let _ = path;
     let mut headers = meta::from_request(call.headers).map_err(|m| S3Error::new(400, "MetadataTooLarge", m))?;
-    super::tagging::add_requested(call.headers, &mut headers)?;
+    super::tags::add_requested(call.headers, &mut headers)?;
     let summed =
         checksum::for_upload(call.headers.get("x-amz-checksum-algorithm"), call.headers.get(checksum::TYPE_HEADER))?;
     let now = crate::clock::coarse_epoch_seconds();

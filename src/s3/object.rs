@@ -8,6 +8,7 @@
 use percore_io::File;
 
 use super::checksum::{self, Algorithm, Kind};
+pub(crate) use super::error::{commit_error, precondition_failed};
 use super::error::{from_io, internal, invalid_argument, invalid_request, no_such_key, S3Error};
 use super::meta::{self, ObjectMeta};
 use super::{bucket, parts, Call};
@@ -66,29 +67,6 @@ pub(crate) async fn commit(path: &[u8], staged: Staged, conditions: Conditions) 
     }
 }
 
-/// The S3 error of a commit that did not happen.
-pub(crate) fn commit_error(outcome: Outcome) -> S3Error {
-    match outcome {
-        Outcome::PreconditionFailed => precondition_failed(),
-        Outcome::Fenced => S3Error::new(503, "ServiceUnavailable", crate::store::FENCED_MESSAGE.trim()),
-        Outcome::Failed(kind, message) => match kind {
-            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
-                S3Error::new(507, "InsufficientStorage", message)
-            }
-            std::io::ErrorKind::IsADirectory
-            | std::io::ErrorKind::NotADirectory
-            | std::io::ErrorKind::AlreadyExists => S3Error::new(
-                409,
-                "KeyConflict",
-                format!("a key and a key under it (`a` and `a/b`) cannot both exist in this store: {message}"),
-            ),
-            _ => internal(format!("commit failed: {message}")),
-        },
-        Outcome::NotFound => no_such_key(),
-        Outcome::Created(_) | Outcome::Replaced(_) | Outcome::Deleted => internal("unexpected commit outcome"),
-    }
-}
-
 /// A conditional write or delete whose object changed between the check
 /// and the commit (as S3 answers).
 pub(crate) fn conflict(what: &str) -> S3Error {
@@ -104,10 +82,6 @@ pub(crate) fn conflict(what: &str) -> S3Error {
 pub(crate) fn etag_listed(list: &str, etag: &str) -> bool {
     let unquoted = |tag: &str| tag.trim().trim_matches('"').to_string();
     list.trim() == "*" || list.split(',').any(|tag| unquoted(tag) == unquoted(etag))
-}
-
-pub(crate) fn precondition_failed() -> S3Error {
-    S3Error::new(412, "PreconditionFailed", "at least one of the preconditions you specified did not hold")
 }
 
 /// The conditions of a write S3 clients send: `If-None-Match: *` (create
@@ -227,7 +201,7 @@ pub(crate) async fn begin(store: &Store, path: &[u8], len: Option<u64>) -> Resul
 pub(crate) async fn put(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8]) -> Result<bool, S3Error> {
     let conditions = write_conditions(call, bucket, path).await?;
     let mut headers = meta::from_request(call.headers).map_err(|m| S3Error::new(400, "MetadataTooLarge", m))?;
-    super::tagging::add_requested(call.headers, &mut headers)?;
+    super::tags::add_requested(call.headers, &mut headers)?;
     let staged = receive(call, path, headers, None).await?;
     let checksum = staged.checksum.clone();
     let etag = commit(path, staged, conditions).await?;
@@ -314,8 +288,8 @@ pub(super) fn representation(call: &Call<'_, '_, '_>, stored: &[(String, String)
     let (mut summed, mut typed) = (false, false);
     for (name, value) in stored {
         let checksum = name.starts_with("x-amz-checksum-");
-        if name == super::tagging::HEADER {
-            push_line(&mut extra, "x-amz-tagging-count", &super::tagging::count(value).to_string());
+        if name == super::tags::HEADER {
+            push_line(&mut extra, "x-amz-tagging-count", &super::tags::count(value).to_string());
             continue;
         }
         if overridden(name) || (ranged && checksum) || name.starts_with("x-percore-") {

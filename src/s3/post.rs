@@ -172,7 +172,7 @@ pub(crate) async fn post(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<bo
     let mut headers = meta::from_fields(&fields).map_err(invalid_request)?;
     // A form's tags are a Tagging document, not a header's query form.
     if let Some(document) = field(&fields, "tagging").filter(|d| !d.trim().is_empty()) {
-        headers.extend(super::tagging::Tags::from_xml(document.as_bytes())?.stored());
+        headers.extend(super::tags::Tags::from_xml(document.as_bytes())?.stored());
     }
     let path = keys::object_path(bucket, &allowed.key)?;
     let upload = begin(&shard.store, &path, None).await?;

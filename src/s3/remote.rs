@@ -15,7 +15,7 @@ use super::error::{invalid_argument, S3Error};
 use super::md5::Md5;
 use super::meta::KEPT_HEADERS;
 use super::object::write_piece;
-use super::tagging::Tags;
+use super::tags::Tags;
 use super::Call;
 
 /// Bytes written into the upload at a time.
