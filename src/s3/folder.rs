@@ -20,7 +20,7 @@ use super::copy::{copy_result, copy_source, replaces_metadata, source_conditions
 use super::error::{from_io, invalid_request, no_such_bucket, no_such_key, not_implemented, S3Error};
 use super::meta::{self, Folder, FOLDER_ETAG as ETAG, FOLDER_XATTR as XATTR};
 use super::object::{commit_error, planned, precondition_failed, representation};
-use super::{bucket, keys, Call};
+use super::{bucket, cluster, keys, Call};
 use crate::http::get;
 use crate::shard::on_owner;
 use crate::store::{Mark, Outcome};
@@ -151,7 +151,8 @@ pub(crate) async fn delete_one(path: &[u8]) -> Result<(), S3Error> {
 }
 
 /// CopyObject to a folder: from another folder (or onto itself, replacing
-/// its metadata, as s3fs does for a directory's `chmod`).
+/// its metadata, as s3fs does for a directory's `chmod`), here or on
+/// another node of a ring.
 pub(crate) async fn copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8], key: &str) -> Result<bool, S3Error> {
     let (src_bucket, src_key) = copy_source(call.headers.get("x-amz-copy-source").unwrap_or(""))?;
     if !src_key.ends_with('/') {
@@ -161,7 +162,15 @@ pub(crate) async fn copy(call: &mut Call<'_, '_, '_>, bucket: &str, path: &[u8],
     bucket::must_exist(call, bucket).await?;
     let mark = write_mark(call)?;
     let replace = replaces_metadata(call, src_path == path)?;
-    let source = open(call, &src_bucket, &src_path).await?;
+    let source = match cluster::owner_of(call, &src_bucket, &src_key) {
+        // On another node of the ring: what it keeps, from that node's
+        // answer to a GET (a NoSuchKey here would be a wrong answer).
+        Some(peer) => {
+            let there = super::remote::open(call, peer, &src_bucket, &src_key, None).await?;
+            Folder { modified: there.modified, headers: there.headers }
+        }
+        None => open(call, &src_bucket, &src_path).await?,
+    };
     source_conditions(call, ETAG, source.modified)?;
     let mut headers = if replace {
         meta::from_request(call.headers).map_err(|m| S3Error::new(400, "MetadataTooLarge", m))?

@@ -26,6 +26,8 @@ def key(i):
 KEYS = sorted(key(i) for i in range(N))
 COPIES = [f"copies/c{i:03}" for i in range(40)]
 FOLDER = "folder/"
+# Copies of FOLDER, several of them on other nodes than FOLDER.
+FOLDER_COPIES = [f"folders/f{j}/" for j in range(8)]
 
 
 def listed(**kw):
@@ -63,7 +65,7 @@ def on_each_node():
 
 
 def everything():
-    return sorted(KEYS + COPIES + [FOLDER, "parts/big", "parts/copied"])
+    return sorted(KEYS + COPIES + FOLDER_COPIES + [FOLDER, "parts/big", "parts/copied"])
 
 
 def check_all():
@@ -75,6 +77,9 @@ def check_all():
         got = s3.get_object(Bucket=B, Key=c)
         assert got["Body"].read() == content(KEYS[i * 7], 100 + i * 7), c
         assert tags(c) == copied_tags(i), (c, tags(c))
+    for f in FOLDER_COPIES:
+        assert s3.head_object(Bucket=B, Key=f)["Metadata"] == {"folder": "yes"}, f
+        assert tags(f) == {"kind": "folder"}, f
 
 
 def tags(key):
@@ -92,7 +97,7 @@ if PHASE == "fill":
     assert code(lambda: s3.create_bucket(Bucket=B)) == "BucketAlreadyOwnedByYou"
     for i, k in enumerate(KEYS):
         s3.put_object(Bucket=B, Key=k, Body=content(k, 100 + i), Metadata={"n": str(i)}, ContentType="text/x-n")
-    s3.put_object(Bucket=B, Key=FOLDER, Body=b"")
+    s3.put_object(Bucket=B, Key=FOLDER, Body=b"", Metadata={"folder": "yes"}, Tagging="kind=folder")
     with open(os.path.join(WORK, "keys"), "w") as f:
         f.write("\n".join(KEYS))
     # The /files/ front end finds each object on the same node.
@@ -129,6 +134,11 @@ if PHASE == "fill":
     s3.copy_object(Bucket=B, Key=COPIES[1], CopySource={"Bucket": B, "Key": KEYS[7]}, TaggingDirective="REPLACE",
                    Tagging="new=1")
     assert code(lambda: s3.copy_object(Bucket=B, Key="x", CopySource={"Bucket": B, "Key": "missing"})) == "NoSuchKey"
+    # A folder copied to folders on every node, with its metadata and tags.
+    for f in FOLDER_COPIES:
+        s3.copy_object(Bucket=B, Key=f, CopySource={"Bucket": B, "Key": FOLDER})
+    assert code(lambda: s3.copy_object(Bucket=B, Key="folders/none/", CopySource={"Bucket": B, "Key": "no-such/"})) \
+        == "NoSuchKey"
     # In parts, one copied from another node's object by ranges.
     big = content("big", 6 * MiB + 5)
     s3.put_object(Bucket=B, Key="parts/big", Body=big)
