@@ -134,6 +134,7 @@ fn run(command: &mut Command) -> String {
 fn boto3_through_every_operation() {
     let s3 = S3::start(false);
     script("boto3_every_operation.py", &s3.endpoint(), None, &[]);
+    script("hoisted.py", &s3.endpoint(), None, &[]);
 }
 
 #[test]

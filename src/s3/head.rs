@@ -124,6 +124,23 @@ impl Headers {
         }
     }
 
+    /// These headers and `extra` (names lowercase) after them.
+    pub(crate) fn with(&self, extra: &[(String, &str)]) -> Headers {
+        let (mut text, mut fields) = (self.text.clone(), self.fields.clone());
+        for (name, value) in extra {
+            let start = text.len();
+            text.push_str(name);
+            let name_at = start..text.len();
+            text.push_str(": ");
+            let value = value.trim();
+            let start = text.len();
+            text.push_str(value);
+            fields.push((name_at, if value.is_empty() { 0..0 } else { start..text.len() }));
+            text.push_str("\r\n");
+        }
+        Headers { text, fields }
+    }
+
     /// Every header whose name starts with `prefix` (lowercase).
     pub(crate) fn starting_with<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (String, &'a str)> + 'a {
         self.pairs().filter(move |(n, _)| n.starts_with(prefix)).map(|(n, v)| (n.to_string(), v))

@@ -10,7 +10,8 @@
 //! before it has sent anything, which [`serve`] answers as XML. Bodies are
 //! read through [`body::Body`], which checks the payload's hashes.
 //!
-//! Files by job: `head` (headers, query, target), `sigv4`, `body` and
+//! Files by job: `head` (headers, query, target), `hoisted` (a presigned
+//! URL's `x-amz-*` parameters, read as headers), `sigv4`, `body` and
 //! `chunked` (payloads), `checksum` (`x-amz-checksum-*`, and a multipart
 //! object's from its parts'), `uploads` (multipart uploads on disk),
 //! `pending` (ListMultipartUploads), `parts` (a completed one's part
@@ -46,6 +47,7 @@ mod examples;
 mod folder;
 pub(crate) mod form;
 pub(crate) mod head;
+pub(crate) mod hoisted;
 pub(crate) mod keys;
 mod listing;
 mod md5;
@@ -162,6 +164,12 @@ pub(crate) async fn serve(
             return answer_error(reply, request, &err, request_id).await;
         }
     };
+    // A presigned URL's `x-amz-*` parameters stand for headers (`hoisted`).
+    let hoisted = match hoisted::hoisted(headers, &query) {
+        Ok(hoisted) => hoisted,
+        Err(why) => return answer_error(reply, request, &error::invalid_argument(why), request_id).await,
+    };
+    let headers = hoisted.as_ref().unwrap_or(headers);
     let mut call = Call { reply, incoming, buf, request, headers, query: &query, payload: None, close_after };
     let outcome = if method_name(&request.method) == "OPTIONS" {
         // A browser's CORS preflight: unsigned, as browsers send it.
@@ -407,6 +415,7 @@ fn has_subresource(query: &Query) -> bool {
 fn subresource(query: &Query) -> Option<&str> {
     query.0.iter().map(|(name, _)| name.as_str()).find(|name| {
         !(name.starts_with("X-Amz-")
+            || hoisted::is_hoisted(name)
             || name.starts_with("response-")
             || *name == cluster::LOCAL
             || *name == cluster::AFTER

@@ -95,6 +95,23 @@ def signed(method, path, query=(), body=b"", headers=None, payload_hash=None, am
     return send(method, path, list(query), headers, body)
 
 
+def presigned(method, path, params=(), expires=300, secret=SECRET):
+    """A presigned URL's path and query (UNSIGNED-PAYLOAD, only `host` signed)
+    with `params` (say, headers moved into the query as the AWS SDK for
+    JavaScript's presigner moves them) among its parameters."""
+    amz_date = amz_now()
+    scope = "%s/us-east-1/s3/aws4_request" % amz_date[:8]
+    query = list(params) + [("X-Amz-Algorithm", "AWS4-HMAC-SHA256"), ("X-Amz-Credential", "%s/%s" % (KEY_ID, scope)),
+                            ("X-Amz-Date", amz_date), ("X-Amz-Expires", str(expires)), ("X-Amz-SignedHeaders", "host")]
+    host = urllib.parse.urlparse(ENDPOINT).netloc
+    canonical_query = "&".join("%s=%s" % (quote(k), quote(v)) for k, v in sorted(query))
+    canonical_path = urllib.parse.quote(urllib.parse.unquote(path), safe="/-_.~")
+    canonical = "\n".join([method, canonical_path, canonical_query, "host:%s\n" % host, "host", "UNSIGNED-PAYLOAD"])
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    signature = hmac.new(signing_key(amz_date[:8], secret), to_sign.encode(), hashlib.sha256).hexdigest()
+    return query + [("X-Amz-Signature", signature)]
+
+
 def chunked_signed(path, chunks, tamper=None):
     """A PUT with an aws-chunked body whose chunks are signed
     (STREAMING-AWS4-HMAC-SHA256-PAYLOAD); chunk `tamper` gets a wrong signature."""
