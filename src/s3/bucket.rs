@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use percore_io::Dir;
 
-use super::error::{from_io, no_such_bucket, S3Error};
+use super::error::{from_io, invalid_argument, no_such_bucket, S3Error};
 use super::xml::Writer;
 use super::{cluster, keys, xml, Call};
 use crate::files::TEMP_PREFIX;
@@ -32,33 +32,68 @@ pub(crate) async fn must_exist(call: &Call<'_, '_, '_>, bucket: &str) -> Result<
     }
 }
 
+/// The most buckets a ListBuckets page holds (as on S3).
+const BUCKETS_PER_PAGE_MAX: usize = 10_000;
+
+/// ListBuckets: every bucket, by name; or, as current SDKs ask
+/// (`max-buckets`, `continuation-token`, `prefix`, `bucket-region`), those
+/// whose name starts with `prefix`, a page at a time (the token is the
+/// last name of the page before; `bucket-region` other than this node's
+/// region: none).
 pub(crate) async fn list_buckets(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
+    let query = call.query;
+    let prefix = query.get("prefix").unwrap_or("");
+    let after = query.get("continuation-token").filter(|t| !t.is_empty());
+    let page = match query.get("max-buckets") {
+        Some(text) => {
+            text.trim().parse::<usize>().ok().filter(|n| (1..=BUCKETS_PER_PAGE_MAX).contains(n)).ok_or_else(|| {
+                invalid_argument(format!("max-buckets must be a number from 1 to {BUCKETS_PER_PAGE_MAX}, not {text}"))
+            })?
+        }
+        None => usize::MAX,
+    };
+    let region = &call.shard().config.s3.as_ref().expect("an S3 listener has S3 settings").region;
+    let elsewhere = query.get("bucket-region").is_some_and(|r| r != region.as_str());
     let root = call.shard().store.root();
     let entries = root.read_dir().map_err(|e| from_io("cannot list the buckets", &e))?;
+    let mut names: Vec<String> = entries
+        .into_iter()
+        .filter_map(|entry| entry.name.to_str().map(str::to_string))
+        .filter(|name| keys::check_bucket(name).is_ok() && name.starts_with(prefix))
+        .filter(|name| after.is_none_or(|after| name.as_str() > after) && !elsewhere)
+        .collect();
+    names.sort();
     let mut buckets: Vec<(String, u64)> = Vec::new();
-    for entry in entries {
-        let Some(name) = entry.name.to_str().map(str::to_string) else { continue };
-        if keys::check_bucket(&name).is_err() {
-            continue;
-        }
+    let mut more = false;
+    for name in names {
         if let Ok(meta) = root.stat(&name).await {
             if meta.is_dir() {
+                if buckets.len() == page {
+                    more = true;
+                    break;
+                }
                 buckets.push((name, meta.mtime.0.max(0) as u64));
             }
         }
     }
-    buckets.sort();
     let mut out = Writer::document();
     out.root("ListAllMyBucketsResult");
     owner(&mut out);
     out.open("Buckets");
-    for (name, created) in buckets {
+    for (name, created) in &buckets {
         out.open("Bucket");
         out.leaf("Name", name);
-        out.leaf("CreationDate", xml::iso8601(created));
+        out.leaf("CreationDate", xml::iso8601(*created));
+        out.leaf("BucketRegion", region);
         out.close("Bucket");
     }
     out.close("Buckets");
+    if more {
+        out.leaf("ContinuationToken", &buckets.last().expect("a full page").0);
+    }
+    if query.has("prefix") {
+        out.leaf("Prefix", prefix);
+    }
     out.close("ListAllMyBucketsResult");
     call.xml(out.finish()).await
 }

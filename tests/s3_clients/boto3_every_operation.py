@@ -20,6 +20,21 @@ assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["photos"]
 s3.head_bucket(Bucket="photos")
 assert code(lambda: s3.head_bucket(Bucket="not-there")) == "404"
 assert s3.get_bucket_location(Bucket="photos").get("LocationConstraint") is None
+# ListBuckets as current SDKs page it: by prefix, a page at a time, with
+# each bucket's region.
+for name in ["pre-c", "pre-a", "pre-b", "prf"]:
+    s3.create_bucket(Bucket=name)
+listed = s3.list_buckets(Prefix="pre-")
+assert [b["Name"] for b in listed["Buckets"]] == ["pre-a", "pre-b", "pre-c"] and listed["Prefix"] == "pre-", listed
+assert {b["BucketRegion"] for b in listed["Buckets"]} == {"us-east-1"}
+pages = list(s3.get_paginator("list_buckets").paginate(PaginationConfig={"PageSize": 2}))
+assert [len(p["Buckets"]) for p in pages] == [2, 2, 1], [len(p["Buckets"]) for p in pages]
+assert [b["Name"] for p in pages for b in p["Buckets"]] == ["photos", "pre-a", "pre-b", "pre-c", "prf"]
+assert "ContinuationToken" not in pages[-1]
+assert s3.list_buckets(BucketRegion="eu-west-1")["Buckets"] == []
+assert code(lambda: client(parameter_validation=False).list_buckets(MaxBuckets=0)) == "InvalidArgument"
+for name in ["pre-c", "pre-a", "pre-b", "prf"]:
+    s3.delete_bucket(Bucket=name)
 
 # Objects: metadata round trip, ranges, conditionals, overrides.
 body = os.urandom(4096)
