@@ -20,7 +20,7 @@ use super::{anonymous_reads, bucket, object, unkept, Call};
 const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
 
 /// The owner's ID and name, as listings give them.
-const OWNER: &str = "percore";
+const OWNER: &str = bucket::OWNER_ID;
 
 /// GetBucketAcl (`path` none) or GetObjectAcl.
 pub(crate) async fn get(call: &mut Call<'_, '_, '_>, bucket: &str, path: Option<&[u8]>) -> Result<bool, S3Error> {

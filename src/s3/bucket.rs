@@ -98,11 +98,14 @@ pub(crate) async fn list_buckets(call: &mut Call<'_, '_, '_>) -> Result<bool, S3
     call.xml(out.finish()).await
 }
 
-/// The `<Owner>` of everything: percore has one.
+/// The ID (and name) of the owner of every bucket: percore has one.
+pub(crate) const OWNER_ID: &str = "percore";
+
+/// The `<Owner>` of everything.
 pub(crate) fn owner(out: &mut Writer) {
     out.open("Owner");
-    out.leaf("ID", "percore");
-    out.leaf("DisplayName", "percore");
+    out.leaf("ID", OWNER_ID);
+    out.leaf("DisplayName", OWNER_ID);
     out.close("Owner");
 }
 

@@ -292,6 +292,7 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
         };
     };
     keys::check_bucket(&bucket)?;
+    unkept::refuse_other_owner(|name| call.headers.get(name), method == "PUT")?;
     if target.key.is_empty() {
         return match method {
             "PUT" if q.has("cors") => Box::pin(cors::put(call, &bucket)).await,

@@ -16,12 +16,15 @@
 //!   answers for a bucket whose ACLs are disabled (its default since 2023).
 //!   With anonymous reads on, `private` is taken although anyone may read:
 //!   so it is on S3 when a bucket policy grants public reads.
+//! - **Another owner**: `x-amz-expected-bucket-owner` (and the copy
+//!   source's) other than percore's one owner, `percore`: 403, as S3
+//!   answers when another account owns the bucket.
 //! - **Versions**: percore keeps one version of an object, whose id is
 //!   `null`, S3's id of the version an unversioned bucket holds. A
 //!   `versionId` other than `null` is 400 InvalidArgument: taken as no
 //!   version, a GET would answer another version and a DELETE remove one.
 
-use super::error::{invalid_argument, invalid_request, not_implemented, S3Error};
+use super::error::{access_denied, invalid_argument, invalid_request, not_implemented, S3Error};
 
 /// The canned ACLs that hold for every object and bucket.
 const TRUE_ACLS: [&str; 4] = ["private", "bucket-owner-read", "bucket-owner-full-control", "authenticated-read"];
@@ -71,6 +74,29 @@ pub(crate) fn refuse_on_bucket<'v>(
         ));
     }
     refuse_acl(&field, field("x-amz-acl"), anonymous_reads)
+}
+
+/// Refuses a request that asks for its bucket (or a copy's source bucket)
+/// to be owned by another account than percore's one owner
+/// (`x-amz-expected-bucket-owner`, `x-amz-source-expected-bucket-owner`),
+/// as S3 refuses one whose bucket another account owns: taken without the
+/// check, the client would believe it made. The source's is looked for
+/// only in a PUT (`put`: a copy), sparing every GET a lookup.
+pub(crate) fn refuse_other_owner<'v>(field: impl Fn(&str) -> Option<&'v str>, put: bool) -> Result<(), S3Error> {
+    let names: &[&str] = if put {
+        &["x-amz-expected-bucket-owner", "x-amz-source-expected-bucket-owner"]
+    } else {
+        &["x-amz-expected-bucket-owner"]
+    };
+    for &name in names {
+        if let Some(expected) = field(name).filter(|owner| owner.trim() != super::bucket::OWNER_ID) {
+            return Err(access_denied(format!(
+                "{name} is {expected}, but every bucket here is owned by {}: send that, or leave the header out",
+                super::bucket::OWNER_ID
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a `versionId` other than `null`.

@@ -92,6 +92,17 @@ assert code(lambda: s3.put_object_acl(Bucket="hostile", Key="private", GrantRead
 assert code(lambda: s3.put_object_acl(Bucket="hostile", Key="no-such", ACL="private")) == "NoSuchKey"
 assert s3.get_object_acl(Bucket="hostile", Key="private")["Grants"] == owner_only
 s3.delete_object(Bucket="hostile", Key="private")
+# A bucket expected to be another account's: refused, as S3 refuses it when
+# the bucket's owner is not the one expected (taken without the check, the
+# client would believe it made); percore's one owner is taken.
+other = {"ExpectedBucketOwner": "123456789012"}
+assert code(lambda: s3.put_object(Bucket="hostile", Key="owned", Body=b"x", **other)) == "AccessDenied"
+assert code(lambda: s3.get_object(Bucket="hostile", Key="crc-ok", **other)) == "AccessDenied"
+assert code(lambda: s3.list_objects_v2(Bucket="hostile", **other)) == "AccessDenied"
+assert code(lambda: s3.copy_object(Bucket="hostile", Key="owned", CopySource="hostile/crc-ok",
+                                   ExpectedSourceBucketOwner="123456789012")) == "AccessDenied"
+absent("owned")
+assert s3.get_object(Bucket="hostile", Key="crc-ok", ExpectedBucketOwner="percore")["Body"].read() == b"data"
 # Tags that S3 would refuse are refused before anything is stored: a
 # character tags may not hold, a tag set that is no query string, a
 # directive that is neither COPY nor REPLACE, a Tagging document that is
