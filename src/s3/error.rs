@@ -126,6 +126,7 @@ pub(crate) fn commit_error(outcome: Outcome) -> S3Error {
     }
 }
 
+/// 412: a condition of the request did not hold.
 pub(crate) fn precondition_failed() -> S3Error {
     S3Error::new(412, "PreconditionFailed", "at least one of the preconditions you specified did not hold")
 }

@@ -15,11 +15,12 @@
 //! `chunked` (payloads), `checksum` (`x-amz-checksum-*`, and a multipart
 //! object's from its parts'), `uploads` (multipart uploads on disk),
 //! `pending` (ListMultipartUploads), `parts` (a completed one's part
-//! layout), `attributes` (GetObjectAttributes), `tags` (object tags
-//! as requests carry them and the metadata keeps them), `tagging` (an
-//! object's tags read and set; `bucket_tagging`, a bucket's), `acl` (ACLs as they hold here), `unkept` (what else a
-//! request may ask that percore does not keep: refused), `unset` (bucket
-//! settings percore does not keep, read as unset), `date`, `xml` and
+//! layout), `attributes` (GetObjectAttributes), `tags` (object tags as
+//! requests carry them and the metadata keeps them), `tagging` (an
+//! object's tags read and set; `bucket_tagging`, a bucket's), `acl` (ACLs
+//! as they hold here), `unkept` (what else a request may ask that percore
+//! does not keep: refused), `unset` (bucket settings percore does not
+//! keep, read as unset), `date`, `xml` and
 //! `error` (answers), `meta` (what is stored with an object), `keys`
 //! (bucket names and keys as store paths), `settings`, `state` (a shard's),
 //! `folder` (keys that end in `/`), `cors` (a bucket's rules for pages of
