@@ -55,12 +55,14 @@ pub(crate) async fn list_buckets(call: &mut Call<'_, '_, '_>) -> Result<bool, S3
     let region = &call.shard().config.s3.as_ref().expect("an S3 listener has S3 settings").region;
     let elsewhere = query.get("bucket-region").is_some_and(|r| r != region.as_str());
     let root = call.shard().store.root();
-    let entries = root.read_dir().map_err(|e| from_io("cannot list the buckets", &e))?;
+    // (Another region holds none of them: the directory is not read.)
+    let entries =
+        if elsewhere { Vec::new() } else { root.read_dir().map_err(|e| from_io("cannot list the buckets", &e))? };
     let mut names: Vec<String> = entries
         .into_iter()
         .filter_map(|entry| entry.name.to_str().map(str::to_string))
         .filter(|name| keys::check_bucket(name).is_ok() && name.starts_with(prefix))
-        .filter(|name| after.is_none_or(|after| name.as_str() > after) && !elsewhere)
+        .filter(|name| after.is_none_or(|after| name.as_str() > after))
         .collect();
     names.sort();
     let mut buckets: Vec<(String, u64)> = Vec::new();

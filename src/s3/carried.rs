@@ -9,6 +9,7 @@
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
+use super::head::{fits_a_header, is_token};
 use super::meta::{Folder, KEPT_HEADERS};
 
 /// The header.
@@ -64,12 +65,11 @@ fn check_headers(headers: &[(String, String)]) -> Result<(), String> {
             || name.starts_with("x-amz-checksum-")
             || (name == super::parts::HEADER && super::parts::decode(value).is_some())
             || (name == super::tags::HEADER && super::tags::stored_value_holds(value));
-        let token =
-            name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b));
+        let token = is_token(name) && !name.bytes().any(|b| b.is_ascii_uppercase());
         if !kept || !token {
             return Err(format!("{name} is not a header S3 keeps with an object"));
         }
-        if value.chars().any(|c| c.is_control() && c != '\t') {
+        if !fits_a_header(value) {
             return Err(format!("the value of {name} holds a control character"));
         }
         // (Tags have limits of their own, checked above.)

@@ -172,6 +172,17 @@ impl Query {
     }
 }
 
+/// Whether `name` can be a header's name: an HTTP token (RFC 9110 §5.6.2).
+pub(crate) fn is_token(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether `value` can be sent back as a header's value: no control
+/// character but tab (no line break can end the header early).
+pub(crate) fn fits_a_header(value: &str) -> bool {
+    !value.chars().any(|c| c.is_control() && c != '\t')
+}
+
 /// Percent-decodes `text` (`+` stays `+`: SDKs encode spaces as `%20`).
 pub(crate) fn decode(text: &str) -> Result<String, &'static str> {
     percent_encoding::percent_decode_str(text).decode_utf8().map(|s| s.into_owned()).map_err(|_| "not UTF-8")

@@ -11,7 +11,7 @@
 //! with a control character) or that contradicts a header of the same
 //! name is refused: kept, it could end up in an answer's head.
 
-use super::head::{Headers, Query};
+use super::head::{fits_a_header, is_token, Headers, Query};
 
 /// A presigned URL's own parameters (compared without case).
 const OWN: [&str; 7] = [
@@ -33,20 +33,20 @@ pub(crate) fn hoisted(headers: &Headers, query: &Query) -> Result<Option<Headers
             continue;
         }
         let name = name.to_ascii_lowercase();
-        let token = name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-        if !token {
+        if !is_token(&name) {
             return Err(format!("the query parameter {name} cannot stand for a header: its name is no token"));
         }
-        if value.chars().any(|c| c.is_control() && c != '\t') {
+        if !fits_a_header(value) {
             return Err(format!(
                 "the query parameter {name} cannot stand for a header: its value holds a control character"
             ));
         }
-        if headers.get(&name).is_some_and(|sent| sent != value.trim()) || extra.iter().any(|(n, _)| *n == name) {
+        let sent = headers.get(&name);
+        if sent.is_some_and(|sent| sent != value.trim()) || extra.iter().any(|(n, _)| *n == name) {
             return Err(format!("{name} is given twice (in the query and as a header, or twice in the query)"));
         }
         // (The same as a header sent with it: that header.)
-        if headers.get(&name).is_none() {
+        if sent.is_none() {
             extra.push((name, value));
         }
     }

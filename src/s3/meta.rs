@@ -20,6 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::head::{fits_a_header, is_token};
 use super::sigv4::{hex, push_hex};
 use crate::files;
 
@@ -281,10 +282,9 @@ pub(crate) fn from_fields(fields: &[(String, String)]) -> Result<Vec<(String, St
     let named = |name: &str| fields.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
     let is_meta =
         |n: &str| n.len() > META.len() && n.is_char_boundary(META.len()) && n[..META.len()].eq_ignore_ascii_case(META);
-    let token = |n: &str| n.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     for (name, value) in fields {
         let kept_name = is_meta(name) || KEPT_HEADERS.iter().any(|k| k.eq_ignore_ascii_case(name));
-        if kept_name && (!token(name) || value.chars().any(|c| c.is_control() && c != '\t')) {
+        if kept_name && (!is_token(name) || !fits_a_header(value)) {
             return Err(format!("the form field {name} cannot be stored as a header: no control characters"));
         }
     }
