@@ -1,10 +1,13 @@
 //! The S3 API as its users reach it: boto3 through every operation (and over
 //! HTTPS, where it streams aws-chunked bodies with checksums), with
 //! folders and with presigned POST forms, `aws s3` syncing a tree, `rclone sync` and `check`, `s3cmd`,
-//! restic backing up into a bucket, s3fs mounting one; hostile requests;
-//! kill -9 during multipart uploads and copies. The Python scripts are in
-//! `tests/s3_clients/`; `.ci/run` installs the clients (boto3 and awscli in
-//! `target/s3-clients`, rclone, s3cmd, restic and s3fs from Debian).
+//! restic backing up into a bucket, s3fs mounting one; the MinIO SDK,
+//! Arrow's S3 file system (the AWS SDK for C++), obstore (Rust's
+//! object_store) and the AWS SDK for JavaScript; hostile requests;
+//! kill -9 during multipart uploads and copies. The scripts are in
+//! `tests/s3_clients/`; `.ci/run` installs the clients (boto3, awscli,
+//! minio, pyarrow and obstore in `target/s3-clients`, the JavaScript SDK in
+//! `target/js-clients`, rclone, s3cmd, restic and s3fs from Debian).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -192,6 +195,33 @@ fn anonymous_reads_serve_unsigned_gets_only_and_take_a_public_read_acl() {
     let daemon = Daemon::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let endpoint = format!("http://{}", daemon.s3_addr.expect("an S3 address"));
     script("anonymous.py", &endpoint, None, &[]);
+}
+
+#[test]
+fn minio_sdk_arrow_and_object_store_write_read_list_copy_and_delete_as_their_users_do() {
+    let s3 = S3::start(false);
+    script("sdks.py", &s3.endpoint(), None, &[]);
+}
+
+/// The AWS SDK for JavaScript v3 under Node: `.ci/run` installs the
+/// versions `tests/s3_clients/js/package-lock.json` pins in
+/// `target/js-clients`, where the script runs (Node finds an ES module's
+/// imports beside it).
+#[test]
+fn aws_sdk_for_javascript_v3_uploads_downloads_presigns_lists_and_deletes() {
+    let s3 = S3::start(false);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("target/js-clients");
+    assert!(
+        dir.join("node_modules/@aws-sdk/client-s3").is_dir(),
+        "the AWS SDK for JavaScript is not installed in {}: run .ci/run, or `npm ci` there with the files of \
+         tests/s3_clients/js",
+        dir.display()
+    );
+    let script = dir.join("js_sdk.mjs");
+    std::fs::copy(root.join("tests/s3_clients/js/js_sdk.mjs"), &script).unwrap();
+    let text = run(client_env(&mut Command::new("node")).arg(&script).env("S3_ENDPOINT", s3.endpoint()));
+    assert!(text.lines().any(|l| l == "ok"), "js_sdk.mjs did not finish:\n{text}");
 }
 
 /// Every file under `dir`.
