@@ -547,7 +547,8 @@ fn a_node_refuses_another_nodes_objects_with_503_for_every_method() {
 /// `/files/` front end too), lists them gathered from every node, copies
 /// between nodes, uploads in parts, deletes in batches; with a node killed
 /// its keys get 503 and listings fail (503) rather than leave its keys
-/// out; restarted, everything is there.
+/// out; restarted, everything is there; random listings equal a model of
+/// S3's (`listing_model.py`).
 #[test]
 fn s3_on_three_nodes_behind_haproxy_lists_copies_and_deletes_across_nodes() {
     let _heavy = crate::util::heavy();
@@ -611,6 +612,8 @@ fn s3_on_three_nodes_behind_haproxy_lists_copies_and_deletes_across_nodes() {
     nodes[1] = Some(start_node_with(1, &addrs, data, s3));
     std::thread::sleep(Duration::from_millis(1500));
     phase("check", &[]);
+    // Listings gathered from the three nodes, against S3's rules.
+    crate::s3::script("listing_model.py", &endpoint, None, &[("LISTING_ROUNDS", "2")]);
     // Nothing left behind on any node but the empty data directories.
     for node in nodes.iter().flatten() {
         assert!(!node.dir().join("spread").exists(), "the bucket is gone from {:?}", node.dir());

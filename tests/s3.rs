@@ -198,6 +198,12 @@ fn anonymous_reads_serve_unsigned_gets_only_and_take_a_public_read_acl() {
 }
 
 #[test]
+fn listings_equal_a_model_of_s3s_rules_over_random_keys_prefixes_delimiters_and_start_keys() {
+    let s3 = S3::start(false);
+    script("listing_model.py", &s3.endpoint(), None, &[]);
+}
+
+#[test]
 fn minio_sdk_arrow_and_object_store_write_read_list_copy_and_delete_as_their_users_do() {
     let s3 = S3::start(false);
     script("sdks.py", &s3.endpoint(), None, &[]);

@@ -63,39 +63,50 @@ impl Item {
 }
 
 /// What to list.
+///
+/// A page is the listing's entries in byte order, each a key or a
+/// CommonPrefix standing at its own name, after the start key: a key after
+/// the start key whose CommonPrefix sorts at or before it is not listed
+/// (the page that ended on that prefix listed it, or, for a start key
+/// inside it, it lies before the start).
 struct Page<'a> {
     prefix: &'a [u8],
     delimiter: Option<&'a [u8]>,
-    /// Keys up to and including this one are skipped (and, if it ends with
-    /// the delimiter, everything under it: a CommonPrefix already listed).
+    /// Entries up to and including this name are skipped.
     after: Option<Vec<u8>>,
     max: usize,
 }
 
 impl Page<'_> {
-    /// Resuming after a CommonPrefix: nothing under it again.
-    fn skips_under(&self, key: &[u8]) -> bool {
-        matches!((self.after.as_deref(), self.delimiter), (Some(a), Some(d)) if a.ends_with(d) && key.starts_with(a))
+    /// The CommonPrefix of every key that starts with `start`, if the
+    /// delimiter is already in `start` after the prefix.
+    fn common_prefix<'k>(&self, start: &'k [u8]) -> Option<&'k [u8]> {
+        let d = self.delimiter?;
+        let rest = start.strip_prefix(self.prefix)?;
+        let at = rest.windows(d.len()).position(|w| w == d)?;
+        Some(&start[..self.prefix.len() + at + d.len()])
+    }
+
+    /// Whether every key that starts with `start` rolls up into a
+    /// CommonPrefix at or before the start key: none is listed.
+    fn rolls_up_before_start(&self, start: &[u8]) -> bool {
+        matches!((self.after.as_deref(), self.common_prefix(start)), (Some(a), Some(common)) if common <= a)
     }
 
     /// Whether `key` is listed as itself: not if it is outside the page,
     /// nor if the delimiter rolls it into a CommonPrefix (added to `items`
-    /// here, once).
+    /// here, once, if it sorts after the start key).
     fn lists(&self, items: &mut Vec<Item>, key: &[u8]) -> bool {
         let after = self.after.as_deref();
-        if !key.starts_with(self.prefix) || after.is_some_and(|a| key <= a) || self.skips_under(key) {
+        if !key.starts_with(self.prefix) || after.is_some_and(|a| key <= a) {
             return false;
         }
-        if let Some(d) = self.delimiter {
-            let rest = &key[self.prefix.len()..];
-            if let Some(at) = rest.windows(d.len()).position(|w| w == d) {
-                let common = key[..self.prefix.len() + at + d.len()].to_vec();
-                let repeated = matches!(items.last(), Some(Item::Prefix(p)) if *p == common);
-                if !repeated && after != Some(common.as_slice()) {
-                    items.push(Item::Prefix(common));
-                }
-                return false;
+        if let Some(common) = self.common_prefix(key) {
+            let repeated = matches!(items.last(), Some(Item::Prefix(p)) if p.as_slice() == common);
+            if !repeated && after.is_none_or(|a| common > a) {
+                items.push(Item::Prefix(common.to_vec()));
             }
+            return false;
         }
         true
     }
@@ -179,7 +190,7 @@ async fn walk(root: Dir, page: &Page<'_>) -> std::io::Result<Vec<Item>> {
                     continue;
                 }
             }
-            if page.skips_under(&full) {
+            if page.rolls_up_before_start(&full) {
                 continue;
             }
             let dir = match top.dir.open_dir(OsStr::from_bytes(&name)).await {
@@ -190,7 +201,8 @@ async fn walk(root: Dir, page: &Page<'_>) -> std::io::Result<Vec<Item>> {
             // (A directory that is the prefix itself is walked: its keys
             // have the delimiter after the prefix only further down.)
             if inside_prefix && full.len() > page.prefix.len() && page.delimiter == Some(b"/".as_slice()) {
-                if after != Some(full.as_slice()) && bucket::holds_object(&dir).await? {
+                // (Not listed again after a page that ended on it.)
+                if after.is_none_or(|a| full.as_slice() > a) && bucket::holds_object(&dir).await? {
                     items.push(Item::Prefix(full));
                 }
                 continue;

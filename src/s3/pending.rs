@@ -133,8 +133,9 @@ pub(crate) async fn list(call: &mut Call<'_, '_, '_>, bucket: &str) -> Result<bo
 
 /// The page's entries from `uploads` (sorted, after the markers): each
 /// upload, or for a key with `delimiter` after `prefix` the prefix up to it
-/// (once, and not the one `key_marker` names: an earlier page listed it);
-/// at most `max`, and whether more are left.
+/// (once, and only if it sorts after `key_marker`: an earlier page that
+/// ended on it listed it, and a marker inside it starts after it, as
+/// ListObjects does); at most `max`, and whether more are left.
 fn page(uploads: Vec<Upload>, prefix: &str, delimiter: &str, key_marker: &str, max: usize) -> (Vec<Entry>, bool) {
     let mut entries: Vec<Entry> = Vec::new();
     for upload in uploads {
@@ -143,7 +144,7 @@ fn page(uploads: Vec<Upload>, prefix: &str, delimiter: &str, key_marker: &str, m
             .flatten()
             .map(|at| upload.0[..prefix.len() + at + delimiter.len()].to_string());
         let entry = match common {
-            Some(common) if common == key_marker => continue,
+            Some(common) if !key_marker.is_empty() && common.as_str() <= key_marker => continue,
             Some(common) if matches!(entries.last(), Some(Entry::Prefix(last)) if *last == common) => continue,
             Some(common) => Entry::Prefix(common),
             None => Entry::Upload(upload),
@@ -187,6 +188,10 @@ mod tests {
         // keys above `d/`, which begin with it.
         let after: Vec<Upload> = all.iter().filter(|u| u.0.as_str() > "d/").cloned().collect();
         let (entries, _) = page(after, "", "/", "d/", 2);
+        assert_eq!(names(&entries), ["e#u4", "f/*"]);
+        // A key marker inside a prefix starts after the prefix too.
+        let inside: Vec<Upload> = all.iter().filter(|u| u.0.as_str() > "d/1").cloned().collect();
+        let (entries, _) = page(inside, "", "/", "d/1", 10);
         assert_eq!(names(&entries), ["e#u4", "f/*"]);
         let under: Vec<Upload> = all.iter().filter(|u| u.0.starts_with("d/")).cloned().collect();
         let (entries, _) = page(under, "d/", "/", "", 10);
