@@ -71,12 +71,18 @@ pub(crate) fn plan(request: &Request, meta: &Meta<'_>) -> Plan {
         Decision::NotModified => return Plan::NotModified,
         Decision::Proceed => {}
     }
-    // Range applies to GET only, and only if If-Range (when sent) holds.
+    // Range applies to GET only (RFC 9110, 14.2).
+    if request.method != Method::Get {
+        return Plan::Whole;
+    }
+    range_plan(request, meta)
+}
+
+/// What the request's Range asks of `meta`, if it sends one and If-Range
+/// (when sent) holds; the whole otherwise.
+pub(crate) fn range_plan(request: &Request, meta: &Meta<'_>) -> Plan {
     match request.range.as_deref() {
-        Some(range)
-            if request.method == Method::Get
-                && files::if_range_holds(request.if_range.as_deref(), meta.etag, meta.modified_secs) =>
-        {
+        Some(range) if files::if_range_holds(request.if_range.as_deref(), meta.etag, meta.modified_secs) => {
             match ranges::parse_ranges(range, meta.size) {
                 Ranges::Full => Plan::Whole,
                 Ranges::Unsatisfiable => Plan::Unsatisfiable,
