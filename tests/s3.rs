@@ -210,6 +210,12 @@ fn gets_and_heads_under_every_combination_of_conditions_and_ranges_answer_as_rfc
 }
 
 #[test]
+fn keys_that_need_encoding_round_trip_and_keys_the_store_cannot_hold_are_refused() {
+    let s3 = S3::start(false);
+    script("key_model.py", &s3.endpoint(), None, &[]);
+}
+
+#[test]
 fn minio_sdk_arrow_and_object_store_write_read_list_copy_and_delete_as_their_users_do() {
     let s3 = S3::start(false);
     script("sdks.py", &s3.endpoint(), None, &[]);

@@ -21,7 +21,7 @@
 //! as they hold here), `unkept` (what else a request may ask that percore
 //! does not keep: refused), `unset` (bucket settings percore does not
 //! keep, read as unset), `date`, `xml` and
-//! `error` (answers), `meta` (what is stored with an object), `keys`
+//! `error` and `answer` (errors, and how they are answered), `meta` (what is stored with an object), `keys`
 //! (bucket names and keys as store paths), `settings`, `state` (a shard's),
 //! `folder` (keys that end in `/`), `cors` (a bucket's rules for pages of
 //! other origins), `post` and `form` (uploads from browsers' HTML forms),
@@ -29,6 +29,7 @@
 //! from another node).
 
 mod acl;
+mod answer;
 mod attributes;
 mod body;
 mod bucket;
@@ -80,6 +81,7 @@ use crate::http::request::{Body as Framing, Method, Request};
 use crate::http::response::Head;
 use crate::http::wire::Incoming;
 use crate::shard::Shard;
+use answer::{answer_error, settle_unread, RequestId};
 use head::{Headers, Query, Target};
 
 /// One S3 request under way: what the handlers read and answer through.
@@ -94,6 +96,10 @@ pub(crate) struct Call<'c, 'a, 'b> {
     payload: Option<sigv4::Payload>,
     /// The connection closes after this answer whatever happens.
     close_after: bool,
+    /// Whether anything of the body has been asked for (`100 Continue`
+    /// sent, a reader opened, or the body drained): an answer after that
+    /// leaves the body as the handler left it.
+    body_touched: bool,
 }
 
 impl<'c, 'a, 'b> Call<'c, 'a, 'b> {
@@ -103,6 +109,7 @@ impl<'c, 'a, 'b> Call<'c, 'a, 'b> {
 
     /// Opens the body for reading, at most `max` payload bytes.
     pub(crate) fn body(&mut self, max: u64) -> Result<(body::Body<'_, 'b>, &mut Reply<'a>), S3Error> {
+        self.body_touched = true;
         let shard = self.reply.shard;
         let reader = BodyReader::new(self.incoming, self.buf, self.request.body, u64::MAX, shard.config.body_timeout());
         let body = body::Body::new(reader, &mut self.payload, self.headers, max)?;
@@ -111,7 +118,17 @@ impl<'c, 'a, 'b> Call<'c, 'a, 'b> {
 
     /// Sends `100 Continue` if the client waits for it.
     pub(crate) async fn continue_100(&mut self) -> bool {
+        self.body_touched = true;
         !self.request.expect_continue || self.reply.send_one(Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n")).await
+    }
+
+    /// Before an answer that needs no body (an error, or another node's
+    /// object): a body not asked for yet is read and dropped
+    /// ([`settle_unread`]).
+    async fn settle_body(&mut self) {
+        if !std::mem::replace(&mut self.body_touched, true) {
+            settle_unread(self.reply, self.incoming, self.buf, self.request, self.close_after).await;
+        }
     }
 
     /// The body has been read in full: the connection can stay open.
@@ -161,6 +178,7 @@ pub(crate) async fn serve(
     let query = match Query::parse(request.query.as_deref()) {
         Ok(query) => query,
         Err(why) => {
+            settle_unread(reply, incoming, buf, request, close_after).await;
             let err = S3Error::new(400, "InvalidURI", format!("the query could not be parsed: {why}"));
             return answer_error(reply, request, &err, request_id).await;
         }
@@ -168,10 +186,15 @@ pub(crate) async fn serve(
     // A presigned URL's `x-amz-*` parameters stand for headers (`hoisted`).
     let hoisted = match hoisted::hoisted(headers, &query) {
         Ok(hoisted) => hoisted,
-        Err(why) => return answer_error(reply, request, &error::invalid_argument(why), request_id).await,
+        Err(why) => {
+            settle_unread(reply, incoming, buf, request, close_after).await;
+            return answer_error(reply, request, &error::invalid_argument(why), request_id).await;
+        }
     };
     let headers = hoisted.as_ref().unwrap_or(headers);
-    let mut call = Call { reply, incoming, buf, request, headers, query: &query, payload: None, close_after };
+    let payload = None;
+    let mut call =
+        Call { reply, incoming, buf, request, headers, query: &query, payload, close_after, body_touched: false };
     let outcome = if method_name(&request.method) == "OPTIONS" {
         // A browser's CORS preflight: unsigned, as browsers send it.
         Box::pin(preflight(&mut call)).await
@@ -194,7 +217,10 @@ pub(crate) async fn serve(
     };
     match outcome {
         Ok(sent) => sent,
-        Err(err) => answer_error(call.reply, request, &err, request_id).await,
+        Err(err) => {
+            call.settle_body().await;
+            answer_error(call.reply, request, &err, request_id).await
+        }
     }
 }
 
@@ -370,9 +396,7 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
 /// NoSuchKey for an object that may well exist there. Its body is read
 /// first if it is small (`http::body::drain`: why HAProxy needs that).
 async fn misdirected(call: &mut Call<'_, '_, '_>, owner: &str) -> S3Error {
-    if crate::http::body::drain(call.reply, call.incoming, call.buf, call.request).await {
-        call.body_read();
-    }
+    call.settle_body().await;
     call.reply.add_lines(&format!("X-Percore-Owner: {owner}\r\n"));
     S3Error::new(
         503,
@@ -456,40 +480,4 @@ fn unserved(method: &str, query: &Query, what: &str) -> S3Error {
 
 fn method_not_allowed() -> S3Error {
     S3Error::new(405, "MethodNotAllowed", "the specified method is not allowed against this resource")
-}
-
-/// Answers `err` as S3 does: its status, the XML body (none for HEAD).
-/// Which request of which shard: the `x-amz-request-id` of an error.
-#[derive(Clone, Copy)]
-struct RequestId(usize, u64);
-
-impl std::fmt::Display for RequestId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:04X}{:012X}", self.0, self.1)
-    }
-}
-
-async fn answer_error(reply: &mut Reply<'_>, request: &Request, err: &S3Error, request_id: RequestId) -> bool {
-    let request_id = request_id.to_string();
-    if err.status == 0 {
-        // The client is gone: nothing to answer.
-        reply.closing();
-        return false;
-    }
-    // (501, an operation percore does not have, is no fault; nor is
-    // another node's being down.)
-    if err.status >= 500 && err.status != 501 && !err.elsewhere {
-        reply.fault(format!("{}: {}", err.code, err.message));
-    }
-    let mut head = Head::new(err.status).header("x-amz-request-id", &request_id);
-    if err.status == 503 {
-        head = head.header("Retry-After", 1);
-    }
-    let whole = if request.method == Method::Head {
-        reply.finish(head, 0)
-    } else {
-        let body = err.body(&request.path, &request_id);
-        reply.finish_with(head.header("Content-Type", "application/xml"), body.as_bytes())
-    };
-    reply.send_one(whole).await
 }

@@ -105,8 +105,10 @@ pub(crate) fn item_fields(body: &[u8], root: &str, item: &str) -> Result<Vec<Vec
 /// of `<Tagging><TagSet><Tag>...`.
 pub(crate) fn fields_within(body: &[u8], container: &[&str], item: &str) -> Result<Vec<Vec<(String, String)>>, String> {
     let (root, depth) = (container[0], container.len());
+    // Text is taken as sent: a key may begin or end with spaces, and the
+    // text on either side of an entity (`a &amp; b`) is part of it. (The
+    // whitespace between elements is outside every field.)
     let mut reader = Reader::from_reader(body);
-    reader.config_mut().trim_text(true);
     let mut path: Vec<String> = Vec::new();
     let mut out: Vec<Vec<(String, String)>> = Vec::new();
     let mut seen_root = false;
@@ -152,6 +154,7 @@ pub(crate) fn fields_within(body: &[u8], container: &[&str], item: &str) -> Resu
                 let text = t.decode().map_err(|e| e.to_string())?;
                 quick_xml::escape::unescape(&text).map_err(|e| e.to_string())?.into_owned()
             }
+            Event::CData(t) if within(&path) => t.decode().map_err(|e| e.to_string())?.into_owned(),
             // An entity or character reference inside a field's text.
             Event::GeneralRef(r) if within(&path) => match r.resolve_char_ref().map_err(|e| e.to_string())? {
                 Some(c) => c.to_string(),
@@ -206,6 +209,11 @@ mod tests {
         let got = items(body, "Delete", "Object", &["Key", "VersionId"]).unwrap();
         assert_eq!(got, vec![vec![Some("a&b".into()), None], vec![Some("c/d".into()), Some("1".into())]]);
         assert!(flag(body, "Quiet"));
+        // Spaces are part of a key, also beside an entity or a CDATA section.
+        let body = b"<Delete>\n  <Object>\n    <Key> Tom &amp; Jerry </Key>\n  </Object>\n  \
+            <Object><Key>a <![CDATA[<b>]]> c</Key></Object>\n</Delete>";
+        let got = items(body, "Delete", "Object", &["Key"]).unwrap();
+        assert_eq!(got, vec![vec![Some(" Tom & Jerry ".into())], vec![Some("a <b> c".into())]]);
         assert!(items(b"<Other/>", "Delete", "Object", &["Key"]).is_err());
         assert!(items(b"<Delete><Object><Key>a</Key>", "Delete", "Object", &["Key"]).is_err());
         assert!(items(b"not xml at all <", "Delete", "Object", &["Key"]).is_err());
