@@ -204,6 +204,12 @@ fn listings_equal_a_model_of_s3s_rules_over_random_keys_prefixes_delimiters_and_
 }
 
 #[test]
+fn list_parts_pages_and_completions_of_random_part_numbers_equal_a_model() {
+    let s3 = S3::start(false);
+    script("parts_model.py", &s3.endpoint(), None, &[]);
+}
+
+#[test]
 fn gets_and_heads_under_every_combination_of_conditions_and_ranges_answer_as_rfc_9110_orders_them() {
     let s3 = S3::start(false);
     script("conditions_model.py", &s3.endpoint(), None, &[]);
