@@ -204,6 +204,13 @@ fn listings_equal_a_model_of_s3s_rules_over_random_keys_prefixes_delimiters_and_
 }
 
 #[test]
+fn uploads_whose_bytes_arrive_in_random_pieces_are_stored_whole_or_refused_whole() {
+    let s3 = S3::start(true);
+    script("pieces_model.py", &s3.endpoint(), None, &[]);
+    script("pieces_model.py", &s3.tls_endpoint(), s3.ca.as_deref(), &[("PIECES_SEED", "2")]);
+}
+
+#[test]
 fn list_parts_pages_and_completions_of_random_part_numbers_equal_a_model() {
     let s3 = S3::start(false);
     script("parts_model.py", &s3.endpoint(), None, &[]);
