@@ -298,7 +298,7 @@ fn opaque(tag: &str) -> &str {
 
 /// Seconds since the epoch of an HTTP date; `None` if it does not parse
 /// (an invalid date makes its condition be ignored, RFC 9110 §13.1.3).
-fn http_seconds(text: &str) -> Option<u64> {
+pub(crate) fn http_seconds(text: &str) -> Option<u64> {
     let time = httpdate::parse_http_date(text.trim()).ok()?;
     time.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs())
 }

@@ -76,7 +76,21 @@ fn conditional_writes() {
     assert_eq!(get(&daemon, "/files/doc").body, b"v2");
     assert_eq!(put(&daemon, "/files/missing", b"x", "If-Match: *\r\n").status, 412);
     assert_eq!(delete(&daemon, "/files/doc", &format!("If-Match: {etag}\r\n")).status, 412, "old version");
-    let etag = r.header("ETag").unwrap();
+    // If-Unmodified-Since: a version modified later is not replaced or
+    // deleted; If-Match, when sent, decides instead; a missing file or a
+    // date that does not parse has nothing to compare.
+    let modified = get(&daemon, "/files/doc").header("Last-Modified").unwrap().to_string();
+    let long_ago = "If-Unmodified-Since: Mon, 01 Jan 2001 00:00:00 GMT\r\n";
+    assert_eq!(put(&daemon, "/files/doc", b"v3", long_ago).status, 412);
+    assert_eq!(delete(&daemon, "/files/doc", long_ago).status, 412);
+    assert_eq!(get(&daemon, "/files/doc").body, b"v2", "a refused write changes nothing");
+    assert_eq!(put(&daemon, "/files/new", b"n", long_ago).status, 201);
+    assert_eq!(put(&daemon, "/files/new", b"n", "If-Unmodified-Since: yesterday\r\n").status, 200);
+    let r = put(&daemon, "/files/doc", b"v3", &format!("If-Unmodified-Since: {modified}\r\n"));
+    assert_eq!(r.status, 200);
+    let etag = r.header("ETag").unwrap().to_string();
+    assert_eq!(put(&daemon, "/files/doc", b"v4", &format!("If-Match: {etag}\r\n{long_ago}")).status, 200);
+    let etag = get(&daemon, "/files/doc").header("ETag").unwrap().to_string();
     assert_eq!(delete(&daemon, "/files/doc", &format!("If-Match: {etag}\r\n")).status, 204);
     assert!(stray_temp_files(&daemon).is_empty());
 }

@@ -18,7 +18,11 @@ use crate::store::{Attribute, Conditions, Mark, Outcome, FENCED_MESSAGE};
 use crate::files::io_status;
 
 fn conditions(request: &Request) -> Conditions {
-    Conditions { if_match: request.if_match.clone(), if_none_match: request.if_none_match.clone() }
+    Conditions {
+        if_match: request.if_match.clone(),
+        if_none_match: request.if_none_match.clone(),
+        if_unmodified_since: request.if_unmodified_since.as_deref().and_then(crate::files::http_seconds),
+    }
 }
 
 /// `PUT /files/<encoded>`, reading the body from `incoming` (`buf` holds

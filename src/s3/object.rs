@@ -112,7 +112,7 @@ pub(crate) async fn write_conditions(
             Some(current.stamp)
         }
     };
-    Ok(Conditions { if_match, if_none_match })
+    Ok(Conditions { if_match, if_none_match, if_unmodified_since: None })
 }
 
 /// Streams the request's body into an upload of `path`, checking it, and

@@ -222,11 +222,13 @@ pub(crate) enum Outcome {
     Failed(io::ErrorKind, String),
 }
 
-/// `If-Match` / `If-None-Match` as sent.
+/// `If-Match` / `If-None-Match` as sent, and `If-Unmodified-Since` (seconds
+/// since the epoch, parsed; an unparsable date is ignored, RFC 9110 §13.1.4).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Conditions {
     pub(crate) if_match: Option<String>,
     pub(crate) if_none_match: Option<String>,
+    pub(crate) if_unmodified_since: Option<u64>,
 }
 
 /// Strong comparison of `current` against an entity-tag list (or `*`).
@@ -240,11 +242,19 @@ fn list_matches(list: &str, current: Option<&str>) -> bool {
 }
 
 impl Conditions {
-    /// RFC 9110 §13.2.2 for state-changing methods: If-Match first, then
-    /// If-None-Match; either failing is 412.
+    /// RFC 9110 §13.2.2 for state-changing methods: If-Match first (else
+    /// If-Unmodified-Since), then If-None-Match; any failing is 412.
+    /// `current` is the store's ETag of the version there, which holds its
+    /// modification time.
     fn allow(&self, current: Option<&str>) -> bool {
         if let Some(list) = &self.if_match {
             if !list_matches(list, current) {
+                return false;
+            }
+        } else if let Some(since) = self.if_unmodified_since {
+            // (No version, no date to compare: the condition is ignored.)
+            let modified = current.and_then(files::etag_fields).map(|(_, _, (secs, _))| secs);
+            if modified.is_some_and(|secs| secs.max(0) as u64 > since) {
                 return false;
             }
         }
@@ -292,6 +302,7 @@ mod tests {
         let c = |m: Option<&str>, n: Option<&str>| Conditions {
             if_match: m.map(Into::into),
             if_none_match: n.map(Into::into),
+            if_unmodified_since: None,
         };
         assert!(c(None, None).allow(None));
         assert!(c(None, Some("*")).allow(None), "create only if absent");
@@ -303,5 +314,14 @@ mod tests {
         assert!(!c(Some("W/\"a\""), None).allow(Some("\"a\"")), "If-Match compares strongly");
         assert!(c(Some("*"), None).allow(Some("\"a\"")));
         assert!(!c(Some("*"), None).allow(None));
+        // If-Unmodified-Since against the time in the store's ETag (1000 s
+        // here), unless If-Match is sent; nothing to compare with no version.
+        let current = files::etag_of(7, 3, (1000, 5));
+        let since = |secs| Conditions { if_unmodified_since: Some(secs), ..Conditions::default() };
+        assert!(since(1000).allow(Some(&current)));
+        assert!(!since(999).allow(Some(&current)));
+        assert!(since(999).allow(None));
+        let matched = Conditions { if_match: Some(current.clone()), ..since(999) };
+        assert!(matched.allow(Some(&current)), "If-Match wins over If-Unmodified-Since");
     }
 }
