@@ -4,11 +4,14 @@
 //! screenshot is taken (left in the target directory for a human to look
 //! at). A page from another origin writes and reads an S3 object through
 //! presigned URLs: refused by the browser until the bucket's CORS rules
-//! allow that origin. An HTML form uploads through a presigned POST and is
-//! sent back to its page. If Chromium is missing the tests install it from
+//! allow that origin; a page of another origin uses the AWS SDK for
+//! JavaScript (bundled by esbuild) on a bucket whose rules allow it. An
+//! HTML form uploads through a presigned POST and is sent back to its
+//! page. If Chromium is missing the tests install it from
 //! Debian when they can (root, apt), and otherwise say loudly that they
 //! skipped.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -201,4 +204,70 @@ fn an_html_form_uploads_to_s3_and_comes_back_to_its_page() {
     let shown = run(&chromium, profile.path(), &url, &["--dump-dom", "--virtual-time-budget=10000"]);
     assert!(shown.contains("stored from-a-form.txt"), "{shown}");
     assert_eq!(std::fs::read(daemon.path("forms/from-a-form.txt")).unwrap(), b"typed into a form");
+}
+
+/// A web app of another origin using the AWS SDK for JavaScript v3 in the
+/// page, as such apps do (`tests/s3_clients/js/browser_app.mjs`, bundled
+/// by esbuild): the SDK's preflights with its own headers, its checksums,
+/// lib-storage's multipart upload reading the parts' ETags, listings,
+/// copies and batch deletes, through the bucket's CORS rules.
+#[test]
+fn the_aws_sdk_for_javascript_works_in_a_page_of_another_origin() {
+    let Some(chromium) = chromium_for("browser SDK test") else { return };
+    let TwoOrigins { daemon, origin, endpoint, _keys } = two_origins();
+    crate::s3::node("browser_setup.mjs", &endpoint, &[("BUCKET", "webapp"), ("ORIGIN", &origin)]);
+    let entry = crate::s3::js_client("browser_app.mjs");
+    std::fs::create_dir(daemon.path("site")).unwrap();
+    let bundle = daemon.path("site/app.js");
+    let built = Command::new(entry.parent().unwrap().join("node_modules/.bin/esbuild"))
+        .arg(&entry)
+        .args(["--bundle", "--format=iife", "--global-name=App", "--platform=browser", "--log-level=warning"])
+        .arg(format!("--outfile={}", bundle.display()))
+        .output()
+        .expect("run esbuild (.ci/run installs it in target/js-clients)");
+    assert!(built.status.success(), "esbuild: {}", String::from_utf8_lossy(&built.stderr));
+    // The page PUTs what it saw beside itself (its own origin's /files/):
+    // the calls take longer than Chromium's `--dump-dom` waits.
+    let page = format!(
+        r#"<!doctype html><html><body>waiting</body><script src="app.js"></script><script>
+App.run("{endpoint}", "webapp").then((seen) => fetch("/files/site/seen.txt", {{ method: "PUT", body: seen }}));
+</script></html>"#
+    );
+    std::fs::write(daemon.path("site/app.html"), page).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("{origin}/files/site/app.html");
+    let browser = Browser(
+        Command::new(&chromium)
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(&url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("run chromium"),
+    );
+    let seen = daemon.path("site/seen.txt");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while !seen.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    drop(browser);
+    let shown = std::fs::read_to_string(&seen).expect("the page reported what it saw within 90 s");
+    assert!(shown.ends_with("| OK"), "the page's SDK calls: {shown}");
+    assert!(shown.contains("LIST app/big.bin,app/copy.txt,app/note.txt"), "{shown}");
+    assert!(!daemon.path("webapp/app/note.txt").exists(), "the page deleted what it wrote");
+}
+
+/// A Chromium left running (in a process group of its own), stopped with
+/// all its processes when dropped.
+struct Browser(std::process::Child);
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) of the process group this test made (its leader
+        // is our child, not yet reaped), with a valid signal.
+        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
 }

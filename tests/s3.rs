@@ -234,13 +234,11 @@ fn minio_sdk_arrow_and_object_store_write_read_list_copy_and_delete_as_their_use
     script("sdks.py", &s3.endpoint(), None, &[]);
 }
 
-/// The AWS SDK for JavaScript v3 under Node: `.ci/run` installs the
-/// versions `tests/s3_clients/js/package-lock.json` pins in
-/// `target/js-clients`, where the script runs (Node finds an ES module's
-/// imports beside it).
-#[test]
-fn aws_sdk_for_javascript_v3_uploads_downloads_presigns_lists_and_deletes() {
-    let s3 = S3::start(false);
+/// `target/js-clients`, where `.ci/run` installs the versions of the AWS
+/// SDK for JavaScript (and esbuild) that `tests/s3_clients/js/package-lock.json`
+/// pins, with `name` of `tests/s3_clients/js` copied in (Node and esbuild
+/// find an ES module's imports beside it); the copy's path.
+pub(crate) fn js_client(name: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = root.join("target/js-clients");
     assert!(
@@ -249,10 +247,26 @@ fn aws_sdk_for_javascript_v3_uploads_downloads_presigns_lists_and_deletes() {
          tests/s3_clients/js",
         dir.display()
     );
-    let script = dir.join("js_sdk.mjs");
-    std::fs::copy(root.join("tests/s3_clients/js/js_sdk.mjs"), &script).unwrap();
-    let text = run(client_env(&mut Command::new("node")).arg(&script).env("S3_ENDPOINT", s3.endpoint()));
-    assert!(text.lines().any(|l| l == "ok"), "js_sdk.mjs did not finish:\n{text}");
+    let copy = dir.join(name);
+    std::fs::copy(root.join("tests/s3_clients/js").join(name), &copy).unwrap();
+    copy
+}
+
+/// Runs `script` of `tests/s3_clients/js` with Node against `endpoint`;
+/// panics with its output unless it succeeds and prints `ok`.
+pub(crate) fn node(script: &str, endpoint: &str, env: &[(&str, &str)]) -> String {
+    let mut command = Command::new("node");
+    client_env(&mut command).arg(js_client(script)).env("S3_ENDPOINT", endpoint).envs(env.iter().copied());
+    let text = run(&mut command);
+    assert!(text.lines().any(|l| l == "ok"), "{script} did not finish:\n{text}");
+    text
+}
+
+/// The AWS SDK for JavaScript v3 under Node.
+#[test]
+fn aws_sdk_for_javascript_v3_uploads_downloads_presigns_lists_and_deletes() {
+    let s3 = S3::start(false);
+    node("js_sdk.mjs", &s3.endpoint(), &[]);
 }
 
 /// Every file under `dir`.
