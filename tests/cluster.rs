@@ -549,8 +549,8 @@ fn a_node_refuses_another_nodes_objects_with_503_for_every_method() {
 /// its keys get 503 and listings fail (503) rather than leave its keys
 /// out; restarted, everything is there; random listings equal a model of
 /// S3's (`listing_model.py`), keys that need encoding round trip
-/// (`key_model.py`), and the MinIO SDK, Arrow and object_store work through
-/// the front end (`sdks.py`).
+/// (`key_model.py`), and the MinIO SDK, Arrow, object_store (`sdks.py`) and
+/// the AWS SDK for JavaScript (`js_sdk.mjs`) work through the front end.
 #[test]
 fn s3_on_three_nodes_behind_haproxy_lists_copies_and_deletes_across_nodes() {
     let _heavy = crate::util::heavy();
@@ -618,9 +618,10 @@ fn s3_on_three_nodes_behind_haproxy_lists_copies_and_deletes_across_nodes() {
     crate::s3::script("listing_model.py", &endpoint, None, &[("LISTING_ROUNDS", "2")]);
     // Keys that need encoding, spread over the nodes and deleted in batches.
     crate::s3::script("key_model.py", &endpoint, None, &[("KEYS_COUNT", "60")]);
-    // The MinIO SDK, Arrow and object_store, and multipart uploads, through
-    // the front end.
+    // The MinIO SDK, Arrow, object_store and the AWS SDK for JavaScript, and
+    // multipart uploads, through the front end.
     crate::s3::script("sdks.py", &endpoint, None, &[]);
+    crate::s3::node("js_sdk.mjs", &endpoint, &[]);
     crate::s3::script("parts_model.py", &endpoint, None, &[]);
     // Nothing left behind on any node but the empty data directories.
     for node in nodes.iter().flatten() {
