@@ -16,7 +16,7 @@ use super::wire::Incoming;
 
 /// The largest body [`drain`] reads: a part of aws-cli's, boto3's or
 /// rclone's multipart uploads fits.
-const DRAINED_BYTES_MAX: u64 = 64 << 20;
+pub(crate) const DRAINED_BYTES_MAX: u64 = 64 << 20;
 
 /// Reads and drops the body of a request refused without it (a 503 for
 /// another node's object), after `100 Continue` if the client waits for
@@ -25,17 +25,18 @@ const DRAINED_BYTES_MAX: u64 = 64 << 20;
 /// body, while a client given that answer (botocore) sends none and its
 /// next request instead, which HAProxy then reads as the body and refuses
 /// with a 400 clients do not retry. True if the body was read whole (none,
-/// or at most [`DRAINED_BYTES_MAX`] bytes): the connection may stay open.
-/// A larger one gets no `100 Continue` and is not read.
+/// or at most `max` bytes, at most [`DRAINED_BYTES_MAX`]): the connection
+/// may stay open. A larger one gets no `100 Continue` and is not read.
 pub(crate) async fn drain(
     reply: &mut Reply<'_>,
     incoming: &mut Incoming<'_>,
     buf: &mut Vec<u8>,
     request: &Request,
+    max: u64,
 ) -> bool {
     match request.body {
         Body::None => return true,
-        Body::Length(n) if n <= DRAINED_BYTES_MAX => {}
+        Body::Length(n) if n <= max.min(DRAINED_BYTES_MAX) => {}
         Body::Length(_) | Body::Chunked => return false,
     }
     if request.expect_continue && !reply.send_one(Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n")).await {

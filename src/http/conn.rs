@@ -374,7 +374,10 @@ async fn misdirected(
     if put {
         let close_after = reply.close();
         reply.closing();
-        if body::drain(reply, incoming, buf, request).await && !close_after && !percore_cores::is_stopping() {
+        if body::drain(reply, incoming, buf, request, body::DRAINED_BYTES_MAX).await
+            && !close_after
+            && !percore_cores::is_stopping()
+        {
             reply.keep_open();
         }
     }

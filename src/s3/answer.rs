@@ -8,21 +8,29 @@ use crate::http::request::{Body as Framing, Method, Request};
 use crate::http::response::Head;
 use crate::http::wire::Incoming;
 
+/// The most a request whose signature was not checked, or did not hold,
+/// has read of its body before its error: a stranger (or a client with a
+/// wrong key) is not sent `100 Continue` for a large upload.
+const UNSIGNED_DRAINED_BYTES_MAX: u64 = 1 << 20;
+
 /// Reads and drops the body of a request answered without it, if it is
-/// small (`http::body::drain`, after `100 Continue` if the client waits),
-/// so that the exchange ends in step and the connection stays open: HAProxy
-/// waits for a body its client (botocore, told no) never sends, and would
-/// read the client's next request as that body and refuse it with a 400.
-/// A larger body is not read, and the connection closes.
+/// small (`http::body::drain`, after `100 Continue` if the client waits;
+/// [`UNSIGNED_DRAINED_BYTES_MAX`] unless `signed`), so that the exchange
+/// ends in step and the connection stays open: HAProxy waits for a body
+/// its client (botocore, told no) never sends, and would read the client's
+/// next request as that body and refuse it with a 400. A larger body is
+/// not read, and the connection closes.
 pub(super) async fn settle_unread(
     reply: &mut Reply<'_>,
     incoming: &mut Incoming<'_>,
     buf: &mut Vec<u8>,
     request: &Request,
     close_after: bool,
+    signed: bool,
 ) {
+    let max = if signed { crate::http::body::DRAINED_BYTES_MAX } else { UNSIGNED_DRAINED_BYTES_MAX };
     if request.body != Framing::None
-        && crate::http::body::drain(reply, incoming, buf, request).await
+        && crate::http::body::drain(reply, incoming, buf, request, max).await
         && !close_after
         && !percore_cores::is_stopping()
     {

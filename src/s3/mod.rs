@@ -127,7 +127,9 @@ impl<'c, 'a, 'b> Call<'c, 'a, 'b> {
     /// ([`settle_unread`]).
     async fn settle_body(&mut self) {
         if !std::mem::replace(&mut self.body_touched, true) {
-            settle_unread(self.reply, self.incoming, self.buf, self.request, self.close_after).await;
+            // (The payload's terms are known once the signature held.)
+            let signed = self.payload.is_some();
+            settle_unread(self.reply, self.incoming, self.buf, self.request, self.close_after, signed).await;
         }
     }
 
@@ -178,7 +180,7 @@ pub(crate) async fn serve(
     let query = match Query::parse(request.query.as_deref()) {
         Ok(query) => query,
         Err(why) => {
-            settle_unread(reply, incoming, buf, request, close_after).await;
+            settle_unread(reply, incoming, buf, request, close_after, false).await;
             let err = S3Error::new(400, "InvalidURI", format!("the query could not be parsed: {why}"));
             return answer_error(reply, request, &err, request_id).await;
         }
@@ -187,7 +189,7 @@ pub(crate) async fn serve(
     let hoisted = match hoisted::hoisted(headers, &query) {
         Ok(hoisted) => hoisted,
         Err(why) => {
-            settle_unread(reply, incoming, buf, request, close_after).await;
+            settle_unread(reply, incoming, buf, request, close_after, false).await;
             return answer_error(reply, request, &error::invalid_argument(why), request_id).await;
         }
     };
