@@ -190,11 +190,11 @@ def check_pyarrow():
 
 
 def check_obstore():
-    import boto3  # the bucket is made with boto3: object_store does not make buckets
     import obstore
     from obstore.store import S3Store
 
     from common import client
+    # The bucket is made with boto3: object_store does not make buckets.
     bucket = "object-store"
     client().create_bucket(Bucket=bucket)
     store = S3Store(bucket, endpoint=ENDPOINT, access_key_id=KEY_ID, secret_access_key=SECRET, region="us-east-1",
@@ -250,7 +250,6 @@ def check_obstore():
     obstore.delete(store, ["t/one.bin", "t/big.bin", "u/renamed.bin"])
     assert [m for batch in obstore.list(store) for m in batch] == []
     client().delete_bucket(Bucket=bucket)
-    del boto3
 
 
 which = os.environ.get("SDKS", "minio pyarrow obstore").split()
