@@ -80,59 +80,53 @@ def listed_v2(bucket, prefix, delimiter, after, max_keys):
         assert pages < 10_000
 
 
-def listed_v1(bucket, prefix, delimiter, after, max_keys):
-    entries, marker = [], after
+def paged(call, size, listed, start, bucket, prefix, delimiter, after, max_keys):
+    """Every entry of a listing by markers, page after page: `call` with
+    `size` entries a page at most, `listed` the list of objects in an
+    answer, `start(answer, page)` the markers of the next page."""
+    entries, markers = [], {} if after is None else start(None, after)
     while True:
-        args = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": max_keys}
+        args = {"Bucket": bucket, "Prefix": prefix, size: max_keys, **markers}
         if delimiter:
             args["Delimiter"] = delimiter
-        if marker is not None:
-            args["Marker"] = marker
-        r = s3.list_objects(**args)
-        page = [(o["Key"], False) for o in r.get("Contents", [])] + [(p["Prefix"], True) for p in r.get("CommonPrefixes", [])]
-        assert len(page) <= max_keys
+        r = call(**args)
+        page = [(o["Key"], False) for o in r.get(listed, [])] + [(p["Prefix"], True) for p in r.get("CommonPrefixes", [])]
+        assert len(page) <= max_keys, (len(page), max_keys)
         entries += sorted(page, key=lambda e: e[0].encode())
         if not r["IsTruncated"]:
             return entries
-        # NextMarker is given with a delimiter; without one the last key is the marker.
-        marker = r.get("NextMarker") or page and max(e[0] for e in page) or None
-        assert marker, r
+        markers = start(r, page)
 
 
-def listed_versions(bucket, prefix, delimiter, after, max_keys):
-    entries, marker = [], after
-    while True:
-        args = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": max_keys}
-        if delimiter:
-            args["Delimiter"] = delimiter
-        if marker is not None:
-            args["KeyMarker"] = marker
-        r = s3.list_object_versions(**args)
-        page = [(v["Key"], False) for v in r.get("Versions", [])] + [(p["Prefix"], True) for p in r.get("CommonPrefixes", [])]
-        assert len(page) <= max_keys
-        entries += sorted(page, key=lambda e: e[0].encode())
-        if not r["IsTruncated"]:
-            return entries
-        marker = r["NextKeyMarker"]
+def v1_marker(answer, page):
+    # NextMarker is given with a delimiter; without one the last key is the marker.
+    if answer is None:
+        return {"Marker": page}
+    marker = answer.get("NextMarker") or (page and max(e[0] for e in page))
+    assert marker, answer
+    return {"Marker": marker}
 
 
-def listed_uploads(bucket, prefix, delimiter, after, max_keys):
-    entries, marker, id_marker = [], after, None
-    while True:
-        args = {"Bucket": bucket, "Prefix": prefix, "MaxUploads": max_keys}
-        if delimiter:
-            args["Delimiter"] = delimiter
-        if marker is not None:
-            args["KeyMarker"] = marker
-        if id_marker:
-            args["UploadIdMarker"] = id_marker
-        r = s3.list_multipart_uploads(**args)
-        page = [(u["Key"], False) for u in r.get("Uploads", [])] + [(p["Prefix"], True) for p in r.get("CommonPrefixes", [])]
-        assert len(page) <= max_keys
-        entries += sorted(page, key=lambda e: e[0].encode())
-        if not r["IsTruncated"]:
-            return entries
-        marker, id_marker = r["NextKeyMarker"], r.get("NextUploadIdMarker")
+def key_marker(answer, page):
+    return {"KeyMarker": page if answer is None else answer["NextKeyMarker"]}
+
+
+def upload_markers(answer, page):
+    if answer is None:
+        return {"KeyMarker": page}
+    return {"KeyMarker": answer["NextKeyMarker"], "UploadIdMarker": answer.get("NextUploadIdMarker", "")}
+
+
+def listed_v1(*how):
+    return paged(s3.list_objects, "MaxKeys", "Contents", v1_marker, *how)
+
+
+def listed_versions(*how):
+    return paged(s3.list_object_versions, "MaxKeys", "Versions", key_marker, *how)
+
+
+def listed_uploads(*how):
+    return paged(s3.list_multipart_uploads, "MaxUploads", "Uploads", upload_markers, *how)
 
 
 def main():

@@ -10,7 +10,6 @@ signature, or a wrong trailer checksum, is refused and stores nothing.
 Prints "ok" when every upload is as the model says."""
 import base64
 import hashlib
-import hmac
 import os
 import random
 import socket
@@ -19,7 +18,7 @@ import urllib.parse
 import zlib
 
 from common import ENDPOINT, client, code, tls_context
-from raw import EMPTY, amz_now, sign, signing_key
+from raw import amz_now, aws_chunked, sign
 
 SEED = int(os.environ.get("PIECES_SEED", "1"))
 ROUNDS = int(os.environ.get("PIECES_ROUNDS", "40"))
@@ -33,38 +32,7 @@ def crc32(data):
 
 def chunked(path, chunks, signed, tamper=None, wrong_crc=False):
     """The head and body of an aws-chunked PUT of `chunks`."""
-    amz_date = amz_now()
-    data = b"".join(chunks)
-    frames = list(chunks) + [b""]
-    headers = {"content-encoding": "aws-chunked", "x-amz-decoded-content-length": str(len(data))}
-    trailer = b""
-    if signed:
-        lengths = [len(b"%x;chunk-signature=%s\r\n" % (len(c), b"0" * 64)) + len(c) + 2 for c in frames]
-    else:
-        headers["x-amz-trailer"] = "x-amz-checksum-crc32"
-        headers["x-amz-sdk-checksum-algorithm"] = "CRC32"
-        value = crc32(data + (b"!" if wrong_crc else b""))
-        trailer = b"x-amz-checksum-crc32:%s\r\n\r\n" % value.encode()
-        lengths = [len(b"%x\r\n" % len(c)) + len(c) + 2 for c in frames[:-1]] + [len(b"0\r\n") + len(trailer)]
-    headers["content-length"] = str(sum(lengths))
-    payload = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" if signed else "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
-    previous = sign("PUT", path, [], headers, payload, amz_date)
-    key = signing_key(amz_date[:8])
-    scope = "%s/us-east-1/s3/aws4_request" % amz_date[:8]
-    body = b""
-    for n, c in enumerate(frames):
-        if signed:
-            to_sign = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", amz_date, scope, previous, EMPTY, hashlib.sha256(c).hexdigest()])
-            signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-            previous = signature
-            if n == tamper:
-                signature = "0" * 64
-            body += b"%x;chunk-signature=%s\r\n" % (len(c), signature.encode()) + c + b"\r\n"
-        elif c:
-            body += b"%x\r\n" % len(c) + c + b"\r\n"
-        else:
-            body += b"0\r\n" + trailer
-    assert len(body) == int(headers["content-length"]), (len(body), headers["content-length"])
+    headers, body = aws_chunked(path, chunks, signed, tamper, wrong_crc)
     return head("PUT", path, headers) + body
 
 

@@ -1,11 +1,13 @@
 """A small SigV4 signer over http.client, for requests no SDK sends:
 tampered bodies, signed aws-chunked bodies, skewed clocks, path tricks."""
+import base64
 import datetime
 import hashlib
 import hmac
 import http.client
 import os
 import urllib.parse
+import zlib
 
 from common import CA, ENDPOINT, KEY_ID, SECRET, tls_context
 
@@ -112,26 +114,48 @@ def presigned(method, path, params=(), expires=300, secret=SECRET):
     return query + [("X-Amz-Signature", signature)]
 
 
-def chunked_signed(path, chunks, tamper=None):
-    """A PUT with an aws-chunked body whose chunks are signed
-    (STREAMING-AWS4-HMAC-SHA256-PAYLOAD); chunk `tamper` gets a wrong signature."""
+def aws_chunked(path, chunks, signed=True, tamper=None, wrong_crc=False):
+    """The signed headers and the body of an aws-chunked PUT of `chunks`:
+    each chunk signed (STREAMING-AWS4-HMAC-SHA256-PAYLOAD; chunk `tamper`
+    gets a wrong signature), or unsigned with a CRC32 in the trailer
+    (STREAMING-UNSIGNED-PAYLOAD-TRAILER; a wrong one with `wrong_crc`)."""
     amz_date = amz_now()
     data = b"".join(chunks)
-    headers = {"content-encoding": "aws-chunked", "x-amz-decoded-content-length": str(len(data))}
-    body_len = 0
     frames = list(chunks) + [b""]
-    for c in frames:
-        body_len += len("%x;chunk-signature=%s\r\n" % (len(c), "0" * 64)) + len(c) + 2
-    headers["content-length"] = str(body_len)
-    previous = sign("PUT", path, [], headers, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", amz_date)
+    headers = {"content-encoding": "aws-chunked", "x-amz-decoded-content-length": str(len(data))}
+    trailer = b""
+    if signed:
+        lengths = [len(b"%x;chunk-signature=%s\r\n" % (len(c), b"0" * 64)) + len(c) + 2 for c in frames]
+    else:
+        headers["x-amz-trailer"] = "x-amz-checksum-crc32"
+        headers["x-amz-sdk-checksum-algorithm"] = "CRC32"
+        crc = zlib.crc32(data + (b"!" if wrong_crc else b"")).to_bytes(4, "big")
+        trailer = b"x-amz-checksum-crc32:%s\r\n\r\n" % base64.b64encode(crc)
+        lengths = [len(b"%x\r\n" % len(c)) + len(c) + 2 for c in frames[:-1]] + [len(b"0\r\n") + len(trailer)]
+    headers["content-length"] = str(sum(lengths))
+    payload = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" if signed else "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+    previous = sign("PUT", path, [], headers, payload, amz_date)
     key = signing_key(amz_date[:8])
     scope = "%s/us-east-1/s3/aws4_request" % amz_date[:8]
     body = b""
     for n, c in enumerate(frames):
-        to_sign = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", amz_date, scope, previous, EMPTY, hashlib.sha256(c).hexdigest()])
-        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-        previous = signature
-        if n == tamper:
-            signature = "0" * 64
-        body += b"%x;chunk-signature=%s\r\n" % (len(c), signature.encode()) + c + b"\r\n"
+        if signed:
+            to_sign = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", amz_date, scope, previous, EMPTY, hashlib.sha256(c).hexdigest()])
+            signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+            previous = signature
+            if n == tamper:
+                signature = "0" * 64
+            body += b"%x;chunk-signature=%s\r\n" % (len(c), signature.encode()) + c + b"\r\n"
+        elif c:
+            body += b"%x\r\n" % len(c) + c + b"\r\n"
+        else:
+            body += b"0\r\n" + trailer
+    assert len(body) == int(headers["content-length"]), (len(body), headers["content-length"])
+    return headers, body
+
+
+def chunked_signed(path, chunks, tamper=None):
+    """A PUT with an aws-chunked body whose chunks are signed
+    (STREAMING-AWS4-HMAC-SHA256-PAYLOAD); chunk `tamper` gets a wrong signature."""
+    headers, body = aws_chunked(path, chunks, tamper=tamper)
     return send("PUT", path, [], headers, body)
