@@ -20,8 +20,8 @@
 //! object's tags read and set; `bucket_tagging`, a bucket's), `acl` (ACLs
 //! as they hold here), `unkept` (what else a request may ask that percore
 //! does not keep: refused), `unset` (bucket settings percore does not
-//! keep, read as unset), `date`, `xml` and
-//! `error` and `answer` (errors, and how they are answered), `meta` (what is stored with an object), `keys`
+//! keep, read as unset), `date`, `xml`, `error` and `answer` (errors, and
+//! how they are answered), `meta` (what is stored with an object), `keys`
 //! (bucket names and keys as store paths), `settings`, `state` (a shard's),
 //! `folder` (keys that end in `/`), `cors` (a bucket's rules for pages of
 //! other origins), `post` and `form` (uploads from browsers' HTML forms),
