@@ -17,7 +17,11 @@ pub(crate) enum Ranges {
 
 /// Parses `bytes=a-b, c-, -n` against `size`.
 pub(crate) fn parse_ranges(header: &str, size: u64) -> Ranges {
-    let Some(spec) = header.trim().strip_prefix("bytes=") else { return Ranges::Full };
+    // The unit's name is case-insensitive (RFC 9110, 14.1).
+    let header = header.trim();
+    let Some(spec) = header.get(..6).filter(|unit| unit.eq_ignore_ascii_case("bytes=")).map(|_| &header[6..]) else {
+        return Ranges::Full;
+    };
     let mut parts = Vec::new();
     for item in spec.split(',').map(str::trim) {
         if item.is_empty() {
@@ -72,6 +76,9 @@ mod tests {
     #[test]
     fn ranges_are_parsed_clamped_and_merged() {
         assert_eq!(parse_ranges("bytes=0-9", 100), Ranges::Parts(vec![(0, 9)]));
+        assert_eq!(parse_ranges("Bytes=0-9", 100), Ranges::Parts(vec![(0, 9)]), "the unit in any case");
+        assert_eq!(parse_ranges("items=0-9", 100), Ranges::Full);
+        assert_eq!(parse_ranges("byté", 100), Ranges::Full);
         assert_eq!(parse_ranges("bytes=90-200", 100), Ranges::Parts(vec![(90, 99)]));
         assert_eq!(parse_ranges("bytes=-10", 100), Ranges::Parts(vec![(90, 99)]));
         assert_eq!(parse_ranges("bytes=-1000", 100), Ranges::Parts(vec![(0, 99)]));
