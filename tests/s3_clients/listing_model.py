@@ -143,9 +143,8 @@ def main():
         for key in pending:
             s3.create_multipart_upload(Bucket=bucket, Key=key)
         candidates = sorted({k[:i] for k in keys for i in range(len(k) + 1)} | {"", "a", "zz"}, key=lambda k: k.encode())
-        # A start key that is a directory above the prefix (as Docker
-        # Distribution's S3 driver walks: StartAfter its root, Prefix a
-        # path under it), or inside it; then random ones.
+        # A start key that is a directory above the prefix (StartAfter a
+        # root, Prefix a path under it), or inside it; then random ones.
         fixed = [(k[:k.rindex("/", 0, len(k) - 1) + 1], k[:k.index("/") + 1], "/") for k in keys if k.count("/") >= 2]
         fixed += [(k[:k.index("/") + 1], k[:k.index("/") + 1] + "~", "/") for k in keys if "/" in k]
         for i in range(25 + len(fixed[:5])):
