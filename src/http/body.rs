@@ -19,7 +19,7 @@ use super::wire::Incoming;
 pub(crate) const DRAINED_BYTES_MAX: u64 = 64 << 20;
 
 /// Reads and drops the body of a request refused without it (a 503 for
-/// another node's object), after `100 Continue` if the client waits for
+/// another node's object, an S3 error), after `100 Continue` if the client waits for
 /// one, so that the exchange ends in step: HAProxy 2.6 keeps the client's
 /// connection open after an answer sent before the body and waits for the
 /// body, while a client given that answer (botocore) sends none and its
@@ -27,7 +27,7 @@ pub(crate) const DRAINED_BYTES_MAX: u64 = 64 << 20;
 /// with a 400 clients do not retry. True if the body was read whole (none,
 /// or at most `max` bytes, at most [`DRAINED_BYTES_MAX`]): the connection
 /// may stay open. A larger one gets no `100 Continue` and is not read.
-pub(crate) async fn drain(
+async fn drain(
     reply: &mut Reply<'_>,
     incoming: &mut Incoming<'_>,
     buf: &mut Vec<u8>,
@@ -50,6 +50,22 @@ pub(crate) async fn drain(
             Ok(None) => return true,
             Err(_) => return false,
         }
+    }
+}
+
+/// [`drain`]s the body, then keeps the connection open if the body was read
+/// whole, unless it was to close after this answer anyway (`close_after`)
+/// or the shard is stopping.
+pub(crate) async fn settle(
+    reply: &mut Reply<'_>,
+    incoming: &mut Incoming<'_>,
+    buf: &mut Vec<u8>,
+    request: &Request,
+    max: u64,
+    close_after: bool,
+) {
+    if drain(reply, incoming, buf, request, max).await && !close_after && !percore_cores::is_stopping() {
+        reply.keep_open();
     }
 }
 

@@ -362,7 +362,7 @@ async fn respond(
 /// A request for an object another node owns (the load balancer sent it
 /// here because that node is out of its ring): 503, never a 404 for an
 /// object that may well exist there. A PUT's body is read first if it is
-/// small (`body::drain`: why); a larger one closes the connection unread.
+/// small (`body::settle`: why); a larger one closes the connection unread.
 async fn misdirected(
     reply: &mut Reply<'_>,
     incoming: &mut Incoming<'_>,
@@ -374,12 +374,7 @@ async fn misdirected(
     if put {
         let close_after = reply.close();
         reply.closing();
-        if body::drain(reply, incoming, buf, request, body::DRAINED_BYTES_MAX).await
-            && !close_after
-            && !percore_cores::is_stopping()
-        {
-            reply.keep_open();
-        }
+        body::settle(reply, incoming, buf, request, body::DRAINED_BYTES_MAX, close_after).await;
     }
     let body = format!("this object belongs to node {owner}, which the load balancer cannot reach now: retry later\n");
     let head = Head::new(503)

@@ -14,7 +14,7 @@ use crate::http::wire::Incoming;
 const UNSIGNED_DRAINED_BYTES_MAX: u64 = 1 << 20;
 
 /// Reads and drops the body of a request answered without it, if it is
-/// small (`http::body::drain`, after `100 Continue` if the client waits;
+/// small (`http::body::settle`, after `100 Continue` if the client waits;
 /// [`UNSIGNED_DRAINED_BYTES_MAX`] unless `signed`), so that the exchange
 /// ends in step and the connection stays open: HAProxy waits for a body
 /// its client (botocore, told no) never sends, and would read the client's
@@ -28,13 +28,10 @@ pub(super) async fn settle_unread(
     close_after: bool,
     signed: bool,
 ) {
-    let max = if signed { crate::http::body::DRAINED_BYTES_MAX } else { UNSIGNED_DRAINED_BYTES_MAX };
-    if request.body != Framing::None
-        && crate::http::body::drain(reply, incoming, buf, request, max).await
-        && !close_after
-        && !percore_cores::is_stopping()
-    {
-        reply.keep_open();
+    // (Without a body, a handler's own decision to close stands.)
+    if request.body != Framing::None {
+        let max = if signed { crate::http::body::DRAINED_BYTES_MAX } else { UNSIGNED_DRAINED_BYTES_MAX };
+        crate::http::body::settle(reply, incoming, buf, request, max, close_after).await;
     }
 }
 

@@ -201,8 +201,9 @@ async fn walk(root: Dir, page: &Page<'_>) -> std::io::Result<Vec<Item>> {
             // (A directory that is the prefix itself is walked: its keys
             // have the delimiter after the prefix only further down.)
             if inside_prefix && full.len() > page.prefix.len() && page.delimiter == Some(b"/".as_slice()) {
-                // (Not listed again after a page that ended on it.)
-                if after.is_none_or(|a| full.as_slice() > a) && bucket::holds_object(&dir).await? {
+                // (Its keys' CommonPrefix is `full`, which sorts after the
+                // start key: `rolls_up_before_start` skipped it otherwise.)
+                if bucket::holds_object(&dir).await? {
                     items.push(Item::Prefix(full));
                 }
                 continue;

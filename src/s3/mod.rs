@@ -396,7 +396,7 @@ async fn route(call: &mut Call<'_, '_, '_>) -> Result<bool, S3Error> {
 /// A request for an object another node of the ring owns (the front end
 /// sent it here because that node is out of its ring): 503, never a
 /// NoSuchKey for an object that may well exist there. Its body is read
-/// first if it is small (`http::body::drain`: why HAProxy needs that).
+/// first if it is small (`http::body::settle`: why HAProxy needs that).
 async fn misdirected(call: &mut Call<'_, '_, '_>, owner: &str) -> S3Error {
     call.settle_body().await;
     call.reply.add_lines(&format!("X-Percore-Owner: {owner}\r\n"));

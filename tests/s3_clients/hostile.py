@@ -3,10 +3,12 @@ refused with the right status and code, and stores nothing."""
 import base64
 import datetime
 import hashlib
+import socket
+import urllib.parse
 import zlib
 
-from common import client, code
-from raw import amz_now, chunked_signed, send, signed
+from common import ENDPOINT, client, code
+from raw import amz_now, chunked_signed, send, sign, signed
 
 s3 = client()
 s3.create_bucket(Bucket="hostile")
@@ -194,11 +196,6 @@ def expecting(length, secret):
     """A PUT of `length` bytes signed with `secret`, waiting for `100
     Continue`: what comes back before the body is sent, then (if 100 came)
     what comes back after it, and whether the connection still serves."""
-    import socket
-    import urllib.parse
-
-    from common import ENDPOINT
-    from raw import sign
     headers = {"content-length": str(length), "expect": "100-continue"}
     sign("PUT", "/hostile/expect", [], headers, "UNSIGNED-PAYLOAD", amz_now(), secret)
     parsed = urllib.parse.urlparse(ENDPOINT)
