@@ -10,7 +10,9 @@
 //! checksum) goes with it in the PUT's `X-Percore-S3` header
 //! (`s3::carried`), and S3's folders (directories marked as keys that end
 //! in `/`) move as marks: `PUT /files/<dir>/` with the header; `--delete`
-//! removes the old mark.
+//! removes the old mark. Every bucket, with its own settings (CORS rules,
+//! tags), is made first on every peer that lacks it: `PUT
+//! /files/<bucket>/` with the header.
 //!
 //! It runs beside the node on the same data directory, outside the
 //! daemon: an operator's tool, plain blocking sockets, one connection per
@@ -27,7 +29,7 @@ use std::time::Duration;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::ring::Ring;
-use crate::s3::carried::{self, Carried};
+use crate::s3::carried::{self, Bucket, Carried};
 use crate::s3::meta::{self, Folder};
 
 /// What stays unencoded in an object's path: RFC 3986's unreserved
@@ -74,8 +76,35 @@ pub(crate) fn run(args: RebalanceArgs) -> Result<(), Box<dyn Error>> {
     let mut objects = Vec::new();
     let mut folders = Vec::new();
     walk(&args.data_dir, &args.data_dir, &mut objects, &mut folders)?;
-    let mut moved: BTreeMap<String, (usize, u64)> = BTreeMap::new();
     let mut connections: BTreeMap<String, Peer> = BTreeMap::new();
+    let auth = args.write_token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    // Every bucket first, on every peer, with its own settings: a node
+    // that joins then holds every bucket, an empty one too (it would
+    // answer NoSuchBucket for one the other nodes hold), before its keys.
+    let buckets = buckets(&args.data_dir)?;
+    let mut buckets_made: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for node in peers.keys().filter(|node| **node != args.node_name) {
+        let entry = buckets_made.entry(node.clone()).or_default();
+        for (name, settings) in &buckets {
+            if args.dry_run {
+                entry.1 += 1;
+                continue;
+            }
+            let (addr, peer) = connection(&mut connections, &peers, node, name)?;
+            let carried = format!("{}: {}\r\n", carried::HEADER, Carried::Bucket(settings.clone()).encode());
+            let head =
+                format!("PUT /files/{name}/ HTTP/1.1\r\nHost: {addr}\r\n{auth}{carried}Content-Length: 0\r\n\r\n");
+            match peer.exchange(&head, &[])? {
+                (201, _) => entry.0 += 1,
+                (200, _) => entry.1 += 1,
+                (status, answer) => {
+                    let why = String::from_utf8_lossy(&answer);
+                    return Err(format!("node {node} answered {status} to the bucket {name}: {}", why.trim()).into());
+                }
+            }
+        }
+    }
+    let mut moved: BTreeMap<String, (usize, u64)> = BTreeMap::new();
     let mut kept = 0usize;
     for (rel, file) in &objects {
         let target = format!("/files/{}", utf8_percent_encode(rel, PATH_SET));
@@ -88,11 +117,7 @@ pub(crate) fn run(args: RebalanceArgs) -> Result<(), Box<dyn Error>> {
             entry.0 += 1;
             continue;
         }
-        let addr = peers.get(owner).ok_or_else(|| format!("no --peer address for node {owner} (it owns {rel})"))?;
-        let peer = match connections.get_mut(owner) {
-            Some(peer) => peer,
-            None => connections.entry(owner.to_string()).or_insert(Peer::connect(addr)?),
-        };
+        let (addr, peer) = connection(&mut connections, &peers, owner, rel)?;
         // The bytes and what S3 keeps with them, of one version (the open
         // file's, whatever replaces it meanwhile).
         let read = |e: std::io::Error| format!("cannot read {}: {e}", file.display());
@@ -100,7 +125,6 @@ pub(crate) fn run(args: RebalanceArgs) -> Result<(), Box<dyn Error>> {
         let carried = s3_meta(&opened)?.map(|c| format!("{}: {}\r\n", carried::HEADER, c.encode())).unwrap_or_default();
         let mut bytes = Vec::new();
         opened.read_to_end(&mut bytes).map_err(read)?;
-        let auth = args.write_token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
         let (status, _) = peer.exchange(
             &format!("PUT {target} HTTP/1.1\r\nHost: {addr}\r\n{auth}{carried}Content-Length: {}\r\n\r\n", bytes.len()),
             &bytes,
@@ -129,12 +153,7 @@ pub(crate) fn run(args: RebalanceArgs) -> Result<(), Box<dyn Error>> {
         if args.dry_run {
             continue;
         }
-        let addr = peers.get(owner).ok_or_else(|| format!("no --peer address for node {owner} (it owns {rel}/)"))?;
-        let peer = match connections.get_mut(owner) {
-            Some(peer) => peer,
-            None => connections.entry(owner.to_string()).or_insert(Peer::connect(addr)?),
-        };
-        let auth = args.write_token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        let (addr, peer) = connection(&mut connections, &peers, owner, &format!("{rel}/"))?;
         let carried = format!("{}: {}\r\n", carried::HEADER, Carried::Folder(folder).encode());
         let head = format!("PUT {target} HTTP/1.1\r\nHost: {addr}\r\n{auth}{carried}Content-Length: 0\r\n\r\n");
         let (status, _) = peer.exchange(&head, &[])?;
@@ -157,6 +176,13 @@ pub(crate) fn run(args: RebalanceArgs) -> Result<(), Box<dyn Error>> {
     } else {
         "copied"
     };
+    for (node, (made, there)) in &buckets_made {
+        if args.dry_run {
+            println!("would make sure each of {there} buckets is on {node}, with its settings");
+        } else {
+            println!("made {made} buckets (with their CORS rules and tags) on {node}; {there} were there");
+        }
+    }
     for (node, (count, bytes)) in &moved {
         println!("{verb} {count} objects ({bytes} bytes) to {node}");
     }
@@ -165,6 +191,39 @@ pub(crate) fn run(args: RebalanceArgs) -> Result<(), Box<dyn Error>> {
     }
     println!("kept {kept} of {} objects here (this node owns them in the new ring)", objects.len());
     Ok(())
+}
+
+/// The connection to node `name` (made on first use), and its address;
+/// `what` names what goes there, for the error if it has no `--peer`.
+fn connection<'c>(
+    connections: &'c mut BTreeMap<String, Peer>,
+    peers: &'c BTreeMap<String, String>,
+    name: &str,
+    what: &str,
+) -> Result<(&'c str, &'c mut Peer), Box<dyn Error>> {
+    let addr = peers.get(name).ok_or_else(|| format!("no --peer address for node {name} (for {what})"))?;
+    let peer = match connections.entry(name.to_string()) {
+        std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+        std::collections::btree_map::Entry::Vacant(entry) => entry.insert(Peer::connect(addr)?),
+    };
+    Ok((addr, peer))
+}
+
+/// The buckets of the data directory `root` (its top-level directories
+/// named as S3 names buckets), each with its own settings.
+fn buckets(root: &Path) -> Result<Vec<(String, Bucket)>, Box<dyn Error>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(root).map_err(|e| format!("cannot list {}: {e}", root.display()))? {
+        let entry = entry?;
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else { continue };
+        if !entry.file_type()?.is_dir() || crate::s3::keys::check_bucket(&name).is_err() {
+            continue;
+        }
+        let dir = std::fs::File::open(entry.path()).map_err(|e| format!("cannot open the bucket {name}: {e}"))?;
+        out.push((name, Bucket::read(&dir)));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
 }
 
 /// Every stored object under `dir` (path relative to `root`, file), and

@@ -632,6 +632,8 @@ fn s3_on_three_nodes_behind_haproxy_lists_copies_and_deletes_across_nodes() {
 /// S3 objects and folders moved by `percore rebalance` to a fourth node
 /// keep what S3 keeps with them: ETags (MD5s and multipart ones),
 /// Content-Type, `x-amz-meta-*`, folders' marks; nothing is left twice.
+/// Every bucket, an empty one too, is then on the fourth node as well,
+/// with its CORS rules and tags.
 #[test]
 fn a_rebalance_carries_what_s3_keeps_with_objects_and_folders() {
     let _heavy = crate::util::heavy();
@@ -648,18 +650,23 @@ fn a_rebalance_carries_what_s3_keeps_with_objects_and_folders() {
         .collect();
     let front = start_front_with(three, Some(s3_three));
     let work = tempfile::tempdir().unwrap();
-    let phase = |front: &Front, name: &str| {
-        let env = [("PHASE", name), ("WORK", work.path().to_str().unwrap())];
+    let phase = |front: &Front, name: &str, s3: &[SocketAddr]| {
+        let nodes: Vec<String> = s3.iter().map(|a| format!("http://{a}")).collect();
+        let nodes = nodes.join(",");
+        let env = [("PHASE", name), ("WORK", work.path().to_str().unwrap()), ("NODES", &nodes)];
         let out = crate::s3::script("rebalance.py", &format!("http://{}", front.s3), None, &env);
         println!("{name}: {}", out.trim());
     };
-    phase(&front, "fill");
+    phase(&front, "fill", s3_three);
     // The procedure of deploy/README.md, with S3 on every node.
     let peers: Vec<(&str, SocketAddr)> = (0..4).map(|i| (name(i), four[i])).collect();
     let d = start_node_with(3, &four, tempfile::tempdir().unwrap(), Some((&s3_four, &credentials)));
-    for (i, node) in nodes.iter().enumerate() {
-        rebalance(node.as_ref().unwrap(), name(i), &peers, &[]);
-    }
+    let copied: Vec<String> =
+        nodes.iter().enumerate().map(|(i, node)| rebalance(node.as_ref().unwrap(), name(i), &peers, &[])).collect();
+    // The first node makes both buckets on d; the others find them there.
+    let made = "buckets (with their CORS rules and tags) on d";
+    assert!(copied[0].contains(&format!("made 2 {made}; 0 were there")), "{}", copied[0]);
+    assert!(copied[1..].iter().all(|out| out.contains(&format!("made 0 {made}; 2 were there"))), "{copied:?}");
     for (i, slot) in nodes.iter_mut().enumerate() {
         let mut node = slot.take().unwrap();
         let data = node.take_data().unwrap();
@@ -690,5 +697,5 @@ fn a_rebalance_carries_what_s3_keeps_with_objects_and_folders() {
         };
         assert_eq!(dirs.iter().filter(|dir| marked(dir)).count(), 1, "{key} is not on exactly one node");
     }
-    phase(&front, "check");
+    phase(&front, "check", &s3_four);
 }

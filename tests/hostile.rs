@@ -205,14 +205,15 @@ fn corpus() -> Vec<Case> {
         case("symlink to /proc", get_target("/files/link-proc"), 404, May),
         case("temp name", get_target("/files/.percore-1-0-1"), 400, May),
         // Writes that must land nowhere.
-        case("PUT dot-dot", put_target("/files/../outside/evil"), 400, Must),
-        case("PUT encoded dot-dot", put_target("/files/%2e%2e/outside/evil"), 400, Must),
-        case("PUT through a symlinked dir", put_target("/files/linkdir/evil"), 400, Must),
+        // (A refused PUT's small body is read: the connection may go on.)
+        case("PUT dot-dot", put_target("/files/../outside/evil"), 400, May),
+        case("PUT encoded dot-dot", put_target("/files/%2e%2e/outside/evil"), 400, May),
+        case("PUT through a symlinked dir", put_target("/files/linkdir/evil"), 400, May),
         case("PUT over a symlink out", put_target("/files/link-out"), 409, May),
-        case("PUT a temp name", put_target("/files/.percore-evil"), 400, Must),
-        case("PUT the root", put_target("/files/"), 400, Must),
-        case("PUT a directory name", put_target("/files/dir/"), 400, Must),
-        case("PUT outside /files", put_target("/evil"), 404, Must),
+        case("PUT a temp name", put_target("/files/.percore-evil"), 400, May),
+        case("PUT the root", put_target("/files/"), 400, May),
+        case("PUT a directory name", put_target("/files/dir/"), 400, May),
+        case("PUT outside /files", put_target("/evil"), 404, May),
         case("DELETE dot-dot", b"DELETE /files/../OUT/secret.txt HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(), 400, May),
         case(
             "DELETE through a symlink",

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use crate::util::{
-    delete, exchange, get, join_all, metric, metrics, put, read_response, stray_temp_files, temp_files, Daemon,
+    closed, delete, exchange, get, join_all, metric, metrics, put, read_response, stray_temp_files, temp_files, Daemon,
 };
 
 #[test]
@@ -216,6 +216,58 @@ fn oversized_bodies_are_refused_before_they_are_read() {
     raw.extend_from_slice(b"0\r\n\r\n");
     assert_eq!(exchange(&daemon, &raw).status, 413);
     assert_eq!(get(&daemon, "/files/big").status, 404);
+    assert!(stray_temp_files(&daemon).is_empty());
+}
+
+/// A PUT refused before its body (no token, a bad path, a route that takes
+/// no PUT, a bad header) reads a small body first, after `100 Continue`
+/// when the client waits for one, and the connection goes on: behind
+/// HAProxy, which waits for the body the client was told not to send, an
+/// answer before it put the connection out of step. A stranger's large
+/// body and one over the limit are refused at once, never asked for.
+#[test]
+fn puts_refused_before_their_body_keep_the_connection_in_step() {
+    let daemon = Daemon::start(&["--write-token", "writer-secret", "--body-bytes-max", "4000000"]);
+    let token = "Authorization: Bearer writer-secret\r\n";
+    let mut stream = daemon.connect();
+    let in_step = |stream: &mut std::net::TcpStream| {
+        stream.write_all(b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        read_response(stream, false).map(|r| r.status)
+    };
+    for (what, head, status) in [
+        ("no token", "PUT /files/t HTTP/1.1\r\nHost: t\r\n".to_string(), 401),
+        ("a bad path", format!("PUT /files/../escape HTTP/1.1\r\nHost: t\r\n{token}"), 400),
+        ("a route that takes no PUT", "PUT /ping HTTP/1.1\r\nHost: t\r\n".to_string(), 405),
+        ("a bad X-Percore-S3", format!("PUT /files/c HTTP/1.1\r\nHost: t\r\n{token}X-Percore-S3: %%\r\n"), 400),
+    ] {
+        stream.write_all(format!("{head}Expect: 100-continue\r\nContent-Length: 1000\r\n\r\n").as_bytes()).unwrap();
+        let mut interim = [0u8; 25];
+        stream.read_exact(&mut interim).unwrap();
+        assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n", "{what}");
+        stream.write_all(&[b'x'; 1000]).unwrap();
+        assert_eq!(read_response(&mut stream, false).unwrap().status, status, "{what}");
+        assert_eq!(in_step(&mut stream), Some(200), "{what}: the connection goes on");
+        stream.write_all(format!("{head}Content-Length: 3\r\n\r\nabc").as_bytes()).unwrap();
+        assert_eq!(read_response(&mut stream, false).unwrap().status, status, "{what}, without Expect");
+        assert_eq!(in_step(&mut stream), Some(200), "{what}, without Expect: the connection goes on");
+    }
+    // A stranger's upload of 2 MB: refused at once, the connection closed.
+    stream
+        .write_all(b"PUT /files/t HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2000000\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut stream, false).unwrap().status, 401);
+    assert!(closed(&mut stream));
+    // Over the limit, with the token: the same.
+    let mut stream = daemon.connect();
+    let head =
+        format!("PUT /files/t HTTP/1.1\r\nHost: t\r\n{token}Expect: 100-continue\r\nContent-Length: 5000000\r\n\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    assert_eq!(read_response(&mut stream, false).unwrap().status, 413);
+    assert!(closed(&mut stream));
+    for path in ["/files/t", "/files/c"] {
+        let r = exchange(&daemon, format!("GET {path} HTTP/1.1\r\nHost: t\r\n{token}\r\n").as_bytes());
+        assert_eq!(r.status, 404, "nothing stored at {path}");
+    }
     assert!(stray_temp_files(&daemon).is_empty());
 }
 

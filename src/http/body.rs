@@ -18,6 +18,11 @@ use super::wire::Incoming;
 /// rclone's multipart uploads fits.
 pub(crate) const DRAINED_BYTES_MAX: u64 = 64 << 20;
 
+/// The most [`drain`] reads of a request from a client that may be a
+/// stranger (no valid token or signature): one is not sent `100 Continue`
+/// for a large upload only to be refused.
+pub(crate) const STRANGER_DRAINED_BYTES_MAX: u64 = 1 << 20;
+
 /// Reads and drops the body of a request refused without it (a 503 for
 /// another node's object, an S3 error), after `100 Continue` if the client waits for
 /// one, so that the exchange ends in step: HAProxy 2.6 keeps the client's

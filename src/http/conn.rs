@@ -21,7 +21,7 @@ use super::response::Head;
 use super::route::{self, Route, Target};
 use super::tls::{HandshakeError, Session};
 use super::wire::{Incoming, Wire};
-use super::{auth, get, home, list, probe, put};
+use super::{auth, carried, get, home, list, probe, put};
 use crate::listen::Kind;
 use crate::shard::{Counted, Shard};
 
@@ -223,13 +223,9 @@ async fn requests(
                 let route = route::route(&request);
                 let close = !request.keep_alive || percore_cores::is_stopping();
                 let mut reply = Reply::new(wire, shard, close);
-                if request.method == Method::Put {
-                    // PUT reads its own body; a PUT refused by its route
-                    // never reads it, so the connection closes.
-                    if !matches!(route.target, Target::Put(_)) {
-                        reply.closing();
-                    }
-                } else {
+                // A PUT's body is read by its handler, or by `respond` when
+                // it refuses it.
+                if request.method != Method::Put {
                     match request.body {
                         Body::None => {}
                         // Bodies are not used by these routes: skip them to
@@ -328,17 +324,23 @@ async fn respond(
     request: &Request,
     route: Route<'_>,
 ) -> bool {
-    if !auth::allowed(&reply.shard.config, request.bearer.as_deref(), route.access) {
-        if let Target::Put(_) = route.target {
-            // The body is never read: the connection closes.
-            reply.closing();
-        }
+    let allowed = auth::allowed(&reply.shard.config, request.bearer.as_deref(), route.access);
+    if request.method == Method::Put && (!allowed || !matches!(route.target, Target::Put(_))) {
+        // Refused before its body: a small one is read first (`body::settle`:
+        // why), from a client that may be a stranger.
+        let close_after = reply.close();
+        reply.closing();
+        body::settle(reply, incoming, buf, request, body::STRANGER_DRAINED_BYTES_MAX, close_after).await;
+    }
+    if !allowed {
         return reply.unauthorized().await;
     }
     if let (Some(ring), Target::File(_) | Target::Put(_) | Target::Delete(_)) =
         (&reply.shard.config.ring, &route.target)
     {
-        if let Some(owner) = ring.elsewhere(&request.path) {
+        // A bucket is on every node (`carried::make_bucket`), owned by none.
+        let every_node = matches!(route.target, Target::Put(path) if carried::is_bucket(path));
+        if let Some(owner) = ring.elsewhere(&request.path).filter(|_| !every_node) {
             let put = matches!(route.target, Target::Put(_));
             return Box::pin(misdirected(reply, incoming, buf, request, owner, put)).await;
         }

@@ -7,10 +7,12 @@
 
 mod auth;
 pub(crate) mod body;
+mod carried;
 pub(crate) mod conn;
 pub(crate) mod get;
 mod home;
 mod list;
+mod outcome;
 mod probe;
 pub(crate) mod put;
 pub(crate) mod reply;

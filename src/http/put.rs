@@ -4,17 +4,17 @@
 
 use bytes::Bytes;
 
-use super::body::{BodyError, BodyReader};
+use super::body::{self, BodyError, BodyReader};
 use super::reply::Reply;
 use super::request::{Body, Request};
-use super::response::Head;
 use super::wire::Incoming;
 use crate::files;
 use crate::s3::carried::{self, Carried};
-use crate::s3::meta::{self, Folder};
+use crate::s3::meta;
 use crate::shard::on_owner;
-use crate::store::{Attribute, Conditions, Mark, Outcome, FENCED_MESSAGE};
+use crate::store::{Attribute, Conditions, Outcome, FENCED_MESSAGE};
 
+use super::outcome::outcome;
 use crate::files::io_status;
 
 fn conditions(request: &Request) -> Conditions {
@@ -26,8 +26,9 @@ fn conditions(request: &Request) -> Conditions {
 }
 
 /// `PUT /files/<encoded>`, reading the body from `incoming` (`buf` holds
-/// what was received after the head). An answer given before the whole
-/// body was read closes the connection (the reply says so).
+/// what was received after the head). A refusal before the body reads a
+/// small body first ([`refuse`]); a failure while it streams in closes the
+/// connection (the reply says so).
 pub(crate) async fn put(
     reply: &mut Reply<'_>,
     incoming: &mut Incoming<'_>,
@@ -42,30 +43,39 @@ pub(crate) async fn put(
     // What S3 keeps with it, from `percore rebalance`.
     let carried = match request.s3_carried.as_deref().map(Carried::decode).transpose() {
         Ok(carried) => carried,
-        Err(why) => return reply.simple(400, &format!("{}: {why}\n", carried::HEADER)).await,
+        Err(why) => {
+            return refuse(reply, incoming, buf, request, close_after, 400, &format!("{}: {why}\n", carried::HEADER))
+                .await
+        }
     };
     let carried = match (carried, encoded.ends_with('/')) {
         (Some(Carried::Folder(folder)), true) => {
-            return Box::pin(mark_folder(reply, request, encoded, folder, close_after)).await
+            return Box::pin(super::carried::mark_folder(reply, request, encoded, folder, close_after)).await
+        }
+        (Some(Carried::Bucket(bucket)), true) => {
+            return Box::pin(super::carried::make_bucket(reply, request, encoded, bucket, close_after)).await
         }
         (Some(Carried::Object { etag, headers }), false) => Some((etag, headers)),
         (None, _) => None,
         (Some(_), _) => {
-            let why = "a folder's goes with a path that ends in /, an object's with one that does not";
-            return reply.simple(400, &format!("{}: {why}\n", carried::HEADER)).await;
+            let why = "a folder's or a bucket's goes with a path that ends in /, an object's with one that does not";
+            return refuse(reply, incoming, buf, request, close_after, 400, &format!("{}: {why}\n", carried::HEADER))
+                .await;
         }
     };
     let path = match files::object_path(encoded) {
         Ok(path) => path,
-        Err(files::PathError::Invalid(why)) => return reply.simple(400, &format!("invalid path: {why}\n")).await,
+        Err(files::PathError::Invalid(why)) => {
+            return refuse(reply, incoming, buf, request, close_after, 400, &format!("invalid path: {why}\n")).await
+        }
     };
     if shard.store.fenced() {
-        return reply.simple(503, FENCED_MESSAGE).await;
+        return refuse(reply, incoming, buf, request, close_after, 503, FENCED_MESSAGE).await;
     }
     if let Body::Length(n) = request.body {
         if n > shard.config.body_bytes_max {
-            // Refused before any of it is read.
-            return reply.simple(413, "body too large\n").await;
+            // Refused before any of it is read (`refuse` reads none).
+            return refuse(reply, incoming, buf, request, close_after, 413, "body too large\n").await;
         }
     }
     let len = match request.body {
@@ -74,7 +84,10 @@ pub(crate) async fn put(
     };
     let mut upload = match shard.store.begin_upload(&path, len).await {
         Ok(upload) => upload,
-        Err((what, err)) => return reply.simple(io_status(&err), &format!("{what}: {err}\n")).await,
+        Err((what, err)) => {
+            let message = format!("{what}: {err}\n");
+            return refuse(reply, incoming, buf, request, close_after, io_status(&err), &message).await;
+        }
     };
     if request.expect_continue && !reply.send_one(Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n")).await {
         upload.discard().await;
@@ -140,35 +153,22 @@ pub(crate) async fn put(
     outcome(reply, result).await
 }
 
-/// `PUT /files/<dir>/` with a folder carried by `percore rebalance`: the
-/// directory made if missing and marked as S3's folder, durably, on the
-/// path's owner shard.
-async fn mark_folder(
+/// Answers a PUT refused before its body was read. The body is read and
+/// dropped first if it is small (`body::settle`: why HAProxy needs that;
+/// no more than the store would take), so the connection stays open; a
+/// larger one is not read, and the connection closes.
+async fn refuse(
     reply: &mut Reply<'_>,
+    incoming: &mut Incoming<'_>,
+    buf: &mut Vec<u8>,
     request: &Request,
-    encoded: &str,
-    folder: Folder,
     close_after: bool,
+    status: u16,
+    message: &str,
 ) -> bool {
-    if request.body != Body::None {
-        return reply.simple(400, "a folder holds no bytes: send it with an empty body\n").await;
-    }
-    let path = match files::object_path(encoded.trim_end_matches('/')) {
-        Ok(path) => path,
-        Err(files::PathError::Invalid(why)) => return reply.simple(400, &format!("invalid path: {why}\n")).await,
-    };
-    // No body to read: the connection stays open as the client asked.
-    if !close_after && !percore_cores::is_stopping() {
-        reply.keep_open();
-    }
-    let value = serde_json::to_vec(&folder).expect("strings serialize");
-    let owner_path = path.clone();
-    let result = on_owner(&path, move |owner| async move {
-        // The bucket (the path's first component) must be there already.
-        owner.store.mark_dir(owner_path, Some(1), meta::FOLDER_XATTR, value, Mark::Always).await
-    })
-    .await;
-    outcome(reply, result).await
+    let max = reply.shard.config.body_bytes_max;
+    body::settle(reply, incoming, buf, request, max, close_after).await;
+    reply.simple(status, message).await
 }
 
 /// `DELETE /files/<encoded>`.
@@ -180,46 +180,4 @@ pub(crate) async fn delete(reply: &mut Reply<'_>, request: &Request, encoded: &s
     let (owner_path, cond) = (path.clone(), conditions(request));
     let result = on_owner(&path, move |owner| async move { owner.store.commit_delete(owner_path, cond).await }).await;
     outcome(reply, result).await
-}
-
-/// Answers a commit's outcome.
-async fn outcome(reply: &mut Reply<'_>, outcome: Outcome) -> bool {
-    let (status, etag, body): (u16, Option<String>, String) = match outcome {
-        Outcome::Created(etag) => (201, Some(etag), String::new()),
-        Outcome::Replaced(etag) => (200, Some(etag), String::new()),
-        Outcome::Deleted => (204, None, String::new()),
-        Outcome::NotFound => (404, None, "no such file\n".into()),
-        Outcome::PreconditionFailed => (412, None, "precondition failed\n".into()),
-        Outcome::Fenced => {
-            reply.fault("writes are fenced after a failed flush");
-            (503, None, FENCED_MESSAGE.into())
-        }
-        Outcome::Failed(kind, message) => {
-            let status = match kind {
-                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => 507,
-                std::io::ErrorKind::IsADirectory
-                | std::io::ErrorKind::NotADirectory
-                | std::io::ErrorKind::AlreadyExists => 409,
-                _ => 500,
-            };
-            // A client's mistake (a PUT onto a directory) is not the
-            // operator's concern; a server fault is, with its cause (logged
-            // once by the connection loop).
-            if status < 500 {
-                tracing::debug!(status, "commit refused: {message}");
-            } else {
-                reply.fault(format!("commit failed: {message}"));
-            }
-            (status, None, format!("{message}\n"))
-        }
-    };
-    let mut head = Head::new(status);
-    if let Some(etag) = etag {
-        head = head.header("ETag", etag);
-    }
-    if !body.is_empty() {
-        head = head.header("Content-Type", "text/plain");
-    }
-    let whole = reply.finish_with(head, body.as_bytes());
-    reply.send_one(whole).await
 }

@@ -8,6 +8,10 @@
 
 use std::ops::Range;
 
+/// The header `percore rebalance` carries what S3 keeps with an object in
+/// (`s3::carried`).
+pub(crate) const CARRIED_HEADER: &str = "X-Percore-S3";
+
 /// Methods the service serves, and `Other` for the rest of RFC 9110's
 /// (answered 405 with `Allow`). Methods it does not know at all are refused
 /// with 501 while parsing.
@@ -215,7 +219,7 @@ pub(crate) fn parse_noting(buf: &[u8], limits: &Limits, fields: Option<&mut Vec<
             if value.len() > 7 && value[..7].eq_ignore_ascii_case(b"bearer ") {
                 bearer = Some(String::from_utf8_lossy(&value[7..]).trim().to_string());
             }
-        } else if name.eq_ignore_ascii_case(crate::s3::carried::HEADER) {
+        } else if name.eq_ignore_ascii_case(CARRIED_HEADER) {
             s3_carried = Some(String::from_utf8_lossy(header.value).into_owned());
         } else if name.eq_ignore_ascii_case("connection") {
             for token in String::from_utf8_lossy(header.value).split(',').map(str::trim) {

@@ -8,14 +8,9 @@ use crate::http::request::{Body as Framing, Method, Request};
 use crate::http::response::Head;
 use crate::http::wire::Incoming;
 
-/// The most a request whose signature was not checked, or did not hold,
-/// has read of its body before its error: a stranger (or a client with a
-/// wrong key) is not sent `100 Continue` for a large upload.
-const UNSIGNED_DRAINED_BYTES_MAX: u64 = 1 << 20;
-
 /// Reads and drops the body of a request answered without it, if it is
 /// small (`http::body::settle`, after `100 Continue` if the client waits;
-/// [`UNSIGNED_DRAINED_BYTES_MAX`] unless `signed`), so that the exchange
+/// `http::body::STRANGER_DRAINED_BYTES_MAX` unless `signed`), so that the exchange
 /// ends in step and the connection stays open: HAProxy waits for a body
 /// its client (botocore, told no) never sends, and would read the client's
 /// next request as that body and refuse it with a 400. A larger body is
@@ -30,7 +25,8 @@ pub(super) async fn settle_unread(
 ) {
     // (Without a body, a handler's own decision to close stands.)
     if request.body != Framing::None {
-        let max = if signed { crate::http::body::DRAINED_BYTES_MAX } else { UNSIGNED_DRAINED_BYTES_MAX };
+        let max =
+            if signed { crate::http::body::DRAINED_BYTES_MAX } else { crate::http::body::STRANGER_DRAINED_BYTES_MAX };
         crate::http::body::settle(reply, incoming, buf, request, max, close_after).await;
     }
 }

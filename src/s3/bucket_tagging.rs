@@ -3,9 +3,8 @@
 //! extended attribute of the bucket's directory (`store::Store::mark_dir`,
 //! fsynced before the answer), in the form an object's tags are kept
 //! (`tagging`). On a ring every node keeps them (set and removed on every
-//! node, as CORS rules are), so any node answers. `percore rebalance`
-//! moves objects, not a bucket's own settings: set them again on a node
-//! that joins.
+//! node, as CORS rules are), so any node answers; `percore rebalance`
+//! carries them to a node that joins (`carried::Bucket`).
 
 use super::cluster;
 use super::error::S3Error;
@@ -13,7 +12,7 @@ use super::tags::{self, Tags};
 use super::{bucket, Call};
 
 /// The attribute of the bucket's directory.
-const XATTR: &str = "user.percore.s3.tags";
+pub(crate) const XATTR: &str = "user.percore.s3.tags";
 
 /// The most tags a bucket carries, as on S3.
 const TAGS_MAX: usize = 50;
@@ -36,6 +35,13 @@ async fn read(call: &Call<'_, '_, '_>, bucket: &str) -> Tags {
         Ok(n) => std::str::from_utf8(&value[..n]).ok().and_then(Tags::from_stored).unwrap_or_default(),
         Err(_) => Tags::default(),
     }
+}
+
+/// Whether `value` is tags as this module stores them (what `percore
+/// rebalance` carries to another node).
+pub(crate) fn stored_value_holds(value: &str) -> bool {
+    let tags = Tags::from_stored(value);
+    value.len() <= STORED_BYTES_MAX && tags.is_some_and(|tags| !tags.0.is_empty() && check(&tags).is_ok())
 }
 
 /// Checks a bucket's tags as S3 does.

@@ -1,10 +1,13 @@
-//! What S3 keeps with an object or a folder, carried to another node by
-//! `percore rebalance` on its `/files/` PUT (header [`HEADER`]): an
-//! object's S3 ETag (its MD5, or a multipart upload's) and kept headers, or
-//! a folder's mark. The receiving node stores them as S3 would have, stamped
-//! for the version it writes, so the object reads back through S3 as it
-//! was. A writer on `/files/` may set them; they are checked as S3's own
-//! requests are (header names S3 keeps, no control characters, sizes).
+//! What S3 keeps with an object, a folder or a bucket, carried to another
+//! node by `percore rebalance` on its `/files/` PUT (header [`HEADER`]): an
+//! object's S3 ETag (its MD5, or a multipart upload's) and kept headers, a
+//! folder's mark, or a bucket's own settings (CORS rules, tags). The
+//! receiving node stores them as S3 would have, stamped for the version it
+//! writes, so the object reads back through S3 as it was. A writer on
+//! `/files/` may set them; they are checked as S3's own requests are
+//! (header names S3 keeps, no control characters, sizes).
+
+use std::os::fd::AsFd;
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -13,7 +16,7 @@ use super::head::{fits_a_header, is_token};
 use super::meta::{Folder, KEPT_HEADERS};
 
 /// The header.
-pub(crate) const HEADER: &str = "X-Percore-S3";
+pub(crate) const HEADER: &str = crate::http::request::CARRIED_HEADER;
 
 /// The most bytes of headers carried (twice S3's 2 KiB of user metadata,
 /// for the kept headers and checksums beside it), tags apart.
@@ -25,6 +28,42 @@ const HEADERS_BYTES_MAX: usize = 4096;
 pub(crate) enum Carried {
     Object { etag: String, headers: Vec<(String, String)> },
     Folder(Folder),
+    Bucket(Bucket),
+}
+
+/// A bucket's own settings, as its directory's attributes hold them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Bucket {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) cors: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) tags: Option<String>,
+}
+
+/// The most bytes one setting's attribute is read with (each module keeps
+/// less: `cors`, `bucket_tagging`).
+const SETTING_BYTES_MAX: usize = 4096;
+
+impl Bucket {
+    /// The settings of the bucket whose directory is `dir` (a setting that
+    /// cannot be read as text is left out).
+    pub(crate) fn read(dir: impl AsFd) -> Bucket {
+        let setting = |name: &str| {
+            let mut value = vec![0u8; SETTING_BYTES_MAX];
+            let n = rustix::fs::fgetxattr(&dir, name, &mut value).ok()?;
+            value.truncate(n);
+            String::from_utf8(value).ok()
+        };
+        Bucket { cors: setting(super::cors::XATTR), tags: setting(super::bucket_tagging::XATTR) }
+    }
+
+    /// Each setting there is: its attribute's name and value.
+    pub(crate) fn attributes(&self) -> Vec<(&'static str, Vec<u8>)> {
+        [(super::cors::XATTR, &self.cors), (super::bucket_tagging::XATTR, &self.tags)]
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value.clone()?.into_bytes())))
+            .collect()
+    }
 }
 
 impl Carried {
@@ -50,6 +89,15 @@ impl Carried {
                 headers
             }
             Carried::Folder(folder) => &folder.headers,
+            Carried::Bucket(bucket) => {
+                if bucket.cors.as_deref().is_some_and(|v| !super::cors::stored_value_holds(v)) {
+                    return Err("the bucket's CORS rules are not rules percore stores".into());
+                }
+                if bucket.tags.as_deref().is_some_and(|v| !super::bucket_tagging::stored_value_holds(v)) {
+                    return Err("the bucket's tags are not tags percore stores".into());
+                }
+                return Ok(carried);
+            }
         };
         check_headers(headers)?;
         Ok(carried)
@@ -102,6 +150,14 @@ mod tests {
         assert_eq!(Carried::decode(&object.encode()), Ok(object));
         let folder = Carried::Folder(Folder { modified: 5, headers: vec![("x-amz-meta-a".into(), "b".into())] });
         assert_eq!(Carried::decode(&folder.encode()), Ok(folder));
+        let cors = r#"[{"origins":["https://a.example"],"methods":["GET","PUT"],"headers":["*"],"max_age":60}]"#;
+        let bucket = Carried::Bucket(Bucket { cors: Some(cors.into()), tags: Some("team=a%20b&x=".into()) });
+        assert_eq!(Carried::decode(&bucket.encode()), Ok(bucket));
+        let bare = Carried::Bucket(Bucket::default());
+        assert_eq!(Carried::decode(&bare.encode()), Ok(bare));
+        let bucket = |cors: Option<&str>, tags: Option<&str>| {
+            Carried::Bucket(Bucket { cors: cors.map(str::to_string), tags: tags.map(str::to_string) }).encode()
+        };
         let object = |etag: &str, name: &str, value: &str| {
             Carried::Object { etag: etag.into(), headers: vec![(name.into(), value.into())] }.encode()
         };
@@ -118,6 +174,12 @@ mod tests {
             (object(md5, "x-percore-other", "1"), "not a header S3 keeps"),
             (object(md5, "x-percore-tags", "aws:x=1"), "not a header S3 keeps"),
             (object(md5, "x-percore-tags", ""), "not a header S3 keeps"),
+            (bucket(Some(r#"[{"origins":["*"],"methods":["PATCH"]}]"#), None), "CORS rules"),
+            (bucket(Some(r#"[{"origins":[],"methods":["GET"]}]"#), None), "CORS rules"),
+            (bucket(Some("[]"), None), "CORS rules"),
+            (bucket(Some("<CORSConfiguration/>"), None), "CORS rules"),
+            (bucket(None, Some("")), "tags"),
+            (bucket(None, Some("aws:x=1")), "tags"),
             ("%%%".to_string(), "base64url"),
             (base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b"{\"other\":1}"), "does not parse"),
         ] {

@@ -17,7 +17,7 @@ use super::xml::{self, Writer};
 use super::{bucket, cluster, Call};
 
 /// The extended attribute of a bucket's directory that holds its rules.
-const XATTR: &str = "user.percore.s3.cors";
+pub(crate) const XATTR: &str = "user.percore.s3.cors";
 
 /// The most rules a bucket has (as on S3).
 const RULES_MAX: usize = 100;
@@ -152,6 +152,19 @@ fn allow_lines(rule: &Rule, origin: &str, any_origin: bool) -> String {
         lines.push_str(&format!("Access-Control-Expose-Headers: {}\r\n", rule.expose.join(", ")));
     }
     lines
+}
+
+/// Whether `value` is rules as this module stores them (what `percore
+/// rebalance` carries to another node), each as `parse` would take it.
+pub(crate) fn stored_value_holds(value: &str) -> bool {
+    let Ok(rules) = serde_json::from_str::<Vec<Rule>>(value) else { return false };
+    let rule_holds = |rule: &Rule| {
+        !rule.origins.is_empty()
+            && !rule.methods.is_empty()
+            && rule.methods.iter().all(|m| METHODS.contains(&m.as_str()))
+            && rule.origins.iter().chain(&rule.headers).all(|p| p.matches('*').count() <= 1)
+    };
+    value.len() <= STORED_BYTES_MAX && (1..=RULES_MAX).contains(&rules.len()) && rules.iter().all(rule_holds)
 }
 
 /// The bucket's rules (none if it has none or does not exist).

@@ -33,7 +33,7 @@ mod answer;
 mod attributes;
 mod body;
 mod bucket;
-mod bucket_tagging;
+pub(crate) mod bucket_tagging;
 mod canonical;
 pub(crate) mod carried;
 pub(crate) mod checksum;
