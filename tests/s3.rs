@@ -297,7 +297,7 @@ fn tree(root: &Path, count: usize, big: usize) {
 }
 
 /// Whether two trees hold the same files with the same bytes.
-fn same_trees(a: &Path, b: &Path) {
+pub(crate) fn same_trees(a: &Path, b: &Path) {
     let rel = |root: &Path| {
         let mut files: Vec<PathBuf> =
             walk(root).into_iter().map(|p| p.strip_prefix(root).unwrap().to_path_buf()).collect();

@@ -424,6 +424,51 @@ fn directory_listings_are_sorted_paged_and_hide_temporary_files() {
     assert_eq!(get(&daemon, "/files/../").status, 400);
 }
 
+/// The HTML listings read as programs that mirror directory pages read
+/// nginx's: rclone's http backend copies a tree, names that need encoding
+/// and a directory of more than one JSON page (1,200 files) included,
+/// byte for byte. It follows no "Next page" link: an HTML page cut at
+/// 1,000 entries left 200 files out of its copy, silently. It needs
+/// `Accept: text/html` (without, percore lists in JSON).
+#[test]
+fn rclone_copies_a_tree_from_the_html_listings() {
+    let daemon = Daemon::start(&[]);
+    let names = [
+        "a b/one two.txt",
+        "a b/ü ñ/trés.txt",
+        "hash#dir/it's \"quoted\".txt",
+        "x/<tag>.html",
+        "x/pct%41.txt",
+        "x/plus+sign",
+        "x/q?s=1&t=2",
+        "x/semi;colon",
+        "x/empty",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        write_file(daemon.dir(), name, &vec![b'a' + i as u8; i * 100]);
+    }
+    for i in 0..1200 {
+        write_file(daemon.dir(), &format!("many/f{i:04}"), format!("file {i}\n").as_bytes());
+    }
+    let copy = tempfile::tempdir().unwrap();
+    let url = format!("http://{}/files/", daemon.addr);
+    let out = std::process::Command::new("rclone")
+        .args(["copy", "--http-headers", "Accept,text/html", "--http-url", &url, ":http:"])
+        .arg(copy.path())
+        .output()
+        .expect("rclone (.ci/run installs it)");
+    assert!(out.status.success(), "rclone copy: {}", String::from_utf8_lossy(&out.stderr));
+    crate::s3::same_trees(daemon.dir(), copy.path());
+    // A page asked to be smaller still is, and says where the next begins.
+    let r = exchange(&daemon, b"GET /files/many/?limit=1000 HTTP/1.1\r\nHost: t\r\nAccept: text/html\r\n\r\n");
+    let page = String::from_utf8(r.body).unwrap();
+    assert!(page.contains("?after=f0999&amp;sort=name\">Next page"), "{page}");
+    let whole: serde_json::Value =
+        serde_json::from_slice(&get(&daemon, "/files/many/?format=json&limit=100000").body).unwrap();
+    assert_eq!(whole["entries"].as_array().unwrap().len(), 1200);
+    assert_eq!(get(&daemon, "/files/many/?limit=100001").status, 400);
+}
+
 #[test]
 fn metrics_are_gathered_from_every_shard() {
     let daemon = Daemon::start(&["--cores", "2"]);

@@ -27,8 +27,10 @@ pub(crate) async fn list(reply: &mut Reply<'_>, request: &Request, encoded: &str
         },
     };
     let gathering = !query.local && !reply.shard.config.peers.is_empty();
+    let html = query.html.unwrap_or(request.prefers_html);
+    let limit = query.page_size(html);
     let page = match dir {
-        Ok(dir) => match crate::listing::list(&dir, &query).await {
+        Ok(dir) => match crate::listing::list(&dir, &query, limit).await {
             Ok(page) => Some(page),
             Err(err) => return reply.simple(io_status(&err), &format!("cannot list: {err}\n")).await,
         },
@@ -38,11 +40,11 @@ pub(crate) async fn list(reply: &mut Reply<'_>, request: &Request, encoded: &str
         Err(err) => return reply.simple(io_status(&err), &format!("cannot list: {err}\n")).await,
     };
     // Behind a load balancer the directory's objects are on every node.
-    let page = if gathering { gather(reply, request, page, query.limit).await } else { page };
+    let page = if gathering { gather(reply, request, page, limit).await } else { page };
     let Some(page) = page else {
         return reply.simple(404, "no such directory\n").await;
     };
-    let (body, content_type) = if query.html.unwrap_or(request.prefers_html) {
+    let (body, content_type) = if html {
         (page.html(&request.path, &query), "text/html; charset=utf-8")
     } else {
         match page.json() {
@@ -61,7 +63,7 @@ pub(crate) async fn list(reply: &mut Reply<'_>, request: &Request, encoded: &str
 }
 
 /// This node's part of a listing (`None`: no such directory here) with
-/// every peer's, asked for the same page; a peer that does not answer is
+/// every peer's, asked for the same page (of `limit` entries); a peer that does not answer is
 /// named in the page. `None` if no node has the directory.
 async fn gather(reply: &Reply<'_>, request: &Request, mine: Option<Page>, limit: usize) -> Option<Page> {
     let kept: Vec<&str> = request
@@ -69,10 +71,10 @@ async fn gather(reply: &Reply<'_>, request: &Request, mine: Option<Page>, limit:
         .as_deref()
         .unwrap_or("")
         .split('&')
-        .filter(|p| ["prefix=", "after=", "limit="].iter().any(|k| p.starts_with(k)))
+        .filter(|p| ["prefix=", "after="].iter().any(|k| p.starts_with(k)))
         .collect();
-    let target =
-        format!("{}?{}local=1&format=json", request.path, kept.iter().map(|p| format!("{p}&")).collect::<String>());
+    let kept: String = kept.iter().map(|p| format!("{p}&")).collect();
+    let target = format!("{}?{kept}limit={limit}&local=1&format=json", request.path);
     let authorization = request.bearer.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
     // Every peer at once, each a task on this shard.
     let asked: Vec<_> = reply

@@ -80,7 +80,7 @@ pub(super) fn render(page: &mut Page, dir: &str, query: &Query) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Entry, Page, Query, Sort, LIMIT_DEFAULT};
+    use super::super::{Entry, Page, Query, Sort};
     use super::*;
 
     fn entry(name: &str, size: u64, secs: i64, is_dir: bool) -> Entry {
@@ -98,14 +98,8 @@ mod tests {
             next: Some("x y".into()),
             unavailable: vec!["n2".into()],
         };
-        let query = Query {
-            prefix: vec![],
-            limit: LIMIT_DEFAULT,
-            after: None,
-            html: Some(true),
-            sort: Sort::Name,
-            local: false,
-        };
+        let query =
+            Query { prefix: vec![], limit: None, after: None, html: Some(true), sort: Sort::Name, local: false };
         let text = render(&mut page, "/files/d%3Cir/", &query);
         assert!(text.contains(">a&lt;b&gt;&quot;c&quot;&amp;d.txt</a>"), "{text}");
         assert!(text.contains("href=\"a%3Cb%3E%22c%22%26d.txt\""), "{text}");
@@ -120,14 +114,8 @@ mod tests {
     fn headers_sort_the_rows() {
         let mut page =
             Page { entries: vec![entry("a", 1, 5, false), entry("b", 9, 1, false)], next: None, unavailable: vec![] };
-        let query = Query {
-            prefix: vec![],
-            limit: LIMIT_DEFAULT,
-            after: None,
-            html: Some(true),
-            sort: Sort::Size,
-            local: false,
-        };
+        let query =
+            Query { prefix: vec![], limit: None, after: None, html: Some(true), sort: Sort::Size, local: false };
         let text = render(&mut page, "/files/", &query);
         assert!(text.find(">b</a>").unwrap() < text.find(">a</a>").unwrap(), "largest first");
     }
