@@ -55,6 +55,9 @@ pub(crate) struct Gauges {
     pub(crate) invalidations: (u64, u64),
     pub(crate) spare_files: usize,
     pub(crate) spare_files_max: usize,
+    /// Directories read whole for a listing, and reads spared by the
+    /// entries kept between pages (`listing::kept`).
+    pub(crate) listings: (u64, u64),
 }
 
 thread_local! {
@@ -246,6 +249,15 @@ pub(crate) fn render(shards: &[Snapshot], fenced: bool, disk_faults: [u64; 5]) -
     gauge("percore_spare_files_max", "gauge", "The most spare files a shard keeps.", &|s| {
         s.gauges.spare_files_max as u64
     });
+    gauge("percore_listing_dir_reads_total", "counter", "Directories read whole for a listing's page.", &|s| {
+        s.gauges.listings.0
+    });
+    gauge(
+        "percore_listing_dir_reads_spared_total",
+        "counter",
+        "Listing pages of a large unchanged directory served from its entries kept since an earlier page.",
+        &|s| s.gauges.listings.1,
+    );
     let io = |f: fn(&percore_cores::ShardStats) -> u64| move |s: &Snapshot| s.cores.as_ref().map_or(0, f);
     gauge("percore_io_sqes_submitted_total", "counter", "SQEs handed to the ring.", &io(|c| c.io.sqes_submitted));
     gauge("percore_io_ring_enters_total", "counter", "io_uring_enter calls.", &io(|c| c.io.ring_enters));

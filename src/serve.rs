@@ -248,6 +248,7 @@ async fn shard_main(
         pipes: Default::default(),
         draining: given.draining,
         peer_warnings: Default::default(),
+        listings: Default::default(),
         s3: Default::default(),
     });
     crate::shard::install(shard.clone());

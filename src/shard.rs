@@ -37,6 +37,8 @@ pub(crate) struct Shard {
     /// Warnings about peers that did not answer a listing, rate-limited
     /// (a node that is down would otherwise log one per listing).
     pub(crate) peer_warnings: crate::throttle::Throttle,
+    /// Large directories' sorted entries, kept between a listing's pages.
+    pub(crate) listings: crate::listing::kept::Kept,
     /// The S3 API's per-shard state (signing keys, request ids).
     pub(crate) s3: crate::s3::state::ShardState,
 }
@@ -61,6 +63,7 @@ impl Shard {
             invalidations: store.invalidations,
             spare_files: store.spares.0,
             spare_files_max: store.spares.1,
+            listings: self.listings.counts(),
         }
     }
 }

@@ -203,6 +203,22 @@ fn listings_equal_a_model_of_s3s_rules_over_random_keys_prefixes_delimiters_and_
     script("listing_model.py", &s3.endpoint(), None, &[]);
 }
 
+/// A large directory listed page by page while it changes, through S3
+/// and `/files/`: the entries a shard keeps between pages never hide a
+/// change (`large_dir.py`). One shard, so that one connection's pages
+/// find what the page before kept.
+#[test]
+fn large_directories_list_page_by_page_through_changes_made_between_pages() {
+    let keys = keys_dir();
+    let mut args = s3_args(keys.path(), false);
+    args.extend(["--cores", "1"].map(String::from));
+    let daemon = Daemon::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let endpoint = format!("http://{}", daemon.s3_addr.expect("an S3 address"));
+    let files = format!("http://{}", daemon.addr);
+    let out = script("large_dir.py", &endpoint, None, &[("DATA", daemon.dir().to_str().unwrap()), ("FILES", &files)]);
+    println!("{}", out.trim());
+}
+
 #[test]
 fn uploads_whose_bytes_arrive_in_random_pieces_are_stored_whole_or_refused_whole() {
     let s3 = S3::start(true);

@@ -30,7 +30,7 @@ pub(crate) async fn list(reply: &mut Reply<'_>, request: &Request, encoded: &str
     let html = query.html.unwrap_or(request.prefers_html);
     let limit = query.page_size(html);
     let page = match dir {
-        Ok(dir) => match crate::listing::list(&dir, &query, limit).await {
+        Ok(dir) => match crate::listing::list(&dir, &query, limit, &reply.shard.listings).await {
             Ok(page) => Some(page),
             Err(err) => return reply.simple(io_status(&err), &format!("cannot list: {err}\n")).await,
         },

@@ -16,6 +16,8 @@
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
+use std::rc::Rc;
+use std::time::SystemTime;
 
 use percore_io::Dir;
 use serde::{Deserialize, Serialize};
@@ -33,6 +35,9 @@ pub(crate) const LIMIT_DEFAULT: usize = 1000;
 pub(crate) const LIMIT_MAX: usize = 100_000;
 
 mod html;
+pub(crate) mod kept;
+
+use kept::{Kept, Sorted, Version};
 
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Query {
@@ -182,31 +187,48 @@ impl Page {
 /// Names stat'ed at once.
 const STAT_BATCH: usize = 64;
 
-/// Lists one page of `dir`, of `limit` entries at most.
-pub(crate) async fn list(dir: &Dir, query: &Query, limit: usize) -> io::Result<Page> {
+/// The names of `dir` (temporary files left out), sorted: kept ones if
+/// the directory is unchanged since they were read (`kept`).
+async fn sorted_names(dir: &Dir, kept: &Kept) -> io::Result<Rc<Sorted>> {
+    let read_at = SystemTime::now();
+    let version = Version::of(&dir.metadata().await?);
+    if let Some(sorted) = kept.get(version, true) {
+        return Ok(sorted);
+    }
     let mut names: Vec<Vec<u8>> = dir
         .read_dir()?
         .into_iter()
         .map(|e| e.name.as_bytes().to_vec())
         .filter(|name| !name.starts_with(TEMP_PREFIX))
-        .filter(|name| name.starts_with(&query.prefix))
-        .filter(|name| query.after.as_ref().is_none_or(|after| name > after))
         .collect();
     names.sort_unstable();
-    let mut entries = Vec::with_capacity(limit.min(names.len()));
-    let mut last: Option<Vec<u8>> = None;
+    let sorted = Rc::new(Sorted::Names(names));
+    kept.keep(version, &sorted, read_at);
+    Ok(sorted)
+}
+
+/// Lists one page of `dir`, of `limit` entries at most.
+pub(crate) async fn list(dir: &Dir, query: &Query, limit: usize, kept: &Kept) -> io::Result<Page> {
+    let sorted = sorted_names(dir, kept).await?;
+    let Sorted::Names(all) = &*sorted else { unreachable!("sorted_names gives names") };
+    // The page starts at the first name at or after the prefix and after
+    // the start name (both hold for every name after it), and goes on
+    // while names have the prefix (they follow each other).
+    let after = query.after.as_deref();
+    let start =
+        all.partition_point(|n| n.as_slice() < query.prefix.as_slice() || after.is_some_and(|a| n.as_slice() <= a));
+    let mut names = all[start..].iter().take_while(|n| n.starts_with(&query.prefix)).peekable();
+    let mut entries = Vec::with_capacity(limit.min(all.len() - start));
+    let mut last: Option<&Vec<u8>> = None;
     let mut more = false;
     // Stat'ed a batch at a time, the batch's stats in flight together (they
     // run in io_uring's workers: one round trip a batch, not one a name).
-    let mut at = 0;
-    'batches: while at < names.len() {
+    'batches: while names.peek().is_some() {
         // No more than the page can still take (and one more, to know
         // whether there is more).
-        let take = STAT_BATCH.min(limit - entries.len() + 1).min(names.len() - at);
-        let batch = &names[at..at + take];
-        at += take;
+        let batch: Vec<&Vec<u8>> = names.by_ref().take(STAT_BATCH.min(limit - entries.len() + 1)).collect();
         let stats = futures_util::future::join_all(batch.iter().map(|name| dir.stat(OsStr::from_bytes(name)))).await;
-        for (name, meta) in batch.iter().zip(stats) {
+        for (name, meta) in batch.into_iter().zip(stats) {
             if entries.len() == limit {
                 more = true;
                 break 'batches;
@@ -228,10 +250,10 @@ pub(crate) async fn list(dir: &Dir, query: &Query, limit: usize) -> io::Result<P
                 is_dir: meta.is_dir(),
                 modified_secs: meta.mtime.0,
             });
-            last = Some(name.clone());
+            last = Some(name);
         }
     }
-    let next = if more { last.map(|n| String::from_utf8_lossy(&n).into_owned()) } else { None };
+    let next = if more { last.map(|n| String::from_utf8_lossy(n).into_owned()) } else { None };
     Ok(Page { entries, next, unavailable: Vec::new() })
 }
 

@@ -22,12 +22,14 @@ use percore_io::{Dir, OpenOptions};
 
 use super::cluster::{self, Part};
 use super::error::{from_io, internal, invalid_argument, S3Error};
+use super::frame::frame;
 use super::head::encode;
 use super::meta;
 use super::xml::{self, Writer};
 use super::{bucket, Call};
-use crate::files::{self, TEMP_PREFIX};
+use crate::files;
 use crate::http::response::Head;
+use crate::listing::kept::Kept;
 
 /// The most keys one page holds (as on S3).
 pub(crate) const KEYS_MAX: usize = 1000;
@@ -112,59 +114,23 @@ impl Page<'_> {
     }
 }
 
-struct Frame {
-    dir: Dir,
-    /// The directory's keys' common start (`a/b/`; empty at the bucket).
-    at: Vec<u8>,
-    /// Entries by sort name: (sort name, is a directory, name).
-    entries: Vec<(Vec<u8>, bool, Vec<u8>)>,
-    next: usize,
-}
-
-async fn frame(dir: Dir, at: Vec<u8>) -> std::io::Result<Frame> {
-    let mut entries = Vec::new();
-    for entry in dir.read_dir()? {
-        let name = entry.name.as_bytes().to_vec();
-        if name.starts_with(TEMP_PREFIX) {
-            continue;
-        }
-        let is_dir = match entry.kind {
-            Some(percore_io::FileKind::Dir) => true,
-            Some(percore_io::FileKind::File) => false,
-            Some(percore_io::FileKind::Symlink | percore_io::FileKind::Other) => continue,
-            None => match dir.stat(OsStr::from_bytes(&name)).await {
-                Ok(meta) if meta.is_dir() => true,
-                Ok(meta) if meta.is_file() => false,
-                _ => continue,
-            },
-        };
-        let mut sort = name.clone();
-        if is_dir {
-            sort.push(b'/');
-        }
-        entries.push((sort, is_dir, name));
-    }
-    entries.sort_unstable();
-    Ok(Frame { dir, at, entries, next: 0 })
-}
-
 /// Keys stat'ed and opened at once: a listing's ring round trips are per
 /// batch, not per key (the stats run in io_uring's workers); bounded so
 /// that a page holds no more than this many descriptors open.
 const BATCH: usize = 64;
 
 /// Walks `root` (the bucket) for up to `page.max + 1` items.
-async fn walk(root: Dir, page: &Page<'_>) -> std::io::Result<Vec<Item>> {
+async fn walk(root: Dir, page: &Page<'_>, kept: &Kept) -> std::io::Result<Vec<Item>> {
     let mut items: Vec<Item> = Vec::new();
-    let mut stack = vec![frame(root, Vec::new()).await?];
     let after = page.after.as_deref();
+    let mut stack = vec![frame(root, Vec::new(), page.prefix, after, kept).await?];
     // Keys of the top directory listed and not yet described: (place in
     // `items`, name). Described before the walk leaves or enters a
     // directory, and before the page is found full (a key removed
     // meanwhile leaves room for another).
     let mut pending: Vec<(usize, Vec<u8>)> = Vec::new();
     while let Some(top) = stack.last_mut() {
-        let next_is_dir = top.entries.get(top.next).is_none_or(|(_, is_dir, _)| *is_dir);
+        let next_is_dir = top.entries().get(top.next).is_none_or(|(_, is_dir, _)| *is_dir);
         if !pending.is_empty() && (items.len() > page.max || next_is_dir || pending.len() == BATCH) {
             describe(&top.dir, &mut items, std::mem::take(&mut pending)).await?;
             continue;
@@ -172,7 +138,7 @@ async fn walk(root: Dir, page: &Page<'_>) -> std::io::Result<Vec<Item>> {
         if items.len() > page.max {
             break;
         }
-        let Some((sort, is_dir, name)) = top.entries.get(top.next).cloned() else {
+        let Some((sort, is_dir, name)) = top.entries().get(top.next).cloned() else {
             stack.pop();
             continue;
         };
@@ -215,7 +181,7 @@ async fn walk(root: Dir, page: &Page<'_>) -> std::io::Result<Vec<Item>> {
                     items.push(Item::Object(Object { key: full.clone(), size, modified: marked.modified, etag }));
                 }
             }
-            stack.push(frame(dir, full).await?);
+            stack.push(frame(dir, full, page.prefix, after, kept).await?);
             continue;
         }
         if !page.lists(&mut items, &full) {
@@ -360,7 +326,7 @@ pub(crate) async fn list(call: &mut Call<'_, '_, '_>, bucket: &str, version: Ver
     let mut items = if max == 0 {
         Vec::new()
     } else {
-        walk(root, &page).await.map_err(|e| from_io("cannot list the bucket", &e))?
+        walk(root, &page, &call.shard().listings).await.map_err(|e| from_io("cannot list the bucket", &e))?
     };
     if cluster::local(call) {
         // A peer's question: this node's part, as it is.

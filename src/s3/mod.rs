@@ -48,6 +48,7 @@ mod error;
 mod examples;
 mod folder;
 pub(crate) mod form;
+mod frame;
 pub(crate) mod head;
 pub(crate) mod hoisted;
 pub(crate) mod keys;

@@ -474,6 +474,9 @@ pub struct Metadata {
     pub nlink: u32,
     /// Last modification, seconds and nanoseconds since the epoch.
     pub mtime: (i64, u32),
+    /// Last status change (contents, attributes, entries), seconds and
+    /// nanoseconds since the epoch; unlike `mtime`, never set by a caller.
+    pub ctime: (i64, u32),
     /// Preferred I/O block size.
     pub blksize: u32,
 }
@@ -519,6 +522,7 @@ impl Completable for Statx {
             dev: (s.stx_dev_major, s.stx_dev_minor),
             nlink: s.stx_nlink,
             mtime: (s.stx_mtime.tv_sec, s.stx_mtime.tv_nsec),
+            ctime: (s.stx_ctime.tv_sec, s.stx_ctime.tv_nsec),
             blksize: s.stx_blksize,
         })
     }
