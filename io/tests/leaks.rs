@@ -131,6 +131,27 @@ fn dropped_opens_close_the_fds_they_produce() {
 /// receive never writes, so an early free would go unseen: tried);
 /// `dropped_direct_reads_never_write_into_reused_memory` is the test that
 /// catches an early free, with reads the kernel cannot cancel.
+/// A directory read in pieces and dropped between two of them closes its
+/// directory stream.
+#[test]
+fn dropped_directory_reads_close_their_streams() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    for i in 0..3000 {
+        std::fs::write(tmp.path().join(format!("f{i}")), b"").unwrap();
+    }
+    Runtime::new().unwrap().block_on(async {
+        let dir = Dir::open(tmp.path()).await.unwrap();
+        let before = fd_count();
+        for _ in 0..100 {
+            poll_once_then_drop(dir.read_dir_yielding()).await;
+        }
+        assert_eq!(fd_count(), before, "every stream closed");
+        assert_eq!(dir.read_dir_yielding().await.unwrap().len(), 3000);
+        assert_eq!(fd_count(), before);
+    });
+}
+
 #[test]
 fn dropped_socket_reads_are_cancelled_and_leak_nothing() {
     let _serial = serial();

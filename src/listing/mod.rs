@@ -9,9 +9,10 @@
 //! of one page and follow no "Next page" link, so a page cut at 1,000
 //! silently left the rest out of their copies.
 //!
-//! Temporary files and symlinks are not listed. Entries are read with a
-//! blocking `getdents` (io_uring has none; see `Dir::read_dir`) and stat'ed
-//! through the ring, a batch at a time.
+//! Temporary files and symlinks are not listed. Entries are read with
+//! blocking `getdents` calls (io_uring has none), a piece at a time with
+//! the shard's other work between pieces (`Dir::read_dir_yielding`), and
+//! stat'ed through the ring, a batch at a time.
 
 use std::ffi::OsStr;
 use std::io;
@@ -196,7 +197,8 @@ async fn sorted_names(dir: &Dir, kept: &Kept) -> io::Result<Rc<Sorted>> {
         return Ok(sorted);
     }
     let mut names: Vec<Vec<u8>> = dir
-        .read_dir()?
+        .read_dir_yielding()
+        .await?
         .into_iter()
         .map(|e| e.name.as_bytes().to_vec())
         .filter(|name| !name.starts_with(TEMP_PREFIX))

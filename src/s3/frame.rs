@@ -60,7 +60,7 @@ pub(super) async fn frame(
 /// anything but files and directories left out).
 async fn sorted_keys(dir: &Dir) -> std::io::Result<Vec<(Vec<u8>, bool, Vec<u8>)>> {
     let mut entries = Vec::new();
-    for entry in dir.read_dir()? {
+    for entry in dir.read_dir_yielding().await? {
         let name = entry.name.as_bytes().to_vec();
         if name.starts_with(TEMP_PREFIX) {
             continue;
