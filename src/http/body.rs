@@ -69,8 +69,8 @@ pub(crate) async fn settle(
     max: u64,
     close_after: bool,
 ) {
-    if drain(reply, incoming, buf, request, max).await && !close_after && !percore_cores::is_stopping() {
-        reply.keep_open();
+    if drain(reply, incoming, buf, request, max).await {
+        reply.keep_open(close_after);
     }
 }
 

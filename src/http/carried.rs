@@ -30,9 +30,7 @@ pub(super) async fn mark_folder(
         Err(files::PathError::Invalid(why)) => return reply.simple(400, &format!("invalid path: {why}\n")).await,
     };
     // No body to read: the connection stays open as the client asked.
-    if !close_after && !percore_cores::is_stopping() {
-        reply.keep_open();
-    }
+    reply.keep_open(close_after);
     let value = serde_json::to_vec(&folder).expect("strings serialize");
     let owner_path = path.clone();
     let result = on_owner(&path, move |owner| async move {
@@ -73,9 +71,7 @@ pub(super) async fn make_bucket(
         return reply.simple(400, &format!("{why}\n")).await;
     };
     // No body to read: the connection stays open as the client asked.
-    if !close_after && !percore_cores::is_stopping() {
-        reply.keep_open();
-    }
+    reply.keep_open(close_after);
     let store = &reply.shard.store;
     if store.fenced() {
         return reply.simple(503, FENCED_MESSAGE).await;

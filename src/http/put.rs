@@ -147,9 +147,7 @@ pub(crate) async fn put(
     }
     // The body is read: the connection stays open as the client asked,
     // unless a stop began while the upload went on.
-    if !close_after && !percore_cores::is_stopping() {
-        reply.keep_open();
-    }
+    reply.keep_open(close_after);
     outcome(reply, result).await
 }
 

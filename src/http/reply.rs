@@ -59,10 +59,14 @@ impl<'a> Reply<'a> {
         self.close = true;
     }
 
-    /// The connection stays open after this answer after all (a PUT whose
-    /// body has been read in full: until then it was set to close).
-    pub(crate) fn keep_open(&mut self) {
-        self.close = false;
+    /// The connection stays open after this answer after all (a request
+    /// whose body has been read in full: until then it was set to close),
+    /// unless it was to close anyway (`close_after`: what [`Reply::close`]
+    /// said before) or the shard is stopping.
+    pub(crate) fn keep_open(&mut self, close_after: bool) {
+        if !close_after && !percore_cores::is_stopping() {
+            self.close = false;
+        }
     }
 
     /// Whether the connection closes after this answer.

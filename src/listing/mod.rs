@@ -28,10 +28,10 @@ use crate::files::{self, TEMP_PREFIX};
 /// Entries per JSON page unless `?limit=` says otherwise; the most a page
 /// holds, and what an HTML page holds unless `?limit=` says less. (A
 /// directory is read whole to sort its names anyway. Measured on the
-/// 2-vCPU VM, 100,000 files: the whole page is 12.3 MB of HTML in 0.80-0.87
-/// s, the shard's other requests waiting up to 180 ms on its synchronous
-/// parts; a page of 1,000 of them up to 94 ms, mostly reading and sorting
-/// the names.)
+/// 2-vCPU VM, 100,000 files, the directory read in pieces: the whole page
+/// is 12.3 MB of HTML in 0.86-0.93 s, the shard's other requests waiting up
+/// to 102-124 ms on its synchronous parts, sorting and rendering; a page of
+/// 1,000 of them up to 20-24 ms.)
 pub(crate) const LIMIT_DEFAULT: usize = 1000;
 pub(crate) const LIMIT_MAX: usize = 100_000;
 

@@ -136,9 +136,7 @@ impl<'c, 'a, 'b> Call<'c, 'a, 'b> {
 
     /// The body has been read in full: the connection can stay open.
     pub(crate) fn body_read(&mut self) {
-        if !self.close_after && !percore_cores::is_stopping() {
-            self.reply.keep_open();
-        }
+        self.reply.keep_open(self.close_after);
     }
 
     /// Sends a 200 with an XML document.
